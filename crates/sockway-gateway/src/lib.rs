@@ -1,0 +1,1 @@
+//! The sockway application gateway (work in progress: see the gateway issue).

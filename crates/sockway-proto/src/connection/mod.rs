@@ -1,0 +1,268 @@
+//! The per-role connection state machine (RFC 6455 sections 5 to 7), without I/O.
+//!
+//! The caller owns the transport. Received bytes are appended to a `BytesMut` the caller keeps
+//! and handed to [`Connection::read_event`], which consumes whole or partial frames from its
+//! front and returns [`Event`]s; unmasking happens in place and text is validated as its bytes
+//! arrive, so nothing is copied for a message that arrives in one frame. Everything to send
+//! (data, pongs answering pings, close replies) is appended to an output buffer that the caller
+//! drains with [`Connection::output`] and [`Connection::advance_output`].
+//!
+//! Close handshake (section 7): [`Connection::close`] sends a close frame and moves to
+//! [`ConnectionState::CloseSent`]; the peer's reply moves to [`ConnectionState::Closed`]. A
+//! close frame from the peer while open is answered with the same status code and also ends in
+//! `Closed`. Once closed, received bytes are discarded. A protocol violation *fails* the
+//! connection (section 7.1.7): a close frame with the matching code is queued and the state
+//! becomes `Closed`. Then the server closes TCP at once; the client waits for the server to do
+//! so (section 7.1.1), which [`Connection::closes_transport_first`] tells the driver.
+
+mod read;
+mod write;
+
+use bytes::{Bytes, BytesMut};
+
+use crate::close::{CloseCode, CloseFrame};
+use crate::config::Config;
+use crate::error::ProtocolError;
+use crate::message::{Message, MessageKind};
+use crate::Role;
+
+use read::Reader;
+use write::Writer;
+
+/// How [`Connection::read_event`] hands out data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Whole messages: fragments are collected, and an event comes when the message is
+    /// complete.
+    Messages,
+    /// Pieces as they arrive, each frame or part of a frame as soon as it is validated, with
+    /// an end-of-message flag (the seeds' `ReceiveAsync` into a caller's buffer).
+    Fragments,
+}
+
+/// Something the peer did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A whole data message ([`Delivery::Messages`]).
+    Message(Message),
+    /// Part of a data message ([`Delivery::Fragments`]); text pieces may split a character,
+    /// but the message as a whole has been validated up to this point.
+    Fragment {
+        /// The message's kind, from its first frame.
+        kind: MessageKind,
+        /// The bytes, unmasked.
+        data: Bytes,
+        /// Whether this piece ends the message.
+        end_of_message: bool,
+    },
+    /// A ping; the pong that answers it is already in the output (section 5.5.2).
+    Ping(Bytes),
+    /// A pong, solicited or not (section 5.5.3).
+    Pong(Bytes),
+    /// The peer's close frame (`None` when it carried no status code). If this side had not
+    /// sent a close frame yet, the reply is already in the output. No event follows.
+    Close(Option<CloseFrame>),
+}
+
+/// Where the close handshake stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionState {
+    /// Data flows both ways.
+    Open,
+    /// This side sent a close frame and awaits the reply; data still arrives.
+    CloseSent,
+    /// The close handshake is over, or the connection failed: nothing more is read or sent.
+    Closed,
+}
+
+/// A WebSocket connection's protocol state for one role. See the module documentation.
+#[derive(Debug)]
+pub struct Connection {
+    role: Role,
+    config: Config,
+    state: ConnectionState,
+    reader: Reader,
+    writer: Writer,
+    close_received: Option<CloseFrame>,
+    close_frame_seen: bool,
+    close_sent: Option<CloseFrame>,
+    close_frame_sent: bool,
+    closed_locally: bool,
+    failure: Option<ProtocolError>,
+}
+
+impl Connection {
+    /// A connection in the open state, as after a successful opening handshake.
+    pub fn new(role: Role, config: Config) -> Self {
+        Self {
+            role,
+            config,
+            state: ConnectionState::Open,
+            reader: Reader::default(),
+            writer: Writer::new(role),
+            close_received: None,
+            close_frame_seen: false,
+            close_sent: None,
+            close_frame_sent: false,
+            closed_locally: false,
+            failure: None,
+        }
+    }
+
+    /// This end's role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Where the close handshake stands.
+    pub fn state(&self) -> ConnectionState {
+        self.state
+    }
+
+    /// Whether nothing more will be read or sent.
+    pub fn is_closed(&self) -> bool {
+        self.state == ConnectionState::Closed
+    }
+
+    /// The close frame the peer sent, if it sent one with a status code.
+    pub fn close_received(&self) -> Option<&CloseFrame> {
+        self.close_received.as_ref()
+    }
+
+    /// The close status as the application should see it: the peer's code, 1005 when the
+    /// peer's close frame had none, 1006 when the connection ended without one (section 7.1.5),
+    /// or `None` while no close has happened.
+    pub fn close_status(&self) -> Option<CloseCode> {
+        match (&self.close_received, self.close_frame_seen, self.state) {
+            (Some(frame), _, _) => Some(frame.code),
+            (None, true, _) => Some(CloseCode::NO_STATUS),
+            (None, false, ConnectionState::Closed) => Some(CloseCode::ABNORMAL),
+            _ => None,
+        }
+    }
+
+    /// The close frame this side sent, if it sent one with a status code.
+    pub fn close_sent(&self) -> Option<&CloseFrame> {
+        self.close_sent.as_ref()
+    }
+
+    /// Whether this side started the close handshake or failed the connection, rather than
+    /// answering the peer's close frame or losing the transport.
+    pub fn closed_locally(&self) -> bool {
+        self.closed_locally
+    }
+
+    /// The violation that failed the connection, if one did.
+    pub fn failure(&self) -> Option<&ProtocolError> {
+        self.failure.as_ref()
+    }
+
+    /// Whether this side closes the TCP connection as soon as the close handshake is over: the
+    /// server does; the client waits for the server to do it first (section 7.1.1).
+    pub fn closes_transport_first(&self) -> bool {
+        self.role == Role::Server
+    }
+
+    /// Consumes frames from the front of `input` and returns the next event, or `Ok(None)` when
+    /// more bytes are needed. `input` may hold any number of bytes, split anywhere.
+    ///
+    /// On a violation the connection is failed: the close frame that reports it is queued and
+    /// the error is returned; later calls discard input. Once the state is
+    /// [`ConnectionState::Closed`], input is discarded (data after close is ignored).
+    pub fn read_event(&mut self, input: &mut BytesMut, delivery: Delivery) -> Result<Option<Event>, ProtocolError> {
+        if self.state == ConnectionState::Closed {
+            input.clear();
+            return Ok(None);
+        }
+        match read::next_event(self, input, delivery) {
+            Ok(event) => Ok(event),
+            Err(error) => {
+                input.clear();
+                self.fail(error.clone());
+                Err(error)
+            }
+        }
+    }
+
+    /// Records that the transport reached end of stream. If the close handshake had not
+    /// finished, the connection closed abnormally (1006, section 7.1.5) and this returns
+    /// `false`.
+    pub fn receive_eof(&mut self) -> bool {
+        let clean = self.state == ConnectionState::Closed && self.close_frame_seen;
+        self.state = ConnectionState::Closed;
+        clean || self.failure.is_some()
+    }
+
+    /// Fails the connection locally (section 7.1.7), for example with 1011 when the application
+    /// cannot go on: queues a close frame with `code` and `reason` unless one was sent already.
+    pub fn fail_with(&mut self, code: CloseCode, reason: &str) {
+        if !self.close_frame_sent && self.state != ConnectionState::Closed {
+            self.send_close_frame(Some(CloseFrame::new(code, reason)));
+            self.closed_locally = true;
+        }
+        self.state = ConnectionState::Closed;
+    }
+
+    fn fail(&mut self, error: ProtocolError) {
+        let reason = error.to_string();
+        self.fail_with(error.close_code(), &reason);
+        self.failure = Some(error);
+    }
+
+    fn send_close_frame(&mut self, frame: Option<CloseFrame>) {
+        let payload = frame.as_ref().map(CloseFrame::encode).unwrap_or_default();
+        self.writer.write_control(crate::frame::OpCode::Close, &payload);
+        self.close_sent = frame;
+        self.close_frame_sent = true;
+    }
+
+    /// The peer's close frame arrived: reply if this side has not sent one (echoing the status
+    /// code, section 5.5.1), and the handshake is over either way.
+    fn on_close_received(&mut self, frame: Option<CloseFrame>) {
+        if self.state == ConnectionState::Open {
+            let reply = frame.as_ref().map(|f| CloseFrame::new(f.code, ""));
+            self.send_close_frame(reply);
+        }
+        self.close_frame_seen = true;
+        self.close_received = frame;
+        self.state = ConnectionState::Closed;
+    }
+
+    /// The bytes waiting to be sent.
+    pub fn output(&self) -> &[u8] {
+        self.writer.output()
+    }
+
+    /// Whether bytes wait to be sent.
+    pub fn has_output(&self) -> bool {
+        !self.writer.output().is_empty()
+    }
+
+    /// Marks the first `n` output bytes as sent.
+    pub fn advance_output(&mut self, n: usize) {
+        self.writer.advance(n);
+    }
+
+    /// Takes all waiting output at once (for a driver that writes owned buffers).
+    pub fn take_output(&mut self) -> BytesMut {
+        self.writer.take()
+    }
+
+    /// Whether a fragmented message is being received (its start has arrived but not its end).
+    pub fn is_receiving_message(&self) -> bool {
+        self.reader.in_message()
+    }
+
+    /// Whether a fragmented message is being sent (its final fragment has not been sent).
+    pub fn is_sending_message(&self) -> bool {
+        self.writer.in_message()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,219 @@
+//! The receiving half: frame headers checked the moment they are complete, payloads unmasked
+//! and validated as their bytes arrive (so invalid text fails fast), messages assembled.
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use super::{Connection, ConnectionState, Delivery, Event};
+use crate::close::CloseFrame;
+use crate::error::ProtocolError;
+use crate::frame::{FrameHeader, OpCode, MAX_CONTROL_PAYLOAD};
+use crate::mask::apply_mask;
+use crate::message::{Message, MessageKind, TextBytes};
+use crate::utf8::Utf8Validator;
+use crate::Role;
+
+/// Receive-side state.
+#[derive(Debug, Default)]
+pub(super) struct Reader {
+    frame: Option<FrameInProgress>,
+    message: Option<MessageInProgress>,
+}
+
+impl Reader {
+    pub(super) fn in_message(&self) -> bool {
+        self.message.is_some()
+    }
+}
+
+/// The frame whose payload is being received.
+#[derive(Debug)]
+struct FrameInProgress {
+    header: FrameHeader,
+    /// Payload bytes not yet handed out (they sit at the front of the input).
+    remaining: usize,
+    /// Payload bytes already handed out, which is where unmasking resumes.
+    consumed: usize,
+    /// Bytes at the front of the input already unmasked and validated.
+    ready: usize,
+}
+
+/// The data message being received.
+#[derive(Debug)]
+struct MessageInProgress {
+    kind: MessageKind,
+    /// Payload bytes announced so far by the message's frame headers.
+    size: usize,
+    /// Present for text messages.
+    utf8: Option<Utf8Validator>,
+    /// Earlier fragments, for [`Delivery::Messages`].
+    assembled: BytesMut,
+}
+
+/// The next event from `input`, or `None` when more bytes are needed.
+pub(super) fn next_event(
+    conn: &mut Connection,
+    input: &mut BytesMut,
+    delivery: Delivery,
+) -> Result<Option<Event>, ProtocolError> {
+    loop {
+        if conn.reader.frame.is_none() {
+            let Some((header, header_len)) = FrameHeader::parse(input)? else {
+                return Ok(None);
+            };
+            check_header(conn, &header)?;
+            input.advance(header_len);
+            // `check_header` bounds the length by a `usize` limit (or 125 for control frames).
+            let remaining = usize::try_from(header.payload_len).map_err(|_| too_big(conn, header.payload_len))?;
+            conn.reader.frame = Some(FrameInProgress { header, remaining, consumed: 0, ready: 0 });
+        }
+        let Reader { frame: Some(frame), message } = &mut conn.reader else {
+            return Ok(None);
+        };
+        let control = frame.header.opcode.is_control();
+        let available = input.len().min(frame.remaining);
+        if available > frame.ready {
+            let fresh = &mut input[frame.ready..available];
+            if let Some(key) = frame.header.mask {
+                apply_mask(fresh, key, frame.consumed + frame.ready);
+            }
+            if !control {
+                if let Some(validator) = message.as_mut().and_then(|m| m.utf8.as_mut()) {
+                    validator.feed(fresh).map_err(|_| ProtocolError::InvalidUtf8)?;
+                }
+            }
+            frame.ready = available;
+        }
+        if frame.ready < frame.remaining {
+            if control || delivery == Delivery::Messages || frame.ready == 0 {
+                return Ok(None);
+            }
+            let data = input.split_to(frame.ready).freeze();
+            frame.remaining -= frame.ready;
+            frame.consumed += frame.ready;
+            frame.ready = 0;
+            let kind = message.as_ref().map_or(MessageKind::Binary, |m| m.kind);
+            return Ok(Some(Event::Fragment { kind, data, end_of_message: false }));
+        }
+        let payload = input.split_to(frame.remaining).freeze();
+        let header = frame.header;
+        conn.reader.frame = None;
+        if let Some(event) = finish_frame(conn, header, payload, delivery)? {
+            return Ok(Some(event));
+        }
+    }
+}
+
+fn too_big(conn: &Connection, size: u64) -> ProtocolError {
+    ProtocolError::FrameTooBig { size, limit: conn.config.max_frame_size }
+}
+
+/// Checks a header the moment it is complete, before any of its payload is awaited, and opens
+/// a new message for a text or binary frame.
+fn check_header(conn: &mut Connection, header: &FrameHeader) -> Result<(), ProtocolError> {
+    if header.rsv != 0 {
+        return Err(ProtocolError::ReservedBits);
+    }
+    match (conn.role, header.mask.is_some()) {
+        (Role::Server, false) => return Err(ProtocolError::UnmaskedFrame),
+        (Role::Client, true) => return Err(ProtocolError::MaskedFrame),
+        _ => {}
+    }
+    if header.opcode.is_control() {
+        if !header.fin {
+            return Err(ProtocolError::FragmentedControlFrame);
+        }
+        if header.payload_len > MAX_CONTROL_PAYLOAD as u64 {
+            return Err(ProtocolError::ControlFrameTooLong);
+        }
+        return Ok(());
+    }
+    let reader = &mut conn.reader;
+    let kind = match (header.opcode, &reader.message) {
+        (OpCode::Continuation, None) => return Err(ProtocolError::UnexpectedContinuation),
+        (OpCode::Continuation, Some(_)) => None,
+        (_, Some(_)) => return Err(ProtocolError::ExpectedContinuation),
+        (OpCode::Text, None) => Some(MessageKind::Text),
+        (_, None) => Some(MessageKind::Binary),
+    };
+    if header.payload_len > conn.config.max_frame_size as u64 {
+        return Err(too_big(conn, header.payload_len));
+    }
+    let so_far = reader.message.as_ref().map_or(0, |m| m.size);
+    let size = so_far.saturating_add(header.payload_len as usize);
+    if size > conn.config.max_message_size {
+        return Err(ProtocolError::MessageTooBig { limit: conn.config.max_message_size });
+    }
+    let message = reader.message.get_or_insert_with(|| MessageInProgress {
+        kind: kind.unwrap_or(MessageKind::Binary),
+        size: 0,
+        utf8: (kind == Some(MessageKind::Text)).then(Utf8Validator::new),
+        assembled: BytesMut::new(),
+    });
+    message.size = size;
+    Ok(())
+}
+
+/// Acts on a frame whose payload is complete; `None` when it produces no event of its own.
+fn finish_frame(
+    conn: &mut Connection,
+    header: FrameHeader,
+    payload: Bytes,
+    delivery: Delivery,
+) -> Result<Option<Event>, ProtocolError> {
+    match header.opcode {
+        OpCode::Ping => {
+            if conn.state == ConnectionState::Open {
+                conn.writer.write_control(OpCode::Pong, &payload);
+            }
+            Ok(Some(Event::Ping(payload)))
+        }
+        OpCode::Pong => Ok(Some(Event::Pong(payload))),
+        OpCode::Close => {
+            let frame = CloseFrame::decode(&payload)?;
+            conn.on_close_received(frame.clone());
+            Ok(Some(Event::Close(frame)))
+        }
+        OpCode::Text | OpCode::Binary | OpCode::Continuation => finish_data_frame(conn, header.fin, payload, delivery),
+    }
+}
+
+fn finish_data_frame(
+    conn: &mut Connection,
+    fin: bool,
+    payload: Bytes,
+    delivery: Delivery,
+) -> Result<Option<Event>, ProtocolError> {
+    let Some(message) = conn.reader.message.as_mut() else {
+        return Err(ProtocolError::UnexpectedContinuation);
+    };
+    if fin {
+        if let Some(validator) = message.utf8.as_mut() {
+            validator.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
+        }
+    }
+    let kind = message.kind;
+    if delivery == Delivery::Fragments {
+        if fin {
+            conn.reader.message = None;
+        } else if payload.is_empty() {
+            return Ok(None);
+        }
+        return Ok(Some(Event::Fragment { kind, data: payload, end_of_message: fin }));
+    }
+    if !fin {
+        message.assembled.extend_from_slice(&payload);
+        return Ok(None);
+    }
+    let mut assembled = std::mem::take(&mut message.assembled);
+    conn.reader.message = None;
+    let data = if assembled.is_empty() {
+        payload
+    } else {
+        assembled.extend_from_slice(&payload);
+        assembled.freeze()
+    };
+    Ok(Some(Event::Message(match kind {
+        MessageKind::Text => Message::Text(TextBytes::from_validated(data)),
+        MessageKind::Binary => Message::Binary(data),
+    })))
+}

@@ -1,0 +1,169 @@
+//! The sending half: frames encoded into the output buffer, masked in the client role with a
+//! fresh key from a cryptographically secure generator per frame (RFC 6455 section 5.3), and
+//! fragmented messages kept from interleaving (section 5.4).
+
+use bytes::{Buf, BytesMut};
+
+use super::{Connection, ConnectionState};
+use crate::close::{CloseCode, CloseFrame};
+use crate::error::SendError;
+use crate::frame::{FrameHeader, OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};
+use crate::mask::apply_mask;
+use crate::message::{Message, MessageKind};
+use crate::utf8::Utf8Validator;
+use crate::Role;
+
+/// Send-side state.
+#[derive(Debug)]
+pub(super) struct Writer {
+    role: Role,
+    out: BytesMut,
+    /// The kind of the fragmented message being sent, if one is.
+    sending: Option<MessageKind>,
+    /// Checks text fragments, which may split characters, as they go out.
+    utf8: Utf8Validator,
+}
+
+impl Writer {
+    pub(super) fn new(role: Role) -> Self {
+        Self { role, out: BytesMut::new(), sending: None, utf8: Utf8Validator::new() }
+    }
+
+    pub(super) fn in_message(&self) -> bool {
+        self.sending.is_some()
+    }
+
+    pub(super) fn output(&self) -> &[u8] {
+        &self.out
+    }
+
+    pub(super) fn advance(&mut self, n: usize) {
+        self.out.advance(n.min(self.out.len()));
+    }
+
+    pub(super) fn take(&mut self) -> BytesMut {
+        self.out.split()
+    }
+
+    /// Appends one frame: header, then the payload (masked for a client).
+    pub(super) fn write_frame(&mut self, opcode: OpCode, payload: &[u8], fin: bool, rsv: u8) {
+        let mask = (self.role == Role::Client).then(rand::random::<[u8; 4]>);
+        let header = FrameHeader { fin, rsv, opcode, mask, payload_len: payload.len() as u64 };
+        let mut raw = [0u8; MAX_HEADER_LEN];
+        let header_len = header.encode(&mut raw);
+        self.out.reserve(header_len + payload.len());
+        self.out.extend_from_slice(&raw[..header_len]);
+        let start = self.out.len();
+        self.out.extend_from_slice(payload);
+        if let Some(key) = mask {
+            apply_mask(&mut self.out[start..], key, 0);
+        }
+    }
+
+    /// Appends a control frame whose payload the caller has bounded to 125 bytes.
+    pub(super) fn write_control(&mut self, opcode: OpCode, payload: &[u8]) {
+        self.write_frame(opcode, payload, true, 0);
+    }
+
+    /// Appends one fragment of a data message, choosing the opcode (section 5.4).
+    fn write_fragment(&mut self, kind: MessageKind, payload: &[u8], fin: bool) -> Result<(), SendError> {
+        let opcode = match (self.sending, kind) {
+            (None, MessageKind::Text) => OpCode::Text,
+            (None, MessageKind::Binary) => OpCode::Binary,
+            (Some(open), _) if open == kind => OpCode::Continuation,
+            (Some(_), _) => return Err(SendError::MessageInProgress),
+        };
+        self.write_frame(opcode, payload, fin, 0);
+        self.sending = if fin { None } else { Some(kind) };
+        Ok(())
+    }
+}
+
+impl Connection {
+    fn ensure_open(&self) -> Result<(), SendError> {
+        match self.state {
+            ConnectionState::Open => Ok(()),
+            _ => Err(SendError::Closed),
+        }
+    }
+
+    /// Queues a whole message as one frame.
+    pub fn send(&mut self, message: &Message) -> Result<(), SendError> {
+        self.ensure_open()?;
+        if self.writer.sending.is_some() {
+            return Err(SendError::MessageInProgress);
+        }
+        self.writer.write_fragment(message.kind(), message.as_bytes(), true)
+    }
+
+    /// Queues a whole text message.
+    pub fn send_text(&mut self, text: &str) -> Result<(), SendError> {
+        self.send_whole(MessageKind::Text, text.as_bytes())
+    }
+
+    /// Queues a whole binary message.
+    pub fn send_binary(&mut self, data: &[u8]) -> Result<(), SendError> {
+        self.send_whole(MessageKind::Binary, data)
+    }
+
+    fn send_whole(&mut self, kind: MessageKind, payload: &[u8]) -> Result<(), SendError> {
+        self.ensure_open()?;
+        if self.writer.sending.is_some() {
+            return Err(SendError::MessageInProgress);
+        }
+        self.writer.write_fragment(kind, payload, true)
+    }
+
+    /// Queues part of a message (the seeds' `SendAsync` with `endOfMessage`): the first part
+    /// carries the kind, later parts are continuations, `end_of_message` ends it. Text parts
+    /// may split a character, but together they must be UTF-8; a part that makes them invalid
+    /// is refused and not sent.
+    pub fn send_fragment(&mut self, kind: MessageKind, payload: &[u8], end_of_message: bool) -> Result<(), SendError> {
+        self.ensure_open()?;
+        if matches!(self.writer.sending, Some(open) if open != kind) {
+            return Err(SendError::MessageInProgress);
+        }
+        if kind == MessageKind::Text {
+            let mut check = self.writer.utf8.clone();
+            check.feed(payload).map_err(|_| SendError::InvalidUtf8)?;
+            if end_of_message {
+                check.finish().map_err(|_| SendError::InvalidUtf8)?;
+            }
+            self.writer.utf8 = check;
+        }
+        self.writer.write_fragment(kind, payload, end_of_message)
+    }
+
+    /// Queues a ping (section 5.5.2); its payload is at most 125 bytes.
+    pub fn send_ping(&mut self, payload: &[u8]) -> Result<(), SendError> {
+        self.send_control(OpCode::Ping, payload)
+    }
+
+    /// Queues an unsolicited pong, a one-way heartbeat (section 5.5.3).
+    pub fn send_pong(&mut self, payload: &[u8]) -> Result<(), SendError> {
+        self.send_control(OpCode::Pong, payload)
+    }
+
+    fn send_control(&mut self, opcode: OpCode, payload: &[u8]) -> Result<(), SendError> {
+        self.ensure_open()?;
+        if payload.len() > MAX_CONTROL_PAYLOAD {
+            return Err(SendError::ControlPayloadTooLong);
+        }
+        self.writer.write_control(opcode, payload);
+        Ok(())
+    }
+
+    /// Starts the close handshake (section 7.1.2) with `code` and `reason` (cut to 123 bytes at
+    /// a character boundary). Afterwards no data may be sent; received data still arrives until
+    /// the peer's reply.
+    pub fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), SendError> {
+        if !code.is_sendable() {
+            return Err(SendError::InvalidCloseCode(code.0));
+        }
+        self.ensure_open()?;
+        self.send_close_frame(Some(CloseFrame::new(code, reason)));
+        self.closed_locally = true;
+        self.state = ConnectionState::CloseSent;
+        Ok(())
+    }
+}

@@ -1,0 +1,95 @@
+//! Settings of an established WebSocket, shared by the server and client roles.
+
+use std::time::Duration;
+
+/// Keep-alive: ping the peer when it has been quiet, and give up on it when it stays silent.
+///
+/// A peer that vanishes (power loss, a NAT that forgets the mapping) sends no FIN, so TCP alone
+/// never reports it. With keep-alive, a ping goes out after `interval` without receiving
+/// anything, and the connection is failed when nothing at all (not even the pong) arrives within
+/// `timeout` after that ping: a silent peer is detected within `interval + timeout`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeepAlive {
+    /// How long the connection may be quiet before a ping goes out (the seeds' default, 2 min,
+    /// keeps proxies from closing an idle connection).
+    pub interval: Duration,
+    /// How long to wait after a ping for anything from the peer.
+    pub timeout: Duration,
+}
+
+impl Default for KeepAlive {
+    fn default() -> Self {
+        Self { interval: Duration::from_secs(120), timeout: Duration::from_secs(30) }
+    }
+}
+
+/// Settings for a [`crate::WebSocket`]. Every limit has a default and a setter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebSocketConfig {
+    /// Protocol limits (max frame and message size).
+    pub protocol: sockway_proto::Config,
+    /// How much the receive buffer grows by for each read (the seeds' `ReceiveBufferSize`);
+    /// default 4 KiB. Larger values mean fewer reads for big messages.
+    pub read_buffer_size: usize,
+    /// How many unsent bytes may queue before a send waits for the peer to read; default
+    /// 128 KiB. This is the backpressure bound.
+    pub write_buffer_limit: usize,
+    /// How long to wait for the peer during the closing handshake and TCP close; default 5 s.
+    pub close_timeout: Duration,
+    /// Keep-alive pings; `None` disables them (the default for the bare socket; the server and
+    /// client set their own).
+    pub keep_alive: Option<KeepAlive>,
+}
+
+impl Default for WebSocketConfig {
+    fn default() -> Self {
+        Self {
+            protocol: sockway_proto::Config::default(),
+            read_buffer_size: 4 * 1024,
+            write_buffer_limit: 128 * 1024,
+            close_timeout: Duration::from_secs(5),
+            keep_alive: None,
+        }
+    }
+}
+
+impl WebSocketConfig {
+    /// Sets the largest message accepted (close 1009 beyond it), and the largest frame to the
+    /// same value, since a message may arrive as one frame. Call
+    /// [`WebSocketConfig::max_frame_size`] afterwards for a smaller frame limit.
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.protocol.max_message_size = bytes;
+        self.protocol.max_frame_size = bytes;
+        self
+    }
+
+    /// Sets the largest frame accepted.
+    pub fn max_frame_size(mut self, bytes: usize) -> Self {
+        self.protocol.max_frame_size = bytes;
+        self
+    }
+
+    /// Sets [`WebSocketConfig::read_buffer_size`] (at least 256 bytes).
+    pub fn read_buffer_size(mut self, bytes: usize) -> Self {
+        self.read_buffer_size = bytes.max(256);
+        self
+    }
+
+    /// Sets [`WebSocketConfig::write_buffer_limit`].
+    pub fn write_buffer_limit(mut self, bytes: usize) -> Self {
+        self.write_buffer_limit = bytes;
+        self
+    }
+
+    /// Sets [`WebSocketConfig::close_timeout`].
+    pub fn close_timeout(mut self, timeout: Duration) -> Self {
+        self.close_timeout = timeout;
+        self
+    }
+
+    /// Sets [`WebSocketConfig::keep_alive`].
+    pub fn keep_alive(mut self, keep_alive: Option<KeepAlive>) -> Self {
+        self.keep_alive = keep_alive;
+        self
+    }
+}

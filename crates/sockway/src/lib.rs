@@ -1,0 +1,20 @@
+//! # sockway
+//!
+//! An async WebSocket toolkit on tokio, built on the sans-I/O core [`sockway_proto`].
+//!
+//! - [`WebSocket`]: an established connection over any `AsyncRead + AsyncWrite`, with whole
+//!   message and partial (buffer) receives, partial sends, close handshake, split halves,
+//!   `Stream` + `Sink`, cancel-safe receives and bounded write buffering.
+//! - `server` (feature `server`): accept WebSockets on hyper, tower and axum routes.
+//! - `client` (feature `client`): connect to `ws://` and `wss://` URLs.
+
+pub mod config;
+pub mod error;
+mod socket;
+
+pub use config::{KeepAlive, WebSocketConfig};
+pub use error::{CloseInfo, Error};
+pub use socket::{ReceiveResult, ReceivedKind, Stats, WebSocket, WebSocketReader, WebSocketWriter};
+pub use sockway_proto::{self as proto, CloseCode, CloseFrame, Message, MessageKind, Role};
+/// Text payloads that are known to be UTF-8.
+pub use sockway_proto::message::TextBytes;

@@ -1,0 +1,308 @@
+//! The poll-based driver around [`sockway_proto::Connection`]: it moves bytes between the
+//! transport and the state machine, applies backpressure, runs keep-alive, and closes the
+//! transport in the order RFC 6455 section 7.1.1 asks for. All state lives here, not in
+//! futures, which is what makes receiving cancel-safe.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use bytes::BytesMut;
+use sockway_proto::connection::Delivery;
+use sockway_proto::{Connection, Event, Role};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
+
+use crate::config::{KeepAlive, WebSocketConfig};
+use crate::error::Error;
+
+/// Where closing the transport stands once the protocol is closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Teardown {
+    /// The protocol is still open (or closing): the transport stays.
+    NotStarted,
+    /// Flushing the last frames, then shutting down or waiting for the peer's FIN.
+    Flushing,
+    /// Our FIN is sent (server) or not yet (client); waiting for the peer's FIN.
+    Draining { shut_down: bool },
+    /// The transport is closed.
+    Done,
+}
+
+/// Keep-alive timers.
+#[derive(Debug)]
+struct KeepAliveTimer {
+    settings: KeepAlive,
+    /// Fires when the next ping is due, or (after a ping) when the peer has been silent too long.
+    sleep: Pin<Box<Sleep>>,
+    ping_sent: bool,
+}
+
+/// The whole state of one WebSocket: transport, protocol, buffers, timers.
+#[derive(Debug)]
+pub(crate) struct Engine<S: AsyncRead + AsyncWrite + Unpin> {
+    pub(crate) io: S,
+    pub(crate) conn: Connection,
+    pub(crate) config: WebSocketConfig,
+    read_buf: BytesMut,
+    teardown: Teardown,
+    close_deadline: Option<Pin<Box<Sleep>>>,
+    keep_alive: Option<KeepAliveTimer>,
+    /// The error that ended the connection, reported once to the reader.
+    pending_error: Option<Error>,
+    pub(crate) stats: Stats,
+}
+
+/// Byte and message counters, for the clients' "information" and for metrics.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Stats {
+    /// Bytes read from the transport.
+    pub bytes_received: u64,
+    /// Bytes written to the transport.
+    pub bytes_sent: u64,
+    /// Data messages (or final fragments) received.
+    pub messages_received: u64,
+    /// Data messages (or final fragments) queued for sending.
+    pub messages_sent: u64,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
+    pub(crate) fn new(io: S, role: Role, config: WebSocketConfig, leftover: BytesMut) -> Self {
+        let keep_alive = config.keep_alive.map(|settings| KeepAliveTimer {
+            settings,
+            sleep: Box::pin(tokio::time::sleep(settings.interval)),
+            ping_sent: false,
+        });
+        Self {
+            io,
+            conn: Connection::new(role, config.protocol.clone()),
+            config,
+            read_buf: leftover,
+            teardown: Teardown::NotStarted,
+            close_deadline: None,
+            keep_alive,
+            pending_error: None,
+            stats: Stats::default(),
+        }
+    }
+
+    /// The next event from the peer; `Ok(None)` once the connection has closed cleanly and the
+    /// transport is shut. Cancel-safe: dropping the future that polls this loses nothing.
+    pub(crate) fn poll_event(&mut self, cx: &mut Context<'_>, delivery: Delivery) -> Poll<Result<Option<Event>, Error>> {
+        loop {
+            if self.conn.is_closed() {
+                return self.poll_teardown(cx).map(|r| r.map(|()| None));
+            }
+            // Push out pongs and close replies without letting a non-reading peer stall us,
+            // but stop reading while too much is queued: that is the backpressure.
+            if self.conn.has_output() {
+                match self.poll_write_out(cx) {
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(self.abort(e))),
+                    Poll::Pending if self.conn.output().len() >= self.config.write_buffer_limit => return Poll::Pending,
+                    _ => {}
+                }
+            }
+            match self.conn.read_event(&mut self.read_buf, delivery) {
+                Ok(Some(event)) => {
+                    self.on_event(&event);
+                    return Poll::Ready(Ok(Some(event)));
+                }
+                Ok(None) if self.conn.is_closed() => continue,
+                Ok(None) => {}
+                Err(e) => {
+                    self.pending_error = Some(Error::Protocol(e));
+                    continue;
+                }
+            }
+            if let Some(result) = self.poll_keep_alive(cx) {
+                return Poll::Ready(result);
+            }
+            match ready!(self.poll_fill(cx)) {
+                Ok(0) => {
+                    let clean = self.conn.receive_eof();
+                    self.teardown = Teardown::Done;
+                    if !clean && self.pending_error.is_none() {
+                        return Poll::Ready(Err(Error::AbnormalClosure));
+                    }
+                }
+                Ok(n) => self.note_activity(n),
+                Err(e) => return Poll::Ready(Err(self.abort(e))),
+            }
+        }
+    }
+
+    fn on_event(&mut self, event: &Event) {
+        match event {
+            Event::Message(_) | Event::Fragment { end_of_message: true, .. } => self.stats.messages_received += 1,
+            _ => {}
+        }
+    }
+
+    fn note_activity(&mut self, n: usize) {
+        self.stats.bytes_received += n as u64;
+        if let Some(timer) = &mut self.keep_alive {
+            timer.ping_sent = false;
+            timer.sleep.as_mut().reset(Instant::now() + timer.settings.interval);
+        }
+    }
+
+    /// Sends a ping when the peer has been quiet for the interval, and fails the connection
+    /// when it stays silent for the timeout after that.
+    fn poll_keep_alive(&mut self, cx: &mut Context<'_>) -> Option<Result<Option<Event>, Error>> {
+        let timer = self.keep_alive.as_mut()?;
+        if timer.sleep.as_mut().poll(cx).is_pending() {
+            return None;
+        }
+        if timer.ping_sent {
+            let waited = timer.settings.interval + timer.settings.timeout;
+            self.keep_alive = None;
+            self.conn.fail_with(sockway_proto::CloseCode::GOING_AWAY, "keep-alive timeout");
+            self.teardown = Teardown::Done;
+            return Some(Err(Error::KeepAliveTimeout(waited)));
+        }
+        timer.ping_sent = true;
+        timer.sleep.as_mut().reset(Instant::now() + timer.settings.timeout);
+        let _ = timer.sleep.as_mut().poll(cx);
+        let _ = self.conn.send_ping(b"");
+        let _ = self.poll_write_out(cx);
+        None
+    }
+
+    /// Reads more bytes into the receive buffer.
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        let buf = &mut self.read_buf;
+        if buf.capacity() - buf.len() < self.config.read_buffer_size / 2 {
+            buf.reserve(self.config.read_buffer_size);
+        }
+        let spare = buf.spare_capacity_mut();
+        let mut read_buf = ReadBuf::uninit(spare);
+        ready!(Pin::new(&mut self.io).poll_read(cx, &mut read_buf))?;
+        let n = read_buf.filled().len();
+        // SAFETY: `ReadBuf` guarantees its first `n` bytes, which start at `buf.len()`, were
+        // initialised by the read.
+        unsafe { buf.set_len(buf.len() + n) };
+        Poll::Ready(Ok(n))
+    }
+
+    /// Writes queued output until it is all written.
+    pub(crate) fn poll_write_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while self.conn.has_output() {
+            let n = ready!(Pin::new(&mut self.io).poll_write(cx, self.conn.output()))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.stats.bytes_sent += n as u64;
+            self.conn.advance_output(n);
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Waits until fewer than the limit of bytes are queued, so that one more message may be.
+    pub(crate) fn poll_send_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        while self.conn.output().len() >= self.config.write_buffer_limit {
+            let n = ready!(Pin::new(&mut self.io).poll_write(cx, self.conn.output())).map_err(|e| self.abort(e))?;
+            if n == 0 {
+                return Poll::Ready(Err(self.abort(io::ErrorKind::WriteZero.into())));
+            }
+            self.stats.bytes_sent += n as u64;
+            self.conn.advance_output(n);
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Writes all queued output and flushes the transport.
+    pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        ready!(self.poll_write_out(cx)).map_err(|e| self.abort(e))?;
+        ready!(Pin::new(&mut self.io).poll_flush(cx)).map_err(|e| self.abort(e))?;
+        Poll::Ready(Ok(()))
+    }
+
+    /// After the protocol closed: flush the last frames, then close TCP in the RFC's order
+    /// (the server first; the client after the server's FIN), bounded by the close timeout.
+    /// Ends with the error that failed the connection, if one did.
+    pub(crate) fn poll_teardown(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        loop {
+            match self.teardown {
+                Teardown::NotStarted => {
+                    self.teardown = Teardown::Flushing;
+                    self.close_deadline = Some(Box::pin(tokio::time::sleep(self.config.close_timeout)));
+                }
+                Teardown::Flushing => {
+                    if self.poll_deadline(cx) {
+                        continue;
+                    }
+                    if ready!(self.poll_write_out(cx)).is_err() {
+                        self.teardown = Teardown::Done;
+                        continue;
+                    }
+                    let _ = ready!(Pin::new(&mut self.io).poll_flush(cx));
+                    self.teardown = Teardown::Draining { shut_down: false };
+                }
+                Teardown::Draining { shut_down } => {
+                    if self.poll_deadline(cx) {
+                        continue;
+                    }
+                    if !shut_down && self.conn.closes_transport_first() {
+                        let _ = ready!(Pin::new(&mut self.io).poll_shutdown(cx));
+                        self.teardown = Teardown::Draining { shut_down: true };
+                        continue;
+                    }
+                    // Read and discard until the peer's FIN, so that closing never turns into a
+                    // reset that could destroy the close frame in flight.
+                    self.read_buf.clear();
+                    match ready!(self.poll_fill(cx)) {
+                        Ok(0) | Err(_) => {
+                            if !shut_down {
+                                let _ = ready!(Pin::new(&mut self.io).poll_shutdown(cx));
+                            }
+                            self.teardown = Teardown::Done;
+                        }
+                        Ok(n) => self.stats.bytes_received += n as u64,
+                    }
+                }
+                Teardown::Done => {
+                    self.close_deadline = None;
+                    return Poll::Ready(match self.pending_error.take() {
+                        Some(e) => Err(e),
+                        None => Ok(()),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Whether the close deadline has passed (then teardown is cut short).
+    fn poll_deadline(&mut self, cx: &mut Context<'_>) -> bool {
+        let expired = self.close_deadline.as_mut().is_some_and(|d| d.as_mut().poll(cx).is_ready());
+        if expired {
+            self.teardown = Teardown::Done;
+        }
+        expired
+    }
+
+    /// A transport error ends everything at once.
+    fn abort(&mut self, error: io::Error) -> Error {
+        self.conn.receive_eof();
+        self.teardown = Teardown::Done;
+        Error::Io(error)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Drop for Engine<S> {
+    /// Best effort on drop: queue close 1001 if the connection is open and hand the transport
+    /// whatever it accepts right now, without waiting.
+    fn drop(&mut self) {
+        if self.conn.state() == sockway_proto::ConnectionState::Open {
+            let _ = self.conn.close(sockway_proto::CloseCode::GOING_AWAY, "");
+        }
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        while self.conn.has_output() {
+            match Pin::new(&mut self.io).poll_write(&mut cx, self.conn.output()) {
+                Poll::Ready(Ok(n)) if n > 0 => self.conn.advance_output(n),
+                _ => break,
+            }
+        }
+        let _ = Pin::new(&mut self.io).poll_shutdown(&mut cx);
+    }
+}

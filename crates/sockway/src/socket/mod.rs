@@ -1,0 +1,185 @@
+//! [`WebSocket`]: an established WebSocket over any `AsyncRead + AsyncWrite` transport.
+
+mod engine;
+mod ops;
+mod recv;
+mod split;
+mod stream;
+
+use std::future::poll_fn;
+use std::task::{Context, Poll};
+
+use bytes::BytesMut;
+use sockway_proto::{CloseCode, ConnectionState, Message, MessageKind, Role};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::config::WebSocketConfig;
+use crate::error::{CloseInfo, Error};
+use engine::Engine;
+use ops::{EngineAccess, Sends};
+use recv::Leftover;
+
+pub use engine::Stats;
+pub use recv::{ReceiveResult, ReceivedKind};
+pub use split::{WebSocketReader, WebSocketWriter};
+
+/// An established WebSocket: the opening handshake is done, frames flow.
+///
+/// Receive whole messages with [`WebSocket::recv`] (or as a `futures` `Stream`), or pieces into
+/// your own buffer with [`WebSocket::receive`]; send whole messages with [`WebSocket::send`]
+/// (or as a `Sink`), or parts with [`WebSocket::send_fragment`]. Pings are answered and close
+/// frames replied to automatically, as long as something receives. [`WebSocket::split`] gives
+/// a reader and a writer for two tasks.
+///
+/// **Cancel safety**: `recv` and `receive` keep all progress in the socket, so they can sit in
+/// `tokio::select!` and be dropped at any point without losing or corrupting data. A dropped
+/// `send` either queued its message whole (it goes out with the next operation) or not at all.
+///
+/// **Backpressure**: at most [`WebSocketConfig::write_buffer_limit`] bytes queue; past that a
+/// send waits for the peer to read.
+///
+/// **Dropping** an open socket queues close 1001 ("going away", RFC 6455 section 7.4.1),
+/// writes it if the transport takes it at once, and then shuts the transport down.
+#[derive(Debug)]
+pub struct WebSocket<S: AsyncRead + AsyncWrite + Unpin> {
+    engine: Engine<S>,
+    leftover: Leftover,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> EngineAccess<S> for WebSocket<S> {
+    fn with_engine<R>(&mut self, cx: &mut Context<'_>, f: impl FnOnce(&mut Engine<S>, &mut Context<'_>) -> R) -> R {
+        f(&mut self.engine, cx)
+    }
+
+    fn engine<R>(&mut self, f: impl FnOnce(&mut Engine<S>) -> R) -> R {
+        f(&mut self.engine)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
+    /// Wraps a transport on which the opening handshake already happened. `leftover` holds
+    /// bytes read past the handshake (the first frames), if any.
+    pub fn from_raw(io: S, role: Role, config: WebSocketConfig, leftover: BytesMut) -> Self {
+        Self { engine: Engine::new(io, role, config, leftover), leftover: Leftover::default() }
+    }
+
+    /// The next whole message; `Ok(None)` once the connection has closed cleanly (see
+    /// [`WebSocket::close_info`]). Cancel-safe.
+    pub async fn recv(&mut self) -> Result<Option<Message>, Error> {
+        poll_fn(|cx| self.engine.poll_recv(cx)).await
+    }
+
+    /// Polls for the next whole message, as [`WebSocket::recv`] does.
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Message>, Error>> {
+        self.engine.poll_recv(cx)
+    }
+
+    /// Copies the next bytes of the current message into `buf` and says how many, of which
+    /// kind, and whether the message ended (the seeds' `ReceiveAsync`). When the connection
+    /// closes, the result's kind is [`ReceivedKind::Close`] with the status. Cancel-safe.
+    pub async fn receive(&mut self, buf: &mut [u8]) -> Result<ReceiveResult, Error> {
+        let Self { engine, leftover } = self;
+        poll_fn(|cx| engine.poll_receive(cx, leftover, buf)).await
+    }
+
+    /// Sends a whole message and waits until it is written to the transport.
+    pub async fn send(&mut self, message: impl Into<Message>) -> Result<(), Error> {
+        let message = message.into();
+        ops::send(self, Sends::MessageEnd, |conn| conn.send(&message)).await
+    }
+
+    /// Sends a text message from a borrowed string.
+    pub async fn send_text(&mut self, text: &str) -> Result<(), Error> {
+        ops::send(self, Sends::MessageEnd, |conn| conn.send_text(text)).await
+    }
+
+    /// Sends a binary message from a borrowed slice.
+    pub async fn send_binary(&mut self, data: &[u8]) -> Result<(), Error> {
+        ops::send(self, Sends::MessageEnd, |conn| conn.send_binary(data)).await
+    }
+
+    /// Sends part of a message (the seeds' `SendAsync` with `endOfMessage`).
+    pub async fn send_fragment(&mut self, kind: MessageKind, data: &[u8], end_of_message: bool) -> Result<(), Error> {
+        let sends = if end_of_message { Sends::MessageEnd } else { Sends::Other };
+        ops::send(self, sends, |conn| conn.send_fragment(kind, data, end_of_message)).await
+    }
+
+    /// Queues a message without flushing: it goes out with the next flush or send, or once
+    /// the queue passes its limit. For batching many small messages into fewer writes.
+    pub async fn feed(&mut self, message: impl Into<Message>) -> Result<(), Error> {
+        let message = message.into();
+        ops::queue(self, Sends::MessageEnd, |conn| conn.send(&message)).await
+    }
+
+    /// Writes everything queued.
+    pub async fn flush(&mut self) -> Result<(), Error> {
+        ops::flush(self).await
+    }
+
+    /// Sends a ping (at most 125 bytes of payload).
+    pub async fn ping(&mut self, payload: &[u8]) -> Result<(), Error> {
+        ops::send(self, Sends::Other, |conn| conn.send_ping(payload)).await
+    }
+
+    /// Sends an unsolicited pong, a one-way heartbeat.
+    pub async fn pong(&mut self, payload: &[u8]) -> Result<(), Error> {
+        ops::send(self, Sends::Other, |conn| conn.send_pong(payload)).await
+    }
+
+    /// Sends a close frame without waiting for the reply (the seeds' `CloseOutputAsync`);
+    /// keep receiving to get the rest of the peer's data and its close frame.
+    pub async fn close_output(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        ops::send(self, Sends::Other, |conn| conn.close(code, reason)).await
+    }
+
+    /// Runs the whole close handshake (the seeds' `CloseAsync`): sends a close frame, discards
+    /// data until the peer's close frame arrives, closes the transport, and returns how the
+    /// connection ended. Waits at most twice the close timeout.
+    pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<CloseInfo, Error> {
+        if self.engine.conn.state() == ConnectionState::Open {
+            self.engine.conn.close(code, reason)?;
+        }
+        let timeout = self.engine.config.close_timeout * 2;
+        let drain = async {
+            while self.recv().await?.is_some() {}
+            Ok::<(), Error>(())
+        };
+        tokio::time::timeout(timeout, drain).await.map_err(|_| Error::CloseTimeout)??;
+        Ok(self.close_info().unwrap_or_else(|| CloseInfo::from_parts(CloseCode::ABNORMAL, None, true)))
+    }
+
+    /// How the connection ended (status, reason, who started it), once it has.
+    pub fn close_info(&self) -> Option<CloseInfo> {
+        self.engine.close_info()
+    }
+
+    /// Where the close handshake stands.
+    pub fn state(&self) -> ConnectionState {
+        self.engine.conn.state()
+    }
+
+    /// This end's role.
+    pub fn role(&self) -> Role {
+        self.engine.conn.role()
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &WebSocketConfig {
+        &self.engine.config
+    }
+
+    /// Bytes and messages sent and received so far.
+    pub fn stats(&self) -> Stats {
+        self.engine.stats
+    }
+
+    /// The transport.
+    pub fn get_ref(&self) -> &S {
+        &self.engine.io
+    }
+
+    /// Splits into a reader and a writer that can live in different tasks.
+    pub fn split(self) -> (WebSocketReader<S>, WebSocketWriter<S>) {
+        split::split(self.engine, self.leftover)
+    }
+}

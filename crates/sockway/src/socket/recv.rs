@@ -1,0 +1,102 @@
+//! Receiving on top of the engine: whole messages, or pieces copied into a caller's buffer
+//! (the seeds' `ReceiveAsync`). Leftover bytes of a piece stay in the engine, so a cancelled
+//! receive loses nothing.
+
+use std::task::{ready, Context, Poll};
+
+use bytes::{Buf, Bytes};
+use sockway_proto::connection::Delivery;
+use sockway_proto::{Event, Message, MessageKind};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::engine::Engine;
+use crate::error::{CloseInfo, Error};
+
+/// What [`crate::WebSocket::receive`] put into the caller's buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiveResult {
+    /// How many bytes were written to the buffer.
+    pub count: usize,
+    /// What the bytes are, or that the connection closed.
+    pub kind: ReceivedKind,
+    /// Whether these bytes end the message.
+    pub end_of_message: bool,
+}
+
+/// The type of a [`ReceiveResult`] (the seeds' `WebSocketMessageType`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReceivedKind {
+    /// Part of a text message (pieces may split a UTF-8 character).
+    Text,
+    /// Part of a binary message.
+    Binary,
+    /// The connection closed, with the status and description.
+    Close(CloseInfo),
+}
+
+/// A piece of a message not yet copied out.
+#[derive(Debug, Default)]
+pub(crate) struct Leftover {
+    piece: Option<(MessageKind, Bytes, bool)>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
+    /// The next whole data message; `None` after a clean close. Pings, pongs and the close
+    /// frame are handled here and not returned.
+    pub(crate) fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Message>, Error>> {
+        loop {
+            match ready!(self.poll_event(cx, Delivery::Messages))? {
+                Some(Event::Message(message)) => return Poll::Ready(Ok(Some(message))),
+                Some(_) => continue,
+                None => return Poll::Ready(Ok(None)),
+            }
+        }
+    }
+
+    /// Copies the next bytes of the current message into `buf`.
+    pub(crate) fn poll_receive(
+        &mut self,
+        cx: &mut Context<'_>,
+        leftover: &mut Leftover,
+        buf: &mut [u8],
+    ) -> Poll<Result<ReceiveResult, Error>> {
+        loop {
+            if let Some((kind, data, end)) = leftover.piece.as_mut() {
+                let count = data.len().min(buf.len());
+                buf[..count].copy_from_slice(&data[..count]);
+                data.advance(count);
+                let end_of_message = *end && data.is_empty();
+                let kind = match kind {
+                    MessageKind::Text => ReceivedKind::Text,
+                    MessageKind::Binary => ReceivedKind::Binary,
+                };
+                if data.is_empty() {
+                    leftover.piece = None;
+                }
+                return Poll::Ready(Ok(ReceiveResult { count, kind, end_of_message }));
+            }
+            match ready!(self.poll_event(cx, Delivery::Fragments))? {
+                Some(Event::Fragment { kind, data, end_of_message }) => {
+                    leftover.piece = Some((kind, data, end_of_message));
+                }
+                Some(_) => continue,
+                None => {
+                    let info = self.close_info().unwrap_or_else(|| {
+                        CloseInfo::from_parts(sockway_proto::CloseCode::ABNORMAL, None, false)
+                    });
+                    return Poll::Ready(Ok(ReceiveResult {
+                        count: 0,
+                        kind: ReceivedKind::Close(info),
+                        end_of_message: true,
+                    }));
+                }
+            }
+        }
+    }
+
+    /// How the connection closed, once it has.
+    pub(crate) fn close_info(&self) -> Option<CloseInfo> {
+        let code = self.conn.close_status()?;
+        Some(CloseInfo::from_parts(code, self.conn.close_received(), self.conn.closed_locally()))
+    }
+}

@@ -1,0 +1,200 @@
+#!/usr/bin/env bash
+# Run the Autobahn WebSocket conformance cases (1.* - 10.*; the 12.*/13.*
+# compression cases are excluded) against sockway in both roles, using kosoku
+# (a native re-implementation of the Autobahn TestSuite runner) from the peers
+# venv:
+#
+#   server role: kosoku -m fuzzingclient drives `sockway echo`;
+#                reports in target/autobahn/server
+#   client role: kosoku -m fuzzingserver is driven by the autobahn_client
+#                example; reports in target/autobahn/client
+#
+# Then scripts/autobahn_summary.py judges both reports (strict: only OK and
+# INFORMATIONAL pass) and this script exits non-zero on any failure.
+#
+# Builds nothing: expects scripts/install-peers.sh to have run and these to exist
+# (scripts/test-all.sh builds them):
+#   target/release/sockway                   cargo build --release -p sockway-cli
+#   target/release/examples/autobahn_client  cargo build --release -p sockway --example autobahn_client
+#
+# Environment (all optional):
+#   AUTOBAHN_CASES        cases to run instead of all, e.g. "1.* 5.1 9.7.*"
+#                         (space or comma separated; each is passed as -i)
+#   AUTOBAHN_ROLES        "server client" (default), or just one of them
+#   AUTOBAHN_PARALLELISM  concurrent cases in the server role (default 4)
+#   AUTOBAHN_TIMEOUT      seconds allowed per role (default 900)
+#   SOCKWAY_BIN           server binary (default target/release/sockway)
+#   AUTOBAHN_CLIENT_BIN   client binary (default target/release/examples/autobahn_client)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+VENV="$ROOT/target/peers/venv"
+KOSOKU="$VENV/bin/kosoku"
+OUT="$ROOT/target/autobahn"
+SOCKWAY_BIN="${SOCKWAY_BIN:-$ROOT/target/release/sockway}"
+AUTOBAHN_CLIENT_BIN="${AUTOBAHN_CLIENT_BIN:-$ROOT/target/release/examples/autobahn_client}"
+ROLES="${AUTOBAHN_ROLES:-server client}"
+PARALLELISM="${AUTOBAHN_PARALLELISM:-4}"
+ROLE_TIMEOUT="${AUTOBAHN_TIMEOUT:-900}"
+STARTUP_TIMEOUT=30
+
+# Background processes (each wrapped in `timeout`) still running on exit,
+# whatever the reason, are stopped; `timeout` passes the TERM on to its child
+# and SIGKILLs it 5 s later if needed. `jobs -p` lists only jobs not yet reaped.
+cleanup() {
+  local pids
+  pids="$(jobs -p)"
+  [[ -n "$pids" ]] || return 0
+  # shellcheck disable=SC2086 # one PID per word
+  kill -TERM $pids 2>/dev/null || true
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log() { echo "autobahn: $*" >&2; }
+die() { log "$*"; exit 1; }
+
+# kosoku's case selection: the 12.*/13.* (permessage-deflate) cases are out of
+# scope; AUTOBAHN_CASES narrows the run for quick local checks.
+case_args() {
+  local c list="${AUTOBAHN_CASES:-}" selected=()
+  # read -a splits without glob-expanding patterns like 9.* against files.
+  read -ra selected <<<"${list//,/ }"
+  for c in "${selected[@]}"; do printf -- '-i\n%s\n' "$c"; done
+  printf -- '-x\n12.*\n-x\n13.*\n'
+}
+
+# An unused loopback port (tiny race between close and reuse; fine on CI).
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Wait until 127.0.0.1:$1 accepts TCP connections, failing early if process
+# $2 died (e.g. a bad flag) and giving up after STARTUP_TIMEOUT seconds.
+wait_for_port() {
+  local port="$1" pid="$2" deadline=$((SECONDS + STARTUP_TIMEOUT))
+  while ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+    kill -0 "$pid" 2>/dev/null || return 1
+    ((SECONDS < deadline)) || return 1
+    sleep 0.1
+  done
+}
+
+# Wait up to $2 seconds for process $1 to exit.
+wait_for_exit() {
+  local pid="$1" deadline=$((SECONDS + $2))
+  while kill -0 "$pid" 2>/dev/null; do
+    ((SECONDS < deadline)) || return 1
+    sleep 0.2
+  done
+}
+
+# Print the port kosoku fuzzingserver bound, read from its startup line
+# "fuzzingserver listening on ws://127.0.0.1:PORT" in log file $1; fail if
+# process $2 dies or STARTUP_TIMEOUT passes first.
+kosoku_port() {
+  local logfile="$1" pid="$2" port deadline=$((SECONDS + STARTUP_TIMEOUT))
+  while true; do
+    port="$(sed -n 's|^fuzzingserver listening on ws://127\.0\.0\.1:\([0-9]*\)$|\1|p' "$logfile" || true)"
+    if [[ -n "$port" ]]; then
+      echo "$port"
+      return 0
+    fi
+    if ! kill -0 "$pid" 2>/dev/null || ((SECONDS >= deadline)); then
+      return 1
+    fi
+    sleep 0.1
+  done
+}
+
+show_log() {
+  log "---- last lines of $1 ----"
+  tail -n 30 "$1" >&2 || true
+}
+
+# kosoku exits 0 (all passed) or 1 (some case failed: the summary reports
+# which); anything else (timeout, crash) means the run itself went wrong.
+check_kosoku_status() {
+  local status="$1" what="$2" logfile="$3"
+  if ((status != 0 && status != 1)); then
+    show_log "$logfile"
+    die "$what: kosoku exited with status $status (124 = timed out after ${ROLE_TIMEOUT}s)"
+  fi
+}
+
+# Server role: kosoku connects to ws://127.0.0.1:PORT/ws once per case.
+run_server_role() {
+  local dir="$OUT/server" port server_pid status=0 cases
+  [[ -x "$SOCKWAY_BIN" ]] || die "missing $SOCKWAY_BIN (cargo build --release -p sockway-cli)"
+  rm -rf "$dir" && mkdir -p "$dir"
+  port="$(free_port)"
+  timeout -k 5 "$ROLE_TIMEOUT" "$SOCKWAY_BIN" echo --listen "127.0.0.1:$port" \
+    --max-message-size 16777216 >"$dir/sockway.log" 2>&1 &
+  server_pid=$!
+  wait_for_port "$port" "$server_pid" ||
+    { show_log "$dir/sockway.log"; die "sockway echo did not start listening on $port"; }
+
+  log "server role: kosoku fuzzingclient -> ws://127.0.0.1:$port/ws (-p $PARALLELISM)"
+  mapfile -t cases < <(case_args)
+  timeout -k 5 "$ROLE_TIMEOUT" "$KOSOKU" -m fuzzingclient "ws://127.0.0.1:$port/ws" \
+    "${cases[@]}" -p "$PARALLELISM" -o "$dir" >"$dir/kosoku.log" 2>&1 || status=$?
+  check_kosoku_status "$status" "server role" "$dir/kosoku.log"
+
+  # The server must have survived every case (a crash would otherwise only
+  # show up as a pile of connection failures).
+  kill -0 "$server_pid" 2>/dev/null ||
+    { show_log "$dir/sockway.log"; die "sockway echo exited during the run"; }
+  kill -TERM "$server_pid" 2>/dev/null || true
+  wait "$server_pid" 2>/dev/null || true
+}
+
+# Client role: kosoku listens; the client fetches /getCaseCount, runs
+# /runCase?case=N&agent=sockway for each case, then /updateReports?agent=sockway,
+# after which kosoku writes its reports and exits by itself.
+run_client_role() {
+  local dir="$OUT/client" port kosoku_pid status=0 client_status=0 cases
+  [[ -x "$AUTOBAHN_CLIENT_BIN" ]] || die "missing $AUTOBAHN_CLIENT_BIN (cargo build --release -p sockway --example autobahn_client)"
+  rm -rf "$dir" && mkdir -p "$dir"
+  mapfile -t cases < <(case_args)
+  : >"$dir/kosoku.log" # exists before the background job opens it
+  # Port 0: kosoku binds a free port and prints it, so there is no race.
+  timeout -k 5 "$ROLE_TIMEOUT" "$KOSOKU" -m fuzzingserver 127.0.0.1:0 \
+    "${cases[@]}" -o "$dir" >"$dir/kosoku.log" 2>&1 &
+  kosoku_pid=$!
+  port="$(kosoku_port "$dir/kosoku.log" "$kosoku_pid")" ||
+    { show_log "$dir/kosoku.log"; die "kosoku fuzzingserver did not start"; }
+
+  log "client role: autobahn_client -> kosoku fuzzingserver ws://127.0.0.1:$port"
+  timeout -k 5 "$ROLE_TIMEOUT" "$AUTOBAHN_CLIENT_BIN" "ws://127.0.0.1:$port" \
+    >"$dir/client.log" 2>&1 || client_status=$?
+  if ((client_status != 0)); then
+    show_log "$dir/client.log"
+    die "autobahn_client exited with status $client_status"
+  fi
+
+  # /updateReports ends the run: kosoku should now write reports and exit.
+  # A bounded wait guards against a client that never sent it.
+  wait_for_exit "$kosoku_pid" 60 ||
+    { show_log "$dir/kosoku.log"; die "kosoku fuzzingserver did not finish (did the client call /updateReports?)"; }
+  wait "$kosoku_pid" || status=$?
+  check_kosoku_status "$status" "client role" "$dir/kosoku.log"
+}
+
+main() {
+  [[ -x "$KOSOKU" ]] || die "missing $KOSOKU (run scripts/install-peers.sh)"
+  local role dirs=() start
+  for role in $ROLES; do
+    start=$SECONDS
+    case "$role" in
+      server) run_server_role ;;
+      client) run_client_role ;;
+      *) die "unknown role '$role' in AUTOBAHN_ROLES" ;;
+    esac
+    log "$role role finished in $((SECONDS - start))s"
+    dirs+=("$OUT/$role")
+  done
+  "$VENV/bin/python" "$ROOT/scripts/autobahn_summary.py" "${dirs[@]}"
+}
+
+main "$@"

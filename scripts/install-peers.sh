@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Install the third-party WebSocket peers that sockway's tests talk to:
+#   - Python: websockets (interop peer) and kosoku (Autobahn conformance runner)
+#     into a venv at target/peers/venv, from tests/peers/requirements.txt;
+#   - Node:   ws (interop peer) into tests/peers/node_modules, from
+#     tests/peers/package-lock.json.
+#
+# Idempotent and fast when nothing changed: each half writes a stamp file
+# holding the hash of its pinned inputs and is skipped while that hash matches.
+# Quiet on success apart from one line saying where things are.
+#
+# Usage: scripts/install-peers.sh        (FORCE=1 to reinstall anyway)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+PEERS_DIR="$ROOT/tests/peers"
+VENV="$ROOT/target/peers/venv"
+STAMPS="$ROOT/target/peers"
+
+# Hash of the given files, so a change to any pin triggers a reinstall.
+inputs_hash() {
+  cat "$@" | sha256sum | cut -d' ' -f1
+}
+
+# Succeeds when stamp file $1 exists and holds hash $2 (and FORCE is unset).
+stamp_matches() {
+  [[ -z "${FORCE:-}" && -f "$1" && "$(cat "$1")" == "$2" ]]
+}
+
+# Run a command, showing its output only if it fails (keeps success quiet).
+quietly() {
+  local log
+  log="$(mktemp)"
+  if ! "$@" >"$log" 2>&1; then
+    echo "install-peers: command failed: $*" >&2
+    cat "$log" >&2
+    rm -f "$log"
+    return 1
+  fi
+  rm -f "$log"
+}
+
+install_python() {
+  local stamp="$STAMPS/python.stamp" hash
+  # The interpreter version is part of the hash: a venv does not survive a
+  # Python upgrade.
+  hash="$( (python3 --version; inputs_hash "$PEERS_DIR/requirements.txt") | sha256sum | cut -d' ' -f1)"
+  if stamp_matches "$stamp" "$hash" && [[ -x "$VENV/bin/python" ]]; then
+    return 0
+  fi
+  rm -f "$stamp"
+  # A fresh venv each time the pins change avoids stale packages lingering.
+  rm -rf "$VENV"
+  mkdir -p "$STAMPS"
+  quietly python3 -m venv "$VENV"
+  quietly "$VENV/bin/python" -m pip install --disable-pip-version-check \
+    --no-input -r "$PEERS_DIR/requirements.txt"
+  echo "$hash" >"$stamp"
+}
+
+install_node() {
+  local stamp="$STAMPS/node.stamp" hash
+  hash="$( (node --version; inputs_hash "$PEERS_DIR/package.json" "$PEERS_DIR/package-lock.json") | sha256sum | cut -d' ' -f1)"
+  if stamp_matches "$stamp" "$hash" && [[ -d "$PEERS_DIR/node_modules/ws" ]]; then
+    return 0
+  fi
+  rm -f "$stamp"
+  mkdir -p "$STAMPS"
+  # npm ci installs exactly what the lockfile says (and wipes node_modules first).
+  (cd "$PEERS_DIR" && quietly npm ci --no-audit --no-fund --loglevel=error)
+  echo "$hash" >"$stamp"
+}
+
+install_python
+install_node
+echo "peers: python=$VENV/bin/python kosoku=$VENV/bin/kosoku node_modules=$PEERS_DIR/node_modules"

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# The one command that installs everything the tests need and runs every test
+# (CI runs exactly this via .ci/run):
+#
+#   1. cargo fmt --check and clippy -D warnings  (cheap, fail fast)
+#   2. scripts/install-peers.sh                  (Python websockets + kosoku, Node ws)
+#   3. release builds of the sockway binary and the autobahn_client example
+#   4. cargo test --workspace --all-targets      (unit, integration and interop tests)
+#   5. scripts/autobahn.sh                       (Autobahn cases 1-10, both roles)
+#
+# Every stage is timed; the durations are printed at the end (and on failure).
+# Needs only cargo, python3 (with venv) and node/npm on PATH, plus network
+# access to crates.io, PyPI and npm the first time.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$ROOT"
+LOGS="$ROOT/target/test-all"
+mkdir -p "$LOGS"
+
+# Where the Rust tests find the peers and the binary under test.
+export SOCKWAY_PEERS_PYTHON="$ROOT/target/peers/venv/bin/python"
+export SOCKWAY_PEERS_NODE_DIR="$ROOT/tests/peers"
+export SOCKWAY_BIN="$ROOT/target/release/sockway"
+
+STAGE_NAMES=()
+STAGE_TIMES=()
+CURRENT_STAGE=""
+
+# Run "$@" as a named, timed stage.
+stage() {
+  local name="$1" start=$SECONDS
+  shift
+  CURRENT_STAGE="$name"
+  echo "==> $name"
+  "$@"
+  STAGE_NAMES+=("$name")
+  STAGE_TIMES+=("$((SECONDS - start))")
+  echo "<== $name: $((SECONDS - start))s"
+  CURRENT_STAGE=""
+}
+
+print_durations() {
+  local i
+  echo "---- stage durations ----"
+  for i in "${!STAGE_NAMES[@]}"; do
+    printf '  %-22s %5ss\n' "${STAGE_NAMES[$i]}" "${STAGE_TIMES[$i]}"
+  done
+  printf '  %-22s %5ss\n' total "$SECONDS"
+}
+
+on_exit() {
+  local status=$?
+  if ((status != 0)); then
+    print_durations
+    echo "test-all: FAILED in stage '${CURRENT_STAGE:-?}' (exit $status) after ${SECONDS}s"
+  fi
+}
+trap on_exit EXIT
+
+# cargo test prints one "test result: ok. N passed; M failed; ..." line per
+# test binary; keep its output to count the tests in the final summary.
+run_cargo_tests() {
+  cargo test --workspace --all-targets 2>&1 | tee "$LOGS/cargo-test.log"
+}
+
+run_autobahn() {
+  ./scripts/autobahn.sh 2>&1 | tee "$LOGS/autobahn.log"
+}
+
+# Sum "N passed" / "N failed" over cargo's per-binary result lines and the
+# Autobahn summary's "autobahn: N passed, M failed" line.
+count_results() {
+  local file
+  for file in "$LOGS/cargo-test.log" "$LOGS/autobahn.log"; do
+    grep -hE '^(test result: |autobahn: )[^0-9]*[0-9]+ passed' "$file" || true
+  done | awk '{
+      for (i = 1; i < NF; i++) {
+        if ($(i + 1) ~ /^passed/) passed += $i
+        if ($(i + 1) ~ /^failed/) failed += $i
+      }
+    } END { printf "%d passed, %d failed\n", passed, failed }'
+}
+
+stage "cargo fmt" cargo fmt --all -- --check
+stage "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
+stage "install peers" ./scripts/install-peers.sh
+stage "build sockway" cargo build --release -p sockway-cli
+stage "build autobahn_client" cargo build --release -p sockway --example autobahn_client
+stage "cargo test" run_cargo_tests
+stage "autobahn" run_autobahn
+
+print_durations
+# Plain closing line: every cargo test plus every Autobahn case (both roles).
+echo "test-all: $(count_results)"
