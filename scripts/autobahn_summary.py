@@ -60,9 +60,17 @@ def summarise(directory):
             for cid, c in cases.items()
             if c.get("behavior") not in PASSING or c.get("behaviorClose") not in PASSING
         ]
-        print(f"{directory}: agent {agent!r}: {len(cases)} cases, {len(failures)} failing")
-        print("  behavior:      " + ", ".join(f"{k}={v}" for k, v in sorted(behaviors.items())))
-        print("  behaviorClose: " + ", ".join(f"{k}={v}" for k, v in sorted(closes.items())))
+        print(
+            f"{directory}: agent {agent!r}: {len(cases)} cases, {len(failures)} failing"
+        )
+        print(
+            "  behavior:      "
+            + ", ".join(f"{k}={v}" for k, v in sorted(behaviors.items()))
+        )
+        print(
+            "  behaviorClose: "
+            + ", ".join(f"{k}={v}" for k, v in sorted(closes.items()))
+        )
         for cid, behavior, close in sorted(failures, key=lambda f: case_sort_key(f[0])):
             report = cases[cid].get("reportfile", "")
             print(f"  FAIL {cid}: behavior={behavior} behaviorClose={close} {report}")

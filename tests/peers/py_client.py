@@ -28,7 +28,7 @@ import sys
 # rejected by the test harness rather than by the code under test.
 os.environ.setdefault("WEBSOCKETS_MAX_FRAGMENTS", str(1 << 20))
 
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import connect  # noqa: E402
 
 SIZES = [0, 1, 125, 126, 127, 65535, 65536, 1048576]
 TIMEOUT_S = 30
@@ -87,7 +87,10 @@ async def exchange(url, compression):
         open_timeout=TIMEOUT_S,
     ) as ws:
         for size in SIZES:
-            for kind, payload in (("text", make_text(size)), ("binary", make_binary(size))):
+            for kind, payload in (
+                ("text", make_text(size)),
+                ("binary", make_binary(size)),
+            ):
                 await ws.send(payload)
                 echo = await ws.recv()
                 if echo != payload or type(echo) is not type(payload):

@@ -35,15 +35,19 @@ import threading
 # rejected by the test harness rather than by the code under test.
 os.environ.setdefault("WEBSOCKETS_MAX_FRAGMENTS", str(1 << 20))
 
-from websockets.asyncio.server import serve
+from websockets.asyncio.server import serve  # noqa: E402
+from websockets.exceptions import ConnectionClosed  # noqa: E402
 
 MAX_SIZE = 64 * 1024 * 1024
 
 
 async def echo(ws):
     # Iterating yields str for text and bytes for binary; send() keeps the type.
-    async for message in ws:
-        await ws.send(message)
+    try:
+        async for message in ws:
+            await ws.send(message)
+    except ConnectionClosed:
+        pass  # abnormal closes are expected in tests; don't log a traceback
 
 
 def write_port_atomically(path, port):
@@ -107,6 +111,8 @@ async def main():
         compression="deflate" if args.compression else None,
         # Large messages on a slow CI box: don't let keepalive kill a test.
         ping_interval=None,
+        # Exit promptly when stopped, even if a peer never answers our close.
+        close_timeout=2,
     ) as server:
         port = next(iter(server.sockets)).getsockname()[1]
         write_port_atomically(args.port_file, port)

@@ -1,1 +1,48 @@
-fn main() {}
+//! The `sockway` command: `echo` runs the sample echo server.
+
+mod echo;
+
+use clap::{Parser, Subcommand};
+
+/// sockway: a WebSocket toolkit.
+#[derive(Debug, Parser)]
+#[command(name = "sockway", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the sample echo server: a web page at `/` and a WebSocket echo endpoint at `/ws`.
+    Echo(echo::EchoArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("sockway: cannot start the runtime: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Echo(args) => echo::run(args).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("sockway: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -86,7 +86,10 @@ impl CloseFrame {
     /// A close frame with `code` and `reason`, the reason cut at a character boundary so it
     /// fits in a control frame.
     pub fn new(code: CloseCode, reason: &str) -> Self {
-        Self { code, reason: truncate_reason(reason).to_owned() }
+        Self {
+            code,
+            reason: truncate_reason(reason).to_owned(),
+        }
     }
 
     /// Decodes a received close payload (section 5.5.1): empty means "no status" (`None`); one
@@ -101,8 +104,12 @@ impl CloseFrame {
                 if !code.is_sendable() {
                     return Err(ProtocolError::InvalidCloseCode(code.0));
                 }
-                let reason = simdutf8::basic::from_utf8(reason).map_err(|_| ProtocolError::InvalidCloseReason)?;
-                Ok(Some(Self { code, reason: reason.to_owned() }))
+                let reason = simdutf8::basic::from_utf8(reason)
+                    .map_err(|_| ProtocolError::InvalidCloseReason)?;
+                Ok(Some(Self {
+                    code,
+                    reason: reason.to_owned(),
+                }))
             }
         }
     }
@@ -145,10 +152,15 @@ mod tests {
 
     #[test]
     fn sendable_codes_follow_section_7_4() {
-        for ok in [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999, 4000, 4999] {
+        for ok in [
+            1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999,
+            4000, 4999,
+        ] {
             assert!(CloseCode(ok).is_sendable(), "{ok}");
         }
-        for bad in [0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535] {
+        for bad in [
+            0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535,
+        ] {
             assert!(!CloseCode(bad).is_sendable(), "{bad}");
         }
     }
@@ -156,10 +168,21 @@ mod tests {
     #[test]
     fn payloads_decode_with_the_right_errors() {
         assert_eq!(CloseFrame::decode(&[]), Ok(None));
-        assert_eq!(CloseFrame::decode(&[3]), Err(ProtocolError::OneByteClosePayload));
-        assert_eq!(CloseFrame::decode(&[0x03, 0xED]), Err(ProtocolError::InvalidCloseCode(1005)));
-        assert_eq!(CloseFrame::decode(&[0x03, 0xE8, 0xFF]), Err(ProtocolError::InvalidCloseReason));
-        let frame = CloseFrame::decode(&[0x03, 0xE8, b'b', b'y', b'e']).unwrap().unwrap();
+        assert_eq!(
+            CloseFrame::decode(&[3]),
+            Err(ProtocolError::OneByteClosePayload)
+        );
+        assert_eq!(
+            CloseFrame::decode(&[0x03, 0xED]),
+            Err(ProtocolError::InvalidCloseCode(1005))
+        );
+        assert_eq!(
+            CloseFrame::decode(&[0x03, 0xE8, 0xFF]),
+            Err(ProtocolError::InvalidCloseReason)
+        );
+        let frame = CloseFrame::decode(&[0x03, 0xE8, b'b', b'y', b'e'])
+            .unwrap()
+            .unwrap();
         assert_eq!(frame, CloseFrame::new(CloseCode::NORMAL, "bye"));
         assert_eq!(&frame.encode()[..], &[0x03, 0xE8, b'b', b'y', b'e']);
     }

@@ -23,7 +23,10 @@ pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 16 << 20;
 
 impl Default for Config {
     fn default() -> Self {
-        Self { max_frame_size: DEFAULT_MAX_MESSAGE_SIZE, max_message_size: DEFAULT_MAX_MESSAGE_SIZE }
+        Self {
+            max_frame_size: DEFAULT_MAX_MESSAGE_SIZE,
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+        }
     }
 }
 

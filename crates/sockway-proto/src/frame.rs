@@ -89,7 +89,8 @@ impl FrameHeader {
         let [b0, b1, ..] = *buf else {
             return Ok(None);
         };
-        let opcode = OpCode::from_bits(b0 & 0x0F).ok_or(ProtocolError::ReservedOpcode(b0 & 0x0F))?;
+        let opcode =
+            OpCode::from_bits(b0 & 0x0F).ok_or(ProtocolError::ReservedOpcode(b0 & 0x0F))?;
         let masked = b1 & 0x80 != 0;
         let (payload_len, len_bytes) = match b1 & 0x7F {
             126 => match buf.get(2..4) {
@@ -172,17 +173,33 @@ mod tests {
     use super::*;
 
     fn header(opcode: OpCode, len: u64, mask: Option<[u8; 4]>) -> FrameHeader {
-        FrameHeader { fin: true, rsv: 0, opcode, mask, payload_len: len }
+        FrameHeader {
+            fin: true,
+            rsv: 0,
+            opcode,
+            mask,
+            payload_len: len,
+        }
     }
 
     #[test]
     fn lengths_use_the_minimal_encoding() {
-        for (len, expected) in [(0, 2), (125, 2), (126, 4), (65535, 4), (65536, 10), (u32::MAX as u64 + 1, 10)] {
+        for (len, expected) in [
+            (0, 2),
+            (125, 2),
+            (126, 4),
+            (65535, 4),
+            (65536, 10),
+            (u32::MAX as u64 + 1, 10),
+        ] {
             let h = header(OpCode::Binary, len, None);
             let mut buf = [0; MAX_HEADER_LEN];
             assert_eq!(h.encode(&mut buf), expected, "len {len}");
             assert_eq!(h.encoded_len(), expected);
-            assert_eq!(FrameHeader::parse(&buf[..expected]).unwrap(), Some((h, expected)));
+            assert_eq!(
+                FrameHeader::parse(&buf[..expected]).unwrap(),
+                Some((h, expected))
+            );
         }
     }
 
@@ -200,14 +217,20 @@ mod tests {
     #[test]
     fn reserved_opcodes_are_refused() {
         for bits in (0x3..=0x7).chain(0xB..=0xF) {
-            assert_eq!(FrameHeader::parse(&[0x80 | bits, 0]), Err(ProtocolError::ReservedOpcode(bits)));
+            assert_eq!(
+                FrameHeader::parse(&[0x80 | bits, 0]),
+                Err(ProtocolError::ReservedOpcode(bits))
+            );
         }
     }
 
     #[test]
     fn a_64_bit_length_with_the_top_bit_set_is_refused() {
         let buf = [0x82, 127, 0x80, 0, 0, 0, 0, 0, 0, 0];
-        assert_eq!(FrameHeader::parse(&buf), Err(ProtocolError::LengthTopBitSet));
+        assert_eq!(
+            FrameHeader::parse(&buf),
+            Err(ProtocolError::LengthTopBitSet)
+        );
     }
 
     #[test]

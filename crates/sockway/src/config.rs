@@ -19,7 +19,10 @@ pub struct KeepAlive {
 
 impl Default for KeepAlive {
     fn default() -> Self {
-        Self { interval: Duration::from_secs(120), timeout: Duration::from_secs(30) }
+        Self {
+            interval: Duration::from_secs(120),
+            timeout: Duration::from_secs(30),
+        }
     }
 }
 

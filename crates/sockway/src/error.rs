@@ -51,7 +51,15 @@ pub struct CloseInfo {
 }
 
 impl CloseInfo {
-    pub(crate) fn from_parts(code: CloseCode, frame: Option<&CloseFrame>, initiated_locally: bool) -> Self {
-        Self { code, reason: frame.map(|f| f.reason.clone()).unwrap_or_default(), initiated_locally }
+    pub(crate) fn from_parts(
+        code: CloseCode,
+        frame: Option<&CloseFrame>,
+        initiated_locally: bool,
+    ) -> Self {
+        Self {
+            code,
+            reason: frame.map(|f| f.reason.clone()).unwrap_or_default(),
+            initiated_locally,
+        }
     }
 }

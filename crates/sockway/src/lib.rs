@@ -10,11 +10,15 @@
 
 pub mod config;
 pub mod error;
+#[cfg(feature = "server")]
+pub mod server;
 mod socket;
 
 pub use config::{KeepAlive, WebSocketConfig};
 pub use error::{CloseInfo, Error};
-pub use socket::{ReceiveResult, ReceivedKind, Stats, WebSocket, WebSocketReader, WebSocketWriter};
-pub use sockway_proto::{self as proto, CloseCode, CloseFrame, Message, MessageKind, Role};
+pub use socket::{
+    Fragment, ReceiveResult, ReceivedKind, Stats, WebSocket, WebSocketReader, WebSocketWriter,
+};
 /// Text payloads that are known to be UTF-8.
 pub use sockway_proto::message::TextBytes;
+pub use sockway_proto::{self as proto, CloseCode, CloseFrame, Message, MessageKind, Role};

@@ -35,9 +35,13 @@ pub enum Delivery {
     /// Whole messages: fragments are collected, and an event comes when the message is
     /// complete.
     Messages,
+    /// Each data frame once it is complete, with an end-of-message flag: frame by frame, so
+    /// an echo preserves the peer's framing.
+    Frames,
     /// Pieces as they arrive, each frame or part of a frame as soon as it is validated, with
-    /// an end-of-message flag (the seeds' `ReceiveAsync` into a caller's buffer).
-    Fragments,
+    /// an end-of-message flag (the seeds' `ReceiveAsync` into a caller's buffer): a message
+    /// of any size flows through without being held whole.
+    Pieces,
 }
 
 /// Something the peer did.
@@ -45,7 +49,8 @@ pub enum Delivery {
 pub enum Event {
     /// A whole data message ([`Delivery::Messages`]).
     Message(Message),
-    /// Part of a data message ([`Delivery::Fragments`]); text pieces may split a character,
+    /// Part of a data message ([`Delivery::Frames`], [`Delivery::Pieces`]); text pieces may
+    /// split a character,
     /// but the message as a whole has been validated up to this point.
     Fragment {
         /// The message's kind, from its first frame.
@@ -174,7 +179,11 @@ impl Connection {
     /// On a violation the connection is failed: the close frame that reports it is queued and
     /// the error is returned; later calls discard input. Once the state is
     /// [`ConnectionState::Closed`], input is discarded (data after close is ignored).
-    pub fn read_event(&mut self, input: &mut BytesMut, delivery: Delivery) -> Result<Option<Event>, ProtocolError> {
+    pub fn read_event(
+        &mut self,
+        input: &mut BytesMut,
+        delivery: Delivery,
+    ) -> Result<Option<Event>, ProtocolError> {
         if self.state == ConnectionState::Closed {
             input.clear();
             return Ok(None);
@@ -216,7 +225,8 @@ impl Connection {
 
     fn send_close_frame(&mut self, frame: Option<CloseFrame>) {
         let payload = frame.as_ref().map(CloseFrame::encode).unwrap_or_default();
-        self.writer.write_control(crate::frame::OpCode::Close, &payload);
+        self.writer
+            .write_control(crate::frame::OpCode::Close, &payload);
         self.close_sent = frame;
         self.close_frame_sent = true;
     }

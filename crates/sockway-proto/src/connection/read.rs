@@ -63,10 +63,20 @@ pub(super) fn next_event(
             check_header(conn, &header)?;
             input.advance(header_len);
             // `check_header` bounds the length by a `usize` limit (or 125 for control frames).
-            let remaining = usize::try_from(header.payload_len).map_err(|_| too_big(conn, header.payload_len))?;
-            conn.reader.frame = Some(FrameInProgress { header, remaining, consumed: 0, ready: 0 });
+            let remaining = usize::try_from(header.payload_len)
+                .map_err(|_| too_big(conn, header.payload_len))?;
+            conn.reader.frame = Some(FrameInProgress {
+                header,
+                remaining,
+                consumed: 0,
+                ready: 0,
+            });
         }
-        let Reader { frame: Some(frame), message } = &mut conn.reader else {
+        let Reader {
+            frame: Some(frame),
+            message,
+        } = &mut conn.reader
+        else {
             return Ok(None);
         };
         let control = frame.header.opcode.is_control();
@@ -78,13 +88,15 @@ pub(super) fn next_event(
             }
             if !control {
                 if let Some(validator) = message.as_mut().and_then(|m| m.utf8.as_mut()) {
-                    validator.feed(fresh).map_err(|_| ProtocolError::InvalidUtf8)?;
+                    validator
+                        .feed(fresh)
+                        .map_err(|_| ProtocolError::InvalidUtf8)?;
                 }
             }
             frame.ready = available;
         }
         if frame.ready < frame.remaining {
-            if control || delivery == Delivery::Messages || frame.ready == 0 {
+            if control || delivery != Delivery::Pieces || frame.ready == 0 {
                 return Ok(None);
             }
             let data = input.split_to(frame.ready).freeze();
@@ -92,7 +104,11 @@ pub(super) fn next_event(
             frame.consumed += frame.ready;
             frame.ready = 0;
             let kind = message.as_ref().map_or(MessageKind::Binary, |m| m.kind);
-            return Ok(Some(Event::Fragment { kind, data, end_of_message: false }));
+            return Ok(Some(Event::Fragment {
+                kind,
+                data,
+                end_of_message: false,
+            }));
         }
         let payload = input.split_to(frame.remaining).freeze();
         let header = frame.header;
@@ -104,7 +120,10 @@ pub(super) fn next_event(
 }
 
 fn too_big(conn: &Connection, size: u64) -> ProtocolError {
-    ProtocolError::FrameTooBig { size, limit: conn.config.max_frame_size }
+    ProtocolError::FrameTooBig {
+        size,
+        limit: conn.config.max_frame_size,
+    }
 }
 
 /// Checks a header the moment it is complete, before any of its payload is awaited, and opens
@@ -141,7 +160,9 @@ fn check_header(conn: &mut Connection, header: &FrameHeader) -> Result<(), Proto
     let so_far = reader.message.as_ref().map_or(0, |m| m.size);
     let size = so_far.saturating_add(header.payload_len as usize);
     if size > conn.config.max_message_size {
-        return Err(ProtocolError::MessageTooBig { limit: conn.config.max_message_size });
+        return Err(ProtocolError::MessageTooBig {
+            limit: conn.config.max_message_size,
+        });
     }
     let message = reader.message.get_or_insert_with(|| MessageInProgress {
         kind: kind.unwrap_or(MessageKind::Binary),
@@ -173,7 +194,9 @@ fn finish_frame(
             conn.on_close_received(frame.clone());
             Ok(Some(Event::Close(frame)))
         }
-        OpCode::Text | OpCode::Binary | OpCode::Continuation => finish_data_frame(conn, header.fin, payload, delivery),
+        OpCode::Text | OpCode::Binary | OpCode::Continuation => {
+            finish_data_frame(conn, header.fin, payload, delivery)
+        }
     }
 }
 
@@ -192,13 +215,17 @@ fn finish_data_frame(
         }
     }
     let kind = message.kind;
-    if delivery == Delivery::Fragments {
+    if delivery != Delivery::Messages {
         if fin {
             conn.reader.message = None;
         } else if payload.is_empty() {
             return Ok(None);
         }
-        return Ok(Some(Event::Fragment { kind, data: payload, end_of_message: fin }));
+        return Ok(Some(Event::Fragment {
+            kind,
+            data: payload,
+            end_of_message: fin,
+        }));
     }
     if !fin {
         message.assembled.extend_from_slice(&payload);

@@ -33,7 +33,11 @@ fn server() -> Connection {
 }
 
 /// Feeds `bytes` and collects events until more input is needed or an error occurs.
-fn feed(conn: &mut Connection, bytes: &[u8], delivery: Delivery) -> (Vec<Event>, Option<ProtocolError>) {
+fn feed(
+    conn: &mut Connection,
+    bytes: &[u8],
+    delivery: Delivery,
+) -> (Vec<Event>, Option<ProtocolError>) {
     let mut input = BytesMut::from(bytes);
     let mut events = Vec::new();
     loop {
@@ -60,27 +64,83 @@ fn queued_close_code(conn: &mut Connection) -> Option<CloseCode> {
 fn violations_fail_with_their_close_codes() {
     let long = [0u8; 126];
     let cases: Vec<(&str, Vec<u8>, CloseCode)> = vec![
-        ("rsv1 without extension", raw(true, 0b100, 1, b"x"), CloseCode::PROTOCOL_ERROR),
+        (
+            "rsv1 without extension",
+            raw(true, 0b100, 1, b"x"),
+            CloseCode::PROTOCOL_ERROR,
+        ),
         ("rsv2", raw(true, 0b010, 2, b""), CloseCode::PROTOCOL_ERROR),
         ("rsv3", raw(true, 0b001, 9, b""), CloseCode::PROTOCOL_ERROR),
-        ("reserved data opcode", raw(true, 0, 3, b""), CloseCode::PROTOCOL_ERROR),
-        ("reserved control opcode", raw(true, 0, 0xB, b""), CloseCode::PROTOCOL_ERROR),
-        ("control frame over 125", raw(true, 0, 9, &long), CloseCode::PROTOCOL_ERROR),
-        ("fragmented ping", raw(false, 0, 9, b""), CloseCode::PROTOCOL_ERROR),
-        ("continuation without start", raw(true, 0, 0, b"x"), CloseCode::PROTOCOL_ERROR),
+        (
+            "reserved data opcode",
+            raw(true, 0, 3, b""),
+            CloseCode::PROTOCOL_ERROR,
+        ),
+        (
+            "reserved control opcode",
+            raw(true, 0, 0xB, b""),
+            CloseCode::PROTOCOL_ERROR,
+        ),
+        (
+            "control frame over 125",
+            raw(true, 0, 9, &long),
+            CloseCode::PROTOCOL_ERROR,
+        ),
+        (
+            "fragmented ping",
+            raw(false, 0, 9, b""),
+            CloseCode::PROTOCOL_ERROR,
+        ),
+        (
+            "continuation without start",
+            raw(true, 0, 0, b"x"),
+            CloseCode::PROTOCOL_ERROR,
+        ),
         (
             "new text inside fragmented",
             [raw(false, 0, 1, b"a"), raw(true, 0, 1, b"b")].concat(),
             CloseCode::PROTOCOL_ERROR,
         ),
-        ("one-byte close", raw(true, 0, 8, &[3]), CloseCode::PROTOCOL_ERROR),
-        ("close code 1005", raw(true, 0, 8, &[0x03, 0xED]), CloseCode::PROTOCOL_ERROR),
-        ("close code 999", raw(true, 0, 8, &[0x03, 0xE7]), CloseCode::PROTOCOL_ERROR),
-        ("close code 5000", raw(true, 0, 8, &[0x13, 0x88]), CloseCode::PROTOCOL_ERROR),
-        ("close reason not utf-8", raw(true, 0, 8, &[0x03, 0xE8, 0xC0]), CloseCode::INVALID_PAYLOAD),
-        ("text not utf-8", raw(true, 0, 1, &[0xCE, 0xBA, 0xFF]), CloseCode::INVALID_PAYLOAD),
-        ("text ends mid-character", raw(true, 0, 1, &[0xCE]), CloseCode::INVALID_PAYLOAD),
-        ("64-bit length top bit", vec![0x82, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 0], CloseCode::PROTOCOL_ERROR),
+        (
+            "one-byte close",
+            raw(true, 0, 8, &[3]),
+            CloseCode::PROTOCOL_ERROR,
+        ),
+        (
+            "close code 1005",
+            raw(true, 0, 8, &[0x03, 0xED]),
+            CloseCode::PROTOCOL_ERROR,
+        ),
+        (
+            "close code 999",
+            raw(true, 0, 8, &[0x03, 0xE7]),
+            CloseCode::PROTOCOL_ERROR,
+        ),
+        (
+            "close code 5000",
+            raw(true, 0, 8, &[0x13, 0x88]),
+            CloseCode::PROTOCOL_ERROR,
+        ),
+        (
+            "close reason not utf-8",
+            raw(true, 0, 8, &[0x03, 0xE8, 0xC0]),
+            CloseCode::INVALID_PAYLOAD,
+        ),
+        (
+            "text not utf-8",
+            raw(true, 0, 1, &[0xCE, 0xBA, 0xFF]),
+            CloseCode::INVALID_PAYLOAD,
+        ),
+        (
+            "text ends mid-character",
+            raw(true, 0, 1, &[0xCE]),
+            CloseCode::INVALID_PAYLOAD,
+        ),
+        (
+            "64-bit length top bit",
+            vec![0x82, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 0],
+            CloseCode::PROTOCOL_ERROR,
+        ),
     ];
     for (name, bytes, code) in cases {
         let mut conn = server();
@@ -108,12 +168,21 @@ fn limits_fail_with_1009_as_soon_as_the_header_arrives() {
     let mut conn = Connection::new(Role::Server, config.clone());
     let frame = raw(true, 0, 2, &[0; 101]);
     let (_, error) = feed(&mut conn, &frame[..8], Delivery::Messages);
-    assert_eq!(error, Some(ProtocolError::FrameTooBig { size: 101, limit: 100 }));
+    assert_eq!(
+        error,
+        Some(ProtocolError::FrameTooBig {
+            size: 101,
+            limit: 100
+        })
+    );
     let mut conn = Connection::new(Role::Server, config);
     let bytes = [raw(false, 0, 2, &[0; 100]), raw(true, 0, 0, &[0; 51])].concat();
     let (_, error) = feed(&mut conn, &bytes, Delivery::Messages);
     assert_eq!(error, Some(ProtocolError::MessageTooBig { limit: 150 }));
-    assert_eq!(queued_close_code(&mut conn), Some(CloseCode::MESSAGE_TOO_BIG));
+    assert_eq!(
+        queued_close_code(&mut conn),
+        Some(CloseCode::MESSAGE_TOO_BIG)
+    );
 }
 
 #[test]
@@ -133,7 +202,11 @@ fn invalid_utf8_fails_fast_before_the_frame_completes() {
 #[test]
 fn invalid_utf8_fails_fast_across_fragments() {
     let mut conn = server();
-    let bytes = [raw(false, 0, 1, "κό".as_bytes()), raw(false, 0, 0, &[0xF4, 0x90])].concat();
+    let bytes = [
+        raw(false, 0, 1, "κό".as_bytes()),
+        raw(false, 0, 0, &[0xF4, 0x90]),
+    ]
+    .concat();
     let (_, error) = feed(&mut conn, &bytes, Delivery::Messages);
     assert_eq!(error, Some(ProtocolError::InvalidUtf8));
 }
@@ -161,7 +234,11 @@ fn fragments_with_interleaved_control_frames_assemble_into_one_message() {
     );
     let mut client = Connection::new(Role::Client, Config::default());
     let (events, _) = feed(&mut client, &conn.take_output(), Delivery::Messages);
-    assert_eq!(events, vec![Event::Pong("p1".into())], "every ping is answered with its payload");
+    assert_eq!(
+        events,
+        vec![Event::Pong("p1".into())],
+        "every ping is answered with its payload"
+    );
 }
 
 #[test]
@@ -197,26 +274,76 @@ fn fragment_delivery_hands_out_partial_frames_and_marks_the_end() {
     let mut conn = server();
     let frame = raw(true, 0, 2, &[9; 1000]);
     let mut input = BytesMut::from(&frame[..500]);
-    let first = conn.read_event(&mut input, Delivery::Fragments).unwrap();
-    let Some(Event::Fragment { data, end_of_message: false, kind: MessageKind::Binary }) = first else {
+    let first = conn.read_event(&mut input, Delivery::Pieces).unwrap();
+    let Some(Event::Fragment {
+        data,
+        end_of_message: false,
+        kind: MessageKind::Binary,
+    }) = first
+    else {
         panic!("{first:?}")
     };
     assert_eq!(data.len(), 500 - 8);
-    assert!(data.iter().all(|&b| b == 9), "partial payloads are unmasked with the right offset");
+    assert!(
+        data.iter().all(|&b| b == 9),
+        "partial payloads are unmasked with the right offset"
+    );
     input.extend_from_slice(&frame[500..]);
-    let rest = conn.read_event(&mut input, Delivery::Fragments).unwrap();
-    let Some(Event::Fragment { data, end_of_message: true, .. }) = rest else { panic!("{rest:?}") };
+    let rest = conn.read_event(&mut input, Delivery::Pieces).unwrap();
+    let Some(Event::Fragment {
+        data,
+        end_of_message: true,
+        ..
+    }) = rest
+    else {
+        panic!("{rest:?}")
+    };
     assert_eq!(data.len(), 1000 - 492);
     assert!(data.iter().all(|&b| b == 9));
 }
 
 #[test]
+fn frame_delivery_waits_for_whole_frames() {
+    let mut conn = server();
+    let bytes = [raw(false, 0, 2, &[1; 300]), raw(true, 0, 0, &[2; 10])].concat();
+    let mut input = BytesMut::from(&bytes[..200]);
+    assert_eq!(conn.read_event(&mut input, Delivery::Frames).unwrap(), None);
+    input.extend_from_slice(&bytes[200..]);
+    let first = conn.read_event(&mut input, Delivery::Frames).unwrap();
+    assert_eq!(
+        first,
+        Some(Event::Fragment {
+            kind: MessageKind::Binary,
+            data: vec![1; 300].into(),
+            end_of_message: false
+        })
+    );
+    let second = conn.read_event(&mut input, Delivery::Frames).unwrap();
+    assert_eq!(
+        second,
+        Some(Event::Fragment {
+            kind: MessageKind::Binary,
+            data: vec![2; 10].into(),
+            end_of_message: true
+        })
+    );
+}
+
+#[test]
 fn close_from_the_peer_is_answered_with_the_same_code_and_later_data_ignored() {
     let mut conn = server();
-    let bytes = [raw(true, 0, 8, &[0x0B, 0xB8, b'x']), raw(true, 0, 1, b"late"), vec![0xFF, 0xFF]].concat();
+    let bytes = [
+        raw(true, 0, 8, &[0x0B, 0xB8, b'x']),
+        raw(true, 0, 1, b"late"),
+        vec![0xFF, 0xFF],
+    ]
+    .concat();
     let (events, error) = feed(&mut conn, &bytes, Delivery::Messages);
     assert_eq!(error, None);
-    assert_eq!(events, vec![Event::Close(Some(CloseFrame::new(CloseCode(3000), "x")))]);
+    assert_eq!(
+        events,
+        vec![Event::Close(Some(CloseFrame::new(CloseCode(3000), "x")))]
+    );
     assert!(conn.is_closed());
     assert_eq!(conn.close_status(), Some(CloseCode(3000)));
     assert_eq!(queued_close_code(&mut conn), Some(CloseCode(3000)));
@@ -240,10 +367,19 @@ fn local_close_waits_for_the_reply_and_still_receives_data() {
     assert_eq!(conn.send_binary(b"x"), Err(SendError::Closed));
     assert_eq!(conn.close(CloseCode::NORMAL, ""), Err(SendError::Closed));
     let before = conn.output().len();
-    let bytes = [raw(true, 0, 1, b"still"), raw(true, 0, 9, b""), raw(true, 0, 8, &[0x03, 0xE9])].concat();
+    let bytes = [
+        raw(true, 0, 1, b"still"),
+        raw(true, 0, 9, b""),
+        raw(true, 0, 8, &[0x03, 0xE9]),
+    ]
+    .concat();
     let (events, _) = feed(&mut conn, &bytes, Delivery::Messages);
     assert_eq!(events[0], Event::Message(Message::text("still")));
-    assert_eq!(conn.output().len(), before, "no pong and no second close after sending close");
+    assert_eq!(
+        conn.output().len(),
+        before,
+        "no pong and no second close after sending close"
+    );
     assert!(conn.is_closed());
     assert_eq!(conn.close_status(), Some(CloseCode::GOING_AWAY));
 }
@@ -253,9 +389,13 @@ fn client_and_server_exchange_messages_and_fragments() {
     let mut client = Connection::new(Role::Client, Config::default());
     let mut server = server();
     client.send_text("hi").unwrap();
-    client.send_fragment(MessageKind::Text, &[0xC3], false).unwrap();
+    client
+        .send_fragment(MessageKind::Text, &[0xC3], false)
+        .unwrap();
     client.send_ping(b"p").unwrap();
-    client.send_fragment(MessageKind::Text, &[0xA9], true).unwrap();
+    client
+        .send_fragment(MessageKind::Text, &[0xA9], true)
+        .unwrap();
     client.send_binary(&[1, 2, 3]).unwrap();
     let (events, error) = feed(&mut server, &client.take_output(), Delivery::Messages);
     assert_eq!(error, None);
@@ -273,14 +413,30 @@ fn client_and_server_exchange_messages_and_fragments() {
 #[test]
 fn sending_refuses_what_the_protocol_forbids() {
     let mut conn = server();
-    assert_eq!(conn.send_ping(&[0; 126]), Err(SendError::ControlPayloadTooLong));
-    assert_eq!(conn.close(CloseCode::ABNORMAL, ""), Err(SendError::InvalidCloseCode(1006)));
-    conn.send_fragment(MessageKind::Binary, b"a", false).unwrap();
+    assert_eq!(
+        conn.send_ping(&[0; 126]),
+        Err(SendError::ControlPayloadTooLong)
+    );
+    assert_eq!(
+        conn.close(CloseCode::ABNORMAL, ""),
+        Err(SendError::InvalidCloseCode(1006))
+    );
+    conn.send_fragment(MessageKind::Binary, b"a", false)
+        .unwrap();
     assert_eq!(conn.send_text("x"), Err(SendError::MessageInProgress));
-    assert_eq!(conn.send_fragment(MessageKind::Text, b"x", true), Err(SendError::MessageInProgress));
-    assert_eq!(conn.send_fragment(MessageKind::Text, &[0xFF], true), Err(SendError::MessageInProgress));
+    assert_eq!(
+        conn.send_fragment(MessageKind::Text, b"x", true),
+        Err(SendError::MessageInProgress)
+    );
+    assert_eq!(
+        conn.send_fragment(MessageKind::Text, &[0xFF], true),
+        Err(SendError::MessageInProgress)
+    );
     conn.send_fragment(MessageKind::Binary, b"b", true).unwrap();
-    assert_eq!(conn.send_fragment(MessageKind::Text, &[0xFF], true), Err(SendError::InvalidUtf8));
+    assert_eq!(
+        conn.send_fragment(MessageKind::Text, &[0xFF], true),
+        Err(SendError::InvalidUtf8)
+    );
 }
 
 #[test]

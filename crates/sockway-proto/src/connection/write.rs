@@ -26,7 +26,12 @@ pub(super) struct Writer {
 
 impl Writer {
     pub(super) fn new(role: Role) -> Self {
-        Self { role, out: BytesMut::new(), sending: None, utf8: Utf8Validator::new() }
+        Self {
+            role,
+            out: BytesMut::new(),
+            sending: None,
+            utf8: Utf8Validator::new(),
+        }
     }
 
     pub(super) fn in_message(&self) -> bool {
@@ -48,7 +53,13 @@ impl Writer {
     /// Appends one frame: header, then the payload (masked for a client).
     pub(super) fn write_frame(&mut self, opcode: OpCode, payload: &[u8], fin: bool, rsv: u8) {
         let mask = (self.role == Role::Client).then(rand::random::<[u8; 4]>);
-        let header = FrameHeader { fin, rsv, opcode, mask, payload_len: payload.len() as u64 };
+        let header = FrameHeader {
+            fin,
+            rsv,
+            opcode,
+            mask,
+            payload_len: payload.len() as u64,
+        };
         let mut raw = [0u8; MAX_HEADER_LEN];
         let header_len = header.encode(&mut raw);
         self.out.reserve(header_len + payload.len());
@@ -66,7 +77,12 @@ impl Writer {
     }
 
     /// Appends one fragment of a data message, choosing the opcode (section 5.4).
-    fn write_fragment(&mut self, kind: MessageKind, payload: &[u8], fin: bool) -> Result<(), SendError> {
+    fn write_fragment(
+        &mut self,
+        kind: MessageKind,
+        payload: &[u8],
+        fin: bool,
+    ) -> Result<(), SendError> {
         let opcode = match (self.sending, kind) {
             (None, MessageKind::Text) => OpCode::Text,
             (None, MessageKind::Binary) => OpCode::Binary,
@@ -93,7 +109,8 @@ impl Connection {
         if self.writer.sending.is_some() {
             return Err(SendError::MessageInProgress);
         }
-        self.writer.write_fragment(message.kind(), message.as_bytes(), true)
+        self.writer
+            .write_fragment(message.kind(), message.as_bytes(), true)
     }
 
     /// Queues a whole text message.
@@ -118,7 +135,12 @@ impl Connection {
     /// carries the kind, later parts are continuations, `end_of_message` ends it. Text parts
     /// may split a character, but together they must be UTF-8; a part that makes them invalid
     /// is refused and not sent.
-    pub fn send_fragment(&mut self, kind: MessageKind, payload: &[u8], end_of_message: bool) -> Result<(), SendError> {
+    pub fn send_fragment(
+        &mut self,
+        kind: MessageKind,
+        payload: &[u8],
+        end_of_message: bool,
+    ) -> Result<(), SendError> {
         self.ensure_open()?;
         if matches!(self.writer.sending, Some(open) if open != kind) {
             return Err(SendError::MessageInProgress);

@@ -89,7 +89,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
 
     /// The next event from the peer; `Ok(None)` once the connection has closed cleanly and the
     /// transport is shut. Cancel-safe: dropping the future that polls this loses nothing.
-    pub(crate) fn poll_event(&mut self, cx: &mut Context<'_>, delivery: Delivery) -> Poll<Result<Option<Event>, Error>> {
+    pub(crate) fn poll_event(
+        &mut self,
+        cx: &mut Context<'_>,
+        delivery: Delivery,
+    ) -> Poll<Result<Option<Event>, Error>> {
         loop {
             if self.conn.is_closed() {
                 return self.poll_teardown(cx).map(|r| r.map(|()| None));
@@ -99,7 +103,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
             if self.conn.has_output() {
                 match self.poll_write_out(cx) {
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(self.abort(e))),
-                    Poll::Pending if self.conn.output().len() >= self.config.write_buffer_limit => return Poll::Pending,
+                    Poll::Pending if self.conn.output().len() >= self.config.write_buffer_limit => {
+                        return Poll::Pending
+                    }
                     _ => {}
                 }
             }
@@ -134,7 +140,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
 
     fn on_event(&mut self, event: &Event) {
         match event {
-            Event::Message(_) | Event::Fragment { end_of_message: true, .. } => self.stats.messages_received += 1,
+            Event::Message(_)
+            | Event::Fragment {
+                end_of_message: true,
+                ..
+            } => self.stats.messages_received += 1,
             _ => {}
         }
     }
@@ -143,7 +153,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
         self.stats.bytes_received += n as u64;
         if let Some(timer) = &mut self.keep_alive {
             timer.ping_sent = false;
-            timer.sleep.as_mut().reset(Instant::now() + timer.settings.interval);
+            timer
+                .sleep
+                .as_mut()
+                .reset(Instant::now() + timer.settings.interval);
         }
     }
 
@@ -157,12 +170,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
         if timer.ping_sent {
             let waited = timer.settings.interval + timer.settings.timeout;
             self.keep_alive = None;
-            self.conn.fail_with(sockway_proto::CloseCode::GOING_AWAY, "keep-alive timeout");
+            self.conn
+                .fail_with(sockway_proto::CloseCode::GOING_AWAY, "keep-alive timeout");
             self.teardown = Teardown::Done;
             return Some(Err(Error::KeepAliveTimeout(waited)));
         }
         timer.ping_sent = true;
-        timer.sleep.as_mut().reset(Instant::now() + timer.settings.timeout);
+        timer
+            .sleep
+            .as_mut()
+            .reset(Instant::now() + timer.settings.timeout);
         let _ = timer.sleep.as_mut().poll(cx);
         let _ = self.conn.send_ping(b"");
         let _ = self.poll_write_out(cx);
@@ -201,7 +218,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
     /// Waits until fewer than the limit of bytes are queued, so that one more message may be.
     pub(crate) fn poll_send_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         while self.conn.output().len() >= self.config.write_buffer_limit {
-            let n = ready!(Pin::new(&mut self.io).poll_write(cx, self.conn.output())).map_err(|e| self.abort(e))?;
+            let n = ready!(Pin::new(&mut self.io).poll_write(cx, self.conn.output()))
+                .map_err(|e| self.abort(e))?;
             if n == 0 {
                 return Poll::Ready(Err(self.abort(io::ErrorKind::WriteZero.into())));
             }
@@ -226,7 +244,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
             match self.teardown {
                 Teardown::NotStarted => {
                     self.teardown = Teardown::Flushing;
-                    self.close_deadline = Some(Box::pin(tokio::time::sleep(self.config.close_timeout)));
+                    self.close_deadline =
+                        Some(Box::pin(tokio::time::sleep(self.config.close_timeout)));
                 }
                 Teardown::Flushing => {
                     if self.poll_deadline(cx) {
@@ -274,7 +293,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
 
     /// Whether the close deadline has passed (then teardown is cut short).
     fn poll_deadline(&mut self, cx: &mut Context<'_>) -> bool {
-        let expired = self.close_deadline.as_mut().is_some_and(|d| d.as_mut().poll(cx).is_ready());
+        let expired = self
+            .close_deadline
+            .as_mut()
+            .is_some_and(|d| d.as_mut().poll(cx).is_ready());
         if expired {
             self.teardown = Teardown::Done;
         }

@@ -20,7 +20,7 @@ use ops::{EngineAccess, Sends};
 use recv::Leftover;
 
 pub use engine::Stats;
-pub use recv::{ReceiveResult, ReceivedKind};
+pub use recv::{Fragment, ReceiveResult, ReceivedKind};
 pub use split::{WebSocketReader, WebSocketWriter};
 
 /// An established WebSocket: the opening handshake is done, frames flow.
@@ -47,7 +47,11 @@ pub struct WebSocket<S: AsyncRead + AsyncWrite + Unpin> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> EngineAccess<S> for WebSocket<S> {
-    fn with_engine<R>(&mut self, cx: &mut Context<'_>, f: impl FnOnce(&mut Engine<S>, &mut Context<'_>) -> R) -> R {
+    fn with_engine<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        f: impl FnOnce(&mut Engine<S>, &mut Context<'_>) -> R,
+    ) -> R {
         f(&mut self.engine, cx)
     }
 
@@ -60,7 +64,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// Wraps a transport on which the opening handshake already happened. `leftover` holds
     /// bytes read past the handshake (the first frames), if any.
     pub fn from_raw(io: S, role: Role, config: WebSocketConfig, leftover: BytesMut) -> Self {
-        Self { engine: Engine::new(io, role, config, leftover), leftover: Leftover::default() }
+        Self {
+            engine: Engine::new(io, role, config, leftover),
+            leftover: Leftover::default(),
+        }
     }
 
     /// The next whole message; `Ok(None)` once the connection has closed cleanly (see
@@ -72,6 +79,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// Polls for the next whole message, as [`WebSocket::recv`] does.
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Message>, Error>> {
         self.engine.poll_recv(cx)
+    }
+
+    /// The next data frame's payload as it arrived, without copying; `Ok(None)` after a clean
+    /// close. Echoing each with [`WebSocket::send_fragment`] preserves the peer's framing and
+    /// message boundaries (the seeds' echo loop). Cancel-safe.
+    pub async fn recv_fragment(&mut self) -> Result<Option<Fragment>, Error> {
+        poll_fn(|cx| self.engine.poll_recv_fragment(cx)).await
     }
 
     /// Copies the next bytes of the current message into `buf` and says how many, of which
@@ -99,9 +113,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     }
 
     /// Sends part of a message (the seeds' `SendAsync` with `endOfMessage`).
-    pub async fn send_fragment(&mut self, kind: MessageKind, data: &[u8], end_of_message: bool) -> Result<(), Error> {
-        let sends = if end_of_message { Sends::MessageEnd } else { Sends::Other };
-        ops::send(self, sends, |conn| conn.send_fragment(kind, data, end_of_message)).await
+    pub async fn send_fragment(
+        &mut self,
+        kind: MessageKind,
+        data: &[u8],
+        end_of_message: bool,
+    ) -> Result<(), Error> {
+        let sends = if end_of_message {
+            Sends::MessageEnd
+        } else {
+            Sends::Other
+        };
+        ops::send(self, sends, |conn| {
+            conn.send_fragment(kind, data, end_of_message)
+        })
+        .await
     }
 
     /// Queues a message without flushing: it goes out with the next flush or send, or once
@@ -144,8 +170,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             while self.recv().await?.is_some() {}
             Ok::<(), Error>(())
         };
-        tokio::time::timeout(timeout, drain).await.map_err(|_| Error::CloseTimeout)??;
-        Ok(self.close_info().unwrap_or_else(|| CloseInfo::from_parts(CloseCode::ABNORMAL, None, true)))
+        tokio::time::timeout(timeout, drain)
+            .await
+            .map_err(|_| Error::CloseTimeout)??;
+        Ok(self
+            .close_info()
+            .unwrap_or_else(|| CloseInfo::from_parts(CloseCode::ABNORMAL, None, true)))
     }
 
     /// How the connection ended (status, reason, who started it), once it has.

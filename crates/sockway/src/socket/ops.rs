@@ -13,7 +13,11 @@ use crate::error::Error;
 /// Runs a closure on the engine with a context that will wake this side.
 pub(crate) trait EngineAccess<S: AsyncRead + AsyncWrite + Unpin> {
     /// Calls `f` with the engine and a context for this side's task.
-    fn with_engine<R>(&mut self, cx: &mut Context<'_>, f: impl FnOnce(&mut Engine<S>, &mut Context<'_>) -> R) -> R;
+    fn with_engine<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        f: impl FnOnce(&mut Engine<S>, &mut Context<'_>) -> R,
+    ) -> R;
 
     /// Calls `f` with the engine, for work that never waits.
     fn engine<R>(&mut self, f: impl FnOnce(&mut Engine<S>) -> R) -> R;

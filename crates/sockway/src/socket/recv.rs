@@ -34,6 +34,17 @@ pub enum ReceivedKind {
     Close(CloseInfo),
 }
 
+/// One data frame's payload, without copying ([`crate::WebSocket::recv_fragment`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fragment {
+    /// The message's kind.
+    pub kind: MessageKind,
+    /// The bytes (text pieces may split a character; the message is validated so far).
+    pub data: Bytes,
+    /// Whether this piece ends the message.
+    pub end_of_message: bool,
+}
+
 /// A piece of a message not yet copied out.
 #[derive(Debug, Default)]
 pub(crate) struct Leftover {
@@ -43,10 +54,37 @@ pub(crate) struct Leftover {
 impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
     /// The next whole data message; `None` after a clean close. Pings, pongs and the close
     /// frame are handled here and not returned.
-    pub(crate) fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Message>, Error>> {
+    pub(crate) fn poll_recv(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Option<Message>, Error>> {
         loop {
             match ready!(self.poll_event(cx, Delivery::Messages))? {
                 Some(Event::Message(message)) => return Poll::Ready(Ok(Some(message))),
+                Some(_) => continue,
+                None => return Poll::Ready(Ok(None)),
+            }
+        }
+    }
+
+    /// The next data frame, whole; `None` after a clean close.
+    pub(crate) fn poll_recv_fragment(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Option<Fragment>, Error>> {
+        loop {
+            match ready!(self.poll_event(cx, Delivery::Frames))? {
+                Some(Event::Fragment {
+                    kind,
+                    data,
+                    end_of_message,
+                }) => {
+                    return Poll::Ready(Ok(Some(Fragment {
+                        kind,
+                        data,
+                        end_of_message,
+                    })))
+                }
                 Some(_) => continue,
                 None => return Poll::Ready(Ok(None)),
             }
@@ -73,10 +111,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
                 if data.is_empty() {
                     leftover.piece = None;
                 }
-                return Poll::Ready(Ok(ReceiveResult { count, kind, end_of_message }));
+                return Poll::Ready(Ok(ReceiveResult {
+                    count,
+                    kind,
+                    end_of_message,
+                }));
             }
-            match ready!(self.poll_event(cx, Delivery::Fragments))? {
-                Some(Event::Fragment { kind, data, end_of_message }) => {
+            match ready!(self.poll_event(cx, Delivery::Pieces))? {
+                Some(Event::Fragment {
+                    kind,
+                    data,
+                    end_of_message,
+                }) => {
                     leftover.piece = Some((kind, data, end_of_message));
                 }
                 Some(_) => continue,
@@ -97,6 +143,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
     /// How the connection closed, once it has.
     pub(crate) fn close_info(&self) -> Option<CloseInfo> {
         let code = self.conn.close_status()?;
-        Some(CloseInfo::from_parts(code, self.conn.close_received(), self.conn.closed_locally()))
+        Some(CloseInfo::from_parts(
+            code,
+            self.conn.close_received(),
+            self.conn.closed_locally(),
+        ))
     }
 }

@@ -47,7 +47,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Shared<S> {
         is_reader: bool,
         f: impl FnOnce(&mut Engine<S>, &mut Context<'_>) -> R,
     ) -> R {
-        let slot = if is_reader { &self.wakers.reader } else { &self.wakers.writer };
+        let slot = if is_reader {
+            &self.wakers.reader
+        } else {
+            &self.wakers.writer
+        };
         slot.register(cx.waker());
         let waker = Waker::from(self.wakers.clone());
         let mut both = Context::from_waker(&waker);
@@ -76,12 +80,25 @@ pub(super) fn split<S: AsyncRead + AsyncWrite + Unpin>(
     engine: Engine<S>,
     leftover: Leftover,
 ) -> (WebSocketReader<S>, WebSocketWriter<S>) {
-    let shared = Arc::new(Shared { engine: Mutex::new(engine), wakers: Arc::default() });
-    (WebSocketReader { shared: shared.clone(), leftover }, WebSocketWriter { shared })
+    let shared = Arc::new(Shared {
+        engine: Mutex::new(engine),
+        wakers: Arc::default(),
+    });
+    (
+        WebSocketReader {
+            shared: shared.clone(),
+            leftover,
+        },
+        WebSocketWriter { shared },
+    )
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> EngineAccess<S> for WebSocketWriter<S> {
-    fn with_engine<R>(&mut self, cx: &mut Context<'_>, f: impl FnOnce(&mut Engine<S>, &mut Context<'_>) -> R) -> R {
+    fn with_engine<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        f: impl FnOnce(&mut Engine<S>, &mut Context<'_>) -> R,
+    ) -> R {
         self.shared.poll_with(cx, false, f)
     }
 
@@ -98,14 +115,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketReader<S> {
 
     /// Polls for the next whole message.
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Message>, Error>> {
-        self.shared.poll_with(cx, true, |engine, cx| engine.poll_recv(cx))
+        self.shared
+            .poll_with(cx, true, |engine, cx| engine.poll_recv(cx))
     }
 
     /// Copies the next bytes of the current message into `buf` (see
     /// [`super::WebSocket::receive`]). Cancel-safe.
     pub async fn receive(&mut self, buf: &mut [u8]) -> Result<ReceiveResult, Error> {
         let Self { shared, leftover } = self;
-        poll_fn(|cx| shared.poll_with(cx, true, |engine, cx| engine.poll_receive(cx, leftover, buf))).await
+        poll_fn(|cx| {
+            shared.poll_with(cx, true, |engine, cx| {
+                engine.poll_receive(cx, leftover, buf)
+            })
+        })
+        .await
     }
 
     /// How the connection ended, once it has.
@@ -127,9 +150,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketWriter<S> {
     }
 
     /// Sends part of a message.
-    pub async fn send_fragment(&mut self, kind: MessageKind, data: &[u8], end_of_message: bool) -> Result<(), Error> {
-        let sends = if end_of_message { Sends::MessageEnd } else { Sends::Other };
-        ops::send(self, sends, |conn| conn.send_fragment(kind, data, end_of_message)).await
+    pub async fn send_fragment(
+        &mut self,
+        kind: MessageKind,
+        data: &[u8],
+        end_of_message: bool,
+    ) -> Result<(), Error> {
+        let sends = if end_of_message {
+            Sends::MessageEnd
+        } else {
+            Sends::Other
+        };
+        ops::send(self, sends, |conn| {
+            conn.send_fragment(kind, data, end_of_message)
+        })
+        .await
     }
 
     /// Queues a message without flushing.
