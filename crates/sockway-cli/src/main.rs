@@ -1,5 +1,6 @@
 //! The `sockway` command: `echo` runs the sample echo server.
 
+mod connect;
 mod echo;
 
 use clap::{Parser, Subcommand};
@@ -16,6 +17,8 @@ struct Cli {
 enum Command {
     /// Run the sample echo server: a web page at `/` and a WebSocket echo endpoint at `/ws`.
     Echo(echo::EchoArgs),
+    /// Connect to a WebSocket server: stdin lines become messages, messages print to stdout.
+    Connect(connect::ConnectArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -36,6 +39,7 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Echo(args) => echo::run(args).await,
+            Command::Connect(args) => connect::run(args).await,
         }
     });
     match result {

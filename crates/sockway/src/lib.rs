@@ -10,6 +10,8 @@
 
 pub mod config;
 pub mod error;
+#[cfg(feature = "client")]
+pub mod client;
 #[cfg(feature = "server")]
 pub mod server;
 mod socket;

@@ -1,0 +1,1 @@
+//! Connecting to `ws://` and `wss://` servers (placeholder; the client issue fills this in).

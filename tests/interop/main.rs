@@ -1,0 +1,1 @@
+//! Interop with real peers (placeholder).

@@ -1,0 +1,1 @@
+//! Shared helpers for the cross-crate test suites (placeholder; the conformance suite fills this in).
