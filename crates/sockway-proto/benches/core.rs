@@ -10,8 +10,11 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use sockway_proto::connection::Delivery;
+use sockway_proto::handshake::validate_request;
 use sockway_proto::mask::{apply_mask, apply_mask_naive};
 use sockway_proto::utf8::{validate, Utf8Validator};
+use sockway_proto::{Config, Connection, FrameHeader, Role};
 
 /// Payload sizes for masking: tiny, the largest control frame payload (125 bytes, RFC 6455
 /// section 5.5), then typical, large and huge data frames.
@@ -97,5 +100,84 @@ fn repeat_to_size(unit: &str, size: usize) -> String {
     text
 }
 
-criterion_group!(benches, mask, utf8);
+/// Frame header parsing, frame serialization, and the whole receive path (parse, unmask,
+/// validate, deliver) per frame, for the small messages that dominate chat-like traffic.
+fn frame(c: &mut Criterion) {
+    let mut group = c.benchmark_group("frame");
+    let mut client = Connection::new(Role::Client, Config::default());
+    client.send_text("twenty bytes of text").unwrap();
+    let masked = client.take_output().freeze();
+    group.bench_function("parse_header", |b| {
+        b.iter(|| FrameHeader::parse(black_box(&masked)).unwrap())
+    });
+    let mut server = Connection::new(Role::Server, Config::default());
+    group.bench_function("serialize_20B", |b| {
+        b.iter(|| {
+            server
+                .send_binary(black_box(b"twenty bytes of data"))
+                .unwrap();
+            server.advance_output(server.output().len());
+        })
+    });
+    group.bench_function("serialize_masked_20B", |b| {
+        b.iter(|| {
+            client
+                .send_binary(black_box(b"twenty bytes of data"))
+                .unwrap();
+            client.advance_output(client.output().len());
+        })
+    });
+    for size in [20usize, 1024, 16 * 1024] {
+        let mut sender = Connection::new(Role::Client, Config::default());
+        sender.send_text(&"a".repeat(size)).unwrap();
+        let frame = sender.take_output();
+        group.throughput(Throughput::Bytes(size as u64));
+        group.bench_with_input(
+            BenchmarkId::new("receive_text", size),
+            &frame,
+            |b, frame| {
+                let mut receiver = Connection::new(Role::Server, Config::default());
+                let mut input = bytes::BytesMut::with_capacity(frame.len() * 64);
+                b.iter(|| {
+                    input.extend_from_slice(frame);
+                    black_box(receiver.read_event(&mut input, Delivery::Messages).unwrap());
+                })
+            },
+        );
+    }
+    group.finish();
+}
+
+/// Validating an opening handshake request as a browser sends it.
+fn handshake(c: &mut Criterion) {
+    let mut headers = http::HeaderMap::new();
+    for (name, value) in [
+        ("host", "example.com:5000"),
+        ("upgrade", "websocket"),
+        ("connection", "keep-alive, Upgrade"),
+        ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ("sec-websocket-version", "13"),
+        ("origin", "http://example.com:5000"),
+        (
+            "sec-websocket-extensions",
+            "permessage-deflate; client_max_window_bits",
+        ),
+        ("user-agent", "Mozilla/5.0 (X11; Linux x86_64) Chrome/156.0"),
+    ] {
+        headers.append(name, http::HeaderValue::from_static(value));
+    }
+    c.bench_function("handshake/validate_request", |b| {
+        b.iter(|| {
+            validate_request(
+                &http::Method::GET,
+                http::Version::HTTP_11,
+                black_box(&headers),
+                None,
+            )
+            .unwrap()
+        })
+    });
+}
+
+criterion_group!(benches, mask, utf8, frame, handshake);
 criterion_main!(benches);
