@@ -22,11 +22,13 @@ use bytes::{Bytes, BytesMut};
 
 use crate::close::{CloseCode, CloseFrame};
 use crate::config::Config;
+use crate::deflate::{Compressor, Decompressor, DeflateParams};
 use crate::error::ProtocolError;
 use crate::message::{Message, MessageKind};
 use crate::Role;
 
 use read::Reader;
+pub use write::Compression;
 use write::Writer;
 
 /// How [`Connection::read_event`] hands out data.
@@ -94,6 +96,7 @@ pub struct Connection {
     close_frame_sent: bool,
     closed_locally: bool,
     failure: Option<ProtocolError>,
+    compression: Option<DeflateParams>,
 }
 
 impl Connection {
@@ -111,7 +114,28 @@ impl Connection {
             close_frame_sent: false,
             closed_locally: false,
             failure: None,
+            compression: None,
         }
+    }
+
+    /// A connection that negotiated permessage-deflate (RFC 7692) with `params`: data
+    /// messages are compressed unless sent with compression off, and messages with RSV1 set
+    /// on their first frame are inflated.
+    pub fn with_deflate(role: Role, config: Config, params: DeflateParams) -> Self {
+        let mut conn = Self::new(role, config);
+        conn.reader
+            .set_decompressor(Decompressor::new(params.remote_no_context_takeover));
+        conn.writer.set_compressor(Compressor::new(
+            params.local_max_window_bits,
+            params.local_no_context_takeover,
+        ));
+        conn.compression = Some(params);
+        conn
+    }
+
+    /// The permessage-deflate parameters in force, if compression was negotiated.
+    pub fn compression(&self) -> Option<DeflateParams> {
+        self.compression
     }
 
     /// This end's role.
@@ -274,5 +298,7 @@ impl Connection {
     }
 }
 
+#[cfg(test)]
+mod deflate_tests;
 #[cfg(test)]
 mod tests;

@@ -5,8 +5,9 @@ use bytes::{Buf, Bytes, BytesMut};
 
 use super::{Connection, ConnectionState, Delivery, Event};
 use crate::close::CloseFrame;
+use crate::deflate::{Decompressor, InflateError};
 use crate::error::ProtocolError;
-use crate::frame::{FrameHeader, OpCode, MAX_CONTROL_PAYLOAD};
+use crate::frame::{FrameHeader, OpCode, MAX_CONTROL_PAYLOAD, RSV1};
 use crate::mask::apply_mask;
 use crate::message::{Message, MessageKind, TextBytes};
 use crate::utf8::Utf8Validator;
@@ -17,11 +18,17 @@ use crate::Role;
 pub(super) struct Reader {
     frame: Option<FrameInProgress>,
     message: Option<MessageInProgress>,
+    /// Present when permessage-deflate was negotiated.
+    decompressor: Option<Decompressor>,
 }
 
 impl Reader {
     pub(super) fn in_message(&self) -> bool {
         self.message.is_some()
+    }
+
+    pub(super) fn set_decompressor(&mut self, decompressor: Decompressor) {
+        self.decompressor = Some(decompressor);
     }
 }
 
@@ -47,6 +54,12 @@ struct MessageInProgress {
     utf8: Option<Utf8Validator>,
     /// Earlier fragments, for [`Delivery::Messages`].
     assembled: BytesMut,
+    /// RSV1 was set on the first frame: the payload is compressed (RFC 7692 section 6).
+    compressed: bool,
+    /// Bytes inflated so far, checked against the message limit.
+    inflated_len: usize,
+    /// Inflated earlier fragments, for [`Delivery::Messages`].
+    inflated: Vec<u8>,
 }
 
 /// The next event from `input`, or `None` when more bytes are needed.
@@ -75,6 +88,7 @@ pub(super) fn next_event(
         let Reader {
             frame: Some(frame),
             message,
+            ..
         } = &mut conn.reader
         else {
             return Ok(None);
@@ -87,7 +101,9 @@ pub(super) fn next_event(
                 apply_mask(fresh, key, frame.consumed + frame.ready);
             }
             if !control {
-                if let Some(validator) = message.as_mut().and_then(|m| m.utf8.as_mut()) {
+                // Compressed text is validated after inflating.
+                let plain = message.as_mut().filter(|m| !m.compressed);
+                if let Some(validator) = plain.and_then(|m| m.utf8.as_mut()) {
                     validator
                         .feed(fresh)
                         .map_err(|_| ProtocolError::InvalidUtf8)?;
@@ -99,11 +115,17 @@ pub(super) fn next_event(
             if control || delivery != Delivery::Pieces || frame.ready == 0 {
                 return Ok(None);
             }
-            let data = input.split_to(frame.ready).freeze();
+            let mut data = input.split_to(frame.ready).freeze();
             frame.remaining -= frame.ready;
             frame.consumed += frame.ready;
             frame.ready = 0;
             let kind = message.as_ref().map_or(MessageKind::Binary, |m| m.kind);
+            if message.as_ref().is_some_and(|m| m.compressed) {
+                data = inflate_piece(conn, &data, false)?;
+                if data.is_empty() {
+                    continue;
+                }
+            }
             return Ok(Some(Event::Fragment {
                 kind,
                 data,
@@ -129,7 +151,11 @@ fn too_big(conn: &Connection, size: u64) -> ProtocolError {
 /// Checks a header the moment it is complete, before any of its payload is awaited, and opens
 /// a new message for a text or binary frame.
 fn check_header(conn: &mut Connection, header: &FrameHeader) -> Result<(), ProtocolError> {
-    if header.rsv != 0 {
+    // RSV1 marks a compressed message, on its first frame only (RFC 7692 section 6.1).
+    let compressed = header.rsv == RSV1
+        && conn.reader.decompressor.is_some()
+        && matches!(header.opcode, OpCode::Text | OpCode::Binary);
+    if header.rsv != 0 && !compressed {
         return Err(ProtocolError::ReservedBits);
     }
     match (conn.role, header.mask.is_some()) {
@@ -159,17 +185,22 @@ fn check_header(conn: &mut Connection, header: &FrameHeader) -> Result<(), Proto
     }
     let so_far = reader.message.as_ref().map_or(0, |m| m.size);
     let size = so_far.saturating_add(header.payload_len as usize);
-    if size > conn.config.max_message_size {
-        return Err(ProtocolError::MessageTooBig {
-            limit: conn.config.max_message_size,
-        });
-    }
     let message = reader.message.get_or_insert_with(|| MessageInProgress {
         kind: kind.unwrap_or(MessageKind::Binary),
         size: 0,
         utf8: (kind == Some(MessageKind::Text)).then(Utf8Validator::new),
         assembled: BytesMut::new(),
+        compressed,
+        inflated_len: 0,
+        inflated: Vec::new(),
     });
+    // A compressed message is limited by its inflated size, checked while inflating; each of
+    // its frames is still limited by the frame size above.
+    if size > conn.config.max_message_size && !message.compressed {
+        return Err(ProtocolError::MessageTooBig {
+            limit: conn.config.max_message_size,
+        });
+    }
     message.size = size;
     Ok(())
 }
@@ -209,6 +240,9 @@ fn finish_data_frame(
     let Some(message) = conn.reader.message.as_mut() else {
         return Err(ProtocolError::UnexpectedContinuation);
     };
+    if message.compressed {
+        return finish_compressed_frame(conn, fin, &payload, delivery);
+    }
     if fin {
         if let Some(validator) = message.utf8.as_mut() {
             validator.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
@@ -243,4 +277,98 @@ fn finish_data_frame(
         MessageKind::Text => Message::Text(TextBytes::from_validated(data)),
         MessageKind::Binary => Message::Binary(data),
     })))
+}
+
+/// Inflates a compressed message's frame: into the message for [`Delivery::Messages`], or
+/// handed out as its own piece otherwise.
+fn finish_compressed_frame(
+    conn: &mut Connection,
+    fin: bool,
+    payload: &[u8],
+    delivery: Delivery,
+) -> Result<Option<Event>, ProtocolError> {
+    let Some(message) = conn.reader.message.as_mut() else {
+        return Err(ProtocolError::UnexpectedContinuation);
+    };
+    let kind = message.kind;
+    if delivery != Delivery::Messages {
+        let data = inflate_piece(conn, payload, fin)?;
+        if fin {
+            conn.reader.message = None;
+        } else if data.is_empty() {
+            return Ok(None);
+        }
+        return Ok(Some(Event::Fragment {
+            kind,
+            data,
+            end_of_message: fin,
+        }));
+    }
+    let mut inflated = std::mem::take(&mut message.inflated);
+    inflate_into(conn, payload, fin, &mut inflated)?;
+    if !fin {
+        if let Some(message) = conn.reader.message.as_mut() {
+            message.inflated = inflated;
+        }
+        return Ok(None);
+    }
+    conn.reader.message = None;
+    let data = Bytes::from(inflated);
+    Ok(Some(Event::Message(match kind {
+        MessageKind::Text => Message::Text(TextBytes::from_validated(data)),
+        MessageKind::Binary => Message::Binary(data),
+    })))
+}
+
+/// Inflates one piece of the current compressed message into a new buffer.
+fn inflate_piece(conn: &mut Connection, payload: &[u8], fin: bool) -> Result<Bytes, ProtocolError> {
+    let mut out = Vec::new();
+    inflate_into(conn, payload, fin, &mut out)?;
+    Ok(Bytes::from(out))
+}
+
+/// Inflates `payload` onto `out`, validating text as it appears (so invalid UTF-8 still fails
+/// fast) and refusing output beyond the message limit (RFC 7692 section 8.2: bounded memory).
+fn inflate_into(
+    conn: &mut Connection,
+    payload: &[u8],
+    fin: bool,
+    out: &mut Vec<u8>,
+) -> Result<(), ProtocolError> {
+    let limit = conn.config.max_message_size;
+    let Reader {
+        message: Some(message),
+        decompressor: Some(decompressor),
+        ..
+    } = &mut conn.reader
+    else {
+        return Err(ProtocolError::ReservedBits);
+    };
+    let base = out.len();
+    let room = limit.saturating_sub(message.inflated_len);
+    let mut utf8_failed = false;
+    let validator = &mut message.utf8;
+    let mut check = |bytes: &[u8]| {
+        let ok = validator.as_mut().is_none_or(|v| v.feed(bytes).is_ok());
+        utf8_failed |= !ok;
+        ok
+    };
+    let result = decompressor.decompress(payload, fin, base + room, out, &mut check);
+    if utf8_failed {
+        return Err(ProtocolError::InvalidUtf8);
+    }
+    match result {
+        Ok(()) => {}
+        Err(InflateError::TooBig { .. }) => return Err(ProtocolError::MessageTooBig { limit }),
+        Err(InflateError::Corrupt) => {
+            return Err(ProtocolError::Extension("corrupt compressed data".into()))
+        }
+    }
+    message.inflated_len += out.len() - base;
+    if fin {
+        if let Some(validator) = message.utf8.as_mut() {
+            validator.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
+        }
+    }
+    Ok(())
 }

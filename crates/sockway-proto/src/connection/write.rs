@@ -6,8 +6,9 @@ use bytes::{Buf, BytesMut};
 
 use super::{Connection, ConnectionState};
 use crate::close::{CloseCode, CloseFrame};
+use crate::deflate::Compressor;
 use crate::error::SendError;
-use crate::frame::{FrameHeader, OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};
+use crate::frame::{FrameHeader, OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, RSV1};
 use crate::mask::apply_mask;
 use crate::message::{Message, MessageKind};
 use crate::utf8::Utf8Validator;
@@ -22,6 +23,23 @@ pub(super) struct Writer {
     sending: Option<MessageKind>,
     /// Checks text fragments, which may split characters, as they go out.
     utf8: Utf8Validator,
+    /// Present when permessage-deflate was negotiated.
+    compressor: Option<Compressor>,
+    /// Whether the message being sent is compressed (decided by its first fragment).
+    sending_compressed: bool,
+    /// Compressed output before it is framed.
+    scratch: Vec<u8>,
+}
+
+/// Whether a data message may be compressed, when permessage-deflate was negotiated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// Compress (the default once negotiated).
+    Allowed,
+    /// Send this message uncompressed: it never enters the compressor's history. Use it for
+    /// secrets sent next to attacker-influenced data over TLS, where compression would leak
+    /// them through sizes (CRIME/BREACH); the seeds' `DisableCompression`.
+    Disabled,
 }
 
 impl Writer {
@@ -31,7 +49,14 @@ impl Writer {
             out: BytesMut::new(),
             sending: None,
             utf8: Utf8Validator::new(),
+            compressor: None,
+            sending_compressed: false,
+            scratch: Vec::new(),
         }
+    }
+
+    pub(super) fn set_compressor(&mut self, compressor: Compressor) {
+        self.compressor = Some(compressor);
     }
 
     pub(super) fn in_message(&self) -> bool {
@@ -76,12 +101,14 @@ impl Writer {
         self.write_frame(opcode, payload, true, 0);
     }
 
-    /// Appends one fragment of a data message, choosing the opcode (section 5.4).
+    /// Appends one fragment of a data message, choosing the opcode (section 5.4) and, on a
+    /// message's first fragment, whether it is compressed (RSV1, RFC 7692 section 6).
     fn write_fragment(
         &mut self,
         kind: MessageKind,
         payload: &[u8],
         fin: bool,
+        compression: Compression,
     ) -> Result<(), SendError> {
         let opcode = match (self.sending, kind) {
             (None, MessageKind::Text) => OpCode::Text,
@@ -89,7 +116,25 @@ impl Writer {
             (Some(open), _) if open == kind => OpCode::Continuation,
             (Some(_), _) => return Err(SendError::MessageInProgress),
         };
-        self.write_frame(opcode, payload, fin, 0);
+        if self.sending.is_none() {
+            self.sending_compressed =
+                compression == Compression::Allowed && self.compressor.is_some();
+        }
+        match self.compressor.as_mut().filter(|_| self.sending_compressed) {
+            Some(compressor) => {
+                let mut compressed = std::mem::take(&mut self.scratch);
+                compressed.clear();
+                compressor.compress(payload, fin, &mut compressed);
+                let rsv = if opcode == OpCode::Continuation {
+                    0
+                } else {
+                    RSV1
+                };
+                self.write_frame(opcode, &compressed, fin, rsv);
+                self.scratch = compressed;
+            }
+            None => self.write_frame(opcode, payload, fin, 0),
+        }
         self.sending = if fin { None } else { Some(kind) };
         Ok(())
     }
@@ -103,14 +148,23 @@ impl Connection {
         }
     }
 
-    /// Queues a whole message as one frame.
+    /// Queues a whole message as one frame (compressed if permessage-deflate was negotiated).
     pub fn send(&mut self, message: &Message) -> Result<(), SendError> {
+        self.send_with(message, Compression::Allowed)
+    }
+
+    /// Queues a whole message as one frame, choosing whether it may be compressed.
+    pub fn send_with(
+        &mut self,
+        message: &Message,
+        compression: Compression,
+    ) -> Result<(), SendError> {
         self.ensure_open()?;
         if self.writer.sending.is_some() {
             return Err(SendError::MessageInProgress);
         }
         self.writer
-            .write_fragment(message.kind(), message.as_bytes(), true)
+            .write_fragment(message.kind(), message.as_bytes(), true, compression)
     }
 
     /// Queues a whole text message.
@@ -128,7 +182,8 @@ impl Connection {
         if self.writer.sending.is_some() {
             return Err(SendError::MessageInProgress);
         }
-        self.writer.write_fragment(kind, payload, true)
+        self.writer
+            .write_fragment(kind, payload, true, Compression::Allowed)
     }
 
     /// Queues part of a message (the seeds' `SendAsync` with `endOfMessage`): the first part
@@ -140,6 +195,18 @@ impl Connection {
         kind: MessageKind,
         payload: &[u8],
         end_of_message: bool,
+    ) -> Result<(), SendError> {
+        self.send_fragment_with(kind, payload, end_of_message, Compression::Allowed)
+    }
+
+    /// Queues part of a message as [`Connection::send_fragment`] does, choosing whether the
+    /// message may be compressed (only the first part's choice counts).
+    pub fn send_fragment_with(
+        &mut self,
+        kind: MessageKind,
+        payload: &[u8],
+        end_of_message: bool,
+        compression: Compression,
     ) -> Result<(), SendError> {
         self.ensure_open()?;
         if matches!(self.writer.sending, Some(open) if open != kind) {
@@ -153,7 +220,8 @@ impl Connection {
             }
             self.writer.utf8 = check;
         }
-        self.writer.write_fragment(kind, payload, end_of_message)
+        self.writer
+            .write_fragment(kind, payload, end_of_message, compression)
     }
 
     /// Queues a ping (section 5.5.2); its payload is at most 125 bytes.

@@ -1,0 +1,255 @@
+//! Compressing and inflating message payloads (RFC 7692 section 7.2).
+
+use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
+
+/// The four bytes a sync flush ends with; removed from a compressed message's end on the way
+/// out and put back before inflating (section 7.2.1, 7.2.2).
+const SYNC_TAIL: [u8; 4] = [0x00, 0x00, 0xFF, 0xFF];
+
+/// How much output inflation produces at a time; the message limit is checked between steps.
+const INFLATE_STEP: usize = 32 * 1024;
+
+/// A message's compressor, kept across messages unless context takeover is off.
+pub struct Compressor {
+    deflate: Compress,
+    no_context_takeover: bool,
+}
+
+impl std::fmt::Debug for Compressor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Compressor")
+            .field("no_context_takeover", &self.no_context_takeover)
+            .finish()
+    }
+}
+
+impl Compressor {
+    /// A compressor with an LZ77 window of at most `2^window_bits` bytes (an 8-bit window is
+    /// served by zlib's 9-bit one, whose matches never reach past 250 bytes: see the module
+    /// documentation).
+    pub fn new(window_bits: u8, no_context_takeover: bool) -> Self {
+        let bits = window_bits.clamp(9, 15);
+        Self {
+            deflate: Compress::new_with_window_bits(Compression::fast(), false, bits),
+            no_context_takeover,
+        }
+    }
+
+    /// Appends the compressed form of one piece of a message to `out`. The final piece drops
+    /// the sync-flush tail (section 7.2.1); earlier pieces keep it, so that the pieces
+    /// concatenated form one valid compressed message. Resets afterwards without context
+    /// takeover.
+    pub fn compress(&mut self, input: &[u8], end_of_message: bool, out: &mut Vec<u8>) {
+        let start_in = self.deflate.total_in();
+        loop {
+            out.reserve(input.len() / 2 + 64);
+            let consumed = (self.deflate.total_in() - start_in) as usize;
+            let rest = input.get(consumed..).unwrap_or_default();
+            // Compressing into spare capacity of a Vec cannot fail with a zlib-compatible
+            // backend; a failure would leave the output short, which the peer reports.
+            let _ = self.deflate.compress_vec(rest, out, FlushCompress::Sync);
+            let done = (self.deflate.total_in() - start_in) as usize == input.len();
+            if done && out.len() < out.capacity() {
+                break;
+            }
+        }
+        if end_of_message {
+            if out.ends_with(&SYNC_TAIL) {
+                out.truncate(out.len() - SYNC_TAIL.len());
+            }
+            if self.no_context_takeover {
+                self.deflate.reset();
+            }
+        }
+    }
+}
+
+/// A compressed message was corrupt or inflated beyond the limit.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InflateError {
+    /// The data is not valid deflate.
+    #[error("corrupt compressed data")]
+    Corrupt,
+    /// The message inflates beyond the limit.
+    #[error("inflated message exceeds the limit of {limit} bytes")]
+    TooBig {
+        /// The limit.
+        limit: usize,
+    },
+}
+
+/// A message's decompressor. It always uses a 32 KiB window, which decodes any window the
+/// peer may use.
+pub struct Decompressor {
+    inflate: Decompress,
+    no_context_takeover: bool,
+}
+
+impl std::fmt::Debug for Decompressor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Decompressor")
+            .field("no_context_takeover", &self.no_context_takeover)
+            .finish()
+    }
+}
+
+impl Decompressor {
+    /// A decompressor; `no_context_takeover` says the peer resets after each message, so this
+    /// side may too.
+    pub fn new(no_context_takeover: bool) -> Self {
+        Self {
+            inflate: Decompress::new_with_window_bits(false, 15),
+            no_context_takeover,
+        }
+    }
+
+    /// Inflates one piece of a compressed message into `out`, never letting `out` grow beyond
+    /// `limit` bytes: a small frame that would inflate to gigabytes is refused after at most
+    /// `limit` bytes of output. `on_output` sees each new stretch of output (for incremental
+    /// UTF-8 checks). At the end of the message the sync tail is fed in first.
+    pub fn decompress(
+        &mut self,
+        input: &[u8],
+        end_of_message: bool,
+        limit: usize,
+        out: &mut Vec<u8>,
+        on_output: &mut dyn FnMut(&[u8]) -> bool,
+    ) -> Result<(), InflateError> {
+        self.feed(input, limit, out, on_output)?;
+        if end_of_message {
+            self.feed(&SYNC_TAIL, limit, out, on_output)?;
+            if self.no_context_takeover {
+                self.inflate.reset(false);
+            }
+        }
+        Ok(())
+    }
+
+    fn feed(
+        &mut self,
+        input: &[u8],
+        limit: usize,
+        out: &mut Vec<u8>,
+        on_output: &mut dyn FnMut(&[u8]) -> bool,
+    ) -> Result<(), InflateError> {
+        let start_in = self.inflate.total_in();
+        loop {
+            let consumed = (self.inflate.total_in() - start_in) as usize;
+            let room = (limit + 1).saturating_sub(out.len()).min(INFLATE_STEP);
+            if room == 0 {
+                return Err(InflateError::TooBig { limit });
+            }
+            out.reserve_exact(room);
+            let before = out.len();
+            let spare = out.capacity() - before;
+            let status = self
+                .inflate
+                .decompress_vec(
+                    input.get(consumed..).unwrap_or_default(),
+                    out,
+                    FlushDecompress::Sync,
+                )
+                .map_err(|_| InflateError::Corrupt)?;
+            if out.len() > limit {
+                return Err(InflateError::TooBig { limit });
+            }
+            if !on_output(&out[before..]) {
+                return Err(InflateError::Corrupt);
+            }
+            let consumed_now = (self.inflate.total_in() - start_in) as usize;
+            let progressed = consumed_now > consumed || out.len() > before;
+            let output_full = out.len() - before == spare;
+            if status == Status::StreamEnd
+                || (consumed_now == input.len() && !output_full)
+                || !progressed
+            {
+                return Ok(());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roundtrip(window: u8, messages: &[&[u8]]) {
+        let mut compressor = Compressor::new(window, false);
+        let mut decompressor = Decompressor::new(false);
+        for message in messages {
+            let mut wire = Vec::new();
+            compressor.compress(message, true, &mut wire);
+            let mut out = Vec::new();
+            decompressor
+                .decompress(&wire, true, 1 << 20, &mut out, &mut |_| true)
+                .unwrap();
+            assert_eq!(&out, message);
+        }
+    }
+
+    #[test]
+    fn messages_round_trip_at_every_window_size() {
+        let text =
+            b"Hello, Hello, Hello! permessage-deflate keeps context across messages.".repeat(20);
+        for window in 8..=15 {
+            roundtrip(window, &[b"", &text, b"x", &text]);
+        }
+    }
+
+    #[test]
+    fn the_empty_message_compresses_to_one_zero_byte() {
+        let mut wire = Vec::new();
+        Compressor::new(15, false).compress(b"", true, &mut wire);
+        assert_eq!(wire, [0x00]);
+    }
+
+    #[test]
+    fn the_rfc_example_inflates() {
+        // RFC 7692 section 7.2.3.1: "Hello" compressed.
+        let mut out = Vec::new();
+        Decompressor::new(false)
+            .decompress(
+                &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00],
+                true,
+                100,
+                &mut out,
+                &mut |_| true,
+            )
+            .unwrap();
+        assert_eq!(out, b"Hello");
+    }
+
+    #[test]
+    fn a_bomb_is_refused_with_bounded_memory() {
+        let mut compressor = Compressor::new(15, false);
+        let mut wire = Vec::new();
+        compressor.compress(&vec![0u8; 8 << 20], true, &mut wire);
+        assert!(
+            wire.len() < 128 * 1024,
+            "8 MiB of zeros compresses small ({} bytes)",
+            wire.len()
+        );
+        let mut out = Vec::new();
+        let result =
+            Decompressor::new(false).decompress(&wire, true, 1 << 20, &mut out, &mut |_| true);
+        assert_eq!(result, Err(InflateError::TooBig { limit: 1 << 20 }));
+        assert!(
+            out.capacity() <= (1 << 20) + INFLATE_STEP + 1,
+            "capacity {}",
+            out.capacity()
+        );
+    }
+
+    #[test]
+    fn corrupt_data_is_an_error() {
+        let mut out = Vec::new();
+        let result = Decompressor::new(false).decompress(
+            &[0xff, 0xff, 0xff],
+            true,
+            100,
+            &mut out,
+            &mut |_| true,
+        );
+        assert_eq!(result, Err(InflateError::Corrupt));
+    }
+}
