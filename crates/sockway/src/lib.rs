@@ -8,10 +8,10 @@
 //! - `server` (feature `server`): accept WebSockets on hyper, tower and axum routes.
 //! - `client` (feature `client`): connect to `ws://` and `wss://` URLs.
 
-pub mod config;
-pub mod error;
 #[cfg(feature = "client")]
 pub mod client;
+pub mod config;
+pub mod error;
 #[cfg(feature = "server")]
 pub mod server;
 mod socket;
@@ -21,6 +21,8 @@ pub use error::{CloseInfo, Error};
 pub use socket::{
     Fragment, ReceiveResult, ReceivedKind, Stats, WebSocket, WebSocketReader, WebSocketWriter,
 };
+pub use sockway_proto::connection::Compression;
+pub use sockway_proto::deflate::{DeflateConfig, DeflateParams};
 /// Text payloads that are known to be UTF-8.
 pub use sockway_proto::message::TextBytes;
 pub use sockway_proto::{self as proto, CloseCode, CloseFrame, Message, MessageKind, Role};

@@ -321,3 +321,54 @@ async fn keep_alive_pings_a_quiet_peer_and_gives_up_on_a_silent_one() {
     raw.read_exact(&mut seen).await.unwrap();
     assert_eq!(seen, [0x89, 0x00], "an empty ping went out first");
 }
+
+#[tokio::test]
+async fn compressed_sockets_exchange_messages_and_honour_the_opt_out() {
+    let params = sockway::DeflateParams {
+        local_max_window_bits: 15,
+        local_no_context_takeover: false,
+        remote_no_context_takeover: false,
+    };
+    let (a, b) = duplex(64 * 1024);
+    let config = WebSocketConfig::default();
+    let mut client = WebSocket::from_negotiated(
+        a,
+        Role::Client,
+        config.clone(),
+        Default::default(),
+        Some(params),
+    );
+    let mut server =
+        WebSocket::from_negotiated(b, Role::Server, config, Default::default(), Some(params));
+    assert_eq!(client.compression(), Some(params));
+    let text = "compress me, compress me, compress me ".repeat(50);
+    let echo = tokio::spawn(async move {
+        while let Some(message) = server.recv().await.unwrap() {
+            server.send(message).await.unwrap();
+        }
+        server.stats()
+    });
+    for i in 0..200 {
+        let compression = if i % 2 == 0 {
+            sockway::Compression::Allowed
+        } else {
+            sockway::Compression::Disabled
+        };
+        client
+            .send_with(Message::text(text.clone()), compression)
+            .await
+            .unwrap();
+        assert_eq!(
+            client.recv().await.unwrap(),
+            Some(Message::text(text.clone()))
+        );
+    }
+    let sent = client.stats().bytes_sent;
+    client.close(CloseCode::NORMAL, "").await.unwrap();
+    let server_stats = timeout(LIMIT, echo).await.unwrap().unwrap();
+    assert!(
+        sent < 200 * text.len() as u64 * 6 / 10,
+        "half the messages compress: {sent} bytes on the wire"
+    );
+    assert_eq!(server_stats.messages_received, 200);
+}

@@ -10,6 +10,7 @@ use std::task::{ready, Context, Poll};
 
 use bytes::BytesMut;
 use sockway_proto::connection::Delivery;
+use sockway_proto::deflate::DeflateParams;
 use sockway_proto::{Connection, Event, Role};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
@@ -39,6 +40,20 @@ struct KeepAliveTimer {
     ping_sent: bool,
 }
 
+/// A request from outside the socket to close it, such as the server runner's graceful
+/// shutdown. The engine polls it while it waits for the peer; when it is ready and the
+/// connection is still open, the engine sends a close frame with the given code and reason and
+/// goes on receiving until the peer's reply (RFC 6455 section 7.1.2). The engine owns it until
+/// the socket is dropped, so it can also carry a guard (a connection-count permit).
+pub(crate) trait CloseRequest: Send + Sync + std::fmt::Debug {
+    /// Ready with the close code and reason once the socket should close; after that it may
+    /// stay pending forever.
+    fn poll_close_request(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<(sockway_proto::CloseCode, &'static str)>;
+}
+
 /// The whole state of one WebSocket: transport, protocol, buffers, timers.
 #[derive(Debug)]
 pub(crate) struct Engine<S: AsyncRead + AsyncWrite + Unpin> {
@@ -49,6 +64,8 @@ pub(crate) struct Engine<S: AsyncRead + AsyncWrite + Unpin> {
     teardown: Teardown,
     close_deadline: Option<Pin<Box<Sleep>>>,
     keep_alive: Option<KeepAliveTimer>,
+    /// An outside request to close (see [`CloseRequest`]).
+    pub(crate) close_request: Option<Box<dyn CloseRequest>>,
     /// The error that ended the connection, reported once to the reader.
     pending_error: Option<Error>,
     pub(crate) stats: Stats,
@@ -68,7 +85,13 @@ pub struct Stats {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
-    pub(crate) fn new(io: S, role: Role, config: WebSocketConfig, leftover: BytesMut) -> Self {
+    pub(crate) fn new(
+        io: S,
+        role: Role,
+        config: WebSocketConfig,
+        leftover: BytesMut,
+        compression: Option<DeflateParams>,
+    ) -> Self {
         let keep_alive = config.keep_alive.map(|settings| KeepAliveTimer {
             settings,
             sleep: Box::pin(tokio::time::sleep(settings.interval)),
@@ -76,12 +99,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
         });
         Self {
             io,
-            conn: Connection::new(role, config.protocol.clone()),
+            conn: match compression {
+                Some(params) => Connection::with_deflate(role, config.protocol.clone(), params),
+                None => Connection::new(role, config.protocol.clone()),
+            },
             config,
             read_buf: leftover,
             teardown: Teardown::NotStarted,
             close_deadline: None,
             keep_alive,
+            close_request: None,
             pending_error: None,
             stats: Stats::default(),
         }
@@ -124,6 +151,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
             if let Some(result) = self.poll_keep_alive(cx) {
                 return Poll::Ready(result);
             }
+            self.poll_close_request(cx);
             match ready!(self.poll_fill(cx)) {
                 Ok(0) => {
                     let clean = self.conn.receive_eof();
@@ -184,6 +212,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
         let _ = self.conn.send_ping(b"");
         let _ = self.poll_write_out(cx);
         None
+    }
+
+    /// Starts the closing handshake when an outside [`CloseRequest`] asks for it.
+    fn poll_close_request(&mut self, cx: &mut Context<'_>) {
+        let Some(request) = self.close_request.as_mut() else {
+            return;
+        };
+        if let Poll::Ready((code, reason)) = request.poll_close_request(cx) {
+            if self.conn.state() == sockway_proto::ConnectionState::Open
+                && self.conn.close(code, reason).is_ok()
+            {
+                let _ = self.poll_write_out(cx);
+            }
+        }
     }
 
     /// Reads more bytes into the receive buffer.

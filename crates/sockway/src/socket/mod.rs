@@ -10,6 +10,8 @@ use std::future::poll_fn;
 use std::task::{Context, Poll};
 
 use bytes::BytesMut;
+use sockway_proto::connection::Compression;
+use sockway_proto::deflate::DeflateParams;
 use sockway_proto::{CloseCode, ConnectionState, Message, MessageKind, Role};
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -19,6 +21,7 @@ use engine::Engine;
 use ops::{EngineAccess, Sends};
 use recv::Leftover;
 
+pub(crate) use engine::CloseRequest;
 pub use engine::Stats;
 pub use recv::{Fragment, ReceiveResult, ReceivedKind};
 pub use split::{WebSocketReader, WebSocketWriter};
@@ -64,12 +67,44 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// Wraps a transport on which the opening handshake already happened. `leftover` holds
     /// bytes read past the handshake (the first frames), if any.
     pub fn from_raw(io: S, role: Role, config: WebSocketConfig, leftover: BytesMut) -> Self {
+        Self::from_negotiated(io, role, config, leftover, None)
+    }
+
+    /// Like [`WebSocket::from_raw`], for a handshake that negotiated permessage-deflate
+    /// (RFC 7692) with `compression`: messages are then compressed unless sent with
+    /// [`Compression::Disabled`], and compressed messages are inflated.
+    pub fn from_negotiated(
+        io: S,
+        role: Role,
+        config: WebSocketConfig,
+        leftover: BytesMut,
+        compression: Option<DeflateParams>,
+    ) -> Self {
         Self {
-            engine: Engine::new(io, role, config, leftover),
+            engine: Engine::new(io, role, config, leftover, compression),
             leftover: Leftover::default(),
         }
     }
 
+    /// The permessage-deflate parameters in force, if compression was negotiated.
+    pub fn compression(&self) -> Option<DeflateParams> {
+        self.engine.conn.compression()
+    }
+
+    /// Sends a whole message, choosing whether it may be compressed: pass
+    /// [`Compression::Disabled`] for secrets (the seeds' `DisableCompression`; see
+    /// `docs/security.md` on CRIME/BREACH).
+    pub async fn send_with(
+        &mut self,
+        message: impl Into<Message>,
+        compression: Compression,
+    ) -> Result<(), Error> {
+        let message = message.into();
+        ops::send(self, Sends::MessageEnd, |conn| {
+            conn.send_with(&message, compression)
+        })
+        .await
+    }
     /// The next whole message; `Ok(None)` once the connection has closed cleanly (see
     /// [`WebSocket::close_info`]). Cancel-safe.
     pub async fn recv(&mut self) -> Result<Option<Message>, Error> {
@@ -206,6 +241,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// The transport.
     pub fn get_ref(&self) -> &S {
         &self.engine.io
+    }
+
+    /// Lets `request` close this socket (the server runner's graceful shutdown); see
+    /// [`CloseRequest`].
+    pub(crate) fn set_close_request(&mut self, request: Box<dyn CloseRequest>) {
+        self.engine.close_request = Some(request);
     }
 
     /// Splits into a reader and a writer that can live in different tasks.

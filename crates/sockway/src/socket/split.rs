@@ -131,6 +131,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketReader<S> {
         .await
     }
 
+    /// Polls for the next bytes of the current message, as [`Self::receive`] does (for
+    /// `AsyncRead` adapters such as the client's stream socket).
+    pub fn poll_receive(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<Result<ReceiveResult, Error>> {
+        let Self { shared, leftover } = self;
+        shared.poll_with(cx, true, |engine, cx| {
+            engine.poll_receive(cx, leftover, buf)
+        })
+    }
+
     /// How the connection ended, once it has.
     pub fn close_info(&self) -> Option<CloseInfo> {
         self.shared.lock().close_info()
@@ -147,6 +160,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketWriter<S> {
     pub async fn send(&mut self, message: impl Into<Message>) -> Result<(), Error> {
         let message = message.into();
         ops::send(self, Sends::MessageEnd, |conn| conn.send(&message)).await
+    }
+
+    /// Sends a whole message, choosing whether it may be compressed.
+    pub async fn send_with(
+        &mut self,
+        message: impl Into<Message>,
+        compression: sockway_proto::connection::Compression,
+    ) -> Result<(), Error> {
+        let message = message.into();
+        ops::send(self, Sends::MessageEnd, |conn| {
+            conn.send_with(&message, compression)
+        })
+        .await
     }
 
     /// Sends part of a message.
