@@ -2,8 +2,11 @@
 # Install the third-party WebSocket peers that sockway's tests talk to:
 #   - Python: websockets (interop peer) and kosoku (Autobahn conformance runner)
 #     into a venv at target/peers/venv, from tests/peers/requirements.txt;
-#   - Node:   ws (interop peer) into tests/peers/node_modules, from
-#     tests/peers/package-lock.json.
+#   - Node:   ws (interop peer) and playwright-core (drives the browser test
+#     of the echo page) into tests/peers/node_modules, from
+#     tests/peers/package-lock.json;
+#   - Chromium (Debian package `chromium`, /usr/bin/chromium) for that browser
+#     test, through apt-get when it is missing.
 #
 # Idempotent and fast when nothing changed: each half writes a stamp file
 # holding the hash of its pinned inputs and is skipped while that hash matches.
@@ -61,7 +64,8 @@ install_python() {
 install_node() {
   local stamp="$STAMPS/node.stamp" hash
   hash="$( (node --version; inputs_hash "$PEERS_DIR/package.json" "$PEERS_DIR/package-lock.json") | sha256sum | cut -d' ' -f1)"
-  if stamp_matches "$stamp" "$hash" && [[ -d "$PEERS_DIR/node_modules/ws" ]]; then
+  if stamp_matches "$stamp" "$hash" && [[ -d "$PEERS_DIR/node_modules/ws" ]] \
+    && [[ -d "$PEERS_DIR/node_modules/playwright-core" ]]; then
     return 0
   fi
   rm -f "$stamp"
@@ -71,6 +75,25 @@ install_node() {
   echo "$hash" >"$stamp"
 }
 
+# The headless browser of the echo page test. Skipped when it is already there;
+# otherwise installed with apt-get (as root, or through sudo).
+install_chromium() {
+  if command -v chromium >/dev/null 2>&1; then
+    return 0
+  fi
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "install-peers: chromium is missing and apt-get is not available; install it by hand" >&2
+    return 1
+  fi
+  local sudo=()
+  if [[ "$(id -u)" != 0 ]]; then
+    sudo=(sudo)
+  fi
+  quietly "${sudo[@]}" apt-get update
+  quietly "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
+}
+
 install_python
 install_node
-echo "peers: python=$VENV/bin/python kosoku=$VENV/bin/kosoku node_modules=$PEERS_DIR/node_modules"
+install_chromium
+echo "peers: python=$VENV/bin/python kosoku=$VENV/bin/kosoku node_modules=$PEERS_DIR/node_modules chromium=$(command -v chromium)"

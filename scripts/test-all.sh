@@ -73,7 +73,7 @@ run_autobahn() {
 count_results() {
   local file
   for file in "$LOGS/cargo-test.log" "$LOGS/autobahn.log"; do
-    grep -hE '^(test result: |autobahn: )[^0-9]*[0-9]+ passed' "$file" || true
+    grep -hE '^(test result: |autobahn: |conformance: )[^0-9]*[0-9]+ passed' "$file" || true
   done | awk '{
       for (i = 1; i < NF; i++) {
         if ($(i + 1) ~ /^passed/) passed += $i

@@ -249,6 +249,7 @@ impl Connection {
 
     fn send_close_frame(&mut self, frame: Option<CloseFrame>) {
         let payload = frame.as_ref().map(CloseFrame::encode).unwrap_or_default();
+        self.writer.drop_pending_pong();
         self.writer
             .write_control(crate::frame::OpCode::Close, &payload);
         self.close_sent = frame;

@@ -215,7 +215,7 @@ fn finish_frame(
     match header.opcode {
         OpCode::Ping => {
             if conn.state == ConnectionState::Open {
-                conn.writer.write_control(OpCode::Pong, &payload);
+                conn.writer.answer_ping(&payload);
             }
             Ok(Some(Event::Ping(payload)))
         }

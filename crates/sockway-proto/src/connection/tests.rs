@@ -459,3 +459,28 @@ fn eof_before_the_close_handshake_is_abnormal() {
     assert!(!conn.receive_eof());
     assert_eq!(conn.close_status(), Some(CloseCode::ABNORMAL));
 }
+
+#[test]
+fn pings_against_a_backed_up_output_are_coalesced_into_one_pong() {
+    let mut conn = server();
+    conn.send_binary(&vec![0u8; 100 * 1024]).unwrap();
+    let backlog = conn.output().len();
+    let pings: Vec<u8> = (0..1000u32)
+        .flat_map(|i| raw(true, 0, 9, &i.to_be_bytes()))
+        .collect();
+    let (events, error) = feed(&mut conn, &pings, Delivery::Messages);
+    assert_eq!((events.len(), error), (1000, None));
+    assert_eq!(
+        conn.output().len(),
+        backlog,
+        "nothing queued while backed up"
+    );
+    conn.advance_output(backlog);
+    let mut client = Connection::new(Role::Client, Config::default());
+    let (events, _) = feed(&mut client, &conn.take_output(), Delivery::Messages);
+    assert_eq!(
+        events,
+        vec![Event::Pong(999u32.to_be_bytes().to_vec().into())],
+        "only the latest ping is answered"
+    );
+}

@@ -29,7 +29,12 @@ pub(super) struct Writer {
     sending_compressed: bool,
     /// Compressed output before it is framed.
     scratch: Vec<u8>,
+    /// The latest ping's payload while the output is backed up (see [`Writer::answer_ping`]).
+    pending_pong: Option<Vec<u8>>,
 }
+
+/// Output size beyond which pongs are coalesced instead of queued.
+const PONG_BACKLOG: usize = 64 * 1024;
 
 /// Whether a data message may be compressed, when permessage-deflate was negotiated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +57,7 @@ impl Writer {
             compressor: None,
             sending_compressed: false,
             scratch: Vec::new(),
+            pending_pong: None,
         }
     }
 
@@ -69,10 +75,38 @@ impl Writer {
 
     pub(super) fn advance(&mut self, n: usize) {
         self.out.advance(n.min(self.out.len()));
+        if self.out.len() < PONG_BACKLOG {
+            self.release_pong();
+        }
     }
 
     pub(super) fn take(&mut self) -> BytesMut {
+        self.release_pong();
         self.out.split()
+    }
+
+    /// Answers a ping with a pong carrying its payload (section 5.5.2). While more than
+    /// [`PONG_BACKLOG`] bytes wait to be sent, only the latest ping's pong is kept (section
+    /// 5.5.3 allows answering just the most recent ping), so a peer that pings without reading
+    /// cannot make this side's output grow, and receiving never has to stop for it.
+    pub(super) fn answer_ping(&mut self, payload: &[u8]) {
+        if self.out.len() < PONG_BACKLOG {
+            self.write_control(OpCode::Pong, payload);
+        } else {
+            self.pending_pong = Some(payload.to_vec());
+        }
+    }
+
+    /// Writes the pong held back by [`Writer::answer_ping`], if any.
+    fn release_pong(&mut self) {
+        if let Some(payload) = self.pending_pong.take() {
+            self.write_control(OpCode::Pong, &payload);
+        }
+    }
+
+    /// Forgets a held-back pong: a close frame must be the last frame sent (section 5.5.1).
+    pub(super) fn drop_pending_pong(&mut self) {
+        self.pending_pong = None;
     }
 
     /// Appends one frame: header, then the payload (masked for a client).

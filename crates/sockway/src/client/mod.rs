@@ -1,1 +1,50 @@
-//! Connecting to `ws://` and `wss://` servers (placeholder; the client issue fills this in).
+//! Connecting to `ws://` and `wss://` servers: the seed 004's clients on RFC 6455.
+//!
+//! [`ClientBuilder`] holds the settings (the seed's `Control`: subprotocols, headers,
+//! credentials, timeouts, buffer sizes, TLS); its connect calls resolve the host, race its
+//! addresses (RFC 8305 Happy Eyeballs, with a 250 ms attempt delay), run TLS for
+//! `wss://` (rustls), and perform the HTTP/1.1 upgrade (RFC 6455 section 4.1), all under one
+//! connect timeout (60 s by default). They return:
+//!
+//! - [`MessageWebSocket`]: whole text and binary messages, callbacks ([`MessageWebSocket::run`]),
+//!   a default message type that can change after connecting;
+//! - [`StreamWebSocket`]: `AsyncRead + AsyncWrite` over binary messages, for large transfers;
+//! - or the bare [`crate::WebSocket`] with [`ConnectionInfo`] ([`ClientBuilder::connect`]).
+//!
+//! Failures are [`ClientError`]s, an enumeration to branch on (the seed's `WebErrorStatus`).
+//! Dropping a connect future aborts every connection attempt it started.
+
+mod builder;
+mod cancel;
+mod connector;
+mod error;
+mod handshake;
+mod happy_eyeballs;
+mod info;
+mod message_socket;
+mod resolve;
+mod stream_socket;
+#[cfg(feature = "tls")]
+mod tls;
+mod transport;
+mod url;
+
+pub use builder::{
+    ClientBuilder, DEFAULT_ATTEMPT_DELAY, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_ADDRESSES,
+    DEFAULT_MAX_RESPONSE_HEAD, DEFAULT_MAX_RESPONSE_HEADERS, DEFAULT_SEND_TIMEOUT,
+    DEFAULT_STREAM_CHUNK,
+};
+pub use cancel::CancelToken;
+pub use error::{ClientError, ErrorStatus, Phase};
+pub use info::ConnectionInfo;
+pub use message_socket::{Closed, ClosedBy, MessageReceiver, MessageSender, MessageWebSocket};
+pub use resolve::{Resolve, ResolveFuture, SystemResolver};
+pub use stream_socket::{StreamReader, StreamWebSocket, StreamWriter};
+pub use transport::ClientStream;
+pub use url::Target;
+
+/// Connects to `url` with the default settings and returns a [`MessageWebSocket`]; the
+/// shortcut for `ClientBuilder::new(url).connect_message()`.
+pub async fn connect(url: &str) -> Result<MessageWebSocket, ClientError> {
+    ClientBuilder::new(url).connect_message().await
+}

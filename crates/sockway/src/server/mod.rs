@@ -1,17 +1,50 @@
-//! Accepting WebSockets in a hyper/tower/axum server.
+//! Accepting WebSockets in a hyper, tower or axum server (the seeds' `UseWebSockets`,
+//! `IsWebSocketRequest` and `AcceptWebSocketAsync`).
 //!
-//! [`is_websocket_request`] tells whether a request asks for a WebSocket; [`accept`] checks
-//! the handshake against [`AcceptOptions`] and returns the response to send (101 for an
-//! HTTP/1.1 upgrade, 200 for an HTTP/2 extended CONNECT, RFC 8441) together with a
-//! [`PendingWebSocket`] that resolves to the [`crate::WebSocket`] once the response is out.
-//! Any route can do this, for both HTTP versions, with the same code.
+//! Pick the level that fits:
+//!
+//! - **Any hyper route**: [`is_websocket_request`] tells whether a request asks for a
+//!   WebSocket; [`accept`] checks the handshake against [`AcceptOptions`] and returns the
+//!   response to send (101 for an HTTP/1.1 upgrade, 200 for an HTTP/2 extended CONNECT,
+//!   RFC 8441) together with a [`PendingWebSocket`] that resolves to the
+//!   [`ServerWebSocket`] once the response is out. Refusals come back as a [`Rejection`]
+//!   that is a ready response with a body saying why. [`Handshake`] splits `accept` in two
+//!   for code that wants to look at the request first.
+//! - **Tower middleware**: [`WebSocketLayer`] accepts WebSocket requests with its options and
+//!   runs a handler `Fn(ServerWebSocket, UpgradeInfo) -> Future` in a task; other requests
+//!   fall through to the wrapped service.
+//! - **axum** (feature `axum`): the [`axum::WebSocketUpgrade`] extractor.
+//! - **The runner**: [`Server`] serves any of the above with server-wide limits
+//!   ([`ServerOptions`]: handshake timeout, connection count, header size) and a graceful
+//!   shutdown that closes every open WebSocket with 1001.
+//!
+//! The accepted socket is `Send + 'static`: keep it in the handler, or hand it to a background
+//! task (see the `broadcaster` example). Dropping an open socket closes it with 1001.
 
+#[cfg(feature = "axum")]
+pub mod axum;
+mod info;
+mod layer;
 mod options;
 mod origin;
+mod rejection;
+mod runner;
+mod shutdown;
 mod upgrade;
 
+pub use info::{ConnectionInfo, UpgradeInfo};
+pub use layer::{service_fn, ServiceFn, WebSocketLayer, WebSocketService};
 pub use options::AcceptOptions;
-pub use origin::OriginPolicy;
+pub use origin::{InvalidOrigin, OriginPolicy};
+pub use rejection::Rejection;
+pub use runner::{serve, Server, ServerOptions};
+pub use shutdown::ShutdownHandle;
+/// tower's `Layer` trait, re-exported so applications can apply [`WebSocketLayer`] without
+/// another dependency.
+pub use tower_layer::Layer;
+/// tower's `Service` trait, re-exported so applications can write services for [`Server`]
+/// without another dependency.
+pub use tower_service::Service;
 pub use upgrade::{
-    accept, is_websocket_request, Body, PendingWebSocket, Rejection, ServerStream, ServerWebSocket,
+    accept, is_websocket_request, Body, Handshake, PendingWebSocket, ServerStream, ServerWebSocket,
 };

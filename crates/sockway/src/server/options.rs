@@ -2,10 +2,25 @@
 
 use std::time::Duration;
 
+use sockway_proto::deflate::DeflateConfig;
+
 use super::origin::OriginPolicy;
 use crate::config::{KeepAlive, WebSocketConfig};
 
 /// Per-route acceptance settings, with the seeds' defaults (ASP.NET Core `WebSocketOptions`).
+///
+/// | setting | default | why |
+/// |---|---|---|
+/// | [`keep_alive_interval`](Self::keep_alive_interval) | 2 min | the seeds' `KeepAliveInterval`: often enough that proxies keep an idle connection open |
+/// | [`keep_alive_timeout`](Self::keep_alive_timeout) | 30 s | the seeds' `KeepAliveTimeout`: a peer that vanished is noticed within interval + timeout (2.5 min) |
+/// | [`receive_buffer_size`](Self::receive_buffer_size) | 4 KiB | the seeds' `ReceiveBufferSize` |
+/// | [`allowed_origins`](Self::allowed_origins) | any | the seeds' `AllowedOrigins`: empty means all; others get 403 |
+/// | [`subprotocols`](Self::subprotocols) | none | RFC 6455 section 4.2.2: the server chooses, or answers without one |
+/// | [`max_message_size`](Self::max_message_size) | 16 MiB | bounds memory per socket; larger messages close with 1009 |
+/// | [`compression`](Self::compression) | off | RFC 7692; the seeds' `DangerousEnableCompression`: see `docs/security.md` |
+///
+/// Server-wide limits (handshake timeout, connection count, header size, drain deadline) live
+/// in [`super::ServerOptions`].
 #[derive(Debug, Clone)]
 pub struct AcceptOptions {
     /// Settings of the accepted socket. Defaults: 4 KiB receive buffer (`ReceiveBufferSize`),
@@ -17,6 +32,12 @@ pub struct AcceptOptions {
     /// Subprotocols this route speaks, in order of preference (RFC 6455 section 4.2.2 item 5.4):
     /// the first one the client also offered is chosen. Empty: none is chosen.
     pub subprotocols: Vec<String>,
+    /// permessage-deflate (RFC 7692), off by default: `Some` accepts a client's offer with
+    /// these limits (the seeds' `DangerousEnableCompression`, with `ServerMaxWindowBits` and
+    /// `DisableServerContextTakeover`). If the client offers nothing acceptable the socket
+    /// opens uncompressed. Compression over TLS can leak secrets through message sizes
+    /// (CRIME/BREACH): send those with [`crate::Compression::Disabled`].
+    pub compression: Option<DeflateConfig>,
 }
 
 impl Default for AcceptOptions {
@@ -25,13 +46,23 @@ impl Default for AcceptOptions {
             socket: WebSocketConfig::default().keep_alive(Some(KeepAlive::default())),
             origins: OriginPolicy::Any,
             subprotocols: Vec::new(),
+            compression: None,
         }
     }
 }
 
 impl AcceptOptions {
-    /// Sets the keep-alive ping interval; `None` turns keep-alive off.
+    /// Turns permessage-deflate on with `config` (or off with `None`); see
+    /// [`AcceptOptions::compression`].
+    pub fn compression(mut self, config: Option<DeflateConfig>) -> Self {
+        self.compression = config;
+        self
+    }
+
+    /// Sets how long a socket may be quiet before the server pings it (`KeepAliveInterval`);
+    /// `None` or zero turns keep-alive off (then a vanished peer is never noticed).
     pub fn keep_alive_interval(mut self, interval: Option<Duration>) -> Self {
+        let interval = interval.filter(|i| !i.is_zero());
         self.socket.keep_alive = interval.map(|interval| KeepAlive {
             interval,
             timeout: self
@@ -42,7 +73,10 @@ impl AcceptOptions {
         self
     }
 
-    /// Sets how long after an unanswered keep-alive ping the connection is given up.
+    /// Sets how long after a keep-alive ping the server waits for anything from the peer (the
+    /// pong, or any other frame) before it gives up on it (`KeepAliveTimeout`): the handler's
+    /// receive then fails with [`crate::Error::KeepAliveTimeout`]. No effect while keep-alive
+    /// is off, so set the interval first when turning it on.
     pub fn keep_alive_timeout(mut self, timeout: Duration) -> Self {
         if let Some(keep_alive) = &mut self.socket.keep_alive {
             keep_alive.timeout = timeout;
@@ -50,19 +84,25 @@ impl AcceptOptions {
         self
     }
 
-    /// Sets the receive buffer growth step (`ReceiveBufferSize`).
+    /// Sets how many bytes each read from the connection may bring in (`ReceiveBufferSize`,
+    /// at least 256): larger values mean fewer reads for big messages, smaller ones less
+    /// memory per idle socket.
     pub fn receive_buffer_size(mut self, bytes: usize) -> Self {
         self.socket = self.socket.read_buffer_size(bytes);
         self
     }
 
-    /// Sets the largest message accepted (1009 beyond it).
+    /// Sets the largest message (and frame) accepted; a bigger one fails the connection with
+    /// close 1009 ("message too big", RFC 6455 section 7.4.1).
     pub fn max_message_size(mut self, bytes: usize) -> Self {
         self.socket = self.socket.max_message_size(bytes);
         self
     }
 
-    /// Allows only these origins (`AllowedOrigins`); an empty list allows any.
+    /// Allows only these origins (`AllowedOrigins`), matched on scheme, host and port,
+    /// ignoring case; an empty list allows any. A browser request from another origin gets
+    /// 403 with a body saying why. Requests without `Origin` (non-browser clients) pass: the
+    /// check stops cross-site pages, it is no authentication.
     pub fn allowed_origins<I, S>(mut self, origins: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -72,13 +112,21 @@ impl AcceptOptions {
         self
     }
 
-    /// Sets the subprotocols this route speaks, in order of preference.
+    /// Sets the subprotocols this route speaks, in order of preference (RFC 6455 section
+    /// 4.2.2 item 5.4): the first one the client also offered is chosen and echoed in
+    /// `Sec-WebSocket-Protocol`. If none matches, the socket opens without one.
     pub fn subprotocols<I, S>(mut self, names: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
         self.subprotocols = names.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Replaces all socket settings at once (write buffer limit, close timeout, frame size).
+    pub fn socket_config(mut self, config: WebSocketConfig) -> Self {
+        self.socket = config;
         self
     }
 }

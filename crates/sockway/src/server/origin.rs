@@ -17,21 +17,51 @@ pub enum OriginPolicy {
 }
 
 impl OriginPolicy {
-    /// A policy allowing `origins`; an empty list allows any.
+    /// A policy allowing `origins`; an empty list allows any. Entries that are not origins
+    /// (`scheme://host[:port]`) are skipped with a warning, but a non-empty list never turns
+    /// into "any": if every entry is invalid, only requests without `Origin` pass. Use
+    /// [`OriginPolicy::try_list`] to reject such entries instead.
     pub fn list<I, S>(origins: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let list: Vec<String> = origins
-            .into_iter()
-            .filter_map(|o| normalize(o.as_ref()))
-            .collect();
-        if list.is_empty() {
+        let mut any_given = false;
+        let mut list = Vec::new();
+        for origin in origins {
+            any_given = true;
+            match normalize(origin.as_ref()) {
+                Some(o) => list.push(o),
+                None => tracing::warn!(
+                    origin = origin.as_ref(),
+                    "ignoring an allowed origin that is not scheme://host[:port]"
+                ),
+            }
+        }
+        if any_given {
+            Self::List(list)
+        } else {
+            Self::Any
+        }
+    }
+
+    /// Like [`OriginPolicy::list`], but fails on the first entry that is not an origin
+    /// (`scheme://host[:port]`, e.g. `https://client.example`), for configuration checks.
+    pub fn try_list<I, S>(origins: I) -> Result<Self, InvalidOrigin>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut list = Vec::new();
+        for origin in origins {
+            let origin = origin.as_ref();
+            list.push(normalize(origin).ok_or_else(|| InvalidOrigin(origin.to_owned()))?);
+        }
+        Ok(if list.is_empty() {
             Self::Any
         } else {
             Self::List(list)
-        }
+        })
     }
 
     /// Whether a request with this `Origin` header (or none) may connect.
@@ -45,13 +75,22 @@ impl OriginPolicy {
     }
 }
 
+/// An allowed-origin entry that is not of the form `scheme://host[:port]`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not an origin: expected scheme://host[:port], e.g. https://client.example")]
+pub struct InvalidOrigin(pub String);
+
 /// `scheme://host:port` in lower case with the port explicit; `None` if it is not an origin
 /// (the opaque `null` origin included).
 fn normalize(origin: &str) -> Option<String> {
     let (scheme, rest) = origin.trim().split_once("://")?;
     let scheme = scheme.to_ascii_lowercase();
     let authority = rest.trim_end_matches('/');
-    if authority.is_empty() || authority.contains(['/', '?', '#', '@']) {
+    let scheme_ok = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b));
+    if !scheme_ok || authority.is_empty() || authority.contains(['/', '?', '#', '@']) {
         return None;
     }
     let default_port = match scheme.as_str() {
@@ -91,6 +130,18 @@ mod tests {
         assert!(!policy.allows(Some("null")));
         assert!(policy.allows(None), "non-browser clients send no Origin");
         assert!(OriginPolicy::list(Vec::<String>::new()).allows(Some("https://any.example")));
+    }
+
+    #[test]
+    fn invalid_entries_never_widen_the_policy() {
+        let policy = OriginPolicy::list(["client.example"]);
+        assert!(!policy.allows(Some("https://client.example")));
+        assert!(!policy.allows(Some("https://evil.example")));
+        assert!(OriginPolicy::try_list(["client.example"]).is_err());
+        assert_eq!(
+            OriginPolicy::try_list(["https://a.example"]),
+            Ok(OriginPolicy::list(["https://A.example:443"]))
+        );
     }
 
     #[test]

@@ -6,14 +6,19 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use bytes::{Bytes, BytesMut};
-use http::header::{HeaderValue, ALLOW, CONTENT_TYPE, UPGRADE};
-use http::{HeaderMap, Method, Request, Response, StatusCode, Version};
+use http::header::UPGRADE;
+use http::request::Parts;
+use http::{Extensions, HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
-use sockway_proto::handshake::{self, header_has_token, ClientOffer, HandshakeError, RequestKind};
+use sockway_proto::deflate;
+use sockway_proto::handshake::{self, header_has_token, ClientOffer, RequestKind};
 use sockway_proto::Role;
 
+use super::info::{ConnectionInfo, UpgradeInfo};
 use super::options::AcceptOptions;
+use super::rejection::Rejection;
+use super::shutdown::Tracking;
 use crate::config::WebSocketConfig;
 use crate::socket::WebSocket;
 
@@ -23,70 +28,35 @@ pub type Body = http_body_util::Full<Bytes>;
 /// The transport of a server-side WebSocket accepted through hyper.
 pub type ServerStream = TokioIo<Upgraded>;
 
-/// A WebSocket accepted through hyper.
+/// A WebSocket accepted through hyper. It is `Send + 'static`: hand it to any task.
 pub type ServerWebSocket = WebSocket<ServerStream>;
 
-/// Whether `request` asks for a WebSocket (the seeds' `IsWebSocketRequest`): a `GET` with
-/// `Upgrade: websocket`, or an HTTP/2 `CONNECT` with `:protocol = websocket` (RFC 8441). It
-/// does not check the rest of the handshake; [`accept`] does.
+/// Whether `request` asks for a WebSocket (the seeds' `IsWebSocketRequest`): an HTTP/1.x
+/// request with `Upgrade: websocket`, or an HTTP/2 `CONNECT` with `:protocol = websocket`
+/// (RFC 8441). It looks only at what marks the request as a WebSocket attempt, so that a
+/// broken attempt (a `POST` with `Upgrade: websocket`, a missing key) still reaches
+/// [`accept`] and is told what is wrong instead of falling through to a plain route.
 pub fn is_websocket_request<B>(request: &Request<B>) -> bool {
-    match (request.method(), request.version()) {
-        (&Method::GET, Version::HTTP_11) => {
-            header_has_token(request.headers(), UPGRADE, "websocket")
-        }
-        (&Method::CONNECT, Version::HTTP_2 | Version::HTTP_3) => connect_protocol(request)
+    is_websocket_attempt(request.version(), request.headers(), request.extensions())
+}
+
+fn is_websocket_attempt(version: Version, headers: &HeaderMap, extensions: &Extensions) -> bool {
+    match version {
+        Version::HTTP_2 | Version::HTTP_3 => connect_protocol(extensions)
             .is_some_and(|p| p.eq_ignore_ascii_case(handshake::WEBSOCKET_PROTOCOL)),
-        _ => false,
+        _ => header_has_token(headers, UPGRADE, handshake::WEBSOCKET_PROTOCOL),
     }
 }
 
-fn connect_protocol<B>(request: &Request<B>) -> Option<&str> {
-    request
-        .extensions()
+fn connect_protocol(extensions: &Extensions) -> Option<&str> {
+    extensions
         .get::<hyper::ext::Protocol>()
         .map(hyper::ext::Protocol::as_str)
 }
 
-/// Why [`accept`] refused a request, as the HTTP response that says so.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{status}: {message}")]
-pub struct Rejection {
-    /// The status: 400 (malformed), 403 (origin), 405 (method), 426 (version), 500.
-    pub status: StatusCode,
-    /// Headers the response must carry (`Sec-WebSocket-Version` with 426, `Allow` with 405).
-    pub headers: HeaderMap,
-    /// A plain-text explanation for the body.
-    pub message: String,
-}
-
-impl Rejection {
-    fn from_handshake(error: &HandshakeError) -> Self {
-        let mut headers = error.response_headers();
-        if error.status() == StatusCode::METHOD_NOT_ALLOWED && !headers.contains_key(ALLOW) {
-            headers.insert(ALLOW, HeaderValue::from_static("GET"));
-        }
-        Self {
-            status: error.status(),
-            headers,
-            message: error.to_string(),
-        }
-    }
-
-    /// The refusal as a response with a plain-text body.
-    pub fn into_response(self) -> Response<Body> {
-        let mut response = Response::new(Body::new(Bytes::from(format!("{}\n", self.message))));
-        *response.status_mut() = self.status;
-        *response.headers_mut() = self.headers;
-        response.headers_mut().insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
-        response
-    }
-}
-
 /// Checks the handshake in `request` against `options` and, if it is acceptable, returns the
-/// response to send and the socket to come (the seeds' `AcceptWebSocketAsync`).
+/// response to send and the socket to come (the seeds' `AcceptWebSocketAsync`). Works on any
+/// route, for HTTP/1.1 `GET` upgrades and HTTP/2 extended `CONNECT` alike.
 ///
 /// Refusals: a malformed handshake gets 400 (405 for a wrong method, 426 with
 /// `Sec-WebSocket-Version: 13` for a wrong version), an origin not allowed gets 403.
@@ -94,45 +64,146 @@ pub fn accept<B>(
     request: &mut Request<B>,
     options: &AcceptOptions,
 ) -> Result<(Response<Body>, PendingWebSocket), Rejection> {
-    let offer = handshake::validate_request(
-        request.method(),
-        request.version(),
-        request.headers(),
-        connect_protocol(request),
-    )
-    .map_err(|e| Rejection::from_handshake(&e))?;
-    if !options.origins.allows(offer.origin.as_deref()) {
-        return Err(Rejection {
-            status: StatusCode::FORBIDDEN,
-            headers: HeaderMap::new(),
-            message: format!(
-                "origin {} is not allowed to open a WebSocket here",
-                offer.origin.as_deref().unwrap_or_default()
-            ),
-        });
+    Handshake::from_request(request)?.accept(options)
+}
+
+/// A WebSocket request whose handshake is valid, not yet answered: the first half of
+/// [`accept`]. Look at the offer (subprotocols, origin, headers) and then [`Handshake::accept`]
+/// it with the options that fit, or refuse it with your own response.
+#[derive(Debug)]
+pub struct Handshake {
+    offer: ClientOffer,
+    on_upgrade: OnUpgrade,
+    info: UpgradeInfo,
+    tracking: Option<Tracking>,
+}
+
+impl Handshake {
+    /// Validates the handshake of a hyper request (RFC 6455 section 4.2.1, RFC 8441 section 5)
+    /// and takes over its upgrade.
+    pub fn from_request<B>(request: &mut Request<B>) -> Result<Self, Rejection> {
+        let mut handshake = Self::validate(
+            request.method(),
+            request.version(),
+            request.uri(),
+            request.headers(),
+            request.extensions(),
+        )?;
+        handshake.on_upgrade = hyper::upgrade::on(&mut *request);
+        Ok(handshake)
     }
-    let subprotocol = handshake::select_subprotocol(&offer.subprotocols, &options.subprotocols)
-        .map(str::to_owned);
-    let headers =
-        handshake::response_headers(&offer, subprotocol.as_deref(), None).map_err(|e| {
-            Rejection {
-                status: StatusCode::BAD_REQUEST,
-                headers: HeaderMap::new(),
-                message: e.to_string(),
-            }
+
+    /// Validates the handshake from request parts (for extractors, which see `Parts`). Refuses
+    /// with 426 when the connection cannot be upgraded (the server did not provide hyper's
+    /// upgrade hook, e.g. it was served without upgrades).
+    pub fn from_parts(parts: &mut Parts) -> Result<Self, Rejection> {
+        let mut handshake = Self::validate(
+            &parts.method,
+            parts.version,
+            &parts.uri,
+            &parts.headers,
+            &parts.extensions,
+        )?;
+        handshake.on_upgrade = parts.extensions.remove::<OnUpgrade>().ok_or_else(|| {
+            Rejection::new(
+                StatusCode::UPGRADE_REQUIRED,
+                "this connection cannot be upgraded to a WebSocket: the HTTP server was not \
+                 set up to hand over upgraded connections",
+            )
         })?;
-    let on_upgrade = hyper::upgrade::on(&mut *request);
-    let mut response = Response::new(Body::default());
-    *response.status_mut() = handshake::response_status(offer.kind);
-    *response.headers_mut() = headers;
-    let pending = PendingWebSocket {
-        on_upgrade,
-        config: Some(options.socket.clone()),
-        version: request.version(),
-        subprotocol,
-        offer,
-    };
-    Ok((response, pending))
+        Ok(handshake)
+    }
+
+    fn validate(
+        method: &Method,
+        version: Version,
+        uri: &Uri,
+        headers: &HeaderMap,
+        extensions: &Extensions,
+    ) -> Result<Self, Rejection> {
+        let offer =
+            handshake::validate_request(method, version, headers, connect_protocol(extensions))
+                .map_err(|e| Rejection::from_handshake(&e))?;
+        let info = UpgradeInfo {
+            uri: uri.clone(),
+            headers: headers.clone(),
+            http_version: version,
+            kind: offer.kind,
+            origin: offer.origin.clone(),
+            offered_subprotocols: offer.subprotocols.clone(),
+            subprotocol: None,
+            compression: None,
+            peer_addr: extensions.get::<ConnectionInfo>().map(|c| c.peer_addr),
+        };
+        Ok(Self {
+            offer,
+            on_upgrade: placeholder_upgrade(),
+            info,
+            tracking: extensions.get::<Tracking>().cloned(),
+        })
+    }
+
+    /// What the request offered and where it came from (`subprotocol` is not chosen yet).
+    pub fn info(&self) -> &UpgradeInfo {
+        &self.info
+    }
+
+    /// Applies `options` (origin check, subprotocol choice) and returns the response to send
+    /// and the socket to come. An origin not allowed gets 403 with a body saying so.
+    pub fn accept(
+        self,
+        options: &AcceptOptions,
+    ) -> Result<(Response<Body>, PendingWebSocket), Rejection> {
+        let Self {
+            offer,
+            on_upgrade,
+            mut info,
+            tracking,
+        } = self;
+        if !options.origins.allows(offer.origin.as_deref()) {
+            return Err(origin_refused(offer.origin.as_deref().unwrap_or_default()));
+        }
+        let subprotocol = handshake::select_subprotocol(&offer.subprotocols, &options.subprotocols)
+            .map(str::to_owned);
+        let deflate = options
+            .compression
+            .as_ref()
+            .and_then(|config| deflate::accept_offer(&offer.extensions, config));
+        let extensions = deflate
+            .as_ref()
+            .map(|(_, response)| response.to_header_value());
+        let headers =
+            handshake::response_headers(&offer, subprotocol.as_deref(), extensions.as_deref())
+                .map_err(|e| Rejection::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+        let mut response = Response::new(Body::default());
+        *response.status_mut() = handshake::response_status(offer.kind);
+        *response.headers_mut() = headers;
+        info.subprotocol = subprotocol;
+        info.compression = deflate.map(|(params, _)| params);
+        let pending = PendingWebSocket {
+            on_upgrade,
+            config: Some(options.socket.clone()),
+            info,
+            tracking,
+        };
+        Ok((response, pending))
+    }
+}
+
+/// An `OnUpgrade` to hold until the real one is taken from the request.
+fn placeholder_upgrade() -> OnUpgrade {
+    hyper::upgrade::on(Request::new(()))
+}
+
+fn origin_refused(origin: &str) -> Rejection {
+    let shown: String = origin.chars().take(200).collect();
+    Rejection::new(
+        StatusCode::FORBIDDEN,
+        format!(
+            "origin {shown} is not allowed to open a WebSocket here: it is not in this \
+             endpoint's list of allowed origins (RFC 6455 section 10.2)"
+        ),
+    )
 }
 
 /// The socket [`accept`] promised: resolves once the handshake response has gone out and
@@ -141,30 +212,39 @@ pub fn accept<B>(
 pub struct PendingWebSocket {
     on_upgrade: OnUpgrade,
     config: Option<WebSocketConfig>,
-    version: Version,
-    subprotocol: Option<String>,
-    offer: ClientOffer,
+    info: UpgradeInfo,
+    tracking: Option<Tracking>,
 }
 
 impl PendingWebSocket {
+    /// The request behind the socket, with the chosen subprotocol.
+    pub fn info(&self) -> &UpgradeInfo {
+        &self.info
+    }
+
     /// The subprotocol chosen, if any.
     pub fn subprotocol(&self) -> Option<&str> {
-        self.subprotocol.as_deref()
+        self.info.subprotocol.as_deref()
     }
 
     /// The HTTP version the socket arrived over (1.1 upgrade or 2 extended CONNECT).
     pub fn http_version(&self) -> Version {
-        self.version
+        self.info.http_version
     }
 
     /// Whether the socket arrived as an HTTP/1.1 upgrade or an extended CONNECT.
     pub fn request_kind(&self) -> RequestKind {
-        self.offer.kind
+        self.info.kind
     }
 
     /// The client's `Origin`, if it sent one.
     pub fn origin(&self) -> Option<&str> {
-        self.offer.origin.as_deref()
+        self.info.origin.as_deref()
+    }
+
+    /// Replaces the settings the socket will be created with.
+    pub fn set_config(&mut self, config: WebSocketConfig) {
+        self.config = Some(config);
     }
 }
 
@@ -174,11 +254,16 @@ impl Future for PendingWebSocket {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let upgraded = ready!(Pin::new(&mut self.on_upgrade).poll(cx))?;
         let config = self.config.take().unwrap_or_default();
-        Poll::Ready(Ok(WebSocket::from_raw(
+        let mut socket = WebSocket::from_negotiated(
             TokioIo::new(upgraded),
             Role::Server,
             config,
             BytesMut::new(),
-        )))
+            self.info.compression,
+        );
+        if let Some(tracking) = &self.tracking {
+            socket.set_close_request(tracking.close_request());
+        }
+        Poll::Ready(Ok(socket))
     }
 }

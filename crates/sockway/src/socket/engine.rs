@@ -125,15 +125,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
             if self.conn.is_closed() {
                 return self.poll_teardown(cx).map(|r| r.map(|()| None));
             }
-            // Push out pongs and close replies without letting a non-reading peer stall us,
-            // but stop reading while too much is queued: that is the backpressure.
+            // Push out pongs and close replies opportunistically. Receiving never waits for
+            // the transport to drain: the core coalesces pongs while output is backed up, so
+            // what the peer can make us queue stays bounded, and a peer that only reads after
+            // we read cannot deadlock us.
             if self.conn.has_output() {
                 match self.poll_write_out(cx) {
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(self.abort(e))),
-                    Poll::Pending if self.conn.output().len() >= self.config.write_buffer_limit => {
-                        return Poll::Pending
+                    Poll::Ready(Ok(())) => {
+                        let _ = Pin::new(&mut self.io).poll_flush(cx);
                     }
-                    _ => {}
+                    Poll::Pending => {}
                 }
             }
             match self.conn.read_event(&mut self.read_buf, delivery) {

@@ -1,0 +1,294 @@
+//! [`Server`]: a ready-made accept loop on hyper for any tower service (a
+//! [`super::WebSocketLayer`] stack, an axum `Router`), with the limits a public endpoint needs
+//! and a graceful shutdown that closes every open WebSocket with 1001.
+//!
+//! Per connection: the first request head is read with a bounded buffer within the handshake
+//! timeout (431 when too large, 408 when too slow, 503 when the server is full), then hyper
+//! serves it with upgrades. On shutdown (Ctrl-C, SIGTERM, or [`ShutdownHandle::shutdown`]) the
+//! listener is closed, idle HTTP connections are closed, every WebSocket accepted through
+//! [`super::accept`] on this server sends close 1001 ("going away", RFC 6455 section 7.4.1) the
+//! next time it is polled (at once if its task is waiting to receive), and the runner waits
+//! for the connections to finish, up to the drain deadline.
+
+mod connection;
+mod head;
+mod options;
+mod refuse;
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+use tower_service::Service;
+
+use super::info::ConnectionInfo;
+use super::shutdown::{ConnectionCounter, ShutdownHandle, Signal};
+use connection::{serve_connection, Shared};
+pub use options::ServerOptions;
+use refuse::Refusal;
+
+/// The error type services may fail with.
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Hyper's smallest allowed HTTP/1 buffer; its read buffer is clamped to at least this.
+const HYPER_MIN_BUF: usize = 8192;
+
+/// An HTTP server for WebSocket applications: accept loop, limits, graceful shutdown.
+///
+/// ```no_run
+/// # async fn run(app: sockway::server::ServiceFn<fn(http::Request<hyper::body::Incoming>) -> std::future::Ready<http::Response<sockway::server::Body>>>) -> std::io::Result<()> {
+/// use sockway::server::{Server, ServerOptions};
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:5000").await?;
+/// let server = Server::new(ServerOptions::default());
+/// let stop = server.shutdown_handle(); // call stop.shutdown() to end it from code
+/// server.serve(listener, app).await; // returns after Ctrl-C/SIGTERM and the drain
+/// # drop(stop); Ok(()) }
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Server {
+    options: ServerOptions,
+    handle: ShutdownHandle,
+}
+
+impl Server {
+    /// A server with these options.
+    pub fn new(options: ServerOptions) -> Self {
+        Self {
+            options,
+            handle: ShutdownHandle::default(),
+        }
+    }
+
+    /// A handle that starts this server's graceful shutdown from code.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        self.handle.clone()
+    }
+
+    /// The options in force.
+    pub fn options(&self) -> &ServerOptions {
+        &self.options
+    }
+
+    /// Serves `service` on every connection `listener` accepts until shutdown, then drains:
+    /// returns once every connection has closed or the drain deadline has passed.
+    pub async fn serve<S, B>(self, listener: TcpListener, service: S)
+    where
+        S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<BoxError>,
+        B: hyper::body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<BoxError>,
+    {
+        let Self { options, handle } = self;
+        let force = Signal::default();
+        let signals = options
+            .handle_signals
+            .then(|| tokio::spawn(watch_signals(handle.clone(), force.clone())));
+        let local_addr = listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+        let shared = Arc::new(Shared {
+            builder: hyper_builder(&options),
+            shutdown: handle.signal().clone(),
+            options,
+        });
+        let counter = ConnectionCounter::new();
+        let refusing = Arc::new(AtomicUsize::new(0));
+        let mut tasks = JoinSet::new();
+        let mut stop = handle.wait();
+        loop {
+            tokio::select! {
+                biased;
+                () = &mut stop => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, peer_addr)) => {
+                        let info = ConnectionInfo { peer_addr, local_addr };
+                        admit(&shared, &service, &counter, &refusing, &mut tasks, stream, info);
+                    }
+                    Err(error) => on_accept_error(error).await,
+                },
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            }
+        }
+        drop(listener);
+        drain(&shared.options, &counter, &force).await;
+        tasks.shutdown().await;
+        if let Some(signals) = signals {
+            signals.abort();
+        }
+    }
+}
+
+/// Serves `service` on `listener` with `options` until Ctrl-C/SIGTERM (see [`Server`]).
+pub async fn serve<S, B>(listener: TcpListener, service: S, options: ServerOptions)
+where
+    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    Server::new(options).serve(listener, service).await;
+}
+
+/// Hyper's connection builder with the options applied.
+fn hyper_builder(options: &ServerOptions) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(options.handshake_timeout)
+        .max_headers(options.max_headers)
+        .max_buf_size(options.max_header_bytes.max(HYPER_MIN_BUF));
+    if options.http2 {
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .enable_connect_protocol()
+            .max_header_list_size(u32::try_from(options.max_header_bytes).unwrap_or(u32::MAX));
+        builder
+    } else {
+        builder.http1_only()
+    }
+}
+
+/// Starts serving a new connection, or refuses it with 503 when the server is full.
+fn admit<S, B>(
+    shared: &Arc<Shared>,
+    service: &S,
+    counter: &ConnectionCounter,
+    refusing: &Arc<AtomicUsize>,
+    tasks: &mut JoinSet<()>,
+    stream: TcpStream,
+    info: ConnectionInfo,
+) where
+    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    let _ = stream.set_nodelay(true);
+    let options = &shared.options;
+    if counter.live() < options.max_connections {
+        let permit = counter.acquire();
+        tasks.spawn(serve_connection(
+            shared.clone(),
+            service.clone(),
+            stream,
+            info,
+            permit,
+        ));
+        return;
+    }
+    // Refusals are short-lived tasks; bound them too, and beyond that just close.
+    let limit = options.max_connections.max(64);
+    if refusing.fetch_add(1, Ordering::Relaxed) >= limit {
+        refusing.fetch_sub(1, Ordering::Relaxed);
+        tracing::debug!(peer = %info.peer_addr, "server full; connection closed");
+        return;
+    }
+    tracing::debug!(peer = %info.peer_addr, "server full; answering 503");
+    let retry_after = options.retry_after.as_secs().max(1);
+    let refusal = Refusal::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!(
+            "the server is at its limit of {} open connections; try again in {retry_after} s",
+            options.max_connections
+        ),
+    )
+    .header("retry-after", retry_after.to_string());
+    let refusing = refusing.clone();
+    tokio::spawn(async move {
+        refusal.send(stream).await;
+        refusing.fetch_sub(1, Ordering::Relaxed);
+    });
+}
+
+/// Accept errors are not fatal: a connection reset before accept is skipped, and running out
+/// of file descriptors pauses accepting briefly instead of spinning.
+async fn on_accept_error(error: io::Error) {
+    match error.kind() {
+        io::ErrorKind::ConnectionAborted
+        | io::ErrorKind::ConnectionReset
+        | io::ErrorKind::Interrupted => {}
+        _ => {
+            tracing::warn!(%error, "accept failed; pausing briefly");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Waits for every connection to close, up to the drain deadline (or a second signal).
+async fn drain(options: &ServerOptions, counter: &ConnectionCounter, force: &Signal) {
+    let open = counter.live();
+    if open == 0 {
+        return;
+    }
+    tracing::info!(
+        open,
+        deadline = ?options.drain_timeout,
+        "shutting down: closing open connections (WebSockets get 1001)"
+    );
+    let drained = tokio::select! {
+        done = tokio::time::timeout(options.drain_timeout, counter.all_closed()) => done.is_ok(),
+        () = force.waiter() => false,
+    };
+    if !drained {
+        tracing::warn!(
+            still_open = counter.live(),
+            "drain ended before every connection closed; dropping the rest"
+        );
+    }
+}
+
+/// Ctrl-C or SIGTERM start the shutdown; a second one ends the drain at once.
+async fn watch_signals(handle: ShutdownHandle, force: Signal) {
+    wait_for_signal().await;
+    tracing::info!("shutdown requested; send the signal again to stop at once");
+    handle.shutdown();
+    wait_for_signal().await;
+    force.fire();
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut terminate = signal(SignalKind::terminate()).ok();
+        let mut term = std::pin::pin!(async {
+            match terminate.as_mut() {
+                Some(term) => {
+                    term.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        });
+        tokio::select! {
+            result = tokio::signal::ctrl_c() => {
+                if result.is_err() {
+                    // No Ctrl-C handler could be installed: rely on SIGTERM alone.
+                    term.await;
+                }
+            }
+            () = &mut term => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}

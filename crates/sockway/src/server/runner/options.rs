@@ -1,0 +1,107 @@
+//! [`ServerOptions`]: the server-wide limits of the [`super::Server`] runner.
+
+use std::time::Duration;
+
+/// Server-wide settings: what every connection is held to before any route sees it, and how
+/// shutdown goes. Per-route WebSocket settings are in [`crate::server::AcceptOptions`].
+///
+/// | setting | default | why |
+/// |---|---|---|
+/// | [`handshake_timeout`](Self::handshake_timeout) | 10 s | a client that has not sent a whole request head by then (slowloris) is dropped; also how long an idle keep-alive HTTP connection is kept |
+/// | [`max_connections`](Self::max_connections) | 10 000 | bounds sockets, memory and tasks; more get 503 with `Retry-After` |
+/// | [`max_header_bytes`](Self::max_header_bytes) | 32 KiB | bounds the memory of a request head; larger heads get 431 (the size Kestrel, the seeds' server, allows) |
+/// | [`max_headers`](Self::max_headers) | 100 | more header fields get 431 (hyper's own default) |
+/// | [`drain_timeout`](Self::drain_timeout) | 10 s | on shutdown, how long open connections get to finish their close handshake |
+/// | [`retry_after`](Self::retry_after) | 5 s | the `Retry-After` sent with 503 |
+/// | [`http2`](Self::http2) | off | HTTP/2 (prior knowledge) with extended CONNECT (RFC 8441) next to HTTP/1.1 |
+/// | [`handle_signals`](Self::handle_signals) | on | Ctrl-C / SIGTERM start the graceful shutdown |
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerOptions {
+    /// How long a client has, from connecting, to send its whole request head (and, on a
+    /// kept-alive HTTP/1.1 connection, between requests).
+    pub handshake_timeout: Duration,
+    /// Most connections (plain HTTP and WebSocket alike) open at once; connections beyond it
+    /// are still accepted, answered 503 with `Retry-After` and a body, and closed.
+    pub max_connections: usize,
+    /// Most bytes a request head (request line and header fields) may take.
+    pub max_header_bytes: usize,
+    /// Most header fields a request may have.
+    pub max_headers: usize,
+    /// How long shutdown waits for open connections to close after asking them to.
+    pub drain_timeout: Duration,
+    /// The `Retry-After` of a 503 refusal (whole seconds, at least 1).
+    pub retry_after: Duration,
+    /// Whether HTTP/2 is served next to HTTP/1.1 (detected from the client's preface), with
+    /// `SETTINGS_ENABLE_CONNECT_PROTOCOL` so that WebSockets can arrive as extended CONNECT.
+    pub http2: bool,
+    /// Whether Ctrl-C (SIGINT) and SIGTERM start the graceful shutdown; a second signal during
+    /// the drain stops waiting.
+    pub handle_signals: bool,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            handshake_timeout: Duration::from_secs(10),
+            max_connections: 10_000,
+            max_header_bytes: 32 * 1024,
+            max_headers: 100,
+            drain_timeout: Duration::from_secs(10),
+            retry_after: Duration::from_secs(5),
+            http2: false,
+            handle_signals: true,
+        }
+    }
+}
+
+impl ServerOptions {
+    /// Sets [`ServerOptions::handshake_timeout`] (at least 1 ms).
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Sets [`ServerOptions::max_connections`] (at least 1).
+    pub fn max_connections(mut self, max: usize) -> Self {
+        self.max_connections = max.max(1);
+        self
+    }
+
+    /// Sets [`ServerOptions::max_header_bytes`] (at least 1 KiB: a browser's handshake alone
+    /// takes several hundred bytes).
+    pub fn max_header_bytes(mut self, bytes: usize) -> Self {
+        self.max_header_bytes = bytes.max(1024);
+        self
+    }
+
+    /// Sets [`ServerOptions::max_headers`] (at least 8).
+    pub fn max_headers(mut self, max: usize) -> Self {
+        self.max_headers = max.max(8);
+        self
+    }
+
+    /// Sets [`ServerOptions::drain_timeout`].
+    pub fn drain_timeout(mut self, timeout: Duration) -> Self {
+        self.drain_timeout = timeout;
+        self
+    }
+
+    /// Sets [`ServerOptions::retry_after`].
+    pub fn retry_after(mut self, after: Duration) -> Self {
+        self.retry_after = after;
+        self
+    }
+
+    /// Sets [`ServerOptions::http2`].
+    pub fn http2(mut self, enabled: bool) -> Self {
+        self.http2 = enabled;
+        self
+    }
+
+    /// Sets [`ServerOptions::handle_signals`]; tests and embedders with their own signal
+    /// handling turn it off and use a [`crate::server::ShutdownHandle`].
+    pub fn handle_signals(mut self, enabled: bool) -> Self {
+        self.handle_signals = enabled;
+        self
+    }
+}
