@@ -79,6 +79,10 @@ pub struct ConnectArgs {
     /// Print no status lines on stderr.
     #[arg(long, short = 'q')]
     quiet: bool,
+    /// Offer permessage-deflate (RFC 7692); the connection stays uncompressed if the server
+    /// declines.
+    #[arg(long)]
+    compression: bool,
 }
 
 fn builder(args: &ConnectArgs) -> Result<ClientBuilder, String> {
@@ -88,7 +92,8 @@ fn builder(args: &ConnectArgs) -> Result<ClientBuilder, String> {
     let mut builder = ClientBuilder::new(args.url.clone())
         .connect_timeout(Duration::from_secs_f64(args.connect_timeout.min(86_400.0)))
         .max_message_size(args.max_message_size)
-        .send_timeout(Some(Duration::from_secs(30)));
+        .send_timeout(Some(Duration::from_secs(30)))
+        .compression(args.compression.then(sockway::DeflateConfig::default));
     for header in &args.headers {
         let (name, value) = header
             .split_once(':')

@@ -55,6 +55,16 @@ pub struct EchoArgs {
     /// Seconds to wait on Ctrl-C for open sockets to finish closing.
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
     drain_timeout: Duration,
+    /// Accept permessage-deflate (RFC 7692) when the client offers it. Off by default:
+    /// compression over TLS can leak secrets through message sizes (CRIME/BREACH).
+    #[arg(long)]
+    compression: bool,
+    /// With --compression: the largest LZ77 window the server compresses with (8-15).
+    #[arg(long, value_name = "BITS", default_value_t = 15, value_parser = clap::value_parser!(u8).range(8..=15))]
+    server_max_window_bits: u8,
+    /// With --compression: reset the server's compressor after every message.
+    #[arg(long)]
+    server_no_context_takeover: bool,
 }
 
 /// Parses a non-negative number of seconds, fractions allowed (`0.2`).
@@ -73,7 +83,12 @@ pub async fn run(args: EchoArgs) -> Result<(), Box<dyn std::error::Error>> {
         .keep_alive_interval(Some(args.keep_alive_interval))
         .keep_alive_timeout(args.keep_alive_timeout)
         .max_message_size(args.max_message_size)
-        .receive_buffer_size(args.receive_buffer_size);
+        .receive_buffer_size(args.receive_buffer_size)
+        .compression(args.compression.then_some(sockway::DeflateConfig {
+            server_max_window_bits: args.server_max_window_bits,
+            server_no_context_takeover: args.server_no_context_takeover,
+            ..Default::default()
+        }));
     accept.origins = origins;
     let server = ServerOptions::default()
         .handshake_timeout(args.handshake_timeout)

@@ -1,7 +1,9 @@
 //! The `sockway` command: `echo` runs the sample echo server.
 
+mod bench;
 mod connect;
 mod echo;
+mod gateway;
 
 use clap::{Parser, Subcommand};
 
@@ -19,6 +21,10 @@ enum Command {
     Echo(echo::EchoArgs),
     /// Connect to a WebSocket server: stdin lines become messages, messages print to stdout.
     Connect(connect::ConnectArgs),
+    /// Benchmark a WebSocket echo server: messages/s, MB/s, round-trip percentiles.
+    Bench(bench::BenchArgs),
+    /// Run the WebSocket-aware application gateway (`--check` validates the configuration).
+    Gateway(gateway::GatewayArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -41,6 +47,8 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Echo(args) => echo::run(args).await,
             Command::Connect(args) => connect::run(args).await,
+            Command::Bench(args) => bench::run(args).await,
+            Command::Gateway(args) => gateway::run(args).await,
         }
     });
     match result {

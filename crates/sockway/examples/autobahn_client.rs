@@ -22,6 +22,7 @@ fn builder(url: String) -> ClientBuilder {
         .max_message_size(MAX_MESSAGE)
         .connect_timeout(Duration::from_secs(30))
         .read_buffer_size(64 * 1024)
+        .compression(Some(sockway::DeflateConfig::default()))
 }
 
 /// Reads the case count from `/getCaseCount`.

@@ -40,6 +40,7 @@ impl Compressor {
     /// concatenated form one valid compressed message. Resets afterwards without context
     /// takeover.
     pub fn compress(&mut self, input: &[u8], end_of_message: bool, out: &mut Vec<u8>) {
+        let start_out = out.len();
         let start_in = self.deflate.total_in();
         loop {
             out.reserve(input.len() / 2 + 64);
@@ -56,6 +57,13 @@ impl Compressor {
         if end_of_message {
             if out.ends_with(&SYNC_TAIL) {
                 out.truncate(out.len() - SYNC_TAIL.len());
+            }
+            // zlib writes nothing for a flush that follows a flush, so a message (or final
+            // fragment) adding no data would otherwise end up empty, and the tail the receiver
+            // appends would follow the previous tail: invalid. One zero byte starts the empty
+            // stored block that the appended tail completes (section 7.2.3.6).
+            if out.len() == start_out {
+                out.push(0x00);
             }
             if self.no_context_takeover {
                 self.deflate.reset();
@@ -83,6 +91,10 @@ pub enum InflateError {
 pub struct Decompressor {
     inflate: Decompress,
     no_context_takeover: bool,
+    /// The peer ended the deflate stream with a final block (BFINAL) in this message, which
+    /// RFC 7692 section 7.2.3.3 allows: the rest of the message is ignored and the next message
+    /// starts a new stream.
+    stream_ended: bool,
 }
 
 impl std::fmt::Debug for Decompressor {
@@ -100,6 +112,7 @@ impl Decompressor {
         Self {
             inflate: Decompress::new_with_window_bits(false, 15),
             no_context_takeover,
+            stream_ended: false,
         }
     }
 
@@ -115,12 +128,17 @@ impl Decompressor {
         out: &mut Vec<u8>,
         on_output: &mut dyn FnMut(&[u8]) -> bool,
     ) -> Result<(), InflateError> {
-        self.feed(input, limit, out, on_output)?;
+        if !self.stream_ended {
+            self.feed(input, limit, out, on_output)?;
+        }
         if end_of_message {
-            self.feed(&SYNC_TAIL, limit, out, on_output)?;
-            if self.no_context_takeover {
+            if !self.stream_ended {
+                self.feed(&SYNC_TAIL, limit, out, on_output)?;
+            }
+            if self.no_context_takeover || self.stream_ended {
                 self.inflate.reset(false);
             }
+            self.stream_ended = false;
         }
         Ok(())
     }
@@ -159,10 +177,11 @@ impl Decompressor {
             let consumed_now = (self.inflate.total_in() - start_in) as usize;
             let progressed = consumed_now > consumed || out.len() > before;
             let output_full = out.len() - before == spare;
-            if status == Status::StreamEnd
-                || (consumed_now == input.len() && !output_full)
-                || !progressed
-            {
+            if status == Status::StreamEnd {
+                self.stream_ended = true;
+                return Ok(());
+            }
+            if (consumed_now == input.len() && !output_full) || !progressed {
                 return Ok(());
             }
         }
@@ -204,6 +223,29 @@ mod tests {
     }
 
     #[test]
+    fn empty_messages_and_empty_final_fragments_stay_valid_after_a_flush() {
+        let mut compressor = Compressor::new(15, false);
+        let mut decompressor = Decompressor::new(false);
+        for pieces in [
+            &[&b"abc"[..]][..],
+            &[b""],
+            &[b""],
+            &[b"xyz", b""],
+            &[b"", b"", b"q"],
+        ] {
+            let mut wire = Vec::new();
+            for (i, piece) in pieces.iter().enumerate() {
+                compressor.compress(piece, i + 1 == pieces.len(), &mut wire);
+            }
+            let mut out = Vec::new();
+            decompressor
+                .decompress(&wire, true, 100, &mut out, &mut |_| true)
+                .unwrap();
+            assert_eq!(out, pieces.concat(), "{pieces:?}");
+        }
+    }
+
+    #[test]
     fn the_rfc_example_inflates() {
         // RFC 7692 section 7.2.3.1: "Hello" compressed.
         let mut out = Vec::new();
@@ -238,6 +280,23 @@ mod tests {
             "capacity {}",
             out.capacity()
         );
+    }
+
+    #[test]
+    fn a_message_ending_the_stream_with_a_final_block_is_accepted_and_the_next_starts_afresh() {
+        let mut decompressor = Decompressor::new(false);
+        for _ in 0..3 {
+            let mut whole = Compress::new(Compression::default(), false);
+            let mut wire = Vec::with_capacity(256);
+            whole
+                .compress_vec(b"Hello, final block", &mut wire, FlushCompress::Finish)
+                .unwrap();
+            let mut out = Vec::new();
+            decompressor
+                .decompress(&wire, true, 1000, &mut out, &mut |_| true)
+                .unwrap();
+            assert_eq!(out, b"Hello, final block");
+        }
     }
 
     #[test]

@@ -167,7 +167,9 @@ fn answer(offer: &Parameters, config: &DeflateConfig) -> (DeflateParams, Extensi
     let params = DeflateParams {
         local_max_window_bits: server_bits,
         local_no_context_takeover: server_no_context_takeover,
-        remote_no_context_takeover: client_no_context_takeover || offer.client_no_context_takeover,
+        // The offer's `client_no_context_takeover` is only a hint (section 7.1.1.2): only a
+        // response that includes it binds the client, so only then may inflation reset.
+        remote_no_context_takeover: client_no_context_takeover,
     };
     (params, response)
 }

@@ -130,3 +130,17 @@ fn the_client_checks_the_response_against_its_offer() {
         }
     );
 }
+
+#[test]
+fn the_client_no_context_takeover_hint_in_an_offer_does_not_let_the_server_reset() {
+    let (params, response) = server(
+        "permessage-deflate; client_no_context_takeover",
+        DeflateConfig::default(),
+    )
+    .unwrap();
+    assert_eq!(response, "permessage-deflate");
+    assert!(
+        !params.remote_no_context_takeover,
+        "only a response binds the client"
+    );
+}

@@ -2,6 +2,7 @@
 //! Each connection takes a copy, so its settings are frozen once it is established; only the
 //! message socket's default message type can change afterwards.
 
+use sockway_proto::deflate::DeflateConfig;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -60,6 +61,7 @@ pub(crate) struct Settings {
     pub max_response_head: usize,
     pub max_response_headers: usize,
     pub websocket: WebSocketConfig,
+    pub compression: Option<DeflateConfig>,
     pub message_type: MessageKind,
     pub stream_chunk: usize,
     pub resolver: SharedResolver,
@@ -113,6 +115,7 @@ impl ClientBuilder {
                 max_response_head: DEFAULT_MAX_RESPONSE_HEAD,
                 max_response_headers: DEFAULT_MAX_RESPONSE_HEADERS,
                 websocket: WebSocketConfig::default(),
+                compression: None,
                 message_type: MessageKind::Binary,
                 stream_chunk: DEFAULT_STREAM_CHUNK,
                 resolver: SharedResolver::default(),
@@ -252,6 +255,15 @@ impl ClientBuilder {
     /// Socket settings: message and frame limits, buffer sizes, close timeout, keep-alive.
     pub fn websocket_config(mut self, config: WebSocketConfig) -> Self {
         self.settings.websocket = config;
+        self
+    }
+
+    /// Offers permessage-deflate (RFC 7692) with `config`, or nothing with `None` (the
+    /// default). If the server declines, the socket opens uncompressed; a response that breaks
+    /// the extension's rules fails the handshake. Send secrets with
+    /// [`crate::Compression::Disabled`] (CRIME/BREACH, see `docs/security.md`).
+    pub fn compression(mut self, config: Option<DeflateConfig>) -> Self {
+        self.settings.compression = config;
         self
     }
 

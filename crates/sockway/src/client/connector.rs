@@ -89,8 +89,9 @@ async fn connect_inner(
         headers: request_headers(settings, target.userinfo.as_ref()),
         max_response_head: settings.max_response_head,
         max_response_headers: settings.max_response_headers,
+        compression: settings.compression,
     };
-    let (head, negotiated, leftover) = bounded(
+    let (head, negotiated, compression, leftover) = bounded(
         deadline,
         settings,
         Phase::Handshake,
@@ -112,7 +113,13 @@ async fn connect_inner(
         connect_duration: started.elapsed(),
     };
     tracing::debug!(url = %info.url, remote = %remote_addr, elapsed = ?info.connect_duration, "connected");
-    let socket = WebSocket::from_raw(stream, Role::Client, settings.websocket.clone(), leftover);
+    let socket = WebSocket::from_negotiated(
+        stream,
+        Role::Client,
+        settings.websocket.clone(),
+        leftover,
+        compression,
+    );
     Ok((socket, info))
 }
 

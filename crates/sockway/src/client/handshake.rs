@@ -5,6 +5,7 @@
 use bytes::{BufMut as _, BytesMut};
 use http::header::{HeaderMap, HeaderName, HeaderValue, USER_AGENT};
 use http::StatusCode;
+use sockway_proto::deflate::{self, DeflateConfig, DeflateParams};
 use sockway_proto::handshake::{self, Negotiated, RequestHeaders, RequestKind, ResponseError};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -37,6 +38,8 @@ pub(crate) struct RequestOptions {
     pub max_response_head: usize,
     /// The most response header lines accepted.
     pub max_response_headers: usize,
+    /// permessage-deflate to offer (RFC 7692), if any.
+    pub compression: Option<DeflateConfig>,
 }
 
 /// The server's answer to the upgrade request.
@@ -63,6 +66,9 @@ fn build_request(target: &Target, options: &RequestOptions) -> Result<Request, C
     .subprotocols(options.subprotocols.iter().cloned());
     if let Some(origin) = &options.origin {
         builder = builder.origin(origin.clone());
+    }
+    if let Some(config) = &options.compression {
+        builder = builder.extensions(deflate::client_offer(config).to_header_value());
     }
     let fixed = builder
         .build()
@@ -93,7 +99,7 @@ pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     io: &mut S,
     target: &Target,
     options: &RequestOptions,
-) -> Result<(ResponseHead, Negotiated, BytesMut), ClientError> {
+) -> Result<(ResponseHead, Negotiated, Option<DeflateParams>, BytesMut), ClientError> {
     let request = build_request(target, options)?;
     io.write_all(&request.bytes)
         .await
@@ -106,7 +112,11 @@ pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         &head.headers,
         &request.key,
         &options.subprotocols,
-        &[],
+        if options.compression.is_some() {
+            &[deflate::EXTENSION_NAME]
+        } else {
+            &[]
+        },
     )
     .map_err(|e| match e {
         ResponseError::Rejected { status } => ClientError::Rejected {
@@ -115,7 +125,12 @@ pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         },
         other => ClientError::InvalidResponse(other.to_string()),
     })?;
-    Ok((head, negotiated, leftover))
+    let compression = match &options.compression {
+        Some(config) => deflate::confirm_response(&negotiated.extensions, config)
+            .map_err(|e| ClientError::InvalidResponse(format!("permessage-deflate: {e}")))?,
+        None => None,
+    };
+    Ok((head, negotiated, compression, leftover))
 }
 
 /// Reads until a whole response head has arrived, never holding more than
