@@ -22,7 +22,12 @@ fn builder(url: String) -> ClientBuilder {
         .max_message_size(MAX_MESSAGE)
         .connect_timeout(Duration::from_secs(30))
         .read_buffer_size(64 * 1024)
-        .compression(Some(sockway::DeflateConfig::default()))
+        // Offering client_no_context_takeover tells the server it may ask for it, which
+        // sections 13.2, 13.5 and 13.6 require; the client then resets per message.
+        .compression(Some(sockway::DeflateConfig {
+            client_no_context_takeover: true,
+            ..Default::default()
+        }))
 }
 
 /// Reads the case count from `/getCaseCount`.
