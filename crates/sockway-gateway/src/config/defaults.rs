@@ -1,0 +1,103 @@
+//! Default values of the configuration, one function per field so serde can use them.
+//! The probe and backend defaults are Azure Application Gateway's (the seed 003 points to its
+//! health probe overview): probe every 30 s, time out after 30 s, unhealthy after 3
+//! consecutive failures, healthy on status 200-399, request timeout 20 s, affinity cookie
+//! `ApplicationGatewayAffinity`.
+
+/// Default bind address of a listener: every IPv4 interface.
+pub fn bind_address() -> String {
+    "0.0.0.0".to_owned()
+}
+
+/// Default request timeout, seconds (Azure's default).
+pub fn request_timeout() -> f64 {
+    20.0
+}
+
+/// Default connection draining timeout, seconds.
+pub fn drain_timeout() -> f64 {
+    30.0
+}
+
+/// The affinity cookie's name, as Azure names it.
+pub const AFFINITY_COOKIE: &str = "ApplicationGatewayAffinity";
+
+/// Default affinity cookie name ([`AFFINITY_COOKIE`]).
+pub fn affinity_cookie_name() -> String {
+    AFFINITY_COOKIE.to_owned()
+}
+
+/// Default healthy status range.
+pub fn status_codes() -> Vec<String> {
+    vec!["200-399".to_owned()]
+}
+
+/// Default probe path.
+pub fn probe_path() -> String {
+    "/".to_owned()
+}
+
+/// Default probe interval, seconds.
+pub fn probe_interval() -> f64 {
+    30.0
+}
+
+/// Default probe timeout, seconds.
+pub fn probe_timeout() -> f64 {
+    30.0
+}
+
+/// Default consecutive failures before a backend is unhealthy.
+pub fn unhealthy_threshold() -> u32 {
+    3
+}
+
+/// Default most open client connections per bound address.
+pub fn max_connections() -> usize {
+    10_000
+}
+
+/// Default largest request head, bytes.
+pub fn max_header_bytes() -> usize {
+    64 * 1024
+}
+
+/// Default time to receive a request head, seconds.
+pub fn header_read_timeout() -> f64 {
+    10.0
+}
+
+/// Default largest request body, bytes (100 MiB).
+pub fn max_request_body_bytes() -> u64 {
+    100 * 1024 * 1024
+}
+
+/// Default relay buffer per direction, bytes.
+pub fn relay_buffer_bytes() -> usize {
+    16 * 1024
+}
+
+/// Default bytes of a probe body read for matching.
+pub fn probe_max_body_bytes() -> usize {
+    64 * 1024
+}
+
+/// Default grace for a closing session, seconds.
+pub fn close_grace() -> f64 {
+    5.0
+}
+
+/// Default wait for sessions on shutdown, seconds.
+pub fn shutdown_timeout() -> f64 {
+    30.0
+}
+
+/// Default HTTP/2 concurrent streams per connection.
+pub fn http2_max_streams() -> u32 {
+    100
+}
+
+/// Default interval between checks of the configuration file's mtime, seconds.
+pub fn reload_poll_interval() -> f64 {
+    1.0
+}

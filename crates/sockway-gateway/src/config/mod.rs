@@ -1,0 +1,139 @@
+//! Loading the gateway configuration: JSON (`.json`) or TOML (`.toml`), one serde model
+//! ([`schema`]), with ARM template spellings accepted (the private `normalize` pass), and a validation pass
+//! ([`validate()`]) that reports every problem with its exact path.
+
+pub mod defaults;
+mod normalize;
+pub mod schema;
+pub mod validate;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+pub use schema::*;
+pub use validate::{validate, Issue};
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The extension is neither `.json` nor `.toml`.
+    #[error("{0}: unknown configuration format (use a .json or .toml file)")]
+    Format(PathBuf),
+    /// The file is not valid JSON/TOML, or a field has the wrong type.
+    #[error("{path}: {message}")]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// Where and what, e.g. `requestRoutingRules[0].ruleType: unknown variant ...`.
+        message: String,
+    },
+    /// The document parsed but breaks rules; every problem found is listed.
+    #[error("{}", Issues(.0))]
+    Invalid(Vec<Issue>),
+}
+
+impl ConfigError {
+    /// Every problem as one line each (for `--check`).
+    pub fn lines(&self) -> Vec<String> {
+        match self {
+            ConfigError::Invalid(issues) => issues.iter().map(ToString::to_string).collect(),
+            other => vec![other.to_string()],
+        }
+    }
+}
+
+struct Issues<'a>(&'a [Issue]);
+
+impl fmt::Display for Issues<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0.len();
+        write!(
+            f,
+            "{n} configuration error{}",
+            if n == 1 { "" } else { "s" }
+        )?;
+        for issue in self.0 {
+            write!(f, "\n  {issue}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The file formats the gateway reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// JSON, like an ARM template.
+    Json,
+    /// TOML.
+    Toml,
+}
+
+impl Format {
+    /// The format a file name implies (by extension, case-insensitive).
+    pub fn from_path(path: &Path) -> Option<Format> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        match ext.as_str() {
+            "json" => Some(Format::Json),
+            "toml" => Some(Format::Toml),
+            _ => None,
+        }
+    }
+}
+
+/// Reads, parses and validates a configuration file.
+pub fn load(path: &Path) -> Result<GatewayConfig, ConfigError> {
+    let format = Format::from_path(path).ok_or_else(|| ConfigError::Format(path.into()))?;
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        path: path.into(),
+        source,
+    })?;
+    let config = parse(&text, format).map_err(|e| match e {
+        ConfigError::Syntax { message, .. } => ConfigError::Syntax {
+            path: path.into(),
+            message,
+        },
+        other => other,
+    })?;
+    let issues = validate(&config);
+    if issues.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigError::Invalid(issues))
+    }
+}
+
+/// Parses a document (no validation beyond types; see [`validate()`]).
+pub fn parse(text: &str, format: Format) -> Result<GatewayConfig, ConfigError> {
+    let syntax = |message: String| ConfigError::Syntax {
+        path: PathBuf::new(),
+        message,
+    };
+    let value: serde_json::Value = match format {
+        Format::Json => serde_json::from_str(text).map_err(|e| syntax(e.to_string()))?,
+        Format::Toml => toml::from_str(text).map_err(|e| syntax(e.to_string()))?,
+    };
+    let value = normalize::normalize(value).map_err(ConfigError::Invalid)?;
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        syntax(format!("{path}: {}", e.inner()))
+    })
+}
+
+/// Parses and validates a document held in memory.
+pub fn from_str(text: &str, format: Format) -> Result<GatewayConfig, ConfigError> {
+    let config = parse(text, format)?;
+    let issues = validate(&config);
+    if issues.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigError::Invalid(issues))
+    }
+}

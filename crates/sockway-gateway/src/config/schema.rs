@@ -1,0 +1,410 @@
+//! The configuration model, in the shape of the Azure Application Gateway template that the
+//! seed (003, "BackendAddressPool, BackendHttpSetting 및 라우팅 규칙 구성") shows:
+//! `httpListeners`, `backendAddressPools`, `backendHttpSettingsCollection`,
+//! `requestRoutingRules`, `urlPathMaps` and `probes`, plus sockway's own `loadBalancing`,
+//! `limits` and `admin`.
+//!
+//! Field names are the template's (camelCase). Before these types see a document,
+//! the loader's normalize pass lifts ARM's `properties` objects into their element, lower-cases the
+//! first letter of keys (`RuleType` → `ruleType`) and turns `{"id": ".../pools/name"}`
+//! references into plain names, so a template excerpt like the seed's loads as is.
+//!
+//! Durations are seconds and may be fractional (`0.2`); Azure only takes whole seconds, but
+//! short intervals make tests fast. Every field not marked required has a default from
+//! [`super::defaults`].
+
+use serde::{Deserialize, Serialize};
+
+use super::defaults;
+
+/// The whole gateway configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// Front-end listeners: where clients connect (HTTP or HTTPS; both carry WebSockets, as
+    /// the seed says: "WebSocket 지원을 ... 사용하지 않도록 설정하는 ... 설정은 없습니다").
+    #[serde(default)]
+    pub http_listeners: Vec<HttpListener>,
+    /// Groups of backend servers.
+    #[serde(default)]
+    pub backend_address_pools: Vec<BackendAddressPool>,
+    /// How to talk to backends: port, protocol, timeout, affinity, draining, probe.
+    #[serde(default)]
+    pub backend_http_settings_collection: Vec<BackendHttpSettings>,
+    /// Which listener sends requests to which pool with which settings.
+    #[serde(default)]
+    pub request_routing_rules: Vec<RequestRoutingRule>,
+    /// Path maps for `PathBasedRouting` rules.
+    #[serde(default)]
+    pub url_path_maps: Vec<UrlPathMap>,
+    /// Custom health probes, referenced from backend settings.
+    #[serde(default)]
+    pub probes: Vec<Probe>,
+    /// Resource limits of the gateway itself.
+    #[serde(default)]
+    pub limits: Limits,
+    /// The admin listener serving `/metrics`; absent means no admin listener.
+    #[serde(default)]
+    pub admin: Option<Admin>,
+}
+
+/// `Http` or `Https`: the protocol of a listener or of the connection to a backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub enum Protocol {
+    /// Plain HTTP/1.1 (and HTTP/2 with prior knowledge on listeners).
+    #[default]
+    Http,
+    /// HTTP over TLS (ALPN `h2` or `http/1.1` on listeners).
+    Https,
+}
+
+impl Protocol {
+    /// The URI scheme, as `X-Forwarded-Proto` wants it.
+    pub fn scheme(self) -> &'static str {
+        match self {
+            Protocol::Http => "http",
+            Protocol::Https => "https",
+        }
+    }
+}
+
+/// A front-end listener (`httpListeners[]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HttpListener {
+    /// Unique name, referenced by routing rules.
+    pub name: String,
+    /// `Http` or `Https`; default `Http`.
+    #[serde(default)]
+    pub protocol: Protocol,
+    /// TCP port (required). The seed uses 80 and 443.
+    pub port: u16,
+    /// Address to bind; default `0.0.0.0`.
+    #[serde(default = "defaults::bind_address")]
+    pub bind_address: String,
+    /// PEM certificate chain for `Https`.
+    #[serde(default)]
+    pub certificate_file: Option<String>,
+    /// PEM private key for `Https`.
+    #[serde(default)]
+    pub key_file: Option<String>,
+    /// Host names this listener answers (multi-site): exact names or `*.example.com`. Empty
+    /// means every host (a basic listener). Listeners may share a port when their host names
+    /// differ; on HTTPS the certificate is chosen by SNI among them.
+    #[serde(default)]
+    pub host_names: Vec<String>,
+}
+
+/// One backend server address (`backendAddresses[]`): `fqdn` or `ipAddress`, not both.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BackendAddress {
+    /// A DNS name.
+    #[serde(default)]
+    pub fqdn: Option<String>,
+    /// An IPv4 or IPv6 address.
+    #[serde(default)]
+    pub ip_address: Option<String>,
+    /// Port for this server; default the backend settings' port.
+    #[serde(default)]
+    pub port: Option<u16>,
+}
+
+impl BackendAddress {
+    /// The host part: the FQDN or the IP address (whichever is set).
+    pub fn host(&self) -> &str {
+        self.fqdn
+            .as_deref()
+            .or(self.ip_address.as_deref())
+            .unwrap_or_default()
+    }
+}
+
+/// A backend pool (`backendAddressPools[]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BackendAddressPool {
+    /// Unique name.
+    pub name: String,
+    /// The servers.
+    #[serde(default)]
+    pub backend_addresses: Vec<BackendAddress>,
+    /// How a server is picked; backend settings may override it. Default `RoundRobin`.
+    #[serde(default)]
+    pub load_balancing: Option<LoadBalancing>,
+}
+
+/// How a backend is picked among the healthy ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum LoadBalancing {
+    /// Each in turn.
+    #[default]
+    RoundRobin,
+    /// The one with the fewest open requests and WebSocket sessions: right for long-lived
+    /// sockets, where round robin piles sessions on a server that already has many.
+    LeastConnections,
+}
+
+/// `Enabled` or `Disabled`, as the template spells switches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum Switch {
+    /// On.
+    Enabled,
+    /// Off.
+    #[default]
+    Disabled,
+}
+
+/// Connection draining: a backend that leaves the configuration keeps its open sessions for
+/// up to `drainTimeoutInSec`; then each gets a WebSocket close 1001.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConnectionDraining {
+    /// Whether draining applies; when off, removed backends' sessions close at once.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Seconds, 1-3600 (Azure's range). Default 30.
+    #[serde(default = "defaults::drain_timeout")]
+    pub drain_timeout_in_sec: f64,
+}
+
+/// Backend HTTP settings (`backendHttpSettingsCollection[]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BackendHttpSettings {
+    /// Unique name.
+    pub name: String,
+    /// Backend port (required); a backend address may override it.
+    pub port: u16,
+    /// `Http` or `Https` to the backend; default `Http`.
+    #[serde(default)]
+    pub protocol: Protocol,
+    /// Seconds, 1-86400 (fractions allowed), default 20 (Azure's default). It bounds the wait
+    /// for the backend's response head and is also the idle limit of a relayed WebSocket
+    /// session (the seed: "HTTP 설정의 요청 시간 제한 값은 WebSocket 세션에도 적용 됩니다").
+    #[serde(default = "defaults::request_timeout")]
+    pub request_timeout: f64,
+    /// Cookie-based affinity; default `Disabled`.
+    #[serde(default)]
+    pub cookie_based_affinity: Switch,
+    /// The affinity cookie's name; default `ApplicationGatewayAffinity`.
+    #[serde(default = "defaults::affinity_cookie_name")]
+    pub affinity_cookie_name: String,
+    /// Connection draining; default off.
+    #[serde(default)]
+    pub connection_draining: Option<ConnectionDraining>,
+    /// Name of a custom probe; default a `GET /` probe with these settings' protocol and port.
+    #[serde(default)]
+    pub probe: Option<String>,
+    /// Send the backend's own address as `Host` (for app services that want their name).
+    #[serde(default)]
+    pub pick_host_name_from_backend_address: bool,
+    /// A fixed `Host` for backend requests (overrides the client's).
+    #[serde(default)]
+    pub host_name: Option<String>,
+    /// PEM file of root certificates trusted for `Https` backends; default the web PKI roots.
+    #[serde(default)]
+    pub trusted_root_certificate: Option<String>,
+    /// Overrides the pool's `loadBalancing`.
+    #[serde(default)]
+    pub load_balancing: Option<LoadBalancing>,
+}
+
+/// `Basic` (listener → pool + settings) or `PathBasedRouting` (listener → path map).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum RuleType {
+    /// Every request of the listener goes to one pool with one settings.
+    #[default]
+    Basic,
+    /// The request path picks a path rule of a `urlPathMap`.
+    PathBasedRouting,
+}
+
+/// A request routing rule (`requestRoutingRules[]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RequestRoutingRule {
+    /// Unique name.
+    pub name: String,
+    /// `Basic` or `PathBasedRouting`; default `Basic`.
+    #[serde(default)]
+    pub rule_type: RuleType,
+    /// The listener this rule serves (each listener has exactly one rule).
+    pub http_listener: String,
+    /// Pool, for `Basic`.
+    #[serde(default)]
+    pub backend_address_pool: Option<String>,
+    /// Settings, for `Basic`.
+    #[serde(default)]
+    pub backend_http_settings: Option<String>,
+    /// Path map, for `PathBasedRouting`.
+    #[serde(default)]
+    pub url_path_map: Option<String>,
+    /// 1-20000, unique; informative (a listener has one rule).
+    #[serde(default)]
+    pub priority: Option<u32>,
+}
+
+/// A URL path map (`urlPathMaps[]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UrlPathMap {
+    /// Unique name.
+    pub name: String,
+    /// Pool for paths no rule matches.
+    pub default_backend_address_pool: String,
+    /// Settings for paths no rule matches.
+    pub default_backend_http_settings: String,
+    /// The path rules.
+    #[serde(default)]
+    pub path_rules: Vec<PathRule>,
+}
+
+/// One path rule of a path map.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PathRule {
+    /// Unique within the map.
+    pub name: String,
+    /// Patterns: exact (`/api`) or prefix ending in `/*` (`/chat/*`).
+    pub paths: Vec<String>,
+    /// Pool for matching requests.
+    pub backend_address_pool: String,
+    /// Settings for matching requests.
+    pub backend_http_settings: String,
+}
+
+/// `Http`, `Https` or `WebSocket`: how a probe checks a backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum ProbeProtocol {
+    /// `GET path` over HTTP.
+    #[default]
+    Http,
+    /// `GET path` over TLS.
+    Https,
+    /// A real WebSocket opening handshake (101 with the right accept), then close 1000.
+    WebSocket,
+}
+
+/// What a good probe answer looks like.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProbeMatch {
+    /// Status codes or ranges (`"200-399"`, `"204"`); default `["200-399"]`.
+    #[serde(default = "defaults::status_codes")]
+    pub status_codes: Vec<String>,
+    /// A substring the body must contain (the first `limits.probeMaxBodyBytes` are read).
+    #[serde(default)]
+    pub body: Option<String>,
+}
+
+impl Default for ProbeMatch {
+    fn default() -> Self {
+        Self {
+            status_codes: defaults::status_codes(),
+            body: None,
+        }
+    }
+}
+
+/// A custom health probe (`probes[]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Probe {
+    /// Unique name, referenced by backend settings.
+    pub name: String,
+    /// `Http`, `Https` or `WebSocket`; default `Http`.
+    #[serde(default)]
+    pub protocol: ProbeProtocol,
+    /// `Host` to send; default the settings' host name, else the backend's address.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Path to request; default `/`.
+    #[serde(default = "defaults::probe_path")]
+    pub path: String,
+    /// Port to probe; default the backend's port.
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// Seconds between probes; default 30.
+    #[serde(default = "defaults::probe_interval")]
+    pub interval: f64,
+    /// Seconds a probe may take; default 30.
+    #[serde(default = "defaults::probe_timeout")]
+    pub timeout: f64,
+    /// Consecutive failures that take a backend out; default 3.
+    #[serde(default = "defaults::unhealthy_threshold")]
+    pub unhealthy_threshold: u32,
+    /// Healthy answer; default status 200-399, any body.
+    #[serde(default, rename = "match")]
+    pub match_: ProbeMatch,
+    /// If fewer backends are healthy than this, the first `minServers` count as healthy.
+    #[serde(default)]
+    pub min_servers: u32,
+    /// Use the backend settings' host name as `Host`.
+    #[serde(default)]
+    pub pick_host_name_from_backend_http_settings: bool,
+}
+
+/// Limits of the gateway; every one has a default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Limits {
+    /// Most client connections open at once per bound address; more get 503. Default 10000.
+    #[serde(default = "defaults::max_connections")]
+    pub max_connections: usize,
+    /// Largest request head (request line + headers) in bytes; larger gets 431. Default 64 KiB.
+    #[serde(default = "defaults::max_header_bytes")]
+    pub max_header_bytes: usize,
+    /// Seconds a client has to send a request head; default 10.
+    #[serde(default = "defaults::header_read_timeout")]
+    pub header_read_timeout: f64,
+    /// Largest request body in bytes; a larger `Content-Length` gets 413, a longer chunked
+    /// body is cut. Default 100 MiB.
+    #[serde(default = "defaults::max_request_body_bytes")]
+    pub max_request_body_bytes: u64,
+    /// Buffer per direction of a relayed WebSocket session; default 16 KiB.
+    #[serde(default = "defaults::relay_buffer_bytes")]
+    pub relay_buffer_bytes: usize,
+    /// Bytes of a probe answer's body that are read and matched; default 64 KiB.
+    #[serde(default = "defaults::probe_max_body_bytes")]
+    pub probe_max_body_bytes: usize,
+    /// Seconds a relayed session gets to finish after one side ended or the gateway sent its
+    /// close frames; default 5.
+    #[serde(default = "defaults::close_grace")]
+    pub close_grace: f64,
+    /// Seconds the gateway waits on shutdown for sessions to end before closing them with
+    /// 1001; default 30.
+    #[serde(default = "defaults::shutdown_timeout")]
+    pub shutdown_timeout: f64,
+    /// Most concurrent HTTP/2 streams per client connection; default 100.
+    #[serde(default = "defaults::http2_max_streams")]
+    pub http2_max_streams: u32,
+    /// Seconds between checks of the configuration file's modification time; default 1.
+    #[serde(default = "defaults::reload_poll_interval")]
+    pub reload_poll_interval: f64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_connections: defaults::max_connections(),
+            max_header_bytes: defaults::max_header_bytes(),
+            header_read_timeout: defaults::header_read_timeout(),
+            max_request_body_bytes: defaults::max_request_body_bytes(),
+            relay_buffer_bytes: defaults::relay_buffer_bytes(),
+            probe_max_body_bytes: defaults::probe_max_body_bytes(),
+            close_grace: defaults::close_grace(),
+            shutdown_timeout: defaults::shutdown_timeout(),
+            http2_max_streams: defaults::http2_max_streams(),
+            reload_poll_interval: defaults::reload_poll_interval(),
+        }
+    }
+}
+
+/// The admin listener: `GET /metrics` (Prometheus text format) and `GET /healthz`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Admin {
+    /// `host:port` to bind, e.g. `127.0.0.1:9090`. Keep it off public interfaces.
+    pub address: String,
+}

@@ -1,0 +1,573 @@
+//! Validation of a parsed configuration: every broken rule and every dangling reference is
+//! reported with the exact path of the offending field (e.g.
+//! `requestRoutingRules[1].backendAddressPool: no pool named "poolX" (known: pool1, pool2)`),
+//! and all of them are collected, not just the first.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+
+use super::schema::*;
+
+/// Shortest duration accepted where fractions are allowed (probe interval and timeout,
+/// request timeout), seconds.
+pub const MIN_SECONDS: f64 = 0.05;
+/// Longest request timeout and probe interval/timeout, seconds (Azure's 86400).
+pub const MAX_SECONDS: f64 = 86_400.0;
+
+/// One problem: where (a path like `probes[0].interval`) and what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issue {
+    /// The path of the field, in the document's own spelling.
+    pub path: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl Issue {
+    /// A problem at `path`.
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Issue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// Checks every rule; an empty list means the configuration is valid.
+pub fn validate(config: &GatewayConfig) -> Vec<Issue> {
+    let mut v = Validator::default();
+    v.names(config);
+    v.listeners(config);
+    v.pools(config);
+    v.settings(config);
+    v.rules(config);
+    v.path_maps(config);
+    v.probes(config);
+    v.limits(&config.limits);
+    v.admin(config);
+    v.issues
+}
+
+#[derive(Default)]
+struct Validator {
+    issues: Vec<Issue>,
+}
+
+fn known(names: &[&str]) -> String {
+    if names.is_empty() {
+        "none defined".to_owned()
+    } else {
+        format!("known: {}", names.join(", "))
+    }
+}
+
+fn names_of<T>(items: &[T], name: impl Fn(&T) -> &str) -> Vec<&str> {
+    items.iter().map(name).collect()
+}
+
+impl Validator {
+    fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.issues.push(Issue::new(path, message));
+    }
+
+    fn reference(&mut self, path: String, what: &str, name: &str, all: &[&str]) {
+        if !all.contains(&name) {
+            self.push(path, format!("no {what} named {name:?} ({})", known(all)));
+        }
+    }
+
+    fn seconds(&mut self, path: String, value: f64, min: f64, max: f64) {
+        if !(value.is_finite() && value >= min && value <= max) {
+            self.push(path, format!("{value} is out of range {min}-{max} seconds"));
+        }
+    }
+
+    fn port(&mut self, path: String, port: u16) {
+        if port == 0 {
+            self.push(path, "port must be 1-65535");
+        }
+    }
+
+    fn file(&mut self, path: String, file: &str) {
+        if let Err(e) = std::fs::metadata(file) {
+            self.push(path, format!("cannot read {file:?}: {e}"));
+        }
+    }
+
+    fn names(&mut self, c: &GatewayConfig) {
+        let section = |this: &mut Self, key: &str, names: Vec<&str>| {
+            let mut seen = HashMap::new();
+            for (i, name) in names.iter().enumerate() {
+                let path = format!("{key}[{i}].name");
+                if !valid_name(name) {
+                    this.push(
+                        path.clone(),
+                        format!(
+                            "{name:?} is not a valid name (1-80 of letters, digits, '.', '_', '-')"
+                        ),
+                    );
+                }
+                if let Some(first) = seen.insert(*name, i) {
+                    this.push(
+                        path,
+                        format!("duplicate name {name:?} (also {key}[{first}])"),
+                    );
+                }
+            }
+        };
+        section(
+            self,
+            "httpListeners",
+            names_of(&c.http_listeners, |x| &x.name),
+        );
+        section(
+            self,
+            "backendAddressPools",
+            names_of(&c.backend_address_pools, |x| &x.name),
+        );
+        section(
+            self,
+            "backendHttpSettingsCollection",
+            names_of(&c.backend_http_settings_collection, |x| &x.name),
+        );
+        section(
+            self,
+            "requestRoutingRules",
+            names_of(&c.request_routing_rules, |x| &x.name),
+        );
+        section(self, "urlPathMaps", names_of(&c.url_path_maps, |x| &x.name));
+        section(self, "probes", names_of(&c.probes, |x| &x.name));
+    }
+
+    fn listeners(&mut self, c: &GatewayConfig) {
+        if c.http_listeners.is_empty() {
+            self.push("httpListeners", "at least one listener is needed");
+        }
+        // port -> (first index, bind, protocol, catch-all index, host names)
+        let mut by_port: HashMap<u16, (usize, &str, Protocol, Option<usize>)> = HashMap::new();
+        let mut hosts: HashMap<(u16, String), usize> = HashMap::new();
+        for (i, l) in c.http_listeners.iter().enumerate() {
+            let p = |f: &str| format!("httpListeners[{i}].{f}");
+            self.port(p("port"), l.port);
+            if l.bind_address.parse::<IpAddr>().is_err() {
+                self.push(
+                    p("bindAddress"),
+                    format!("{:?} is not an IP address", l.bind_address),
+                );
+            }
+            match l.protocol {
+                Protocol::Https => {
+                    for (field, file) in [
+                        ("certificateFile", &l.certificate_file),
+                        ("keyFile", &l.key_file),
+                    ] {
+                        match file {
+                            Some(file) => self.file(p(field), file),
+                            None => self.push(p(field), "an Https listener needs a PEM file here"),
+                        }
+                    }
+                }
+                Protocol::Http => {
+                    if l.certificate_file.is_some() || l.key_file.is_some() {
+                        self.push(
+                            p("protocol"),
+                            "certificateFile/keyFile are set but the protocol is Http; use Https",
+                        );
+                    }
+                }
+            }
+            for (j, host) in l.host_names.iter().enumerate() {
+                if !valid_host_pattern(host) {
+                    self.push(
+                        p(&format!("hostNames[{j}]")),
+                        format!("{host:?} is not a host name or *.domain pattern"),
+                    );
+                }
+                let key = (l.port, host.to_ascii_lowercase());
+                if let Some(first) = hosts.insert(key, i) {
+                    self.push(
+                        p(&format!("hostNames[{j}]")),
+                        format!(
+                            "host name {host:?} on port {} is also served by httpListeners[{first}]",
+                            l.port
+                        ),
+                    );
+                }
+            }
+            let catch_all = l.host_names.is_empty().then_some(i);
+            match by_port.get_mut(&l.port) {
+                None => {
+                    by_port.insert(l.port, (i, &l.bind_address, l.protocol, catch_all));
+                }
+                Some((first, bind, protocol, other_catch_all)) => {
+                    if *bind != l.bind_address || *protocol != l.protocol {
+                        self.push(
+                            p("port"),
+                            format!(
+                                "port {} is also used by httpListeners[{first}] with another \
+                                 bindAddress or protocol; listeners sharing a port must match",
+                                l.port
+                            ),
+                        );
+                    }
+                    match (catch_all, *other_catch_all) {
+                        (Some(_), Some(other)) => self.push(
+                            p("port"),
+                            format!(
+                                "duplicate listener port {}: httpListeners[{other}] also listens \
+                                 there without hostNames (give one of them hostNames)",
+                                l.port
+                            ),
+                        ),
+                        (Some(_), None) => *other_catch_all = catch_all,
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+
+    fn pools(&mut self, c: &GatewayConfig) {
+        for (i, pool) in c.backend_address_pools.iter().enumerate() {
+            for (j, a) in pool.backend_addresses.iter().enumerate() {
+                let p = |f: &str| format!("backendAddressPools[{i}].backendAddresses[{j}]{f}");
+                match (&a.fqdn, &a.ip_address) {
+                    (Some(_), Some(_)) => self.push(p(""), "set fqdn or ipAddress, not both"),
+                    (None, None) => self.push(p(""), "needs fqdn or ipAddress"),
+                    (Some(fqdn), None) => {
+                        if !valid_host(fqdn) {
+                            self.push(p(".fqdn"), format!("{fqdn:?} is not a DNS name"));
+                        }
+                    }
+                    (None, Some(ip)) => {
+                        if ip.parse::<IpAddr>().is_err() {
+                            self.push(p(".ipAddress"), format!("{ip:?} is not an IP address"));
+                        }
+                    }
+                }
+                if let Some(port) = a.port {
+                    self.port(p(".port"), port);
+                }
+            }
+        }
+    }
+
+    fn settings(&mut self, c: &GatewayConfig) {
+        let probes = names_of(&c.probes, |x| &x.name);
+        for (i, s) in c.backend_http_settings_collection.iter().enumerate() {
+            let p = |f: &str| format!("backendHttpSettingsCollection[{i}].{f}");
+            self.port(p("port"), s.port);
+            self.seconds(
+                p("requestTimeout"),
+                s.request_timeout,
+                MIN_SECONDS,
+                MAX_SECONDS,
+            );
+            if !valid_name(&s.affinity_cookie_name) {
+                self.push(
+                    p("affinityCookieName"),
+                    format!("{:?} is not a valid cookie name", s.affinity_cookie_name),
+                );
+            }
+            if let Some(d) = &s.connection_draining {
+                self.seconds(
+                    p("connectionDraining.drainTimeoutInSec"),
+                    d.drain_timeout_in_sec,
+                    1.0,
+                    3600.0,
+                );
+            }
+            if let Some(probe) = &s.probe {
+                self.reference(p("probe"), "probe", probe, &probes);
+            }
+            if let Some(host) = &s.host_name {
+                if !valid_host(host) {
+                    self.push(p("hostName"), format!("{host:?} is not a host name"));
+                }
+                if s.pick_host_name_from_backend_address {
+                    self.push(
+                        p("hostName"),
+                        "set hostName or pickHostNameFromBackendAddress, not both",
+                    );
+                }
+            }
+            if let Some(file) = &s.trusted_root_certificate {
+                if s.protocol == Protocol::Http {
+                    self.push(p("trustedRootCertificate"), "only used with protocol Https");
+                }
+                self.file(p("trustedRootCertificate"), file);
+            }
+        }
+    }
+
+    fn rules(&mut self, c: &GatewayConfig) {
+        let listeners = names_of(&c.http_listeners, |x| &x.name);
+        let pools = names_of(&c.backend_address_pools, |x| &x.name);
+        let settings = names_of(&c.backend_http_settings_collection, |x| &x.name);
+        let maps = names_of(&c.url_path_maps, |x| &x.name);
+        let mut used: HashMap<&str, usize> = HashMap::new();
+        let mut priorities: HashMap<u32, usize> = HashMap::new();
+        for (i, r) in c.request_routing_rules.iter().enumerate() {
+            let p = |f: &str| format!("requestRoutingRules[{i}].{f}");
+            self.reference(p("httpListener"), "listener", &r.http_listener, &listeners);
+            if let Some(first) = used.insert(&r.http_listener, i) {
+                self.push(
+                    p("httpListener"),
+                    format!(
+                        "listener {:?} already has a rule (requestRoutingRules[{first}]); a \
+                         listener takes one rule",
+                        r.http_listener
+                    ),
+                );
+            }
+            match r.rule_type {
+                RuleType::Basic => {
+                    match &r.backend_address_pool {
+                        Some(x) => self.reference(p("backendAddressPool"), "pool", x, &pools),
+                        None => self.push(p("backendAddressPool"), "a Basic rule needs a pool"),
+                    }
+                    match &r.backend_http_settings {
+                        Some(x) => self.reference(
+                            p("backendHttpSettings"),
+                            "backend settings",
+                            x,
+                            &settings,
+                        ),
+                        None => self.push(
+                            p("backendHttpSettings"),
+                            "a Basic rule needs backend settings",
+                        ),
+                    }
+                    if r.url_path_map.is_some() {
+                        self.push(
+                            p("urlPathMap"),
+                            "only PathBasedRouting rules take a path map",
+                        );
+                    }
+                }
+                RuleType::PathBasedRouting => {
+                    match &r.url_path_map {
+                        Some(x) => self.reference(p("urlPathMap"), "path map", x, &maps),
+                        None => self.push(
+                            p("urlPathMap"),
+                            "a PathBasedRouting rule needs a urlPathMap",
+                        ),
+                    }
+                    if r.backend_address_pool.is_some() || r.backend_http_settings.is_some() {
+                        self.push(
+                            p("ruleType"),
+                            "a PathBasedRouting rule takes its pools and settings from the path \
+                             map; remove backendAddressPool/backendHttpSettings",
+                        );
+                    }
+                }
+            }
+            if let Some(priority) = r.priority {
+                if !(1..=20_000).contains(&priority) {
+                    self.push(p("priority"), format!("{priority} is out of range 1-20000"));
+                } else if let Some(first) = priorities.insert(priority, i) {
+                    self.push(
+                        p("priority"),
+                        format!("priority {priority} is also used by requestRoutingRules[{first}]"),
+                    );
+                }
+            }
+        }
+        for (i, l) in c.http_listeners.iter().enumerate() {
+            if !used.contains_key(l.name.as_str()) {
+                self.push(
+                    format!("httpListeners[{i}]"),
+                    format!("no routing rule uses listener {:?}", l.name),
+                );
+            }
+        }
+    }
+
+    fn path_maps(&mut self, c: &GatewayConfig) {
+        let pools = names_of(&c.backend_address_pools, |x| &x.name);
+        let settings = names_of(&c.backend_http_settings_collection, |x| &x.name);
+        for (i, m) in c.url_path_maps.iter().enumerate() {
+            let p = |f: &str| format!("urlPathMaps[{i}].{f}");
+            self.reference(
+                p("defaultBackendAddressPool"),
+                "pool",
+                &m.default_backend_address_pool,
+                &pools,
+            );
+            self.reference(
+                p("defaultBackendHttpSettings"),
+                "backend settings",
+                &m.default_backend_http_settings,
+                &settings,
+            );
+            let mut rule_names = HashSet::new();
+            let mut paths: HashMap<String, usize> = HashMap::new();
+            for (j, r) in m.path_rules.iter().enumerate() {
+                let p = |f: &str| format!("urlPathMaps[{i}].pathRules[{j}].{f}");
+                if !rule_names.insert(r.name.as_str()) {
+                    self.push(p("name"), format!("duplicate path rule name {:?}", r.name));
+                }
+                self.reference(
+                    p("backendAddressPool"),
+                    "pool",
+                    &r.backend_address_pool,
+                    &pools,
+                );
+                self.reference(
+                    p("backendHttpSettings"),
+                    "backend settings",
+                    &r.backend_http_settings,
+                    &settings,
+                );
+                if r.paths.is_empty() {
+                    self.push(p("paths"), "a path rule needs at least one path");
+                }
+                for (k, path) in r.paths.iter().enumerate() {
+                    if let Err(why) = crate::routing::PathPattern::parse(path) {
+                        self.push(p(&format!("paths[{k}]")), why);
+                    } else if let Some(first) = paths.insert(path.to_ascii_lowercase(), j) {
+                        self.push(
+                            p(&format!("paths[{k}]")),
+                            format!("path {path:?} is also in pathRules[{first}]"),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    fn probes(&mut self, c: &GatewayConfig) {
+        for (i, probe) in c.probes.iter().enumerate() {
+            let p = |f: &str| format!("probes[{i}].{f}");
+            if !probe.path.starts_with('/') || probe.path.bytes().any(|b| b <= b' ' || b == 0x7f) {
+                self.push(
+                    p("path"),
+                    format!("{:?} must start with '/' and have no spaces", probe.path),
+                );
+            }
+            self.seconds(p("interval"), probe.interval, MIN_SECONDS, MAX_SECONDS);
+            self.seconds(p("timeout"), probe.timeout, MIN_SECONDS, MAX_SECONDS);
+            if !(1..=20).contains(&probe.unhealthy_threshold) {
+                self.push(
+                    p("unhealthyThreshold"),
+                    format!("{} is out of range 1-20", probe.unhealthy_threshold),
+                );
+            }
+            if let Some(host) = &probe.host {
+                if !valid_host(host) {
+                    self.push(p("host"), format!("{host:?} is not a host name"));
+                }
+            }
+            if let Some(port) = probe.port {
+                self.port(p("port"), port);
+            }
+            if probe.match_.status_codes.is_empty() {
+                self.push(p("match.statusCodes"), "list at least one status or range");
+            }
+            for (j, range) in probe.match_.status_codes.iter().enumerate() {
+                if let Err(why) = crate::probe::StatusRange::parse(range) {
+                    self.push(p(&format!("match.statusCodes[{j}]")), why);
+                }
+            }
+            if probe.match_.body.as_deref() == Some("") {
+                self.push(
+                    p("match.body"),
+                    "an empty body match matches everything; remove it",
+                );
+            }
+        }
+    }
+
+    fn limits(&mut self, l: &Limits) {
+        let p = |f: &str| format!("limits.{f}");
+        if l.max_connections == 0 {
+            self.push(p("maxConnections"), "must be at least 1");
+        }
+        if !(8192..=1 << 20).contains(&l.max_header_bytes) {
+            self.push(p("maxHeaderBytes"), "must be 8192-1048576");
+        }
+        self.seconds(
+            p("headerReadTimeout"),
+            l.header_read_timeout,
+            MIN_SECONDS,
+            3600.0,
+        );
+        if l.max_request_body_bytes == 0 {
+            self.push(p("maxRequestBodyBytes"), "must be at least 1");
+        }
+        if !(1024..=16 << 20).contains(&l.relay_buffer_bytes) {
+            self.push(p("relayBufferBytes"), "must be 1024-16777216");
+        }
+        if !(1..=16 << 20).contains(&l.probe_max_body_bytes) {
+            self.push(p("probeMaxBodyBytes"), "must be 1-16777216");
+        }
+        self.seconds(p("closeGrace"), l.close_grace, MIN_SECONDS, 3600.0);
+        self.seconds(p("shutdownTimeout"), l.shutdown_timeout, 0.0, 86_400.0);
+        if l.http2_max_streams == 0 {
+            self.push(p("http2MaxStreams"), "must be at least 1");
+        }
+        self.seconds(
+            p("reloadPollInterval"),
+            l.reload_poll_interval,
+            MIN_SECONDS,
+            3600.0,
+        );
+    }
+
+    fn admin(&mut self, c: &GatewayConfig) {
+        let Some(admin) = &c.admin else { return };
+        match admin.address.parse::<SocketAddr>() {
+            Err(_) => self.push(
+                "admin.address",
+                format!("{:?} is not an ip:port address", admin.address),
+            ),
+            Ok(addr) => {
+                if let Some(i) = c.http_listeners.iter().position(|l| l.port == addr.port()) {
+                    self.push(
+                        "admin.address",
+                        format!("port {} is also httpListeners[{i}]'s port", addr.port()),
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    (1..=80).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// A DNS name or an IP literal, without port.
+pub(crate) fn valid_host(host: &str) -> bool {
+    if host.parse::<IpAddr>().is_ok() {
+        return true;
+    }
+    (1..=253).contains(&host.len())
+        && host.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
+fn valid_host_pattern(host: &str) -> bool {
+    match host.strip_prefix("*.") {
+        Some(rest) => valid_host(rest) && rest.parse::<IpAddr>().is_err(),
+        None => valid_host(host),
+    }
+}
+
+#[cfg(test)]
+#[path = "validate_tests.rs"]
+mod tests;

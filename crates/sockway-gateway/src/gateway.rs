@@ -1,0 +1,299 @@
+//! The running gateway: binds the listeners and the admin socket, runs the probes, swaps
+//! configurations on reload (draining backends that left), and shuts down cleanly.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::watch;
+
+use crate::config::{self, GatewayConfig};
+use crate::drain::{drain_backend, CloseOrder};
+use crate::listener::{self, Front};
+use crate::probe::ProbeSet;
+use crate::state::{Runtime, Shared};
+
+/// Health of one backend, as probes see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendHealth {
+    /// Pool name.
+    pub pool: String,
+    /// Settings name.
+    pub settings: String,
+    /// `host:port`.
+    pub backend: String,
+    /// In the rotation by its probes.
+    pub healthy: bool,
+    /// Open requests and sessions.
+    pub active: usize,
+}
+
+/// A running gateway. Cheap to clone; all clones control the same gateway.
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    shared: Arc<Shared>,
+    path: Option<PathBuf>,
+    fronts: Mutex<HashMap<(String, u16), Front>>,
+    probes: Mutex<ProbeSet>,
+    shutdown: watch::Sender<bool>,
+    admin: Option<SocketAddr>,
+    reload_lock: tokio::sync::Mutex<()>,
+}
+
+impl Gateway {
+    /// Loads `path` and starts; see [`Gateway::start`].
+    pub async fn start_file(path: &Path) -> Result<Gateway, String> {
+        let config = config::load(path).map_err(|e| e.to_string())?;
+        Self::start(config, Some(path.to_owned())).await
+    }
+
+    /// Starts a gateway for a configuration that passed [`config::validate()`]: binds every
+    /// listener (failing if one cannot be bound) and the admin listener, and starts probing.
+    /// `path` is the file later reloads read.
+    pub async fn start(config: GatewayConfig, path: Option<PathBuf>) -> Result<Gateway, String> {
+        let issues = config::validate(&config);
+        if !issues.is_empty() {
+            return Err(config::ConfigError::Invalid(issues).to_string());
+        }
+        let admin_address = config.admin.as_ref().map(|a| a.address.clone());
+        let runtime = Runtime::build(config, None, 1)?;
+        let fronts_wanted = runtime.fronts();
+        let max_body = runtime.limits.probe_max_body_bytes;
+        let shared = Shared::new(runtime);
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let mut fronts = HashMap::new();
+        for (bind, port) in fronts_wanted {
+            let socket = listener::bind(&bind, port).await?;
+            let front = listener::start(shared.clone(), socket, port, shutdown_rx.clone())?;
+            tracing::info!(address = %front.local_addr, "listening");
+            fronts.insert((bind, port), front);
+        }
+        let admin = match admin_address {
+            Some(address) => {
+                let socket = tokio::net::TcpListener::bind(&address)
+                    .await
+                    .map_err(|e| format!("cannot listen on admin address {address}: {e}"))?;
+                let addr = crate::admin::start(shared.clone(), socket, shutdown_rx.clone());
+                tracing::info!(address = %addr, "admin listener (/metrics, /healthz)");
+                Some(addr)
+            }
+            None => None,
+        };
+        let probes = ProbeSet::start(shared.current().upstreams.values(), max_body);
+        Ok(Gateway {
+            inner: Arc::new(Inner {
+                shared,
+                path,
+                fronts: Mutex::new(fronts),
+                probes: Mutex::new(probes),
+                shutdown,
+                admin,
+                reload_lock: tokio::sync::Mutex::new(()),
+            }),
+        })
+    }
+
+    /// The addresses bound for the listeners.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.inner
+            .fronts
+            .lock()
+            .map(|f| f.values().map(|f| f.local_addr).collect())
+            .unwrap_or_default()
+    }
+
+    /// The admin listener's address, if configured.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.inner.admin
+    }
+
+    /// The configuration file, if the gateway was started from one.
+    pub fn config_path(&self) -> Option<&Path> {
+        self.inner.path.as_deref()
+    }
+
+    /// The current configuration generation (1, then +1 per successful reload).
+    pub fn generation(&self) -> u64 {
+        self.inner.shared.current().generation
+    }
+
+    /// How often the configuration file is checked for changes.
+    pub fn poll_interval(&self) -> std::time::Duration {
+        self.inner.shared.current().limits.reload_poll_interval
+    }
+
+    /// Open WebSocket sessions.
+    pub fn sessions(&self) -> usize {
+        self.inner.shared.sessions.count()
+    }
+
+    /// The `/metrics` text.
+    pub fn metrics_text(&self) -> String {
+        let runtime = self.inner.shared.current();
+        self.inner
+            .shared
+            .metrics
+            .render(runtime.upstreams.values(), self.sessions())
+    }
+
+    /// Every backend's health, sorted by pool, settings and address.
+    pub fn health(&self) -> Vec<BackendHealth> {
+        let runtime = self.inner.shared.current();
+        let mut out: Vec<BackendHealth> = runtime
+            .upstreams
+            .values()
+            .flat_map(|u| {
+                u.backends.iter().map(|b| BackendHealth {
+                    pool: u.key.pool.clone(),
+                    settings: u.key.settings.clone(),
+                    backend: b.authority(),
+                    healthy: b.is_healthy(),
+                    active: b.active(),
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| {
+            (&a.pool, &a.settings, &a.backend).cmp(&(&b.pool, &b.settings, &b.backend))
+        });
+        out
+    }
+
+    /// Re-reads the configuration file and applies it (see [`Gateway::apply`]).
+    pub async fn reload(&self) -> Result<(), String> {
+        let Some(path) = self.inner.path.clone() else {
+            return Err("the gateway was not started from a file".into());
+        };
+        match config::load(&path) {
+            Ok(config) => self.apply(config).await,
+            Err(e) => {
+                self.inner
+                    .shared
+                    .metrics
+                    .reloads_failed
+                    .fetch_add(1, Ordering::Relaxed);
+                Err(e.to_string())
+            }
+        }
+    }
+
+    /// Applies a new configuration without dropping anything that keeps working: new
+    /// requests use it at once; open sessions keep running; listeners that stay keep their
+    /// sockets; backends that stay keep their health and counts; backends that left are
+    /// drained (their sessions close with 1001 after the drain timeout, or at once without
+    /// draining). On any error (invalid configuration, certificate, port in use) the old
+    /// configuration stays.
+    pub async fn apply(&self, config: GatewayConfig) -> Result<(), String> {
+        let _serial = self.inner.reload_lock.lock().await;
+        let result = self.apply_locked(config).await;
+        let counter = match &result {
+            Ok(()) => &self.inner.shared.metrics.reloads_ok,
+            Err(_) => &self.inner.shared.metrics.reloads_failed,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        result
+    }
+
+    async fn apply_locked(&self, config: GatewayConfig) -> Result<(), String> {
+        let issues = config::validate(&config);
+        if !issues.is_empty() {
+            return Err(config::ConfigError::Invalid(issues).to_string());
+        }
+        let shared = &self.inner.shared;
+        let old = shared.current();
+        let runtime = Runtime::build(config, Some(&old), old.generation + 1)?;
+        let wanted = runtime.fronts();
+        let have: Vec<(String, u16)> = self
+            .inner
+            .fronts
+            .lock()
+            .map(|f| f.keys().cloned().collect())
+            .unwrap_or_default();
+        let mut new_sockets = Vec::new();
+        for key in wanted.iter().filter(|k| !have.contains(k)) {
+            new_sockets.push((key.clone(), listener::bind(&key.0, key.1).await?));
+        }
+        let max_body = runtime.limits.probe_max_body_bytes;
+        let new_keys: std::collections::HashSet<_> =
+            runtime.backends().map(|b| b.key.clone()).collect();
+        let generation = runtime.generation;
+        shared.swap(runtime);
+        let current = shared.current();
+        {
+            let mut fronts = self.inner.fronts.lock().map_err(|_| "poisoned")?;
+            for (key, socket) in new_sockets {
+                let front = listener::start(
+                    shared.clone(),
+                    socket,
+                    key.1,
+                    self.inner.shutdown.subscribe(),
+                )?;
+                tracing::info!(address = %front.local_addr, "listening");
+                fronts.insert(key, front);
+            }
+            fronts.retain(|key, front| {
+                let keep = wanted.contains(key);
+                if !keep {
+                    tracing::info!(address = %front.local_addr, "listener removed");
+                    front.stop();
+                }
+                keep
+            });
+        }
+        for upstream in old.upstreams.values() {
+            for backend in &upstream.backends {
+                if !new_keys.contains(&backend.key) {
+                    tracing::info!(
+                        backend = %backend.authority(), pool = %upstream.key.pool,
+                        drain = ?upstream.settings.drain, "backend removed: draining"
+                    );
+                    drain_backend(
+                        shared.sessions.clone(),
+                        backend.id.clone(),
+                        upstream.settings.drain,
+                    );
+                }
+            }
+        }
+        let probes = ProbeSet::start(current.upstreams.values(), max_body);
+        if let Ok(mut slot) = self.inner.probes.lock() {
+            *slot = probes;
+        }
+        tracing::info!(generation, "configuration applied");
+        Ok(())
+    }
+
+    /// Shuts down: stops accepting, lets HTTP connections finish, waits up to the shutdown
+    /// timeout for WebSocket sessions to end, then closes the rest with 1001 (going away)
+    /// and waits for their close to complete.
+    pub async fn shutdown(&self) {
+        let limits = self.inner.shared.current().limits.clone();
+        if let Ok(fronts) = self.inner.fronts.lock() {
+            for front in fronts.values() {
+                front.stop();
+            }
+        }
+        self.inner.shutdown.send_replace(true);
+        if let Ok(mut probes) = self.inner.probes.lock() {
+            *probes = ProbeSet::default();
+        }
+        let sessions = &self.inner.shared.sessions;
+        if !sessions.wait_empty(limits.shutdown_timeout).await {
+            let n = sessions.close(
+                None,
+                CloseOrder {
+                    code: 1001,
+                    reason: "gateway shutting down",
+                },
+            );
+            tracing::info!(sessions = n, "closing WebSocket sessions with 1001");
+            sessions.wait_empty(limits.close_grace * 3).await;
+        }
+    }
+}

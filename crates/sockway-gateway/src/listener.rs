@@ -1,0 +1,202 @@
+//! Front-end sockets: one accept loop per bound address (`bindAddress:port`; listeners that
+//! share a port share it), TLS for `Https` ports with the certificate picked by SNI, the
+//! framing guard, and hyper's automatic HTTP/1.1 / HTTP/2 server with upgrades and extended
+//! CONNECT (RFC 8441) turned on. Every listener carries WebSockets; there is no switch (seed
+//! 003: "WebSocket 지원을 선택적으로 사용하거나 사용하지 않도록 설정하는 사용자 구성 가능
+//! 설정은 없습니다").
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinHandle;
+
+use crate::config::Protocol;
+use crate::guard::{GuardState, HeadGuard};
+use crate::proxy::{self, ConnInfo};
+use crate::state::Shared;
+
+/// A running accept loop.
+#[derive(Debug)]
+pub struct Front {
+    /// The address actually bound.
+    pub local_addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Front {
+    /// Stops accepting (open connections go on).
+    pub fn stop(&self) {
+        self.stop.send_replace(true);
+    }
+
+    /// Whether the loop has ended.
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+}
+
+/// Binds `bind:port`.
+pub async fn bind(bind: &str, port: u16) -> Result<TcpListener, String> {
+    let addr = format!("{bind}:{port}");
+    let addr = if bind.contains(':') {
+        format!("[{bind}]:{port}")
+    } else {
+        addr
+    };
+    TcpListener::bind(&addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))
+}
+
+/// Starts accepting on `listener` for the listeners on `port`. `shutdown` asks every
+/// connection of this loop to finish gracefully.
+pub fn start(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    port: u16,
+    shutdown: watch::Receiver<bool>,
+) -> Result<Front, String> {
+    let local_addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let (stop, mut stop_rx) = watch::channel(false);
+    let max = shared.current().limits.max_connections;
+    let permits = Arc::new(Semaphore::new(max));
+    let task = tokio::spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                _ = stop_rx.wait_for(|s| *s) => break,
+            };
+            let (stream, peer) = match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!("accept on {local_addr}: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let Ok(permit) = permits.clone().try_acquire_owned() else {
+                shared.metrics.refusal("too_many_connections");
+                tokio::spawn(too_many(stream, shared.current().protocol(port)));
+                continue;
+            };
+            let shared = shared.clone();
+            let shutdown = shutdown.clone();
+            tokio::spawn(connection(shared, stream, peer, port, shutdown, permit));
+        }
+    });
+    Ok(Front {
+        local_addr,
+        stop,
+        task,
+    })
+}
+
+/// Answers 503 on a plain connection beyond `maxConnections` (a TLS one is just closed).
+async fn too_many(mut stream: TcpStream, protocol: Option<Protocol>) {
+    if protocol == Some(Protocol::Http) {
+        let body = "the gateway has too many open connections; try again later\n";
+        let response = format!(
+            "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\n\
+             content-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+            let _ = stream.write_all(response.as_bytes()).await;
+            let _ = stream.shutdown().await;
+        })
+        .await;
+    }
+}
+
+async fn connection(
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    port: u16,
+    shutdown: watch::Receiver<bool>,
+    permit: OwnedSemaphorePermit,
+) {
+    let runtime = shared.current();
+    let limits = runtime.limits.clone();
+    match runtime.protocol(port) {
+        None => {}
+        Some(Protocol::Http) => {
+            drop(runtime);
+            let secure = (false, false);
+            serve(shared, stream, peer, port, secure, shutdown, permit).await;
+        }
+        Some(Protocol::Https) => {
+            let Some(acceptor) = runtime.acceptors.get(&port).cloned() else {
+                return;
+            };
+            drop(runtime);
+            let tls =
+                tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream)).await;
+            let stream = match tls {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::debug!(client = %peer, "TLS handshake failed: {e}");
+                    return;
+                }
+                Err(_) => return,
+            };
+            let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+            serve(shared, stream, peer, port, (true, h2), shutdown, permit).await;
+        }
+    }
+}
+
+async fn serve<S>(
+    shared: Arc<Shared>,
+    stream: S,
+    peer: SocketAddr,
+    port: u16,
+    (secure, h2): (bool, bool),
+    mut shutdown: watch::Receiver<bool>,
+    permit: OwnedSemaphorePermit,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let limits = shared.current().limits.clone();
+    let guard = GuardState::new();
+    let io = HeadGuard::new(stream, guard.clone(), limits.max_header_bytes, h2);
+    let conn = Arc::new(ConnInfo {
+        peer,
+        local_port: port,
+        secure,
+        guard,
+        permit,
+    });
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(limits.http2_max_streams)
+        .enable_connect_protocol();
+    let service = service_fn(move |request| proxy::serve(shared.clone(), conn.clone(), request));
+    let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+    tokio::pin!(connection);
+    tokio::select! {
+        result = connection.as_mut() => {
+            if let Err(e) = result {
+                tracing::debug!(client = %peer, "connection ended: {e}");
+            }
+            return;
+        }
+        _ = shutdown.wait_for(|s| *s) => {}
+    }
+    connection.as_mut().graceful_shutdown();
+    let _ = tokio::time::timeout(limits.shutdown_timeout, connection).await;
+}

@@ -1,0 +1,128 @@
+//! Connections to backends: TCP, optionally TLS, then an HTTP/1.1 client connection (with
+//! upgrades, for WebSockets) driven in its own task. One connection per request: simple,
+//! and a WebSocket upgrade takes its connection over anyway.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use http::Request;
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
+
+use crate::tls;
+
+/// A byte stream to a backend: plain TCP or TLS.
+#[derive(Debug)]
+pub enum BackendIo {
+    /// Plain TCP.
+    Plain(TcpStream),
+    /// TLS over TCP.
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for BackendIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            BackendIo::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            BackendIo::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for BackendIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            BackendIo::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            BackendIo::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            BackendIo::Plain(s) => Pin::new(s).poll_flush(cx),
+            BackendIo::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            BackendIo::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            BackendIo::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// Opens TCP to `authority` (`host:port`) and, with `tls`, a TLS session verifying `sni`.
+pub async fn connect(
+    authority: &str,
+    tls: Option<&TlsConnector>,
+    sni: &str,
+) -> Result<BackendIo, String> {
+    let tcp = TcpStream::connect(authority)
+        .await
+        .map_err(|e| format!("connect to {authority}: {e}"))?;
+    let _ = tcp.set_nodelay(true);
+    match tls {
+        None => Ok(BackendIo::Plain(tcp)),
+        Some(connector) => {
+            let name = tls::server_name(sni)?;
+            let stream = connector
+                .connect(name, tcp)
+                .await
+                .map_err(|e| format!("TLS with {authority}: {e}"))?;
+            Ok(BackendIo::Tls(Box::new(stream)))
+        }
+    }
+}
+
+/// Starts an HTTP/1.1 client connection on `io` (its driver runs in a task, with upgrades).
+pub async fn handshake<B>(io: BackendIo) -> Result<SendRequest<B>, String>
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let (sender, conn) = http1::Builder::new()
+        .handshake::<_, B>(TokioIo::new(io))
+        .await
+        .map_err(|e| format!("HTTP handshake: {e}"))?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.with_upgrades().await {
+            tracing::debug!("backend connection ended: {e}");
+        }
+    });
+    Ok(sender)
+}
+
+/// Sends `request` on a fresh connection to `authority`.
+pub async fn send<B>(
+    authority: &str,
+    tls: Option<&TlsConnector>,
+    sni: &str,
+    request: Request<B>,
+) -> Result<http::Response<hyper::body::Incoming>, String>
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let io = connect(authority, tls, sni).await?;
+    let mut sender = handshake::<B>(io).await?;
+    sender
+        .send_request(request)
+        .await
+        .map_err(|e| format!("request to {authority}: {e}"))
+}

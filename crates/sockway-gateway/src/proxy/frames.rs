@@ -1,0 +1,249 @@
+//! Watching WebSocket frame boundaries in a relayed byte stream, without buffering or
+//! unmasking payloads (RFC 6455 section 5.2).
+//!
+//! The relay copies bytes as they come; this tracker tells it whether the bytes written so
+//! far end on a frame boundary, so that the gateway can put its own close frame (1001, on
+//! idle timeout, drain or shutdown) into the stream without cutting a frame in two. Control
+//! frames may sit between the fragments of a message (RFC 6455 section 5.4), so a boundary
+//! is enough. It also picks up the status code of a close frame passing through, for the
+//! access log.
+
+/// Incremental frame-boundary tracker for one direction.
+#[derive(Debug, Clone, Default)]
+pub struct FrameTracker {
+    header: [u8; 14],
+    have: usize,
+    remaining: u64,
+    in_payload: bool,
+    close: Option<CloseCapture>,
+    close_code: Option<u16>,
+    saw_close: bool,
+    frames: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct CloseCapture {
+    mask: Option<[u8; 4]>,
+    seen: usize,
+    code: [u8; 2],
+}
+
+impl FrameTracker {
+    /// A tracker at the start of a stream (a frame boundary).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether the bytes fed so far end exactly at a frame boundary.
+    pub fn at_boundary(&self) -> bool {
+        !self.in_payload && self.have == 0
+    }
+
+    /// The status code of the first close frame seen (`None` if none, or if it had no code).
+    pub fn close_code(&self) -> Option<u16> {
+        self.close_code
+    }
+
+    /// Whether a close frame has passed (with or without a code).
+    pub fn close_seen(&self) -> bool {
+        self.close_code.is_some() || self.saw_close
+    }
+
+    /// Frames that started so far.
+    pub fn frames(&self) -> u64 {
+        self.frames
+    }
+
+    /// Feeds bytes that went through, in order.
+    pub fn feed(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            if self.in_payload {
+                let take = (self.remaining.min(bytes.len() as u64)) as usize;
+                self.capture_close(&bytes[..take]);
+                self.remaining -= take as u64;
+                bytes = &bytes[take..];
+                if self.remaining == 0 {
+                    self.end_frame();
+                }
+                continue;
+            }
+            // Header bytes.
+            self.header[self.have] = bytes[0];
+            self.have += 1;
+            bytes = &bytes[1..];
+            if let Some(needed) = self.header_len() {
+                if self.have == needed {
+                    self.start_payload();
+                }
+            }
+        }
+    }
+
+    /// The full header length, once the first two bytes are in.
+    fn header_len(&self) -> Option<usize> {
+        if self.have < 2 {
+            return None;
+        }
+        let masked = self.header[1] & 0x80 != 0;
+        let ext = match self.header[1] & 0x7f {
+            126 => 2,
+            127 => 8,
+            _ => 0,
+        };
+        Some(2 + ext + if masked { 4 } else { 0 })
+    }
+
+    fn start_payload(&mut self) {
+        let h = &self.header;
+        let masked = h[1] & 0x80 != 0;
+        let (len, mut at) = match h[1] & 0x7f {
+            126 => (u64::from(u16::from_be_bytes([h[2], h[3]])), 4),
+            127 => {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(&h[2..10]);
+                (u64::from_be_bytes(b), 10)
+            }
+            n => (u64::from(n), 2),
+        };
+        let mask = masked.then(|| {
+            let m = [h[at], h[at + 1], h[at + 2], h[at + 3]];
+            at += 4;
+            m
+        });
+        debug_assert_eq!(at, self.have);
+        self.frames += 1;
+        self.have = 0;
+        let opcode = h[0] & 0x0f;
+        if opcode == 0x8 {
+            self.saw_close_frame();
+            if len >= 2 {
+                self.close = Some(CloseCapture {
+                    mask,
+                    seen: 0,
+                    code: [0; 2],
+                });
+            }
+        }
+        if len == 0 {
+            self.end_frame();
+        } else {
+            self.remaining = len;
+            self.in_payload = true;
+        }
+    }
+
+    fn capture_close(&mut self, bytes: &[u8]) {
+        let Some(capture) = &mut self.close else {
+            return;
+        };
+        for &b in bytes {
+            if capture.seen >= 2 {
+                break;
+            }
+            let key = capture.mask.map_or(0, |m| m[capture.seen % 4]);
+            capture.code[capture.seen] = b ^ key;
+            capture.seen += 1;
+        }
+        if capture.seen == 2 && self.close_code.is_none() {
+            self.close_code = Some(u16::from_be_bytes(capture.code));
+        }
+    }
+
+    fn end_frame(&mut self) {
+        self.in_payload = false;
+        self.remaining = 0;
+        self.close = None;
+    }
+
+    fn saw_close_frame(&mut self) {
+        self.saw_close = true;
+    }
+}
+
+/// A close frame from the gateway: `code` and a short `reason` (at most 123 bytes, RFC 6455
+/// section 5.5), masked with a fresh key when it goes to a backend (a client's frames must
+/// be masked, section 5.3), unmasked when it goes to a client.
+pub fn close_frame(code: u16, reason: &str, masked: bool) -> Vec<u8> {
+    let mut reason_bytes = reason.as_bytes();
+    if reason_bytes.len() > 123 {
+        let mut end = 123;
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        reason_bytes = &reason_bytes[..end];
+    }
+    let mut payload = Vec::with_capacity(2 + reason_bytes.len());
+    payload.extend_from_slice(&code.to_be_bytes());
+    payload.extend_from_slice(reason_bytes);
+    let mut frame = Vec::with_capacity(6 + payload.len());
+    frame.push(0x88);
+    let len = payload.len() as u8;
+    if masked {
+        let key: [u8; 4] = rand::random();
+        frame.push(0x80 | len);
+        frame.extend_from_slice(&key);
+        frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+    } else {
+        frame.push(len);
+        frame.extend_from_slice(&payload);
+    }
+    frame
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tracks_boundaries_byte_by_byte_and_in_chunks() {
+        // Unmasked text "hello", then masked binary of 300 bytes, then a masked close 1000.
+        let mut stream = vec![0x81, 5];
+        stream.extend_from_slice(b"hello");
+        stream.extend_from_slice(&[0x82, 0x80 | 126, 0x01, 0x2c, 1, 2, 3, 4]);
+        stream.extend(std::iter::repeat_n(0u8, 300));
+        let close = close_frame(1000, "bye", true);
+        stream.extend_from_slice(&close);
+        let boundaries = [7usize, 7 + 8 + 300, stream.len()];
+
+        let mut t = FrameTracker::new();
+        for (i, b) in stream.iter().enumerate() {
+            t.feed(std::slice::from_ref(b));
+            assert_eq!(
+                t.at_boundary(),
+                boundaries.contains(&(i + 1)),
+                "after byte {i}"
+            );
+        }
+        assert_eq!(t.close_code(), Some(1000));
+        assert_eq!(t.frames(), 3);
+
+        let mut t = FrameTracker::new();
+        for chunk in stream.chunks(13) {
+            t.feed(chunk);
+        }
+        assert!(t.at_boundary());
+        assert_eq!(t.close_code(), Some(1000));
+    }
+
+    #[test]
+    fn sixty_four_bit_lengths_and_empty_close() {
+        let mut t = FrameTracker::new();
+        t.feed(&[0x82, 127, 0, 0, 0, 0, 0, 1, 0, 0]);
+        assert!(!t.at_boundary());
+        t.feed(&vec![0u8; 65_536]);
+        assert!(t.at_boundary());
+        t.feed(&[0x88, 0]);
+        assert!(t.at_boundary());
+        assert!(t.close_seen());
+        assert_eq!(t.close_code(), None);
+    }
+
+    #[test]
+    fn close_frames_are_well_formed() {
+        let f = close_frame(1001, "idle", false);
+        assert_eq!(f, [0x88, 6, 0x03, 0xe9, b'i', b'd', b'l', b'e']);
+        let m = close_frame(1001, &"é".repeat(100), true);
+        assert_eq!(m[1] & 0x80, 0x80);
+        assert!(usize::from(m[1] & 0x7f) <= 125);
+    }
+}

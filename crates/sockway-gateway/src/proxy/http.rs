@@ -1,0 +1,135 @@
+//! Forwarding an ordinary request: hop-by-hop fields removed (RFC 9110 section 7.6.1),
+//! `X-Forwarded-*` and `X-Original-Host` added, `Host` per the backend settings, the body
+//! streamed with the size limit and the idle limit, the response head awaited for at most
+//! `requestTimeout` (504 after that, 502 when the backend cannot be reached), and the response
+//! streamed back with its own hop-by-hop fields removed. Backends are spoken to in HTTP/1.1
+//! whatever the client used (RFC 9110 section 7.6: intermediaries may change versions).
+
+use std::sync::atomic::Ordering;
+
+use http::header::CONTENT_LENGTH;
+use http::{Request, Response, StatusCode, Uri, Version};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+
+use super::body::{refusal, OnEnd, ProxyBody, Watched};
+use super::headers;
+use super::{backend, Forward};
+use crate::pool::HostPolicy;
+
+/// Forwards `request` to the picked backend and returns the response to send.
+pub(crate) async fn forward(fwd: Forward, request: Request<Incoming>) -> Response<ProxyBody> {
+    let limits = &fwd.runtime.limits;
+    let declared = request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limits.max_request_body_bytes) {
+        fwd.shared.metrics.refusal("body_too_large");
+        let msg = format!(
+            "the request body is larger than the gateway's limit of {} bytes",
+            limits.max_request_body_bytes
+        );
+        return done(fwd, refusal(StatusCode::PAYLOAD_TOO_LARGE, &msg), 0);
+    }
+    let backend = fwd.active.backend().clone();
+    let settings = &fwd.upstream.settings;
+    let timeout = settings.request_timeout;
+    let (parts, body) = request.into_parts();
+    let mut out = Request::new(Watched::new(
+        body,
+        timeout,
+        limits.max_request_body_bytes,
+        None,
+    ));
+    *out.method_mut() = parts.method.clone();
+    *out.uri_mut() = origin_form(&parts.uri);
+    *out.version_mut() = Version::HTTP_11;
+    let original_host = headers::original_host(&parts.uri, &parts.headers);
+    let mut h = parts.headers;
+    headers::remove_hop_by_hop(&mut h);
+    headers::set_host(&mut h, &settings.host, &backend, original_host.as_ref());
+    headers::add_forwarded(
+        &mut h,
+        fwd.conn.peer,
+        fwd.scheme(),
+        fwd.conn.local_port,
+        original_host.as_ref(),
+    );
+    *out.headers_mut() = h;
+    let sni = match &settings.host {
+        HostPolicy::Fixed(name) => name.clone(),
+        _ => backend.key.host.clone(),
+    };
+    let authority = backend.authority();
+    backend.stats.requests.fetch_add(1, Ordering::Relaxed);
+    let sent = tokio::time::timeout(
+        timeout,
+        backend::send(&authority, settings.tls.as_ref(), &sni, out),
+    )
+    .await;
+    let response = match sent {
+        Ok(Ok(response)) => response,
+        Ok(Err(why)) => {
+            backend.stats.errors.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(backend = %authority, error = %why, "backend request failed");
+            fwd.shared.metrics.refusal("backend_unreachable");
+            let msg = format!("the gateway could not get an answer from backend {authority}");
+            return done(fwd, refusal(StatusCode::BAD_GATEWAY, &msg), 0);
+        }
+        Err(_) => {
+            backend.stats.errors.fetch_add(1, Ordering::Relaxed);
+            fwd.shared.metrics.refusal("backend_timeout");
+            let msg = format!(
+                "backend {authority} did not answer within the request timeout ({:?})",
+                timeout
+            );
+            return done(fwd, refusal(StatusCode::GATEWAY_TIMEOUT, &msg), 0);
+        }
+    };
+    relay_response(fwd, response)
+}
+
+/// A response from the backend, cleaned up and with its body watched.
+pub(crate) fn relay_response(fwd: Forward, response: Response<Incoming>) -> Response<ProxyBody> {
+    let (mut parts, body) = response.into_parts();
+    headers::remove_hop_by_hop(&mut parts.headers);
+    if let Some((name, value)) = &fwd.set_cookie {
+        headers::set_affinity_cookie(&mut parts.headers, name, value, fwd.conn.secure);
+    }
+    let Forward {
+        shared,
+        mut record,
+        active,
+        upstream,
+        ..
+    } = fwd;
+    record.status = parts.status.as_u16();
+    shared.metrics.response(&record.listener, record.status);
+    let on_end: OnEnd = Box::new(move |bytes| {
+        record.log(bytes);
+        drop(active);
+    });
+    let idle = upstream.settings.request_timeout;
+    let body = Watched::new(body, idle, u64::MAX, Some(on_end)).boxed_unsync();
+    Response::from_parts(parts, body)
+}
+
+/// Logs and counts a response produced by the gateway for a picked backend.
+pub(crate) fn done(fwd: Forward, response: Response<ProxyBody>, bytes: u64) -> Response<ProxyBody> {
+    let Forward {
+        shared, mut record, ..
+    } = fwd;
+    record.status = response.status().as_u16();
+    shared.metrics.response(&record.listener, record.status);
+    record.log(bytes);
+    response
+}
+
+/// `/path?query` of `uri` (HTTP/2 requests carry an absolute URI).
+pub(crate) fn origin_form(uri: &Uri) -> Uri {
+    uri.path_and_query()
+        .and_then(|pq| pq.as_str().parse().ok())
+        .unwrap_or_else(|| Uri::from_static("/"))
+}

@@ -1,0 +1,181 @@
+//! The request path: refuse what the guard refused, find the listener and rule
+//! ([`crate::routing`]), pick a backend ([`crate::pool::Upstream::pick`]), then forward an
+//! ordinary request ([`http`]) or a WebSocket handshake and relay ([`websocket`]).
+//! Every refusal is a status with a plain-text body: 400 for ambiguous framing, 404 when no
+//! listener serves the host, 413 for an oversized body, 502 when no backend is healthy or
+//! reachable, 504 when the backend does not answer within `requestTimeout`.
+
+pub mod backend;
+pub mod body;
+pub mod frames;
+pub mod headers;
+pub mod http;
+pub mod relay;
+pub mod websocket;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use ::http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+
+use crate::access_log::RequestRecord;
+use crate::guard::{GuardState, REFUSAL_HEADER};
+use crate::pool::{ActiveGuard, Upstream};
+use crate::routing::ListenerRoute;
+use crate::state::{Runtime, Shared};
+use body::{refusal, refusal_and_close, ProxyBody};
+
+/// What the service knows about the client connection.
+#[derive(Debug)]
+pub struct ConnInfo {
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// The port it connected to.
+    pub local_port: u16,
+    /// Whether it came over TLS.
+    pub secure: bool,
+    /// Shared with the connection's [`crate::guard::HeadGuard`].
+    pub guard: Arc<GuardState>,
+    /// The connection's slot under `limits.maxConnections`; a WebSocket session keeps it
+    /// (through this struct) until the relay ends, so sessions count as connections.
+    pub permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+/// Everything a forwarder needs for one request.
+pub(crate) struct Forward {
+    pub shared: Arc<Shared>,
+    pub conn: Arc<ConnInfo>,
+    pub runtime: Arc<Runtime>,
+    pub listener: ListenerRoute,
+    pub upstream: Arc<Upstream>,
+    pub active: ActiveGuard,
+    /// Affinity cookie to set on the response, if any.
+    pub set_cookie: Option<(String, String)>,
+    pub record: RequestRecord,
+}
+
+impl Forward {
+    /// The listener's scheme (`http`/`https`) for `X-Forwarded-Proto`.
+    pub fn scheme(&self) -> &'static str {
+        if self.conn.secure {
+            "https"
+        } else {
+            "http"
+        }
+    }
+}
+
+/// The hyper service: answers one request.
+pub async fn serve(
+    shared: Arc<Shared>,
+    conn: Arc<ConnInfo>,
+    request: Request<Incoming>,
+) -> Result<Response<ProxyBody>, Infallible> {
+    let start = Instant::now();
+    let mut record = RequestRecord {
+        start,
+        client: conn.peer,
+        method: request.method().to_string(),
+        target: request.uri().path_and_query().map_or_else(
+            || "/".to_owned(),
+            |p| p.as_str().chars().take(512).collect(),
+        ),
+        listener: "-".into(),
+        backend: "-".into(),
+        status: 0,
+    };
+    if let Some(r) = conn
+        .guard
+        .refusal_for(request.headers().get(REFUSAL_HEADER).map(|v| v.as_bytes()))
+    {
+        shared.metrics.refusal(match r.status {
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => "header_too_large",
+            _ => "ambiguous_framing",
+        });
+        return Ok(finish(
+            &shared,
+            record,
+            refusal_and_close(r.status, &r.message),
+        ));
+    }
+    let runtime = shared.current();
+    let host = headers::request_host(request.uri(), request.headers());
+    let Some(listener) = runtime.routes.listener(conn.local_port, host.as_deref()) else {
+        shared.metrics.refusal("no_listener");
+        let msg = format!(
+            "no listener on port {} serves host {:?}",
+            conn.local_port,
+            host.unwrap_or_default()
+        );
+        return Ok(finish(
+            &shared,
+            record,
+            refusal(StatusCode::NOT_FOUND, &msg),
+        ));
+    };
+    record.listener = listener.name.clone();
+    let route = listener.route(request.uri().path());
+    let Some(upstream) = runtime.upstreams.get(route.upstream).cloned() else {
+        shared.metrics.refusal("no_upstream");
+        let msg = format!("rule {:?} has no usable backend pool", route.rule);
+        return Ok(finish(
+            &shared,
+            record,
+            refusal(StatusCode::BAD_GATEWAY, &msg),
+        ));
+    };
+    let affinity = upstream
+        .settings
+        .affinity_cookie
+        .as_deref()
+        .and_then(|name| headers::cookie(request.headers(), name));
+    let Some((backend, by_cookie)) = upstream.pick(affinity.as_deref()) else {
+        shared.metrics.refusal("no_healthy_backend");
+        let msg = format!(
+            "no healthy backend in pool {:?} (settings {:?}): every server fails its health probe",
+            upstream.key.pool, upstream.key.settings
+        );
+        return Ok(finish(
+            &shared,
+            record,
+            refusal(StatusCode::BAD_GATEWAY, &msg),
+        ));
+    };
+    record.backend = backend.authority();
+    let set_cookie = match (&upstream.settings.affinity_cookie, by_cookie) {
+        (Some(name), false) => Some((name.clone(), backend.id.clone())),
+        _ => None,
+    };
+    let listener = listener.clone();
+    let forward = Forward {
+        shared: shared.clone(),
+        conn,
+        runtime: runtime.clone(),
+        listener,
+        upstream,
+        active: backend.begin(),
+        set_cookie,
+        record,
+    };
+    let response = if sockway::server::is_websocket_request(&request) {
+        websocket::forward(forward, request).await
+    } else {
+        http::forward(forward, request).await
+    };
+    Ok(response)
+}
+
+/// Counts and logs a response the gateway produced itself.
+fn finish(
+    shared: &Shared,
+    mut record: RequestRecord,
+    response: Response<ProxyBody>,
+) -> Response<ProxyBody> {
+    record.status = response.status().as_u16();
+    shared.metrics.response(&record.listener, record.status);
+    record.log(0);
+    response
+}

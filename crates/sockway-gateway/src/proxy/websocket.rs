@@ -1,0 +1,249 @@
+//! Forwarding a WebSocket handshake and relaying the session (seed 003: the Upgrade
+//! handshake is forwarded; after 101 the gateway relays the bidirectional stream).
+//!
+//! The client's handshake is checked first (RFC 6455 section 4.2.1, via
+//! `sockway_proto::handshake::validate_request`), so a broken one is refused by the gateway
+//! with the same statuses a sockway server uses. The backend gets an HTTP/1.1 `GET` with
+//! `Upgrade: websocket`, `Connection: Upgrade` and the client's `Sec-WebSocket-Key`,
+//! `-Version`, `-Protocol`, `-Extensions` and `Origin`, plus the forwarding headers. When the
+//! backend answers 101 the client gets 101 with the backend's headers (its
+//! `Sec-WebSocket-Accept` answers the client's own key) and the relay starts; any other
+//! answer is passed back as an ordinary response.
+//!
+//! A client on HTTP/2 (extended CONNECT, RFC 8441) has no key: the gateway makes one, checks
+//! the backend's accept itself, answers `200` and relays the stream the same way, since
+//! RFC 8441 section 5 keeps the frame format of RFC 6455.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, UPGRADE};
+use http::{HeaderValue, Method, Request, Response, StatusCode, Version};
+use http_body_util::Empty;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use sockway_proto::handshake::{self, RequestKind};
+
+use super::body::{full, refusal, ProxyBody};
+use super::http::{done, origin_form, relay_response};
+use super::relay::{relay, Counters, RelayConfig};
+use super::{backend, headers, Forward};
+use crate::access_log::SessionRecord;
+use crate::pool::HostPolicy;
+
+/// Forwards a WebSocket handshake; on success spawns the relay.
+pub(crate) async fn forward(fwd: Forward, mut request: Request<Incoming>) -> Response<ProxyBody> {
+    let protocol = request
+        .extensions()
+        .get::<hyper::ext::Protocol>()
+        .map(|p| p.as_str().to_owned());
+    let offer = match handshake::validate_request(
+        request.method(),
+        request.version(),
+        request.headers(),
+        protocol.as_deref(),
+    ) {
+        Ok(offer) => offer,
+        Err(e) => {
+            fwd.shared.metrics.refusal("bad_websocket_handshake");
+            let mut response = refusal(e.status(), &format!("WebSocket handshake refused: {e}"));
+            response.headers_mut().extend(e.response_headers());
+            return done(fwd, response, 0);
+        }
+    };
+    let extended = offer.kind == RequestKind::ExtendedConnect;
+    let client_upgrade = hyper::upgrade::on(&mut request);
+    let backend = fwd.active.backend().clone();
+    let settings = &fwd.upstream.settings;
+    let timeout = settings.request_timeout;
+
+    let (parts, _body) = request.into_parts();
+    let original_host = headers::original_host(&parts.uri, &parts.headers);
+    let mut h = parts.headers;
+    headers::remove_hop_by_hop(&mut h);
+    headers::set_host(&mut h, &settings.host, &backend, original_host.as_ref());
+    headers::add_forwarded(
+        &mut h,
+        fwd.conn.peer,
+        fwd.scheme(),
+        fwd.conn.local_port,
+        original_host.as_ref(),
+    );
+    h.insert(UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
+    let key = match (&offer.key, extended) {
+        (Some(key), false) => key.clone(),
+        _ => {
+            let key = handshake::generate_key();
+            if let Ok(v) = HeaderValue::from_str(&key) {
+                h.insert(SEC_WEBSOCKET_KEY, v);
+            }
+            key
+        }
+    };
+    let mut out = Request::new(Empty::<Bytes>::new());
+    *out.method_mut() = Method::GET;
+    *out.uri_mut() = origin_form(&parts.uri);
+    *out.version_mut() = Version::HTTP_11;
+    *out.headers_mut() = h;
+
+    let sni = match &settings.host {
+        HostPolicy::Fixed(name) => name.clone(),
+        _ => backend.key.host.clone(),
+    };
+    let authority = backend.authority();
+    let sent = tokio::time::timeout(
+        timeout,
+        backend::send(&authority, settings.tls.as_ref(), &sni, out),
+    )
+    .await;
+    let mut response = match sent {
+        Ok(Ok(r)) => r,
+        Ok(Err(why)) => {
+            backend
+                .stats
+                .handshakes_failed
+                .fetch_add(1, Ordering::Relaxed);
+            backend.stats.errors.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(backend = %authority, error = %why, "WebSocket handshake with backend failed");
+            fwd.shared.metrics.refusal("backend_unreachable");
+            let msg = format!("the gateway could not open a WebSocket to backend {authority}");
+            return done(fwd, refusal(StatusCode::BAD_GATEWAY, &msg), 0);
+        }
+        Err(_) => {
+            backend
+                .stats
+                .handshakes_failed
+                .fetch_add(1, Ordering::Relaxed);
+            backend.stats.errors.fetch_add(1, Ordering::Relaxed);
+            fwd.shared.metrics.refusal("backend_timeout");
+            let msg = format!(
+                "backend {authority} did not answer the WebSocket handshake within {timeout:?}"
+            );
+            return done(fwd, refusal(StatusCode::GATEWAY_TIMEOUT, &msg), 0);
+        }
+    };
+    if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+        // The backend refused (403 for an origin, 400, ...): its answer goes back as is.
+        backend
+            .stats
+            .handshakes_failed
+            .fetch_add(1, Ordering::Relaxed);
+        return relay_response(fwd, response);
+    }
+    if extended {
+        if let Err(e) = handshake::validate_response(
+            RequestKind::Upgrade,
+            response.status(),
+            response.headers(),
+            &key,
+            &offer.subprotocols,
+            &offer
+                .extensions
+                .iter()
+                .map(|x| x.name.as_str())
+                .collect::<Vec<_>>(),
+        ) {
+            backend
+                .stats
+                .handshakes_failed
+                .fetch_add(1, Ordering::Relaxed);
+            let msg = format!("backend {authority} sent an invalid WebSocket handshake: {e}");
+            return done(fwd, refusal(StatusCode::BAD_GATEWAY, &msg), 0);
+        }
+    }
+    backend.stats.handshakes_ok.fetch_add(1, Ordering::Relaxed);
+    let backend_upgrade = hyper::upgrade::on(&mut response);
+    let mut answer = Response::new(full(Bytes::new()));
+    let mut h = response.headers().clone();
+    headers::remove_hop_by_hop(&mut h);
+    if extended {
+        *answer.status_mut() = StatusCode::OK;
+        h.remove(SEC_WEBSOCKET_ACCEPT);
+    } else {
+        *answer.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        h.insert(UPGRADE, HeaderValue::from_static("websocket"));
+        h.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
+        fwd.conn.guard.set_upgraded();
+    }
+    if let Some((name, value)) = &fwd.set_cookie {
+        headers::set_affinity_cookie(&mut h, name, value, fwd.conn.secure);
+    }
+    *answer.headers_mut() = h;
+
+    let Forward {
+        shared,
+        conn,
+        runtime,
+        listener,
+        active,
+        mut record,
+        upstream,
+        ..
+    } = fwd;
+    record.status = answer.status().as_u16();
+    shared.metrics.response(&record.listener, record.status);
+    let ticket = shared.sessions.register(&backend.id);
+    let config = RelayConfig {
+        idle: upstream.settings.request_timeout,
+        buffer: runtime.limits.relay_buffer_bytes,
+        close_grace: runtime.limits.close_grace,
+    };
+    let grace = runtime.limits.close_grace;
+    drop(runtime);
+    let target = record.target.clone();
+    tokio::spawn(async move {
+        let upgrades = async { (client_upgrade.await, backend_upgrade.await) };
+        let (client, backend_io) = match tokio::time::timeout(grace * 2, upgrades).await {
+            Ok((Ok(c), Ok(b))) => (c, b),
+            Ok((c, b)) => {
+                tracing::debug!(
+                    client_ok = c.is_ok(),
+                    backend_ok = b.is_ok(),
+                    "upgrade did not complete"
+                );
+                return;
+            }
+            Err(_) => {
+                tracing::debug!("upgrade did not complete in time");
+                return;
+            }
+        };
+        backend.stats.sessions.fetch_add(1, Ordering::Relaxed);
+        let counters = Arc::new(Counters::default());
+        let outcome = relay(
+            TokioIo::new(client),
+            TokioIo::new(backend_io),
+            config,
+            ticket.orders.clone(),
+            counters,
+            [
+                &backend.stats.bytes_to_backend,
+                &backend.stats.bytes_from_backend,
+            ],
+        )
+        .await;
+        backend.stats.sessions.fetch_sub(1, Ordering::Relaxed);
+        if outcome.ended_by_gateway == Some("idle timeout") {
+            shared.metrics.idle_closes.fetch_add(1, Ordering::Relaxed);
+        }
+        SessionRecord {
+            client: conn.peer,
+            target,
+            listener: listener.name.clone(),
+            backend: backend.authority(),
+            duration: outcome.duration,
+            bytes_up: outcome.bytes_up,
+            bytes_down: outcome.bytes_down,
+            client_close: outcome.client_close,
+            backend_close: outcome.backend_close,
+            ended_by_gateway: outcome.ended_by_gateway,
+        }
+        .log();
+        drop(ticket);
+        drop(active);
+    });
+    record.log(0);
+    answer
+}

@@ -1,0 +1,346 @@
+//! HTTPS listeners and HTTPS backends (rcgen certificates), and a backend that vanishes
+//! mid-session without a close frame.
+
+mod support;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+    KeyUsagePurpose,
+};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use serde_json::json;
+use sockway::{Message, Role, WebSocket, WebSocketConfig};
+use sockway_gateway::config::HttpListener;
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+struct Pki {
+    dir: PathBuf,
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+impl Drop for Pki {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn pki(tag: &str) -> Pki {
+    pki_for(tag, &["localhost"])
+}
+
+fn pki_for(tag: &str, names: &[&str]) -> Pki {
+    let dir = std::env::temp_dir().join(format!("sockway-gw-tls-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let mut params = CertificateParams::new(names).unwrap();
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let cert = params.signed_by(&key, &ca).unwrap();
+    let write = |name: &str, text: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    Pki {
+        ca: write("ca.pem", &ca.pem()),
+        cert: write("cert.pem", &cert.pem()),
+        key: write("key.pem", &key.serialize_pem()),
+        dir,
+    }
+}
+
+fn client_tls(ca: &PathBuf) -> tokio_rustls::TlsConnector {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+}
+
+#[tokio::test]
+async fn https_listener_to_https_backend_carries_websockets() {
+    let pki = pki("both");
+    let listener_spec = HttpListener {
+        name: "backend".into(),
+        protocol: sockway_gateway::config::Protocol::Https,
+        port: 1,
+        bind_address: "127.0.0.1".into(),
+        certificate_file: Some(pki.cert.display().to_string()),
+        key_file: Some(pki.key.display().to_string()),
+        host_names: vec![],
+    };
+    let acceptor = sockway_gateway::tls::acceptor(&[&listener_spec]).unwrap();
+    let backend = Backend::start_tls("secure", acceptor).await;
+    let port = free_port();
+    let doc = json!({
+        "httpListeners": [{"name": "tls", "protocol": "Https", "port": port, "bindAddress": "127.0.0.1",
+            "certificateFile": pki.cert, "keyFile": pki.key, "hostNames": ["localhost"]}],
+        "backendAddressPools": [{"name": "pool", "backendAddresses": [{"ipAddress": "127.0.0.1", "port": backend.port()}]}],
+        "backendHttpSettingsCollection": [{"name": "s", "port": 1, "protocol": "Https", "hostName": "localhost",
+            "trustedRootCertificate": pki.ca, "probe": "p"}],
+        "probes": [{"name": "p", "protocol": "Https", "path": "/", "interval": 0.1, "timeout": 2,
+            "pickHostNameFromBackendHttpSettings": true}],
+        "requestRoutingRules": [{"name": "r", "httpListener": "tls", "backendAddressPool": "pool", "backendHttpSettings": "s"}],
+        "limits": {"shutdownTimeout": 0.2, "closeGrace": 0.5}
+    });
+    let gateway = start_gateway(&doc).await;
+    wait_healthy(&gateway, 1).await;
+
+    let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let mut tls = client_tls(&pki.ca)
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .expect("the listener's certificate verifies for localhost");
+    let request = "GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                   Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    tls.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = BytesMut::new();
+    let end = bounded("101 over TLS", async {
+        loop {
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            assert!(tls.read_buf(&mut buf).await.unwrap() > 0, "closed early");
+        }
+    })
+    .await;
+    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    let leftover = buf.split_off(end);
+    let mut ws = WebSocket::from_raw(tls, Role::Client, WebSocketConfig::default(), leftover);
+    bounded("echo over TLS both ways", async {
+        ws.send_text("headers").await.unwrap();
+        match ws.recv().await.unwrap() {
+            Some(Message::Text(t)) => {
+                assert!(
+                    t.as_str().contains("x-forwarded-proto=https"),
+                    "{}",
+                    t.as_str()
+                );
+                assert!(t.as_str().contains("host=localhost"), "{}", t.as_str());
+            }
+            other => panic!("{other:?}"),
+        }
+    })
+    .await;
+    drop(ws);
+    gateway.shutdown().await;
+}
+
+/// A backend that completes the handshake by hand and then drops the TCP connection when
+/// told to, without a close frame (like a crashed process).
+async fn vanishing_backend() -> (u16, tokio::sync::watch::Sender<bool>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (vanish, vanish_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let mut vanish = vanish_rx.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 1024];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&buf).to_ascii_lowercase();
+                let Some(key) = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("sec-websocket-key:"))
+                else {
+                    let _ = stream.write_all(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").await;
+                    return;
+                };
+                // The key is case-sensitive: take it from the original bytes.
+                let original = String::from_utf8_lossy(&buf).into_owned();
+                let key = original
+                    .lines()
+                    .find(|l| l.to_ascii_lowercase().starts_with("sec-websocket-key:"))
+                    .map(|l| l.split_once(':').unwrap().1.trim().to_owned())
+                    .unwrap_or_else(|| key.trim().to_owned());
+                let accept = sockway::proto::handshake::accept_key(key.as_bytes());
+                let response = format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n");
+                let _ = stream.write_all(response.as_bytes()).await;
+                let _ = vanish.wait_for(|v| *v).await;
+                drop(stream);
+            });
+        }
+    });
+    (port, vanish)
+}
+
+#[tokio::test]
+async fn a_backend_vanishing_mid_session_gets_the_client_a_1001() {
+    let (backend_port, vanish) = vanishing_backend().await;
+    let port = free_port();
+    let doc = json!({
+        "httpListeners": [{"name": "web", "port": port, "bindAddress": "127.0.0.1"}],
+        "backendAddressPools": [{"name": "pool", "backendAddresses": [{"ipAddress": "127.0.0.1", "port": backend_port}]}],
+        "backendHttpSettingsCollection": [{"name": "s", "port": 1, "probe": "p"}],
+        // It fails HTTP probes; minServers keeps it in the rotation.
+        "probes": [{"name": "p", "interval": 0.5, "timeout": 1, "minServers": 1}],
+        "requestRoutingRules": [{"name": "r", "httpListener": "web", "backendAddressPool": "pool", "backendHttpSettings": "s"}],
+        "limits": {"shutdownTimeout": 0.2, "closeGrace": 0.5}
+    });
+    let gateway = start_gateway(&doc).await;
+    let (mut ws, _) = bounded("connect", ws_connect(port, "/", "")).await.unwrap();
+    assert_eq!(gateway.sessions(), 1);
+    vanish.send_replace(true);
+    bounded("close frame from the gateway", async {
+        while let Ok(Some(_)) = ws.recv().await {}
+    })
+    .await;
+    let info = ws.close_info().expect("closed");
+    assert_eq!(u16::from(info.code), 1001, "{info:?}");
+    assert_eq!(info.reason, "backend went away");
+    bounded("session gone", async {
+        while gateway.sessions() > 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn http2_extended_connect_is_relayed_to_an_http1_backend() {
+    use http_body_util::{BodyExt, Empty};
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+
+    let backend = Backend::start("h1").await;
+    let port = free_port();
+    let gateway = start_gateway(&basic_config(port, &[&backend], json!({}), None)).await;
+    wait_healthy(&gateway, 1).await;
+
+    let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    // An ordinary request first: it also lets the server's SETTINGS (with
+    // SETTINGS_ENABLE_CONNECT_PROTOCOL, RFC 8441 section 3) arrive.
+    let plain = http::Request::builder()
+        .uri(format!("http://localhost:{port}/headers"))
+        .version(http::Version::HTTP_2)
+        .body(Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let response = bounded("h2 GET", sender.send_request(plain)).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert!(String::from_utf8_lossy(&body).contains("backend=h1"));
+
+    let mut connect = http::Request::builder()
+        .method(http::Method::CONNECT)
+        .uri(format!("http://localhost:{port}/ws"))
+        .version(http::Version::HTTP_2)
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-protocol", "chat")
+        .body(Empty::<bytes::Bytes>::new())
+        .unwrap();
+    connect
+        .extensions_mut()
+        .insert(hyper::ext::Protocol::from_static("websocket"));
+    let mut response = bounded("extended CONNECT", sender.send_request(connect))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "RFC 8441: 200, not 101");
+    assert_eq!(response.headers()["sec-websocket-protocol"], "chat");
+    assert!(response.headers().get("sec-websocket-accept").is_none());
+    let upgraded = bounded("stream", hyper::upgrade::on(&mut response))
+        .await
+        .unwrap();
+    let mut ws = WebSocket::from_raw(
+        TokioIo::new(upgraded),
+        Role::Client,
+        WebSocketConfig::default(),
+        BytesMut::new(),
+    );
+    bounded("echo over h2", async {
+        ws.send_text("whoami").await.unwrap();
+        match ws.recv().await.unwrap() {
+            Some(Message::Text(t)) => assert_eq!(t.as_str(), "h1"),
+            other => panic!("{other:?}"),
+        }
+    })
+    .await;
+    drop(ws);
+    gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn multi_site_https_listeners_pick_certificates_by_sni_and_routes_by_host() {
+    let a_pki = pki_for("site-a", &["a.localhost"]);
+    let b_pki = pki_for("site-b", &["b.localhost"]);
+    let a = Backend::start("site-a").await;
+    let b = Backend::start("site-b").await;
+    let port = free_port();
+    let pool = |name: &str, backend: &Backend| json!({"name": name, "backendAddresses": [{"ipAddress": "127.0.0.1", "port": backend.port()}]});
+    let listener = |name: &str, host: &str, pki: &Pki| {
+        json!({"name": name, "protocol": "Https", "port": port,
+        "bindAddress": "127.0.0.1", "hostNames": [host], "certificateFile": pki.cert, "keyFile": pki.key})
+    };
+    let doc = json!({
+        "httpListeners": [listener("a", "a.localhost", &a_pki), listener("b", "b.localhost", &b_pki)],
+        "backendAddressPools": [pool("pa", &a), pool("pb", &b)],
+        "backendHttpSettingsCollection": [{"name": "s", "port": 1, "probe": "p"}],
+        "probes": [{"name": "p", "interval": 0.1, "timeout": 1}],
+        "requestRoutingRules": [
+            {"name": "ra", "httpListener": "a", "backendAddressPool": "pa", "backendHttpSettings": "s"},
+            {"name": "rb", "httpListener": "b", "backendAddressPool": "pb", "backendHttpSettings": "s"}
+        ],
+        "limits": {"shutdownTimeout": 0.2, "closeGrace": 0.5}
+    });
+    let gateway = start_gateway(&doc).await;
+    wait_healthy(&gateway, 2).await;
+    for (host, pki, expected) in [
+        ("a.localhost", &a_pki, "site-a"),
+        ("b.localhost", &b_pki, "site-b"),
+    ] {
+        let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        // Only the certificate for `host` verifies: this proves the SNI choice.
+        let mut tls = client_tls(&pki.ca)
+            .connect(ServerName::try_from(host.to_owned()).unwrap(), tcp)
+            .await
+            .unwrap_or_else(|e| panic!("{host}: {e}"));
+        let request = format!("GET /x HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        tls.write_all(request.as_bytes()).await.unwrap();
+        let mut out = Vec::new();
+        let _ = bounded("response", tls.read_to_end(&mut out)).await;
+        let text = String::from_utf8_lossy(&out);
+        assert!(
+            text.contains(&format!("backend={expected}")),
+            "{host}: {text}"
+        );
+    }
+    gateway.shutdown().await;
+}
