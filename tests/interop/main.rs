@@ -11,6 +11,8 @@
 //! python) and `SOCKWAY_PEERS_NODE_DIR` (`tests/peers` with `node_modules`) say where. Without
 //! them the tests fail and say so: they never pass silently.
 
+mod compression;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 // Interop client built on npm `ws`.
 //
 // Usage:
-//   node node_client.js URL [--compression]
+//   node node_client.js URL [--compression [--no-context-takeover]]
 //
 // Connects to URL (e.g. ws://127.0.0.1:PORT/ws) and, for each payload size in
 // SIZES, sends a text message (valid UTF-8 of exactly that many bytes, mixing
@@ -135,7 +135,12 @@ async function main() {
   }
   setTimeout(() => fail(`timed out after ${TIMEOUT_MS / 1000} s`), TIMEOUT_MS);
   try {
-    const count = await exchange(positional[0], args.includes('--compression'));
+    const compression = args.includes('--compression');
+    // --no-context-takeover: ask for a fresh compression context per message, both ways.
+    const perMessageDeflate = compression && args.includes('--no-context-takeover')
+      ? { serverNoContextTakeover: true, clientNoContextTakeover: true }
+      : compression;
+    const count = await exchange(positional[0], perMessageDeflate);
     console.log(`OK ${count}`);
     process.exit(0);
   } catch (err) {

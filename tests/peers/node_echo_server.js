@@ -2,7 +2,7 @@
 // Echo server built on npm `ws`, for interop tests.
 //
 // Usage:
-//   node node_echo_server.js PORT_FILE [--compression]
+//   node node_echo_server.js PORT_FILE [--compression [--no-context-takeover]]
 //
 // Listens on 127.0.0.1 with an OS-chosen port and echoes every message back
 // with the same type (text stays text, binary stays binary). Any request path
@@ -37,7 +37,12 @@ function parseArgs(argv) {
     console.error('usage: node_echo_server.js PORT_FILE [--compression]');
     process.exit(2);
   }
-  return { portFile: positional[0], compression: argv.includes('--compression') };
+  const compression = argv.includes('--compression');
+  // --no-context-takeover: both sides reset their compression context per message.
+  const perMessageDeflate = compression && argv.includes('--no-context-takeover')
+    ? { serverNoContextTakeover: true, clientNoContextTakeover: true }
+    : compression;
+  return { portFile: positional[0], compression: perMessageDeflate };
 }
 
 function writePortAtomically(path, port) {
