@@ -10,8 +10,13 @@ const SYNC_TAIL: [u8; 4] = [0x00, 0x00, 0xFF, 0xFF];
 const INFLATE_STEP: usize = 32 * 1024;
 
 /// A message's compressor, kept across messages unless context takeover is off.
+///
+/// zlib's state is a few hundred KiB, so it is allocated on the first compressed message, not
+/// when the connection opens, and without context takeover it is freed after every message:
+/// an idle connection then holds none.
 pub struct Compressor {
-    deflate: Compress,
+    deflate: Option<Compress>,
+    window_bits: u8,
     no_context_takeover: bool,
 }
 
@@ -28,9 +33,9 @@ impl Compressor {
     /// served by zlib's 9-bit one, whose matches never reach past 250 bytes: see the module
     /// documentation).
     pub fn new(window_bits: u8, no_context_takeover: bool) -> Self {
-        let bits = window_bits.clamp(9, 15);
         Self {
-            deflate: Compress::new_with_window_bits(Compression::fast(), false, bits),
+            deflate: None,
+            window_bits: window_bits.clamp(9, 15),
             no_context_takeover,
         }
     }
@@ -41,15 +46,19 @@ impl Compressor {
     /// takeover.
     pub fn compress(&mut self, input: &[u8], end_of_message: bool, out: &mut Vec<u8>) {
         let start_out = out.len();
-        let start_in = self.deflate.total_in();
+        let bits = self.window_bits;
+        let deflate = self.deflate.get_or_insert_with(|| {
+            Compress::new_with_window_bits(Compression::fast(), false, bits)
+        });
+        let start_in = deflate.total_in();
         loop {
             out.reserve(input.len() / 2 + 64);
-            let consumed = (self.deflate.total_in() - start_in) as usize;
+            let consumed = (deflate.total_in() - start_in) as usize;
             let rest = input.get(consumed..).unwrap_or_default();
             // Compressing into spare capacity of a Vec cannot fail with a zlib-compatible
             // backend; a failure would leave the output short, which the peer reports.
-            let _ = self.deflate.compress_vec(rest, out, FlushCompress::Sync);
-            let done = (self.deflate.total_in() - start_in) as usize == input.len();
+            let _ = deflate.compress_vec(rest, out, FlushCompress::Sync);
+            let done = (deflate.total_in() - start_in) as usize == input.len();
             if done && out.len() < out.capacity() {
                 break;
             }
@@ -66,7 +75,7 @@ impl Compressor {
                 out.push(0x00);
             }
             if self.no_context_takeover {
-                self.deflate.reset();
+                self.deflate = None;
             }
         }
     }
@@ -88,8 +97,11 @@ pub enum InflateError {
 
 /// A message's decompressor. It always uses a 32 KiB window, which decodes any window the
 /// peer may use.
+///
+/// Like the [`Compressor`], its state is allocated on the first compressed message and, when
+/// the peer resets per message, freed after each one.
 pub struct Decompressor {
-    inflate: Decompress,
+    inflate: Option<Decompress>,
     no_context_takeover: bool,
     /// The peer ended the deflate stream with a final block (BFINAL) in this message, which
     /// RFC 7692 section 7.2.3.3 allows: the rest of the message is ignored and the next message
@@ -110,7 +122,7 @@ impl Decompressor {
     /// side may too.
     pub fn new(no_context_takeover: bool) -> Self {
         Self {
-            inflate: Decompress::new_with_window_bits(false, 15),
+            inflate: None,
             no_context_takeover,
             stream_ended: false,
         }
@@ -136,7 +148,7 @@ impl Decompressor {
                 self.feed(&SYNC_TAIL, limit, out, on_output)?;
             }
             if self.no_context_takeover || self.stream_ended {
-                self.inflate.reset(false);
+                self.inflate = None;
             }
             self.stream_ended = false;
         }
@@ -150,9 +162,12 @@ impl Decompressor {
         out: &mut Vec<u8>,
         on_output: &mut dyn FnMut(&[u8]) -> bool,
     ) -> Result<(), InflateError> {
-        let start_in = self.inflate.total_in();
+        let inflate = self
+            .inflate
+            .get_or_insert_with(|| Decompress::new_with_window_bits(false, 15));
+        let start_in = inflate.total_in();
         loop {
-            let consumed = (self.inflate.total_in() - start_in) as usize;
+            let consumed = (inflate.total_in() - start_in) as usize;
             let room = (limit + 1).saturating_sub(out.len()).min(INFLATE_STEP);
             if room == 0 {
                 return Err(InflateError::TooBig { limit });
@@ -160,8 +175,7 @@ impl Decompressor {
             out.reserve_exact(room);
             let before = out.len();
             let spare = out.capacity() - before;
-            let status = self
-                .inflate
+            let status = inflate
                 .decompress_vec(
                     input.get(consumed..).unwrap_or_default(),
                     out,
@@ -174,7 +188,7 @@ impl Decompressor {
             if !on_output(&out[before..]) {
                 return Err(InflateError::Corrupt);
             }
-            let consumed_now = (self.inflate.total_in() - start_in) as usize;
+            let consumed_now = (inflate.total_in() - start_in) as usize;
             let progressed = consumed_now > consumed || out.len() > before;
             let output_full = out.len() - before == spare;
             if status == Status::StreamEnd {
