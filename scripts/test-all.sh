@@ -61,7 +61,7 @@ trap on_exit EXIT
 # cargo test prints one "test result: ok. N passed; M failed; ..." line per
 # test binary; keep its output to count the tests in the final summary.
 run_cargo_tests() {
-  cargo test --workspace --all-targets 2>&1 | tee "$LOGS/cargo-test.log"
+  cargo test --workspace --all-targets --no-fail-fast 2>&1 | tee "$LOGS/cargo-test.log"
 }
 
 run_autobahn() {
