@@ -183,6 +183,8 @@ impl Decompressor {
                 )
                 .map_err(|_| InflateError::Corrupt)?;
             if out.len() > limit {
+                // One byte past the limit is how overflow is seen; it is not kept.
+                out.truncate(limit);
                 return Err(InflateError::TooBig { limit });
             }
             if !on_output(&out[before..]) {
@@ -310,6 +312,19 @@ mod tests {
                 .decompress(&wire, true, 1000, &mut out, &mut |_| true)
                 .unwrap();
             assert_eq!(out, b"Hello, final block");
+        }
+    }
+
+    #[test]
+    fn output_never_exceeds_the_limit_even_when_refusing() {
+        // Found by the `inflate` fuzz target: the byte that detects the overflow was kept.
+        let crash = include_bytes!("testdata/inflate_limit_regression.bin");
+        let limit = 4096;
+        let mut decompressor = Decompressor::new(false);
+        for piece in crash.split(|&b| b == 0xA5) {
+            let mut out = Vec::new();
+            let _ = decompressor.decompress(piece, true, limit, &mut out, &mut |_| true);
+            assert!(out.len() <= limit);
         }
     }
 
