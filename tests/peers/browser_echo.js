@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 // Drives the `sockway echo` test page in headless Chromium, as a user would:
-// load the page, check the URL box points at this server's /ws, Connect, Send a
-// message, see the echo in the Communication Log, Close Socket, see code 1000.
-// Saves a screenshot and prints the log as JSON lines.
+// load the page, check the URL box points at this server's /ws, Connect, see the
+// HTTP version the socket arrived over, Send a message, see the echo in the
+// Communication Log, Close Socket, see code 1000. Saves a screenshot and prints
+// the log as JSON lines, plus {"kind":"http-version",...}. An https:// page may
+// use a self-signed certificate (certificate errors are ignored for this run).
 //
 // Usage: node browser_echo.js PAGE_URL [SCREENSHOT_PATH]
 // Env:   CHROMIUM (default /usr/bin/chromium)
@@ -62,7 +64,9 @@ async function main() {
         "--no-first-run",
         "--disable-component-update",
         "--disable-sync",
+        "--ignore-certificate-errors",
       ],
+      ignoreHTTPSErrors: true,
       timeout: 30000,
     });
     const page = context.pages()[0] || (await context.newPage());
@@ -83,6 +87,9 @@ async function main() {
     await page.click("#connect");
     await waitForLog(page, "open", "connected to");
     await page.waitForFunction(() => document.getElementById("state").textContent === "Open");
+    await page.waitForFunction(() => /^HTTP\/\d/.test(document.getElementById("http").textContent));
+    const httpVersion = (await page.textContent("#http")).trim();
+    console.log(JSON.stringify({ kind: "http-version", data: httpVersion }));
 
     const message = "Hello from Chromium \u2014 h\u00e9ll\u00f6 w\u00f6rld";
     await page.fill("#message", message);

@@ -1,10 +1,23 @@
 //! `sockway echo`: the seeds' sample app. `/` serves a test page (URL box, Connect, Send,
-//! Close Socket, connection state, Communication Log); a WebSocket on `/ws` is echoed frame
-//! by frame, preserving message boundaries; a plain request on `/ws` gets 400. It runs on the
-//! [`sockway::server::Server`] runner: connection limits, and a graceful shutdown on Ctrl-C
-//! that closes open sockets with 1001.
+//! Close Socket, connection state, the HTTP version of the socket, Communication Log); a
+//! WebSocket on `/ws` is echoed frame by frame, preserving message boundaries; a plain
+//! request on `/ws` gets 400; `/info` tells, as JSON, the HTTP version of that request and,
+//! given `?socket=ID`, of the page's open socket. It runs on the [`sockway::server::Server`]
+//! runner: connection limits, and a graceful shutdown on Ctrl-C that closes open sockets
+//! with 1001.
+//!
+//! HTTP versions: HTTP/1.1 and HTTP/2 on one port, WebSockets over both (RFC 8441 extended
+//! CONNECT for HTTP/2). With TLS (`--tls-cert`/`--tls-key` or `--tls-self-signed`) ALPN
+//! picks the version per connection, so browsers get HTTP/2; in plain text a client that
+//! opens with the HTTP/2 preface (prior knowledge, h2c) gets HTTP/2, everyone else
+//! HTTP/1.1. The preface is spotted in the first bytes the server reads anyway, so HTTP/1.1
+//! pays nothing for it. `--http1-only` turns HTTP/2 off.
+
+mod sockets;
+mod tls;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -13,10 +26,12 @@ use http::{HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use sockway::server::{
     service_fn, AcceptOptions, Body, Layer, OriginPolicy, Server, ServerOptions, ServerWebSocket,
-    UpgradeInfo, WebSocketLayer,
+    TlsInfo, UpgradeInfo, WebSocketLayer,
 };
 use sockway::Error;
 use tokio::net::TcpListener;
+
+use sockets::{socket_id, version_name, Sockets};
 
 /// The test page, served at `/`; self-contained (no external resources).
 const PAGE: &str = include_str!("../assets/echo.html");
@@ -65,6 +80,24 @@ pub struct EchoArgs {
     /// With --compression: reset the server's compressor after every message.
     #[arg(long)]
     server_no_context_takeover: bool,
+    /// Serve HTTPS/WSS with this certificate chain (PEM, end entity first); needs --tls-key.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_key",
+        conflicts_with = "tls_self_signed"
+    )]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Serve HTTPS/WSS with a throwaway self-signed certificate for localhost, 127.0.0.1 and
+    /// ::1 (browsers will warn; its SHA-256 fingerprint is logged at startup).
+    #[arg(long)]
+    tls_self_signed: bool,
+    /// Serve HTTP/1.1 only: no HTTP/2 through ALPN, no HTTP/2 prior knowledge (h2c).
+    #[arg(long)]
+    http1_only: bool,
 }
 
 /// Parses a non-negative number of seconds, fractions allowed (`0.2`).
@@ -94,27 +127,59 @@ pub async fn run(args: EchoArgs) -> Result<(), Box<dyn std::error::Error>> {
         .handshake_timeout(args.handshake_timeout)
         .max_connections(args.max_connections)
         .max_header_bytes(args.max_header_bytes)
-        .drain_timeout(args.drain_timeout);
+        .drain_timeout(args.drain_timeout)
+        .http2(!args.http1_only);
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::from_files(cert, key)?),
+        _ if args.tls_self_signed => Some(tls::self_signed(args.listen.ip())?),
+        _ => None,
+    };
 
     let listener = TcpListener::bind(args.listen).await?;
     let address = listener.local_addr()?;
+    let scheme = if tls.is_some() {
+        ("https", "wss")
+    } else {
+        ("http", "ws")
+    };
     tracing::info!(
-        page = %format!("http://{address}/"),
-        websocket = %format!("ws://{address}/ws"),
+        page = %format!("{}://{address}/", scheme.0),
+        websocket = %format!("{}://{address}/ws", scheme.1),
+        http2 = !args.http1_only,
         "echo server listening"
     );
-    let app = WebSocketLayer::new(echo)
+    let mut runner = Server::new(server);
+    if let Some(tls) = tls {
+        let sha256 = tls::fingerprint(&tls).unwrap_or_else(|| "unknown".into());
+        tracing::info!(%sha256, self_signed = args.tls_self_signed, "TLS certificate");
+        runner = runner.tls(tls);
+    }
+    let sockets = Sockets::default();
+    let registry = sockets.clone();
+    let app = WebSocketLayer::new(move |socket, info| echo(socket, info, registry.clone()))
         .path("/ws")
         .options(accept)
-        .layer(service_fn(pages));
-    Server::new(server).serve(listener, app).await;
+        .layer(service_fn(move |request| pages(request, sockets.clone())));
+    runner.serve(listener, app).await;
     tracing::info!("echo server stopped");
     Ok(())
 }
 
 /// Everything that is not a WebSocket on `/ws`.
-async fn pages(request: Request<Incoming>) -> Response<Body> {
+async fn pages(request: Request<Incoming>, sockets: Sockets) -> Response<Body> {
+    if request.method() == Method::CONNECT {
+        // A tunnel request (no `:protocol`), or extended CONNECT off `/ws`: this is no proxy.
+        let mut response = text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "this server is no proxy: CONNECT is only for WebSockets on /ws (RFC 8441)\n",
+        );
+        response
+            .headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return response;
+    }
     match request.uri().path() {
+        "/info" => info(&request, &sockets),
         "/" if matches!(*request.method(), Method::GET | Method::HEAD) => {
             let mut response = Response::new(Body::new(Bytes::from_static(PAGE.as_bytes())));
             let headers = response.headers_mut();
@@ -146,6 +211,37 @@ async fn pages(request: Request<Incoming>) -> Response<Body> {
     }
 }
 
+/// `GET /info[?socket=ID]`: the HTTP version and TLS facts of this request and, for a socket
+/// the page opened with `?socket=ID`, the HTTP version that socket arrived over (`null` when
+/// it is not open), as JSON.
+fn info(request: &Request<Incoming>, sockets: &Sockets) -> Response<Body> {
+    let tls = request.extensions().get::<TlsInfo>();
+    let alpn = tls
+        .and_then(|tls| tls.alpn.as_deref())
+        .map(|alpn| String::from_utf8_lossy(alpn).into_owned())
+        .filter(|alpn| {
+            alpn.bytes()
+                .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+        });
+    let socket = socket_id(request.uri().query()).and_then(|id| {
+        sockets
+            .version(id)
+            .map(|version| format!(r#"{{"id":"{id}","http":"{}"}}"#, version_name(version)))
+    });
+    let body = format!(
+        r#"{{"http":"{}","tls":{},"alpn":{},"socket":{}}}"#,
+        version_name(request.version()),
+        tls.is_some(),
+        alpn.map_or_else(|| "null".to_owned(), |a| format!(r#""{a}""#)),
+        socket.as_deref().unwrap_or("null"),
+    );
+    let mut response = Response::new(Body::new(Bytes::from(body)));
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
 fn text(status: StatusCode, body: &'static str) -> Response<Body> {
     let mut response = Response::new(Body::new(Bytes::from_static(body.as_bytes())));
     *response.status_mut() = status;
@@ -157,15 +253,20 @@ fn text(status: StatusCode, body: &'static str) -> Response<Body> {
 }
 
 /// Echoes every frame back as it arrives, keeping message boundaries, and logs one line when
-/// the socket opens and one when it ends.
-async fn echo(mut socket: ServerWebSocket, info: UpgradeInfo) {
+/// the socket opens and one when it ends, each with the HTTP version it arrived over
+/// (`http=HTTP/1.1` or `http=HTTP/2.0`).
+async fn echo(mut socket: ServerWebSocket, info: UpgradeInfo, sockets: Sockets) {
     let started = Instant::now();
     let peer = info
         .peer_addr
         .map_or_else(|| "unknown".to_owned(), |a| a.to_string());
     let http = format!("{:?}", info.http_version);
     tracing::info!(%peer, %http, origin = info.origin.as_deref().unwrap_or("-"), "WebSocket opened");
+    let id = socket_id(info.uri.query()).filter(|id| sockets.open(id, info.http_version));
     let result = echo_frames(&mut socket).await;
+    if let Some(id) = id {
+        sockets.close(id);
+    }
     let duration = format!("{:.3}s", started.elapsed().as_secs_f64());
     match (result, socket.close_info()) {
         (Err(error), _) => tracing::info!(

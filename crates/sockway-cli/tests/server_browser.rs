@@ -1,10 +1,14 @@
 //! The echo page in a real browser: headless Chromium, driven by playwright-core
-//! (`tests/peers/browser_echo.js`), loads `/`, connects, sends, sees the echo, closes and sees
-//! code 1000 in the Communication Log. The screenshot lands in `target/browser/echo.png`.
+//! (`tests/peers/browser_echo.js`), loads `/`, connects, sees the HTTP version the socket
+//! arrived over, sends, sees the echo, closes and sees code 1000 in the Communication Log.
+//! Over plain HTTP the socket is an HTTP/1.1 upgrade; over TLS (a self-signed certificate,
+//! ignored by this Chromium run) ALPN gives HTTP/2 and Chromium opens the socket as an
+//! extended CONNECT (RFC 8441) on the page's connection. The screenshots land in
+//! `target/browser/`.
 //!
 //! Needs the peers installed (`scripts/install-peers.sh`: Chromium and playwright-core) and
 //! `SOCKWAY_PEERS_NODE_DIR` pointing at `tests/peers` (`scripts/test-all.sh` sets it); without
-//! that variable the test says so and passes.
+//! that variable the tests say so and pass.
 
 mod echo_support;
 
@@ -14,17 +18,24 @@ use std::time::Duration;
 use echo_support::start_echo;
 use tokio::process::Command;
 
-#[tokio::test]
-async fn the_echo_page_works_in_headless_chromium() {
+/// Runs the page in Chromium against `sockway echo ARGS` and checks what the page and the
+/// server saw: the socket's HTTP version (`page_http` on the page, `log_http` in the log).
+async fn browser_run(args: &[&str], screenshot: &str, page_http: &str, log_http: &str) {
     let Some(peers) = std::env::var_os("SOCKWAY_PEERS_NODE_DIR") else {
         println!("skipped: SOCKWAY_PEERS_NODE_DIR is not set (run scripts/test-all.sh, or set it to tests/peers after scripts/install-peers.sh)");
         return;
     };
     let peers = PathBuf::from(peers);
-    let mut server = start_echo(&[]).await;
-    let page = format!("http://{}/", server.addr);
-    let screenshot =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/browser/echo.png");
+    let mut server = start_echo(args).await;
+    let scheme = if args.contains(&"--tls-self-signed") {
+        "https"
+    } else {
+        "http"
+    };
+    let page = format!("{scheme}://{}/", server.addr);
+    let screenshot = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../target/browser")
+        .join(screenshot);
 
     let run = Command::new("node")
         .arg(peers.join("browser_echo.js"))
@@ -44,6 +55,12 @@ async fn the_echo_page_works_in_headless_chromium() {
         "browser_echo.js failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
     );
     assert!(
+        stdout.contains(&format!(
+            r#"{{"kind":"http-version","data":"{page_http}"}}"#
+        )),
+        "{stdout}"
+    );
+    assert!(
         stdout.contains(r#"{"kind":"receive","data":"Hello from Chromium"#),
         "{stdout}"
     );
@@ -57,10 +74,22 @@ async fn the_echo_page_works_in_headless_chromium() {
         screenshot.display()
     );
 
-    // The server logged the socket's life: one line at open, one at close, with the code.
+    // The server logged the socket's life: one line at open, one at close, with the code,
+    // both with the HTTP version the socket arrived over.
     let opened = server.wait_for_log("WebSocket opened").await;
-    assert!(opened.contains("http=HTTP/1.1"), "{opened}");
+    assert!(opened.contains(&format!("http={log_http}")), "{opened}");
     let closed = server.wait_for_log("WebSocket closed").await;
     assert!(closed.contains("code=1000"), "{closed}");
     assert!(closed.contains("duration="), "{closed}");
+    assert!(closed.contains(&format!("http={log_http}")), "{closed}");
+}
+
+#[tokio::test]
+async fn the_echo_page_works_in_headless_chromium() {
+    browser_run(&[], "echo.png", "HTTP/1.1", "HTTP/1.1").await;
+}
+
+#[tokio::test]
+async fn chromium_opens_wss_over_http2_with_extended_connect() {
+    browser_run(&["--tls-self-signed"], "echo-h2.png", "HTTP/2", "HTTP/2.0").await;
 }

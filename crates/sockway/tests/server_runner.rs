@@ -203,6 +203,7 @@ fn server_options_have_documented_defaults() {
     assert_eq!(options.max_headers, 100);
     assert_eq!(options.drain_timeout, Duration::from_secs(10));
     assert_eq!(options.retry_after, Duration::from_secs(5));
-    assert!(!options.http2);
+    assert!(options.http2);
+    assert_eq!(options.http2_max_streams, 200);
     assert!(options.handle_signals);
 }

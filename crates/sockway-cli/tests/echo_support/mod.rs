@@ -19,7 +19,8 @@ pub struct EchoProcess {
     pub log: tokio::sync::mpsc::UnboundedReceiver<String>,
 }
 
-/// Starts `sockway echo --listen 127.0.0.1:0 ARGS...` and waits for its "listening" line.
+/// Starts `sockway echo --listen 127.0.0.1:0 ARGS...` and waits for its "listening" line
+/// (`page=http://...` or, with TLS, `page=https://...`).
 pub async fn start_echo(args: &[&str]) -> EchoProcess {
     let mut child = Command::new(env!("CARGO_BIN_EXE_sockway"))
         .args(["echo", "--listen", "127.0.0.1:0"])
@@ -46,7 +47,11 @@ pub async fn start_echo(args: &[&str]) -> EchoProcess {
                 .recv()
                 .await
                 .expect("sockway echo exited before listening");
-            if let Some(rest) = line.split("page=http://").nth(1) {
+            let page = line
+                .split("page=https://")
+                .nth(1)
+                .or_else(|| line.split("page=http://").nth(1));
+            if let Some(rest) = page {
                 let addr = rest.split('/').next().unwrap_or_default();
                 break addr.parse::<SocketAddr>().expect("listening address");
             }

@@ -16,6 +16,7 @@ use sockway_proto::MessageKind;
 use super::cancel::CancelToken;
 use super::connector;
 use super::error::ClientError;
+use super::h2::pool::ConnectionPool;
 use super::handshake::RESERVED_HEADERS;
 use super::info::ConnectionInfo;
 use super::message_socket::MessageWebSocket;
@@ -24,6 +25,7 @@ use super::stream_socket::StreamWebSocket;
 #[cfg(feature = "tls")]
 use super::tls::TlsSettings;
 use super::transport::ClientStream;
+use super::version::HttpVersion;
 use crate::config::WebSocketConfig;
 use crate::WebSocket;
 
@@ -66,6 +68,8 @@ pub(crate) struct Settings {
     pub stream_chunk: usize,
     pub resolver: SharedResolver,
     pub cancel: Option<CancelToken>,
+    pub http_version: HttpVersion,
+    pub pool: ConnectionPool,
     #[cfg(feature = "tls")]
     pub tls: TlsSettings,
 }
@@ -120,6 +124,8 @@ impl ClientBuilder {
                 stream_chunk: DEFAULT_STREAM_CHUNK,
                 resolver: SharedResolver::default(),
                 cancel: None,
+                http_version: HttpVersion::Auto,
+                pool: ConnectionPool::new(),
                 #[cfg(feature = "tls")]
                 tls: TlsSettings::default(),
             },
@@ -379,6 +385,28 @@ impl ClientBuilder {
     pub fn tls_config(mut self, config: Arc<rustls::ClientConfig>) -> Self {
         self.settings.tls.custom = Some(config);
         self
+    }
+
+    /// Which HTTP version carries the handshake (default [`HttpVersion::Auto`]: HTTP/2 for
+    /// `wss://` when the server offers WebSockets over it, RFC 8441, else HTTP/1.1). Over
+    /// HTTP/2, every socket this builder and its clones open to one origin shares one
+    /// connection (see [`ConnectionPool`]); [`ConnectionInfo::http_version`] tells which
+    /// version a socket got.
+    pub fn http_version(mut self, version: HttpVersion) -> Self {
+        self.settings.http_version = version;
+        self
+    }
+
+    /// Shares `pool`'s HTTP/2 connections with this builder (by default each
+    /// [`ClientBuilder::new`] has a pool of its own, shared by its clones).
+    pub fn connection_pool(mut self, pool: ConnectionPool) -> Self {
+        self.settings.pool = pool;
+        self
+    }
+
+    /// The pool this builder's HTTP/2 connections live in.
+    pub fn pool(&self) -> &ConnectionPool {
+        &self.settings.pool
     }
 
     /// The URL this builder connects to.

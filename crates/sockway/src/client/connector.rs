@@ -1,9 +1,13 @@
-//! The connect sequence: parse the URL, resolve, race addresses (RFC 8305), TLS for `wss://`,
-//! then the HTTP/1.1 upgrade (RFC 6455 section 4.1), all under one connect deadline, each step
-//! reporting its own phase when the deadline passes.
+//! The connect sequence: parse the URL, pick the HTTP version ([`HttpVersion`]), resolve,
+//! race addresses (RFC 8305), TLS for `wss://` with ALPN (RFC 7301), then the HTTP/1.1
+//! upgrade (RFC 6455 section 4.1) or an extended CONNECT on a pooled HTTP/2 connection
+//! (RFC 8441), all under one connect deadline, each step reporting its own phase when the
+//! deadline passes.
 
 use std::future::Future;
+use std::net::SocketAddr;
 
+use http::Version;
 use sockway_proto::Role;
 use tokio::time::Instant;
 
@@ -14,12 +18,82 @@ use super::happy_eyeballs::{self, SocketOptions};
 use super::info::ConnectionInfo;
 use super::transport::ClientStream;
 use super::url::Target;
+use super::version::HttpVersion;
 use crate::WebSocket;
 
+/// A connected socket and what is known about it.
+pub(crate) type Connected = (WebSocket<ClientStream>, ConnectionInfo);
+
+/// Which protocols ALPN offers on a `wss://` connection (RFC 7301 section 3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Alpn {
+    /// `http/1.1` only.
+    Http1,
+    /// `h2` only.
+    Http2,
+    /// `h2`, then `http/1.1`.
+    Both,
+}
+
+impl Alpn {
+    /// The identifiers to offer, in order of preference.
+    pub(crate) fn protocols(self) -> &'static [&'static [u8]] {
+        match self {
+            Alpn::Http1 => &[b"http/1.1"],
+            Alpn::Http2 => &[b"h2"],
+            Alpn::Both => &[b"h2", b"http/1.1"],
+        }
+    }
+}
+
+/// One connect call: its settings, target and deadline.
+pub(crate) struct Attempt<'a> {
+    pub settings: &'a Settings,
+    pub target: &'a Target,
+    pub started: Instant,
+    pub deadline: Instant,
+}
+
+impl Attempt<'_> {
+    /// Runs `step` until the connect deadline, reporting `phase` if it passes.
+    pub(crate) async fn bounded<T>(
+        &self,
+        phase: Phase,
+        step: impl Future<Output = Result<T, ClientError>>,
+    ) -> Result<T, ClientError> {
+        tokio::time::timeout_at(self.deadline, step)
+            .await
+            .map_err(|_| ClientError::Timeout {
+                phase,
+                after: self.settings.connect_timeout,
+            })?
+    }
+
+    /// What the handshake request carries besides its fixed headers.
+    pub(crate) fn request_options(&self) -> RequestOptions {
+        let settings = self.settings;
+        RequestOptions {
+            subprotocols: settings.subprotocols.clone(),
+            origin: settings.origin.clone(),
+            headers: request_headers(settings, self.target.userinfo.as_ref()),
+            max_response_head: settings.max_response_head,
+            max_response_headers: settings.max_response_headers,
+            compression: settings.compression,
+        }
+    }
+}
+
+/// A transport connection, ready for an HTTP handshake.
+pub(crate) struct Transport {
+    pub stream: ClientStream,
+    pub local_addr: SocketAddr,
+    pub remote_addr: SocketAddr,
+    /// How many addresses were raced.
+    pub addresses: usize,
+}
+
 /// Connects with `settings`; dropping the future drops every socket it opened.
-pub(crate) async fn connect(
-    settings: &Settings,
-) -> Result<(WebSocket<ClientStream>, ConnectionInfo), ClientError> {
+pub(crate) async fn connect(settings: &Settings) -> Result<Connected, ClientError> {
     match &settings.cancel {
         Some(token) => tokio::select! {
             biased;
@@ -30,28 +104,45 @@ pub(crate) async fn connect(
     }
 }
 
-async fn connect_inner(
-    settings: &Settings,
-) -> Result<(WebSocket<ClientStream>, ConnectionInfo), ClientError> {
+async fn connect_inner(settings: &Settings) -> Result<Connected, ClientError> {
     let started = Instant::now();
-    let deadline = started + settings.connect_timeout;
     let target = Target::parse(&settings.url)?;
+    let attempt = Attempt {
+        settings,
+        target: &target,
+        started,
+        deadline: started + settings.connect_timeout,
+    };
+    match (settings.http_version, target.secure) {
+        (HttpVersion::Http1Only, _) | (HttpVersion::Auto, false) => http1(&attempt, None).await,
+        (HttpVersion::Http2Only, _) | (HttpVersion::Auto, true) => {
+            super::h2::connect(&attempt).await
+        }
+    }
+}
 
+/// Resolves, races the addresses and runs TLS (offering `alpn`) for `wss://`.
+pub(crate) async fn open_transport(
+    attempt: &Attempt<'_>,
+    alpn: Alpn,
+) -> Result<Transport, ClientError> {
+    let (settings, target) = (attempt.settings, attempt.target);
     let addrs = match target.ip {
-        Some(ip) => vec![std::net::SocketAddr::new(ip, target.port)],
+        Some(ip) => vec![SocketAddr::new(ip, target.port)],
         None => {
-            let found = bounded(deadline, settings, Phase::Resolve, async {
-                settings
-                    .resolver
-                    .0
-                    .resolve(&target.host, target.port)
-                    .await
-                    .map_err(|e| ClientError::HostNotFound {
-                        host: target.host.clone(),
-                        detail: e.to_string(),
-                    })
-            })
-            .await?;
+            let found = attempt
+                .bounded(Phase::Resolve, async {
+                    settings
+                        .resolver
+                        .0
+                        .resolve(&target.host, target.port)
+                        .await
+                        .map_err(|e| ClientError::HostNotFound {
+                            host: target.host.clone(),
+                            detail: e.to_string(),
+                        })
+                })
+                .await?;
             if found.is_empty() {
                 return Err(ClientError::HostNotFound {
                     host: target.host.clone(),
@@ -67,52 +158,66 @@ async fn connect_inner(
         send_buffer: settings.send_buffer,
         recv_buffer: settings.recv_buffer,
     };
-    let tcp = bounded(
-        deadline,
-        settings,
-        Phase::Connect,
-        happy_eyeballs::race(&addrs, settings.attempt_delay, options),
-    )
-    .await?;
+    let tcp = attempt
+        .bounded(
+            Phase::Connect,
+            happy_eyeballs::race(&addrs, settings.attempt_delay, options),
+        )
+        .await?;
     let local_addr = tcp.local_addr().map_err(ClientError::Io)?;
     let remote_addr = tcp.peer_addr().map_err(ClientError::from_io)?;
-
-    let mut stream = if target.secure {
-        secure(settings, &target, tcp, deadline).await?
+    let stream = if target.secure {
+        secure(attempt, tcp, alpn).await?
     } else {
         ClientStream::Plain(tcp)
     };
+    Ok(Transport {
+        stream,
+        local_addr,
+        remote_addr,
+        addresses: addrs.len(),
+    })
+}
 
-    let request = RequestOptions {
-        subprotocols: settings.subprotocols.clone(),
-        origin: settings.origin.clone(),
-        headers: request_headers(settings, target.userinfo.as_ref()),
-        max_response_head: settings.max_response_head,
-        max_response_headers: settings.max_response_headers,
-        compression: settings.compression,
+/// The HTTP/1.1 upgrade (RFC 6455 section 4.1) on `transport`, or on a new connection that
+/// offers only `http/1.1` through ALPN.
+pub(crate) async fn http1(
+    attempt: &Attempt<'_>,
+    transport: Option<Transport>,
+) -> Result<Connected, ClientError> {
+    let settings = attempt.settings;
+    let transport = match transport {
+        Some(transport) => transport,
+        None => open_transport(attempt, Alpn::Http1).await?,
     };
-    let (head, negotiated, compression, leftover) = bounded(
-        deadline,
-        settings,
-        Phase::Handshake,
-        handshake::run(&mut stream, &target, &request),
-    )
-    .await?;
-
+    let Transport {
+        mut stream,
+        local_addr,
+        remote_addr,
+        addresses,
+    } = transport;
+    let request = attempt.request_options();
+    let (head, negotiated, compression, leftover) = attempt
+        .bounded(
+            Phase::Handshake,
+            handshake::run(&mut stream, attempt.target, &request),
+        )
+        .await?;
     let info = ConnectionInfo {
         url: settings.url.clone(),
         local_addr,
         remote_addr,
-        addresses: addrs.len(),
+        addresses,
         subprotocol: negotiated.subprotocol,
         extensions: negotiated.extensions,
         status: head.status,
         headers: head.headers,
-        secure: target.secure,
+        secure: attempt.target.secure,
         peer_certificates: stream.peer_certificates(),
-        connect_duration: started.elapsed(),
+        connect_duration: attempt.started.elapsed(),
+        http_version: Version::HTTP_11,
     };
-    tracing::debug!(url = %info.url, remote = %remote_addr, elapsed = ?info.connect_duration, "connected");
+    tracing::debug!(url = %info.url, remote = %remote_addr, http = "HTTP/1.1", elapsed = ?info.connect_duration, "connected");
     let socket = WebSocket::from_negotiated(
         stream,
         Role::Client,
@@ -123,45 +228,27 @@ async fn connect_inner(
     Ok((socket, info))
 }
 
-/// Runs `step` until the connect deadline, reporting `phase` if it passes.
-async fn bounded<T>(
-    deadline: Instant,
-    settings: &Settings,
-    phase: Phase,
-    step: impl Future<Output = Result<T, ClientError>>,
-) -> Result<T, ClientError> {
-    tokio::time::timeout_at(deadline, step)
-        .await
-        .map_err(|_| ClientError::Timeout {
-            phase,
-            after: settings.connect_timeout,
-        })?
-}
-
 #[cfg(feature = "tls")]
 async fn secure(
-    settings: &Settings,
-    target: &Target,
+    attempt: &Attempt<'_>,
     tcp: tokio::net::TcpStream,
-    deadline: Instant,
+    alpn: Alpn,
 ) -> Result<ClientStream, ClientError> {
-    let config = settings.tls.client_config()?;
-    let tls = bounded(
-        deadline,
-        settings,
-        Phase::Tls,
-        super::tls::connect(config, &target.host, tcp),
-    )
-    .await?;
+    let config = attempt.settings.tls.client_config(alpn.protocols())?;
+    let tls = attempt
+        .bounded(
+            Phase::Tls,
+            super::tls::connect(config, &attempt.target.host, tcp, alpn == Alpn::Http2),
+        )
+        .await?;
     Ok(ClientStream::Tls(Box::new(tls)))
 }
 
 #[cfg(not(feature = "tls"))]
 async fn secure(
-    _settings: &Settings,
-    _target: &Target,
+    _attempt: &Attempt<'_>,
     _tcp: tokio::net::TcpStream,
-    _deadline: Instant,
+    _alpn: Alpn,
 ) -> Result<ClientStream, ClientError> {
     Err(ClientError::InvalidSetting(
         "wss:// needs sockway's `tls` feature, which this build lacks".into(),

@@ -18,7 +18,8 @@ pub enum Phase {
     Connect,
     /// The TLS handshake of a `wss://` connection.
     Tls,
-    /// The HTTP/1.1 upgrade (RFC 6455 section 4.1).
+    /// The opening handshake: the HTTP/1.1 upgrade (RFC 6455 section 4.1), or the HTTP/2
+    /// connection setup and extended CONNECT (RFC 8441 section 5).
     Handshake,
     /// Sending a message.
     Send,
@@ -115,6 +116,11 @@ pub enum ClientError {
     /// 4.1: bad accept key, unoffered subprotocol, malformed HTTP, oversized head...).
     #[error("invalid handshake response: {0}; is this a WebSocket endpoint?")]
     InvalidResponse(String),
+    /// HTTP/2 was required ([`super::HttpVersion::Http2Only`]) but the server does not offer
+    /// WebSockets over it: no `h2` through ALPN (RFC 7301), or no
+    /// `SETTINGS_ENABLE_CONNECT_PROTOCOL` (RFC 8441 section 3).
+    #[error("WebSockets over HTTP/2 are not available: {0}; allow HTTP/1.1 (HttpVersion::Auto) or enable RFC 8441 on the server")]
+    Http2Unavailable(String),
     /// The peer broke the protocol or a limit; the connection was failed with `code`
     /// (1002, 1007, 1009...; RFC 6455 section 7.4.1).
     #[error("protocol violation by the server (close {code}): {detail}")]
@@ -175,6 +181,8 @@ pub enum ErrorStatus {
     Rejected,
     /// [`ClientError::InvalidResponse`].
     InvalidResponse,
+    /// [`ClientError::Http2Unavailable`].
+    Http2Unavailable,
     /// [`ClientError::Protocol`].
     ProtocolViolation,
     /// [`ClientError::Reset`] or [`ClientError::Abnormal`].
@@ -200,6 +208,7 @@ impl ClientError {
             Self::Tls(_) => ErrorStatus::TlsError,
             Self::Rejected { .. } => ErrorStatus::Rejected,
             Self::InvalidResponse(_) => ErrorStatus::InvalidResponse,
+            Self::Http2Unavailable(_) => ErrorStatus::Http2Unavailable,
             Self::Protocol { .. } => ErrorStatus::ProtocolViolation,
             Self::Reset(_) | Self::Abnormal => ErrorStatus::ConnectionLost,
             Self::ClosedByPeer { .. } | Self::Closed => ErrorStatus::Closed,
@@ -222,6 +231,7 @@ impl ClientError {
                 | Self::Tls(_)
                 | Self::Rejected { .. }
                 | Self::InvalidResponse(_)
+                | Self::Http2Unavailable(_)
                 | Self::Cancelled
         ) || matches!(
             self,

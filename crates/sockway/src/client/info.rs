@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use http::{HeaderMap, StatusCode};
+use http::{HeaderMap, StatusCode, Version};
 use sockway_proto::handshake::ExtensionOffer;
 
 /// Read-only facts about an established client connection.
@@ -21,9 +21,10 @@ pub struct ConnectionInfo {
     pub addresses: usize,
     /// The subprotocol the server selected, if any (RFC 6455 section 4.1 item 10).
     pub subprotocol: Option<String>,
-    /// The extensions the server accepted (none: this client offers none).
+    /// The extensions the server accepted (permessage-deflate, when offered and agreed).
     pub extensions: Vec<ExtensionOffer>,
-    /// The handshake response's status (101).
+    /// The handshake response's status: 101 over HTTP/1.1, 200 over HTTP/2 (RFC 8441
+    /// section 5).
     pub status: StatusCode,
     /// The handshake response's headers.
     pub headers: HeaderMap,
@@ -33,4 +34,8 @@ pub struct ConnectionInfo {
     pub peer_certificates: Vec<Vec<u8>>,
     /// Time from the start of the connect call to the end of the handshake.
     pub connect_duration: Duration,
+    /// The HTTP version the socket runs over: `HTTP/1.1` (an upgraded connection of its own)
+    /// or `HTTP/2` (a stream of a shared connection, RFC 8441); see
+    /// [`super::ClientBuilder::http_version`].
+    pub http_version: Version,
 }

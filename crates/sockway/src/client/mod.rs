@@ -3,8 +3,10 @@
 //! [`ClientBuilder`] holds the settings (the seed's `Control`: subprotocols, headers,
 //! credentials, timeouts, buffer sizes, TLS); its connect calls resolve the host, race its
 //! addresses (RFC 8305 Happy Eyeballs, with a 250 ms attempt delay), run TLS for
-//! `wss://` (rustls), and perform the HTTP/1.1 upgrade (RFC 6455 section 4.1), all under one
-//! connect timeout (60 s by default). They return:
+//! `wss://` (rustls), and perform the HTTP/1.1 upgrade (RFC 6455 section 4.1) or, when the
+//! server offers it, open the socket as a stream of a shared HTTP/2 connection (RFC 8441;
+//! see [`HttpVersion`] and [`ConnectionPool`]), all under one connect timeout (60 s by
+//! default). They return:
 //!
 //! - [`MessageWebSocket`]: whole text and binary messages, callbacks ([`MessageWebSocket::run`]),
 //!   a default message type that can change after connecting;
@@ -18,6 +20,7 @@ mod builder;
 mod cancel;
 mod connector;
 mod error;
+mod h2;
 mod handshake;
 mod happy_eyeballs;
 mod info;
@@ -28,6 +31,7 @@ mod stream_socket;
 mod tls;
 mod transport;
 mod url;
+mod version;
 
 pub use builder::{
     ClientBuilder, DEFAULT_ATTEMPT_DELAY, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_ADDRESSES,
@@ -36,12 +40,15 @@ pub use builder::{
 };
 pub use cancel::CancelToken;
 pub use error::{ClientError, ErrorStatus, Phase};
+pub use h2::pool::ConnectionPool;
+pub use h2::stream::Http2Stream;
 pub use info::ConnectionInfo;
 pub use message_socket::{Closed, ClosedBy, MessageReceiver, MessageSender, MessageWebSocket};
 pub use resolve::{Resolve, ResolveFuture, SystemResolver};
 pub use stream_socket::{StreamReader, StreamWebSocket, StreamWriter};
 pub use transport::ClientStream;
 pub use url::Target;
+pub use version::HttpVersion;
 
 /// Connects to `url` with the default settings and returns a [`MessageWebSocket`]; the
 /// shortcut for `ClientBuilder::new(url).connect_message()`.

@@ -4,6 +4,7 @@
 //! (PEM); an optional client certificate; and, for testing only, a loudly named switch that
 //! accepts any server certificate.
 
+use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -60,10 +61,17 @@ fn provider() -> Arc<CryptoProvider> {
 }
 
 impl TlsSettings {
-    /// Builds the rustls configuration (ALPN `http/1.1`, since the upgrade is HTTP/1.1).
-    pub(crate) fn client_config(&self) -> Result<Arc<ClientConfig>, ClientError> {
+    /// Builds the rustls configuration offering `alpn` (RFC 7301), in order of preference.
+    /// A custom configuration is used as given, with its ALPN list replaced.
+    pub(crate) fn client_config(&self, alpn: &[&[u8]]) -> Result<Arc<ClientConfig>, ClientError> {
+        let alpn: Vec<Vec<u8>> = alpn.iter().map(|p| p.to_vec()).collect();
         if let Some(custom) = &self.custom {
-            return Ok(custom.clone());
+            if custom.alpn_protocols == alpn {
+                return Ok(custom.clone());
+            }
+            let mut config = (**custom).clone();
+            config.alpn_protocols = alpn;
+            return Ok(Arc::new(config));
         }
         let provider = provider();
         let builder = ClientConfig::builder_with_provider(provider.clone())
@@ -98,8 +106,23 @@ impl TlsSettings {
             }
             None => builder.with_no_client_auth(),
         };
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        config.alpn_protocols = alpn;
         Ok(Arc::new(config))
+    }
+
+    /// Feeds what decides whether two connections are interchangeable (trust, client
+    /// certificate, verification) to `hasher`, for the HTTP/2 pool's key.
+    pub(crate) fn identity(&self, hasher: &mut impl Hasher) {
+        self.webpki_roots.hash(hasher);
+        self.native_roots.hash(hasher);
+        self.ca_files.hash(hasher);
+        self.ca_pems.hash(hasher);
+        self.client_identity.hash(hasher);
+        self.accept_invalid_certificates.hash(hasher);
+        self.custom
+            .as_ref()
+            .map(|config| Arc::as_ptr(config) as usize)
+            .hash(hasher);
     }
 
     fn roots(&self) -> Result<RootCertStore, ClientError> {
@@ -151,25 +174,35 @@ impl TlsSettings {
 }
 
 /// Runs the TLS handshake over `tcp`, with SNI (and certificate name check) for `host`.
+/// `h2_only` says that ALPN offered only `h2`, so a server that accepts none of the offered
+/// protocols (RFC 7301 section 3.2, `no_application_protocol`) has no HTTP/2.
 pub(crate) async fn connect(
     config: Arc<ClientConfig>,
     host: &str,
     tcp: TcpStream,
+    h2_only: bool,
 ) -> Result<TlsStream<TcpStream>, ClientError> {
     let name = ServerName::try_from(host.to_owned())
         .map_err(|_| setting_error(format!("{host:?} is not a valid TLS server name")))?;
     TlsConnector::from(config)
         .connect(name, tcp)
         .await
-        .map_err(map_tls_error)
+        .map_err(|e| map_tls_error(e, h2_only))
 }
 
 /// Sorts TLS failures: certificate problems (with rustls' reason) apart from the rest.
-fn map_tls_error(error: std::io::Error) -> ClientError {
+fn map_tls_error(error: std::io::Error, h2_only: bool) -> ClientError {
     let inner = error
         .get_ref()
         .and_then(|e| e.downcast_ref::<rustls::Error>());
     match inner {
+        Some(rustls::Error::AlertReceived(rustls::AlertDescription::NoApplicationProtocol))
+            if h2_only =>
+        {
+            ClientError::Http2Unavailable(
+                "the server refused h2 through ALPN (no_application_protocol)".into(),
+            )
+        }
         Some(
             e @ (rustls::Error::InvalidCertificate(_)
             | rustls::Error::NoCertificatesPresented

@@ -1,5 +1,6 @@
-//! [`ClientStream`]: the transport under a client WebSocket, plain TCP for `ws://` or TLS for
-//! `wss://`, as one type so that every client socket has the same type.
+//! [`ClientStream`]: the transport under a client WebSocket, plain TCP for `ws://`, TLS for
+//! `wss://`, or a stream of a shared HTTP/2 connection (RFC 8441), as one type so that every
+//! client socket has the same type.
 
 use std::io;
 use std::pin::Pin;
@@ -8,24 +9,40 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
-/// A client connection's transport: TCP, or TLS over TCP.
+use super::h2::stream::Http2Stream;
+
+/// A client connection's transport: TCP, TLS over TCP, or an HTTP/2 stream.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum ClientStream {
-    /// `ws://`: plain TCP.
+    /// `ws://` over HTTP/1.1: plain TCP.
     Plain(TcpStream),
-    /// `wss://`: TLS (rustls) over TCP.
+    /// `wss://` over HTTP/1.1: TLS (rustls) over TCP.
     #[cfg(feature = "tls")]
     Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    /// Either scheme over HTTP/2: an extended CONNECT stream (RFC 8441) of a connection that
+    /// other sockets to the same origin may share.
+    Http2(Http2Stream),
 }
 
 impl ClientStream {
-    /// The TCP connection underneath.
-    pub fn tcp(&self) -> &TcpStream {
+    /// The TCP connection underneath, when this socket has one to itself (`None` over
+    /// HTTP/2, where the connection is shared and owned by the pool).
+    pub fn tcp(&self) -> Option<&TcpStream> {
         match self {
-            Self::Plain(tcp) => tcp,
+            Self::Plain(tcp) => Some(tcp),
             #[cfg(feature = "tls")]
-            Self::Tls(tls) => tls.get_ref().0,
+            Self::Tls(tls) => Some(tls.get_ref().0),
+            Self::Http2(_) => None,
+        }
+    }
+
+    /// The protocol ALPN agreed on in the TLS handshake (RFC 7301), if any.
+    pub(crate) fn alpn_protocol(&self) -> Option<Vec<u8>> {
+        match self {
+            #[cfg(feature = "tls")]
+            Self::Tls(tls) => tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec),
+            _ => None,
         }
     }
 
@@ -33,6 +50,7 @@ impl ClientStream {
     pub fn peer_certificates(&self) -> Vec<Vec<u8>> {
         match self {
             Self::Plain(_) => Vec::new(),
+            Self::Http2(stream) => stream.peer_certificates(),
             #[cfg(feature = "tls")]
             Self::Tls(tls) => tls
                 .get_ref()
@@ -54,6 +72,10 @@ macro_rules! delegate {
             #[cfg(feature = "tls")]
             ClientStream::Tls($s) => {
                 let $s = Pin::new(&mut **$s);
+                $e
+            }
+            ClientStream::Http2($s) => {
+                let $s = Pin::new($s);
                 $e
             }
         }
@@ -100,6 +122,7 @@ impl AsyncWrite for ClientStream {
             Self::Plain(s) => s.is_write_vectored(),
             #[cfg(feature = "tls")]
             Self::Tls(s) => s.is_write_vectored(),
+            Self::Http2(s) => s.is_write_vectored(),
         }
     }
 }

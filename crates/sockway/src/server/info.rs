@@ -43,3 +43,18 @@ pub struct UpgradeInfo {
     /// [`ConnectionInfo`] in the request's extensions.
     pub peer_addr: Option<SocketAddr>,
 }
+
+/// What a TLS connection negotiated. The [`super::Server`] runner, when serving TLS
+/// ([`super::Server::tls`]), puts one into every request's extensions next to the
+/// [`ConnectionInfo`], so a handler can tell `https://`/`wss://` from plain requests and see
+/// which protocol ALPN chose (RFC 7301).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TlsInfo {
+    /// The application protocol agreed through ALPN (RFC 7301 section 3): `h2` for HTTP/2
+    /// (RFC 9113 section 3.2), `http/1.1`, or `None` when the client offered none (it then
+    /// speaks HTTP/1.1).
+    pub alpn: Option<Vec<u8>>,
+    /// The host name the client asked for with SNI (RFC 6066 section 3), if it sent one.
+    pub server_name: Option<String>,
+}

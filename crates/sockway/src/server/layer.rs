@@ -15,7 +15,7 @@ use tower_service::Service;
 
 use super::info::UpgradeInfo;
 use super::options::AcceptOptions;
-use super::upgrade::{is_websocket_request, Body, Handshake, ServerWebSocket};
+use super::upgrade::{is_extended_connect, is_websocket_request, Body, Handshake, ServerWebSocket};
 
 /// Tower middleware that accepts WebSockets and passes other requests on.
 ///
@@ -35,7 +35,10 @@ use super::upgrade::{is_websocket_request, Body, Handshake, ServerWebSocket};
 /// - A WebSocket request (HTTP/1.1 `GET` upgrade or HTTP/2 extended `CONNECT`; the layer does
 ///   not filter on the method, [`super::accept`] checks it) on a matching path is answered by
 ///   the layer: 101 (or 200 for HTTP/2) and the handler runs in a new task with the socket,
-///   or a refusal (400, 403, 405, 426) with a body saying why.
+///   or a refusal (400, 403, 405, 426) with a body saying why. The same handler serves both
+///   HTTP versions; [`UpgradeInfo::http_version`] says which one a socket arrived over.
+/// - An extended `CONNECT` for another protocol than `websocket` (RFC 8441 section 4) on a
+///   matching path is refused with 400: this endpoint only tunnels WebSockets.
 /// - Anything else goes to the inner service untouched.
 ///
 /// The response body is `Either<Body, B>` of the layer's own [`Body`] and the inner body `B`.
@@ -154,7 +157,7 @@ where
             .path
             .as_deref()
             .is_none_or(|path| request.uri().path() == path);
-        if on_path && is_websocket_request(&request) {
+        if on_path && (is_websocket_request(&request) || is_extended_connect(&request)) {
             let response = accept_and_spawn(&mut request, &self.layer);
             return EitherFuture::Left(future::ready(Ok(response.map(Either::Left))));
         }

@@ -16,7 +16,11 @@
 //! - **axum** (feature `axum`): the [`axum::WebSocketUpgrade`] extractor.
 //! - **The runner**: [`Server`] serves any of the above with server-wide limits
 //!   ([`ServerOptions`]: handshake timeout, connection count, header size) and a graceful
-//!   shutdown that closes every open WebSocket with 1001.
+//!   shutdown that closes every open WebSocket with 1001. It speaks HTTP/1.1 and HTTP/2
+//!   (RFC 9113, with extended CONNECT, RFC 8441) on one port, optionally over TLS
+//!   ([`Server::tls`], feature `tls`) where ALPN (RFC 7301) picks the version per connection.
+//!   The same handler serves sockets of both versions; [`UpgradeInfo::http_version`] tells
+//!   which one a socket arrived over.
 //!
 //! The accepted socket is `Send + 'static`: keep it in the handler, or hand it to a background
 //! task (see the `broadcaster` example). Dropping an open socket closes it with 1001.
@@ -32,12 +36,14 @@ mod runner;
 mod shutdown;
 mod upgrade;
 
-pub use info::{ConnectionInfo, UpgradeInfo};
+pub use info::{ConnectionInfo, TlsInfo, UpgradeInfo};
 pub use layer::{service_fn, ServiceFn, WebSocketLayer, WebSocketService};
 pub use options::AcceptOptions;
 pub use origin::{InvalidOrigin, OriginPolicy};
 pub use rejection::Rejection;
 pub use runner::{serve, Server, ServerOptions};
+#[cfg(feature = "tls")]
+pub use runner::{ServerTls, TlsConfigError};
 pub use shutdown::ShutdownHandle;
 /// tower's `Layer` trait, re-exported so applications can apply [`WebSocketLayer`] without
 /// another dependency.

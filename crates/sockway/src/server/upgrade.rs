@@ -48,6 +48,14 @@ fn is_websocket_attempt(version: Version, headers: &HeaderMap, extensions: &Exte
     }
 }
 
+/// Whether `request` is an HTTP/2 (or HTTP/3) extended CONNECT (RFC 8441 section 4), for any
+/// `:protocol`.
+pub(crate) fn is_extended_connect<B>(request: &Request<B>) -> bool {
+    request.method() == Method::CONNECT
+        && matches!(request.version(), Version::HTTP_2 | Version::HTTP_3)
+        && connect_protocol(request.extensions()).is_some()
+}
+
 fn connect_protocol(extensions: &Extensions) -> Option<&str> {
     extensions
         .get::<hyper::ext::Protocol>()

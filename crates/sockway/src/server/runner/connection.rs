@@ -1,15 +1,25 @@
-//! One accepted TCP connection: read its first request head within the limits, hand it to
-//! hyper (with upgrades), and shut it down gracefully when the server stops.
+//! One accepted TCP connection: TLS when configured, then the choice of HTTP version, the
+//! bounded read of an HTTP/1.1 connection's first request head, hyper (with upgrades and
+//! extended CONNECT), and a graceful close when the server stops.
+//!
+//! The HTTP version is decided without an extra buffering layer:
+//! - over TLS by ALPN (RFC 7301): `h2` is HTTP/2 (RFC 9113 section 3.2); `http/1.1` or no
+//!   ALPN at all is HTTP/1.1;
+//! - over plain TCP by the first bytes, which the head reader reads anyway: the HTTP/2
+//!   connection preface (`PRI * HTTP/2.0`, RFC 9113 section 3.4) is HTTP/2 with prior
+//!   knowledge ("h2c") when [`ServerOptions::http2`] is on; anything else is HTTP/1.1.
 
 use std::future::{poll_fn, Future};
 use std::pin::{pin, Pin};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::BytesMut;
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
+use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
 use tower_service::Service;
 
@@ -17,22 +27,46 @@ use super::head::{read_head, HeadError, HeadLimits, Rewind};
 use super::options::ServerOptions;
 use super::refuse::Refusal;
 use super::BoxError;
-use crate::server::info::ConnectionInfo;
-use crate::server::shutdown::{ConnectionPermit, Signal, Tracking};
+use crate::server::info::{ConnectionInfo, TlsInfo};
+use crate::server::shutdown::{ConnectionPermit, Signal, Tracking, Waiter};
+
+/// The first line of the HTTP/2 connection preface (RFC 9113 section 3.4), as the head
+/// reader sees it: it ends in an empty line, so it reads as a request head without fields.
+const H2_PREFACE_HEAD: &[u8] = b"PRI * HTTP/2.0\r\n\r\n";
+/// The whole client connection preface (RFC 9113 section 3.4).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// What every connection task of one server shares.
-#[derive(Debug)]
 pub(super) struct Shared {
     pub(super) options: ServerOptions,
-    pub(super) builder: auto::Builder<TokioExecutor>,
+    pub(super) http1: http1::Builder,
+    pub(super) http2: http2::Builder<TokioExecutor>,
+    #[cfg(feature = "tls")]
+    pub(super) tls: Option<tokio_rustls::TlsAcceptor>,
     pub(super) shutdown: Signal,
+}
+
+/// The HTTP version a connection is served with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    Http1,
+    Http2,
+}
+
+impl Protocol {
+    fn name(self) -> &'static str {
+        match self {
+            Protocol::Http1 => "HTTP/1.1",
+            Protocol::Http2 => "HTTP/2",
+        }
+    }
 }
 
 /// Serves one connection until it ends, or until shutdown plus its graceful close.
 pub(super) async fn serve_connection<S, B>(
     shared: Arc<Shared>,
     service: S,
-    mut stream: TcpStream,
+    stream: TcpStream,
     info: ConnectionInfo,
     permit: Arc<ConnectionPermit>,
 ) where
@@ -43,8 +77,83 @@ pub(super) async fn serve_connection<S, B>(
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
-    let options = &shared.options;
     let mut shutdown = shared.shutdown.waiter();
+    let service = ConnectionService {
+        inner: service,
+        info,
+        tls: None,
+        tracking: Tracking {
+            shutdown: shared.shutdown.clone(),
+            permit,
+        },
+    };
+    #[cfg(feature = "tls")]
+    if let Some(acceptor) = &shared.tls {
+        let accept =
+            tokio::time::timeout(shared.options.handshake_timeout, acceptor.accept(stream));
+        let accepted = tokio::select! {
+            accepted = accept => accepted,
+            () = &mut shutdown => return,
+        };
+        let tls = match accepted {
+            Ok(Ok(tls)) => tls,
+            Ok(Err(error)) => {
+                tracing::debug!(peer = %info.peer_addr, %error, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(peer = %info.peer_addr, "TLS handshake timed out");
+                return;
+            }
+        };
+        let negotiated = super::tls::negotiated(&tls);
+        let h2 = negotiated.alpn.as_deref() == Some(super::tls::ALPN_H2);
+        let service = ConnectionService {
+            tls: Some(negotiated),
+            ..service
+        };
+        if h2 {
+            let mut tls = tls;
+            let mut preface = BytesMut::new();
+            let read = read_preface(&mut tls, &mut preface, shared.options.handshake_timeout);
+            let complete = tokio::select! {
+                complete = read => complete,
+                () = &mut shutdown => return,
+            };
+            if !complete {
+                tracing::debug!(peer = %info.peer_addr, "no HTTP/2 preface in time; closing");
+                return;
+            }
+            let io = Rewind::new(tls, preface);
+            serve_http(&shared, io, Protocol::Http2, service, shutdown).await;
+        } else {
+            serve_after_head(&shared, tls, service, shutdown, false).await;
+        }
+        return;
+    }
+    serve_after_head(&shared, stream, service, shutdown, shared.options.http2).await;
+}
+
+/// Reads the first request head within the limits (answering 431/408 itself), then serves
+/// the connection: as HTTP/2 if `h2c` is allowed and the head is the HTTP/2 preface, else as
+/// HTTP/1.1.
+async fn serve_after_head<I, S, B>(
+    shared: &Shared,
+    mut io: I,
+    service: ConnectionService<S>,
+    mut shutdown: Waiter,
+    h2c: bool,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    let options = &shared.options;
+    let peer = service.info.peer_addr;
     let mut head = BytesMut::new();
     let limits = HeadLimits {
         max_bytes: options.max_header_bytes,
@@ -53,7 +162,7 @@ pub(super) async fn serve_connection<S, B>(
     let read = tokio::select! {
         read = tokio::time::timeout(
             options.handshake_timeout,
-            read_head(&mut stream, &mut head, limits),
+            read_head(&mut io, &mut head, limits),
         ) => read,
         () = &mut shutdown => return,
     };
@@ -75,7 +184,7 @@ pub(super) async fn serve_connection<S, B>(
         )),
         Ok(Err(HeadError::Closed)) => return,
         Ok(Err(HeadError::Io(error))) => {
-            tracing::debug!(peer = %info.peer_addr, %error, "reading the request head failed");
+            tracing::debug!(%peer, %error, "reading the request head failed");
             return;
         }
         // A connection that sent nothing (a browser's speculative preconnect) is closed
@@ -90,39 +199,110 @@ pub(super) async fn serve_connection<S, B>(
         )),
     };
     if let Some(refusal) = refusal {
-        tracing::debug!(peer = %info.peer_addr, status = %refusal.status, reason = %refusal.message, "request refused");
-        refusal.send(stream).await;
+        tracing::debug!(%peer, status = %refusal.status, reason = %refusal.message, "request refused");
+        refusal.send(io).await;
         return;
     }
-
-    let service = ConnectionService {
-        inner: service,
-        info,
-        tracking: Tracking {
-            shutdown: shared.shutdown.clone(),
-            permit,
-        },
+    let protocol = if h2c && head.starts_with(H2_PREFACE_HEAD) {
+        let read = read_preface(&mut io, &mut head, options.handshake_timeout);
+        let complete = tokio::select! {
+            complete = read => complete,
+            () = &mut shutdown => return,
+        };
+        if !complete {
+            tracing::debug!(%peer, "incomplete HTTP/2 preface; closing");
+            return;
+        }
+        Protocol::Http2
+    } else {
+        Protocol::Http1
     };
-    let io = TokioIo::new(Rewind::new(stream, head));
-    let mut connection = pin!(shared.builder.serve_connection_with_upgrades(io, service));
-    let result = tokio::select! {
-        result = connection.as_mut() => result,
-        () = &mut shutdown => {
-            connection.as_mut().graceful_shutdown();
-            connection.await
+    serve_http(shared, Rewind::new(io, head), protocol, service, shutdown).await;
+}
+
+/// Reads into `buf` until it holds the whole HTTP/2 client preface (RFC 9113 section 3.4),
+/// within `timeout`, so that a client that chose HTTP/2 and then stays silent is dropped like
+/// a slow HTTP/1.1 one instead of holding a connection slot forever. `false`: the preface is
+/// wrong, incomplete or late, and the connection should be closed.
+async fn read_preface<I: AsyncRead + Unpin>(
+    io: &mut I,
+    buf: &mut BytesMut,
+    timeout: Duration,
+) -> bool {
+    let read = async {
+        while buf.len() < H2_PREFACE.len() {
+            let missing = (H2_PREFACE.len() - buf.len()) as u64;
+            if (&mut *io).take(missing).read_buf(buf).await? == 0 {
+                return Ok(false);
+            }
+        }
+        Ok::<_, std::io::Error>(buf.starts_with(H2_PREFACE))
+    };
+    matches!(tokio::time::timeout(timeout, read).await, Ok(Ok(true)))
+}
+
+/// Hands the connection to hyper with `protocol` and drives it, closing it gracefully (GOAWAY
+/// for HTTP/2, RFC 9113 section 6.8) when the server shuts down.
+async fn serve_http<I, S, B>(
+    shared: &Shared,
+    io: I,
+    protocol: Protocol,
+    service: ConnectionService<S>,
+    mut shutdown: Waiter,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    let peer = service.info.peer_addr;
+    let tls = service.tls.is_some();
+    tracing::debug!(%peer, http = protocol.name(), tls, "serving connection");
+    let io = TokioIo::new(io);
+    let result = match protocol {
+        Protocol::Http1 => {
+            let connection = shared.http1.serve_connection(io, service).with_upgrades();
+            drive(pin!(connection), &mut shutdown, |c| c.graceful_shutdown()).await
+        }
+        Protocol::Http2 => {
+            let connection = shared.http2.serve_connection(io, service);
+            drive(pin!(connection), &mut shutdown, |c| c.graceful_shutdown()).await
         }
     };
     if let Err(error) = result {
-        tracing::debug!(peer = %info.peer_addr, %error, "HTTP connection ended with an error");
+        tracing::debug!(%peer, http = protocol.name(), %error, "HTTP connection ended with an error");
     }
 }
 
-/// The user's tower service as hyper wants it, putting the connection's [`ConnectionInfo`]
-/// and shutdown [`Tracking`] into every request's extensions on the way.
+/// Runs `connection` to its end; when `shutdown` fires first, asks it to close gracefully and
+/// waits for that.
+async fn drive<C, E>(
+    mut connection: Pin<&mut C>,
+    shutdown: &mut Waiter,
+    graceful: impl FnOnce(Pin<&mut C>),
+) -> Result<(), E>
+where
+    C: Future<Output = Result<(), E>>,
+{
+    tokio::select! {
+        result = connection.as_mut() => result,
+        () = shutdown => {
+            graceful(connection.as_mut());
+            connection.await
+        }
+    }
+}
+
+/// The user's tower service as hyper wants it, putting the connection's [`ConnectionInfo`],
+/// [`TlsInfo`] and shutdown [`Tracking`] into every request's extensions on the way.
 #[derive(Debug, Clone)]
 struct ConnectionService<S> {
     inner: S,
     info: ConnectionInfo,
+    tls: Option<TlsInfo>,
     tracking: Tracking,
 }
 
@@ -139,6 +319,9 @@ where
 
     fn call(&self, mut request: Request<Incoming>) -> Self::Future {
         request.extensions_mut().insert(self.info);
+        if let Some(tls) = &self.tls {
+            request.extensions_mut().insert(tls.clone());
+        }
         request.extensions_mut().insert(self.tracking.clone());
         let mut inner = self.inner.clone();
         Box::pin(async move {

@@ -2,9 +2,12 @@
 //! [`super::WebSocketLayer`] stack, an axum `Router`), with the limits a public endpoint needs
 //! and a graceful shutdown that closes every open WebSocket with 1001.
 //!
-//! Per connection: the first request head is read with a bounded buffer within the handshake
+//! Per connection: TLS first when configured ([`Server::tls`]); then the HTTP version is chosen
+//! (ALPN over TLS, the HTTP/2 preface over plain TCP; see [`ServerOptions::http2`]). An
+//! HTTP/1.1 connection's first request head is read with a bounded buffer within the handshake
 //! timeout (431 when too large, 408 when too slow, 503 when the server is full), then hyper
-//! serves it with upgrades. On shutdown (Ctrl-C, SIGTERM, or [`ShutdownHandle::shutdown`]) the
+//! serves it with upgrades; an HTTP/2 one is served with extended CONNECT (RFC 8441), each
+//! WebSocket on a stream of its own. On shutdown (Ctrl-C, SIGTERM, or [`ShutdownHandle::shutdown`]) the
 //! listener is closed, idle HTTP connections are closed, every WebSocket accepted through
 //! [`super::accept`] on this server sends close 1001 ("going away", RFC 6455 section 7.4.1) the
 //! next time it is polled (at once if its task is waiting to receive), and the runner waits
@@ -14,6 +17,8 @@ mod connection;
 mod head;
 mod options;
 mod refuse;
+#[cfg(feature = "tls")]
+mod tls;
 
 use std::io;
 use std::net::SocketAddr;
@@ -23,8 +28,8 @@ use std::time::Duration;
 
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
+use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tower_service::Service;
@@ -34,6 +39,8 @@ use super::shutdown::{ConnectionCounter, ShutdownHandle, Signal};
 use connection::{serve_connection, Shared};
 pub use options::ServerOptions;
 use refuse::Refusal;
+#[cfg(feature = "tls")]
+pub use tls::{ServerTls, TlsConfigError};
 
 /// The error type services may fail with.
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -56,6 +63,8 @@ const HYPER_MIN_BUF: usize = 8192;
 pub struct Server {
     options: ServerOptions,
     handle: ShutdownHandle,
+    #[cfg(feature = "tls")]
+    tls: Option<ServerTls>,
 }
 
 impl Server {
@@ -64,7 +73,19 @@ impl Server {
         Self {
             options,
             handle: ShutdownHandle::default(),
+            #[cfg(feature = "tls")]
+            tls: None,
         }
+    }
+
+    /// Serves every connection over TLS with `tls` (`https://` and `wss://`). ALPN
+    /// (RFC 7301) then picks the HTTP version per connection: `h2` (offered when
+    /// [`ServerOptions::http2`] is on) is HTTP/2 with extended CONNECT (RFC 8441), `http/1.1`
+    /// or no ALPN is HTTP/1.1. The TLS handshake counts against the handshake timeout.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, tls: ServerTls) -> Self {
+        self.tls = Some(tls);
+        self
     }
 
     /// A handle that starts this server's graceful shutdown from code.
@@ -88,7 +109,12 @@ impl Server {
         B::Data: Send,
         B::Error: Into<BoxError>,
     {
-        let Self { options, handle } = self;
+        let Self {
+            options,
+            handle,
+            #[cfg(feature = "tls")]
+            tls,
+        } = self;
         let force = Signal::default();
         let signals = options
             .handle_signals
@@ -97,7 +123,10 @@ impl Server {
             .local_addr()
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
         let shared = Arc::new(Shared {
-            builder: hyper_builder(&options),
+            http1: http1_builder(&options),
+            http2: http2_builder(&options),
+            #[cfg(feature = "tls")]
+            tls: tls.map(|tls| tls.acceptor(options.http2)),
             shutdown: handle.signal().clone(),
             options,
         });
@@ -141,25 +170,37 @@ where
     Server::new(options).serve(listener, service).await;
 }
 
-/// Hyper's connection builder with the options applied.
-fn hyper_builder(options: &ServerOptions) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+/// Hyper's HTTP/1.1 connection builder with the options applied.
+fn http1_builder(options: &ServerOptions) -> http1::Builder {
+    let mut builder = http1::Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(options.handshake_timeout)
         .max_headers(options.max_headers)
         .max_buf_size(options.max_header_bytes.max(HYPER_MIN_BUF));
-    if options.http2 {
-        builder
-            .http2()
-            .timer(TokioTimer::new())
-            .enable_connect_protocol()
-            .max_header_list_size(u32::try_from(options.max_header_bytes).unwrap_or(u32::MAX));
-        builder
-    } else {
-        builder.http1_only()
-    }
+    builder
+}
+
+/// Per-stream receive window of HTTP/2 connections (RFC 9113 section 6.9.2): how much one
+/// WebSocket's peer may send before the application reads it.
+const H2_STREAM_WINDOW: u32 = 1024 * 1024;
+/// Connection receive window: a multiple of the stream window, so that a few sockets whose
+/// handlers stop reading cannot stall every other socket on the connection (RFC 9113 section
+/// 5.2.1; each stalled stream holds at most its stream window of it).
+const H2_CONNECTION_WINDOW: u32 = 16 * H2_STREAM_WINDOW;
+
+/// Hyper's HTTP/2 connection builder: extended CONNECT on (`SETTINGS_ENABLE_CONNECT_PROTOCOL`
+/// = 1, RFC 8441 section 3), header list bounded like an HTTP/1.1 head, fixed windows.
+fn http2_builder(options: &ServerOptions) -> http2::Builder<TokioExecutor> {
+    let mut builder = http2::Builder::new(TokioExecutor::new());
+    builder
+        .timer(TokioTimer::new())
+        .enable_connect_protocol()
+        .initial_stream_window_size(H2_STREAM_WINDOW)
+        .initial_connection_window_size(H2_CONNECTION_WINDOW)
+        .max_concurrent_streams(options.http2_max_streams)
+        .max_header_list_size(u32::try_from(options.max_header_bytes).unwrap_or(u32::MAX));
+    builder
 }
 
 /// Starts serving a new connection, or refuses it with 503 when the server is full.

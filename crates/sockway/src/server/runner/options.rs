@@ -13,7 +13,8 @@ use std::time::Duration;
 /// | [`max_headers`](Self::max_headers) | 100 | more header fields get 431 (hyper's own default) |
 /// | [`drain_timeout`](Self::drain_timeout) | 10 s | on shutdown, how long open connections get to finish their close handshake |
 /// | [`retry_after`](Self::retry_after) | 5 s | the `Retry-After` sent with 503 |
-/// | [`http2`](Self::http2) | off | HTTP/2 (prior knowledge) with extended CONNECT (RFC 8441) next to HTTP/1.1 |
+/// | [`http2`](Self::http2) | on | HTTP/2 with extended CONNECT (RFC 8441) next to HTTP/1.1: by ALPN over TLS, by prior knowledge (h2c) over plain TCP |
+/// | [`http2_max_streams`](Self::http2_max_streams) | 200 | WebSockets and requests open at once on one HTTP/2 connection (`SETTINGS_MAX_CONCURRENT_STREAMS`); clients open another connection beyond it |
 /// | [`handle_signals`](Self::handle_signals) | on | Ctrl-C / SIGTERM start the graceful shutdown |
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerOptions {
@@ -31,9 +32,20 @@ pub struct ServerOptions {
     pub drain_timeout: Duration,
     /// The `Retry-After` of a 503 refusal (whole seconds, at least 1).
     pub retry_after: Duration,
-    /// Whether HTTP/2 is served next to HTTP/1.1 (detected from the client's preface), with
-    /// `SETTINGS_ENABLE_CONNECT_PROTOCOL` so that WebSockets can arrive as extended CONNECT.
+    /// Whether HTTP/2 (RFC 9113) is served next to HTTP/1.1, with
+    /// `SETTINGS_ENABLE_CONNECT_PROTOCOL` so that WebSockets can arrive as extended CONNECT
+    /// (RFC 8441) and share one connection. Over TLS it is offered through ALPN (`h2`,
+    /// RFC 7301) and used when the client picks it, as browsers do; over plain TCP a client
+    /// that opens with the HTTP/2 preface (prior knowledge, "h2c", RFC 9113 section 3.3) gets
+    /// HTTP/2. The preface is recognised in the first request head the server reads anyway,
+    /// so HTTP/1.1 connections pay nothing for it. Off: HTTP/1.1 only (ALPN offers
+    /// `http/1.1` alone).
     pub http2: bool,
+    /// Most streams (WebSockets and ordinary requests) a client may have open at once on one
+    /// HTTP/2 connection, advertised as `SETTINGS_MAX_CONCURRENT_STREAMS` (RFC 9113 section
+    /// 6.5.2). Bounds the memory one connection can claim; a client that needs more sockets
+    /// opens another connection (which [`ServerOptions::max_connections`] counts).
+    pub http2_max_streams: u32,
     /// Whether Ctrl-C (SIGINT) and SIGTERM start the graceful shutdown; a second signal during
     /// the drain stops waiting.
     pub handle_signals: bool,
@@ -48,7 +60,8 @@ impl Default for ServerOptions {
             max_headers: 100,
             drain_timeout: Duration::from_secs(10),
             retry_after: Duration::from_secs(5),
-            http2: false,
+            http2: true,
+            http2_max_streams: 200,
             handle_signals: true,
         }
     }
@@ -95,6 +108,12 @@ impl ServerOptions {
     /// Sets [`ServerOptions::http2`].
     pub fn http2(mut self, enabled: bool) -> Self {
         self.http2 = enabled;
+        self
+    }
+
+    /// Sets [`ServerOptions::http2_max_streams`] (at least 1).
+    pub fn http2_max_streams(mut self, max: u32) -> Self {
+        self.http2_max_streams = max.max(1);
         self
     }
 
