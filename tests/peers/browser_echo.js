@@ -97,6 +97,15 @@ async function main() {
     await waitForLog(page, "send", message);
     await waitForLog(page, "receive", message);
 
+    // --compressible: also echo a large, very compressible text (used with a server that
+    // negotiates permessage-deflate, to see compressed traffic both ways).
+    if (process.argv.includes("--compressible")) {
+      const big = "compress me, compress me, compress me. ".repeat(500);
+      await page.fill("#message", big);
+      await page.click("#send");
+      await waitForLog(page, "receive", big.slice(0, 40));
+    }
+
     await page.click("#close");
     await waitForLog(page, "close", "code 1000");
     await page.waitForFunction(() => document.getElementById("state").textContent === "Closed");

@@ -261,29 +261,43 @@ async fn echo(mut socket: ServerWebSocket, info: UpgradeInfo, sockets: Sockets) 
         .peer_addr
         .map_or_else(|| "unknown".to_owned(), |a| a.to_string());
     let http = format!("{:?}", info.http_version);
-    tracing::info!(%peer, %http, origin = info.origin.as_deref().unwrap_or("-"), "WebSocket opened");
+    let compression = if info.compression.is_some() {
+        "permessage-deflate"
+    } else {
+        "off"
+    };
+    tracing::info!(%peer, %http, origin = info.origin.as_deref().unwrap_or("-"), %compression, "WebSocket opened");
     let id = socket_id(info.uri.query()).filter(|id| sockets.open(id, info.http_version));
-    let result = echo_frames(&mut socket).await;
+    let mut payload = 0u64;
+    let result = echo_frames(&mut socket, &mut payload).await;
+    let stats = socket.stats();
+    // Payload echoed versus bytes on the wire each way: with compression the wire carries less.
+    let traffic = format!(
+        "payload={payload} wire_in={} wire_out={}",
+        stats.bytes_received, stats.bytes_sent
+    );
     if let Some(id) = id {
         sockets.close(id);
     }
     let duration = format!("{:.3}s", started.elapsed().as_secs_f64());
     match (result, socket.close_info()) {
         (Err(error), _) => tracing::info!(
-            %peer, %http, %duration, code = %error.close_code(), %error,
+            %peer, %http, %duration, code = %error.close_code(), %error, %traffic,
             "WebSocket failed"
         ),
         (Ok(()), Some(close)) => tracing::info!(
             %peer, %http, %duration, code = %close.code, reason = %close.reason,
-            by = if close.initiated_locally { "server" } else { "client" },
+            by = if close.initiated_locally { "server" } else { "client" }, %traffic,
             "WebSocket closed"
         ),
-        (Ok(()), None) => tracing::info!(%peer, %http, %duration, "WebSocket closed"),
+        (Ok(()), None) => tracing::info!(%peer, %http, %duration, %traffic, "WebSocket closed"),
     }
 }
 
-async fn echo_frames(socket: &mut ServerWebSocket) -> Result<(), Error> {
+/// Echoes frames until the socket closes, adding the payload bytes echoed to `payload`.
+async fn echo_frames(socket: &mut ServerWebSocket, payload: &mut u64) -> Result<(), Error> {
     while let Some(piece) = socket.recv_fragment().await? {
+        *payload += piece.data.len() as u64;
         let sent = socket
             .send_fragment(piece.kind, &piece.data, piece.end_of_message)
             .await;

@@ -21,9 +21,21 @@ use tokio::process::Command;
 /// Runs the page in Chromium against `sockway echo ARGS` and checks what the page and the
 /// server saw: the socket's HTTP version (`page_http` on the page, `log_http` in the log).
 async fn browser_run(args: &[&str], screenshot: &str, page_http: &str, log_http: &str) {
+    browser_run_with(args, &[], screenshot, page_http, log_http).await;
+}
+
+/// Like [`browser_run`], passing `node_args` to the driver; returns the driver's output and
+/// the server's "WebSocket closed" log line (empty when the test was skipped).
+async fn browser_run_with(
+    args: &[&str],
+    node_args: &[&str],
+    screenshot: &str,
+    page_http: &str,
+    log_http: &str,
+) -> (String, String) {
     let Some(peers) = std::env::var_os("SOCKWAY_PEERS_NODE_DIR") else {
         println!("skipped: SOCKWAY_PEERS_NODE_DIR is not set (run scripts/test-all.sh, or set it to tests/peers after scripts/install-peers.sh)");
-        return;
+        return (String::new(), String::new());
     };
     let peers = PathBuf::from(peers);
     let mut server = start_echo(args).await;
@@ -41,6 +53,7 @@ async fn browser_run(args: &[&str], screenshot: &str, page_http: &str, log_http:
         .arg(peers.join("browser_echo.js"))
         .arg(&page)
         .arg(&screenshot)
+        .args(node_args)
         .current_dir(&peers)
         .kill_on_drop(true)
         .output();
@@ -82,6 +95,47 @@ async fn browser_run(args: &[&str], screenshot: &str, page_http: &str, log_http:
     assert!(closed.contains("code=1000"), "{closed}");
     assert!(closed.contains("duration="), "{closed}");
     assert!(closed.contains(&format!("http={log_http}")), "{closed}");
+    (stdout.into_owned(), closed)
+}
+
+/// The number after `name=` in a log line.
+fn logged_number(line: &str, name: &str) -> u64 {
+    line.split(&format!("{name}="))
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no {name}= in {line}"))
+}
+
+#[tokio::test]
+async fn chromium_negotiates_compression_and_traffic_is_compressed_both_ways() {
+    let (stdout, closed) = browser_run_with(
+        &["--compression"],
+        &["--compressible"],
+        "echo-deflate.png",
+        "HTTP/1.1",
+        "HTTP/1.1",
+    )
+    .await;
+    if stdout.is_empty() {
+        return;
+    }
+    assert!(
+        stdout.contains("extensions: permessage-deflate"),
+        "the page reports the negotiated Sec-WebSocket-Extensions:\n{stdout}"
+    );
+    let payload = logged_number(&closed, "payload");
+    let wire_in = logged_number(&closed, "wire_in");
+    let wire_out = logged_number(&closed, "wire_out");
+    assert!(payload > 15_000, "{closed}");
+    assert!(
+        wire_in < payload / 2,
+        "Chromium compressed what it sent: {closed}"
+    );
+    assert!(
+        wire_out < payload / 2,
+        "the server compressed what it sent: {closed}"
+    );
 }
 
 #[tokio::test]
