@@ -12,6 +12,11 @@
 //! instead; the service recognizes the nonce and answers with the refusal and
 //! `Connection: close`. Nothing of the refused request is passed on.
 //!
+//! The guard finds the end of each head exactly where httparse (hyper's parser) does, with
+//! CRLF or bare LF line endings in any mix, and refuses a head whose end the two could see
+//! differently: otherwise the next request hyper reads would be one the guard never checked.
+//! It also refuses a request with more than one `Host` (RFC 9112 section 3.2 requires 400).
+//!
 //! The guard steps aside for HTTP/2 (the connection preface) and once the connection has
 //! been upgraded to a WebSocket.
 
@@ -223,7 +228,17 @@ impl<S> HeadGuard<S> {
         let mut headers = [httparse::EMPTY_HEADER; 128];
         let mut request = httparse::Request::new(&mut headers);
         let version = match request.parse(&self.head) {
-            Ok(httparse::Status::Complete(_)) => request.version.unwrap_or(1),
+            Ok(httparse::Status::Complete(n)) if n == self.head.len() => {
+                request.version.unwrap_or(1)
+            }
+            // `find_end` and httparse disagree on where the head ends: hyper would read a
+            // request this guard has not checked.
+            Ok(httparse::Status::Complete(_)) => {
+                return self.refuse(
+                    StatusCode::BAD_REQUEST,
+                    "the end of the request head is ambiguous (mixed line endings)",
+                )
+            }
             Err(httparse::Error::TooManyHeaders) => {
                 return self.refuse(
                     StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -237,6 +252,17 @@ impl<S> HeadGuard<S> {
                 return;
             }
         };
+        let hosts = request
+            .headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case("host"))
+            .count();
+        if hosts > 1 {
+            return self.refuse(
+                StatusCode::BAD_REQUEST,
+                "the request has more than one Host header (RFC 9112 section 3.2)",
+            );
+        }
         let mut lengths: Vec<u64> = Vec::new();
         let mut te: Option<Vec<u8>> = None;
         for h in request.headers.iter() {
@@ -426,14 +452,19 @@ fn new_size() -> Chunk {
     }
 }
 
-/// Index just past the first `\r\n\r\n` (or `\n\n`).
+/// Index just past the first empty line, with the line endings httparse (and so hyper)
+/// accepts: CRLF or a bare LF (RFC 9112 section 2.2), in any mix. A line ends at `\n`, so
+/// the head ends at the first `\n` followed by `\n` or `\r\n` (`\r\n\r\n`, `\n\n`,
+/// `\n\r\n`, `\r\n\n`).
 fn find_end(bytes: &[u8]) -> Option<usize> {
     for i in 0..bytes.len() {
-        if bytes[i..].starts_with(b"\r\n\r\n") {
-            return Some(i + 4);
+        if bytes[i] != b'\n' {
+            continue;
         }
-        if bytes[i..].starts_with(b"\n\n") {
-            return Some(i + 2);
+        match &bytes[i + 1..] {
+            [b'\n', ..] => return Some(i + 2),
+            [b'\r', b'\n', ..] => return Some(i + 3),
+            _ => {}
         }
     }
     None

@@ -123,3 +123,42 @@ fn malformed_chunks_end_the_stream() {
     assert!(matches!(g.mode, Mode::Ended));
     assert!(!String::from_utf8_lossy(&out).contains("smuggled"));
 }
+
+#[test]
+fn heads_ending_in_mixed_line_endings_are_framed_as_hyper_frames_them() {
+    // httparse (and so hyper) ends a head at an empty line after a bare LF too ("\n\r\n",
+    // "\r\n\n"); the guard must find the same end, or the request hyper reads next is one the
+    // guard never checked (here one with both Content-Length and Transfer-Encoding).
+    for first in [
+        &b"GET /first HTTP/1.1\nHost: x\nContent-Length: 0\n\r\n"[..],
+        &b"GET /first HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\n"[..],
+    ] {
+        let mut input = first.to_vec();
+        input.extend_from_slice(
+            b"POST /hidden HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        );
+        for chunk in [1, 2, 3, 4096] {
+            let (g, out) = run(&input, chunk);
+            let r = refusal(&g).expect("the hidden request is checked and refused");
+            assert!(r
+                .message
+                .contains("both Content-Length and Transfer-Encoding"));
+            assert!(out.starts_with(first), "chunk size {chunk}");
+            assert!(!String::from_utf8_lossy(&out).contains("/hidden"));
+        }
+    }
+}
+
+#[test]
+fn more_than_one_host_is_refused() {
+    let (g, out) = run(
+        b"GET / HTTP/1.1\r\nHost: a.example\r\nhost: b.example\r\n\r\n",
+        64,
+    );
+    let r = refusal(&g).expect("refused");
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.message.contains("Host"), "{}", r.message);
+    assert!(!String::from_utf8_lossy(&out).contains("example"));
+    let (g, _) = run(b"GET / HTTP/1.1\r\nHost: a.example\r\n\r\n", 64);
+    assert!(refusal(&g).is_none());
+}

@@ -78,12 +78,20 @@ pub fn request_host(uri: &Uri, headers: &HeaderMap) -> Option<String> {
     )
 }
 
-/// The client's original `Host` (with port, as sent).
+/// The host the client asked for, with its port as sent: the request target's authority
+/// when it has one (HTTP/2, or an HTTP/1.1 absolute-form target, for which RFC 9112 section
+/// 3.2.2 says `Host` is ignored and a proxy passes on the target's authority), else `Host`.
+/// The same precedence as [`request_host`], so a backend is never told another host than the
+/// one the request was routed by.
 pub fn original_host(uri: &Uri, headers: &HeaderMap) -> Option<HeaderValue> {
-    headers.get(HOST).cloned().or_else(|| {
-        uri.authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-    })
+    let from_target = uri.host().and_then(|host| {
+        let value = match uri.port() {
+            Some(port) => format!("{host}:{}", port.as_str()),
+            None => host.to_owned(),
+        };
+        HeaderValue::from_str(&value).ok()
+    });
+    from_target.or_else(|| headers.get(HOST).cloned())
 }
 
 /// Sets `Host` for the backend per the settings.
@@ -241,6 +249,29 @@ mod tests {
         assert_eq!(
             request_host(&Uri::from_static("https://[::1]:8443/x"), &HeaderMap::new()).as_deref(),
             Some("::1")
+        );
+    }
+
+    #[test]
+    fn an_absolute_form_target_is_the_host_routed_by_and_passed_on() {
+        // RFC 9112 section 3.2.2: with an absolute-form target, `Host` is ignored and a proxy
+        // passes on the target's authority; routing uses it too, so both must agree.
+        let mut h = HeaderMap::new();
+        h.insert(HOST, HeaderValue::from_static("a.example"));
+        let uri = Uri::from_static("http://user@b.example:8080/x");
+        assert_eq!(request_host(&uri, &h).as_deref(), Some("b.example"));
+        assert_eq!(
+            original_host(&uri, &h),
+            Some(HeaderValue::from_static("b.example:8080"))
+        );
+        let uri = Uri::from_static("http://[::1]/x");
+        assert_eq!(
+            original_host(&uri, &h),
+            Some(HeaderValue::from_static("[::1]"))
+        );
+        assert_eq!(
+            original_host(&Uri::from_static("/x"), &h),
+            Some(HeaderValue::from_static("a.example"))
         );
     }
 }
