@@ -135,16 +135,6 @@ pub async fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
 
 /// The client settings for every connection, or why the flags cannot be served.
 fn client_builder(args: &BenchArgs) -> Result<ClientBuilder, BoxError> {
-    if args.compression {
-        return Err("compression needs permessage-deflate support in the client".into());
-    }
-    if args.http2 {
-        return Err(
-            "--http2 needs HTTP/2 extended CONNECT (RFC 8441) support in the client, which \
-             sockway's client does not have yet"
-                .into(),
-        );
-    }
     if args.connections == 0 && args.idle.is_none() {
         return Err("--connections must be at least 1".into());
     }
@@ -155,6 +145,14 @@ fn client_builder(args: &BenchArgs) -> Result<ClientBuilder, BoxError> {
         // Bigger reads for bigger messages, so the generator stays cheap at 16 KiB and up.
         .read_buffer_size(size.clamp(4096, 256 * 1024))
         .write_buffer_limit((size * 2).max(128 * 1024));
+    if args.compression {
+        builder = builder.compression(Some(sockway::DeflateConfig::default()));
+    }
+    if args.http2 {
+        // Every connection of the run shares one HTTP/2 connection (the builder's pool) while
+        // the server's stream limit allows.
+        builder = builder.http_version(sockway::client::HttpVersion::Http2Only);
+    }
     if args.insecure {
         builder = builder.danger_accept_invalid_certificates();
     }
