@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# sockway against its peers, in one run, under one generator (`sockway bench`).
+#
+# Builds everything (release), then for every case runs every echo server (sockway,
+# tokio-tungstenite, fastwebsockets, tokio-websockets, Node ws) round-robin, R repetitions,
+# each run: start the server, connect, warm up (discarded), measure, stop the server. The
+# generator reads the server's CPU time from /proc around the measured window, so every run
+# also gives the server's CPU seconds per million echoed messages. Then, unless
+# --no-instructions, each server runs under callgrind twice with a fixed number of messages
+# and the difference gives instructions per message (perf's hardware counters are not
+# available in this VM). Prints ratio tables (sockway / each peer) and writes
+# target/bench/compare.json and target/bench/compare.svg.
+#
+# Usage: benches/compare.sh [--quick] [--reps R] [--duration S] [--warmup S]
+#                           [--servers "sockway node ..."] [--cases "c100x20b c10x1k ..."]
+#                           [--no-build] [--no-instructions]
+#   --quick: 1 repetition, 5 s per case (the default is 3 repetitions of 6 s + 2 s warm-up).
+#
+# Everything stays on 127.0.0.1; every run is bounded in time and connection count.
+set -euo pipefail
+# shellcheck source=benches/lib.sh
+source "$(dirname "$0")/lib.sh"
+
+REPS=3
+DURATION=6
+WARMUP=2
+SERVERS="$ALL_SERVERS"
+BUILD=1
+INSTRUCTIONS=1
+GENERATOR_THREADS=2
+# name:connections:payload:server-threads
+ALL_CASES="c100x20b:100:20:2 c10x1k:10:1024:2 c200x16k:200:16384:2 c500x16k:500:16384:2 c100x20b-1t:100:20:1"
+CASES=""
+
+while (($#)); do
+  case "$1" in
+    --quick) REPS=1; DURATION=5 ;;
+    --reps) REPS="$2"; shift ;;
+    --duration) DURATION="$2"; shift ;;
+    --warmup) WARMUP="$2"; shift ;;
+    --servers) SERVERS="$2"; shift ;;
+    --cases) CASES="$2"; shift ;;
+    --no-build) BUILD=0 ;;
+    --no-instructions) INSTRUCTIONS=0 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+selected_cases() {
+  local spec
+  for spec in $ALL_CASES; do
+    if [[ -z "$CASES" || " $CASES " == *" ${spec%%:*} "* ]]; then
+      echo "$spec"
+    fi
+  done
+}
+
+trap 'stop_server' EXIT
+raise_fd_limit
+((BUILD)) && build_all
+RUNS="$OUT/runs"
+rm -rf "$RUNS"
+mkdir -p "$RUNS"
+: >"$OUT/servers.txt"
+
+started=$(date +%s)
+load_start="$(cut -d' ' -f1-3 /proc/loadavg)"
+echo "machine: $(machine_line); load average before: $load_start"
+echo "plan: $REPS repetition(s), ${WARMUP} s warm-up + ${DURATION} s measured per run, generator: sockway bench, $GENERATOR_THREADS threads"
+for rep in $(seq 1 "$REPS"); do
+  for spec in $(selected_cases); do
+    IFS=: read -r case conns payload threads <<<"$spec"
+    for server in $SERVERS; do
+      start_server "$server" "$threads"
+      grep -qF "$SERVER_LINE" "$OUT/servers.txt" || echo "$SERVER_LINE" >>"$OUT/servers.txt"
+      json="$RUNS/$case.$server.$rep.json"
+      if ! "$SOCKWAY" bench "ws://127.0.0.1:$SERVER_PORT/ws" --connections "$conns" \
+        --payload "$payload" --duration "$DURATION" --warmup "$WARMUP" \
+        --threads "$GENERATOR_THREADS" --server-pid "$SERVER_PID" --label "$server" \
+        --json "$json" >"$RUNS/$case.$server.$rep.txt" 2>&1; then
+        echo "  (run failed; see $RUNS/$case.$server.$rep.txt)" >&2
+      fi
+      stop_server
+      printf 'rep %s %-12s %-17s %s\n' "$rep" "$case" "$server" \
+        "$(grep -E 'throughput|server cost' "$RUNS/$case.$server.$rep.txt" | sed -E 's/^ +//' | tr '\n' ' ' | cut -c1-150)"
+    done
+  done
+done
+
+if ((INSTRUCTIONS)); then
+  if command -v valgrind >/dev/null; then
+    "$(dirname "$0")/instructions.sh" --servers "$SERVERS" || echo "instructions per message: failed (see above)" >&2
+  else
+    echo "instructions per message: valgrind is not installed (apt-get install -y valgrind); skipped" >&2
+  fi
+fi
+
+python3 "$(dirname "$0")/report.py" --runs "$RUNS" --out "$OUT" --machine "$(machine_line)" \
+  --servers-file "$OUT/servers.txt" --instructions "$OUT/instructions.json" \
+  --plan "$REPS x (${WARMUP} s warm-up + ${DURATION} s), generator sockway bench with $GENERATOR_THREADS threads" \
+  --load "before $load_start, after $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "total time: $(( $(date +%s) - started )) s"

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Memory per idle connection of sockway and each peer.
+#
+# For every server: start it (2 worker threads), read its RSS, open N connections with
+# `sockway bench --idle N` (each exchanges one 20-byte message first, so buffers allocated by
+# a first read are counted; --fresh skips that), wait until the server's RSS is stable, and
+# report (RSS after - RSS before) / N. The open-files limit is raised to its hard limit first.
+#
+# Usage: benches/idle_memory.sh [--connections N] [--servers "sockway node ..."] [--fresh]
+#                               [--no-build]
+# Writes target/bench/idle_memory.json and prints a table.
+set -euo pipefail
+# shellcheck source=benches/lib.sh
+source "$(dirname "$0")/lib.sh"
+
+CONNECTIONS=10000
+SERVERS="$ALL_SERVERS"
+BUILD=1
+FRESH=()
+while (($#)); do
+  case "$1" in
+    --connections) CONNECTIONS="$2"; shift ;;
+    --servers) SERVERS="$2"; shift ;;
+    --fresh) FRESH=(--idle-fresh) ;;
+    --no-build) BUILD=0 ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+trap 'stop_server' EXIT
+raise_fd_limit
+limit="$(ulimit -n)"
+if [[ "$limit" != unlimited ]] && ((limit < CONNECTIONS + 256)); then
+  echo "the open-files limit ($limit) is too low for $CONNECTIONS connections; lower --connections" >&2
+  exit 1
+fi
+((BUILD)) && build_all
+DIR="$OUT/idle"
+rm -rf "$DIR"
+mkdir -p "$DIR"
+
+echo "idle memory: $CONNECTIONS connections per server${FRESH:+ (fresh, no message exchanged)}; machine: $(machine_line)"
+results="{"
+separator=""
+for server in $SERVERS; do
+  start_server "$server" 2
+  # Let the server finish starting (lazy allocations, JIT warm-up) before the first sample.
+  sleep 1
+  if "$SOCKWAY" bench "ws://127.0.0.1:$SERVER_PORT/ws" --idle "$CONNECTIONS" "${FRESH[@]}" \
+    --duration 20 --server-pid "$SERVER_PID" --label "$server" --connect-concurrency 128 \
+    --json "$DIR/$server.json" >"$DIR/$server.txt" 2>&1; then
+    per="$(jq '.rss_bytes_per_connection' "$DIR/$server.json")"
+    opened="$(jq '.connected' "$DIR/$server.json")"
+    printf '  %-17s %8.0f bytes per connection (%s connections open)\n' "$server" "$per" "$opened"
+    results+="$separator\"$server\": $(cat "$DIR/$server.json")"
+    separator=", "
+  else
+    echo "  $server: failed (see $DIR/$server.txt)" >&2
+  fi
+  stop_server
+done
+results+="}"
+echo "{\"connections\": $CONNECTIONS, \"fresh\": $([[ ${#FRESH[@]} -gt 0 ]] && echo true || echo false), \"machine\": \"$(machine_line)\", \"servers\": $results}" | jq . >"$OUT/idle_memory.json"
+echo "wrote $OUT/idle_memory.json"

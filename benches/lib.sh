@@ -1,0 +1,99 @@
+# shellcheck shell=bash disable=SC2034 # sourced: the variables are used by the scripts
+# Shared by benches/compare.sh and benches/idle_memory.sh: building the servers, starting one
+# on a free loopback port, stopping it. Source it; it defines functions and variables only.
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+OUT="$ROOT/target/bench"
+# Where the echo servers are built; override to compare an experimental build.
+PEERS_TARGET="${PEERS_TARGET:-$OUT/peers}"
+PEERS_BIN="$PEERS_TARGET/release"
+NODE_DIR="$ROOT/benches/peers/node"
+SOCKWAY="$ROOT/target/release/sockway"
+ALL_SERVERS="sockway tungstenite fastwebsockets tokio-websockets node"
+
+# Builds the generator (sockway bench) and every echo server, release mode; installs the Node
+# peer's pinned `ws` from its lockfile when it is missing or the lockfile changed.
+build_all() {
+  echo "building: sockway (generator), echo servers (benches/peers), node ws" >&2
+  (cd "$ROOT" && cargo build --release --quiet -p sockway-cli)
+  (cd "$ROOT/benches/peers" && cargo build --release --quiet --target-dir "$PEERS_TARGET")
+  local stamp="$OUT/node.stamp" hash
+  hash="$( (node --version; cat "$NODE_DIR/package.json" "$NODE_DIR/package-lock.json") | sha256sum | cut -d' ' -f1)"
+  if [[ ! -d "$NODE_DIR/node_modules/ws" || ! -f "$stamp" || "$(cat "$stamp")" != "$hash" ]]; then
+    (cd "$NODE_DIR" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+    mkdir -p "$OUT"
+    echo "$hash" >"$stamp"
+  fi
+}
+
+# The command line of server $1 with $2 worker threads, listening on a free port.
+server_command() {
+  case "$1" in
+    sockway) echo "$PEERS_BIN/sockway-echo 0 $2" ;;
+    tungstenite) echo "$PEERS_BIN/tungstenite-echo 0 $2" ;;
+    fastwebsockets) echo "$PEERS_BIN/fastwebsockets-echo 0 $2" ;;
+    tokio-websockets) echo "$PEERS_BIN/tokio-websockets-echo 0 $2" ;;
+    node) echo "node $NODE_DIR/echo.js 0" ;;
+    # sockway's echo server built from another tree (BASELINE_BIN=that build's release
+    # directory), to measure a change A/B under the same interleaving.
+    sockway-baseline) echo "${BASELINE_BIN:?set BASELINE_BIN for sockway-baseline}/sockway-echo 0 $2" ;;
+    *) echo "unknown server: $1" >&2; return 1 ;;
+  esac
+}
+
+# Starts server $1 with $2 worker threads (optionally under the wrapper command in $3, e.g.
+# valgrind); sets SERVER_PID, SERVER_PORT and SERVER_LINE (its startup line).
+start_server() {
+  local name="$1" threads="$2" wrapper="${3:-}" log
+  log="$OUT/logs/$name.log"
+  mkdir -p "$OUT/logs"
+  # Emptied here, before the server starts, so that the wait below never reads the last run's
+  # startup line.
+  : >"$log"
+  # shellcheck disable=SC2046,SC2086 # the command is a word list on purpose
+  $wrapper $(server_command "$name" "$threads") >>"$log" 2>&1 &
+  SERVER_PID=$!
+  local waited=0
+  until grep -q "listening on" "$log" 2>/dev/null; do
+    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+      echo "server $name exited at startup:" >&2
+      cat "$log" >&2
+      return 1
+    fi
+    sleep 0.05
+    waited=$((waited + 1))
+    if ((waited > 1200)); then
+      echo "server $name did not start within 60 s" >&2
+      stop_server
+      return 1
+    fi
+  done
+  SERVER_LINE="$(grep -m1 "listening on" "$log")"
+  SERVER_PORT="$(echo "$SERVER_LINE" | sed -E 's/.*listening on [^ ]*:([0-9]+).*/\1/')"
+}
+
+# Stops the server started last (SIGTERM, then SIGKILL after 10 s) and waits for it.
+stop_server() {
+  [[ -n "${SERVER_PID:-}" ]] || return 0
+  kill -TERM "$SERVER_PID" 2>/dev/null || true
+  local waited=0
+  while kill -0 "$SERVER_PID" 2>/dev/null && ((waited < 200)); do
+    sleep 0.05
+    waited=$((waited + 1))
+  done
+  kill -KILL "$SERVER_PID" 2>/dev/null || true
+  wait "$SERVER_PID" 2>/dev/null || true
+  SERVER_PID=""
+}
+
+# Raises the open-files limit as far as allowed (each connection is a descriptor).
+raise_fd_limit() {
+  ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+}
+
+# A short description of this machine for the reports.
+machine_line() {
+  local cpu
+  cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+  echo "$(nproc) CPUs ($cpu), $(uname -sr), rustc $(rustc --version | cut -d' ' -f2), node $(node --version)"
+}

@@ -1,0 +1,42 @@
+//! sockway's echo server for the comparison: the `Server` runner with a `WebSocketLayer`,
+//! echoing whole messages with `recv` and `send`. Settings are the library defaults (keep-alive
+//! on, 4 KiB receive buffer) except the 64 MiB message limit, a connection limit high enough
+//! for the idle-memory run, and no signal handling (SIGTERM ends it at once, like the peers).
+
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use sockway::server::{
+    service_fn, AcceptOptions, Body, Layer, Server, ServerOptions, ServerWebSocket, UpgradeInfo,
+    WebSocketLayer,
+};
+use sockway_bench_peers::{args, run, MAX_MESSAGE};
+
+/// Echoes every message back until the peer closes.
+async fn echo(mut socket: ServerWebSocket, _info: UpgradeInfo) {
+    while let Ok(Some(message)) = socket.recv().await {
+        if socket.send(message).await.is_err() {
+            break;
+        }
+    }
+}
+
+/// Anything that is not a WebSocket request.
+async fn not_found(_request: Request<Incoming>) -> Response<Body> {
+    let mut response = Response::new(Body::default());
+    *response.status_mut() = StatusCode::NOT_FOUND;
+    response
+}
+
+fn main() {
+    let args = args("sockway-echo");
+    run("sockway-echo", args, |listener| async move {
+        let accept = AcceptOptions::default().max_message_size(MAX_MESSAGE);
+        let app = WebSocketLayer::new(echo)
+            .options(accept)
+            .layer(service_fn(not_found));
+        let options = ServerOptions::default()
+            .max_connections(1_000_000)
+            .handle_signals(false);
+        Server::new(options).serve(listener, app).await;
+    });
+}

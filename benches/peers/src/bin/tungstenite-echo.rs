@@ -1,0 +1,33 @@
+//! tokio-tungstenite's echo server for the comparison: `accept_async_with_config` on each
+//! accepted TCP stream, echoing whole messages with `next` and `send` (which flushes).
+
+use futures_util::{SinkExt, StreamExt};
+use sockway_bench_peers::{accept, args, run, MAX_MESSAGE};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+/// Runs the handshake, then echoes data messages until the peer closes.
+async fn serve(stream: TcpStream) {
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(MAX_MESSAGE))
+        .max_frame_size(Some(MAX_MESSAGE));
+    let Ok(mut socket) = tokio_tungstenite::accept_async_with_config(stream, Some(config)).await
+    else {
+        return;
+    };
+    while let Some(Ok(message)) = socket.next().await {
+        if (message.is_text() || message.is_binary()) && socket.send(message).await.is_err() {
+            break;
+        }
+    }
+}
+
+fn main() {
+    let args = args("tungstenite-echo");
+    run("tungstenite-echo", args, |listener| async move {
+        loop {
+            let stream = accept(&listener).await;
+            tokio::spawn(serve(stream));
+        }
+    });
+}

@@ -1,0 +1,81 @@
+//! What every echo server of the comparison shares, so that they differ only in the WebSocket
+//! library: the command line (`PORT THREADS`), the runtime (tokio's multi-threaded flavour
+//! with exactly THREADS worker threads), the listener (127.0.0.1, `TCP_NODELAY` on accepted
+//! connections) and the startup line that states all of it.
+
+use std::net::SocketAddr;
+
+use tokio::net::{TcpListener, TcpStream};
+
+/// The largest message every server accepts: 64 MiB.
+pub const MAX_MESSAGE: usize = 64 << 20;
+
+/// The command line of every echo server.
+#[derive(Debug, Clone, Copy)]
+pub struct Args {
+    /// Port on 127.0.0.1; 0 picks a free one (the startup line says which).
+    pub port: u16,
+    /// Worker threads of the tokio runtime.
+    pub threads: usize,
+}
+
+/// Parses `PORT [THREADS]` (THREADS defaults to 2), exiting with usage on anything else.
+pub fn args(name: &str) -> Args {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let parsed = match argv.as_slice() {
+        [port] => port.parse().ok().map(|port| (port, 2)),
+        [port, threads] => port.parse().ok().zip(threads.parse().ok()),
+        _ => None,
+    };
+    match parsed {
+        Some((port, threads)) if threads > 0 => Args { port, threads },
+        _ => {
+            eprintln!("usage: {name} PORT [THREADS]   (PORT 0 picks a free port; THREADS >= 1)");
+            std::process::exit(2);
+        }
+    }
+}
+
+/// Runs `serve` on a tokio multi-threaded runtime with `args.threads` workers, after binding
+/// the listener and printing the startup line (`NAME listening on ADDR (...)`) on stdout.
+pub fn run<F, Fut>(name: &str, args: Args, serve: F)
+where
+    F: FnOnce(TcpListener) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.threads)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    runtime.block_on(async move {
+        let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], args.port)))
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("local address");
+        println!(
+            "{name} listening on {address} (tokio multi_thread, {} worker threads, \
+             max message {} MiB, no compression)",
+            args.threads,
+            MAX_MESSAGE >> 20
+        );
+        serve(listener).await;
+    });
+}
+
+/// Accepts the next connection with `TCP_NODELAY` set, retrying after transient errors
+/// (such as running out of file descriptors) with a short pause.
+pub async fn accept(listener: &TcpListener) -> TcpStream {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let _ = stream.set_nodelay(true);
+                return stream;
+            }
+            Err(error) => {
+                eprintln!("accept: {error}");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
+    }
+}

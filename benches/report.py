@@ -1,0 +1,262 @@
+#!/usr/bin/env python3
+"""Summarises the runs of benches/compare.sh: medians per case and server, ratio tables
+(sockway / each peer) printed as text, target/bench/compare.json, and an SVG bar chart drawn
+by hand (target/bench/compare.svg). Standard library only."""
+
+import argparse
+import glob
+import json
+import os
+import statistics
+from collections import defaultdict
+from xml.sax.saxutils import escape
+
+SERVER_ORDER = ["sockway", "tungstenite", "fastwebsockets", "tokio-websockets", "node"]
+CASE_ORDER = ["c100x20b", "c10x1k", "c200x16k", "c500x16k", "c100x20b-1t"]
+CASE_TITLES = {
+    "c100x20b": "100 conns x 20 B",
+    "c10x1k": "10 conns x 1 KiB",
+    "c200x16k": "200 conns x 16 KiB",
+    "c500x16k": "500 conns x 16 KiB",
+    "c100x20b-1t": "100 x 20 B, 1 server thread",
+}
+COLORS = {
+    "sockway": "#d9480f",
+    "tungstenite": "#1971c2",
+    "fastwebsockets": "#2f9e44",
+    "tokio-websockets": "#7048e8",
+    "node": "#868e96",
+}
+
+
+def order(items, preferred):
+    """Items in the preferred order, unknown ones after them, sorted."""
+    known = [i for i in preferred if i in items]
+    return known + sorted(i for i in items if i not in preferred)
+
+
+def load_runs(directory):
+    """Every run's JSON, grouped by (case, server); file names are CASE.SERVER.REP.json."""
+    runs = defaultdict(list)
+    for path in sorted(glob.glob(os.path.join(directory, "*.json"))):
+        case, server, _rep = os.path.basename(path)[: -len(".json")].rsplit(".", 2)
+        with open(path, encoding="utf-8") as handle:
+            runs[(case, server)].append(json.load(handle))
+    return runs
+
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def summarise(runs):
+    """Medians of the repetitions of each (case, server)."""
+    summary = {}
+    for (case, server), items in runs.items():
+        cpu = [
+            (r.get("server") or {}).get("cpu_seconds_per_million_messages") for r in items
+        ]
+        rates = [r["messages_per_second"] for r in items]
+        summary[(case, server)] = {
+            "repetitions": len(items),
+            "messages_per_second": median(rates),
+            "messages_per_second_min": min(rates),
+            "messages_per_second_max": max(rates),
+            "megabytes_per_second": median([r["megabytes_per_second"] for r in items]),
+            "cpu_us_per_message": median(cpu),  # CPU s per million = CPU us per message
+            "p50_us": median([r["latency_ns"]["p50"] / 1e3 for r in items]),
+            "p99_us": median([r["latency_ns"]["p99"] / 1e3 for r in items]),
+            "p999_us": median([r["latency_ns"]["p999"] / 1e3 for r in items]),
+            "errors": sum(r["errors"] for r in items),
+            "server_rss_mib": median(
+                [((r.get("server") or {}).get("rss_bytes") or 0) / 2**20 for r in items]
+            ),
+        }
+    return summary
+
+
+def ratio(a, b):
+    return None if a is None or b is None or b == 0 else a / b
+
+
+def fmt(value, pattern="{:.2f}"):
+    return "-" if value is None else pattern.format(value)
+
+
+def text_tables(summary, cases, servers, instructions):
+    """The tables printed at the end of the run."""
+    lines = []
+    peers = [s for s in servers if s != "sockway"]
+    lines.append("throughput, messages/s (median of repetitions) and server CPU us per message")
+    header = f"{'case':<30}" + "".join(f"{s:>19}" for s in servers)
+    lines.append(header)
+    for case in cases:
+        row = f"{CASE_TITLES.get(case, case):<30}"
+        for server in servers:
+            s = summary.get((case, server))
+            cell = "-" if not s else f"{s['messages_per_second']:.0f} / {fmt(s['cpu_us_per_message'])}"
+            row += f"{cell:>19}"
+        lines.append(row)
+    if "sockway" in servers and peers:
+        lines.append("")
+        lines.append("sockway / peer: throughput ratio (>1: sockway faster), CPU-per-message ratio (<1: sockway cheaper)")
+        lines.append(f"{'case':<30}" + "".join(f"{p:>19}" for p in peers))
+        for case in cases:
+            mine = summary.get((case, "sockway"))
+            row = f"{CASE_TITLES.get(case, case):<30}"
+            for peer in peers:
+                theirs = summary.get((case, peer))
+                if not mine or not theirs:
+                    cell = "-"
+                else:
+                    t = ratio(mine["messages_per_second"], theirs["messages_per_second"])
+                    c = ratio(mine["cpu_us_per_message"], theirs["cpu_us_per_message"])
+                    cell = f"{fmt(t)}x / {fmt(c)}x"
+                row += f"{cell:>19}"
+            lines.append(row)
+    if instructions:
+        lines.append("")
+        lines.append("instructions per message (callgrind): " + ", ".join(
+            f"{name} {data['instructions_per_message']}" for name, data in instructions.items()
+        ))
+    errors = {k: v["errors"] for k, v in summary.items() if v["errors"]}
+    if errors:
+        lines.append("")
+        lines.append("errors: " + ", ".join(f"{c}/{s}: {n}" for (c, s), n in sorted(errors.items())))
+    return "\n".join(lines)
+
+
+def svg_chart(summary, cases, servers, title, subtitle):
+    """Two panels of grouped bars (throughput, CPU per message), one group per case and one bar
+    per server; each group is scaled to its own largest value and every bar is labelled."""
+    bar, gap, group_gap, left, top = 22, 4, 36, 60, 70
+    panel_height, label_room = 220, 30
+    group_width = len(servers) * (bar + gap) - gap
+    legend_width = sum(14 + 7 * len(server) + 20 for server in servers)
+    width = max(left + len(cases) * (group_width + group_gap), left + legend_width) + 20
+    height = top + 2 * (panel_height + label_room + 40) + 40
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">',
+        f'<rect width="{width}" height="{height}" fill="white"/>',
+        f'<text x="{left}" y="24" font-size="16" font-weight="bold">{escape(title)}</text>',
+        f'<text x="{left}" y="42" fill="#495057">{escape(subtitle)}</text>',
+    ]
+    x = left
+    for server in servers:
+        out.append(f'<rect x="{x}" y="52" width="10" height="10" fill="{COLORS.get(server, "#495057")}"/>')
+        out.append(f'<text x="{x + 14}" y="61">{escape(server)}</text>')
+        x += 14 + 7 * len(server) + 20
+    panels = [
+        ("messages/s (higher is better)", "messages_per_second", "{:.0f}"),
+        ("server CPU us per message (lower is better)", "cpu_us_per_message", "{:.2f}"),
+    ]
+    y0 = top + 20
+    for name, key, pattern in panels:
+        base = y0 + panel_height
+        out.append(f'<text x="{left}" y="{y0 - 6}" font-size="13" font-weight="bold">{escape(name)}</text>')
+        out.append(f'<line x1="{left - 5}" y1="{base}" x2="{width - 10}" y2="{base}" stroke="#adb5bd"/>')
+        for index, case in enumerate(cases):
+            gx = left + index * (group_width + group_gap)
+            values = [(summary.get((case, s)) or {}).get(key) for s in servers]
+            peak = max([v for v in values if v] or [1])
+            for position, (server, value) in enumerate(zip(servers, values)):
+                bx = gx + position * (bar + gap)
+                if value is None:
+                    continue
+                h = max(1.0, (panel_height - 24) * value / peak)
+                color = COLORS.get(server, "#495057")
+                out.append(
+                    f'<rect x="{bx}" y="{base - h:.1f}" width="{bar}" height="{h:.1f}" fill="{color}">'
+                    f"<title>{escape(server)}: {pattern.format(value)}</title></rect>"
+                )
+                label = pattern.format(value if value < 1e4 else value / 1e3)
+                label += "k" if value >= 1e4 else ""
+                out.append(
+                    f'<text x="{bx + bar / 2}" y="{base - h - 4:.1f}" font-size="9" '
+                    f'text-anchor="middle">{escape(label)}</text>'
+                )
+            out.append(
+                f'<text x="{gx + group_width / 2}" y="{base + 16}" text-anchor="middle">'
+                f"{escape(CASE_TITLES.get(case, case))}</text>"
+            )
+        y0 = base + label_room + 40
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--machine", default="")
+    parser.add_argument("--plan", default="")
+    parser.add_argument("--load", default="", help="load averages around the run (other work on the machine)")
+    parser.add_argument("--servers-file")
+    parser.add_argument("--instructions")
+    args = parser.parse_args()
+
+    runs = load_runs(args.runs)
+    if not runs:
+        raise SystemExit(f"no runs in {args.runs}")
+    summary = summarise(runs)
+    cases = order({c for c, _ in summary}, CASE_ORDER)
+    servers = order({s for _, s in summary}, SERVER_ORDER)
+    instructions = {}
+    if args.instructions and os.path.exists(args.instructions):
+        with open(args.instructions, encoding="utf-8") as handle:
+            instructions = json.load(handle).get("servers", {})
+    server_lines = []
+    if args.servers_file and os.path.exists(args.servers_file):
+        with open(args.servers_file, encoding="utf-8") as handle:
+            server_lines = [line.strip() for line in handle if line.strip()]
+
+    print()
+    if args.load:
+        print(f"load average {args.load} (1, 5, 15 min; above 2 means other work shared the 2 CPUs)")
+    print(text_tables(summary, cases, servers, instructions))
+    document = {
+        "machine": args.machine,
+        "plan": args.plan,
+        "load_average": args.load,
+        "servers": server_lines,
+        "cases": {
+            case: {
+                server: summary[(case, server)]
+                for server in servers
+                if (case, server) in summary
+            }
+            for case in cases
+        },
+        "ratios_sockway_over_peer": {
+            case: {
+                peer: {
+                    "throughput": ratio(
+                        summary[(case, "sockway")]["messages_per_second"],
+                        summary[(case, peer)]["messages_per_second"],
+                    ),
+                    "cpu_per_message": ratio(
+                        summary[(case, "sockway")]["cpu_us_per_message"],
+                        summary[(case, peer)]["cpu_us_per_message"],
+                    ),
+                }
+                for peer in servers
+                if peer != "sockway" and (case, peer) in summary
+            }
+            for case in cases
+            if (case, "sockway") in summary
+        },
+        "instructions_per_message": instructions,
+        "runs": {f"{c}.{s}": items for (c, s), items in sorted(runs.items())},
+    }
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "compare.json"), "w", encoding="utf-8") as handle:
+        json.dump(document, handle, indent=1)
+    with open(os.path.join(args.out, "compare.svg"), "w", encoding="utf-8") as handle:
+        handle.write(svg_chart(summary, cases, servers, "sockway and its peers: echo benchmark", args.plan))
+    print(f"\nwrote {args.out}/compare.json and {args.out}/compare.svg")
+
+
+if __name__ == "__main__":
+    main()
