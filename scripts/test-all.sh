@@ -60,12 +60,23 @@ trap on_exit EXIT
 
 # cargo test prints one "test result: ok. N passed; M failed; ..." line per
 # test binary; keep its output to count the tests in the final summary.
+# Output goes to a regular file and is printed afterwards: a child process (Node sets its
+# stdio non-blocking) can leave a shared pipe in non-blocking mode, and a test that prints fast
+# into a full pipe then fails with EAGAIN. A file never does.
+run_logged() {
+  local log="$1" status=0
+  shift
+  "$@" >"$log" 2>&1 || status=$?
+  cat "$log" || true
+  return "$status"
+}
+
 run_cargo_tests() {
-  cargo test --workspace --all-targets --no-fail-fast 2>&1 | tee "$LOGS/cargo-test.log"
+  run_logged "$LOGS/cargo-test.log" cargo test --workspace --all-targets --no-fail-fast
 }
 
 run_autobahn() {
-  ./scripts/autobahn.sh 2>&1 | tee "$LOGS/autobahn.log"
+  run_logged "$LOGS/autobahn.log" ./scripts/autobahn.sh
 }
 
 # Sum "N passed" / "N failed" over cargo's per-binary result lines and the
