@@ -6,7 +6,7 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::task::{ready, Context, Poll};
+use std::task::{ready, Context, Poll, Waker};
 
 use bytes::BytesMut;
 use sockway_proto::connection::Delivery;
@@ -32,13 +32,31 @@ enum Teardown {
 }
 
 /// Keep-alive timers.
+///
+/// Reads never touch the timer: they only set `heard`. When the engine is about to wait, it
+/// turns `heard` into a fresh `quiet_since` (one clock read), and when the sleep fires it
+/// re-arms itself for `quiet_since + interval` if the peer was heard from since it was armed.
+/// So a busy connection costs no timer-wheel update per read, and a ping still goes out after
+/// `interval` of silence, to within the time one burst of reads takes.
 #[derive(Debug)]
 struct KeepAliveTimer {
     settings: KeepAlive,
-    /// Fires when the next ping is due, or (after a ping) when the peer has been silent too long.
+    /// Fires when the next ping may be due, or (after a ping) when the peer has been silent
+    /// too long.
     sleep: Pin<Box<Sleep>>,
+    /// When the peer was last heard from, as of the last time the engine waited.
+    quiet_since: Instant,
+    /// Whether bytes arrived since `quiet_since` was taken.
+    heard: bool,
     ping_sent: bool,
+    /// The waker the armed sleep was last polled with: while it is the same and the sleep
+    /// has not elapsed, the sleep need not be polled again before each wait.
+    polled_with: Option<Waker>,
 }
+
+/// The most bytes read onto the stack when the receive buffer is released (see
+/// [`Engine::poll_fill`]).
+const STACK_READ: usize = 4096;
 
 /// A request from outside the socket to close it, such as the server runner's graceful
 /// shutdown. The engine polls it while it waits for the peer; when it is ready and the
@@ -95,7 +113,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
         let keep_alive = config.keep_alive.map(|settings| KeepAliveTimer {
             settings,
             sleep: Box::pin(tokio::time::sleep(settings.interval)),
+            quiet_since: Instant::now(),
+            heard: false,
             ping_sent: false,
+            polled_with: None,
         });
         Self {
             io,
@@ -150,11 +171,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
                     continue;
                 }
             }
-            if let Some(result) = self.poll_keep_alive(cx) {
-                return Poll::Ready(result);
-            }
-            self.poll_close_request(cx);
-            match ready!(self.poll_fill(cx)) {
+            let filled = match self.poll_fill(cx) {
+                Poll::Ready(filled) => filled,
+                Poll::Pending => {
+                    // About to wait: only now do the timers and the outside close request
+                    // need our waker (a connection with data flowing never needs them), and
+                    // an idle connection needs no receive buffer.
+                    self.release_empty_read_buf();
+                    if let Some(result) = self.poll_keep_alive(cx) {
+                        return Poll::Ready(result);
+                    }
+                    if self.poll_close_request(cx) {
+                        continue;
+                    }
+                    return Poll::Pending;
+                }
+            };
+            match filled {
                 Ok(0) => {
                     let clean = self.conn.receive_eof();
                     self.teardown = Teardown::Done;
@@ -183,21 +216,50 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
         self.stats.bytes_received += n as u64;
         if let Some(timer) = &mut self.keep_alive {
             timer.ping_sent = false;
-            timer
-                .sleep
-                .as_mut()
-                .reset(Instant::now() + timer.settings.interval);
+            timer.heard = true;
         }
     }
 
     /// Sends a ping when the peer has been quiet for the interval, and fails the connection
-    /// when it stays silent for the timeout after that.
+    /// when it stays silent for the timeout after that. Called when the engine is about to
+    /// wait for the peer.
     fn poll_keep_alive(&mut self, cx: &mut Context<'_>) -> Option<Result<Option<Event>, Error>> {
         let timer = self.keep_alive.as_mut()?;
-        if timer.sleep.as_mut().poll(cx).is_pending() {
+        if timer.heard {
+            timer.heard = false;
+            timer.quiet_since = Instant::now();
+        }
+        let armed = timer
+            .polled_with
+            .as_ref()
+            .is_some_and(|waker| waker.will_wake(cx.waker()));
+        if armed && !timer.sleep.is_elapsed() {
             return None;
         }
-        if timer.ping_sent {
+        loop {
+            if timer.sleep.as_mut().poll(cx).is_pending() {
+                match &mut timer.polled_with {
+                    Some(waker) => waker.clone_from(cx.waker()),
+                    None => timer.polled_with = Some(cx.waker().clone()),
+                }
+                return None;
+            }
+            timer.polled_with = None;
+            let now = Instant::now();
+            if !timer.ping_sent {
+                let due = timer.quiet_since + timer.settings.interval;
+                if due > now {
+                    // Heard from the peer since the sleep was armed: not quiet long enough.
+                    timer.sleep.as_mut().reset(due);
+                    continue;
+                }
+                timer.ping_sent = true;
+                timer.sleep.as_mut().reset(now + timer.settings.timeout);
+                let _ = timer.sleep.as_mut().poll(cx);
+                let _ = self.conn.send_ping(b"");
+                let _ = self.poll_write_out(cx);
+                return None;
+            }
             let waited = timer.settings.interval + timer.settings.timeout;
             self.keep_alive = None;
             self.conn
@@ -205,33 +267,40 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
             self.teardown = Teardown::Done;
             return Some(Err(Error::KeepAliveTimeout(waited)));
         }
-        timer.ping_sent = true;
-        timer
-            .sleep
-            .as_mut()
-            .reset(Instant::now() + timer.settings.timeout);
-        let _ = timer.sleep.as_mut().poll(cx);
-        let _ = self.conn.send_ping(b"");
-        let _ = self.poll_write_out(cx);
-        None
     }
 
-    /// Starts the closing handshake when an outside [`CloseRequest`] asks for it.
-    fn poll_close_request(&mut self, cx: &mut Context<'_>) {
+    /// Starts the closing handshake when an outside [`CloseRequest`] asks for it; says
+    /// whether it did.
+    fn poll_close_request(&mut self, cx: &mut Context<'_>) -> bool {
         let Some(request) = self.close_request.as_mut() else {
-            return;
+            return false;
         };
         if let Poll::Ready((code, reason)) = request.poll_close_request(cx) {
             if self.conn.state() == sockway_proto::ConnectionState::Open
                 && self.conn.close(code, reason).is_ok()
             {
                 let _ = self.poll_write_out(cx);
+                return true;
             }
+        }
+        false
+    }
+
+    /// Frees the receive buffer when it holds nothing, so that an idle connection keeps no
+    /// buffer; the next read goes through the stack (see [`Engine::poll_fill`]).
+    fn release_empty_read_buf(&mut self) {
+        if self.read_buf.is_empty() && self.read_buf.capacity() > 0 {
+            self.read_buf = BytesMut::new();
         }
     }
 
-    /// Reads more bytes into the receive buffer.
+    /// Reads more bytes into the receive buffer. When the buffer was released (no capacity),
+    /// the read lands on the stack first and only what arrived is copied to the heap, so a
+    /// small message costs a small allocation and waiting costs none.
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        if self.read_buf.capacity() == 0 {
+            return self.poll_fill_from_stack(cx);
+        }
         let buf = &mut self.read_buf;
         if buf.capacity() - buf.len() < self.config.read_buffer_size / 2 {
             buf.reserve(self.config.read_buffer_size);
@@ -244,6 +313,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
         // initialised by the read.
         unsafe { buf.set_len(buf.len() + n) };
         Poll::Ready(Ok(n))
+    }
+
+    /// [`Engine::poll_fill`] for a released (empty, unallocated) receive buffer.
+    fn poll_fill_from_stack(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        let mut stack = [std::mem::MaybeUninit::<u8>::uninit(); STACK_READ];
+        let size = self.config.read_buffer_size.min(STACK_READ);
+        let mut read_buf = ReadBuf::uninit(&mut stack[..size]);
+        ready!(Pin::new(&mut self.io).poll_read(cx, &mut read_buf))?;
+        let filled = read_buf.filled();
+        if filled.len() == size {
+            // The read filled the stack buffer: more is likely waiting, so make room for it.
+            self.read_buf.reserve(size + self.config.read_buffer_size);
+        }
+        self.read_buf.extend_from_slice(filled);
+        Poll::Ready(Ok(filled.len()))
     }
 
     /// Writes queued output until it is all written.

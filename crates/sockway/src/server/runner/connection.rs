@@ -77,6 +77,8 @@ pub(super) async fn serve_connection<S, B>(
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
+    // Polled by reference only while a TLS handshake is awaited.
+    #[cfg_attr(not(feature = "tls"), allow(unused_mut))]
     let mut shutdown = shared.shutdown.waiter();
     let service = ConnectionService {
         inner: service,
