@@ -11,6 +11,11 @@
 # available in this VM). Prints ratio tables (sockway / each peer) and writes
 # target/bench/compare.json and target/bench/compare.svg.
 #
+# Compressed cases (names starting with z) offer permessage-deflate with JSON-like payloads
+# (`sockway bench --compression --payload-style json`) and run only the servers that have it
+# (sockway, Node ws), each started with --compression: window 15, context takeover, every
+# message compressed.
+#
 # Usage: benches/compare.sh [--quick] [--reps R] [--duration S] [--warmup S]
 #                           [--servers "sockway node ..."] [--cases "c100x20b c10x1k ..."]
 #                           [--no-build] [--no-instructions]
@@ -28,8 +33,8 @@ SERVERS="$ALL_SERVERS"
 BUILD=1
 INSTRUCTIONS=1
 GENERATOR_THREADS=2
-# name:connections:payload:server-threads
-ALL_CASES="c100x20b:100:20:2 c10x1k:10:1024:2 c200x16k:200:16384:2 c500x16k:500:16384:2 c100x20b-1t:100:20:1"
+# name:connections:payload:server-threads[:deflate]
+ALL_CASES="c100x20b:100:20:2 c10x1k:10:1024:2 c200x16k:200:16384:2 c500x16k:500:16384:2 c100x20b-1t:100:20:1 z10x1k:10:1024:2:deflate z100x16k:100:16384:2:deflate"
 CASES=""
 
 while (($#)); do
@@ -71,14 +76,24 @@ echo "machine: $(machine_line); load average before: $load_start"
 echo "plan: $REPS repetition(s), ${WARMUP} s warm-up + ${DURATION} s measured per run, generator: sockway bench, $GENERATOR_THREADS threads"
 for rep in $(seq 1 "$REPS"); do
   for spec in $(selected_cases); do
-    IFS=: read -r case conns payload threads <<<"$spec"
+    IFS=: read -r case conns payload threads mode <<<"$spec"
+    generator_flags=()
+    SERVER_FLAGS=""
+    if [[ "$mode" == deflate ]]; then
+      generator_flags=(--compression --payload-style json)
+      SERVER_FLAGS="--compression"
+    fi
     for server in $SERVERS; do
+      if [[ "$mode" == deflate && " $DEFLATE_SERVERS " != *" $server "* ]]; then
+        continue
+      fi
       start_server "$server" "$threads"
       grep -qF "$SERVER_LINE" "$OUT/servers.txt" || echo "$SERVER_LINE" >>"$OUT/servers.txt"
       json="$RUNS/$case.$server.$rep.json"
       if ! "$SOCKWAY" bench "ws://127.0.0.1:$SERVER_PORT/ws" --connections "$conns" \
         --payload "$payload" --duration "$DURATION" --warmup "$WARMUP" \
         --threads "$GENERATOR_THREADS" --server-pid "$SERVER_PID" --label "$server" \
+        "${generator_flags[@]}" \
         --json "$json" >"$RUNS/$case.$server.$rep.txt" 2>&1; then
         echo "  (run failed; see $RUNS/$case.$server.$rep.txt)" >&2
       fi
@@ -97,8 +112,12 @@ if ((INSTRUCTIONS)); then
   fi
 fi
 
+# Instructions are reported only when measured in this run, never from an older file.
+instructions_report=()
+((INSTRUCTIONS)) && instructions_report=(--instructions "$OUT/instructions.json")
 python3 "$(dirname "$0")/report.py" --runs "$RUNS" --out "$OUT" --machine "$(machine_line)" \
-  --servers-file "$OUT/servers.txt" --instructions "$OUT/instructions.json" \
+  --servers-file "$OUT/servers.txt" \
+  "${instructions_report[@]}" \
   --plan "$REPS x (${WARMUP} s warm-up + ${DURATION} s), generator sockway bench with $GENERATOR_THREADS threads" \
   --load "before $load_start, after $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "total time: $(( $(date +%s) - started )) s"

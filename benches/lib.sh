@@ -10,6 +10,10 @@ PEERS_BIN="$PEERS_TARGET/release"
 NODE_DIR="$ROOT/benches/peers/node"
 SOCKWAY="$ROOT/target/release/sockway"
 ALL_SERVERS="sockway tungstenite fastwebsockets tokio-websockets node"
+# The servers whose library has permessage-deflate (the compressed cases run only these).
+DEFLATE_SERVERS="sockway node sockway-baseline"
+# Extra arguments for the next start_server (e.g. --compression); empty by default.
+SERVER_FLAGS=""
 
 # Builds the generator (sockway bench) and every echo server, release mode; installs the Node
 # peer's pinned `ws` from its lockfile when it is missing or the lockfile changed.
@@ -51,7 +55,7 @@ start_server() {
   # startup line.
   : >"$log"
   # shellcheck disable=SC2046,SC2086 # the command is a word list on purpose
-  $wrapper $(server_command "$name" "$threads") >>"$log" 2>&1 &
+  $wrapper $(server_command "$name" "$threads") $SERVER_FLAGS >>"$log" 2>&1 &
   SERVER_PID=$!
   local waited=0
   until grep -q "listening on" "$log" 2>/dev/null; do

@@ -12,13 +12,15 @@ from collections import defaultdict
 from xml.sax.saxutils import escape
 
 SERVER_ORDER = ["sockway", "tungstenite", "fastwebsockets", "tokio-websockets", "node"]
-CASE_ORDER = ["c100x20b", "c10x1k", "c200x16k", "c500x16k", "c100x20b-1t"]
+CASE_ORDER = ["c100x20b", "c10x1k", "c200x16k", "c500x16k", "c100x20b-1t", "z10x1k", "z100x16k"]
 CASE_TITLES = {
     "c100x20b": "100 conns x 20 B",
     "c10x1k": "10 conns x 1 KiB",
     "c200x16k": "200 conns x 16 KiB",
     "c500x16k": "500 conns x 16 KiB",
     "c100x20b-1t": "100 x 20 B, 1 server thread",
+    "z10x1k": "deflate 10 x 1 KiB JSON",
+    "z100x16k": "deflate 100 x 16 KiB JSON",
 }
 COLORS = {
     "sockway": "#d9480f",

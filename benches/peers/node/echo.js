@@ -1,12 +1,17 @@
-// Node `ws` echo server for sockway's comparison benchmark: `node echo.js PORT`.
-// Echoes whole messages with their type; max message 64 MiB; no compression. Node runs one
-// event loop, so the THREADS argument the Rust servers take is accepted and ignored.
+// Node `ws` echo server for sockway's comparison benchmark: `node echo.js PORT [THREADS]
+// [--compression]`. Echoes whole messages with their type; max message 64 MiB; no compression
+// unless --compression, then permessage-deflate like sockway-echo's: window 15, context
+// takeover both ways, every message compressed (threshold 0; ws's default skips messages under
+// 1 KiB). Node runs one event loop, so the THREADS argument the Rust servers take is accepted
+// and ignored.
 'use strict';
 
 const { WebSocketServer } = require('ws');
 
 const MAX_MESSAGE = 64 * 1024 * 1024;
-const port = Number.parseInt(process.argv[2] ?? '0', 10);
+const compression = process.argv.includes('--compression');
+const positional = process.argv.slice(2).filter((arg) => arg !== '--compression');
+const port = Number.parseInt(positional[0] ?? '0', 10);
 if (!Number.isInteger(port) || port < 0 || port > 65535) {
   console.error('usage: node echo.js PORT   (PORT 0 picks a free port)');
   process.exit(2);
@@ -16,7 +21,7 @@ const server = new WebSocketServer({
   host: '127.0.0.1',
   port,
   maxPayload: MAX_MESSAGE,
-  perMessageDeflate: false,
+  perMessageDeflate: compression ? { threshold: 0 } : false,
   clientTracking: false,
 });
 
@@ -32,7 +37,8 @@ server.on('listening', () => {
   const { address, port: bound } = server.address();
   console.log(
     `node-ws-echo listening on ${address}:${bound} (node ${process.version}, ws ${require('ws/package.json').version}, ` +
-      `one event loop, max message ${MAX_MESSAGE >> 20} MiB, no compression)`,
+      `one event loop, max message ${MAX_MESSAGE >> 20} MiB, ` +
+      `${compression ? 'permessage-deflate: window 15, context takeover, every message' : 'no compression'})`,
   );
 });
 

@@ -1,5 +1,5 @@
 //! What every echo server of the comparison shares, so that they differ only in the WebSocket
-//! library: the command line (`PORT THREADS`), the runtime (tokio's multi-threaded flavour
+//! library: the command line (`PORT THREADS [--compression]`), the runtime (tokio's multi-threaded flavour
 //! with exactly THREADS worker threads), the listener (127.0.0.1, `TCP_NODELAY` on accepted
 //! connections) and the startup line that states all of it.
 
@@ -17,20 +17,38 @@ pub struct Args {
     pub port: u16,
     /// Worker threads of the tokio runtime.
     pub threads: usize,
+    /// Accept permessage-deflate (RFC 7692) with the library's default parameters: window 15,
+    /// context takeover both ways, every message compressed.
+    pub compression: bool,
 }
 
-/// Parses `PORT [THREADS]` (THREADS defaults to 2), exiting with usage on anything else.
-pub fn args(name: &str) -> Args {
-    let argv: Vec<String> = std::env::args().skip(1).collect();
+/// Parses `PORT [THREADS] [--compression]` (THREADS defaults to 2), exiting with usage on
+/// anything else, and with a clear message when `--compression` is asked of a server whose
+/// library has no permessage-deflate (`supports_compression` false).
+pub fn args(name: &str, supports_compression: bool) -> Args {
+    let mut argv: Vec<String> = std::env::args().skip(1).collect();
+    let compression = argv.iter().any(|arg| arg == "--compression");
+    argv.retain(|arg| arg != "--compression");
     let parsed = match argv.as_slice() {
         [port] => port.parse().ok().map(|port| (port, 2)),
         [port, threads] => port.parse().ok().zip(threads.parse().ok()),
         _ => None,
     };
+    if compression && !supports_compression {
+        eprintln!("{name}: this library has no permessage-deflate; --compression is not available");
+        std::process::exit(2);
+    }
     match parsed {
-        Some((port, threads)) if threads > 0 => Args { port, threads },
+        Some((port, threads)) if threads > 0 => Args {
+            port,
+            threads,
+            compression,
+        },
         _ => {
-            eprintln!("usage: {name} PORT [THREADS]   (PORT 0 picks a free port; THREADS >= 1)");
+            eprintln!(
+                "usage: {name} PORT [THREADS] [--compression]   \
+                 (PORT 0 picks a free port; THREADS >= 1)"
+            );
             std::process::exit(2);
         }
     }
@@ -55,9 +73,14 @@ where
         let address = listener.local_addr().expect("local address");
         println!(
             "{name} listening on {address} (tokio multi_thread, {} worker threads, \
-             max message {} MiB, no compression)",
+             max message {} MiB, {})",
             args.threads,
-            MAX_MESSAGE >> 20
+            MAX_MESSAGE >> 20,
+            if args.compression {
+                "permessage-deflate: window 15, context takeover, every message"
+            } else {
+                "no compression"
+            }
         );
         serve(listener).await;
     });

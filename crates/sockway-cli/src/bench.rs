@@ -10,6 +10,7 @@
 mod histogram;
 mod idle;
 mod load;
+mod payload;
 mod procfs;
 mod report;
 
@@ -26,6 +27,7 @@ use tokio::task::JoinSet;
 
 use histogram::Histogram;
 use load::{Outcome, Plan, Shared, MEASURE, STOP, WARMUP};
+use payload::PayloadStyle;
 use procfs::Process;
 use report::{LoadResults, ProcessCost};
 
@@ -58,6 +60,10 @@ pub struct BenchArgs {
     /// Offer permessage-deflate (RFC 7692).
     #[arg(long)]
     compression: bool,
+    /// How the payload looks: `alphabet` (one repeated payload) or `json` (distinct
+    /// JSON-like records in turn, compressing like real traffic; for `--compression` runs).
+    #[arg(long, value_enum, value_name = "STYLE", default_value_t = PayloadStyle::Alphabet)]
+    payload_style: PayloadStyle,
     /// Accept any server certificate (`wss://` with a throwaway certificate).
     #[arg(long)]
     insecure: bool,
@@ -148,11 +154,14 @@ fn client_builder(args: &BenchArgs) -> Result<ClientBuilder, BoxError> {
     if args.compression {
         builder = builder.compression(Some(sockway::DeflateConfig::default()));
     }
-    if args.http2 {
-        // Every connection of the run shares one HTTP/2 connection (the builder's pool) while
-        // the server's stream limit allows.
-        builder = builder.http_version(sockway::client::HttpVersion::Http2Only);
-    }
+    // Every connection of an --http2 run shares one HTTP/2 connection (the builder's pool)
+    // while the server's stream limit allows. Without it, HTTP/1.1 even for `wss://`, so that
+    // what is measured never depends on what the server offers through ALPN.
+    builder = builder.http_version(if args.http2 {
+        sockway::client::HttpVersion::Http2Only
+    } else {
+        sockway::client::HttpVersion::Http1Only
+    });
     if args.insecure {
         builder = builder.danger_accept_invalid_certificates();
     }
@@ -226,7 +235,12 @@ async fn load_run(
     } else {
         MessageKind::Binary
     };
-    let plan = Arc::new(Plan::new(args.payload, kind, args.in_flight as usize));
+    let plan = Arc::new(Plan::new(
+        args.payload,
+        args.payload_style,
+        kind,
+        args.in_flight as usize,
+    ));
     let shared = Arc::new(Shared {
         count_limit: args.count.unwrap_or(0),
         ..Shared::default()
@@ -242,6 +256,7 @@ async fn load_run(
     .await;
     let connect_time = connect_started.elapsed();
     let connected = sockets.len();
+    let compressed = sockets.iter().filter(|s| s.compression().is_some()).count();
     if connected == 0 {
         return Err(format!(
             "no connection to {} could be opened: {}",
@@ -319,8 +334,13 @@ async fn load_run(
         url: args.url.clone(),
         connections: args.connections,
         connected,
+        compressed,
         payload: args.payload,
         kind: if args.text { "text" } else { "binary" },
+        payload_style: match args.payload_style {
+            PayloadStyle::Alphabet => "alphabet",
+            PayloadStyle::Json => "json",
+        },
         in_flight: plan.in_flight,
         threads,
         warmup: args.warmup,

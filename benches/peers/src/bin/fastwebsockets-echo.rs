@@ -36,7 +36,7 @@ async fn upgrade(mut request: Request<Incoming>) -> Result<Response<Empty<Bytes>
 }
 
 fn main() {
-    let args = args("fastwebsockets-echo");
+    let args = args("fastwebsockets-echo", false);
     run("fastwebsockets-echo", args, |listener| async move {
         loop {
             let stream = accept(&listener).await;

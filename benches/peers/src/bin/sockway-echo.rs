@@ -1,7 +1,8 @@
 //! sockway's echo server for the comparison: the `Server` runner with a `WebSocketLayer`,
 //! echoing whole messages with `recv` and `send`. Settings are the library defaults (keep-alive
 //! on, 4 KiB receive buffer) except the 64 MiB message limit, a connection limit high enough
-//! for the idle-memory run, and no signal handling (SIGTERM ends it at once, like the peers).
+//! for the idle-memory run, no signal handling (SIGTERM ends it at once, like the peers), and
+//! permessage-deflate with its defaults when `--compression` is given.
 
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
@@ -9,6 +10,7 @@ use sockway::server::{
     service_fn, AcceptOptions, Body, Layer, Server, ServerOptions, ServerWebSocket, UpgradeInfo,
     WebSocketLayer,
 };
+use sockway::DeflateConfig;
 use sockway_bench_peers::{args, run, MAX_MESSAGE};
 
 /// Echoes every message back until the peer closes.
@@ -28,9 +30,11 @@ async fn not_found(_request: Request<Incoming>) -> Response<Body> {
 }
 
 fn main() {
-    let args = args("sockway-echo");
+    let args = args("sockway-echo", true);
     run("sockway-echo", args, |listener| async move {
-        let accept = AcceptOptions::default().max_message_size(MAX_MESSAGE);
+        let accept = AcceptOptions::default()
+            .max_message_size(MAX_MESSAGE)
+            .compression(args.compression.then(DeflateConfig::default));
         let app = WebSocketLayer::new(echo)
             .options(accept)
             .layer(service_fn(not_found));

@@ -20,7 +20,7 @@ async fn serve(stream: TcpStream) {
 }
 
 fn main() {
-    let args = args("tokio-websockets-echo");
+    let args = args("tokio-websockets-echo", false);
     run("tokio-websockets-echo", args, |listener| async move {
         loop {
             let stream = accept(&listener).await;

@@ -23,7 +23,7 @@ async fn serve(stream: TcpStream) {
 }
 
 fn main() {
-    let args = args("tungstenite-echo");
+    let args = args("tungstenite-echo", false);
     run("tungstenite-echo", args, |listener| async move {
         loop {
             let stream = accept(&listener).await;

@@ -1,6 +1,6 @@
 //! The load of one connection: send a message, wait for its echo, record the round trip, and
-//! again, keeping `in_flight` messages outstanding. One task per connection, one preallocated
-//! payload shared by all, and nothing allocated per message by the loop itself.
+//! again, keeping `in_flight` messages outstanding. One task per connection, payloads built
+//! before the run and shared by all, and nothing allocated per message by the loop itself.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
@@ -13,6 +13,7 @@ use sockway::{Message, MessageKind};
 use tokio::sync::Notify;
 
 use super::histogram::Histogram;
+use super::payload::{self, PayloadStyle};
 
 /// Messages complete without being counted (warm-up).
 pub const WARMUP: u8 = 0;
@@ -24,8 +25,8 @@ pub const STOP: u8 = 2;
 /// What every connection sends.
 #[derive(Debug)]
 pub struct Plan {
-    /// The payload, the same bytes for every message: ASCII, so valid as text too.
-    pub payload: String,
+    /// The payloads, all of the same length, sent in turn: ASCII, so valid as text too.
+    pub payloads: Vec<String>,
     /// Text or binary messages.
     pub kind: MessageKind,
     /// Messages kept outstanding per connection.
@@ -33,16 +34,18 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// A plan with `size` bytes of printable ASCII.
-    pub fn new(size: usize, kind: MessageKind, in_flight: usize) -> Self {
-        let payload = (0..size)
-            .map(|i| char::from(b'a' + (i % 26) as u8))
-            .collect();
+    /// A plan with payloads of `size` bytes in `style`.
+    pub fn new(size: usize, style: PayloadStyle, kind: MessageKind, in_flight: usize) -> Self {
         Self {
-            payload,
+            payloads: payload::build(style, size),
             kind,
             in_flight: in_flight.max(1),
         }
+    }
+
+    /// The length of every payload.
+    pub fn size(&self) -> usize {
+        self.payloads.first().map_or(0, String::len)
     }
 }
 
@@ -85,7 +88,18 @@ pub async fn drive(
 ) -> Outcome {
     let mut outcome = Outcome::default();
     let mut sent_at: VecDeque<Instant> = VecDeque::with_capacity(plan.in_flight);
-    let result = run(&mut socket, &plan, &shared, &mut sent_at, &mut outcome).await;
+    let mut sender = Sender {
+        plan: &plan,
+        next: 0,
+    };
+    let result = run(
+        &mut socket,
+        &mut sender,
+        &shared,
+        &mut sent_at,
+        &mut outcome,
+    )
+    .await;
     match result {
         Ok(()) => {
             // Finish politely; a server that does not answer the close in time is its problem.
@@ -102,14 +116,14 @@ pub async fn drive(
 
 async fn run(
     socket: &mut WebSocket<ClientStream>,
-    plan: &Plan,
+    sender: &mut Sender<'_>,
     shared: &Shared,
     sent_at: &mut VecDeque<Instant>,
     outcome: &mut Outcome,
 ) -> Result<(), String> {
-    for _ in 0..plan.in_flight {
+    for _ in 0..sender.plan.in_flight {
         sent_at.push_back(Instant::now());
-        send(socket, plan).await?;
+        sender.send(socket).await?;
     }
     loop {
         let message = match socket.recv().await {
@@ -122,7 +136,7 @@ async fn run(
         shared.completed.fetch_add(1, Ordering::Relaxed);
         match shared.phase.load(Ordering::Relaxed) {
             MEASURE => {
-                record(outcome, &message, plan, now.duration_since(started));
+                record(outcome, &message, sender.plan, now.duration_since(started));
                 if shared.count_limit > 0 {
                     let measured = shared.measured.fetch_add(1, Ordering::Relaxed) + 1;
                     if measured == shared.count_limit {
@@ -140,7 +154,7 @@ async fn run(
             _ => {}
         }
         sent_at.push_back(now);
-        send(socket, plan).await?;
+        sender.send(socket).await?;
     }
 }
 
@@ -149,17 +163,27 @@ fn record(outcome: &mut Outcome, message: &Message, plan: &Plan, rtt: std::time:
         .latency
         .record(u64::try_from(rtt.as_nanos()).unwrap_or(u64::MAX));
     outcome.bytes += message.len() as u64;
-    if message.kind() != plan.kind || message.len() != plan.payload.len() {
+    if message.kind() != plan.kind || message.len() != plan.size() {
         outcome.mismatches += 1;
     }
 }
 
-async fn send(socket: &mut WebSocket<ClientStream>, plan: &Plan) -> Result<(), String> {
-    let sent = match plan.kind {
-        MessageKind::Binary => socket.send_binary(plan.payload.as_bytes()).await,
-        MessageKind::Text => socket.send_text(&plan.payload).await,
-    };
-    sent.map_err(|error| format!("send failed: {error}"))
+/// Sends a connection's messages, taking the plan's payloads in turn.
+struct Sender<'a> {
+    plan: &'a Plan,
+    next: usize,
+}
+
+impl Sender<'_> {
+    async fn send(&mut self, socket: &mut WebSocket<ClientStream>) -> Result<(), String> {
+        let payload = &self.plan.payloads[self.next];
+        self.next = (self.next + 1) % self.plan.payloads.len();
+        let sent = match self.plan.kind {
+            MessageKind::Binary => socket.send_binary(payload.as_bytes()).await,
+            MessageKind::Text => socket.send_text(payload).await,
+        };
+        sent.map_err(|error| format!("send failed: {error}"))
+    }
 }
 
 fn closed_by_server(socket: &WebSocket<ClientStream>) -> String {

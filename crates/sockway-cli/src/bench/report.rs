@@ -16,10 +16,14 @@ pub struct LoadResults {
     pub connections: usize,
     /// Connections that were established.
     pub connected: usize,
+    /// Connections on which permessage-deflate was negotiated.
+    pub compressed: usize,
     /// Payload bytes per message.
     pub payload: usize,
     /// `"binary"` or `"text"`.
     pub kind: &'static str,
+    /// `"alphabet"` or `"json"` (see `bench/payload.rs`).
+    pub payload_style: &'static str,
     /// Messages outstanding per connection.
     pub in_flight: usize,
     /// Generator worker threads.
@@ -95,8 +99,14 @@ impl LoadResults {
             .unwrap_or_default();
         let _ = writeln!(
             out,
-            "sockway bench {}{label}: {} connections, {}-byte {} messages, {} in flight, {} generator threads",
-            self.url, self.connections, self.payload, self.kind, self.in_flight, self.threads
+            "sockway bench {}{label}: {} connections, {}-byte {} messages ({} payload), {} in flight, {} generator threads",
+            self.url,
+            self.connections,
+            self.payload,
+            self.kind,
+            self.payload_style,
+            self.in_flight,
+            self.threads
         );
         let _ = writeln!(
             out,
@@ -107,6 +117,13 @@ impl LoadResults {
             self.warmup.as_secs_f64(),
             self.window.as_secs_f64()
         );
+        if self.compressed > 0 {
+            let _ = writeln!(
+                out,
+                "  compression  permessage-deflate on {}/{} connections",
+                self.compressed, self.connected
+            );
+        }
         let _ = writeln!(
             out,
             "  throughput   {:.0} messages/s, {:.2} MB/s of payload each way ({} messages)",
@@ -189,8 +206,10 @@ impl LoadResults {
             ("url", string(&self.url)),
             ("connections", self.connections.to_string()),
             ("connected", self.connected.to_string()),
+            ("compressed", self.compressed.to_string()),
             ("payload_bytes", self.payload.to_string()),
             ("kind", string(self.kind)),
+            ("payload_style", string(self.payload_style)),
             ("in_flight", self.in_flight.to_string()),
             ("generator_threads", self.threads.to_string()),
             ("warmup_seconds", number(self.warmup.as_secs_f64())),
