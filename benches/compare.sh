@@ -13,7 +13,7 @@
 #
 # Compressed cases (names starting with z) offer permessage-deflate with JSON-like payloads
 # (`sockway bench --compression --payload-style json`) and run only the servers that have it
-# (sockway, Node ws), each started with --compression: window 15, context takeover, every
+# (sockway, Node ws), each started with --compression: window 15, context takeover, level 1, every
 # message compressed.
 #
 # Usage: benches/compare.sh [--quick] [--reps R] [--duration S] [--warmup S]

@@ -1,8 +1,8 @@
 // Node `ws` echo server for sockway's comparison benchmark: `node echo.js PORT [THREADS]
 // [--compression]`. Echoes whole messages with their type; max message 64 MiB; no compression
 // unless --compression, then permessage-deflate like sockway-echo's: window 15, context
-// takeover both ways, every message compressed (threshold 0; ws's default skips messages under
-// 1 KiB). Node runs one event loop, so the THREADS argument the Rust servers take is accepted
+// takeover both ways, zlib level 1 (sockway's compressor level; ws's default is zlib's 6),
+// every message compressed (threshold 0; ws's default skips messages under 1 KiB). Node runs one event loop, so the THREADS argument the Rust servers take is accepted
 // and ignored.
 'use strict';
 
@@ -21,7 +21,7 @@ const server = new WebSocketServer({
   host: '127.0.0.1',
   port,
   maxPayload: MAX_MESSAGE,
-  perMessageDeflate: compression ? { threshold: 0 } : false,
+  perMessageDeflate: compression ? { threshold: 0, zlibDeflateOptions: { level: 1 } } : false,
   clientTracking: false,
 });
 
@@ -38,7 +38,7 @@ server.on('listening', () => {
   console.log(
     `node-ws-echo listening on ${address}:${bound} (node ${process.version}, ws ${require('ws/package.json').version}, ` +
       `one event loop, max message ${MAX_MESSAGE >> 20} MiB, ` +
-      `${compression ? 'permessage-deflate: window 15, context takeover, every message' : 'no compression'})`,
+      `${compression ? 'permessage-deflate: window 15, context takeover, level 1, every message' : 'no compression'})`,
   );
 });
 

@@ -18,7 +18,7 @@ pub struct Args {
     /// Worker threads of the tokio runtime.
     pub threads: usize,
     /// Accept permessage-deflate (RFC 7692) with the library's default parameters: window 15,
-    /// context takeover both ways, every message compressed.
+    /// context takeover both ways, zlib level 1, every message compressed.
     pub compression: bool,
 }
 
@@ -77,7 +77,7 @@ where
             args.threads,
             MAX_MESSAGE >> 20,
             if args.compression {
-                "permessage-deflate: window 15, context takeover, every message"
+                "permessage-deflate: window 15, context takeover, level 1, every message"
             } else {
                 "no compression"
             }
