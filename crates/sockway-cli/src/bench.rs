@@ -60,6 +60,9 @@ pub struct BenchArgs {
     /// Offer permessage-deflate (RFC 7692).
     #[arg(long)]
     compression: bool,
+    /// With --compression: the generator's zlib level, 0 (stored) to 9.
+    #[arg(long, value_name = "LEVEL", default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=9))]
+    compression_level: u8,
     /// How the payload looks: `alphabet` (one repeated payload) or `json` (distinct
     /// JSON-like records in turn, compressing like real traffic; for `--compression` runs).
     #[arg(long, value_enum, value_name = "STYLE", default_value_t = PayloadStyle::Alphabet)]
@@ -152,7 +155,10 @@ fn client_builder(args: &BenchArgs) -> Result<ClientBuilder, BoxError> {
         .read_buffer_size(size.clamp(4096, 256 * 1024))
         .write_buffer_limit((size * 2).max(128 * 1024));
     if args.compression {
-        builder = builder.compression(Some(sockway::DeflateConfig::default()));
+        builder = builder.compression(Some(sockway::DeflateConfig {
+            compression_level: args.compression_level,
+            ..Default::default()
+        }));
     }
     // Every connection of an --http2 run shares one HTTP/2 connection (the builder's pool)
     // while the server's stream limit allows. Without it, HTTP/1.1 even for `wss://`, so that

@@ -80,6 +80,9 @@ pub struct EchoArgs {
     /// With --compression: reset the server's compressor after every message.
     #[arg(long)]
     server_no_context_takeover: bool,
+    /// With --compression: zlib level, 0 (stored) to 9 (smallest, slowest); 1 is fastest.
+    #[arg(long, value_name = "LEVEL", default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=9))]
+    compression_level: u8,
     /// Serve HTTPS/WSS with this certificate chain (PEM, end entity first); needs --tls-key.
     #[arg(
         long,
@@ -120,6 +123,7 @@ pub async fn run(args: EchoArgs) -> Result<(), Box<dyn std::error::Error>> {
         .compression(args.compression.then_some(sockway::DeflateConfig {
             server_max_window_bits: args.server_max_window_bits,
             server_no_context_takeover: args.server_no_context_takeover,
+            compression_level: args.compression_level,
             ..Default::default()
         }));
     accept.origins = origins;

@@ -54,6 +54,7 @@ fn settings() -> Vec<(&'static str, Option<DeflateParams>)> {
         local_max_window_bits: bits,
         local_no_context_takeover: nct,
         remote_no_context_takeover: nct,
+        local_compression_level: 1,
     };
     vec![
         ("no compression", None),

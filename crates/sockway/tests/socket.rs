@@ -328,6 +328,7 @@ async fn compressed_sockets_exchange_messages_and_honour_the_opt_out() {
         local_max_window_bits: 15,
         local_no_context_takeover: false,
         remote_no_context_takeover: false,
+        local_compression_level: 1,
     };
     let (a, b) = duplex(64 * 1024);
     let config = WebSocketConfig::default();

@@ -11,6 +11,7 @@ fn params(window: u8, no_context_takeover: bool) -> DeflateParams {
         local_max_window_bits: window,
         local_no_context_takeover: no_context_takeover,
         remote_no_context_takeover: no_context_takeover,
+        local_compression_level: 1,
     }
 }
 

@@ -125,10 +125,13 @@ impl Connection {
         let mut conn = Self::new(role, config);
         conn.reader
             .set_decompressor(Decompressor::new(params.remote_no_context_takeover));
-        conn.writer.set_compressor(Compressor::new(
-            params.local_max_window_bits,
-            params.local_no_context_takeover,
-        ));
+        conn.writer.set_compressor(
+            Compressor::new(
+                params.local_max_window_bits,
+                params.local_no_context_takeover,
+            )
+            .with_level(params.local_compression_level),
+        );
         conn.compression = Some(params);
         conn
     }

@@ -18,12 +18,14 @@ pub struct Compressor {
     deflate: Option<Compress>,
     window_bits: u8,
     no_context_takeover: bool,
+    level: u8,
 }
 
 impl std::fmt::Debug for Compressor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Compressor")
             .field("no_context_takeover", &self.no_context_takeover)
+            .field("level", &self.level)
             .finish()
     }
 }
@@ -37,7 +39,14 @@ impl Compressor {
             deflate: None,
             window_bits: window_bits.clamp(9, 15),
             no_context_takeover,
+            level: super::DEFAULT_COMPRESSION_LEVEL,
         }
+    }
+
+    /// The same compressor at zlib level `level`, 0 (stored) to 9 (values above mean 9).
+    pub fn with_level(mut self, level: u8) -> Self {
+        self.level = level.min(9);
+        self
     }
 
     /// Appends the compressed form of one piece of a message to `out`. The final piece drops
@@ -46,9 +55,9 @@ impl Compressor {
     /// takeover.
     pub fn compress(&mut self, input: &[u8], end_of_message: bool, out: &mut Vec<u8>) {
         let start_out = out.len();
-        let bits = self.window_bits;
+        let (bits, level) = (self.window_bits, self.level);
         let deflate = self.deflate.get_or_insert_with(|| {
-            Compress::new_with_window_bits(Compression::fast(), false, bits)
+            Compress::new_with_window_bits(Compression::new(u32::from(level)), false, bits)
         });
         let start_in = deflate.total_in();
         loop {
@@ -229,6 +238,27 @@ mod tests {
         for window in 8..=15 {
             roundtrip(window, &[b"", &text, b"x", &text]);
         }
+    }
+
+    #[test]
+    fn every_level_round_trips_and_higher_levels_never_grow_the_output() {
+        let text = b"{\"user\":\"amber\",\"event\":\"move\",\"x\":12.5,\"y\":-3.25},".repeat(64);
+        let mut sizes = Vec::new();
+        for level in [0, 1, 6, 9, 200] {
+            let mut compressor = Compressor::new(15, false).with_level(level);
+            let mut wire = Vec::new();
+            compressor.compress(&text, true, &mut wire);
+            let mut out = Vec::new();
+            Decompressor::new(false)
+                .decompress(&wire, true, 1 << 20, &mut out, &mut |_| true)
+                .unwrap();
+            assert_eq!(out, text, "level {level}");
+            sizes.push(wire.len());
+        }
+        assert!(sizes[0] > text.len(), "level 0 stores: {sizes:?}");
+        assert!(sizes[1] < text.len() / 4, "level 1 compresses: {sizes:?}");
+        assert!(sizes[2] <= sizes[1] && sizes[3] <= sizes[2], "{sizes:?}");
+        assert_eq!(sizes[3], sizes[4], "levels above 9 mean 9");
     }
 
     #[test]

@@ -18,6 +18,7 @@ mod negotiate;
 pub use codec::{Compressor, Decompressor, InflateError};
 pub use negotiate::{
     accept_offer, client_offer, confirm_response, DeflateConfig, DeflateParams, NegotiationError,
+    DEFAULT_COMPRESSION_LEVEL,
 };
 
 /// The extension's registered name (RFC 7692 section 7).

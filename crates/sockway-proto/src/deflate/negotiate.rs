@@ -18,6 +18,12 @@ pub struct DeflateConfig {
     pub server_no_context_takeover: bool,
     /// The client resets its compressor after every message (section 7.1.1.2). Default off.
     pub client_no_context_takeover: bool,
+    /// This end's zlib compression level, 0 (stored, no compression) to 9 (smallest output,
+    /// most CPU); values above 9 mean 9. Not negotiated: each end picks its own (RFC 7692
+    /// section 7 leaves the compressor's effort to the sender). Default 1, zlib's fastest,
+    /// because CPU per message is what a busy server runs out of first; 6 is zlib's default
+    /// (Node `ws`, Python `websockets`).
+    pub compression_level: u8,
 }
 
 impl Default for DeflateConfig {
@@ -27,9 +33,13 @@ impl Default for DeflateConfig {
             client_max_window_bits: None,
             server_no_context_takeover: false,
             client_no_context_takeover: false,
+            compression_level: DEFAULT_COMPRESSION_LEVEL,
         }
     }
 }
+
+/// zlib's fastest level, [`DeflateConfig::compression_level`]'s default.
+pub const DEFAULT_COMPRESSION_LEVEL: u8 = 1;
 
 /// What was agreed, from this end's point of view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +51,9 @@ pub struct DeflateParams {
     /// Whether the peer resets after every message (so our decompressor can too, freeing its
     /// window between messages).
     pub remote_no_context_takeover: bool,
+    /// Our compressor's zlib level, 0 to 9: not negotiated, taken from this end's
+    /// [`DeflateConfig::compression_level`].
+    pub local_compression_level: u8,
 }
 
 /// Why a client refuses the server's permessage-deflate response (section 7.1: the client
@@ -170,6 +183,7 @@ fn answer(offer: &Parameters, config: &DeflateConfig) -> (DeflateParams, Extensi
         // The offer's `client_no_context_takeover` is only a hint (section 7.1.1.2): only a
         // response that includes it binds the client, so only then may inflation reset.
         remote_no_context_takeover: client_no_context_takeover,
+        local_compression_level: config.compression_level.min(9),
     };
     (params, response)
 }
@@ -238,6 +252,7 @@ pub fn confirm_response(
         local_no_context_takeover: params.client_no_context_takeover
             || config.client_no_context_takeover,
         remote_no_context_takeover: params.server_no_context_takeover,
+        local_compression_level: config.compression_level.min(9),
     }))
 }
 

@@ -24,7 +24,8 @@ fn a_plain_offer_is_accepted_with_defaults() {
         DeflateParams {
             local_max_window_bits: 15,
             local_no_context_takeover: false,
-            remote_no_context_takeover: false
+            remote_no_context_takeover: false,
+            local_compression_level: 1,
         }
     );
 }
@@ -126,7 +127,8 @@ fn the_client_checks_the_response_against_its_offer() {
         DeflateParams {
             local_max_window_bits: 11,
             local_no_context_takeover: true,
-            remote_no_context_takeover: true
+            remote_no_context_takeover: true,
+            local_compression_level: 1,
         }
     );
 }
