@@ -8,7 +8,7 @@ use std::time::Duration;
 /// | setting | default | why |
 /// |---|---|---|
 /// | [`handshake_timeout`](Self::handshake_timeout) | 10 s | a client that has not sent a whole request head by then (slowloris) is dropped; also how long an idle keep-alive HTTP connection is kept |
-/// | [`max_connections`](Self::max_connections) | 10 000 | bounds sockets, memory and tasks; more get 503 with `Retry-After` |
+/// | [`max_connections`](Self::max_connections) | 10 000 | bounds sockets, memory and tasks; more get 503 with `Retry-After` (while at most `max(max_connections, 64)` refusals are in progress; beyond that they are closed unanswered) |
 /// | [`max_header_bytes`](Self::max_header_bytes) | 32 KiB | bounds the memory of a request head; larger heads get 431 (the size Kestrel, the seeds' server, allows) |
 /// | [`max_headers`](Self::max_headers) | 100 | more header fields get 431 (hyper's own default) |
 /// | [`drain_timeout`](Self::drain_timeout) | 10 s | on shutdown, how long open connections get to finish their close handshake |
@@ -22,7 +22,11 @@ pub struct ServerOptions {
     /// kept-alive HTTP/1.1 connection, between requests).
     pub handshake_timeout: Duration,
     /// Most connections (plain HTTP and WebSocket alike) open at once; connections beyond it
-    /// are still accepted, answered 503 with `Retry-After` and a body, and closed.
+    /// are still accepted, answered 503 with `Retry-After` and a body, and closed. Refusals
+    /// take a moment each (write, then a short linger so the client can read the answer), so
+    /// they are bounded too: while `max(max_connections, 64)` are in progress, further
+    /// connections are closed at once without an answer, which keeps a connection flood
+    /// from costing more than twice the limit in sockets.
     pub max_connections: usize,
     /// Most bytes a request head (request line and header fields) may take.
     pub max_header_bytes: usize,
