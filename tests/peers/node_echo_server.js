@@ -3,6 +3,7 @@
 //
 // Usage:
 //   node node_echo_server.js PORT_FILE [--compression [--no-context-takeover]]
+//                            [--tls CERT KEY]
 //
 // Listens on 127.0.0.1 with an OS-chosen port and echoes every message back
 // with the same type (text stays text, binary stays binary). Any request path
@@ -12,6 +13,8 @@
 //   newline, atomically (temp file + rename), once the server is listening.
 //   Poll until the file exists.
 // - --compression: negotiate permessage-deflate (off by default).
+// - --tls CERT KEY: serve wss:// over Node's `https` with these PEM files
+//   (server certificate chain and private key).
 //
 // Runs until killed (SIGTERM/SIGINT), until its parent process dies, or --
 // when stdin is a pipe or socket -- until stdin reaches EOF, so a test that
@@ -24,6 +27,7 @@
 'use strict';
 
 const fs = require('fs');
+const https = require('https');
 const { WebSocketServer } = require('ws');
 
 const MAX_PAYLOAD = 64 * 1024 * 1024;
@@ -32,9 +36,12 @@ const MAX_PAYLOAD = 64 * 1024 * 1024;
 const MAX_FRAGMENTS = 1024 * 1024;
 
 function parseArgs(argv) {
-  const positional = argv.filter((a) => !a.startsWith('--'));
-  if (positional.length !== 1) {
-    console.error('usage: node_echo_server.js PORT_FILE [--compression]');
+  const tlsAt = argv.indexOf('--tls');
+  const tls = tlsAt >= 0 ? argv.slice(tlsAt + 1, tlsAt + 3) : null;
+  const rest = tlsAt >= 0 ? [...argv.slice(0, tlsAt), ...argv.slice(tlsAt + 3)] : argv;
+  const positional = rest.filter((a) => !a.startsWith('--'));
+  if (positional.length !== 1 || (tls && tls.length !== 2)) {
+    console.error('usage: node_echo_server.js PORT_FILE [--compression] [--tls CERT KEY]');
     process.exit(2);
   }
   const compression = argv.includes('--compression');
@@ -42,7 +49,7 @@ function parseArgs(argv) {
   const perMessageDeflate = compression && argv.includes('--no-context-takeover')
     ? { serverNoContextTakeover: true, clientNoContextTakeover: true }
     : compression;
-  return { portFile: positional[0], compression: perMessageDeflate };
+  return { portFile: positional[0], compression: perMessageDeflate, tls };
 }
 
 function writePortAtomically(path, port) {
@@ -62,9 +69,16 @@ function stdinIsPipe() {
 
 function main() {
   const args = parseArgs(process.argv.slice(2));
+  const listen = args.tls
+    ? {
+        server: https.createServer({
+          cert: fs.readFileSync(args.tls[0]),
+          key: fs.readFileSync(args.tls[1]),
+        }),
+      }
+    : { host: '127.0.0.1', port: 0 };
   const wss = new WebSocketServer({
-    host: '127.0.0.1',
-    port: 0,
+    ...listen,
     maxPayload: MAX_PAYLOAD,
     maxFragments: MAX_FRAGMENTS,
     perMessageDeflate: args.compression,
@@ -77,6 +91,8 @@ function main() {
   });
 
   wss.on('listening', () => writePortAtomically(args.portFile, wss.address().port));
+  // ws forwards an external server's 'listening'; it only listens by itself without one.
+  if (listen.server) listen.server.listen(0, '127.0.0.1');
 
   const stop = () => {
     for (const client of wss.clients) client.terminate();

@@ -2,7 +2,7 @@
 """Echo server built on Python `websockets` (asyncio API), for interop tests.
 
 Usage:
-    py_echo_server.py PORT_FILE [--compression]
+    py_echo_server.py PORT_FILE [--compression] [--tls CERT KEY]
 
 Listens on 127.0.0.1 with an OS-chosen port and echoes every message back with
 the same type (text stays text, binary stays binary). Any request path is
@@ -12,6 +12,8 @@ accepted; tests use ws://127.0.0.1:PORT/ws.
   newline, atomically (temp file + rename), once the server accepts
   connections. Poll until the file exists.
 - --compression: negotiate permessage-deflate (off by default).
+- --tls CERT KEY: serve wss:// with these PEM files (the server certificate
+  chain and its private key, e.g. made by the test with rcgen).
 
 Runs until killed (SIGTERM/SIGINT), until its parent process dies, or -- when
 stdin is a pipe or socket -- until stdin reaches EOF. So a test that spawns it
@@ -27,6 +29,7 @@ import argparse
 import asyncio
 import os
 import signal
+import ssl
 import stat
 import threading
 
@@ -93,7 +96,13 @@ async def main():
     parser = argparse.ArgumentParser(description="websockets echo server")
     parser.add_argument("port_file")
     parser.add_argument("--compression", action="store_true")
+    parser.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
     args = parser.parse_args()
+
+    context = None
+    if args.tls:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*args.tls)
 
     loop = asyncio.get_running_loop()
     stop = loop.create_future()
@@ -107,6 +116,7 @@ async def main():
         echo,
         "127.0.0.1",
         0,
+        ssl=context,
         max_size=MAX_SIZE,
         compression="deflate" if args.compression else None,
         # Large messages on a slow CI box: don't let keepalive kill a test.

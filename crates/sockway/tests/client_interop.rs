@@ -210,8 +210,8 @@ async fn python_websockets_over_ws_and_wss() {
     let pki = pki(&["localhost", "127.0.0.1"]);
     let peer = spawn(
         &python,
-        &scripts.join("py_tls_echo_server.py"),
-        &[&pki.server_cert_file, &pki.server_key_file],
+        &scripts.join("py_echo_server.py"),
+        &[Path::new("--tls"), &pki.server_cert_file, &pki.server_key_file],
     );
     let url = format!("wss://localhost:{}/ws", peer.port);
     exercise(ClientBuilder::new(url.clone()).ca_file(&pki.ca_file)).await;
@@ -232,8 +232,8 @@ async fn node_ws_over_ws_and_wss() {
     let pki = pki(&["localhost", "127.0.0.1"]);
     let peer = spawn(
         &node,
-        &dir.join("node_tls_echo_server.js"),
-        &[&pki.server_cert_file, &pki.server_key_file],
+        &dir.join("node_echo_server.js"),
+        &[Path::new("--tls"), &pki.server_cert_file, &pki.server_key_file],
     );
     let url = format!("wss://127.0.0.1:{}/ws", peer.port);
     exercise(ClientBuilder::new(url.clone()).ca_file(&pki.ca_file)).await;
