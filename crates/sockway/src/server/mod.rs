@@ -13,7 +13,7 @@
 //! - **Tower middleware**: [`WebSocketLayer`] accepts WebSocket requests with its options and
 //!   runs a handler `Fn(ServerWebSocket, UpgradeInfo) -> Future` in a task; other requests
 //!   fall through to the wrapped service.
-//! - **axum** (feature `axum`): the [`axum::WebSocketUpgrade`] extractor.
+//! - **axum** (feature `axum`): the `axum::WebSocketUpgrade` extractor (module `server::axum`).
 //! - **The runner**: [`Server`] serves any of the above with server-wide limits
 //!   ([`ServerOptions`]: handshake timeout, connection count, header size) and a graceful
 //!   shutdown that closes every open WebSocket with 1001. It speaks HTTP/1.1 and HTTP/2
