@@ -211,7 +211,11 @@ async fn python_websockets_over_ws_and_wss() {
     let peer = spawn(
         &python,
         &scripts.join("py_echo_server.py"),
-        &[Path::new("--tls"), &pki.server_cert_file, &pki.server_key_file],
+        &[
+            Path::new("--tls"),
+            &pki.server_cert_file,
+            &pki.server_key_file,
+        ],
     );
     let url = format!("wss://localhost:{}/ws", peer.port);
     exercise(ClientBuilder::new(url.clone()).ca_file(&pki.ca_file)).await;
@@ -233,7 +237,11 @@ async fn node_ws_over_ws_and_wss() {
     let peer = spawn(
         &node,
         &dir.join("node_echo_server.js"),
-        &[Path::new("--tls"), &pki.server_cert_file, &pki.server_key_file],
+        &[
+            Path::new("--tls"),
+            &pki.server_cert_file,
+            &pki.server_key_file,
+        ],
     );
     let url = format!("wss://127.0.0.1:{}/ws", peer.port);
     exercise(ClientBuilder::new(url.clone()).ca_file(&pki.ca_file)).await;
