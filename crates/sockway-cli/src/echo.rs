@@ -42,8 +42,9 @@ pub struct EchoArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:5000")]
     listen: SocketAddr,
-    /// An origin allowed to open a WebSocket, as scheme://host or scheme://host:port (repeatable). Without
-    /// any, every origin is allowed; with some, browsers from other origins get 403.
+    /// An origin allowed to open a WebSocket, as scheme://host or scheme://host:port
+    /// (repeatable). Without any, every origin is allowed; with some, browsers from other
+    /// origins get 403.
     #[arg(long = "allowed-origin", value_name = "ORIGIN")]
     allowed_origins: Vec<String>,
     /// Seconds a socket may be quiet before the server pings it; 0 turns keep-alive off.
