@@ -53,7 +53,7 @@ impl Metrics {
         let mut lines: Vec<String> = Vec::new();
         let upstreams: Vec<&Arc<Upstream>> = upstreams.into_iter().collect();
         type Getter = fn(&crate::pool::Backend) -> u64;
-        let per_backend: [(&str, &str, &str, Getter); 11] = [
+        let per_backend: [(&str, &str, &str, Getter); 13] = [
             (
                 "sockway_gateway_backend_healthy",
                 "gauge",
@@ -77,6 +77,18 @@ impl Metrics {
                 "counter",
                 "Ordinary requests forwarded to the backend.",
                 |b| b.stats.requests.load(Ordering::Relaxed),
+            ),
+            (
+                "sockway_gateway_backend_reused_connections_total",
+                "counter",
+                "Ordinary requests sent on a kept-alive connection.",
+                |b| b.stats.reused.load(Ordering::Relaxed),
+            ),
+            (
+                "sockway_gateway_backend_idle_connections",
+                "gauge",
+                "Kept-alive connections to the backend waiting for a request.",
+                |b| b.idle.len() as u64,
             ),
             (
                 "sockway_gateway_backend_handshakes_total",

@@ -15,6 +15,8 @@ use crate::config::{
     Switch,
 };
 use crate::probe::StatusRange;
+use crate::proxy::keepalive::IdleConnections;
+use crate::proxy::BackendBody;
 use crate::routing::UpstreamKey;
 
 /// What identifies a backend across reloads.
@@ -51,6 +53,8 @@ pub struct BackendStats {
     pub probes_failed: AtomicU64,
     /// WebSocket sessions open now.
     pub sessions: AtomicUsize,
+    /// Ordinary requests sent on a reused (kept-alive) connection.
+    pub reused: AtomicU64,
 }
 
 /// One backend server of an upstream.
@@ -65,6 +69,8 @@ pub struct Backend {
     active: AtomicUsize,
     /// Counters.
     pub stats: BackendStats,
+    /// Kept-alive connections waiting for the next ordinary request.
+    pub idle: Arc<IdleConnections<BackendBody>>,
 }
 
 impl Backend {
@@ -78,6 +84,7 @@ impl Backend {
             failures: AtomicU32::new(0),
             active: AtomicUsize::new(0),
             stats: BackendStats::default(),
+            idle: Arc::default(),
         }
     }
 

@@ -14,6 +14,7 @@ use crate::config::{GatewayConfig, HttpListener, Protocol};
 use crate::drain::Sessions;
 use crate::metrics::Metrics;
 use crate::pool::{build_upstreams, Backend, BackendKey, Upstream};
+use crate::proxy::keepalive::KeepAlive;
 use crate::routing::{RouteTable, UpstreamKey};
 use crate::tls;
 
@@ -40,6 +41,8 @@ pub struct RuntimeLimits {
     pub http2_max_streams: u32,
     /// Configuration file poll interval.
     pub reload_poll_interval: Duration,
+    /// Reuse of idle backend connections.
+    pub backend_keep_alive: KeepAlive,
 }
 
 fn secs(v: f64) -> Duration {
@@ -115,6 +118,10 @@ impl Runtime {
             shutdown_timeout: secs(l.shutdown_timeout),
             http2_max_streams: l.http2_max_streams,
             reload_poll_interval: secs(l.reload_poll_interval),
+            backend_keep_alive: KeepAlive {
+                idle: Duration::try_from_secs_f64(l.backend_keep_alive).unwrap_or_default(),
+                max_idle: l.backend_max_idle,
+            },
         };
         Ok(Runtime {
             generation,

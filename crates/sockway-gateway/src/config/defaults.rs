@@ -101,3 +101,13 @@ pub fn http2_max_streams() -> u32 {
 pub fn reload_poll_interval() -> f64 {
     1.0
 }
+
+/// Default idle time of a kept-alive backend connection, seconds.
+pub fn backend_keep_alive() -> f64 {
+    4.0
+}
+
+/// Default most idle connections kept per backend.
+pub fn backend_max_idle() -> usize {
+    32
+}

@@ -382,6 +382,14 @@ pub struct Limits {
     /// Seconds between checks of the configuration file's modification time; default 1.
     #[serde(default = "defaults::reload_poll_interval")]
     pub reload_poll_interval: f64,
+    /// Seconds an idle connection to a backend is kept for the next ordinary request; 0 opens
+    /// a connection per request. Default 4: below the keep-alive timeouts of common servers
+    /// (Node's 5 s), so that a backend rarely closes one just as it is reused.
+    #[serde(default = "defaults::backend_keep_alive")]
+    pub backend_keep_alive: f64,
+    /// Most idle connections kept per backend; default 32.
+    #[serde(default = "defaults::backend_max_idle")]
+    pub backend_max_idle: usize,
 }
 
 impl Default for Limits {
@@ -397,6 +405,8 @@ impl Default for Limits {
             shutdown_timeout: defaults::shutdown_timeout(),
             http2_max_streams: defaults::http2_max_streams(),
             reload_poll_interval: defaults::reload_poll_interval(),
+            backend_keep_alive: defaults::backend_keep_alive(),
+            backend_max_idle: defaults::backend_max_idle(),
         }
     }
 }

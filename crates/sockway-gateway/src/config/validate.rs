@@ -513,6 +513,10 @@ impl Validator {
         if l.http2_max_streams == 0 {
             self.push(p("http2MaxStreams"), "must be at least 1");
         }
+        self.seconds(p("backendKeepAlive"), l.backend_keep_alive, 0.0, 3600.0);
+        if l.backend_max_idle > 10_000 {
+            self.push(p("backendMaxIdle"), "must be 0-10000");
+        }
         self.seconds(
             p("reloadPollInterval"),
             l.reload_poll_interval,

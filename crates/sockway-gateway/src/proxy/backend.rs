@@ -1,6 +1,6 @@
 //! Connections to backends: TCP, optionally TLS, then an HTTP/1.1 client connection (with
-//! upgrades, for WebSockets) driven in its own task. One connection per request: simple,
-//! and a WebSocket upgrade takes its connection over anyway.
+//! upgrades, for WebSockets) driven in its own task. Ordinary requests reuse idle connections
+//! (see [`super::keepalive`]); a WebSocket upgrade takes a new one over.
 
 use std::io;
 use std::pin::Pin;
@@ -14,6 +14,11 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
+use std::sync::atomic::Ordering;
+
+use super::keepalive::{self, Attempt, KeepAlive, Route};
+use super::BackendBody;
+use crate::pool::Backend;
 use crate::tls;
 
 /// A byte stream to a backend: plain TCP or TLS.
@@ -107,8 +112,53 @@ where
     Ok(sender)
 }
 
-/// Sends `request` on a fresh connection to `authority`.
-pub async fn send<B>(
+/// Sends `request` to `backend`, on one of its idle connections when there is one that can
+/// take it, on a new connection otherwise; the connection goes back to the idle list when the
+/// response has been read (per `keep`).
+pub async fn send(
+    backend: &Backend,
+    tls: Option<&TlsConnector>,
+    sni: &str,
+    request: Request<BackendBody>,
+    keep: KeepAlive,
+) -> Result<http::Response<hyper::body::Incoming>, String> {
+    let authority = backend.authority();
+    let route = Route {
+        tls: tls.is_some(),
+        sni: sni.to_owned(),
+    };
+    let mut request = request;
+    while let Some(mut sender) = backend.idle.take(&route, keep) {
+        match keepalive::try_send(&mut sender, request).await {
+            Attempt::Done(result) => {
+                backend.stats.reused.fetch_add(1, Ordering::Relaxed);
+                let response = result.map_err(|e| format!("request to {authority}: {e}"))?;
+                backend
+                    .idle
+                    .clone()
+                    .give_back_when_ready(sender, route, keep);
+                return Ok(response);
+            }
+            // Closed by the backend while idle: nothing was written; try the next one.
+            Attempt::NotSent(unsent) => request = unsent,
+        }
+    }
+    let io = connect(&authority, tls, sni).await?;
+    let mut sender = handshake::<BackendBody>(io).await?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| format!("request to {authority}: {e}"))?;
+    backend
+        .idle
+        .clone()
+        .give_back_when_ready(sender, route, keep);
+    Ok(response)
+}
+
+/// Sends `request` on a new connection of its own to `authority`: a WebSocket upgrade, whose
+/// connection the session then owns.
+pub async fn send_on_new_connection<B>(
     authority: &str,
     tls: Option<&TlsConnector>,
     sni: &str,

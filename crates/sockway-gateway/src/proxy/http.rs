@@ -66,7 +66,13 @@ pub(crate) async fn forward(fwd: Forward, request: Request<Incoming>) -> Respons
     backend.stats.requests.fetch_add(1, Ordering::Relaxed);
     let sent = tokio::time::timeout(
         timeout,
-        backend::send(&authority, settings.tls.as_ref(), &sni, out),
+        backend::send(
+            &backend,
+            settings.tls.as_ref(),
+            &sni,
+            out,
+            limits.backend_keep_alive,
+        ),
     )
     .await;
     let response = match sent {

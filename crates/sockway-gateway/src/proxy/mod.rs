@@ -10,6 +10,7 @@ pub mod body;
 pub mod frames;
 pub mod headers;
 pub mod http;
+pub mod keepalive;
 pub mod relay;
 pub mod websocket;
 
@@ -27,6 +28,10 @@ use crate::pool::{ActiveGuard, Upstream};
 use crate::routing::ListenerRoute;
 use crate::state::{Runtime, Shared};
 use body::{refusal, refusal_and_close, ProxyBody};
+
+/// The body of an ordinary request on its way to a backend: the client's, watched for the
+/// size and idle limits.
+pub type BackendBody = body::Watched<Incoming>;
 
 /// What the service knows about the client connection.
 #[derive(Debug)]

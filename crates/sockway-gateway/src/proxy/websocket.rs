@@ -95,7 +95,7 @@ pub(crate) async fn forward(fwd: Forward, mut request: Request<Incoming>) -> Res
     let authority = backend.authority();
     let sent = tokio::time::timeout(
         timeout,
-        backend::send(&authority, settings.tls.as_ref(), &sni, out),
+        backend::send_on_new_connection(&authority, settings.tls.as_ref(), &sni, out),
     )
     .await;
     let mut response = match sent {
