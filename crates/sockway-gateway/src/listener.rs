@@ -6,6 +6,7 @@
 //! 설정은 없습니다").
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use hyper::service::service_fn;
@@ -13,7 +14,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::Protocol;
@@ -65,8 +66,7 @@ pub fn start(
 ) -> Result<Front, String> {
     let local_addr = listener.local_addr().map_err(|e| e.to_string())?;
     let (stop, mut stop_rx) = watch::channel(false);
-    let max = shared.current().limits.max_connections;
-    let permits = Arc::new(Semaphore::new(max));
+    let open = Arc::new(OpenConnections::default());
     let task = tokio::spawn(async move {
         loop {
             let accepted = tokio::select! {
@@ -82,7 +82,9 @@ pub fn start(
                 }
             };
             let _ = stream.set_nodelay(true);
-            let Ok(permit) = permits.clone().try_acquire_owned() else {
+            // Read at every accept, so that a reload changes the limit of a running listener.
+            let max = shared.current().limits.max_connections;
+            let Some(permit) = OpenConnections::try_take(&open, max) else {
                 shared.metrics.refusal("too_many_connections");
                 tokio::spawn(too_many(stream, shared.current().protocol(port)));
                 continue;
@@ -97,6 +99,34 @@ pub fn start(
         stop,
         task,
     })
+}
+
+/// The client connections open on one bound address, WebSocket sessions included, counted
+/// against `limits.maxConnections`.
+#[derive(Debug, Default)]
+pub struct OpenConnections(AtomicUsize);
+
+impl OpenConnections {
+    /// A slot if fewer than `max` connections are open. After a reload lowers `max`, the
+    /// connections already open stay; new ones wait until enough have ended.
+    pub fn try_take(open: &Arc<Self>, max: usize) -> Option<ConnectionSlot> {
+        open.0
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()?;
+        Some(ConnectionSlot(open.clone()))
+    }
+}
+
+/// One connection's place under `limits.maxConnections`, given back when dropped.
+#[derive(Debug)]
+pub struct ConnectionSlot(Arc<OpenConnections>);
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.0 .0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// Answers 503 on a plain connection beyond `maxConnections` (a TLS one is just closed).
@@ -122,7 +152,7 @@ async fn connection(
     peer: SocketAddr,
     port: u16,
     shutdown: watch::Receiver<bool>,
-    permit: OwnedSemaphorePermit,
+    permit: ConnectionSlot,
 ) {
     let runtime = shared.current();
     let limits = runtime.limits.clone();
@@ -161,7 +191,7 @@ async fn serve<S>(
     port: u16,
     (secure, h2): (bool, bool),
     mut shutdown: watch::Receiver<bool>,
-    permit: OwnedSemaphorePermit,
+    permit: ConnectionSlot,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {

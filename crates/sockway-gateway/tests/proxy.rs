@@ -5,6 +5,7 @@ mod support;
 
 use serde_json::json;
 use sockway::CloseCode;
+use sockway_gateway::config::Format;
 use support::*;
 
 #[tokio::test]
@@ -397,6 +398,15 @@ async fn sessions_count_against_max_connections_and_bytes_show_live() {
         !sent.ends_with(" 0"),
         "bytes are counted while the session runs: {sent}"
     );
+    // A reload raises the limit of the running listener; lowering it again keeps what is open.
+    for (max, status) in [(2, "HTTP/1.1 200"), (1, "HTTP/1.1 503")] {
+        doc["limits"]["maxConnections"] = json!(max);
+        let config = sockway_gateway::config::from_str(&doc.to_string(), Format::Json).unwrap();
+        gateway.apply(config).await.unwrap();
+        let r = get(port, "/", "").await;
+        assert!(r.starts_with(status), "maxConnections {max}: {r}");
+    }
+    assert_eq!(ask(&mut ws, "still open").await, "still open");
     bounded("close", ws.close(CloseCode::NORMAL, ""))
         .await
         .unwrap();

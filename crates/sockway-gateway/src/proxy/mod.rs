@@ -46,7 +46,7 @@ pub struct ConnInfo {
     pub guard: Arc<GuardState>,
     /// The connection's slot under `limits.maxConnections`; a WebSocket session keeps it
     /// (through this struct) until the relay ends, so sessions count as connections.
-    pub permit: tokio::sync::OwnedSemaphorePermit,
+    pub permit: crate::listener::ConnectionSlot,
 }
 
 /// Everything a forwarder needs for one request.
