@@ -15,8 +15,11 @@
 //! what the peers still send (their close replies) until they end or `closeGrace` passes,
 //! so that closing does not turn into a TCP reset.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
@@ -196,7 +199,7 @@ async fn pump<R, W>(
     dst: &mut WriteHalf<W>,
     dir: &mut Direction,
     config: &RelayConfig,
-    mut stop: watch::Receiver<Option<CloseOrder>>,
+    stop: watch::Receiver<Option<CloseOrder>>,
     activity: &AtomicU64,
     start: Instant,
     counters: [&AtomicU64; 2],
@@ -209,13 +212,15 @@ async fn pump<R, W>(
         let now = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
         activity.store(now, Ordering::Relaxed);
     };
+    // One future waits for a close order for the whole session (a fresh one per read and
+    // write cost more than the copying); `orders` tells cheaply whether one has come.
+    let orders = stop.clone();
+    let stopped = wait_for_order(stop);
+    tokio::pin!(stopped);
     let order = 'copy: loop {
-        let read = tokio::select! {
-            biased;
-            order = stop.wait_for(Option::is_some) => {
-                break 'copy order.ok().and_then(|o| o.clone());
-            }
-            read = src.read(&mut buf) => read,
+        let read = match unless_stopped(src.read(&mut buf), stopped.as_mut(), &orders).await {
+            Ok(read) => read,
+            Err(order) => break 'copy order,
         };
         let n = match read {
             Ok(0) | Err(_) => {
@@ -236,13 +241,11 @@ async fn pump<R, W>(
         touch();
         let mut pos = 0;
         while pos < n {
-            let written = tokio::select! {
-                biased;
-                order = stop.wait_for(Option::is_some) => {
-                    break 'copy order.ok().and_then(|o| o.clone());
-                }
-                w = dst.write(&buf[pos..n]) => w,
-            };
+            let written =
+                match unless_stopped(dst.write(&buf[pos..n]), stopped.as_mut(), &orders).await {
+                    Ok(written) => written,
+                    Err(order) => break 'copy order,
+                };
             match written {
                 Ok(0) | Err(_) => return,
                 Ok(w) => {
@@ -251,7 +254,10 @@ async fn pump<R, W>(
                         counter.fetch_add(w as u64, Ordering::Relaxed);
                     }
                     pos += w;
-                    touch();
+                    if pos < n {
+                        // A partial write: the destination is slow, but bytes still move.
+                        touch();
+                    }
                 }
             }
         }
@@ -267,6 +273,35 @@ async fn pump<R, W>(
         }
     })
     .await;
+}
+
+/// The close order, once one is given (`None` if the controller is gone).
+async fn wait_for_order(mut stop: watch::Receiver<Option<CloseOrder>>) -> Option<CloseOrder> {
+    stop.wait_for(Option::is_some)
+        .await
+        .ok()
+        .and_then(|order| order.clone())
+}
+
+/// Runs `io` unless a close order comes first (then `Err` with it). The order is checked
+/// before `io` starts (an atomic load); `stopped` is only polled while `io` is not ready, so
+/// that an order given meanwhile wakes the task.
+async fn unless_stopped<T>(
+    io: impl Future<Output = T>,
+    mut stopped: Pin<&mut impl Future<Output = Option<CloseOrder>>>,
+    orders: &watch::Receiver<Option<CloseOrder>>,
+) -> Result<T, Option<CloseOrder>> {
+    if orders.has_changed().unwrap_or(true) {
+        return Err(stopped.await);
+    }
+    let mut io = std::pin::pin!(io);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(value) = io.as_mut().poll(cx) {
+            return Poll::Ready(Ok(value));
+        }
+        stopped.as_mut().poll(cx).map(Err)
+    })
+    .await
 }
 
 /// Writes a close frame for `order` (if at a frame boundary and no close went this way yet)
