@@ -16,9 +16,8 @@
 //! so that closing does not turn into a TCP reset.
 
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
@@ -90,7 +89,10 @@ where
     // An order given before the relay started is honoured at once.
     let early = orders.borrow_and_update().clone();
     let activity = AtomicU64::new(0);
-    let (stop_tx, stop_rx) = watch::channel::<Option<CloseOrder>>(None);
+    // The order the pumps obey. They run in this task, next to the controller: when the
+    // controller sets it, the loop below polls the pumps again and they see it, so no waker
+    // is needed and each read and write only looks at it.
+    let stop = OnceLock::<CloseOrder>::new();
     let (mut client_r, mut client_w) = tokio::io::split(client);
     let (mut backend_r, mut backend_w) = tokio::io::split(backend);
     let mut up = Direction {
@@ -106,7 +108,7 @@ where
         &mut backend_w,
         &mut up,
         &config,
-        stop_rx.clone(),
+        &stop,
         &activity,
         start,
         [&counters.up, totals[0]],
@@ -116,7 +118,7 @@ where
         &mut client_w,
         &mut down,
         &config,
-        stop_rx,
+        &stop,
         &activity,
         start,
         [&counters.down, totals[1]],
@@ -128,10 +130,10 @@ where
             let due = last + config.idle;
             let now = start.elapsed();
             if now >= due {
-                stop_tx.send_replace(Some(CloseOrder {
+                let _ = stop.set(CloseOrder {
                     code: 1001,
                     reason: "idle timeout",
-                }));
+                });
                 return "idle timeout";
             }
             tokio::select! {
@@ -144,7 +146,7 @@ where
                     }
                     if let Some(order) = orders.borrow_and_update().clone() {
                         let reason = order.reason;
-                        stop_tx.send_replace(Some(order));
+                        let _ = stop.set(order);
                         return reason;
                     }
                 }
@@ -156,7 +158,7 @@ where
         tokio::pin!(up_fut, down_fut, controller);
         if let Some(order) = early {
             ended_by_gateway = Some(order.reason);
-            stop_tx.send_replace(Some(order));
+            let _ = stop.set(order);
         }
         let mut up_done = false;
         let mut down_done = false;
@@ -199,7 +201,7 @@ async fn pump<R, W>(
     dst: &mut WriteHalf<W>,
     dir: &mut Direction,
     config: &RelayConfig,
-    stop: watch::Receiver<Option<CloseOrder>>,
+    stop: &OnceLock<CloseOrder>,
     activity: &AtomicU64,
     start: Instant,
     counters: [&AtomicU64; 2],
@@ -212,15 +214,10 @@ async fn pump<R, W>(
         let now = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
         activity.store(now, Ordering::Relaxed);
     };
-    // One future waits for a close order for the whole session (a fresh one per read and
-    // write cost more than the copying); `orders` tells cheaply whether one has come.
-    let orders = stop.clone();
-    let stopped = wait_for_order(stop);
-    tokio::pin!(stopped);
     let order = 'copy: loop {
-        let read = match unless_stopped(src.read(&mut buf), stopped.as_mut(), &orders).await {
+        let read = match unless_stopped(src.read(&mut buf), stop).await {
             Ok(read) => read,
-            Err(order) => break 'copy order,
+            Err(order) => break 'copy Some(order),
         };
         let n = match read {
             Ok(0) | Err(_) => {
@@ -241,11 +238,10 @@ async fn pump<R, W>(
         touch();
         let mut pos = 0;
         while pos < n {
-            let written =
-                match unless_stopped(dst.write(&buf[pos..n]), stopped.as_mut(), &orders).await {
-                    Ok(written) => written,
-                    Err(order) => break 'copy order,
-                };
+            let written = match unless_stopped(dst.write(&buf[pos..n]), stop).await {
+                Ok(written) => written,
+                Err(order) => break 'copy Some(order),
+            };
             match written {
                 Ok(0) | Err(_) => return,
                 Ok(w) => {
@@ -275,31 +271,16 @@ async fn pump<R, W>(
     .await;
 }
 
-/// The close order, once one is given (`None` if the controller is gone).
-async fn wait_for_order(mut stop: watch::Receiver<Option<CloseOrder>>) -> Option<CloseOrder> {
-    stop.wait_for(Option::is_some)
-        .await
-        .ok()
-        .and_then(|order| order.clone())
-}
-
-/// Runs `io` unless a close order comes first (then `Err` with it). The order is checked
-/// before `io` starts (an atomic load); `stopped` is only polled while `io` is not ready, so
-/// that an order given meanwhile wakes the task.
+/// Runs `io` unless a close order is (or gets) set: then `Err` with it. Checked at every
+/// poll; see `relay` for why that is enough.
 async fn unless_stopped<T>(
     io: impl Future<Output = T>,
-    mut stopped: Pin<&mut impl Future<Output = Option<CloseOrder>>>,
-    orders: &watch::Receiver<Option<CloseOrder>>,
-) -> Result<T, Option<CloseOrder>> {
-    if orders.has_changed().unwrap_or(true) {
-        return Err(stopped.await);
-    }
+    stop: &OnceLock<CloseOrder>,
+) -> Result<T, CloseOrder> {
     let mut io = std::pin::pin!(io);
-    std::future::poll_fn(|cx| {
-        if let Poll::Ready(value) = io.as_mut().poll(cx) {
-            return Poll::Ready(Ok(value));
-        }
-        stopped.as_mut().poll(cx).map(Err)
+    std::future::poll_fn(|cx| match stop.get() {
+        Some(order) => Poll::Ready(Err(order.clone())),
+        None => io.as_mut().poll(cx).map(Ok),
     })
     .await
 }
