@@ -20,8 +20,12 @@
 #
 # Usage: benches/gateway_compare.sh [--quick] [--reps R] [--duration S] [--warmup S]
 #                                   [--cases "c100x20b c10x1k c200x16k"] [--proxy-threads N]
-#                                   [--no-build]
+#                                   [--no-build] [--instructions]
 #   --quick: 1 repetition of 4 s (the default is 3 repetitions of 6 s + 2 s warm-up).
+#   --instructions: then also count each proxy's instructions per message under callgrind
+#     (valgrind; 1 worker, 10 connections x 20 B, `--count` 2000 and 12000 echoes, the
+#     difference divided by the difference in echoes), which the load on a shared machine
+#     does not change.
 # Needs nginx (Debian's `nginx` package): installed with apt-get when missing (as root or
 # through sudo), like scripts/install-peers.sh does for its peers.
 #
@@ -36,6 +40,7 @@ WARMUP=2
 BUILD=1
 PROXY_THREADS=1
 GENERATOR_THREADS=2
+INSTRUCTIONS=0
 # name:connections:payload
 ALL_CASES="c100x20b:100:20 c10x1k:10:1024 c200x16k:200:16384"
 CASES=""
@@ -50,7 +55,8 @@ while (($#)); do
     --cases) CASES="$2"; shift ;;
     --proxy-threads) PROXY_THREADS="$2"; shift ;;
     --no-build) BUILD=0 ;;
-    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+    --instructions) INSTRUCTIONS=1 ;;
+    -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
     *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -104,8 +110,10 @@ start_backend() {
   BACKEND_PORT="$(grep -m1 "echo server listening" "$log" | sed -E 's|.*page=http://127\.0\.0\.1:([0-9]+)/.*|\1|')"
 }
 
+# Starts the gateway (under the wrapper command in $1, if any, e.g. valgrind); sets
+# GATEWAY_PID and GATEWAY_PORT once its backend is healthy.
 start_gateway() {
-  local log="$WORK/gateway.log" config="$WORK/gateway.json"
+  local wrapper="${1:-}" log="$WORK/gateway.log" config="$WORK/gateway.json"
   GATEWAY_PORT="$(free_port)"
   cat >"$config" <<EOF
 {
@@ -120,14 +128,18 @@ start_gateway() {
 }
 EOF
   : >"$log"
+  # shellcheck disable=SC2086 # the wrapper is a word list on purpose
   TOKIO_WORKER_THREADS="$PROXY_THREADS" RUST_LOG=warn,sockway_gateway::probe=info \
-    "$SOCKWAY" gateway --config "$config" >"$log" 2>&1 &
+    $wrapper "$SOCKWAY" gateway --config "$config" >"$log" 2>&1 &
   GATEWAY_PID=$!
   wait_for_line "$log" "backend is healthy" "$GATEWAY_PID"
 }
 
+# Starts nginx (under the wrapper command in $1, if any: then as one process, without a
+# master); sets NGINX_PID, NGINX_WORKER (the process that relays) and NGINX_PORT.
 start_nginx() {
-  local conf="$NGINX_DIR/nginx.conf" log="$NGINX_DIR/error.log"
+  local wrapper="${1:-}" conf="$NGINX_DIR/nginx.conf" log="$NGINX_DIR/error.log" master=on
+  [[ -n "$wrapper" ]] && master=off
   NGINX_PORT="$(free_port)"
   rm -rf "$NGINX_DIR"
   mkdir -p "$NGINX_DIR/temp"
@@ -135,7 +147,7 @@ start_nginx() {
   chmod 777 "$NGINX_DIR/temp"
   cat >"$conf" <<EOF
 daemon off;
-master_process on;
+master_process $master;
 worker_processes $PROXY_THREADS;
 pid $NGINX_DIR/nginx.pid;
 error_log $log warn;
@@ -167,18 +179,55 @@ http {
 }
 EOF
   : >"$log"
-  "$(nginx_bin)" -p "$NGINX_DIR" -c "$conf" -e "$log" &
+  # shellcheck disable=SC2086 # the wrapper is a word list on purpose
+  $wrapper "$(nginx_bin)" -p "$NGINX_DIR" -c "$conf" -e "$log" >"$WORK/nginx.out" 2>&1 &
   NGINX_PID=$!
+  # Ready once it accepts connections and the process that relays is known (the master's
+  # one worker; under a wrapper, nginx itself).
   local waited=0
-  until NGINX_WORKER="$(ps -o pid= --ppid "$NGINX_PID" | head -1 | tr -d ' ')" && [[ -n "$NGINX_WORKER" ]]; do
+  NGINX_WORKER=""
+  until [[ -n "$NGINX_WORKER" ]] &&
+    python3 -c "import socket; socket.create_connection(('127.0.0.1', $NGINX_PORT), 1).close()" 2>/dev/null; do
     if ! kill -0 "$NGINX_PID" 2>/dev/null || ((waited > 600)); then
       echo "nginx did not start:" >&2
-      cat "$log" >&2
+      cat "$log" "$WORK/nginx.out" >&2
       return 1
     fi
-    sleep 0.05
+    sleep 0.1
     waited=$((waited + 1))
+    if [[ -n "$wrapper" ]]; then
+      NGINX_WORKER="$NGINX_PID"
+    else
+      NGINX_WORKER="$(ps -o pid= --ppid "$NGINX_PID" | head -1 | tr -d ' ')"
+    fi
   done
+}
+
+# Instructions per message of proxy $1 (gateway or nginx) under callgrind: two fixed runs of
+# 10 connections x 20 B, the difference of instructions over the difference of echoes.
+# Prints "PROXY INSTRUCTIONS_PER_MESSAGE" or nothing.
+proxy_instructions() {
+  local proxy="$1" count port pid ir echoes results=()
+  for count in 2000 12000; do
+    local out="$WORK/callgrind/$proxy.$count"
+    local wrapper="valgrind --tool=callgrind --callgrind-out-file=$out.callgrind"
+    if [[ "$proxy" == gateway ]]; then
+      PROXY_THREADS=1 start_gateway "$wrapper"
+      port="$GATEWAY_PORT" pid="$GATEWAY_PID"
+    else
+      PROXY_THREADS=1 start_nginx "$wrapper"
+      port="$NGINX_PORT" pid="$NGINX_PID"
+    fi
+    "$SOCKWAY" bench "ws://127.0.0.1:$port/ws" --connections 10 --payload 20 --warmup 0 \
+      --duration 300 --count "$count" --threads 1 --json "$out.json" >"$out.txt" 2>&1 || true
+    stop_pid "$pid"
+    GATEWAY_PID="" NGINX_PID=""
+    ir="$(grep -E '^(summary|totals):' "$out.callgrind" | head -1 | awk '{print $2}')"
+    echoes="$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["total_echoes"])' "$out.json" 2>/dev/null || true)"
+    [[ -n "$ir" && -n "$echoes" ]] || { echo "  $proxy: no callgrind result (see $out.*)" >&2; return 0; }
+    results+=("$ir" "$echoes")
+  done
+  echo "$proxy $(( (results[2] - results[0]) / (results[3] - results[1]) ))"
 }
 
 trap 'stop_all' EXIT
@@ -226,10 +275,29 @@ for rep in $(seq 1 "$REPS"); do
   done
 done
 load_end="$(cut -d' ' -f1-3 /proc/loadavg)"
+stop_pid "$GATEWAY_PID"
+stop_pid "$NGINX_PID"
+GATEWAY_PID="" NGINX_PID=""
+
+instructions=""
+if ((INSTRUCTIONS)); then
+  if command -v valgrind >/dev/null; then
+    rm -rf "$WORK/callgrind"
+    mkdir -p "$WORK/callgrind"
+    echo "instructions per message (callgrind, 1 worker, 10 connections x 20 B):"
+    for proxy in gateway nginx; do
+      line="$(proxy_instructions "$proxy")"
+      [[ -n "$line" ]] && echo "  $line" && instructions+="$line,"
+    done
+  else
+    echo "instructions per message: valgrind is not installed (apt-get install -y valgrind); skipped" >&2
+  fi
+fi
 stop_all
 
 python3 "$(dirname "$0")/gateway_report.py" --runs "$RUNS" --out "$OUT/gateway_compare.json" \
   --machine "$(machine_line)" --versions "$versions" --proxy-threads "$PROXY_THREADS" \
+  --instructions "$instructions" \
   --plan "$REPS x (${WARMUP} s warm-up + ${DURATION} s), generator sockway bench with $GENERATOR_THREADS threads" \
   --load "before $load_start, after $load_end"
 echo "total time: $(( $(date +%s) - started )) s"

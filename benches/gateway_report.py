@@ -92,6 +92,7 @@ def main():
     parser.add_argument("--plan", default="")
     parser.add_argument("--load", default="")
     parser.add_argument("--proxy-threads", default="")
+    parser.add_argument("--instructions", default="", help="'gateway N,nginx M,': callgrind counts")
     args = parser.parse_args()
 
     runs = load_runs(args.runs)
@@ -104,6 +105,13 @@ def main():
     if args.load:
         print(f"load average {args.load} (1, 5, 15 min; 2 CPUs shared by generator, proxy and backend)")
     print(text_table(table))
+    instructions = {}
+    for item in filter(None, args.instructions.split(",")):
+        proxy, count = item.split()
+        instructions[proxy] = int(count)
+    if instructions:
+        print("\ninstructions per message (callgrind, 1 worker, 10 x 20 B): " + ", ".join(
+            f"{proxy} {count}" for proxy, count in instructions.items()))
     document = {
         "machine": args.machine,
         "versions": args.versions,
@@ -111,6 +119,7 @@ def main():
         "proxy_threads": args.proxy_threads,
         "load_average": args.load,
         "cases": table,
+        "instructions_per_message": instructions,
         "runs": {f"{c}.{t}": items for (c, t), items in sorted(runs.items())},
     }
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
