@@ -53,15 +53,6 @@ while (($#)); do
   shift
 done
 
-selected_cases() {
-  local spec
-  for spec in $ALL_CASES; do
-    if [[ -z "$CASES" || " $CASES " == *" ${spec%%:*} "* ]]; then
-      echo "$spec"
-    fi
-  done
-}
-
 trap 'stop_server' EXIT
 raise_fd_limit
 ((BUILD)) && build_all

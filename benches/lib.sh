@@ -1,5 +1,5 @@
 # shellcheck shell=bash disable=SC2034 # sourced: the variables are used by the scripts
-# Shared by benches/compare.sh and benches/idle_memory.sh: building the servers, starting one
+# Shared by the scripts of benches/: building the servers, starting one
 # on a free loopback port, stopping it. Source it; it defines functions and variables only.
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -57,37 +57,61 @@ start_server() {
   # shellcheck disable=SC2046,SC2086 # the command is a word list on purpose
   $wrapper $(server_command "$name" "$threads") $SERVER_FLAGS >>"$log" 2>&1 &
   SERVER_PID=$!
-  local waited=0
-  until grep -q "listening on" "$log" 2>/dev/null; do
-    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-      echo "server $name exited at startup:" >&2
-      cat "$log" >&2
-      return 1
-    fi
-    sleep 0.05
-    waited=$((waited + 1))
-    if ((waited > 1200)); then
-      echo "server $name did not start within 60 s" >&2
-      stop_server
-      return 1
-    fi
-  done
+  if ! wait_for_line "$log" "listening on" "$SERVER_PID"; then
+    echo "server $name did not start" >&2
+    stop_server
+    return 1
+  fi
   SERVER_LINE="$(grep -m1 "listening on" "$log")"
   SERVER_PORT="$(echo "$SERVER_LINE" | sed -E 's/.*listening on [^ ]*:([0-9]+).*/\1/')"
 }
 
 # Stops the server started last (SIGTERM, then SIGKILL after 10 s) and waits for it.
 stop_server() {
-  [[ -n "${SERVER_PID:-}" ]] || return 0
-  kill -TERM "$SERVER_PID" 2>/dev/null || true
-  local waited=0
-  while kill -0 "$SERVER_PID" 2>/dev/null && ((waited < 200)); do
+  stop_pid "${SERVER_PID:-}"
+  SERVER_PID=""
+}
+
+# Waits up to 60 s for a line matching $2 in file $1 while process $3 lives; on failure says
+# why (with the log when the process died) and returns 1.
+wait_for_line() {
+  local file="$1" pattern="$2" pid="$3" waited=0
+  until grep -q "$pattern" "$file" 2>/dev/null; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "process $pid exited; its log ($file):" >&2
+      cat "$file" >&2
+      return 1
+    fi
+    sleep 0.05
+    waited=$((waited + 1))
+    if ((waited > 1200)); then
+      echo "no \"$pattern\" in $file within 60 s" >&2
+      return 1
+    fi
+  done
+}
+
+# Stops process $1 if set (SIGTERM, then SIGKILL after 10 s) and waits for it.
+stop_pid() {
+  local pid="$1" waited=0
+  [[ -n "$pid" ]] || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  while kill -0 "$pid" 2>/dev/null && ((waited < 200)); do
     sleep 0.05
     waited=$((waited + 1))
   done
-  kill -KILL "$SERVER_PID" 2>/dev/null || true
-  wait "$SERVER_PID" 2>/dev/null || true
-  SERVER_PID=""
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+# The "name:..." specs of $ALL_CASES whose names are in $CASES (all when $CASES is empty).
+selected_cases() {
+  local spec
+  for spec in $ALL_CASES; do
+    if [[ -z "$CASES" || " $CASES " == *" ${spec%%:*} "* ]]; then
+      echo "$spec"
+    fi
+  done
 }
 
 # Raises the open-files limit as far as allowed (each connection is a descriptor).

@@ -6,7 +6,10 @@
 // the log as JSON lines, plus {"kind":"http-version",...}. An https:// page may
 // use a self-signed certificate (certificate errors are ignored for this run).
 //
-// Usage: node browser_echo.js PAGE_URL [SCREENSHOT_PATH]
+// Usage: node browser_echo.js PAGE_URL [SCREENSHOT_PATH] [--compressible] [--map-host NAME]
+//   --compressible   also echo a large, very compressible text
+//   --map-host NAME  Chromium resolves NAME to 127.0.0.1 (a page at https://NAME:PORT/
+//                    then sends NAME as its TLS server name, SNI)
 // Env:   CHROMIUM (default /usr/bin/chromium)
 // Exit:  0 on success, 1 with a message on stderr otherwise.
 "use strict";
@@ -19,6 +22,8 @@ const { chromium } = require("playwright-core");
 const pageUrl = process.argv[2];
 const screenshot = process.argv[3] || path.join("target", "browser", "echo.png");
 const STEP_MS = 10000;
+const mapHostAt = process.argv.indexOf("--map-host");
+const mapHost = mapHostAt > 0 ? process.argv[mapHostAt + 1] : null;
 
 if (!pageUrl) {
   console.error("usage: node browser_echo.js PAGE_URL [SCREENSHOT_PATH]");
@@ -65,6 +70,7 @@ async function main() {
         "--disable-component-update",
         "--disable-sync",
         "--ignore-certificate-errors",
+        ...(mapHost ? [`--host-resolver-rules=MAP ${mapHost} 127.0.0.1`] : []),
       ],
       ignoreHTTPSErrors: true,
       timeout: 30000,

@@ -12,11 +12,7 @@
 
 mod echo_support;
 
-use std::path::PathBuf;
-use std::time::Duration;
-
-use echo_support::start_echo;
-use tokio::process::Command;
+use echo_support::{peers_dir, run_browser_page, screenshot_path, start_echo};
 
 /// Runs the page in Chromium against `sockway echo ARGS` and checks what the page and the
 /// server saw: the socket's HTTP version (`page_http` on the page, `log_http` in the log).
@@ -33,11 +29,9 @@ async fn browser_run_with(
     page_http: &str,
     log_http: &str,
 ) -> (String, String) {
-    let Some(peers) = std::env::var_os("SOCKWAY_PEERS_NODE_DIR") else {
-        println!("skipped: SOCKWAY_PEERS_NODE_DIR is not set (run scripts/test-all.sh, or set it to tests/peers after scripts/install-peers.sh)");
+    let Some(peers) = peers_dir() else {
         return (String::new(), String::new());
     };
-    let peers = PathBuf::from(peers);
     let mut server = start_echo(args).await;
     let scheme = if args.contains(&"--tls-self-signed") {
         "https"
@@ -45,47 +39,8 @@ async fn browser_run_with(
         "http"
     };
     let page = format!("{scheme}://{}/", server.addr);
-    let screenshot = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../target/browser")
-        .join(screenshot);
-
-    let run = Command::new("node")
-        .arg(peers.join("browser_echo.js"))
-        .arg(&page)
-        .arg(&screenshot)
-        .args(node_args)
-        .current_dir(&peers)
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(120), run)
-        .await
-        .expect("the browser run timed out")
-        .expect("run node");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "browser_echo.js failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
-    );
-    assert!(
-        stdout.contains(&format!(
-            r#"{{"kind":"http-version","data":"{page_http}"}}"#
-        )),
-        "{stdout}"
-    );
-    assert!(
-        stdout.contains(r#"{"kind":"receive","data":"Hello from Chromium"#),
-        "{stdout}"
-    );
-    assert!(
-        stdout.contains(r#"{"kind":"close","data":"code 1000"#),
-        "{stdout}"
-    );
-    assert!(
-        screenshot.exists(),
-        "no screenshot at {}",
-        screenshot.display()
-    );
+    let screenshot = screenshot_path(screenshot);
+    let stdout = run_browser_page(&peers, &page, &screenshot, node_args, page_http).await;
 
     // The server logged the socket's life: one line at open, one at close, with the code,
     // both with the HTTP version the socket arrived over.
@@ -95,7 +50,7 @@ async fn browser_run_with(
     assert!(closed.contains("code=1000"), "{closed}");
     assert!(closed.contains("duration="), "{closed}");
     assert!(closed.contains(&format!("http={log_http}")), "{closed}");
-    (stdout.into_owned(), closed)
+    (stdout, closed)
 }
 
 /// The number after `name=` in a log line.

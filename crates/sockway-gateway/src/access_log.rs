@@ -2,7 +2,9 @@
 //! `sockway_gateway::access` (filter it with `RUST_LOG=sockway_gateway::access=info`).
 //! A request line is written when its response body ends (or is dropped), so it carries
 //! the bytes sent; a session line when the relay ends, with its duration, the bytes each way
-//! and the close codes seen from each side.
+//! and the close codes seen from each side. Both carry `http`, the HTTP version the client
+//! spoke to the gateway (`HTTP/2` for a WebSocket opened with extended CONNECT, RFC 8441);
+//! backends are always spoken to in HTTP/1.1.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -14,6 +16,8 @@ pub struct RequestRecord {
     pub start: Instant,
     /// The client's address.
     pub client: SocketAddr,
+    /// The HTTP version the client used ([`version_name`]).
+    pub http: &'static str,
     /// Method.
     pub method: String,
     /// Path and query.
@@ -32,6 +36,7 @@ impl RequestRecord {
         tracing::info!(
             target: "sockway_gateway::access",
             client = %self.client,
+            http = %self.http,
             method = %self.method,
             target_uri = %self.target,
             listener = %self.listener,
@@ -49,6 +54,8 @@ impl RequestRecord {
 pub struct SessionRecord {
     /// The client's address.
     pub client: SocketAddr,
+    /// The HTTP version the client opened the session over ([`version_name`]).
+    pub http: &'static str,
     /// Path and query of the handshake.
     pub target: String,
     /// Listener name.
@@ -75,6 +82,7 @@ impl SessionRecord {
         tracing::info!(
             target: "sockway_gateway::access",
             client = %self.client,
+            http = %self.http,
             target_uri = %self.target,
             listener = %self.listener,
             backend = %self.backend,
@@ -86,6 +94,17 @@ impl SessionRecord {
             ended_by_gateway = self.ended_by_gateway.unwrap_or("-"),
             "websocket session"
         );
+    }
+}
+
+/// How a version is logged: `HTTP/1.0`, `HTTP/1.1`, `HTTP/2`, `HTTP/3`.
+pub fn version_name(version: http::Version) -> &'static str {
+    match version {
+        http::Version::HTTP_09 => "HTTP/0.9",
+        http::Version::HTTP_10 => "HTTP/1.0",
+        http::Version::HTTP_2 => "HTTP/2",
+        http::Version::HTTP_3 => "HTTP/3",
+        _ => "HTTP/1.1",
     }
 }
 

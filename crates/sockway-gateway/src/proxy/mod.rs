@@ -22,7 +22,7 @@ use std::time::Instant;
 use ::http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 
-use crate::access_log::RequestRecord;
+use crate::access_log::{version_name, RequestRecord};
 use crate::guard::{GuardState, REFUSAL_HEADER};
 use crate::pool::{ActiveGuard, Upstream};
 use crate::routing::ListenerRoute;
@@ -83,6 +83,7 @@ pub async fn serve(
     let mut record = RequestRecord {
         start,
         client: conn.peer,
+        http: version_name(request.version()),
         method: request.method().to_string(),
         target: request.uri().path_and_query().map_or_else(
             || "/".to_owned(),

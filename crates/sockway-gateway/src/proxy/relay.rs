@@ -15,8 +15,10 @@
 //! what the peers still send (their close replies) until they end or `closeGrace` passes,
 //! so that closing does not turn into a TCP reset.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
@@ -87,7 +89,10 @@ where
     // An order given before the relay started is honoured at once.
     let early = orders.borrow_and_update().clone();
     let activity = AtomicU64::new(0);
-    let (stop_tx, stop_rx) = watch::channel::<Option<CloseOrder>>(None);
+    // The order the pumps obey. They run in this task, next to the controller: when the
+    // controller sets it, the loop below polls the pumps again and they see it, so no waker
+    // is needed and each read and write only looks at it.
+    let stop = OnceLock::<CloseOrder>::new();
     let (mut client_r, mut client_w) = tokio::io::split(client);
     let (mut backend_r, mut backend_w) = tokio::io::split(backend);
     let mut up = Direction {
@@ -103,7 +108,7 @@ where
         &mut backend_w,
         &mut up,
         &config,
-        stop_rx.clone(),
+        &stop,
         &activity,
         start,
         [&counters.up, totals[0]],
@@ -113,7 +118,7 @@ where
         &mut client_w,
         &mut down,
         &config,
-        stop_rx,
+        &stop,
         &activity,
         start,
         [&counters.down, totals[1]],
@@ -125,10 +130,10 @@ where
             let due = last + config.idle;
             let now = start.elapsed();
             if now >= due {
-                stop_tx.send_replace(Some(CloseOrder {
+                let _ = stop.set(CloseOrder {
                     code: 1001,
                     reason: "idle timeout",
-                }));
+                });
                 return "idle timeout";
             }
             tokio::select! {
@@ -141,7 +146,7 @@ where
                     }
                     if let Some(order) = orders.borrow_and_update().clone() {
                         let reason = order.reason;
-                        stop_tx.send_replace(Some(order));
+                        let _ = stop.set(order);
                         return reason;
                     }
                 }
@@ -153,7 +158,7 @@ where
         tokio::pin!(up_fut, down_fut, controller);
         if let Some(order) = early {
             ended_by_gateway = Some(order.reason);
-            stop_tx.send_replace(Some(order));
+            let _ = stop.set(order);
         }
         let mut up_done = false;
         let mut down_done = false;
@@ -196,7 +201,7 @@ async fn pump<R, W>(
     dst: &mut WriteHalf<W>,
     dir: &mut Direction,
     config: &RelayConfig,
-    mut stop: watch::Receiver<Option<CloseOrder>>,
+    stop: &OnceLock<CloseOrder>,
     activity: &AtomicU64,
     start: Instant,
     counters: [&AtomicU64; 2],
@@ -210,12 +215,9 @@ async fn pump<R, W>(
         activity.store(now, Ordering::Relaxed);
     };
     let order = 'copy: loop {
-        let read = tokio::select! {
-            biased;
-            order = stop.wait_for(Option::is_some) => {
-                break 'copy order.ok().and_then(|o| o.clone());
-            }
-            read = src.read(&mut buf) => read,
+        let read = match unless_stopped(src.read(&mut buf), stop).await {
+            Ok(read) => read,
+            Err(order) => break 'copy Some(order),
         };
         let n = match read {
             Ok(0) | Err(_) => {
@@ -236,12 +238,9 @@ async fn pump<R, W>(
         touch();
         let mut pos = 0;
         while pos < n {
-            let written = tokio::select! {
-                biased;
-                order = stop.wait_for(Option::is_some) => {
-                    break 'copy order.ok().and_then(|o| o.clone());
-                }
-                w = dst.write(&buf[pos..n]) => w,
+            let written = match unless_stopped(dst.write(&buf[pos..n]), stop).await {
+                Ok(written) => written,
+                Err(order) => break 'copy Some(order),
             };
             match written {
                 Ok(0) | Err(_) => return,
@@ -251,7 +250,10 @@ async fn pump<R, W>(
                         counter.fetch_add(w as u64, Ordering::Relaxed);
                     }
                     pos += w;
-                    touch();
+                    if pos < n {
+                        // A partial write: the destination is slow, but bytes still move.
+                        touch();
+                    }
                 }
             }
         }
@@ -267,6 +269,20 @@ async fn pump<R, W>(
         }
     })
     .await;
+}
+
+/// Runs `io` unless a close order is (or gets) set: then `Err` with it. Checked at every
+/// poll; see `relay` for why that is enough.
+async fn unless_stopped<T>(
+    io: impl Future<Output = T>,
+    stop: &OnceLock<CloseOrder>,
+) -> Result<T, CloseOrder> {
+    let mut io = std::pin::pin!(io);
+    std::future::poll_fn(|cx| match stop.get() {
+        Some(order) => Poll::Ready(Err(order.clone())),
+        None => io.as_mut().poll(cx).map(Ok),
+    })
+    .await
 }
 
 /// Writes a close frame for `order` (if at a frame boundary and no close went this way yet)

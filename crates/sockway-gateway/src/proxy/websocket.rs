@@ -193,6 +193,7 @@ pub(crate) async fn forward(fwd: Forward, mut request: Request<Incoming>) -> Res
     let grace = runtime.limits.close_grace;
     drop(runtime);
     let target = record.target.clone();
+    let http = record.http;
     tokio::spawn(async move {
         let upgrades = async { (client_upgrade.await, backend_upgrade.await) };
         let (client, backend_io) = match tokio::time::timeout(grace * 2, upgrades).await {
@@ -230,6 +231,7 @@ pub(crate) async fn forward(fwd: Forward, mut request: Request<Incoming>) -> Res
         }
         SessionRecord {
             client: conn.peer,
+            http,
             target,
             listener: listener.name.clone(),
             backend: backend.authority(),

@@ -1,0 +1,132 @@
+#!/usr/bin/env python3
+"""Summarises the runs of benches/gateway_compare.sh: medians of the repetitions per case and
+target (direct, gateway, nginx), printed as a table with the ratio to direct, what each proxy
+adds to the p50/p99 round trip, the proxy's CPU per message, and gateway/nginx ratios;
+writes the JSON document. Reads the runs with benches/report.py's helpers. Standard library
+only."""
+
+import argparse
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from report import CASE_TITLES, fmt, load_runs, order, ratio, summarise  # noqa: E402
+
+TARGETS = ["direct", "gateway", "nginx"]
+CASES = ["c100x20b", "c10x1k", "c200x16k"]
+
+
+def added(value, base):
+    return None if value is None or base is None else value - base
+
+
+def derive(summary, cases):
+    """Per case and target: the medians plus ratio to direct and added latency."""
+    table = {}
+    for case in cases:
+        direct = summary.get((case, "direct"))
+        rows = {}
+        for target in TARGETS:
+            s = summary.get((case, target))
+            if not s:
+                continue
+            row = dict(s)
+            if direct:
+                row["throughput_ratio_to_direct"] = ratio(
+                    s["messages_per_second"], direct["messages_per_second"]
+                )
+                row["added_p50_us"] = added(s["p50_us"], direct["p50_us"])
+                row["added_p99_us"] = added(s["p99_us"], direct["p99_us"])
+            rows[target] = row
+        gateway, nginx = rows.get("gateway"), rows.get("nginx")
+        if gateway and nginx:
+            rows["gateway_over_nginx"] = {
+                "throughput": ratio(gateway["messages_per_second"], nginx["messages_per_second"]),
+                "cpu_per_message": ratio(gateway["cpu_us_per_message"], nginx["cpu_us_per_message"]),
+                "added_p50": ratio(gateway.get("added_p50_us"), nginx.get("added_p50_us")),
+            }
+        table[case] = rows
+    return table
+
+
+def text_table(table):
+    lines = [
+        "medians of the repetitions; CPU: us per message of the process named (the backend for"
+        " direct, the proxy otherwise)",
+        f"{'case':<20}{'target':<9}{'msg/s':>9}{'x direct':>10}{'p50 us':>9}{'p99 us':>9}"
+        f"{'+p50 us':>9}{'+p99 us':>9}{'CPU us':>8}{'errors':>8}",
+    ]
+    for case, rows in table.items():
+        for target in TARGETS:
+            r = rows.get(target)
+            if not r:
+                continue
+            lines.append(
+                f"{CASE_TITLES.get(case, case):<20}{target:<9}"
+                f"{r['messages_per_second']:>9.0f}"
+                f"{fmt(r.get('throughput_ratio_to_direct')):>10}"
+                f"{fmt(r['p50_us'], '{:.0f}'):>9}{fmt(r['p99_us'], '{:.0f}'):>9}"
+                f"{fmt(r.get('added_p50_us'), '{:+.0f}'):>9}{fmt(r.get('added_p99_us'), '{:+.0f}'):>9}"
+                f"{fmt(r['cpu_us_per_message']):>8}{r['errors']:>8}"
+            )
+    lines.append("")
+    lines.append("gateway / nginx: throughput (>1: gateway faster), CPU per message (<1: gateway cheaper),"
+                 " added p50 (<1: gateway adds less)")
+    for case, rows in table.items():
+        g = rows.get("gateway_over_nginx")
+        if g:
+            lines.append(
+                f"{CASE_TITLES.get(case, case):<20}throughput {fmt(g['throughput'])}x, "
+                f"CPU {fmt(g['cpu_per_message'])}x, added p50 {fmt(g['added_p50'])}x"
+            )
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", required=True)
+    parser.add_argument("--out", required=True, help="the JSON file to write")
+    parser.add_argument("--machine", default="")
+    parser.add_argument("--versions", default="")
+    parser.add_argument("--plan", default="")
+    parser.add_argument("--load", default="")
+    parser.add_argument("--proxy-threads", default="")
+    parser.add_argument("--instructions", default="", help="'gateway N,nginx M,': callgrind counts")
+    args = parser.parse_args()
+
+    runs = load_runs(args.runs)
+    if not runs:
+        raise SystemExit(f"no runs in {args.runs}")
+    summary = summarise(runs)
+    cases = order({c for c, _ in summary}, CASES)
+    table = derive(summary, cases)
+    print()
+    if args.load:
+        print(f"load average {args.load} (1, 5, 15 min; 2 CPUs shared by generator, proxy and backend)")
+    print(text_table(table))
+    instructions = {}
+    for item in filter(None, args.instructions.split(",")):
+        proxy, count = item.split()
+        instructions[proxy] = int(count)
+    if instructions:
+        print("\ninstructions per message (callgrind, 1 worker, 10 x 20 B): " + ", ".join(
+            f"{proxy} {count}" for proxy, count in instructions.items()))
+    document = {
+        "machine": args.machine,
+        "versions": args.versions,
+        "plan": args.plan,
+        "proxy_threads": args.proxy_threads,
+        "load_average": args.load,
+        "cases": table,
+        "instructions_per_message": instructions,
+        "runs": {f"{c}.{t}": items for (c, t), items in sorted(runs.items())},
+    }
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w", encoding="utf-8") as handle:
+        json.dump(document, handle, indent=1)
+    print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
