@@ -136,6 +136,22 @@ impl<S> HeadGuard<S> {
         }
     }
 
+    /// The stream back, with the bytes the guard read from it but has not passed on yet
+    /// (they come first), for a connection that has been upgraded: the WebSocket relay then
+    /// reads the socket itself instead of going through the guard. `Err(self)` when the guard
+    /// is in the middle of a request body or has refused or ended the connection; the relay
+    /// then keeps reading through it.
+    pub fn into_upgraded(self) -> Result<(S, Vec<u8>), Self> {
+        if !matches!(self.mode, Mode::Head | Mode::Passthrough) {
+            return Err(self);
+        }
+        let mut rest = self.out[self.out_pos..].to_vec();
+        if matches!(self.mode, Mode::Head) {
+            rest.extend_from_slice(&self.head);
+        }
+        Ok((self.inner, rest))
+    }
+
     fn refuse(&mut self, status: StatusCode, message: impl Into<String>) {
         if let Ok(mut slot) = self.state.refusal.lock() {
             *slot = Some(Refusal {

@@ -29,6 +29,7 @@ pub mod guard;
 pub mod listener;
 pub mod metrics;
 pub mod pool;
+pub mod preface;
 pub mod probe;
 pub mod proxy;
 pub mod reload;

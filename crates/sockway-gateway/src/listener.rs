@@ -4,11 +4,18 @@
 //! CONNECT (RFC 8441) turned on. Every listener carries WebSockets; there is no switch (seed
 //! 003: "WebSocket 지원을 선택적으로 사용하거나 사용하지 않도록 설정하는 사용자 구성 가능
 //! 설정은 없습니다").
+//!
+//! A plain connection whose first bytes are not the HTTP/2 preface ([`crate::preface`]) is
+//! served by hyper's HTTP/1 server directly, not through the automatic one: its IO type is
+//! then one the WebSocket relay can take the socket back out of after an upgrade.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -19,6 +26,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::Protocol;
 use crate::guard::{GuardState, HeadGuard};
+use crate::preface::{self, Preface};
 use crate::proxy::{self, ConnInfo};
 use crate::state::Shared;
 
@@ -151,7 +159,7 @@ async fn connection(
     stream: TcpStream,
     peer: SocketAddr,
     port: u16,
-    shutdown: watch::Receiver<bool>,
+    mut shutdown: watch::Receiver<bool>,
     permit: ConnectionSlot,
 ) {
     let runtime = shared.current();
@@ -160,8 +168,19 @@ async fn connection(
         None => {}
         Some(Protocol::Http) => {
             drop(runtime);
-            let secure = (false, false);
-            serve(shared, stream, peer, port, secure, shutdown, permit).await;
+            // Bounded like the head that follows; a client that sends nothing in time is
+            // left to the automatic server, as before.
+            let sniff = tokio::time::timeout(limits.header_read_timeout, preface::sniff(&stream));
+            let first = tokio::select! {
+                first = sniff => first.unwrap_or(Preface::Unknown),
+                _ = shutdown.wait_for(|s| *s) => return,
+            };
+            let how = Serve {
+                secure: false,
+                h2: false,
+                http1_only: first == Preface::Http1,
+            };
+            serve(shared, stream, peer, port, how, shutdown, permit).await;
         }
         Some(Protocol::Https) => {
             let Some(acceptor) = runtime.acceptors.get(&port).cloned() else {
@@ -179,9 +198,25 @@ async fn connection(
                 Err(_) => return,
             };
             let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-            serve(shared, stream, peer, port, (true, h2), shutdown, permit).await;
+            let how = Serve {
+                secure: true,
+                h2,
+                http1_only: false,
+            };
+            serve(shared, stream, peer, port, how, shutdown, permit).await;
         }
     }
+}
+
+/// How to serve a connection.
+#[derive(Debug, Clone, Copy)]
+struct Serve {
+    /// Over TLS.
+    secure: bool,
+    /// HTTP/2 negotiated by ALPN.
+    h2: bool,
+    /// Known to be HTTP/1: hyper's HTTP/1 server directly.
+    http1_only: bool,
 }
 
 async fn serve<S>(
@@ -189,8 +224,12 @@ async fn serve<S>(
     stream: S,
     peer: SocketAddr,
     port: u16,
-    (secure, h2): (bool, bool),
-    mut shutdown: watch::Receiver<bool>,
+    Serve {
+        secure,
+        h2,
+        http1_only,
+    }: Serve,
+    shutdown: watch::Receiver<bool>,
     permit: ConnectionSlot,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -205,6 +244,25 @@ async fn serve<S>(
         guard,
         permit,
     });
+    let service = service_fn(move |request| proxy::serve(shared.clone(), conn.clone(), request));
+    let io = TokioIo::new(io);
+    if http1_only {
+        let mut builder = http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout);
+        let connection = builder.serve_connection(io, service).with_upgrades();
+        let graceful = |c: Pin<&mut _>| http1::UpgradeableConnection::graceful_shutdown(c);
+        drive(
+            connection,
+            graceful,
+            peer,
+            shutdown,
+            limits.shutdown_timeout,
+        )
+        .await;
+        return;
+    }
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -215,8 +273,30 @@ async fn serve<S>(
         .timer(TokioTimer::new())
         .max_concurrent_streams(limits.http2_max_streams)
         .enable_connect_protocol();
-    let service = service_fn(move |request| proxy::serve(shared.clone(), conn.clone(), request));
-    let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+    let connection = builder.serve_connection_with_upgrades(io, service);
+    let graceful = |c: Pin<&mut _>| auto::UpgradeableConnection::graceful_shutdown(c);
+    drive(
+        connection,
+        graceful,
+        peer,
+        shutdown,
+        limits.shutdown_timeout,
+    )
+    .await;
+}
+
+/// Serves `connection` until it ends or `shutdown`; then `graceful` asks it to finish the
+/// requests in progress, which get `shutdown_timeout` (`limits.shutdownTimeout`).
+async fn drive<C, E>(
+    connection: C,
+    graceful: impl FnOnce(Pin<&mut C>),
+    peer: SocketAddr,
+    mut shutdown: watch::Receiver<bool>,
+    shutdown_timeout: std::time::Duration,
+) where
+    C: Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
     tokio::pin!(connection);
     tokio::select! {
         result = connection.as_mut() => {
@@ -227,6 +307,6 @@ async fn serve<S>(
         }
         _ = shutdown.wait_for(|s| *s) => {}
     }
-    connection.as_mut().graceful_shutdown();
-    let _ = tokio::time::timeout(limits.shutdown_timeout, connection).await;
+    graceful(connection.as_mut());
+    let _ = tokio::time::timeout(shutdown_timeout, connection).await;
 }

@@ -421,3 +421,60 @@ async fn sessions_count_against_max_connections_and_bytes_show_live() {
     .await;
     gateway.shutdown().await;
 }
+
+/// A frame sent in the same write as the handshake reaches the backend first: the relay
+/// passes on what was read with the request head before it reads the socket itself.
+#[tokio::test]
+async fn a_frame_sent_with_the_handshake_is_relayed_first() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let backend = Backend::start("b1").await;
+    let port = free_port();
+    let gateway = start_gateway(&basic_config(port, &[&backend], json!({}), None)).await;
+    wait_healthy(&gateway, 1).await;
+
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let mut bytes = format!(
+        "GET /chat HTTP/1.1\r\nHost: localhost:{port}\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Sec-WebSocket-Version: 13\r\n\r\n"
+    )
+    .into_bytes();
+    // A masked text frame "early" (RFC 6455 section 5.2), then a masked "later".
+    for word in [&b"early"[..], b"later"] {
+        let key = [1u8, 2, 3, 4];
+        bytes.extend_from_slice(&[0x81, 0x80 | word.len() as u8]);
+        bytes.extend_from_slice(&key);
+        bytes.extend(word.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+    }
+    stream.write_all(&bytes).await.unwrap();
+    let mut buf = bytes::BytesMut::new();
+    let head_end = bounded("101", async {
+        loop {
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            let n = stream.read_buf(&mut buf).await.unwrap();
+            assert!(n > 0, "{:?}", String::from_utf8_lossy(&buf));
+        }
+    })
+    .await;
+    assert!(buf.starts_with(b"HTTP/1.1 101"), "{buf:?}");
+    let leftover = buf.split_off(head_end);
+    let mut ws = sockway::WebSocket::from_raw(
+        stream,
+        sockway::Role::Client,
+        sockway::WebSocketConfig::default(),
+        leftover,
+    );
+    for expected in ["early", "later"] {
+        let got = bounded("echo", ws.recv()).await.unwrap();
+        match got {
+            Some(sockway::Message::Text(t)) => assert_eq!(t.as_str(), expected),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(ask(&mut ws, "after").await, "after");
+    gateway.shutdown().await;
+}

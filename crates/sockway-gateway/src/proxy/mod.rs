@@ -12,6 +12,7 @@ pub mod headers;
 pub mod http;
 pub mod keepalive;
 pub mod relay;
+pub mod upgraded;
 pub mod websocket;
 
 use std::convert::Infallible;

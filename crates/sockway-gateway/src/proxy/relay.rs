@@ -14,6 +14,10 @@
 //! gateway just shuts the stream. After writing its close frames the relay reads and drops
 //! what the peers still send (their close replies) until they end or `closeGrace` passes,
 //! so that closing does not turn into a TCP reset.
+//!
+//! Each end comes as a [`Side`]: on plain TCP the socket's own halves, read and written
+//! directly (see [`super::upgraded`]). Bytes read from a side before the relay started (its
+//! `prefix`) are relayed first, counted and framed like any others.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,10 +25,12 @@ use std::sync::{Arc, OnceLock};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use bytes::Bytes;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
 use super::frames::{close_frame, FrameTracker};
+use super::upgraded::{ReadSide, Side, WriteSide};
 use crate::drain::CloseOrder;
 
 /// Relay settings.
@@ -73,18 +79,14 @@ struct Direction {
 }
 
 /// Relays until both sides are done; see the module documentation.
-pub async fn relay<C, B>(
-    client: C,
-    backend: B,
+pub async fn relay(
+    client: Side,
+    backend: Side,
     config: RelayConfig,
     mut orders: watch::Receiver<Option<CloseOrder>>,
     counters: Arc<Counters>,
     totals: [&AtomicU64; 2],
-) -> RelayOutcome
-where
-    C: AsyncRead + AsyncWrite + Send,
-    B: AsyncRead + AsyncWrite + Send,
-{
+) -> RelayOutcome {
     let start = Instant::now();
     // An order given before the relay started is honoured at once.
     let early = orders.borrow_and_update().clone();
@@ -93,8 +95,16 @@ where
     // controller sets it, the loop below polls the pumps again and they see it, so no waker
     // is needed and each read and write only looks at it.
     let stop = OnceLock::<CloseOrder>::new();
-    let (mut client_r, mut client_w) = tokio::io::split(client);
-    let (mut backend_r, mut backend_w) = tokio::io::split(backend);
+    let Side {
+        read: mut client_r,
+        write: mut client_w,
+        prefix: client_prefix,
+    } = client;
+    let Side {
+        read: mut backend_r,
+        write: mut backend_w,
+        prefix: backend_prefix,
+    } = backend;
     let mut up = Direction {
         tracker: FrameTracker::new(),
         mask: true,
@@ -104,6 +114,7 @@ where
         mask: false,
     };
     let up_fut = pump(
+        client_prefix,
         &mut client_r,
         &mut backend_w,
         &mut up,
@@ -114,6 +125,7 @@ where
         [&counters.up, totals[0]],
     );
     let down_fut = pump(
+        backend_prefix,
         &mut backend_r,
         &mut client_w,
         &mut down,
@@ -195,66 +207,87 @@ where
     }
 }
 
+/// How writing a chunk to the destination ended.
+enum Written {
+    /// All of it went.
+    All,
+    /// A close order came first.
+    Stopped(CloseOrder),
+    /// The destination failed or ended.
+    Failed,
+}
+
+/// What a pump shares with the rest of its relay.
+struct Shared<'a> {
+    stop: &'a OnceLock<CloseOrder>,
+    activity: &'a AtomicU64,
+    start: Instant,
+    counters: [&'a AtomicU64; 2],
+}
+
+impl Shared<'_> {
+    /// Notes traffic now, for the idle limit.
+    fn touch(&self) {
+        let now = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.activity.store(now, Ordering::Relaxed);
+    }
+}
+
+/// Relays `prefix`, then what `src` sends, to `dst`; then closes `dst`'s way.
 #[allow(clippy::too_many_arguments)]
-async fn pump<R, W>(
-    src: &mut ReadHalf<R>,
-    dst: &mut WriteHalf<W>,
+async fn pump(
+    prefix: Bytes,
+    src: &mut ReadSide,
+    dst: &mut WriteSide,
     dir: &mut Direction,
     config: &RelayConfig,
     stop: &OnceLock<CloseOrder>,
     activity: &AtomicU64,
     start: Instant,
     counters: [&AtomicU64; 2],
-) where
-    R: AsyncRead,
-    W: AsyncWrite,
-{
-    let mut buf = vec![0u8; config.buffer];
-    let touch = || {
-        let now = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
-        activity.store(now, Ordering::Relaxed);
+) {
+    let shared = Shared {
+        stop,
+        activity,
+        start,
+        counters,
     };
-    let order = 'copy: loop {
-        let read = match unless_stopped(src.read(&mut buf), stop).await {
-            Ok(read) => read,
-            Err(order) => break 'copy Some(order),
-        };
-        let n = match read {
-            Ok(0) | Err(_) => {
-                // The source ended. If it never said goodbye, say it for it.
-                let order = CloseOrder {
-                    code: 1001,
-                    reason: if dir.mask {
-                        "client went away"
-                    } else {
-                        "backend went away"
-                    },
-                };
-                finish(dst, dir, config, Some(order)).await;
-                return;
+    let mut buf = vec![0u8; config.buffer];
+    let order = 'copy: {
+        if !prefix.is_empty() {
+            shared.touch();
+            match write_out(dst, &prefix, dir, &shared).await {
+                Written::All => {}
+                Written::Stopped(order) => break 'copy Some(order),
+                Written::Failed => return,
             }
-            Ok(n) => n,
-        };
-        touch();
-        let mut pos = 0;
-        while pos < n {
-            let written = match unless_stopped(dst.write(&buf[pos..n]), stop).await {
-                Ok(written) => written,
+        }
+        loop {
+            let read = match unless_stopped(src.read(&mut buf), stop).await {
+                Ok(read) => read,
                 Err(order) => break 'copy Some(order),
             };
-            match written {
-                Ok(0) | Err(_) => return,
-                Ok(w) => {
-                    dir.tracker.feed(&buf[pos..pos + w]);
-                    for counter in counters {
-                        counter.fetch_add(w as u64, Ordering::Relaxed);
-                    }
-                    pos += w;
-                    if pos < n {
-                        // A partial write: the destination is slow, but bytes still move.
-                        touch();
-                    }
+            let n = match read {
+                Ok(0) | Err(_) => {
+                    // The source ended. If it never said goodbye, say it for it.
+                    let order = CloseOrder {
+                        code: 1001,
+                        reason: if dir.mask {
+                            "client went away"
+                        } else {
+                            "backend went away"
+                        },
+                    };
+                    finish(dst, dir, config, Some(order)).await;
+                    return;
                 }
+                Ok(n) => n,
+            };
+            shared.touch();
+            match write_out(dst, &buf[..n], dir, &shared).await {
+                Written::All => {}
+                Written::Stopped(order) => break 'copy Some(order),
+                Written::Failed => return,
             }
         }
     };
@@ -269,6 +302,37 @@ async fn pump<R, W>(
         }
     })
     .await;
+}
+
+/// Writes all of `bytes` to `dst`, tracking frames and counting bytes as they go.
+async fn write_out(
+    dst: &mut WriteSide,
+    bytes: &[u8],
+    dir: &mut Direction,
+    shared: &Shared<'_>,
+) -> Written {
+    let mut pos = 0;
+    while pos < bytes.len() {
+        let written = match unless_stopped(dst.write(&bytes[pos..]), shared.stop).await {
+            Ok(written) => written,
+            Err(order) => return Written::Stopped(order),
+        };
+        match written {
+            Ok(0) | Err(_) => return Written::Failed,
+            Ok(w) => {
+                dir.tracker.feed(&bytes[pos..pos + w]);
+                for counter in shared.counters {
+                    counter.fetch_add(w as u64, Ordering::Relaxed);
+                }
+                pos += w;
+                if pos < bytes.len() {
+                    // A partial write: the destination is slow, but bytes still move.
+                    shared.touch();
+                }
+            }
+        }
+    }
+    Written::All
 }
 
 /// Runs `io` unless a close order is (or gets) set: then `Err` with it. Checked at every
@@ -287,8 +351,8 @@ async fn unless_stopped<T>(
 
 /// Writes a close frame for `order` (if at a frame boundary and no close went this way yet)
 /// and shuts the destination's write side.
-async fn finish<W: AsyncWrite>(
-    dst: &mut WriteHalf<W>,
+async fn finish(
+    dst: &mut WriteSide,
     dir: &Direction,
     config: &RelayConfig,
     order: Option<CloseOrder>,

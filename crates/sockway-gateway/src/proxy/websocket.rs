@@ -22,12 +22,12 @@ use http::header::{CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, UPGRADE}
 use http::{HeaderValue, Method, Request, Response, StatusCode, Version};
 use http_body_util::Empty;
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 use sockway_proto::handshake::{self, RequestKind};
 
 use super::body::{full, refusal, ProxyBody};
 use super::http::{done, origin_form, relay_response};
 use super::relay::{relay, Counters, RelayConfig};
+use super::upgraded::Side;
 use super::{backend, headers, Forward};
 use crate::access_log::SessionRecord;
 use crate::pool::HostPolicy;
@@ -214,8 +214,8 @@ pub(crate) async fn forward(fwd: Forward, mut request: Request<Incoming>) -> Res
         backend.stats.sessions.fetch_add(1, Ordering::Relaxed);
         let counters = Arc::new(Counters::default());
         let outcome = relay(
-            TokioIo::new(client),
-            TokioIo::new(backend_io),
+            Side::client(client),
+            Side::backend(backend_io),
             config,
             ticket.orders.clone(),
             counters,
