@@ -18,16 +18,22 @@
 //! Each end comes as a [`Side`]: on plain TCP the socket's own halves, read and written
 //! directly (see [`super::upgraded`]). Bytes read from a side before the relay started (its
 //! `prefix`) are relayed first, counted and framed like any others.
+//!
+//! Each direction runs in a task of its own, so that a socket becoming ready wakes only the
+//! direction that uses it; the relay's own task keeps the idle limit and the close orders
+//! and wakes the directions when it gives one.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures_util::task::AtomicWaker;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use super::frames::{close_frame, FrameTracker};
 use super::upgraded::{ReadSide, Side, WriteSide};
@@ -61,7 +67,7 @@ pub struct RelayOutcome {
     pub duration: Duration,
 }
 
-/// Byte counters of one session (the relay also adds to the `totals` it is given, such as
+/// Byte counters of one session (the relay also adds to the [`Totals`] it is given, such as
 /// the backend's metrics, as bytes move).
 #[derive(Debug, Default)]
 pub struct Counters {
@@ -71,78 +77,115 @@ pub struct Counters {
     pub down: AtomicU64,
 }
 
-struct Direction {
-    /// Frames written to the destination side.
-    tracker: FrameTracker,
-    /// Mask gateway close frames (towards the backend).
-    mask: bool,
+/// Longer-lived byte counters a relay adds to as bytes move (the backend's statistics).
+pub trait Totals: Send + Sync + 'static {
+    /// The counters for client → backend and backend → client bytes.
+    fn totals(&self) -> [&AtomicU64; 2];
+}
+
+/// What the relay's task and its two directions share.
+struct Shared {
+    config: RelayConfig,
+    start: Instant,
+    /// Milliseconds since `start` at the last traffic, for the idle limit.
+    activity: AtomicU64,
+    /// The close order the directions obey, once given.
+    stop: OnceLock<CloseOrder>,
+    /// The directions' tasks, to wake when the order is given.
+    wakers: [AtomicWaker; 2],
+    /// The close code seen in each direction, plus one (0: none yet).
+    close_codes: [AtomicU32; 2],
+}
+
+impl Shared {
+    /// Gives the close order (the first one stands) and wakes both directions.
+    fn order(&self, order: CloseOrder) {
+        let _ = self.stop.set(order);
+        for waker in &self.wakers {
+            waker.wake();
+        }
+    }
+
+    /// Notes traffic now, for the idle limit.
+    fn touch(&self) {
+        let now = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.activity.store(now, Ordering::Relaxed);
+    }
+
+    fn close_code(&self, way: usize) -> Option<u16> {
+        u16::try_from(
+            self.close_codes[way]
+                .load(Ordering::Relaxed)
+                .checked_sub(1)?,
+        )
+        .ok()
+    }
+}
+
+/// Client → backend (index into [`Shared`]'s arrays).
+const UP: usize = 0;
+/// Backend → client.
+const DOWN: usize = 1;
+
+/// Aborts the directions' tasks if the relay ends (or is dropped) before they do.
+struct Directions([JoinHandle<()>; 2]);
+
+impl Drop for Directions {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
 }
 
 /// Relays until both sides are done; see the module documentation.
-pub async fn relay(
+pub async fn relay<T: Totals>(
     client: Side,
     backend: Side,
     config: RelayConfig,
     mut orders: watch::Receiver<Option<CloseOrder>>,
     counters: Arc<Counters>,
-    totals: [&AtomicU64; 2],
+    totals: Arc<T>,
 ) -> RelayOutcome {
     let start = Instant::now();
+    let shared = Arc::new(Shared {
+        config,
+        start,
+        activity: AtomicU64::new(0),
+        stop: OnceLock::new(),
+        wakers: [AtomicWaker::new(), AtomicWaker::new()],
+        close_codes: [AtomicU32::new(0), AtomicU32::new(0)],
+    });
     // An order given before the relay started is honoured at once.
-    let early = orders.borrow_and_update().clone();
-    let activity = AtomicU64::new(0);
-    // The order the pumps obey. They run in this task, next to the controller: when the
-    // controller sets it, the loop below polls the pumps again and they see it, so no waker
-    // is needed and each read and write only looks at it.
-    let stop = OnceLock::<CloseOrder>::new();
-    let Side {
-        read: mut client_r,
-        write: mut client_w,
-        prefix: client_prefix,
-    } = client;
-    let Side {
-        read: mut backend_r,
-        write: mut backend_w,
-        prefix: backend_prefix,
-    } = backend;
-    let mut up = Direction {
-        tracker: FrameTracker::new(),
-        mask: true,
+    let mut ended_by_gateway = None;
+    if let Some(order) = orders.borrow_and_update().clone() {
+        ended_by_gateway = Some(order.reason);
+        shared.order(order);
+    }
+    let up = Pump {
+        way: UP,
+        shared: shared.clone(),
+        counters: counters.clone(),
+        totals: totals.clone(),
     };
-    let mut down = Direction {
-        tracker: FrameTracker::new(),
-        mask: false,
+    let down = Pump {
+        way: DOWN,
+        shared: shared.clone(),
+        counters: counters.clone(),
+        totals,
     };
-    let up_fut = pump(
-        client_prefix,
-        &mut client_r,
-        &mut backend_w,
-        &mut up,
-        &config,
-        &stop,
-        &activity,
-        start,
-        [&counters.up, totals[0]],
-    );
-    let down_fut = pump(
-        backend_prefix,
-        &mut backend_r,
-        &mut client_w,
-        &mut down,
-        &config,
-        &stop,
-        &activity,
-        start,
-        [&counters.down, totals[1]],
-    );
+    let mut tasks = Directions([
+        tokio::spawn(up.run(client.prefix, client.read, backend.write)),
+        tokio::spawn(down.run(backend.prefix, backend.read, client.write)),
+    ]);
     let controller = async {
         let mut orders_open = true;
         loop {
-            let last = Duration::from_millis(activity.load(Ordering::Relaxed));
+            let last = Duration::from_millis(shared.activity.load(Ordering::Relaxed));
             let due = last + config.idle;
             let now = start.elapsed();
             if now >= due {
-                let _ = stop.set(CloseOrder {
+                shared.order(CloseOrder {
                     code: 1001,
                     reason: "idle timeout",
                 });
@@ -158,20 +201,16 @@ pub async fn relay(
                     }
                     if let Some(order) = orders.borrow_and_update().clone() {
                         let reason = order.reason;
-                        let _ = stop.set(order);
+                        shared.order(order);
                         return reason;
                     }
                 }
             }
         }
     };
-    let mut ended_by_gateway = None;
     {
-        tokio::pin!(up_fut, down_fut, controller);
-        if let Some(order) = early {
-            ended_by_gateway = Some(order.reason);
-            let _ = stop.set(order);
-        }
+        tokio::pin!(controller);
+        let [up_task, down_task] = &mut tasks.0;
         let mut up_done = false;
         let mut down_done = false;
         let mut grace_deadline: Option<tokio::time::Instant> = None;
@@ -183,8 +222,8 @@ pub async fn relay(
                 }
             };
             tokio::select! {
-                _ = &mut up_fut, if !up_done => up_done = true,
-                _ = &mut down_fut, if !down_done => down_done = true,
+                _ = &mut *up_task, if !up_done => up_done = true,
+                _ = &mut *down_task, if !down_done => down_done = true,
                 reason = &mut controller, if ended_by_gateway.is_none() => {
                     ended_by_gateway = Some(reason);
                     continue;
@@ -197,11 +236,13 @@ pub async fn relay(
             }
         }
     }
+    // A direction still running after the grace period is stopped here.
+    drop(tasks);
     RelayOutcome {
         bytes_up: counters.up.load(Ordering::Relaxed),
         bytes_down: counters.down.load(Ordering::Relaxed),
-        client_close: up.tracker.close_code(),
-        backend_close: down.tracker.close_code(),
+        client_close: shared.close_code(UP),
+        backend_close: shared.close_code(DOWN),
         ended_by_gateway,
         duration: start.elapsed(),
     }
@@ -217,157 +258,154 @@ enum Written {
     Failed,
 }
 
-/// What a pump shares with the rest of its relay.
-struct Shared<'a> {
-    stop: &'a OnceLock<CloseOrder>,
-    activity: &'a AtomicU64,
-    start: Instant,
-    counters: [&'a AtomicU64; 2],
+/// One direction of a relay.
+struct Pump<T> {
+    /// [`UP`] or [`DOWN`].
+    way: usize,
+    shared: Arc<Shared>,
+    counters: Arc<Counters>,
+    totals: Arc<T>,
 }
 
-impl Shared<'_> {
-    /// Notes traffic now, for the idle limit.
-    fn touch(&self) {
-        let now = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.activity.store(now, Ordering::Relaxed);
-    }
-}
-
-/// Relays `prefix`, then what `src` sends, to `dst`; then closes `dst`'s way.
-#[allow(clippy::too_many_arguments)]
-async fn pump(
-    prefix: Bytes,
-    src: &mut ReadSide,
-    dst: &mut WriteSide,
-    dir: &mut Direction,
-    config: &RelayConfig,
-    stop: &OnceLock<CloseOrder>,
-    activity: &AtomicU64,
-    start: Instant,
-    counters: [&AtomicU64; 2],
-) {
-    let shared = Shared {
-        stop,
-        activity,
-        start,
-        counters,
-    };
-    let mut buf = vec![0u8; config.buffer];
-    let order = 'copy: {
-        if !prefix.is_empty() {
-            shared.touch();
-            match write_out(dst, &prefix, dir, &shared).await {
-                Written::All => {}
-                Written::Stopped(order) => break 'copy Some(order),
-                Written::Failed => return,
-            }
-        }
-        loop {
-            let read = match unless_stopped(src.read(&mut buf), stop).await {
-                Ok(read) => read,
-                Err(order) => break 'copy Some(order),
-            };
-            let n = match read {
-                Ok(0) | Err(_) => {
-                    // The source ended. If it never said goodbye, say it for it.
-                    let order = CloseOrder {
-                        code: 1001,
-                        reason: if dir.mask {
-                            "client went away"
-                        } else {
-                            "backend went away"
-                        },
-                    };
-                    finish(dst, dir, config, Some(order)).await;
-                    return;
+impl<T: Totals> Pump<T> {
+    /// Relays `prefix`, then what `src` sends, to `dst`; then closes `dst`'s way.
+    async fn run(self, prefix: Bytes, mut src: ReadSide, mut dst: WriteSide) {
+        let config = self.shared.config;
+        let mut tracker = FrameTracker::new();
+        let mut buf = vec![0u8; config.buffer];
+        let order = 'copy: {
+            if !prefix.is_empty() {
+                self.shared.touch();
+                match self.write_out(&mut dst, &prefix, &mut tracker).await {
+                    Written::All => {}
+                    Written::Stopped(order) => break 'copy Some(order),
+                    Written::Failed => return,
                 }
-                Ok(n) => n,
-            };
-            shared.touch();
-            match write_out(dst, &buf[..n], dir, &shared).await {
-                Written::All => {}
-                Written::Stopped(order) => break 'copy Some(order),
-                Written::Failed => return,
             }
-        }
-    };
-    finish(dst, dir, config, order).await;
-    // Read and drop what the source still sends (its close reply) until it ends.
-    let _ = tokio::time::timeout(config.close_grace, async {
-        loop {
-            match src.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
+            loop {
+                let read = match self.unless_stopped(src.read(&mut buf)).await {
+                    Ok(read) => read,
+                    Err(order) => break 'copy Some(order),
+                };
+                let n = match read {
+                    Ok(0) | Err(_) => {
+                        // The source ended. If it never said goodbye, say it for it.
+                        let order = CloseOrder {
+                            code: 1001,
+                            reason: if self.way == UP {
+                                "client went away"
+                            } else {
+                                "backend went away"
+                            },
+                        };
+                        self.finish(&mut dst, &tracker, Some(order)).await;
+                        return;
+                    }
+                    Ok(n) => n,
+                };
+                self.shared.touch();
+                match self.write_out(&mut dst, &buf[..n], &mut tracker).await {
+                    Written::All => {}
+                    Written::Stopped(order) => break 'copy Some(order),
+                    Written::Failed => return,
+                }
             }
-        }
-    })
-    .await;
-}
-
-/// Writes all of `bytes` to `dst`, tracking frames and counting bytes as they go.
-async fn write_out(
-    dst: &mut WriteSide,
-    bytes: &[u8],
-    dir: &mut Direction,
-    shared: &Shared<'_>,
-) -> Written {
-    let mut pos = 0;
-    while pos < bytes.len() {
-        let written = match unless_stopped(dst.write(&bytes[pos..]), shared.stop).await {
-            Ok(written) => written,
-            Err(order) => return Written::Stopped(order),
         };
-        match written {
-            Ok(0) | Err(_) => return Written::Failed,
-            Ok(w) => {
-                dir.tracker.feed(&bytes[pos..pos + w]);
-                for counter in shared.counters {
-                    counter.fetch_add(w as u64, Ordering::Relaxed);
-                }
-                pos += w;
-                if pos < bytes.len() {
-                    // A partial write: the destination is slow, but bytes still move.
-                    shared.touch();
+        self.finish(&mut dst, &tracker, order).await;
+        // Read and drop what the source still sends (its close reply) until it ends.
+        let _ = tokio::time::timeout(config.close_grace, async {
+            loop {
+                match src.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
                 }
             }
-        }
+        })
+        .await;
     }
-    Written::All
-}
 
-/// Runs `io` unless a close order is (or gets) set: then `Err` with it. Checked at every
-/// poll; see `relay` for why that is enough.
-async fn unless_stopped<T>(
-    io: impl Future<Output = T>,
-    stop: &OnceLock<CloseOrder>,
-) -> Result<T, CloseOrder> {
-    let mut io = std::pin::pin!(io);
-    std::future::poll_fn(|cx| match stop.get() {
-        Some(order) => Poll::Ready(Err(order.clone())),
-        None => io.as_mut().poll(cx).map(Ok),
-    })
-    .await
-}
-
-/// Writes a close frame for `order` (if at a frame boundary and no close went this way yet)
-/// and shuts the destination's write side.
-async fn finish(
-    dst: &mut WriteSide,
-    dir: &Direction,
-    config: &RelayConfig,
-    order: Option<CloseOrder>,
-) {
-    let _ = tokio::time::timeout(config.close_grace, async {
-        if let Some(order) = order {
-            if dir.tracker.at_boundary() && !dir.tracker.close_seen() {
-                let frame = close_frame(order.code, order.reason, dir.mask);
-                if dst.write_all(&frame).await.is_err() {
-                    return;
+    /// Writes all of `bytes` to `dst`, tracking frames and counting bytes as they go.
+    async fn write_out(
+        &self,
+        dst: &mut WriteSide,
+        bytes: &[u8],
+        tracker: &mut FrameTracker,
+    ) -> Written {
+        let mut pos = 0;
+        while pos < bytes.len() {
+            let written = match self.unless_stopped(dst.write(&bytes[pos..])).await {
+                Ok(written) => written,
+                Err(order) => return Written::Stopped(order),
+            };
+            match written {
+                Ok(0) | Err(_) => return Written::Failed,
+                Ok(w) => {
+                    tracker.feed(&bytes[pos..pos + w]);
+                    if let Some(code) = tracker.close_code() {
+                        self.shared.close_codes[self.way]
+                            .store(u32::from(code) + 1, Ordering::Relaxed);
+                    }
+                    let total = self.totals.totals()[self.way];
+                    let own = if self.way == UP {
+                        &self.counters.up
+                    } else {
+                        &self.counters.down
+                    };
+                    for counter in [own, total] {
+                        counter.fetch_add(w as u64, Ordering::Relaxed);
+                    }
+                    pos += w;
+                    if pos < bytes.len() {
+                        // A partial write: the destination is slow, but bytes still move.
+                        self.shared.touch();
+                    }
                 }
             }
         }
-        let _ = dst.flush().await;
-        let _ = dst.shutdown().await;
-    })
-    .await;
+        Written::All
+    }
+
+    /// Runs `io` unless a close order is (or gets) given: then `Err` with it. The order is
+    /// checked at every poll; while `io` is pending this direction's waker is left with the
+    /// relay, which wakes it when it gives the order.
+    async fn unless_stopped<O>(&self, io: impl Future<Output = O>) -> Result<O, CloseOrder> {
+        let mut io = std::pin::pin!(io);
+        let shared = &*self.shared;
+        std::future::poll_fn(|cx| {
+            if let Some(order) = shared.stop.get() {
+                return Poll::Ready(Err(order.clone()));
+            }
+            match io.as_mut().poll(cx) {
+                Poll::Ready(out) => Poll::Ready(Ok(out)),
+                Poll::Pending => {
+                    shared.wakers[self.way].register(cx.waker());
+                    // The order may have been given before the waker was left.
+                    match shared.stop.get() {
+                        Some(order) => Poll::Ready(Err(order.clone())),
+                        None => Poll::Pending,
+                    }
+                }
+            }
+        })
+        .await
+    }
+
+    /// Writes a close frame for `order` (if at a frame boundary and no close went this way
+    /// yet) and shuts the destination's write side.
+    async fn finish(&self, dst: &mut WriteSide, tracker: &FrameTracker, order: Option<CloseOrder>) {
+        let mask = self.way == UP;
+        let _ = tokio::time::timeout(self.shared.config.close_grace, async {
+            if let Some(order) = order {
+                if tracker.at_boundary() && !tracker.close_seen() {
+                    let frame = close_frame(order.code, order.reason, mask);
+                    if dst.write_all(&frame).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            let _ = dst.flush().await;
+            let _ = dst.shutdown().await;
+        })
+        .await;
+    }
 }

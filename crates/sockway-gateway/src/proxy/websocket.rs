@@ -26,11 +26,11 @@ use sockway_proto::handshake::{self, RequestKind};
 
 use super::body::{full, refusal, ProxyBody};
 use super::http::{done, origin_form, relay_response};
-use super::relay::{relay, Counters, RelayConfig};
+use super::relay::{relay, Counters, RelayConfig, Totals};
 use super::upgraded::Side;
 use super::{backend, headers, Forward};
 use crate::access_log::SessionRecord;
-use crate::pool::HostPolicy;
+use crate::pool::{Backend, HostPolicy};
 
 /// Forwards a WebSocket handshake; on success spawns the relay.
 pub(crate) async fn forward(fwd: Forward, mut request: Request<Incoming>) -> Response<ProxyBody> {
@@ -219,10 +219,7 @@ pub(crate) async fn forward(fwd: Forward, mut request: Request<Incoming>) -> Res
             config,
             ticket.orders.clone(),
             counters,
-            [
-                &backend.stats.bytes_to_backend,
-                &backend.stats.bytes_from_backend,
-            ],
+            backend.clone(),
         )
         .await;
         backend.stats.sessions.fetch_sub(1, Ordering::Relaxed);
@@ -248,4 +245,11 @@ pub(crate) async fn forward(fwd: Forward, mut request: Request<Incoming>) -> Res
     });
     record.log(0);
     answer
+}
+
+/// A session's bytes also count in its backend's statistics.
+impl Totals for Backend {
+    fn totals(&self) -> [&std::sync::atomic::AtomicU64; 2] {
+        [&self.stats.bytes_to_backend, &self.stats.bytes_from_backend]
+    }
 }
