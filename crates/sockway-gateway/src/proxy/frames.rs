@@ -67,7 +67,18 @@ impl FrameTracker {
                 }
                 continue;
             }
-            // Header bytes.
+            if self.have == 0 && bytes.len() >= 2 {
+                // A whole header at hand (the usual case): take it at once.
+                let needed = header_len(bytes[1]);
+                if bytes.len() >= needed {
+                    self.header[..needed].copy_from_slice(&bytes[..needed]);
+                    self.have = needed;
+                    bytes = &bytes[needed..];
+                    self.start_payload();
+                    continue;
+                }
+            }
+            // Header bytes, one at a time.
             self.header[self.have] = bytes[0];
             self.have += 1;
             bytes = &bytes[1..];
@@ -84,13 +95,7 @@ impl FrameTracker {
         if self.have < 2 {
             return None;
         }
-        let masked = self.header[1] & 0x80 != 0;
-        let ext = match self.header[1] & 0x7f {
-            126 => 2,
-            127 => 8,
-            _ => 0,
-        };
-        Some(2 + ext + if masked { 4 } else { 0 })
+        Some(header_len(self.header[1]))
     }
 
     fn start_payload(&mut self) {
@@ -160,6 +165,18 @@ impl FrameTracker {
     }
 }
 
+/// The length of a frame header (RFC 6455 section 5.2) from its second byte: 2, plus 2 or 8
+/// for an extended payload length, plus 4 for a masking key.
+fn header_len(second: u8) -> usize {
+    let masked = second & 0x80 != 0;
+    let ext = match second & 0x7f {
+        126 => 2,
+        127 => 8,
+        _ => 0,
+    };
+    2 + ext + if masked { 4 } else { 0 }
+}
+
 /// A close frame from the gateway: `code` and a short `reason` (at most 123 bytes, RFC 6455
 /// section 5.5), masked with a fresh key when it goes to a backend (a client's frames must
 /// be masked, section 5.3), unmasked when it goes to a client.
@@ -223,6 +240,38 @@ mod tests {
         }
         assert!(t.at_boundary());
         assert_eq!(t.close_code(), Some(1000));
+    }
+
+    #[test]
+    fn whole_headers_and_split_headers_agree() {
+        // Frames of every header size: 2, 2+4, 4, 4+4, 10, 10+4 bytes, then a close 1001.
+        let mut stream = vec![0x81, 3, b'a', b'b', b'c'];
+        stream.extend_from_slice(&[0x81, 0x83, 9, 9, 9, 9, 1, 2, 3]);
+        stream.extend_from_slice(&[0x82, 126, 0, 130]);
+        stream.extend(std::iter::repeat_n(7u8, 130));
+        stream.extend_from_slice(&[0x82, 0x80 | 126, 0, 126, 1, 2, 3, 4]);
+        stream.extend(std::iter::repeat_n(7u8, 126));
+        stream.extend_from_slice(&[0x82, 127, 0, 0, 0, 0, 0, 0, 0, 2, 5, 6]);
+        stream.extend_from_slice(&[0x89, 0x80 | 127, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4]);
+        stream.extend_from_slice(&close_frame(1001, "away", true));
+        let mut reference = FrameTracker::new();
+        let mut boundaries = Vec::new();
+        for b in &stream {
+            reference.feed(std::slice::from_ref(b));
+            boundaries.push(reference.at_boundary());
+        }
+        for size in 1..=stream.len() {
+            let mut t = FrameTracker::new();
+            let mut at = 0;
+            for chunk in stream.chunks(size) {
+                t.feed(chunk);
+                at += chunk.len();
+                assert_eq!(t.at_boundary(), boundaries[at - 1], "chunks of {size}");
+            }
+            assert_eq!(t.frames(), reference.frames(), "chunks of {size}");
+            assert_eq!(t.close_code(), Some(1001), "chunks of {size}");
+        }
+        assert_eq!(reference.frames(), 7);
     }
 
     #[test]
