@@ -132,9 +132,10 @@ impl Handshake {
         let offer =
             handshake::validate_request(method, version, headers, connect_protocol(extensions))
                 .map_err(|e| Rejection::from_handshake(&e))?;
+        let (uri, headers) = UpgradeInfo::owned_request_parts(uri, headers);
         let info = UpgradeInfo {
-            uri: uri.clone(),
-            headers: headers.clone(),
+            uri,
+            headers,
             http_version: version,
             kind: offer.kind,
             origin: offer.origin.clone(),
