@@ -203,7 +203,24 @@ impl Connection {
     /// On a violation the connection is failed: the close frame that reports it is queued and
     /// the error is returned; later calls discard input. Once the state is
     /// [`ConnectionState::Closed`], input is discarded (data after close is ignored).
+    ///
+    /// With `input` empty it returns `Ok(None)` at once (inlined into the caller): a frame in
+    /// progress waits for payload bytes, and compressed frames are inflated whole when their
+    /// last byte arrives, so no event can come out of an empty input.
+    #[inline]
     pub fn read_event(
+        &mut self,
+        input: &mut BytesMut,
+        delivery: Delivery,
+    ) -> Result<Option<Event>, ProtocolError> {
+        if input.is_empty() && !self.reader.has_work_without_input() {
+            return Ok(None);
+        }
+        self.read_event_from(input, delivery)
+    }
+
+    /// [`Connection::read_event`] for input that may hold something to act on.
+    fn read_event_from(
         &mut self,
         input: &mut BytesMut,
         delivery: Delivery,
