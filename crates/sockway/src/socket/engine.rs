@@ -58,6 +58,10 @@ struct KeepAliveTimer {
 /// [`Engine::poll_fill`]).
 const STACK_READ: usize = 4096;
 
+/// The most bytes one read asks for when reads keep filling the buffer (a large message
+/// streaming in), unless [`WebSocketConfig::read_buffer_size`] is larger still.
+const MAX_READ_SIZE: usize = 64 * 1024;
+
 /// A request from outside the socket to close it, such as the server runner's graceful
 /// shutdown. The engine polls it while it waits for the peer; when it is ready and the
 /// connection is still open, the engine sends a close frame with the given code and reason and
@@ -79,6 +83,11 @@ pub(crate) struct Engine<S: AsyncRead + AsyncWrite + Unpin> {
     pub(crate) conn: Connection,
     pub(crate) config: WebSocketConfig,
     read_buf: BytesMut,
+    /// Bytes the next read asks for: [`WebSocketConfig::read_buffer_size`] at first; doubled
+    /// (up to [`MAX_READ_SIZE`]) each time a read fills all the room it was given, halved when
+    /// a read gets less than half, and reset when the engine waits with an empty buffer. So a
+    /// large message takes a few large reads, and a socket of small messages stays small.
+    read_size: usize,
     teardown: Teardown,
     close_deadline: Option<Pin<Box<Sleep>>>,
     keep_alive: Option<KeepAliveTimer>,
@@ -124,6 +133,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
                 Some(params) => Connection::with_deflate(role, config.protocol.clone(), params),
                 None => Connection::new(role, config.protocol.clone()),
             },
+            read_size: config.read_buffer_size,
             config,
             read_buf: leftover,
             teardown: Teardown::NotStarted,
@@ -291,6 +301,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
     fn release_empty_read_buf(&mut self) {
         if self.read_buf.is_empty() && self.read_buf.capacity() > 0 {
             self.read_buf = BytesMut::new();
+            self.read_size = self.config.read_buffer_size;
         }
     }
 
@@ -302,17 +313,34 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
             return self.poll_fill_from_stack(cx);
         }
         let buf = &mut self.read_buf;
-        if buf.capacity() - buf.len() < self.config.read_buffer_size / 2 {
-            buf.reserve(self.config.read_buffer_size);
+        if buf.capacity() - buf.len() < self.read_size / 2 {
+            buf.reserve(self.read_size);
         }
         let spare = buf.spare_capacity_mut();
+        let room = spare.len();
         let mut read_buf = ReadBuf::uninit(spare);
         ready!(Pin::new(&mut self.io).poll_read(cx, &mut read_buf))?;
         let n = read_buf.filled().len();
         // SAFETY: `ReadBuf` guarantees its first `n` bytes, which start at `buf.len()`, were
         // initialised by the read.
         unsafe { buf.set_len(buf.len() + n) };
+        self.adapt_read_size(n, room);
         Poll::Ready(Ok(n))
+    }
+
+    /// Grows the read size after a read that filled its `room`, shrinks it after one that got
+    /// less than half of it (see [`Engine::read_size`]).
+    fn adapt_read_size(&mut self, n: usize, room: usize) {
+        if n == room {
+            self.grow_read_size();
+        } else if n < room / 2 {
+            self.read_size = (self.read_size / 2).max(self.config.read_buffer_size);
+        }
+    }
+
+    fn grow_read_size(&mut self) {
+        let most = MAX_READ_SIZE.max(self.config.read_buffer_size);
+        self.read_size = self.read_size.saturating_mul(2).min(most);
     }
 
     /// [`Engine::poll_fill`] for a released (empty, unallocated) receive buffer.
@@ -324,7 +352,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
         let filled = read_buf.filled();
         if filled.len() == size {
             // The read filled the stack buffer: more is likely waiting, so make room for it.
-            self.read_buf.reserve(size + self.config.read_buffer_size);
+            self.grow_read_size();
+            self.read_buf.reserve(size + self.read_size);
         }
         self.read_buf.extend_from_slice(filled);
         Poll::Ready(Ok(filled.len()))
