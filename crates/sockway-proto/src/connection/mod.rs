@@ -4,8 +4,10 @@
 //! and handed to [`Connection::read_event`], which consumes whole or partial frames from its
 //! front and returns [`Event`]s; unmasking happens in place and text is validated as its bytes
 //! arrive, so nothing is copied for a message that arrives in one frame. Everything to send
-//! (data, pongs answering pings, close replies) is appended to an output buffer that the caller
-//! drains with [`Connection::output`] and [`Connection::advance_output`].
+//! (data, pongs answering pings, close replies) is queued as output that the caller drains with
+//! [`Connection::output`] (or [`Connection::output_slices`]) and [`Connection::advance_output`];
+//! with [`Connection::set_vectored_output`], a server's large payloads are queued as they are,
+//! not copied.
 //!
 //! Close handshake (section 7): [`Connection::close`] sends a close frame and moves to
 //! [`ConnectionState::CloseSent`]; the peer's reply moves to [`ConnectionState::Closed`]. A
@@ -285,9 +287,23 @@ impl Connection {
         self.state = ConnectionState::Closed;
     }
 
-    /// The bytes waiting to be sent.
+    /// The first contiguous run of bytes waiting to be sent. Output may come in several runs
+    /// (a server's large payloads are queued without copying them), so write until
+    /// [`Connection::has_output`] says `false`, or write them all at once with
+    /// [`Connection::output_slices`].
     pub fn output(&self) -> &[u8] {
         self.writer.output()
+    }
+
+    /// All the bytes waiting to be sent, in however many runs.
+    pub fn output_len(&self) -> usize {
+        self.writer.len()
+    }
+
+    /// Fills `slices` with the runs of waiting output, in order, for a vectored write; returns
+    /// how many it filled (fewer than all when `slices` is short).
+    pub fn output_slices<'a>(&'a self, slices: &mut [std::io::IoSlice<'a>]) -> usize {
+        self.writer.slices(slices)
     }
 
     /// Whether bytes wait to be sent.
@@ -295,7 +311,7 @@ impl Connection {
         !self.writer.output().is_empty()
     }
 
-    /// Marks the first `n` output bytes as sent.
+    /// Marks the first `n` output bytes as sent (they may span runs).
     pub fn advance_output(&mut self, n: usize) {
         self.writer.advance(n);
     }

@@ -62,6 +62,9 @@ const STACK_READ: usize = 4096;
 /// streaming in), unless [`WebSocketConfig::read_buffer_size`] is larger still.
 const MAX_READ_SIZE: usize = 64 * 1024;
 
+/// The most runs of output one vectored write hands the transport.
+const WRITE_SLICES: usize = 16;
+
 /// A request from outside the socket to close it, such as the server runner's graceful
 /// shutdown. The engine polls it while it waits for the peer; when it is ready and the
 /// connection is still open, the engine sends a close frame with the given code and reason and
@@ -127,12 +130,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
             ping_sent: false,
             polled_with: None,
         });
+        let mut conn = match compression {
+            Some(params) => Connection::with_deflate(role, config.protocol.clone(), params),
+            None => Connection::new(role, config.protocol.clone()),
+        };
+        // Large payloads go out without a copy only where header and payload leave in one
+        // write; elsewhere the header would go out alone.
+        conn.set_vectored_output(io.is_write_vectored());
         Self {
             io,
-            conn: match compression {
-                Some(params) => Connection::with_deflate(role, config.protocol.clone(), params),
-                None => Connection::new(role, config.protocol.clone()),
-            },
+            conn,
             read_size: config.read_buffer_size,
             config,
             read_buf: leftover,
@@ -359,10 +366,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
         Poll::Ready(Ok(filled.len()))
     }
 
+    /// Writes some of the queued output: all its runs at once with a vectored write when the
+    /// output is in several runs (a header and a payload queued without copying) and the
+    /// transport writes vectors natively, else the first run.
+    fn poll_write_some(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        if self.io.is_write_vectored() {
+            let mut slices = [io::IoSlice::new(&[]); WRITE_SLICES];
+            let runs = self.conn.output_slices(&mut slices);
+            if runs > 1 {
+                return Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..runs]);
+            }
+        }
+        Pin::new(&mut self.io).poll_write(cx, self.conn.output())
+    }
+
     /// Writes queued output until it is all written.
     pub(crate) fn poll_write_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while self.conn.has_output() {
-            let n = ready!(Pin::new(&mut self.io).poll_write(cx, self.conn.output()))?;
+            let n = ready!(self.poll_write_some(cx))?;
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
@@ -374,9 +395,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
 
     /// Waits until fewer than the limit of bytes are queued, so that one more message may be.
     pub(crate) fn poll_send_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        while self.conn.output().len() >= self.config.write_buffer_limit {
-            let n = ready!(Pin::new(&mut self.io).poll_write(cx, self.conn.output()))
-                .map_err(|e| self.abort(e))?;
+        while self.conn.output_len() >= self.config.write_buffer_limit {
+            let n = ready!(self.poll_write_some(cx)).map_err(|e| self.abort(e))?;
             if n == 0 {
                 return Poll::Ready(Err(self.abort(io::ErrorKind::WriteZero.into())));
             }
