@@ -291,11 +291,13 @@ impl Connection {
     /// (a server's large payloads are queued without copying them), so write until
     /// [`Connection::has_output`] says `false`, or write them all at once with
     /// [`Connection::output_slices`].
+    #[inline]
     pub fn output(&self) -> &[u8] {
         self.writer.output()
     }
 
     /// All the bytes waiting to be sent, in however many runs.
+    #[inline]
     pub fn output_len(&self) -> usize {
         self.writer.len()
     }
@@ -307,8 +309,9 @@ impl Connection {
     }
 
     /// Whether bytes wait to be sent.
+    #[inline]
     pub fn has_output(&self) -> bool {
-        !self.writer.output().is_empty()
+        self.writer.len() != 0
     }
 
     /// Marks the first `n` output bytes as sent (they may span runs).

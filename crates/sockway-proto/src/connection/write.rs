@@ -92,6 +92,7 @@ impl Writer {
     }
 
     /// The first contiguous run of waiting output.
+    #[inline]
     pub(super) fn output(&self) -> &[u8] {
         self.shared
             .front()
@@ -99,6 +100,7 @@ impl Writer {
     }
 
     /// All waiting output bytes.
+    #[inline]
     pub(super) fn len(&self) -> usize {
         self.shared_len + self.out.len()
     }
@@ -116,6 +118,10 @@ impl Writer {
     }
 
     pub(super) fn advance(&mut self, mut n: usize) {
+        if self.shared.is_empty() {
+            self.out.advance(n.min(self.out.len()));
+            n = 0;
+        }
         while n > 0 {
             let Some(front) = self.shared.front_mut() else {
                 self.out.advance(n.min(self.out.len()));

@@ -370,14 +370,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
     /// output is in several runs (a header and a payload queued without copying) and the
     /// transport writes vectors natively, else the first run.
     fn poll_write_some(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        if self.io.is_write_vectored() {
-            let mut slices = [io::IoSlice::new(&[]); WRITE_SLICES];
-            let runs = self.conn.output_slices(&mut slices);
-            if runs > 1 {
-                return Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..runs]);
-            }
+        let first = self.conn.output();
+        // Several runs are queued only when the transport writes vectors natively (see
+        // `Engine::new`).
+        if first.len() == self.conn.output_len() {
+            return Pin::new(&mut self.io).poll_write(cx, first);
         }
-        Pin::new(&mut self.io).poll_write(cx, self.conn.output())
+        let mut slices = [io::IoSlice::new(&[]); WRITE_SLICES];
+        let runs = self.conn.output_slices(&mut slices);
+        Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..runs])
     }
 
     /// Writes queued output until it is all written.
