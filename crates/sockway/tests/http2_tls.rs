@@ -10,33 +10,25 @@ use http::{Request, Response};
 use http2_support::*;
 use hyper::body::Incoming;
 use server_support::{handshake as upgrade_request, TestServer};
-use sockway::server::{
-    service_fn, Body, Layer, ServerOptions, ServerWebSocket, TlsInfo, UpgradeInfo, WebSocketLayer,
-};
+use sockway::server::{service_fn, Body, Layer, ServerOptions, TlsInfo, WebSocketLayer};
 use sockway::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 /// Echo on `/ws`; any other request is answered with its HTTP version and ALPN protocol.
 async fn tls_server(options: ServerOptions) -> TestServer {
-    let app = WebSocketLayer::new(|mut socket: ServerWebSocket, _: UpgradeInfo| async move {
-        while let Ok(Some(message)) = socket.recv().await {
-            if socket.send(message).await.is_err() {
-                break;
-            }
-        }
-    })
-    .path("/ws")
-    .layer(service_fn(|request: Request<Incoming>| async move {
-        let alpn = request.extensions().get::<TlsInfo>().map(|tls| {
-            String::from_utf8_lossy(tls.alpn.as_deref().unwrap_or(b"none")).into_owned()
-        });
-        Response::new(Body::from(format!(
-            "{:?} {}",
-            request.version(),
-            alpn.unwrap_or_else(|| "plain".into())
-        )))
-    }));
+    let app = WebSocketLayer::new(server_support::echo_reporting_transport)
+        .path("/ws")
+        .layer(service_fn(|request: Request<Incoming>| async move {
+            let alpn = request.extensions().get::<TlsInfo>().map(|tls| {
+                String::from_utf8_lossy(tls.alpn.as_deref().unwrap_or(b"none")).into_owned()
+            });
+            Response::new(Body::from(format!(
+                "{:?} {}",
+                request.version(),
+                alpn.unwrap_or_else(|| "plain".into())
+            )))
+        }));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = sockway::server::Server::new(options.handle_signals(false)).tls(self_signed());
@@ -93,6 +85,24 @@ async fn alpn_chooses_http2_or_http1_per_connection() {
     let (tls, alpn) = tls_connect(server.addr, &[]).await;
     assert_eq!(alpn, None);
     assert!(http1_upgrade(tls).await.starts_with("HTTP/1.1 101"));
+}
+
+#[tokio::test]
+async fn http1_sockets_over_tls_use_the_tls_stream_itself() {
+    let server = tls_server(ServerOptions::default()).await;
+    let (tls, _) = tls_connect(server.addr, &[b"http/1.1"]).await;
+    let mut socket = server_support::open_with_first_message(tls, "/ws", "direct?").await;
+    let reply = within("reply", socket.recv()).await.unwrap();
+    assert_eq!(reply, Some(Message::text("direct=true")));
+    // Over HTTP/2 the socket is a stream of the connection: hyper's `Upgraded` it stays.
+    let (tls, _) = tls_connect(server.addr, &[b"h2"]).await;
+    let send = handshake(tls).await;
+    let (mut socket, _) = open_socket(&send, "localhost", "/ws", &[], None).await;
+    within("send", socket.send(Message::text("direct?")))
+        .await
+        .unwrap();
+    let reply = within("reply", socket.recv()).await.unwrap();
+    assert_eq!(reply, Some(Message::text("direct=false")));
 }
 
 #[tokio::test]

@@ -64,6 +64,20 @@ async fn shutdown_closes_open_sockets_with_1001_and_then_returns() {
 }
 
 #[tokio::test]
+async fn sockets_use_the_tcp_stream_itself_and_get_bytes_read_with_the_head() {
+    let app = WebSocketLayer::new(echo_reporting_transport).layer(not_found());
+    let server = TestServer::start(ServerOptions::default(), app).await;
+    let mut socket = open_with_first_message(server.connect().await, "/ws", "direct?").await;
+    let reply = within("reply", socket.recv()).await.unwrap();
+    assert_eq!(reply, Some(sockway::Message::text("direct=true")));
+    within("send", socket.send(sockway::Message::text("after")))
+        .await
+        .unwrap();
+    let echo = within("echo", socket.recv()).await.unwrap();
+    assert_eq!(echo, Some(sockway::Message::text("after")));
+}
+
+#[tokio::test]
 async fn shutdown_stops_waiting_at_the_drain_deadline() {
     let server =
         echo_server(ServerOptions::default().drain_timeout(Duration::from_millis(300))).await;

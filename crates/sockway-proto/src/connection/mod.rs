@@ -4,8 +4,10 @@
 //! and handed to [`Connection::read_event`], which consumes whole or partial frames from its
 //! front and returns [`Event`]s; unmasking happens in place and text is validated as its bytes
 //! arrive, so nothing is copied for a message that arrives in one frame. Everything to send
-//! (data, pongs answering pings, close replies) is appended to an output buffer that the caller
-//! drains with [`Connection::output`] and [`Connection::advance_output`].
+//! (data, pongs answering pings, close replies) is queued as output that the caller drains with
+//! [`Connection::output`] (or [`Connection::output_slices`]) and [`Connection::advance_output`];
+//! with [`Connection::set_vectored_output`], a server's large payloads are queued as they are,
+//! not copied.
 //!
 //! Close handshake (section 7): [`Connection::close`] sends a close frame and moves to
 //! [`ConnectionState::CloseSent`]; the peer's reply moves to [`ConnectionState::Closed`]. A
@@ -206,7 +208,24 @@ impl Connection {
     /// On a violation the connection is failed: the close frame that reports it is queued and
     /// the error is returned; later calls discard input. Once the state is
     /// [`ConnectionState::Closed`], input is discarded (data after close is ignored).
+    ///
+    /// With `input` empty it returns `Ok(None)` at once (inlined into the caller): a frame in
+    /// progress waits for payload bytes, and compressed frames are inflated whole when their
+    /// last byte arrives, so no event can come out of an empty input.
+    #[inline]
     pub fn read_event(
+        &mut self,
+        input: &mut BytesMut,
+        delivery: Delivery,
+    ) -> Result<Option<Event>, ProtocolError> {
+        if input.is_empty() && !self.reader.has_work_without_input() {
+            return Ok(None);
+        }
+        self.read_event_from(input, delivery)
+    }
+
+    /// [`Connection::read_event`] for input that may hold something to act on.
+    fn read_event_from(
         &mut self,
         input: &mut BytesMut,
         delivery: Delivery,
@@ -271,17 +290,34 @@ impl Connection {
         self.state = ConnectionState::Closed;
     }
 
-    /// The bytes waiting to be sent.
+    /// The first contiguous run of bytes waiting to be sent. Output may come in several runs
+    /// (a server's large payloads are queued without copying them), so write until
+    /// [`Connection::has_output`] says `false`, or write them all at once with
+    /// [`Connection::output_slices`].
+    #[inline]
     pub fn output(&self) -> &[u8] {
         self.writer.output()
     }
 
-    /// Whether bytes wait to be sent.
-    pub fn has_output(&self) -> bool {
-        !self.writer.output().is_empty()
+    /// All the bytes waiting to be sent, in however many runs.
+    #[inline]
+    pub fn output_len(&self) -> usize {
+        self.writer.len()
     }
 
-    /// Marks the first `n` output bytes as sent.
+    /// Fills `slices` with the runs of waiting output, in order, for a vectored write; returns
+    /// how many it filled (fewer than all when `slices` is short).
+    pub fn output_slices<'a>(&'a self, slices: &mut [std::io::IoSlice<'a>]) -> usize {
+        self.writer.slices(slices)
+    }
+
+    /// Whether bytes wait to be sent.
+    #[inline]
+    pub fn has_output(&self) -> bool {
+        self.writer.len() != 0
+    }
+
+    /// Marks the first `n` output bytes as sent (they may span runs).
     pub fn advance_output(&mut self, n: usize) {
         self.writer.advance(n);
     }

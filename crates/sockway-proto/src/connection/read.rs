@@ -27,6 +27,17 @@ impl Reader {
         self.message.is_some()
     }
 
+    /// Whether [`next_event`] could produce an event from an empty input: only a frame whose
+    /// payload is complete but not yet acted on, which [`next_event`] never leaves behind
+    /// (inflating keeps no output back either). Kept as the one place to change should that
+    /// ever stop being true.
+    #[inline]
+    pub(super) fn has_work_without_input(&self) -> bool {
+        self.frame
+            .as_ref()
+            .is_some_and(|frame| frame.remaining == 0)
+    }
+
     pub(super) fn set_decompressor(&mut self, decompressor: Decompressor) {
         self.decompressor = Some(decompressor);
     }

@@ -1,6 +1,6 @@
 //! State machine behaviour, table-driven where the RFC gives a table.
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 
 use super::*;
 use crate::error::SendError;
@@ -483,4 +483,59 @@ fn pings_against_a_backed_up_output_are_coalesced_into_one_pong() {
         vec![Event::Pong(999u32.to_be_bytes().to_vec().into())],
         "only the latest ping is answered"
     );
+}
+
+#[test]
+fn large_server_payloads_are_queued_without_copying_and_leave_in_order() {
+    let payload = Bytes::from(vec![7u8; 10_000]);
+    let queue_all = |conn: &mut Connection| {
+        conn.send_text("a").unwrap();
+        conn.send(&Message::binary(payload.clone())).unwrap();
+        conn.send_ping(b"p").unwrap();
+    };
+    let mut copying = server();
+    queue_all(&mut copying);
+    let expected = copying.take_output();
+    let mut sharing = server();
+    sharing.set_vectored_output(true);
+    queue_all(&mut sharing);
+
+    // Three runs: the text frame and the binary frame's header, the payload itself, the ping.
+    {
+        let mut slices = [std::io::IoSlice::new(&[]); 8];
+        let runs = sharing.output_slices(&mut slices);
+        assert_eq!(runs, 3);
+        assert_eq!(slices[1].as_ptr(), payload.as_ptr());
+        let joined: Vec<u8> = slices[..runs].iter().flat_map(|s| s.to_vec()).collect();
+        assert_eq!(joined, expected[..]);
+    }
+    assert_eq!(sharing.output_len(), expected.len());
+
+    // Drained run by run in uneven steps, then across runs in one step.
+    let mut drained = Vec::new();
+    while sharing.has_output() {
+        let step = sharing.output().len().min(3000);
+        drained.extend_from_slice(&sharing.output()[..step]);
+        sharing.advance_output(step);
+    }
+    assert_eq!(drained, expected[..]);
+    queue_all(&mut sharing);
+    sharing.advance_output(expected.len() - 5);
+    // The payload's last two bytes, then the ping frame's run.
+    assert_eq!(sharing.output_len(), 5);
+    assert_eq!(
+        sharing.output(),
+        &expected[expected.len() - 5..expected.len() - 3]
+    );
+    sharing.advance_output(5);
+    assert!(!sharing.has_output());
+
+    // `take_output` joins the runs; a client masks its frames, so it always copies.
+    queue_all(&mut sharing);
+    assert_eq!(sharing.take_output(), expected);
+    let mut client = Connection::new(Role::Client, Config::default());
+    client.set_vectored_output(true);
+    client.send(&Message::binary(payload.clone())).unwrap();
+    let mut slices = [std::io::IoSlice::new(&[]); 8];
+    assert_eq!(client.output_slices(&mut slices), 1);
 }

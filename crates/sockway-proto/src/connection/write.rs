@@ -1,8 +1,14 @@
 //! The sending half: frames encoded into the output buffer, masked in the client role with a
 //! fresh key from a cryptographically secure generator per frame (RFC 6455 section 5.3), and
 //! fragmented messages kept from interleaving (section 5.4).
+//!
+//! A server's large unmasked payloads are not copied: the frame header is queued, then the
+//! message's own `Bytes`, and the driver writes them together with a vectored write.
 
-use bytes::{Buf, BytesMut};
+use std::collections::VecDeque;
+use std::io::IoSlice;
+
+use bytes::{Buf, Bytes, BytesMut};
 
 use super::{Connection, ConnectionState};
 use crate::close::{CloseCode, CloseFrame};
@@ -18,6 +24,15 @@ use crate::Role;
 #[derive(Debug)]
 pub(super) struct Writer {
     role: Role,
+    /// Output queued ahead of `out` without copying: frame headers (and whatever was in `out`
+    /// before them) and the payloads of large unmasked frames, in order; never an empty one.
+    shared: VecDeque<Bytes>,
+    /// Bytes in `shared`.
+    shared_len: usize,
+    /// Whether large payloads may be queued without copying (see
+    /// [`Connection::set_vectored_output`]).
+    share_payloads: bool,
+    /// Output after `shared`.
     out: BytesMut,
     /// The kind of the fragmented message being sent, if one is.
     sending: Option<MessageKind>,
@@ -36,6 +51,10 @@ pub(super) struct Writer {
 /// Output size beyond which pongs are coalesced instead of queued.
 const PONG_BACKLOG: usize = 64 * 1024;
 
+/// The smallest unmasked, uncompressed payload queued without copying it; below this a copy
+/// costs less than the extra bookkeeping and iovec.
+const SHARE_MIN: usize = 4096;
+
 /// Whether a data message may be compressed, when permessage-deflate was negotiated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
@@ -51,6 +70,9 @@ impl Writer {
     pub(super) fn new(role: Role) -> Self {
         Self {
             role,
+            shared: VecDeque::new(),
+            shared_len: 0,
+            share_payloads: false,
             out: BytesMut::new(),
             sending: None,
             utf8: Utf8Validator::new(),
@@ -69,20 +91,67 @@ impl Writer {
         self.sending.is_some()
     }
 
+    /// The first contiguous run of waiting output.
+    #[inline]
     pub(super) fn output(&self) -> &[u8] {
-        &self.out
+        self.shared
+            .front()
+            .map_or(&self.out[..], |front| &front[..])
     }
 
-    pub(super) fn advance(&mut self, n: usize) {
-        self.out.advance(n.min(self.out.len()));
-        if self.out.len() < PONG_BACKLOG {
+    /// All waiting output bytes.
+    #[inline]
+    pub(super) fn len(&self) -> usize {
+        self.shared_len + self.out.len()
+    }
+
+    /// Fills `slices` with the waiting output in order; returns how many it filled.
+    pub(super) fn slices<'a>(&'a self, slices: &mut [IoSlice<'a>]) -> usize {
+        let runs = self.shared.iter().map(|b| &b[..]);
+        let out = Some(&self.out[..]).filter(|out| !out.is_empty());
+        let mut filled = 0;
+        for (slot, run) in slices.iter_mut().zip(runs.chain(out)) {
+            *slot = IoSlice::new(run);
+            filled += 1;
+        }
+        filled
+    }
+
+    pub(super) fn advance(&mut self, mut n: usize) {
+        if self.shared.is_empty() {
+            self.out.advance(n.min(self.out.len()));
+            n = 0;
+        }
+        while n > 0 {
+            let Some(front) = self.shared.front_mut() else {
+                self.out.advance(n.min(self.out.len()));
+                break;
+            };
+            let step = n.min(front.len());
+            front.advance(step);
+            self.shared_len -= step;
+            n -= step;
+            if front.is_empty() {
+                self.shared.pop_front();
+            }
+        }
+        if self.len() < PONG_BACKLOG {
             self.release_pong();
         }
     }
 
     pub(super) fn take(&mut self) -> BytesMut {
         self.release_pong();
-        self.out.split()
+        if self.shared.is_empty() {
+            return self.out.split();
+        }
+        let mut all = BytesMut::with_capacity(self.len());
+        for run in self.shared.drain(..) {
+            all.extend_from_slice(&run);
+        }
+        self.shared_len = 0;
+        all.extend_from_slice(&self.out.split());
+        all
     }
 
     /// Answers a ping with a pong carrying its payload (section 5.5.2). While more than
@@ -90,7 +159,7 @@ impl Writer {
     /// 5.5.3 allows answering just the most recent ping), so a peer that pings without reading
     /// cannot make this side's output grow, and receiving never has to stop for it.
     pub(super) fn answer_ping(&mut self, payload: &[u8]) {
-        if self.out.len() < PONG_BACKLOG {
+        if self.len() < PONG_BACKLOG {
             self.write_control(OpCode::Pong, payload);
         } else {
             self.pending_pong = Some(payload.to_vec());
@@ -130,6 +199,30 @@ impl Writer {
         }
     }
 
+    /// Whether `payload` (of an uncompressed frame) is queued without copying it.
+    fn shares(&self, payload: &Bytes) -> bool {
+        self.share_payloads && self.role == Role::Server && payload.len() >= SHARE_MIN
+    }
+
+    /// Appends one unmasked, uncompressed frame without copying its payload: the header (with
+    /// what `out` held before it) and then `payload` itself join the shared runs.
+    fn write_shared_frame(&mut self, opcode: OpCode, payload: &Bytes, fin: bool) {
+        let header = FrameHeader {
+            fin,
+            rsv: 0,
+            opcode,
+            mask: None,
+            payload_len: payload.len() as u64,
+        };
+        let mut raw = [0u8; MAX_HEADER_LEN];
+        let header_len = header.encode(&mut raw);
+        self.out.extend_from_slice(&raw[..header_len]);
+        let head = self.out.split().freeze();
+        self.shared_len += head.len() + payload.len();
+        self.shared.push_back(head);
+        self.shared.push_back(payload.clone());
+    }
+
     /// Appends a control frame whose payload the caller has bounded to 125 bytes.
     pub(super) fn write_control(&mut self, opcode: OpCode, payload: &[u8]) {
         self.write_frame(opcode, payload, true, 0);
@@ -137,10 +230,13 @@ impl Writer {
 
     /// Appends one fragment of a data message, choosing the opcode (section 5.4) and, on a
     /// message's first fragment, whether it is compressed (RSV1, RFC 7692 section 6).
+    /// `shared`, when given, holds the same bytes as `payload` and may be queued instead of
+    /// copied.
     fn write_fragment(
         &mut self,
         kind: MessageKind,
         payload: &[u8],
+        shared: Option<&Bytes>,
         fin: bool,
         compression: Compression,
     ) -> Result<(), SendError> {
@@ -167,7 +263,10 @@ impl Writer {
                 self.write_frame(opcode, &compressed, fin, rsv);
                 self.scratch = compressed;
             }
-            None => self.write_frame(opcode, payload, fin, 0),
+            None => match shared.filter(|b| self.shares(b)) {
+                Some(shared) => self.write_shared_frame(opcode, shared, fin),
+                None => self.write_frame(opcode, payload, fin, 0),
+            },
         }
         self.sending = if fin { None } else { Some(kind) };
         Ok(())
@@ -175,6 +274,15 @@ impl Writer {
 }
 
 impl Connection {
+    /// Tells the connection whether its driver writes output with vectored writes (all of
+    /// [`Connection::output_slices`] at once). When it does, a server queues the payloads of
+    /// large uncompressed messages sent with [`Connection::send`] as they are, behind their
+    /// frame header, instead of copying them into the output; the output then comes in
+    /// several runs. Off by default: the output is one contiguous run.
+    pub fn set_vectored_output(&mut self, vectored: bool) {
+        self.writer.share_payloads = vectored;
+    }
+
     fn ensure_open(&self) -> Result<(), SendError> {
         match self.state {
             ConnectionState::Open => Ok(()),
@@ -197,8 +305,12 @@ impl Connection {
         if self.writer.sending.is_some() {
             return Err(SendError::MessageInProgress);
         }
+        let shared = match message {
+            Message::Text(text) => text.as_bytes(),
+            Message::Binary(bytes) => bytes,
+        };
         self.writer
-            .write_fragment(message.kind(), message.as_bytes(), true, compression)
+            .write_fragment(message.kind(), shared, Some(shared), true, compression)
     }
 
     /// Queues a whole text message.
@@ -217,7 +329,7 @@ impl Connection {
             return Err(SendError::MessageInProgress);
         }
         self.writer
-            .write_fragment(kind, payload, true, Compression::Allowed)
+            .write_fragment(kind, payload, None, true, Compression::Allowed)
     }
 
     /// Queues part of a message (the seeds' `SendAsync` with `endOfMessage`): the first part
@@ -255,7 +367,7 @@ impl Connection {
             self.writer.utf8 = check;
         }
         self.writer
-            .write_fragment(kind, payload, end_of_message, compression)
+            .write_fragment(kind, payload, None, end_of_message, compression)
     }
 
     /// Queues a ping (section 5.5.2); its payload is at most 125 bytes.

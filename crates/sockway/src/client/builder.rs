@@ -279,8 +279,8 @@ impl ClientBuilder {
         self
     }
 
-    /// How much the receive buffer grows per read (the seeds' `ReceiveBufferSize`); default
-    /// 4 KiB.
+    /// How many bytes a read asks for at first (the seeds' `ReceiveBufferSize`); default
+    /// 4 KiB. See [`WebSocketConfig::read_buffer_size`](crate::WebSocketConfig::read_buffer_size).
     pub fn read_buffer_size(mut self, bytes: usize) -> Self {
         self.settings.websocket = self.settings.websocket.read_buffer_size(bytes);
         self

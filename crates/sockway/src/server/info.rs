@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use http::{HeaderMap, Uri, Version};
+use http::{uri, HeaderMap, HeaderValue, Uri, Version};
 use sockway_proto::deflate::DeflateParams;
 use sockway_proto::handshake::RequestKind;
 
@@ -44,6 +44,46 @@ pub struct UpgradeInfo {
     pub peer_addr: Option<SocketAddr>,
 }
 
+impl UpgradeInfo {
+    /// Copies of `headers` and `uri` in storage of their own. hyper's values are slices of its
+    /// HTTP/1 read buffer (16 KiB here), so keeping clones of them in an `UpgradeInfo`, which
+    /// lives as long as the socket's handler, would keep that whole buffer alive.
+    pub(crate) fn owned_request_parts(uri: &Uri, headers: &HeaderMap) -> (Uri, HeaderMap) {
+        (owned_uri(uri), owned_headers(headers))
+    }
+}
+
+/// `uri` rebuilt from copies of its parts; a clone if a part does not parse again.
+fn owned_uri(uri: &Uri) -> Uri {
+    let copied = (|| {
+        let mut parts = uri::Parts::default();
+        parts.scheme = uri.scheme_str().map(str::parse).transpose().ok()?;
+        parts.authority = uri
+            .authority()
+            .map(|a| a.as_str().parse())
+            .transpose()
+            .ok()?;
+        parts.path_and_query = uri
+            .path_and_query()
+            .map(|p| p.as_str().parse())
+            .transpose()
+            .ok()?;
+        Uri::from_parts(parts).ok()
+    })();
+    copied.unwrap_or_else(|| uri.clone())
+}
+
+/// `headers` with every value copied (names hyper did not know are copied by hyper already).
+fn owned_headers(headers: &HeaderMap) -> HeaderMap {
+    let mut owned = HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        let mut copy = HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone());
+        copy.set_sensitive(value.is_sensitive());
+        owned.append(name.clone(), copy);
+    }
+    owned
+}
+
 /// What a TLS connection negotiated. The [`super::Server`] runner, when serving TLS
 /// ([`super::Server::tls`]), puts one into every request's extensions next to the
 /// [`ConnectionInfo`], so a handler can tell `https://`/`wss://` from plain requests and see
@@ -57,4 +97,37 @@ pub struct TlsInfo {
     pub alpn: Option<Vec<u8>>,
     /// The host name the client asked for with SNI (RFC 6066 section 3), if it sent one.
     pub server_name: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use http::header::{COOKIE, HOST};
+
+    #[test]
+    fn request_parts_are_copied_out_of_the_read_buffer() {
+        let buffer = Bytes::from_static(b"chat.example session=abc");
+        let mut headers = HeaderMap::new();
+        headers.append(
+            HOST,
+            HeaderValue::from_maybe_shared(buffer.slice(..12)).unwrap(),
+        );
+        let mut cookie = HeaderValue::from_maybe_shared(buffer.slice(13..)).unwrap();
+        cookie.set_sensitive(true);
+        headers.append(COOKIE, cookie);
+        headers.append("x-custom", HeaderValue::from_static("a"));
+        headers.append("x-custom", HeaderValue::from_static("b"));
+        for text in ["/ws?room=1", "https://chat.example:8443/ws", "*"] {
+            let uri: Uri = text.parse().unwrap();
+            let (owned_uri, owned) = UpgradeInfo::owned_request_parts(&uri, &headers);
+            assert_eq!(owned_uri, uri);
+            assert_eq!(owned, headers);
+            assert!(owned[COOKIE].is_sensitive());
+            let range = buffer.as_ptr_range();
+            for value in owned.values() {
+                assert!(!range.contains(&value.as_bytes().as_ptr()));
+            }
+        }
+    }
 }

@@ -34,6 +34,7 @@ mod origin;
 mod rejection;
 mod runner;
 mod shutdown;
+mod stream;
 mod upgrade;
 
 pub use info::{ConnectionInfo, TlsInfo, UpgradeInfo};
@@ -45,6 +46,7 @@ pub use runner::{serve, Server, ServerOptions};
 #[cfg(feature = "tls")]
 pub use runner::{ServerTls, TlsConfigError};
 pub use shutdown::ShutdownHandle;
+pub use stream::ServerStream;
 /// tower's `Layer` trait, re-exported so applications can apply [`WebSocketLayer`] without
 /// another dependency.
 pub use tower_layer::Layer;
@@ -52,5 +54,5 @@ pub use tower_layer::Layer;
 /// without another dependency.
 pub use tower_service::Service;
 pub use upgrade::{
-    accept, is_websocket_request, Body, Handshake, PendingWebSocket, ServerStream, ServerWebSocket,
+    accept, is_websocket_request, Body, Handshake, PendingWebSocket, ServerWebSocket,
 };

@@ -84,9 +84,9 @@ impl AcceptOptions {
         self
     }
 
-    /// Sets how many bytes each read from the connection may bring in (`ReceiveBufferSize`,
-    /// at least 256): larger values mean fewer reads for big messages, smaller ones less
-    /// memory per idle socket.
+    /// Sets how many bytes a read from the connection asks for at first (`ReceiveBufferSize`,
+    /// at least 256). Reads grow up to 64 KiB while a big message streams in, and an idle
+    /// socket holds no receive buffer (see [`crate::WebSocketConfig::read_buffer_size`]).
     pub fn receive_buffer_size(mut self, bytes: usize) -> Self {
         self.socket = self.socket.read_buffer_size(bytes);
         self

@@ -57,6 +57,7 @@ impl Signal {
         Waiter {
             state: self.state.clone(),
             id: self.state.next_id.fetch_add(1, Ordering::Relaxed),
+            registered: None,
         }
     }
 }
@@ -67,6 +68,10 @@ impl Signal {
 pub(crate) struct Waiter {
     state: Arc<SignalState>,
     id: u64,
+    /// A copy of the waker this waiter last put into the signal's map. While the task polls
+    /// with a waker that wakes the same task, the map already holds an equivalent one, so
+    /// polling needs no lock: a socket's engine polls its waiter before every wait.
+    registered: Option<Waker>,
 }
 
 impl Waiter {
@@ -74,6 +79,13 @@ impl Waiter {
     pub(crate) fn poll_fired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         if self.state.fired.load(Ordering::SeqCst) {
             return Poll::Ready(());
+        }
+        // Not fired, so `fire` has not drained the map yet and the waker registered last is
+        // still there to be woken.
+        if let Some(registered) = &self.registered {
+            if registered.will_wake(cx.waker()) {
+                return Poll::Pending;
+            }
         }
         {
             let mut waiters = self
@@ -88,6 +100,10 @@ impl Waiter {
                     waiters.insert(self.id, cx.waker().clone());
                 }
             }
+        }
+        match &mut self.registered {
+            Some(registered) => registered.clone_from(cx.waker()),
+            None => self.registered = Some(cx.waker().clone()),
         }
         // Fired between the first check and the registration: `fire` may have drained the
         // map before our insert, so look again.
@@ -258,6 +274,35 @@ mod tests {
         // A waiter made after firing is ready at once.
         signal.waiter().await;
         assert!(signal.state.waiters.lock().unwrap().is_empty());
+    }
+
+    /// Counts its wake-ups.
+    struct CountingWaker(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for CountingWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn the_waker_polled_last_is_woken() {
+        let signal = Signal::default();
+        let mut waiter = signal.waiter();
+        let first = Arc::new(CountingWaker(0.into()));
+        let second = Arc::new(CountingWaker(0.into()));
+        let (first_waker, second_waker) = (Waker::from(first.clone()), Waker::from(second.clone()));
+        for waker in [&first_waker, &first_waker, &second_waker, &second_waker] {
+            assert!(waiter
+                .poll_fired(&mut Context::from_waker(waker))
+                .is_pending());
+        }
+        signal.fire();
+        assert_eq!(first.0.load(Ordering::SeqCst), 0);
+        assert_eq!(second.0.load(Ordering::SeqCst), 1);
+        assert!(waiter
+            .poll_fired(&mut Context::from_waker(&second_waker))
+            .is_ready());
     }
 
     #[test]

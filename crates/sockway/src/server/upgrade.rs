@@ -5,12 +5,11 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::header::UPGRADE;
 use http::request::Parts;
 use http::{Extensions, HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
-use hyper::upgrade::{OnUpgrade, Upgraded};
-use hyper_util::rt::TokioIo;
+use hyper::upgrade::OnUpgrade;
 use sockway_proto::deflate;
 use sockway_proto::handshake::{self, header_has_token, ClientOffer, RequestKind};
 use sockway_proto::Role;
@@ -19,14 +18,12 @@ use super::info::{ConnectionInfo, UpgradeInfo};
 use super::options::AcceptOptions;
 use super::rejection::Rejection;
 use super::shutdown::Tracking;
+use super::stream::ServerStream;
 use crate::config::WebSocketConfig;
 use crate::socket::WebSocket;
 
 /// The response body type used for handshake responses and refusals.
 pub type Body = http_body_util::Full<Bytes>;
-
-/// The transport of a server-side WebSocket accepted through hyper.
-pub type ServerStream = TokioIo<Upgraded>;
 
 /// A WebSocket accepted through hyper. It is `Send + 'static`: hand it to any task.
 pub type ServerWebSocket = WebSocket<ServerStream>;
@@ -132,9 +129,10 @@ impl Handshake {
         let offer =
             handshake::validate_request(method, version, headers, connect_protocol(extensions))
                 .map_err(|e| Rejection::from_handshake(&e))?;
+        let (uri, headers) = UpgradeInfo::owned_request_parts(uri, headers);
         let info = UpgradeInfo {
-            uri: uri.clone(),
-            headers: headers.clone(),
+            uri,
+            headers,
             http_version: version,
             kind: offer.kind,
             origin: offer.origin.clone(),
@@ -262,11 +260,12 @@ impl Future for PendingWebSocket {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let upgraded = ready!(Pin::new(&mut self.on_upgrade).poll(cx))?;
         let config = self.config.take().unwrap_or_default();
+        let (stream, leftover) = ServerStream::from_upgraded(upgraded);
         let mut socket = WebSocket::from_negotiated(
-            TokioIo::new(upgraded),
+            stream,
             Role::Server,
             config,
-            BytesMut::new(),
+            leftover,
             self.info.compression,
         );
         if let Some(tracking) = &self.tracking {

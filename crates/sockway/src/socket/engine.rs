@@ -58,6 +58,13 @@ struct KeepAliveTimer {
 /// [`Engine::poll_fill`]).
 const STACK_READ: usize = 4096;
 
+/// The most bytes one read asks for when reads keep filling the buffer (a large message
+/// streaming in), unless [`WebSocketConfig::read_buffer_size`] is larger still.
+const MAX_READ_SIZE: usize = 64 * 1024;
+
+/// The most runs of output one vectored write hands the transport.
+const WRITE_SLICES: usize = 16;
+
 /// A request from outside the socket to close it, such as the server runner's graceful
 /// shutdown. The engine polls it while it waits for the peer; when it is ready and the
 /// connection is still open, the engine sends a close frame with the given code and reason and
@@ -79,6 +86,11 @@ pub(crate) struct Engine<S: AsyncRead + AsyncWrite + Unpin> {
     pub(crate) conn: Connection,
     pub(crate) config: WebSocketConfig,
     read_buf: BytesMut,
+    /// Bytes the next read asks for: [`WebSocketConfig::read_buffer_size`] at first; doubled
+    /// (up to [`MAX_READ_SIZE`]) each time a read fills all the room it was given, halved when
+    /// a read gets less than half, and reset when the engine waits with an empty buffer. So a
+    /// large message takes a few large reads, and a socket of small messages stays small.
+    read_size: usize,
     teardown: Teardown,
     close_deadline: Option<Pin<Box<Sleep>>>,
     keep_alive: Option<KeepAliveTimer>,
@@ -118,12 +130,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
             ping_sent: false,
             polled_with: None,
         });
+        let mut conn = match compression {
+            Some(params) => Connection::with_deflate(role, config.protocol.clone(), params),
+            None => Connection::new(role, config.protocol.clone()),
+        };
+        // Large payloads go out without a copy only where header and payload leave in one
+        // write; elsewhere the header would go out alone.
+        conn.set_vectored_output(io.is_write_vectored());
         Self {
             io,
-            conn: match compression {
-                Some(params) => Connection::with_deflate(role, config.protocol.clone(), params),
-                None => Connection::new(role, config.protocol.clone()),
-            },
+            conn,
+            read_size: config.read_buffer_size,
             config,
             read_buf: leftover,
             teardown: Teardown::NotStarted,
@@ -291,6 +308,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
     fn release_empty_read_buf(&mut self) {
         if self.read_buf.is_empty() && self.read_buf.capacity() > 0 {
             self.read_buf = BytesMut::new();
+            self.read_size = self.config.read_buffer_size;
         }
     }
 
@@ -302,17 +320,34 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
             return self.poll_fill_from_stack(cx);
         }
         let buf = &mut self.read_buf;
-        if buf.capacity() - buf.len() < self.config.read_buffer_size / 2 {
-            buf.reserve(self.config.read_buffer_size);
+        if buf.capacity() - buf.len() < self.read_size / 2 {
+            buf.reserve(self.read_size);
         }
         let spare = buf.spare_capacity_mut();
+        let room = spare.len();
         let mut read_buf = ReadBuf::uninit(spare);
         ready!(Pin::new(&mut self.io).poll_read(cx, &mut read_buf))?;
         let n = read_buf.filled().len();
         // SAFETY: `ReadBuf` guarantees its first `n` bytes, which start at `buf.len()`, were
         // initialised by the read.
         unsafe { buf.set_len(buf.len() + n) };
+        self.adapt_read_size(n, room);
         Poll::Ready(Ok(n))
+    }
+
+    /// Grows the read size after a read that filled its `room`, shrinks it after one that got
+    /// less than half of it (see [`Engine::read_size`]).
+    fn adapt_read_size(&mut self, n: usize, room: usize) {
+        if n == room {
+            self.grow_read_size();
+        } else if n < room / 2 {
+            self.read_size = (self.read_size / 2).max(self.config.read_buffer_size);
+        }
+    }
+
+    fn grow_read_size(&mut self) {
+        let most = MAX_READ_SIZE.max(self.config.read_buffer_size);
+        self.read_size = self.read_size.saturating_mul(2).min(most);
     }
 
     /// [`Engine::poll_fill`] for a released (empty, unallocated) receive buffer.
@@ -324,16 +359,32 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
         let filled = read_buf.filled();
         if filled.len() == size {
             // The read filled the stack buffer: more is likely waiting, so make room for it.
-            self.read_buf.reserve(size + self.config.read_buffer_size);
+            self.grow_read_size();
+            self.read_buf.reserve(size + self.read_size);
         }
         self.read_buf.extend_from_slice(filled);
         Poll::Ready(Ok(filled.len()))
     }
 
+    /// Writes some of the queued output: all its runs at once with a vectored write when the
+    /// output is in several runs (a header and a payload queued without copying) and the
+    /// transport writes vectors natively, else the first run.
+    fn poll_write_some(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        let first = self.conn.output();
+        // Several runs are queued only when the transport writes vectors natively (see
+        // `Engine::new`).
+        if first.len() == self.conn.output_len() {
+            return Pin::new(&mut self.io).poll_write(cx, first);
+        }
+        let mut slices = [io::IoSlice::new(&[]); WRITE_SLICES];
+        let runs = self.conn.output_slices(&mut slices);
+        Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..runs])
+    }
+
     /// Writes queued output until it is all written.
     pub(crate) fn poll_write_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while self.conn.has_output() {
-            let n = ready!(Pin::new(&mut self.io).poll_write(cx, self.conn.output()))?;
+            let n = ready!(self.poll_write_some(cx))?;
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
@@ -345,9 +396,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
 
     /// Waits until fewer than the limit of bytes are queued, so that one more message may be.
     pub(crate) fn poll_send_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        while self.conn.output().len() >= self.config.write_buffer_limit {
-            let n = ready!(Pin::new(&mut self.io).poll_write(cx, self.conn.output()))
-                .map_err(|e| self.abort(e))?;
+        while self.conn.output_len() >= self.config.write_buffer_limit {
+            let n = ready!(self.poll_write_some(cx)).map_err(|e| self.abort(e))?;
             if n == 0 {
                 return Poll::Ready(Err(self.abort(io::ErrorKind::WriteZero.into())));
             }

@@ -9,9 +9,11 @@ use std::time::Duration;
 use bytes::{Buf, BytesMut};
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
-use sockway::server::{Body, Server, ServerOptions, Service, ShutdownHandle};
-use sockway::{Role, WebSocket, WebSocketConfig};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use sockway::server::{
+    Body, Server, ServerOptions, ServerWebSocket, Service, ShutdownHandle, UpgradeInfo,
+};
+use sockway::{Message, Role, WebSocket, WebSocketConfig};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
@@ -265,4 +267,50 @@ pub async fn wait_for_eof(stream: &mut TcpStream) {
             break;
         }
     }
+}
+
+/// Echoes every message, except that the text `direct?` is answered with `direct=true` or
+/// `direct=false`: whether the socket reads and writes the connection's own stream
+/// (`ServerStream::is_direct`) rather than hyper's `Upgraded`.
+pub async fn echo_reporting_transport(mut socket: ServerWebSocket, _info: UpgradeInfo) {
+    while let Ok(Some(message)) = socket.recv().await {
+        let reply = if message == Message::text("direct?") {
+            Message::text(format!("direct={}", socket.get_ref().is_direct()))
+        } else {
+            message
+        };
+        if socket.send(reply).await.is_err() {
+            break;
+        }
+    }
+}
+
+/// Opens a WebSocket on `path` over `io`, sending the text message `first` in the same write
+/// as the request head (so that it reaches the server with the head), and returns the
+/// client-role socket after asserting the 101.
+pub async fn open_with_first_message<S>(mut io: S, path: &str, first: &str) -> WebSocket<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut frames =
+        sockway::proto::Connection::new(Role::Client, WebSocketConfig::default().protocol);
+    frames
+        .send(&Message::text(first.to_owned()))
+        .expect("queue a frame");
+    let mut bytes = handshake(path, &[]).into_bytes();
+    bytes.extend_from_slice(frames.output());
+    io.write_all(&bytes).await.expect("write handshake");
+    let mut buf = BytesMut::new();
+    within("101", async {
+        loop {
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                assert!(buf.starts_with(b"HTTP/1.1 101"), "refused: {buf:?}");
+                buf.advance(i + 4);
+                return;
+            }
+            assert!(io.read_buf(&mut buf).await.expect("read") > 0, "closed");
+        }
+    })
+    .await;
+    WebSocket::from_raw(io, Role::Client, WebSocketConfig::default(), buf)
 }

@@ -96,7 +96,7 @@ fn count_fields(head: &[u8]) -> usize {
 
 /// A transport that first yields bytes already read from it.
 #[derive(Debug)]
-pub(super) struct Rewind<T> {
+pub(crate) struct Rewind<T> {
     prefix: BytesMut,
     inner: T,
 }
@@ -104,6 +104,11 @@ pub(super) struct Rewind<T> {
 impl<T> Rewind<T> {
     pub(super) fn new(inner: T, prefix: BytesMut) -> Self {
         Self { prefix, inner }
+    }
+
+    /// The transport and the bytes not replayed yet, which come before anything it yields.
+    pub(crate) fn into_parts(self) -> (T, BytesMut) {
+        (self.inner, self.prefix)
     }
 }
 
@@ -117,6 +122,10 @@ impl<T: AsyncRead + Unpin> AsyncRead for Rewind<T> {
             let n = self.prefix.len().min(buf.remaining());
             buf.put_slice(&self.prefix[..n]);
             self.prefix.advance(n);
+            if self.prefix.is_empty() {
+                // Replayed: free the head buffer rather than keep it for the connection's life.
+                self.prefix = BytesMut::new();
+            }
             return Poll::Ready(Ok(()));
         }
         Pin::new(&mut self.inner).poll_read(cx, buf)

@@ -37,6 +37,7 @@ use tower_service::Service;
 use super::info::ConnectionInfo;
 use super::shutdown::{ConnectionCounter, ShutdownHandle, Signal};
 use connection::{serve_connection, Shared};
+pub(crate) use head::Rewind;
 pub use options::ServerOptions;
 use refuse::Refusal;
 #[cfg(feature = "tls")]
