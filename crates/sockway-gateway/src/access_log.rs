@@ -7,6 +7,8 @@
 //! backends are always spoken to in HTTP/1.1.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// What is known about one request.
@@ -28,10 +30,14 @@ pub struct RequestRecord {
     pub backend: String,
     /// Response status.
     pub status: u16,
+    /// Request body bytes forwarded to the backend, set when the request body ends (or is
+    /// dropped); shared with the body's watcher.
+    pub request_bytes: Arc<AtomicU64>,
 }
 
 impl RequestRecord {
-    /// Writes the line, with `bytes` of response body sent.
+    /// Writes the line, with `bytes` of response body sent and the request body bytes
+    /// forwarded (`request_bytes`).
     pub fn log(&self, bytes: u64) {
         tracing::info!(
             target: "sockway_gateway::access",
@@ -43,6 +49,7 @@ impl RequestRecord {
             backend = %self.backend,
             status = self.status,
             bytes,
+            request_bytes = self.request_bytes.load(Ordering::Relaxed),
             duration_ms = millis(self.start.elapsed()),
             "request"
         );

@@ -37,11 +37,13 @@ pub(crate) async fn forward(fwd: Forward, request: Request<Incoming>) -> Respons
     let settings = &fwd.upstream.settings;
     let timeout = settings.request_timeout;
     let (parts, body) = request.into_parts();
+    let forwarded = fwd.record.request_bytes.clone();
+    let on_request_end: OnEnd = Box::new(move |bytes| forwarded.store(bytes, Ordering::Relaxed));
     let mut out = Request::new(Watched::new(
         body,
         timeout,
         limits.max_request_body_bytes,
-        None,
+        Some(on_request_end),
     ));
     *out.method_mut() = parts.method.clone();
     *out.uri_mut() = origin_form(&parts.uri);

@@ -93,6 +93,7 @@ pub async fn serve(
         listener: "-".into(),
         backend: "-".into(),
         status: 0,
+        request_bytes: Arc::default(),
     };
     if let Some(r) = conn
         .guard
