@@ -9,6 +9,7 @@ fuzz_target!(|data: &[u8]| {
         local_max_window_bits: 15,
         local_no_context_takeover: data.first().is_some_and(|b| b & 1 == 1),
         remote_no_context_takeover: false,
+        local_compression_level: data.get(1).map_or(1, |b| b % 10),
     };
     sockway_fuzz::drive(data, |config| Connection::with_deflate(Role::Server, config, params));
 });
