@@ -3,10 +3,13 @@
 # (CI runs exactly this via .ci/run):
 #
 #   1. cargo fmt --check and clippy -D warnings  (cheap, fail fast)
-#   2. scripts/install-peers.sh                  (Python websockets + kosoku, Node ws)
-#   3. release builds of the sockway binary and the autobahn_client example
-#   4. cargo test --workspace --all-targets      (unit, integration and interop tests)
-#   5. scripts/autobahn.sh                       (Autobahn cases 1-10, both roles)
+#   2. cargo check of the side workspaces        (fuzz/ and benches/peers/, outside the
+#                                                 main build, so API changes reach them)
+#   3. scripts/install-peers.sh                  (Python websockets + kosoku, Node ws,
+#                                                 Chromium + playwright-core)
+#   4. release builds of the sockway binary and the autobahn_client example
+#   5. cargo test --workspace --all-targets      (unit, integration and interop tests)
+#   6. scripts/autobahn.sh                       (Autobahn cases 1-13, both roles)
 #
 # Every stage is timed; the durations are printed at the end (and on failure).
 # Needs only cargo, python3 (with venv) and node/npm on PATH, plus network
@@ -93,8 +96,16 @@ count_results() {
     } END { printf "%d passed, %d failed\n", passed, failed }'
 }
 
+# The fuzz targets and the benchmark's echo servers are workspaces of their own (kept out of
+# the default build); type-check them so that a library change cannot silently break them.
+check_side_workspaces() {
+  cargo check --quiet --manifest-path fuzz/Cargo.toml --target-dir target/side-check --bins
+  cargo check --quiet --manifest-path benches/peers/Cargo.toml --target-dir target/side-check
+}
+
 stage "cargo fmt" cargo fmt --all -- --check
 stage "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
+stage "check fuzz + bench peers" check_side_workspaces
 stage "install peers" ./scripts/install-peers.sh
 stage "build sockway" cargo build --release -p sockway-cli
 stage "build autobahn_client" cargo build --release -p sockway --example autobahn_client
