@@ -263,16 +263,16 @@ fn text(status: StatusCode, body: &'static str) -> Response<Body> {
 async fn echo(mut socket: ServerWebSocket, info: UpgradeInfo, sockets: Sockets) {
     let started = Instant::now();
     let peer = info
-        .peer_addr
+        .peer_addr()
         .map_or_else(|| "unknown".to_owned(), |a| a.to_string());
-    let http = format!("{:?}", info.http_version);
-    let compression = if info.compression.is_some() {
+    let http = format!("{:?}", info.http_version());
+    let compression = if info.compression().is_some() {
         "permessage-deflate"
     } else {
         "off"
     };
-    tracing::info!(%peer, %http, origin = info.origin.as_deref().unwrap_or("-"), %compression, "WebSocket opened");
-    let id = socket_id(info.uri.query()).filter(|id| sockets.open(id, info.http_version));
+    tracing::info!(%peer, %http, origin = info.origin().unwrap_or("-"), %compression, "WebSocket opened");
+    let id = socket_id(info.uri().query()).filter(|id| sockets.open(id, info.http_version()));
     let mut payload = 0u64;
     let result = echo_frames(&mut socket, &mut payload).await;
     let stats = socket.stats();

@@ -52,7 +52,7 @@ async fn echo(ws: WebSocketUpgrade) -> impl IntoResponse {
 }
 
 async fn chat(ws: WebSocketUpgrade) -> impl IntoResponse {
-    let peer = ws.info().peer_addr;
+    let peer = ws.info().peer_addr();
     ws.protocols(["chat"])
         .allowed_origins(["http://localhost:3000"])
         .on_upgrade(move |mut socket| async move {

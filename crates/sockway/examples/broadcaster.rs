@@ -54,7 +54,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             // Keep this handler (and the connection's bookkeeping) alive until the
             // broadcaster is done with the socket.
             let _ = finished.await;
-            println!("{:?}: finished", info.peer_addr);
+            println!("{:?}: finished", info.peer_addr());
         }
     })
     .path("/ws")

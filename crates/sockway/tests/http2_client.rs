@@ -34,7 +34,7 @@ async fn echo_server(
     let app = WebSocketLayer::new(move |mut socket: ServerWebSocket, info: UpgradeInfo| {
         seen.lock()
             .unwrap()
-            .push((info.peer_addr, info.http_version));
+            .push((info.peer_addr(), info.http_version()));
         async move {
             while let Ok(Some(message)) = socket.recv().await {
                 if socket.send(message).await.is_err() {

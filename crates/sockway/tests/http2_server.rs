@@ -80,8 +80,8 @@ async fn extended_connect_is_advertised_and_accepted_with_200() {
         assert!(!headers.contains_key(name), "{name} in {headers:?}");
     }
     let info = opened(&mut events).await;
-    assert_eq!(info.http_version, http::Version::HTTP_2);
-    assert_eq!(info.uri.path(), "/ws");
+    assert_eq!(info.http_version(), http::Version::HTTP_2);
+    assert_eq!(info.uri().path(), "/ws");
     within("send", socket.send(Message::text("over h2")))
         .await
         .unwrap();
@@ -192,8 +192,8 @@ async fn origins_subprotocols_and_compression_apply_over_http2() {
         .unwrap()
         .expect("permessage-deflate agreed over HTTP/2");
     let info = opened(&mut events).await;
-    assert_eq!(info.subprotocol.as_deref(), Some("superchat"));
-    assert!(info.compression.is_some());
+    assert_eq!(info.subprotocol(), Some("superchat"));
+    assert!(info.compression().is_some());
 
     let io = H2Io::new(stream, response.into_body());
     let mut socket = sockway::WebSocket::from_negotiated(
@@ -260,7 +260,7 @@ async fn sockets_and_plain_requests_are_multiplexed_on_one_connection() {
     }
     let mut peers = std::collections::HashSet::new();
     for _ in 0..20 {
-        peers.insert(opened(&mut events).await.peer_addr);
+        peers.insert(opened(&mut events).await.peer_addr());
     }
     assert_eq!(
         peers.len(),

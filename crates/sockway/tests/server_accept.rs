@@ -170,17 +170,17 @@ async fn the_first_supported_subprotocol_in_server_order_is_chosen() {
     assert_eq!(response.header("sec-websocket-protocol"), Some("chat"));
 
     let info = within("handler", rx.recv()).await.unwrap();
-    assert_eq!(info.subprotocol.as_deref(), Some("chat"));
-    assert_eq!(info.offered_subprotocols, ["superchat", "chat"]);
-    assert_eq!(info.uri.path(), "/chat");
-    assert_eq!(info.uri.query(), Some("room=1"));
-    assert_eq!(info.http_version, Version::HTTP_11);
-    assert_eq!(info.peer_addr, Some(stream.local_addr().unwrap()));
+    assert_eq!(info.subprotocol(), Some("chat"));
+    assert_eq!(info.offered_subprotocols(), ["superchat", "chat"]);
+    assert_eq!(info.uri().path(), "/chat");
+    assert_eq!(info.uri().query(), Some("room=1"));
+    assert_eq!(info.http_version(), Version::HTTP_11);
+    assert_eq!(info.peer_addr(), Some(stream.local_addr().unwrap()));
 
     // No common subprotocol: the socket opens without one.
     let (mut stream, _) = open_raw(&server, "/", &[("Sec-WebSocket-Protocol", "mqtt")]).await;
     let info = within("handler", rx.recv()).await.unwrap();
-    assert_eq!(info.subprotocol, None);
+    assert_eq!(info.subprotocol(), None);
     stream.shutdown().await.unwrap();
 }
 

@@ -27,7 +27,7 @@ async fn echo(ws: WebSocketUpgrade) -> impl IntoResponse {
 }
 
 async fn chat(ws: WebSocketUpgrade) -> impl IntoResponse {
-    let origin_ok = ws.info().origin.is_none();
+    let origin_ok = ws.info().origin().is_none();
     ws.protocols(["chat"])
         .allowed_origins(["https://chat.example"])
         .on_upgrade(move |mut socket| async move {

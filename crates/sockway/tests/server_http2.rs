@@ -58,7 +58,7 @@ async fn one_route_serves_http1_upgrades_and_http2_extended_connect() {
     let app = WebSocketLayer::new(move |mut socket: ServerWebSocket, info: UpgradeInfo| {
         let versions = versions_tx.clone();
         async move {
-            let _ = versions.send(info.http_version);
+            let _ = versions.send(info.http_version());
             while let Ok(Some(message)) = socket.recv().await {
                 if socket.send(message).await.is_err() {
                     break;

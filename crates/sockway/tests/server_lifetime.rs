@@ -94,7 +94,7 @@ async fn a_background_task_can_own_sockets_and_signal_when_each_is_done() {
             if arrivals.send((socket, done_tx)).await.is_ok() {
                 let _ = done_rx.await;
             }
-            let _ = finished.send(info.uri.path().to_owned());
+            let _ = finished.send(info.uri().path().to_owned());
         }
     })
     .layer(not_found());

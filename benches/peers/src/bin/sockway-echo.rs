@@ -13,8 +13,11 @@ use sockway::server::{
 use sockway::DeflateConfig;
 use sockway_bench_peers::{args, run, MAX_MESSAGE};
 
-/// Echoes every message back until the peer closes.
-async fn echo(mut socket: ServerWebSocket, _info: UpgradeInfo) {
+/// Echoes every message back until the peer closes. Like the peers' handlers, which are
+/// given nothing of the request, it keeps nothing of it: the request's info (headers and all)
+/// is dropped at once instead of living as long as the socket.
+async fn echo(mut socket: ServerWebSocket, info: UpgradeInfo) {
+    drop(info);
     while let Ok(Some(message)) = socket.recv().await {
         if socket.send(message).await.is_err() {
             break;

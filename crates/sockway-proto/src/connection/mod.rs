@@ -92,9 +92,11 @@ pub struct Connection {
     state: ConnectionState,
     reader: Reader,
     writer: Writer,
-    close_received: Option<CloseFrame>,
+    /// Boxed, like `close_sent`: most of a connection's life has no close frame, and an
+    /// idle connection should not carry room for two.
+    close_received: Option<Box<CloseFrame>>,
     close_frame_seen: bool,
-    close_sent: Option<CloseFrame>,
+    close_sent: Option<Box<CloseFrame>>,
     close_frame_sent: bool,
     closed_locally: bool,
     failure: Option<ProtocolError>,
@@ -165,7 +167,7 @@ impl Connection {
 
     /// The close frame the peer sent, if it sent one with a status code.
     pub fn close_received(&self) -> Option<&CloseFrame> {
-        self.close_received.as_ref()
+        self.close_received.as_deref()
     }
 
     /// The close status as the application should see it: the peer's code, 1005 when the
@@ -182,7 +184,7 @@ impl Connection {
 
     /// The close frame this side sent, if it sent one with a status code.
     pub fn close_sent(&self) -> Option<&CloseFrame> {
-        self.close_sent.as_ref()
+        self.close_sent.as_deref()
     }
 
     /// Whether this side started the close handshake or failed the connection, rather than
@@ -274,7 +276,7 @@ impl Connection {
         self.writer.drop_pending_pong();
         self.writer
             .write_control(crate::frame::OpCode::Close, &payload);
-        self.close_sent = frame;
+        self.close_sent = frame.map(Box::new);
         self.close_frame_sent = true;
     }
 
@@ -286,7 +288,7 @@ impl Connection {
             self.send_close_frame(reply);
         }
         self.close_frame_seen = true;
-        self.close_received = frame;
+        self.close_received = frame.map(Box::new);
         self.state = ConnectionState::Closed;
     }
 

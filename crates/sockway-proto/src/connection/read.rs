@@ -19,7 +19,7 @@ pub(super) struct Reader {
     frame: Option<FrameInProgress>,
     message: Option<MessageInProgress>,
     /// Present when permessage-deflate was negotiated.
-    decompressor: Option<Decompressor>,
+    decompressor: Option<Box<Decompressor>>,
 }
 
 impl Reader {
@@ -39,7 +39,7 @@ impl Reader {
     }
 
     pub(super) fn set_decompressor(&mut self, decompressor: Decompressor) {
-        self.decompressor = Some(decompressor);
+        self.decompressor = Some(Box::new(decompressor));
     }
 }
 

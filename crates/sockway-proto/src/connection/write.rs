@@ -39,7 +39,7 @@ pub(super) struct Writer {
     /// Checks text fragments, which may split characters, as they go out.
     utf8: Utf8Validator,
     /// Present when permessage-deflate was negotiated.
-    compressor: Option<Compressor>,
+    compressor: Option<Box<Compressor>>,
     /// Whether the message being sent is compressed (decided by its first fragment).
     sending_compressed: bool,
     /// Compressed output before it is framed.
@@ -84,7 +84,7 @@ impl Writer {
     }
 
     pub(super) fn set_compressor(&mut self, compressor: Compressor) {
-        self.compressor = Some(compressor);
+        self.compressor = Some(Box::new(compressor));
     }
 
     pub(super) fn in_message(&self) -> bool {

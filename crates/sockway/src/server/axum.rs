@@ -113,9 +113,13 @@ impl WebSocketUpgrade {
     {
         match self.handshake.accept(&self.options) {
             Ok((response, pending)) => {
+                // As in `WebSocketLayer`: the callback gets a task of its own, which then
+                // holds only its future.
                 tokio::spawn(async move {
                     match pending.await {
-                        Ok(socket) => callback(socket).await,
+                        Ok(socket) => {
+                            tokio::spawn(callback(socket));
+                        }
                         Err(error) => {
                             tracing::debug!(%error, "WebSocket upgrade did not complete")
                         }

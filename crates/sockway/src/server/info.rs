@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 
+use bytes::BytesMut;
 use http::{uri, HeaderMap, HeaderValue, Uri, Version};
 use sockway_proto::deflate::DeflateParams;
 use sockway_proto::handshake::RequestKind;
@@ -20,28 +21,85 @@ pub struct ConnectionInfo {
 /// The request behind an accepted WebSocket: given to [`super::WebSocketLayer`] handlers and
 /// available from [`super::PendingWebSocket::info`], so an application can route on the path,
 /// read cookies or an auth header, and log the peer, after the handshake is done.
+///
+/// It is one pointer wide (the parts live in one box), so a handler that keeps it for the
+/// socket's lifetime adds a few bytes to its task, not the size of every part; dropping it
+/// early frees the copied request headers.
 #[derive(Debug, Clone)]
-#[non_exhaustive]
 pub struct UpgradeInfo {
+    parts: Box<RequestParts>,
+}
+
+/// What [`UpgradeInfo`] holds.
+#[derive(Debug, Clone)]
+pub(crate) struct RequestParts {
+    pub(crate) uri: Uri,
+    pub(crate) headers: HeaderMap,
+    pub(crate) http_version: Version,
+    pub(crate) kind: RequestKind,
+    pub(crate) origin: Option<String>,
+    pub(crate) offered_subprotocols: Vec<String>,
+    pub(crate) subprotocol: Option<String>,
+    pub(crate) compression: Option<DeflateParams>,
+    pub(crate) peer_addr: Option<SocketAddr>,
+}
+
+impl UpgradeInfo {
+    pub(crate) fn new(parts: RequestParts) -> Self {
+        Self {
+            parts: Box::new(parts),
+        }
+    }
+
+    pub(crate) fn parts_mut(&mut self) -> &mut RequestParts {
+        &mut self.parts
+    }
+
     /// The request target (path and query; for HTTP/2 also the `:authority`).
-    pub uri: Uri,
+    pub fn uri(&self) -> &Uri {
+        &self.parts.uri
+    }
+
     /// The request headers as the client sent them.
-    pub headers: HeaderMap,
+    pub fn headers(&self) -> &HeaderMap {
+        &self.parts.headers
+    }
+
     /// The HTTP version: 1.1 for an upgrade, 2 for an extended CONNECT (RFC 8441).
-    pub http_version: Version,
+    pub fn http_version(&self) -> Version {
+        self.parts.http_version
+    }
+
     /// Whether the socket arrived as an HTTP/1.1 upgrade or an extended CONNECT.
-    pub kind: RequestKind,
+    pub fn kind(&self) -> RequestKind {
+        self.parts.kind
+    }
+
     /// The client's `Origin`, if it sent one (RFC 6455 section 10.2).
-    pub origin: Option<String>,
+    pub fn origin(&self) -> Option<&str> {
+        self.parts.origin.as_deref()
+    }
+
     /// The subprotocols the client offered, in its order of preference.
-    pub offered_subprotocols: Vec<String>,
+    pub fn offered_subprotocols(&self) -> &[String] {
+        &self.parts.offered_subprotocols
+    }
+
     /// The subprotocol chosen (RFC 6455 section 4.2.2 item 5.4), if any.
-    pub subprotocol: Option<String>,
+    pub fn subprotocol(&self) -> Option<&str> {
+        self.parts.subprotocol.as_deref()
+    }
+
     /// The permessage-deflate parameters agreed (RFC 7692), if compression was negotiated.
-    pub compression: Option<DeflateParams>,
+    pub fn compression(&self) -> Option<DeflateParams> {
+        self.parts.compression
+    }
+
     /// The client's address, when the server runner (or the application) recorded a
     /// [`ConnectionInfo`] in the request's extensions.
-    pub peer_addr: Option<SocketAddr>,
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        self.parts.peer_addr
+    }
 }
 
 impl UpgradeInfo {
@@ -73,11 +131,19 @@ fn owned_uri(uri: &Uri) -> Uri {
     copied.unwrap_or_else(|| uri.clone())
 }
 
-/// `headers` with every value copied (names hyper did not know are copied by hyper already).
+/// `headers` with every value copied, all into one buffer (one allocation, not one per value;
+/// names hyper did not know are copied by hyper already).
 fn owned_headers(headers: &HeaderMap) -> HeaderMap {
+    let total: usize = headers.values().map(|value| value.len()).sum();
+    let mut storage = BytesMut::with_capacity(total);
+    for value in headers.values() {
+        storage.extend_from_slice(value.as_bytes());
+    }
+    let mut storage = storage.freeze();
     let mut owned = HeaderMap::with_capacity(headers.len());
     for (name, value) in headers {
-        let mut copy = HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone());
+        let bytes = storage.split_to(value.len());
+        let mut copy = HeaderValue::from_maybe_shared(bytes).unwrap_or_else(|_| value.clone());
         copy.set_sensitive(value.is_sensitive());
         owned.append(name.clone(), copy);
     }

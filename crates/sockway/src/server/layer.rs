@@ -16,6 +16,7 @@ use tower_service::Service;
 use super::info::UpgradeInfo;
 use super::options::AcceptOptions;
 use super::upgrade::{is_extended_connect, is_websocket_request, Body, Handshake, ServerWebSocket};
+use crate::config::WebSocketConfig;
 
 /// Tower middleware that accepts WebSockets and passes other requests on.
 ///
@@ -45,6 +46,8 @@ use super::upgrade::{is_extended_connect, is_websocket_request, Body, Handshake,
 pub struct WebSocketLayer<H> {
     handler: Arc<H>,
     options: Arc<AcceptOptions>,
+    /// `options.socket`, shared by every socket the layer accepts.
+    socket_config: Arc<WebSocketConfig>,
     path: Option<Arc<str>>,
 }
 
@@ -53,6 +56,7 @@ impl<H> Clone for WebSocketLayer<H> {
         Self {
             handler: self.handler.clone(),
             options: self.options.clone(),
+            socket_config: self.socket_config.clone(),
             path: self.path.clone(),
         }
     }
@@ -75,9 +79,11 @@ where
     /// A layer that gives every accepted socket to `handler`, with the default options, on
     /// every path.
     pub fn new(handler: H) -> Self {
+        let options = AcceptOptions::default();
         Self {
             handler: Arc::new(handler),
-            options: Arc::new(AcceptOptions::default()),
+            socket_config: Arc::new(options.socket.clone()),
+            options: Arc::new(options),
             path: None,
         }
     }
@@ -86,6 +92,7 @@ where
 impl<H> WebSocketLayer<H> {
     /// Sets the options every socket is accepted with.
     pub fn options(mut self, options: AcceptOptions) -> Self {
+        self.socket_config = Arc::new(options.socket.clone());
         self.options = Arc::new(options);
         self
     }
@@ -175,14 +182,20 @@ where
     H: Fn(ServerWebSocket, UpgradeInfo) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let accepted = Handshake::from_request(request).and_then(|h| h.accept(&layer.options));
+    let accepted = Handshake::from_request(request)
+        .and_then(|h| h.accept_with_config(&layer.options, layer.socket_config.clone()));
     match accepted {
         Ok((response, pending)) => {
             let handler = layer.handler.clone();
+            let (upgrading, info) = pending.into_parts();
+            // The handler runs in a task of its own once the socket exists, so that the task
+            // that lives as long as the socket holds only the handler's future, not also what
+            // waiting for the upgrade took.
             tokio::spawn(async move {
-                let info = pending.info().clone();
-                match pending.await {
-                    Ok(socket) => handler(socket, info).await,
+                match upgrading.await {
+                    Ok(socket) => {
+                        tokio::spawn(handler(socket, info));
+                    }
                     Err(error) => tracing::debug!(%error, "WebSocket upgrade did not complete"),
                 }
             });

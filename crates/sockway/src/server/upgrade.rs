@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use bytes::Bytes;
@@ -10,11 +11,11 @@ use http::header::UPGRADE;
 use http::request::Parts;
 use http::{Extensions, HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
 use hyper::upgrade::OnUpgrade;
-use sockway_proto::deflate;
+use sockway_proto::deflate::{self, DeflateParams};
 use sockway_proto::handshake::{self, header_has_token, ClientOffer, RequestKind};
 use sockway_proto::Role;
 
-use super::info::{ConnectionInfo, UpgradeInfo};
+use super::info::{ConnectionInfo, RequestParts, UpgradeInfo};
 use super::options::AcceptOptions;
 use super::rejection::Rejection;
 use super::shutdown::Tracking;
@@ -130,7 +131,7 @@ impl Handshake {
             handshake::validate_request(method, version, headers, connect_protocol(extensions))
                 .map_err(|e| Rejection::from_handshake(&e))?;
         let (uri, headers) = UpgradeInfo::owned_request_parts(uri, headers);
-        let info = UpgradeInfo {
+        let info = UpgradeInfo::new(RequestParts {
             uri,
             headers,
             http_version: version,
@@ -140,7 +141,7 @@ impl Handshake {
             subprotocol: None,
             compression: None,
             peer_addr: extensions.get::<ConnectionInfo>().map(|c| c.peer_addr),
-        };
+        });
         Ok(Self {
             offer,
             on_upgrade: placeholder_upgrade(),
@@ -159,6 +160,17 @@ impl Handshake {
     pub fn accept(
         self,
         options: &AcceptOptions,
+    ) -> Result<(Response<Body>, PendingWebSocket), Rejection> {
+        let config = Arc::new(options.socket.clone());
+        self.accept_with_config(options, config)
+    }
+
+    /// [`Handshake::accept`] with the socket settings given apart (`options.socket` is not
+    /// read), so that an endpoint can share one copy among all its sockets.
+    pub(crate) fn accept_with_config(
+        self,
+        options: &AcceptOptions,
+        config: Arc<WebSocketConfig>,
     ) -> Result<(Response<Body>, PendingWebSocket), Rejection> {
         let Self {
             offer,
@@ -184,13 +196,17 @@ impl Handshake {
         let mut response = Response::new(Body::default());
         *response.status_mut() = handshake::response_status(offer.kind);
         *response.headers_mut() = headers;
-        info.subprotocol = subprotocol;
-        info.compression = deflate.map(|(params, _)| params);
+        let parts = info.parts_mut();
+        parts.subprotocol = subprotocol;
+        parts.compression = deflate.map(|(params, _)| params);
         let pending = PendingWebSocket {
-            on_upgrade,
-            config: Some(options.socket.clone()),
+            upgrade: Upgrading {
+                on_upgrade,
+                config: Some(config),
+                compression: info.compression(),
+                tracking,
+            },
             info,
-            tracking,
         };
         Ok((response, pending))
     }
@@ -216,9 +232,18 @@ fn origin_refused(origin: &str) -> Rejection {
 /// hyper hands over the connection (for HTTP/2, the stream).
 #[derive(Debug)]
 pub struct PendingWebSocket {
-    on_upgrade: OnUpgrade,
-    config: Option<WebSocketConfig>,
+    upgrade: Upgrading,
     info: UpgradeInfo,
+}
+
+/// The part of a [`PendingWebSocket`] that waits for hyper's hand-over and builds the socket;
+/// apart from the request's [`UpgradeInfo`], so that a task can wait on it and then hand the
+/// info to a handler without copying it.
+#[derive(Debug)]
+pub(crate) struct Upgrading {
+    on_upgrade: OnUpgrade,
+    config: Option<Arc<WebSocketConfig>>,
+    compression: Option<DeflateParams>,
     tracking: Option<Tracking>,
 }
 
@@ -230,27 +255,32 @@ impl PendingWebSocket {
 
     /// The subprotocol chosen, if any.
     pub fn subprotocol(&self) -> Option<&str> {
-        self.info.subprotocol.as_deref()
+        self.info.subprotocol()
     }
 
     /// The HTTP version the socket arrived over (1.1 upgrade or 2 extended CONNECT).
     pub fn http_version(&self) -> Version {
-        self.info.http_version
+        self.info.http_version()
     }
 
     /// Whether the socket arrived as an HTTP/1.1 upgrade or an extended CONNECT.
     pub fn request_kind(&self) -> RequestKind {
-        self.info.kind
+        self.info.kind()
     }
 
     /// The client's `Origin`, if it sent one.
     pub fn origin(&self) -> Option<&str> {
-        self.info.origin.as_deref()
+        self.info.origin()
     }
 
     /// Replaces the settings the socket will be created with.
     pub fn set_config(&mut self, config: WebSocketConfig) {
-        self.config = Some(config);
+        self.upgrade.config = Some(Arc::new(config));
+    }
+
+    /// The hand-over to wait for, and the request's info.
+    pub(crate) fn into_parts(self) -> (Upgrading, UpgradeInfo) {
+        (self.upgrade, self.info)
     }
 }
 
@@ -258,16 +288,19 @@ impl Future for PendingWebSocket {
     type Output = Result<ServerWebSocket, hyper::Error>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.upgrade).poll(cx)
+    }
+}
+
+impl Future for Upgrading {
+    type Output = Result<ServerWebSocket, hyper::Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let upgraded = ready!(Pin::new(&mut self.on_upgrade).poll(cx))?;
         let config = self.config.take().unwrap_or_default();
         let (stream, leftover) = ServerStream::from_upgraded(upgraded);
-        let mut socket = WebSocket::from_negotiated(
-            stream,
-            Role::Server,
-            config,
-            leftover,
-            self.info.compression,
-        );
+        let mut socket =
+            WebSocket::with_shared_config(stream, Role::Server, config, leftover, self.compression);
         if let Some(tracking) = &self.tracking {
             socket.set_close_request(tracking.close_request());
         }

@@ -6,6 +6,7 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll, Waker};
 
 use bytes::BytesMut;
@@ -40,7 +41,6 @@ enum Teardown {
 /// `interval` of silence, to within the time one burst of reads takes.
 #[derive(Debug)]
 struct KeepAliveTimer {
-    settings: KeepAlive,
     /// Fires when the next ping may be due, or (after a ping) when the peer has been silent
     /// too long.
     sleep: Pin<Box<Sleep>>,
@@ -84,7 +84,8 @@ pub(crate) trait CloseRequest: Send + Sync + std::fmt::Debug {
 pub(crate) struct Engine<S: AsyncRead + AsyncWrite + Unpin> {
     pub(crate) io: S,
     pub(crate) conn: Connection,
-    pub(crate) config: WebSocketConfig,
+    /// Shared by every socket a server endpoint accepts with the same settings.
+    pub(crate) config: Arc<WebSocketConfig>,
     read_buf: BytesMut,
     /// Bytes the next read asks for: [`WebSocketConfig::read_buffer_size`] at first; doubled
     /// (up to [`MAX_READ_SIZE`]) each time a read fills all the room it was given, halved when
@@ -96,8 +97,8 @@ pub(crate) struct Engine<S: AsyncRead + AsyncWrite + Unpin> {
     keep_alive: Option<KeepAliveTimer>,
     /// An outside request to close (see [`CloseRequest`]).
     pub(crate) close_request: Option<Box<dyn CloseRequest>>,
-    /// The error that ended the connection, reported once to the reader.
-    pending_error: Option<Error>,
+    /// The error that ended the connection, reported once to the reader (boxed: rare).
+    pending_error: Option<Box<Error>>,
     pub(crate) stats: Stats,
 }
 
@@ -118,12 +119,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
     pub(crate) fn new(
         io: S,
         role: Role,
-        config: WebSocketConfig,
+        config: Arc<WebSocketConfig>,
         leftover: BytesMut,
         compression: Option<DeflateParams>,
     ) -> Self {
         let keep_alive = config.keep_alive.map(|settings| KeepAliveTimer {
-            settings,
             sleep: Box::pin(tokio::time::sleep(settings.interval)),
             quiet_since: Instant::now(),
             heard: false,
@@ -184,7 +184,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
                 Ok(None) if self.conn.is_closed() => continue,
                 Ok(None) => {}
                 Err(e) => {
-                    self.pending_error = Some(Error::Protocol(e));
+                    self.pending_error = Some(Box::new(Error::Protocol(e)));
                     continue;
                 }
             }
@@ -241,6 +241,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
     /// when it stays silent for the timeout after that. Called when the engine is about to
     /// wait for the peer.
     fn poll_keep_alive(&mut self, cx: &mut Context<'_>) -> Option<Result<Option<Event>, Error>> {
+        let settings: KeepAlive = self.config.keep_alive?;
         let timer = self.keep_alive.as_mut()?;
         if timer.heard {
             timer.heard = false;
@@ -264,20 +265,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
             timer.polled_with = None;
             let now = Instant::now();
             if !timer.ping_sent {
-                let due = timer.quiet_since + timer.settings.interval;
+                let due = timer.quiet_since + settings.interval;
                 if due > now {
                     // Heard from the peer since the sleep was armed: not quiet long enough.
                     timer.sleep.as_mut().reset(due);
                     continue;
                 }
                 timer.ping_sent = true;
-                timer.sleep.as_mut().reset(now + timer.settings.timeout);
+                timer.sleep.as_mut().reset(now + settings.timeout);
                 let _ = timer.sleep.as_mut().poll(cx);
                 let _ = self.conn.send_ping(b"");
                 let _ = self.poll_write_out(cx);
                 return None;
             }
-            let waited = timer.settings.interval + timer.settings.timeout;
+            let waited = settings.interval + settings.timeout;
             self.keep_alive = None;
             self.conn
                 .fail_with(sockway_proto::CloseCode::GOING_AWAY, "keep-alive timeout");
@@ -304,9 +305,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
     }
 
     /// Frees the receive buffer when it holds nothing, so that an idle connection keeps no
-    /// buffer; the next read goes through the stack (see [`Engine::poll_fill`]).
+    /// buffer; the next read goes through the stack (see [`Engine::poll_fill`]). An empty
+    /// buffer without spare capacity is released too: after the last message was split off,
+    /// it may still share that message's allocation.
     fn release_empty_read_buf(&mut self) {
-        if self.read_buf.is_empty() && self.read_buf.capacity() > 0 {
+        if self.read_buf.is_empty() {
             self.read_buf = BytesMut::new();
             self.read_size = self.config.read_buffer_size;
         }
@@ -461,7 +464,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
                 Teardown::Done => {
                     self.close_deadline = None;
                     return Poll::Ready(match self.pending_error.take() {
-                        Some(e) => Err(e),
+                        Some(e) => Err(*e),
                         None => Ok(()),
                     });
                 }

@@ -6,7 +6,8 @@ mod recv;
 mod split;
 mod stream;
 
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::BytesMut;
@@ -45,6 +46,15 @@ pub use split::{WebSocketReader, WebSocketWriter};
 /// writes it if the transport takes it at once, and then shuts the transport down.
 #[derive(Debug)]
 pub struct WebSocket<S: AsyncRead + AsyncWrite + Unpin> {
+    /// Boxed so that the socket is one pointer wide: futures that hold it (a handler's
+    /// `async fn` keeps its arguments twice) stay small, which is most of what an idle
+    /// connection's task costs.
+    inner: Box<Inner<S>>,
+}
+
+/// Everything a [`WebSocket`] owns, in one allocation.
+#[derive(Debug)]
+struct Inner<S: AsyncRead + AsyncWrite + Unpin> {
     engine: Engine<S>,
     leftover: Leftover,
 }
@@ -55,11 +65,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> EngineAccess<S> for WebSocket<S> {
         cx: &mut Context<'_>,
         f: impl FnOnce(&mut Engine<S>, &mut Context<'_>) -> R,
     ) -> R {
-        f(&mut self.engine, cx)
+        f(&mut self.inner.engine, cx)
     }
 
     fn engine<R>(&mut self, f: impl FnOnce(&mut Engine<S>) -> R) -> R {
-        f(&mut self.engine)
+        f(&mut self.inner.engine)
     }
 }
 
@@ -80,61 +90,77 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         leftover: BytesMut,
         compression: Option<DeflateParams>,
     ) -> Self {
+        Self::with_shared_config(io, role, Arc::new(config), leftover, compression)
+    }
+
+    /// [`WebSocket::from_negotiated`] with settings shared among sockets (a server endpoint's).
+    pub(crate) fn with_shared_config(
+        io: S,
+        role: Role,
+        config: Arc<WebSocketConfig>,
+        leftover: BytesMut,
+        compression: Option<DeflateParams>,
+    ) -> Self {
         Self {
-            engine: Engine::new(io, role, config, leftover, compression),
-            leftover: Leftover::default(),
+            inner: Box::new(Inner {
+                engine: Engine::new(io, role, config, leftover, compression),
+                leftover: Leftover::default(),
+            }),
         }
     }
 
     /// The permessage-deflate parameters in force, if compression was negotiated.
     pub fn compression(&self) -> Option<DeflateParams> {
-        self.engine.conn.compression()
+        self.inner.engine.conn.compression()
     }
 
     /// Sends a whole message, choosing whether it may be compressed: pass
     /// [`Compression::Disabled`] for secrets (the seeds' `DisableCompression`; see
     /// `docs/security.md` on CRIME/BREACH).
-    pub async fn send_with(
+    pub fn send_with(
         &mut self,
         message: impl Into<Message>,
         compression: Compression,
-    ) -> Result<(), Error> {
+    ) -> impl Future<Output = Result<(), Error>> + '_ {
         let message = message.into();
-        ops::send(self, Sends::MessageEnd, |conn| {
+        ops::send(self, Sends::MessageEnd, move |conn| {
             conn.send_with(&message, compression)
         })
-        .await
     }
+
     /// The next whole message; `Ok(None)` once the connection has closed cleanly (see
     /// [`WebSocket::close_info`]). Cancel-safe.
-    pub async fn recv(&mut self) -> Result<Option<Message>, Error> {
-        poll_fn(|cx| self.engine.poll_recv(cx)).await
+    pub fn recv(&mut self) -> impl Future<Output = Result<Option<Message>, Error>> + '_ {
+        poll_fn(|cx| self.inner.engine.poll_recv(cx))
     }
 
     /// Polls for the next whole message, as [`WebSocket::recv`] does.
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Message>, Error>> {
-        self.engine.poll_recv(cx)
+        self.inner.engine.poll_recv(cx)
     }
 
     /// The next data frame's payload as it arrived, without copying; `Ok(None)` after a clean
     /// close. Echoing each with [`WebSocket::send_fragment`] preserves the peer's framing and
     /// message boundaries (the seeds' echo loop). Cancel-safe.
     pub async fn recv_fragment(&mut self) -> Result<Option<Fragment>, Error> {
-        poll_fn(|cx| self.engine.poll_recv_fragment(cx)).await
+        poll_fn(|cx| self.inner.engine.poll_recv_fragment(cx)).await
     }
 
     /// Copies the next bytes of the current message into `buf` and says how many, of which
     /// kind, and whether the message ended (the seeds' `ReceiveAsync`). When the connection
     /// closes, the result's kind is [`ReceivedKind::Close`] with the status. Cancel-safe.
     pub async fn receive(&mut self, buf: &mut [u8]) -> Result<ReceiveResult, Error> {
-        let Self { engine, leftover } = self;
+        let Inner { engine, leftover } = &mut *self.inner;
         poll_fn(|cx| engine.poll_receive(cx, leftover, buf)).await
     }
 
     /// Sends a whole message and waits until it is written to the transport.
-    pub async fn send(&mut self, message: impl Into<Message>) -> Result<(), Error> {
+    pub fn send(
+        &mut self,
+        message: impl Into<Message>,
+    ) -> impl Future<Output = Result<(), Error>> + '_ {
         let message = message.into();
-        ops::send(self, Sends::MessageEnd, |conn| conn.send(&message)).await
+        ops::send(self, Sends::MessageEnd, move |conn| conn.send(&message))
     }
 
     /// Sends a text message from a borrowed string.
@@ -167,9 +193,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 
     /// Queues a message without flushing: it goes out with the next flush or send, or once
     /// the queue passes its limit. For batching many small messages into fewer writes.
-    pub async fn feed(&mut self, message: impl Into<Message>) -> Result<(), Error> {
+    pub fn feed(
+        &mut self,
+        message: impl Into<Message>,
+    ) -> impl Future<Output = Result<(), Error>> + '_ {
         let message = message.into();
-        ops::queue(self, Sends::MessageEnd, |conn| conn.send(&message)).await
+        ops::queue(self, Sends::MessageEnd, move |conn| conn.send(&message))
     }
 
     /// Writes everything queued.
@@ -197,10 +226,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// data until the peer's close frame arrives, closes the transport, and returns how the
     /// connection ended. Waits at most twice the close timeout.
     pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<CloseInfo, Error> {
-        if self.engine.conn.state() == ConnectionState::Open {
-            self.engine.conn.close(code, reason)?;
+        if self.inner.engine.conn.state() == ConnectionState::Open {
+            self.inner.engine.conn.close(code, reason)?;
         }
-        let timeout = self.engine.config.close_timeout * 2;
+        let timeout = self.inner.engine.config.close_timeout * 2;
         let drain = async {
             while self.recv().await?.is_some() {}
             Ok::<(), Error>(())
@@ -215,42 +244,43 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 
     /// How the connection ended (status, reason, who started it), once it has.
     pub fn close_info(&self) -> Option<CloseInfo> {
-        self.engine.close_info()
+        self.inner.engine.close_info()
     }
 
     /// Where the close handshake stands.
     pub fn state(&self) -> ConnectionState {
-        self.engine.conn.state()
+        self.inner.engine.conn.state()
     }
 
     /// This end's role.
     pub fn role(&self) -> Role {
-        self.engine.conn.role()
+        self.inner.engine.conn.role()
     }
 
     /// The settings in force.
     pub fn config(&self) -> &WebSocketConfig {
-        &self.engine.config
+        &self.inner.engine.config
     }
 
     /// Bytes and messages sent and received so far.
     pub fn stats(&self) -> Stats {
-        self.engine.stats
+        self.inner.engine.stats
     }
 
     /// The transport.
     pub fn get_ref(&self) -> &S {
-        &self.engine.io
+        &self.inner.engine.io
     }
 
     /// Lets `request` close this socket (the server runner's graceful shutdown); see
     /// [`CloseRequest`].
     pub(crate) fn set_close_request(&mut self, request: Box<dyn CloseRequest>) {
-        self.engine.close_request = Some(request);
+        self.inner.engine.close_request = Some(request);
     }
 
     /// Splits into a reader and a writer that can live in different tasks.
     pub fn split(self) -> (WebSocketReader<S>, WebSocketWriter<S>) {
-        split::split(self.engine, self.leftover)
+        let Inner { engine, leftover } = *self.inner;
+        split::split(engine, leftover)
     }
 }

@@ -1,8 +1,10 @@
 //! The operations shared by [`super::WebSocket`] and its split halves, written once against
 //! [`EngineAccess`]: direct access for the whole socket, a lock for the halves.
 
-use std::future::poll_fn;
-use std::task::Context;
+use std::future::{poll_fn, Future};
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
 
 use sockway_proto::{Connection, SendError};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -32,45 +34,84 @@ pub(crate) enum Sends {
     Other,
 }
 
-/// Waits for room, then lets `op` queue frames.
-pub(crate) async fn queue<S, A>(
-    access: &mut A,
+/// Waits for room, lets `op` queue frames, and then, for a send, writes everything queued.
+///
+/// Written by hand rather than as an `async fn` so that it holds only the socket reference
+/// and the pending operation (an `async fn` keeps its arguments twice and each nested
+/// future's state besides): a handler parked in a send, or holding one in `select!`, stays
+/// small. Dropped before the room came, it queued nothing; after, the whole message.
+pub(crate) struct Queue<'a, S, A, F> {
+    access: &'a mut A,
+    op: Option<F>,
     sends: Sends,
-    op: impl FnOnce(&mut Connection) -> Result<(), SendError>,
-) -> Result<(), Error>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-    A: EngineAccess<S>,
-{
-    poll_fn(|cx| access.with_engine(cx, |engine, cx| engine.poll_send_ready(cx))).await?;
-    access.engine(|engine| {
-        op(&mut engine.conn)?;
-        if sends == Sends::MessageEnd {
-            engine.stats.messages_sent += 1;
-        }
-        Ok(())
-    })
+    flush: bool,
+    stream: PhantomData<fn() -> S>,
 }
 
-/// Writes everything queued.
-pub(crate) async fn flush<S, A>(access: &mut A) -> Result<(), Error>
+/// Queues with `op` once there is room; writes only when the queue is past its limit.
+pub(crate) fn queue<S, A, F>(access: &mut A, sends: Sends, op: F) -> Queue<'_, S, A, F>
 where
-    S: AsyncRead + AsyncWrite + Unpin,
-    A: EngineAccess<S>,
+    F: FnOnce(&mut Connection) -> Result<(), SendError>,
 {
-    poll_fn(|cx| access.with_engine(cx, |engine, cx| engine.poll_flush(cx))).await
+    Queue {
+        access,
+        op: Some(op),
+        sends,
+        flush: false,
+        stream: PhantomData,
+    }
 }
 
 /// Queues with `op`, then flushes.
-pub(crate) async fn send<S, A>(
-    access: &mut A,
-    sends: Sends,
-    op: impl FnOnce(&mut Connection) -> Result<(), SendError>,
-) -> Result<(), Error>
+pub(crate) fn send<S, A, F>(access: &mut A, sends: Sends, op: F) -> Queue<'_, S, A, F>
+where
+    F: FnOnce(&mut Connection) -> Result<(), SendError>,
+{
+    Queue {
+        flush: true,
+        ..queue(access, sends, op)
+    }
+}
+
+impl<S, A, F> Future for Queue<'_, S, A, F>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    A: EngineAccess<S>,
+    F: FnOnce(&mut Connection) -> Result<(), SendError> + Unpin,
+{
+    type Output = Result<(), Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if this.op.is_some() {
+            ready!(this
+                .access
+                .with_engine(cx, |engine, cx| engine.poll_send_ready(cx)))?;
+            if let Some(op) = this.op.take() {
+                let sends = this.sends;
+                this.access.engine(|engine| {
+                    op(&mut engine.conn)?;
+                    if sends == Sends::MessageEnd {
+                        engine.stats.messages_sent += 1;
+                    }
+                    Ok::<(), Error>(())
+                })?;
+            }
+        }
+        if this.flush {
+            this.access
+                .with_engine(cx, |engine, cx| engine.poll_flush(cx))
+        } else {
+            Poll::Ready(Ok(()))
+        }
+    }
+}
+
+/// Writes everything queued.
+pub(crate) fn flush<S, A>(access: &mut A) -> impl Future<Output = Result<(), Error>> + '_
 where
     S: AsyncRead + AsyncWrite + Unpin,
     A: EngineAccess<S>,
 {
-    queue(access, sends, op).await?;
-    flush(access).await
+    poll_fn(|cx| access.with_engine(cx, |engine, cx| engine.poll_flush(cx)))
 }

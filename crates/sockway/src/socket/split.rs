@@ -3,7 +3,7 @@
 //! direction, and both halves may write (the reader writes pongs and close replies), so every
 //! poll uses a waker that wakes both halves: a wake-up is never lost, at worst one is spare.
 
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
 
@@ -109,8 +109,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> EngineAccess<S> for WebSocketWriter<S> {
 
 impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketReader<S> {
     /// The next whole message; `Ok(None)` after a clean close. Cancel-safe.
-    pub async fn recv(&mut self) -> Result<Option<Message>, Error> {
-        poll_fn(|cx| self.poll_recv(cx)).await
+    pub fn recv(&mut self) -> impl Future<Output = Result<Option<Message>, Error>> + '_ {
+        poll_fn(|cx| self.poll_recv(cx))
     }
 
     /// Polls for the next whole message.
@@ -157,22 +157,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketReader<S> {
 
 impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketWriter<S> {
     /// Sends a whole message and waits until it is written.
-    pub async fn send(&mut self, message: impl Into<Message>) -> Result<(), Error> {
+    pub fn send(
+        &mut self,
+        message: impl Into<Message>,
+    ) -> impl Future<Output = Result<(), Error>> + '_ {
         let message = message.into();
-        ops::send(self, Sends::MessageEnd, |conn| conn.send(&message)).await
+        ops::send(self, Sends::MessageEnd, move |conn| conn.send(&message))
     }
 
     /// Sends a whole message, choosing whether it may be compressed.
-    pub async fn send_with(
+    pub fn send_with(
         &mut self,
         message: impl Into<Message>,
         compression: sockway_proto::connection::Compression,
-    ) -> Result<(), Error> {
+    ) -> impl Future<Output = Result<(), Error>> + '_ {
         let message = message.into();
-        ops::send(self, Sends::MessageEnd, |conn| {
+        ops::send(self, Sends::MessageEnd, move |conn| {
             conn.send_with(&message, compression)
         })
-        .await
     }
 
     /// Sends part of a message.
@@ -194,9 +196,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketWriter<S> {
     }
 
     /// Queues a message without flushing.
-    pub async fn feed(&mut self, message: impl Into<Message>) -> Result<(), Error> {
+    pub fn feed(
+        &mut self,
+        message: impl Into<Message>,
+    ) -> impl Future<Output = Result<(), Error>> + '_ {
         let message = message.into();
-        ops::queue(self, Sends::MessageEnd, |conn| conn.send(&message)).await
+        ops::queue(self, Sends::MessageEnd, move |conn| conn.send(&message))
     }
 
     /// Writes everything queued.
