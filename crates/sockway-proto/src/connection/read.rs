@@ -143,12 +143,24 @@ pub(super) fn next_event(
                 end_of_message: false,
             }));
         }
-        let payload = input.split_to(frame.remaining).freeze();
+        let payload = take_front(input, frame.remaining);
         let header = frame.header;
         conn.reader.frame = None;
         if let Some(event) = finish_frame(conn, header, payload, delivery)? {
             return Ok(Some(event));
         }
+    }
+}
+
+/// The first `n` bytes of `input`, as `Bytes`. When they are all of it (the usual case: one
+/// read brought one whole frame) the buffer itself becomes the payload, so no shared-buffer
+/// bookkeeping is allocated and the driver's next read starts a fresh buffer; otherwise the
+/// front is split off, sharing the buffer.
+fn take_front(input: &mut BytesMut, n: usize) -> Bytes {
+    if n == input.len() {
+        std::mem::take(input).freeze()
+    } else {
+        input.split_to(n).freeze()
     }
 }
 

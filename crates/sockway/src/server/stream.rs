@@ -29,7 +29,8 @@ enum Transport {
     Tcp(TcpStream),
     #[cfg(feature = "tls")]
     Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
-    Upgraded(TokioIo<Upgraded>),
+    /// Boxed: it is the rare case, and inline it would make every socket 16 bytes larger.
+    Upgraded(Box<TokioIo<Upgraded>>),
 }
 
 impl fmt::Debug for ServerStream {
@@ -80,7 +81,7 @@ impl ServerStream {
             }
             Err(upgraded) => upgraded,
         };
-        let stream = Transport::Upgraded(TokioIo::new(upgraded));
+        let stream = Transport::Upgraded(Box::new(TokioIo::new(upgraded)));
         (Self::new(stream), BytesMut::new())
     }
 
@@ -120,7 +121,7 @@ macro_rules! delegate {
                 $call
             }
             Transport::Upgraded($io) => {
-                let $io = Pin::new($io);
+                let $io = Pin::new(&mut **$io);
                 $call
             }
         }

@@ -32,26 +32,31 @@ enum Teardown {
     Done,
 }
 
-/// Keep-alive timers.
-///
-/// Reads never touch the timer: they only set `heard`. When the engine is about to wait, it
-/// turns `heard` into a fresh `quiet_since` (one clock read), and when the sleep fires it
-/// re-arms itself for `quiet_since + interval` if the peer was heard from since it was armed.
-/// So a busy connection costs no timer-wheel update per read, and a ping still goes out after
-/// `interval` of silence, to within the time one burst of reads takes.
-#[derive(Debug)]
-struct KeepAliveTimer {
-    /// Fires when the next ping may be due, or (after a ping) when the peer has been silent
-    /// too long.
-    sleep: Pin<Box<Sleep>>,
-    /// When the peer was last heard from, as of the last time the engine waited.
-    quiet_since: Instant,
-    /// Whether bytes arrived since `quiet_since` was taken.
-    heard: bool,
-    ping_sent: bool,
-    /// The waker the armed sleep was last polled with: while it is the same and the sleep
-    /// has not elapsed, the sleep need not be polled again before each wait.
-    polled_with: Option<Waker>,
+pin_project_lite::pin_project! {
+    /// Keep-alive timers.
+    ///
+    /// Reads never touch the timer: they only set `heard`. When the engine is about to wait, it
+    /// turns `heard` into a fresh `quiet_since` (one clock read), and when the sleep fires it
+    /// re-arms itself for `quiet_since + interval` if the peer was heard from since it was armed.
+    /// So a busy connection costs no timer-wheel update per read, and a ping still goes out after
+    /// `interval` of silence, to within the time one burst of reads takes.
+    ///
+    /// One allocation for the sleep and its bookkeeping: an idle socket carries a pointer.
+    #[derive(Debug)]
+    struct KeepAliveTimer {
+        // Fires when the next ping may be due, or (after a ping) when the peer has been
+        // silent too long.
+        #[pin]
+        sleep: Sleep,
+        // When the peer was last heard from, as of the last time the engine waited.
+        quiet_since: Instant,
+        // Whether bytes arrived since `quiet_since` was taken.
+        heard: bool,
+        ping_sent: bool,
+        // The waker the armed sleep was last polled with: while it is the same and the sleep
+        // has not elapsed, the sleep need not be polled again before each wait.
+        polled_with: Option<Waker>,
+    }
 }
 
 /// The most bytes read onto the stack when the receive buffer is released (see
@@ -94,7 +99,7 @@ pub(crate) struct Engine<S: AsyncRead + AsyncWrite + Unpin> {
     read_size: usize,
     teardown: Teardown,
     close_deadline: Option<Pin<Box<Sleep>>>,
-    keep_alive: Option<KeepAliveTimer>,
+    keep_alive: Option<Pin<Box<KeepAliveTimer>>>,
     /// An outside request to close (see [`CloseRequest`]).
     pub(crate) close_request: Option<Box<dyn CloseRequest>>,
     /// The error that ended the connection, reported once to the reader (boxed: rare).
@@ -123,12 +128,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
         leftover: BytesMut,
         compression: Option<DeflateParams>,
     ) -> Self {
-        let keep_alive = config.keep_alive.map(|settings| KeepAliveTimer {
-            sleep: Box::pin(tokio::time::sleep(settings.interval)),
-            quiet_since: Instant::now(),
-            heard: false,
-            ping_sent: false,
-            polled_with: None,
+        let keep_alive = config.keep_alive.map(|settings| {
+            Box::pin(KeepAliveTimer {
+                sleep: tokio::time::sleep(settings.interval),
+                quiet_since: Instant::now(),
+                heard: false,
+                ping_sent: false,
+                polled_with: None,
+            })
         });
         let mut conn = match compression {
             Some(params) => Connection::with_deflate(role, config.protocol.clone(), params),
@@ -232,8 +239,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
     fn note_activity(&mut self, n: usize) {
         self.stats.bytes_received += n as u64;
         if let Some(timer) = &mut self.keep_alive {
-            timer.ping_sent = false;
-            timer.heard = true;
+            let timer = timer.as_mut().project();
+            *timer.ping_sent = false;
+            *timer.heard = true;
         }
     }
 
@@ -242,10 +250,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
     /// wait for the peer.
     fn poll_keep_alive(&mut self, cx: &mut Context<'_>) -> Option<Result<Option<Event>, Error>> {
         let settings: KeepAlive = self.config.keep_alive?;
-        let timer = self.keep_alive.as_mut()?;
-        if timer.heard {
-            timer.heard = false;
-            timer.quiet_since = Instant::now();
+        let mut timer = self.keep_alive.as_mut()?.as_mut().project();
+        if *timer.heard {
+            *timer.heard = false;
+            *timer.quiet_since = Instant::now();
         }
         let armed = timer
             .polled_with
@@ -256,22 +264,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
         }
         loop {
             if timer.sleep.as_mut().poll(cx).is_pending() {
-                match &mut timer.polled_with {
+                match timer.polled_with {
                     Some(waker) => waker.clone_from(cx.waker()),
-                    None => timer.polled_with = Some(cx.waker().clone()),
+                    None => *timer.polled_with = Some(cx.waker().clone()),
                 }
                 return None;
             }
-            timer.polled_with = None;
+            *timer.polled_with = None;
             let now = Instant::now();
-            if !timer.ping_sent {
-                let due = timer.quiet_since + settings.interval;
+            if !*timer.ping_sent {
+                let due = *timer.quiet_since + settings.interval;
                 if due > now {
                     // Heard from the peer since the sleep was armed: not quiet long enough.
                     timer.sleep.as_mut().reset(due);
                     continue;
                 }
-                timer.ping_sent = true;
+                *timer.ping_sent = true;
                 timer.sleep.as_mut().reset(now + settings.timeout);
                 let _ = timer.sleep.as_mut().poll(cx);
                 let _ = self.conn.send_ping(b"");
@@ -364,8 +372,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
             // The read filled the stack buffer: more is likely waiting, so make room for it.
             self.grow_read_size();
             self.read_buf.reserve(size + self.read_size);
+            self.read_buf.extend_from_slice(filled);
+        } else {
+            // A buffer of exactly what arrived (the buffer is empty and unallocated here); when
+            // it holds one whole frame, it becomes that message's payload as it is.
+            self.read_buf = BytesMut::from(filled);
         }
-        self.read_buf.extend_from_slice(filled);
         Poll::Ready(Ok(filled.len()))
     }
 

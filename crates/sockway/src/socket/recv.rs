@@ -45,10 +45,39 @@ pub struct Fragment {
     pub end_of_message: bool,
 }
 
-/// A piece of a message not yet copied out.
+/// A piece of a message not yet copied out. Boxed, and the box kept once made: a socket that
+/// never uses `receive` carries one pointer, one that does allocates once.
 #[derive(Debug, Default)]
 pub(crate) struct Leftover {
-    piece: Option<(MessageKind, Bytes, bool)>,
+    piece: Option<Box<Piece>>,
+}
+
+#[derive(Debug)]
+struct Piece {
+    /// Whether the piece is still to be copied out (it may be empty and end its message).
+    pending: bool,
+    kind: MessageKind,
+    data: Bytes,
+    end: bool,
+}
+
+impl Leftover {
+    fn pending(&mut self) -> Option<&mut Piece> {
+        self.piece.as_deref_mut().filter(|piece| piece.pending)
+    }
+
+    fn set(&mut self, kind: MessageKind, data: Bytes, end: bool) {
+        let piece = Piece {
+            pending: true,
+            kind,
+            data,
+            end,
+        };
+        match &mut self.piece {
+            Some(slot) => **slot = piece,
+            None => self.piece = Some(Box::new(piece)),
+        }
+    }
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
@@ -99,17 +128,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
         buf: &mut [u8],
     ) -> Poll<Result<ReceiveResult, Error>> {
         loop {
-            if let Some((kind, data, end)) = leftover.piece.as_mut() {
-                let count = data.len().min(buf.len());
-                buf[..count].copy_from_slice(&data[..count]);
-                data.advance(count);
-                let end_of_message = *end && data.is_empty();
-                let kind = match kind {
+            if let Some(piece) = leftover.pending() {
+                let count = piece.data.len().min(buf.len());
+                buf[..count].copy_from_slice(&piece.data[..count]);
+                piece.data.advance(count);
+                let end_of_message = piece.end && piece.data.is_empty();
+                let kind = match piece.kind {
                     MessageKind::Text => ReceivedKind::Text,
                     MessageKind::Binary => ReceivedKind::Binary,
                 };
-                if data.is_empty() {
-                    leftover.piece = None;
+                if piece.data.is_empty() {
+                    piece.pending = false;
+                    piece.data = Bytes::new();
                 }
                 return Poll::Ready(Ok(ReceiveResult {
                     count,
@@ -123,7 +153,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
                     data,
                     end_of_message,
                 }) => {
-                    leftover.piece = Some((kind, data, end_of_message));
+                    leftover.set(kind, data, end_of_message);
                 }
                 Some(_) => continue,
                 None => {
