@@ -204,3 +204,49 @@ fn corrupt_compressed_data_fails_the_connection() {
     let error = fail(&mut server, &client_frame(0xC2, &[0xFF, 0xFF, 0xFF, 0xFF]));
     assert!(matches!(error, ProtocolError::Extension(_)), "{error}");
 }
+
+#[test]
+fn the_inflated_size_limit_counts_each_compressed_message_afresh() {
+    let limit = 1000;
+    for delivery in [Delivery::Messages, Delivery::Frames, Delivery::Pieces] {
+        let p = params(15, false);
+        let mut client = Connection::with_deflate(Role::Client, Config::default(), p);
+        let config = Config::default().max_message_size(limit);
+        let mut server = Connection::with_deflate(Role::Server, config, p);
+        for round in 0..3u8 {
+            client
+                .send_fragment(MessageKind::Binary, &[round; 400], false)
+                .unwrap();
+            client
+                .send_fragment(MessageKind::Binary, &[round; 400], true)
+                .unwrap();
+            let received: Vec<u8> = deliver(&mut client, &mut server, delivery)
+                .into_iter()
+                .flat_map(|event| match event {
+                    Event::Message(Message::Binary(data)) | Event::Fragment { data, .. } => data,
+                    other => panic!("unexpected {other:?}"),
+                })
+                .collect();
+            assert_eq!(received, vec![round; 800], "{delivery:?}");
+        }
+        client
+            .send_fragment(MessageKind::Binary, &[9; 600], false)
+            .unwrap();
+        client
+            .send_fragment(MessageKind::Binary, &[9; 600], true)
+            .unwrap();
+        let mut input = BytesMut::from(&client.take_output()[..]);
+        let error = loop {
+            match server.read_event(&mut input, delivery) {
+                Ok(Some(_)) => {}
+                Ok(None) => panic!("{delivery:?}: the limit was not enforced"),
+                Err(error) => break error,
+            }
+        };
+        assert_eq!(
+            error,
+            ProtocolError::MessageTooBig { limit },
+            "{delivery:?}"
+        );
+    }
+}

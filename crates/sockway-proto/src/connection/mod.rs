@@ -24,7 +24,7 @@ use bytes::{Bytes, BytesMut};
 
 use crate::close::{CloseCode, CloseFrame};
 use crate::config::Config;
-use crate::deflate::{Compressor, Decompressor, DeflateParams};
+use crate::deflate::{Decompressor, DeflateParams};
 use crate::error::ProtocolError;
 use crate::message::{Message, MessageKind};
 use crate::Role;
@@ -92,15 +92,23 @@ pub struct Connection {
     state: ConnectionState,
     reader: Reader,
     writer: Writer,
-    /// Boxed, like `close_sent`: most of a connection's life has no close frame, and an
-    /// idle connection should not carry room for two.
-    close_received: Option<Box<CloseFrame>>,
+    /// Present once a close frame is sent or received, or the connection fails.
+    ending: Option<Box<Ending>>,
     close_frame_seen: bool,
-    close_sent: Option<Box<CloseFrame>>,
     close_frame_sent: bool,
     closed_locally: bool,
+}
+
+/// How the connection ends, behind one pointer: most of a connection's life has no close
+/// frame and no failure, and an idle connection should not carry room for them.
+#[derive(Debug, Default)]
+struct Ending {
+    /// The peer's close frame, if it carried a status code.
+    close_received: Option<CloseFrame>,
+    /// This side's close frame, if it carried a status code.
+    close_sent: Option<CloseFrame>,
+    /// The violation that failed the connection, if one did.
     failure: Option<ProtocolError>,
-    compression: Option<DeflateParams>,
 }
 
 impl Connection {
@@ -112,13 +120,10 @@ impl Connection {
             state: ConnectionState::Open,
             reader: Reader::default(),
             writer: Writer::new(role),
-            close_received: None,
+            ending: None,
             close_frame_seen: false,
-            close_sent: None,
             close_frame_sent: false,
             closed_locally: false,
-            failure: None,
-            compression: None,
         }
     }
 
@@ -129,20 +134,13 @@ impl Connection {
         let mut conn = Self::new(role, config);
         conn.reader
             .set_decompressor(Decompressor::new(params.remote_no_context_takeover));
-        conn.writer.set_compressor(
-            Compressor::new(
-                params.local_max_window_bits,
-                params.local_no_context_takeover,
-            )
-            .with_level(params.local_compression_level),
-        );
-        conn.compression = Some(params);
+        conn.writer.set_compression(params);
         conn
     }
 
     /// The permessage-deflate parameters in force, if compression was negotiated.
     pub fn compression(&self) -> Option<DeflateParams> {
-        self.compression
+        self.writer.compression()
     }
 
     /// This end's role.
@@ -167,14 +165,14 @@ impl Connection {
 
     /// The close frame the peer sent, if it sent one with a status code.
     pub fn close_received(&self) -> Option<&CloseFrame> {
-        self.close_received.as_deref()
+        self.ending.as_ref()?.close_received.as_ref()
     }
 
     /// The close status as the application should see it: the peer's code, 1005 when the
     /// peer's close frame had none, 1006 when the connection ended without one (section 7.1.5),
     /// or `None` while no close has happened.
     pub fn close_status(&self) -> Option<CloseCode> {
-        match (&self.close_received, self.close_frame_seen, self.state) {
+        match (self.close_received(), self.close_frame_seen, self.state) {
             (Some(frame), _, _) => Some(frame.code),
             (None, true, _) => Some(CloseCode::NO_STATUS),
             (None, false, ConnectionState::Closed) => Some(CloseCode::ABNORMAL),
@@ -184,7 +182,7 @@ impl Connection {
 
     /// The close frame this side sent, if it sent one with a status code.
     pub fn close_sent(&self) -> Option<&CloseFrame> {
-        self.close_sent.as_deref()
+        self.ending.as_ref()?.close_sent.as_ref()
     }
 
     /// Whether this side started the close handshake or failed the connection, rather than
@@ -195,7 +193,7 @@ impl Connection {
 
     /// The violation that failed the connection, if one did.
     pub fn failure(&self) -> Option<&ProtocolError> {
-        self.failure.as_ref()
+        self.ending.as_ref()?.failure.as_ref()
     }
 
     /// Whether this side closes the TCP connection as soon as the close handshake is over: the
@@ -252,7 +250,7 @@ impl Connection {
     pub fn receive_eof(&mut self) -> bool {
         let clean = self.state == ConnectionState::Closed && self.close_frame_seen;
         self.state = ConnectionState::Closed;
-        clean || self.failure.is_some()
+        clean || self.failure().is_some()
     }
 
     /// Fails the connection locally (section 7.1.7), for example with 1011 when the application
@@ -262,13 +260,19 @@ impl Connection {
             self.send_close_frame(Some(CloseFrame::new(code, reason)));
             self.closed_locally = true;
         }
+        self.reader.reset_inflated();
         self.state = ConnectionState::Closed;
     }
 
     fn fail(&mut self, error: ProtocolError) {
         let reason = error.to_string();
         self.fail_with(error.close_code(), &reason);
-        self.failure = Some(error);
+        self.ending_mut().failure = Some(error);
+    }
+
+    /// The record of how the connection ends, made on first use.
+    fn ending_mut(&mut self) -> &mut Ending {
+        self.ending.get_or_insert_with(Box::default)
     }
 
     fn send_close_frame(&mut self, frame: Option<CloseFrame>) {
@@ -276,7 +280,7 @@ impl Connection {
         self.writer.drop_pending_pong();
         self.writer
             .write_control(crate::frame::OpCode::Close, &payload);
-        self.close_sent = frame.map(Box::new);
+        self.ending_mut().close_sent = frame;
         self.close_frame_sent = true;
     }
 
@@ -288,7 +292,7 @@ impl Connection {
             self.send_close_frame(reply);
         }
         self.close_frame_seen = true;
-        self.close_received = frame.map(Box::new);
+        self.ending_mut().close_received = frame;
         self.state = ConnectionState::Closed;
     }
 

@@ -19,7 +19,7 @@ pub(super) struct Reader {
     frame: Option<FrameInProgress>,
     message: Option<MessageInProgress>,
     /// Present when permessage-deflate was negotiated.
-    decompressor: Option<Box<Decompressor>>,
+    inflating: Option<Box<Inflating>>,
 }
 
 impl Reader {
@@ -39,14 +39,42 @@ impl Reader {
     }
 
     pub(super) fn set_decompressor(&mut self, decompressor: Decompressor) {
-        self.decompressor = Some(Box::new(decompressor));
+        self.inflating = Some(Box::new(Inflating {
+            decompressor,
+            inflated_len: 0,
+            inflated: Vec::new(),
+        }));
+    }
+
+    /// Forgets the current compressed message's inflated bytes: at the start and end of each
+    /// compressed message, and when the connection fails (nothing more is read then).
+    pub(super) fn reset_inflated(&mut self) {
+        if let Some(inflating) = self.inflating.as_mut() {
+            inflating.inflated_len = 0;
+            inflating.inflated = Vec::new();
+        }
     }
 }
 
-/// The frame whose payload is being received.
+/// The permessage-deflate receive state, boxed with the decompressor: only compressed
+/// messages need it, so a connection carries one pointer for it instead of a message buffer.
+#[derive(Debug)]
+struct Inflating {
+    decompressor: Decompressor,
+    /// Bytes of the current compressed message inflated so far, checked against the message
+    /// limit.
+    inflated_len: usize,
+    /// The current compressed message's inflated earlier fragments, for [`Delivery::Messages`].
+    inflated: Vec<u8>,
+}
+
+/// The frame whose payload is being received. Of its [`FrameHeader`] it keeps only the fields
+/// still needed (`remaining` stands in for the length), as every connection carries room for it.
 #[derive(Debug)]
 struct FrameInProgress {
-    header: FrameHeader,
+    opcode: OpCode,
+    fin: bool,
+    mask: Option<[u8; 4]>,
     /// Payload bytes not yet handed out (they sit at the front of the input).
     remaining: usize,
     /// Payload bytes already handed out, which is where unmasking resumes.
@@ -65,12 +93,9 @@ struct MessageInProgress {
     utf8: Option<Utf8Validator>,
     /// Earlier fragments, for [`Delivery::Messages`].
     assembled: BytesMut,
-    /// RSV1 was set on the first frame: the payload is compressed (RFC 7692 section 6).
+    /// RSV1 was set on the first frame: the payload is compressed (RFC 7692 section 6), and
+    /// [`Reader::inflating`] holds its inflated state.
     compressed: bool,
-    /// Bytes inflated so far, checked against the message limit.
-    inflated_len: usize,
-    /// Inflated earlier fragments, for [`Delivery::Messages`].
-    inflated: Vec<u8>,
 }
 
 /// The next event from `input`, or `None` when more bytes are needed.
@@ -90,7 +115,9 @@ pub(super) fn next_event(
             let remaining = usize::try_from(header.payload_len)
                 .map_err(|_| too_big(conn, header.payload_len))?;
             conn.reader.frame = Some(FrameInProgress {
-                header,
+                opcode: header.opcode,
+                fin: header.fin,
+                mask: header.mask,
                 remaining,
                 consumed: 0,
                 ready: 0,
@@ -104,11 +131,11 @@ pub(super) fn next_event(
         else {
             return Ok(None);
         };
-        let control = frame.header.opcode.is_control();
+        let control = frame.opcode.is_control();
         let available = input.len().min(frame.remaining);
         if available > frame.ready {
             let fresh = &mut input[frame.ready..available];
-            if let Some(key) = frame.header.mask {
+            if let Some(key) = frame.mask {
                 apply_mask(fresh, key, frame.consumed + frame.ready);
             }
             if !control {
@@ -144,9 +171,9 @@ pub(super) fn next_event(
             }));
         }
         let payload = take_front(input, frame.remaining);
-        let header = frame.header;
+        let (opcode, fin) = (frame.opcode, frame.fin);
         conn.reader.frame = None;
-        if let Some(event) = finish_frame(conn, header, payload, delivery)? {
+        if let Some(event) = finish_frame(conn, opcode, fin, payload, delivery)? {
             return Ok(Some(event));
         }
     }
@@ -176,7 +203,7 @@ fn too_big(conn: &Connection, size: u64) -> ProtocolError {
 fn check_header(conn: &mut Connection, header: &FrameHeader) -> Result<(), ProtocolError> {
     // RSV1 marks a compressed message, on its first frame only (RFC 7692 section 6.1).
     let compressed = header.rsv == RSV1
-        && conn.reader.decompressor.is_some()
+        && conn.reader.inflating.is_some()
         && matches!(header.opcode, OpCode::Text | OpCode::Binary);
     if header.rsv != 0 && !compressed {
         return Err(ProtocolError::ReservedBits);
@@ -206,6 +233,9 @@ fn check_header(conn: &mut Connection, header: &FrameHeader) -> Result<(), Proto
     if header.payload_len > conn.config.max_frame_size as u64 {
         return Err(too_big(conn, header.payload_len));
     }
+    if compressed {
+        reader.reset_inflated();
+    }
     let so_far = reader.message.as_ref().map_or(0, |m| m.size);
     let size = so_far.saturating_add(header.payload_len as usize);
     let message = reader.message.get_or_insert_with(|| MessageInProgress {
@@ -214,8 +244,6 @@ fn check_header(conn: &mut Connection, header: &FrameHeader) -> Result<(), Proto
         utf8: (kind == Some(MessageKind::Text)).then(Utf8Validator::new),
         assembled: BytesMut::new(),
         compressed,
-        inflated_len: 0,
-        inflated: Vec::new(),
     });
     // A compressed message is limited by its inflated size, checked while inflating; each of
     // its frames is still limited by the frame size above.
@@ -231,11 +259,12 @@ fn check_header(conn: &mut Connection, header: &FrameHeader) -> Result<(), Proto
 /// Acts on a frame whose payload is complete; `None` when it produces no event of its own.
 fn finish_frame(
     conn: &mut Connection,
-    header: FrameHeader,
+    opcode: OpCode,
+    fin: bool,
     payload: Bytes,
     delivery: Delivery,
 ) -> Result<Option<Event>, ProtocolError> {
-    match header.opcode {
+    match opcode {
         OpCode::Ping => {
             if conn.state == ConnectionState::Open {
                 conn.writer.answer_ping(&payload);
@@ -249,7 +278,7 @@ fn finish_frame(
             Ok(Some(Event::Close(frame)))
         }
         OpCode::Text | OpCode::Binary | OpCode::Continuation => {
-            finish_data_frame(conn, header.fin, payload, delivery)
+            finish_data_frame(conn, fin, payload, delivery)
         }
     }
 }
@@ -310,14 +339,19 @@ fn finish_compressed_frame(
     payload: &[u8],
     delivery: Delivery,
 ) -> Result<Option<Event>, ProtocolError> {
-    let Some(message) = conn.reader.message.as_mut() else {
+    let Reader {
+        message: Some(message),
+        inflating: Some(inflating),
+        ..
+    } = &mut conn.reader
+    else {
         return Err(ProtocolError::UnexpectedContinuation);
     };
     let kind = message.kind;
     if delivery != Delivery::Messages {
         let data = inflate_piece(conn, payload, fin)?;
         if fin {
-            conn.reader.message = None;
+            end_compressed_message(&mut conn.reader);
         } else if data.is_empty() {
             return Ok(None);
         }
@@ -327,20 +361,26 @@ fn finish_compressed_frame(
             end_of_message: fin,
         }));
     }
-    let mut inflated = std::mem::take(&mut message.inflated);
+    let mut inflated = std::mem::take(&mut inflating.inflated);
     inflate_into(conn, payload, fin, &mut inflated)?;
     if !fin {
-        if let Some(message) = conn.reader.message.as_mut() {
-            message.inflated = inflated;
+        if let Some(inflating) = conn.reader.inflating.as_mut() {
+            inflating.inflated = inflated;
         }
         return Ok(None);
     }
-    conn.reader.message = None;
+    end_compressed_message(&mut conn.reader);
     let data = Bytes::from(inflated);
     Ok(Some(Event::Message(match kind {
         MessageKind::Text => Message::Text(TextBytes::from_validated(data)),
         MessageKind::Binary => Message::Binary(data),
     })))
+}
+
+/// Ends the compressed message being received, freeing its inflated state.
+fn end_compressed_message(reader: &mut Reader) {
+    reader.message = None;
+    reader.reset_inflated();
 }
 
 /// Inflates one piece of the current compressed message into a new buffer.
@@ -361,14 +401,14 @@ fn inflate_into(
     let limit = conn.config.max_message_size;
     let Reader {
         message: Some(message),
-        decompressor: Some(decompressor),
+        inflating: Some(inflating),
         ..
     } = &mut conn.reader
     else {
         return Err(ProtocolError::ReservedBits);
     };
     let base = out.len();
-    let room = limit.saturating_sub(message.inflated_len);
+    let room = limit.saturating_sub(inflating.inflated_len);
     let mut utf8_failed = false;
     let validator = &mut message.utf8;
     let mut check = |bytes: &[u8]| {
@@ -376,7 +416,9 @@ fn inflate_into(
         utf8_failed |= !ok;
         ok
     };
-    let result = decompressor.decompress(payload, fin, base + room, out, &mut check);
+    let result = inflating
+        .decompressor
+        .decompress(payload, fin, base + room, out, &mut check);
     if utf8_failed {
         return Err(ProtocolError::InvalidUtf8);
     }
@@ -387,7 +429,7 @@ fn inflate_into(
             return Err(ProtocolError::Extension("corrupt compressed data".into()))
         }
     }
-    message.inflated_len += out.len() - base;
+    inflating.inflated_len += out.len() - base;
     if fin {
         if let Some(validator) = message.utf8.as_mut() {
             validator.finish().map_err(|_| ProtocolError::InvalidUtf8)?;

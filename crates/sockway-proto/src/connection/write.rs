@@ -12,7 +12,7 @@ use bytes::{Buf, Bytes, BytesMut};
 
 use super::{Connection, ConnectionState};
 use crate::close::{CloseCode, CloseFrame};
-use crate::deflate::Compressor;
+use crate::deflate::{Compressor, DeflateParams};
 use crate::error::SendError;
 use crate::frame::{FrameHeader, OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, RSV1};
 use crate::mask::apply_mask;
@@ -39,13 +39,47 @@ pub(super) struct Writer {
     /// Checks text fragments, which may split characters, as they go out.
     utf8: Utf8Validator,
     /// Present when permessage-deflate was negotiated.
-    compressor: Option<Box<Compressor>>,
+    deflating: Option<Box<Deflating>>,
+    /// The latest ping's payload while the output is backed up (see [`Writer::answer_ping`]).
+    pending_pong: Option<Box<HeldPong>>,
+}
+
+/// The payload of a pong held back while the output is backed up: rare, and at most 125 bytes
+/// (section 5.5), so it is kept at that fixed size behind one thin pointer.
+#[derive(Debug)]
+struct HeldPong {
+    len: u8,
+    bytes: [u8; MAX_CONTROL_PAYLOAD],
+}
+
+impl HeldPong {
+    /// Holds `payload`, which the caller has bounded to 125 bytes (longer is cut there).
+    fn new(payload: &[u8]) -> Box<Self> {
+        let len = payload.len().min(MAX_CONTROL_PAYLOAD);
+        let mut held = Box::new(Self {
+            len: len as u8,
+            bytes: [0; MAX_CONTROL_PAYLOAD],
+        });
+        held.bytes[..len].copy_from_slice(&payload[..len]);
+        held
+    }
+
+    fn payload(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+/// The permessage-deflate send state, boxed with the compressor: only compressed messages
+/// need it, so a connection without compression carries one pointer for it.
+#[derive(Debug)]
+struct Deflating {
+    /// The negotiated parameters, kept here as they exist exactly when compression does.
+    params: DeflateParams,
+    compressor: Compressor,
     /// Whether the message being sent is compressed (decided by its first fragment).
     sending_compressed: bool,
     /// Compressed output before it is framed.
     scratch: Vec<u8>,
-    /// The latest ping's payload while the output is backed up (see [`Writer::answer_ping`]).
-    pending_pong: Option<Vec<u8>>,
 }
 
 /// Output size beyond which pongs are coalesced instead of queued.
@@ -76,15 +110,29 @@ impl Writer {
             out: BytesMut::new(),
             sending: None,
             utf8: Utf8Validator::new(),
-            compressor: None,
-            sending_compressed: false,
-            scratch: Vec::new(),
+            deflating: None,
             pending_pong: None,
         }
     }
 
-    pub(super) fn set_compressor(&mut self, compressor: Compressor) {
-        self.compressor = Some(Box::new(compressor));
+    /// Compresses data messages from now on, as permessage-deflate with `params` allows.
+    pub(super) fn set_compression(&mut self, params: DeflateParams) {
+        let compressor = Compressor::new(
+            params.local_max_window_bits,
+            params.local_no_context_takeover,
+        )
+        .with_level(params.local_compression_level);
+        self.deflating = Some(Box::new(Deflating {
+            params,
+            compressor,
+            sending_compressed: false,
+            scratch: Vec::new(),
+        }));
+    }
+
+    /// The permessage-deflate parameters in force, if compression was negotiated.
+    pub(super) fn compression(&self) -> Option<DeflateParams> {
+        self.deflating.as_ref().map(|deflating| deflating.params)
     }
 
     pub(super) fn in_message(&self) -> bool {
@@ -162,14 +210,14 @@ impl Writer {
         if self.len() < PONG_BACKLOG {
             self.write_control(OpCode::Pong, payload);
         } else {
-            self.pending_pong = Some(payload.to_vec());
+            self.pending_pong = Some(HeldPong::new(payload));
         }
     }
 
     /// Writes the pong held back by [`Writer::answer_ping`], if any.
     fn release_pong(&mut self) {
-        if let Some(payload) = self.pending_pong.take() {
-            self.write_control(OpCode::Pong, &payload);
+        if let Some(held) = self.pending_pong.take() {
+            self.write_control(OpCode::Pong, held.payload());
         }
     }
 
@@ -247,21 +295,24 @@ impl Writer {
             (Some(_), _) => return Err(SendError::MessageInProgress),
         };
         if self.sending.is_none() {
-            self.sending_compressed =
-                compression == Compression::Allowed && self.compressor.is_some();
+            if let Some(deflating) = self.deflating.as_mut() {
+                deflating.sending_compressed = compression == Compression::Allowed;
+            }
         }
-        match self.compressor.as_mut().filter(|_| self.sending_compressed) {
-            Some(compressor) => {
-                let mut compressed = std::mem::take(&mut self.scratch);
+        match self.deflating.as_mut().filter(|d| d.sending_compressed) {
+            Some(deflating) => {
+                let mut compressed = std::mem::take(&mut deflating.scratch);
                 compressed.clear();
-                compressor.compress(payload, fin, &mut compressed);
+                deflating.compressor.compress(payload, fin, &mut compressed);
                 let rsv = if opcode == OpCode::Continuation {
                     0
                 } else {
                     RSV1
                 };
                 self.write_frame(opcode, &compressed, fin, rsv);
-                self.scratch = compressed;
+                if let Some(deflating) = self.deflating.as_mut() {
+                    deflating.scratch = compressed;
+                }
             }
             None => match shared.filter(|b| self.shares(b)) {
                 Some(shared) => self.write_shared_frame(opcode, shared, fin),
