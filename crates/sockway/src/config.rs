@@ -31,10 +31,11 @@ impl Default for KeepAlive {
 pub struct WebSocketConfig {
     /// Protocol limits (max frame and message size).
     pub protocol: sockway_proto::Config,
-    /// How many bytes a read asks for at first (the seeds' `ReceiveBufferSize`); default
-    /// 4 KiB. While reads fill all the room they were given, the socket doubles the read size
-    /// up to 64 KiB (or this value, if larger), so big messages take few reads; an idle socket
-    /// holds no receive buffer at all.
+    /// How many bytes a read into the receive buffer asks for at first (the seeds'
+    /// `ReceiveBufferSize`); default 4 KiB. While reads fill all the room they were given, the
+    /// socket doubles the read size up to 64 KiB (or this value, if larger), so big messages
+    /// take few reads. An idle socket holds no receive buffer at all: the first read after a
+    /// wait lands in 32 KiB of stack space, and only the bytes that arrived are kept.
     pub read_buffer_size: usize,
     /// How many unsent bytes may queue before a send waits for the peer to read; default
     /// 128 KiB. This is the backpressure bound.

@@ -12,7 +12,7 @@ use std::task::{ready, Context, Poll, Waker};
 use bytes::BytesMut;
 use sockway_proto::connection::Delivery;
 use sockway_proto::deflate::DeflateParams;
-use sockway_proto::{Connection, Event, Role};
+use sockway_proto::{Connection, Event, FrameHeader, Role};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
@@ -60,8 +60,20 @@ pin_project_lite::pin_project! {
 }
 
 /// The most bytes read onto the stack when the receive buffer is released (see
-/// [`Engine::poll_fill`]).
-const STACK_READ: usize = 4096;
+/// [`Engine::poll_fill`]). Stack room costs an idle socket nothing, so it is sized for one
+/// read to take a whole message of a few kilobytes, rather than by
+/// [`WebSocketConfig::read_buffer_size`]; only the bytes that arrived are kept.
+const STACK_READ: usize = 32 * 1024;
+
+/// How many bytes of the frame that starts `bytes` have not arrived yet, once its header is
+/// complete (RFC 6455 section 5.2); `None` before that or for a header the core will refuse.
+fn rest_of_first_frame(bytes: &[u8]) -> Option<usize> {
+    let (header, header_len) = FrameHeader::parse(bytes).ok()??;
+    let total = usize::try_from(header.payload_len)
+        .ok()?
+        .saturating_add(header_len);
+    Some(total.saturating_sub(bytes.len()))
+}
 
 /// The most bytes one read asks for when reads keep filling the buffer (a large message
 /// streaming in), unless [`WebSocketConfig::read_buffer_size`] is larger still.
@@ -364,14 +376,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
     /// [`Engine::poll_fill`] for a released (empty, unallocated) receive buffer.
     fn poll_fill_from_stack(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         let mut stack = [std::mem::MaybeUninit::<u8>::uninit(); STACK_READ];
-        let size = self.config.read_buffer_size.min(STACK_READ);
-        let mut read_buf = ReadBuf::uninit(&mut stack[..size]);
+        let mut read_buf = ReadBuf::uninit(&mut stack);
         ready!(Pin::new(&mut self.io).poll_read(cx, &mut read_buf))?;
         let filled = read_buf.filled();
-        if filled.len() == size {
-            // The read filled the stack buffer: more is likely waiting, so make room for it.
+        if filled.len() == STACK_READ {
+            // The read filled the stack: more is waiting. Make room for the rest of the frame
+            // that is arriving (as far as its header says, within the largest read), so that
+            // it takes one more read rather than several growing ones.
             self.grow_read_size();
-            self.read_buf.reserve(size + self.read_size);
+            let most = MAX_READ_SIZE.max(self.config.read_buffer_size);
+            let rest = rest_of_first_frame(filled).unwrap_or(0).min(most);
+            self.read_buf
+                .reserve(filled.len() + rest.max(self.read_size));
             self.read_buf.extend_from_slice(filled);
         } else {
             // A buffer of exactly what arrived (the buffer is empty and unallocated here); when
