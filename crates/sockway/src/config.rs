@@ -35,7 +35,8 @@ pub struct WebSocketConfig {
     /// `ReceiveBufferSize`); default 4 KiB. While reads fill all the room they were given, the
     /// socket doubles the read size up to 64 KiB (or this value, if larger), so big messages
     /// take few reads. An idle socket holds no receive buffer at all: the first read after a
-    /// wait lands in 32 KiB of stack space, and only the bytes that arrived are kept.
+    /// wait lands in stack space (this size up to 4 KiB, or 32 KiB while messages are larger
+    /// than that), and only the bytes that arrived are kept.
     pub read_buffer_size: usize,
     /// How many unsent bytes may queue before a send waits for the peer to read; default
     /// 128 KiB. This is the backpressure bound.

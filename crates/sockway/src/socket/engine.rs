@@ -60,10 +60,15 @@ pin_project_lite::pin_project! {
 }
 
 /// The most bytes read onto the stack when the receive buffer is released (see
-/// [`Engine::poll_fill`]). Stack room costs an idle socket nothing, so it is sized for one
-/// read to take a whole message of a few kilobytes, rather than by
-/// [`WebSocketConfig::read_buffer_size`]; only the bytes that arrived are kept.
-const STACK_READ: usize = 32 * 1024;
+/// [`Engine::poll_fill`]) and messages have been small: one page, so the read needs no
+/// stack probing.
+const STACK_READ: usize = 4096;
+
+/// The same once a read found more than [`STACK_READ`] waiting: stack room costs an idle
+/// socket nothing, so it is sized for one read to take a whole message of a few dozen
+/// kilobytes, rather than by [`WebSocketConfig::read_buffer_size`]; only the bytes that
+/// arrived are kept.
+const LARGE_STACK_READ: usize = 32 * 1024;
 
 /// How many bytes of the frame that starts `bytes` have not arrived yet, once its header is
 /// complete (RFC 6455 section 5.2); `None` before that or for a header the core will refuse.
@@ -109,6 +114,9 @@ pub(crate) struct Engine<S: AsyncRead + AsyncWrite + Unpin> {
     /// a read gets less than half, and reset when the engine waits with an empty buffer. So a
     /// large message takes a few large reads, and a socket of small messages stays small.
     read_size: usize,
+    /// Whether the last read onto the stack found more than [`STACK_READ`] bytes waiting, so
+    /// that the next one uses [`LARGE_STACK_READ`].
+    large_reads: bool,
     teardown: Teardown,
     close_deadline: Option<Pin<Box<Sleep>>>,
     keep_alive: Option<Pin<Box<KeepAliveTimer>>>,
@@ -160,6 +168,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
             io,
             conn,
             read_size: config.read_buffer_size,
+            large_reads: false,
             config,
             read_buf: leftover,
             teardown: Teardown::NotStarted,
@@ -373,16 +382,42 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
         self.read_size = self.read_size.saturating_mul(2).min(most);
     }
 
-    /// [`Engine::poll_fill`] for a released (empty, unallocated) receive buffer.
+    /// [`Engine::poll_fill`] for a released (empty, unallocated) receive buffer: a read of
+    /// [`STACK_READ`] bytes, or [`LARGE_STACK_READ`] while messages are large.
     fn poll_fill_from_stack(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        let mut stack = [std::mem::MaybeUninit::<u8>::uninit(); STACK_READ];
-        let mut read_buf = ReadBuf::uninit(&mut stack);
+        let size = self.config.read_buffer_size.min(STACK_READ);
+        let n = if self.large_reads {
+            ready!(self.poll_fill_from_large_stack(cx))?
+        } else {
+            let mut stack = [std::mem::MaybeUninit::<u8>::uninit(); STACK_READ];
+            ready!(self.poll_fill_from(cx, &mut stack[..size]))?
+        };
+        self.large_reads = n >= size && n > 0;
+        Poll::Ready(Ok(n))
+    }
+
+    /// The large stack read, in a function of its own so that only it pays for probing its
+    /// pages.
+    #[inline(never)]
+    fn poll_fill_from_large_stack(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        let mut stack = [std::mem::MaybeUninit::<u8>::uninit(); LARGE_STACK_READ];
+        self.poll_fill_from(cx, &mut stack)
+    }
+
+    /// Reads into `scratch` and keeps what arrived in the receive buffer.
+    fn poll_fill_from(
+        &mut self,
+        cx: &mut Context<'_>,
+        scratch: &mut [std::mem::MaybeUninit<u8>],
+    ) -> Poll<io::Result<usize>> {
+        let room = scratch.len();
+        let mut read_buf = ReadBuf::uninit(scratch);
         ready!(Pin::new(&mut self.io).poll_read(cx, &mut read_buf))?;
         let filled = read_buf.filled();
-        if filled.len() == STACK_READ {
-            // The read filled the stack: more is waiting. Make room for the rest of the frame
-            // that is arriving (as far as its header says, within the largest read), so that
-            // it takes one more read rather than several growing ones.
+        if filled.len() == room {
+            // The read filled the scratch space: more is waiting. Make room for the rest of
+            // the frame that is arriving (as far as its header says, within the largest read),
+            // so that it takes one more read rather than several growing ones.
             self.grow_read_size();
             let most = MAX_READ_SIZE.max(self.config.read_buffer_size);
             let rest = rest_of_first_frame(filled).unwrap_or(0).min(most);
