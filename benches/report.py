@@ -60,6 +60,12 @@ def summarise(runs):
             (r.get("server") or {}).get("cpu_seconds_per_million_messages") for r in items
         ]
         rates = [r["messages_per_second"] for r in items]
+        kernel = [
+            r["server"]["system_cpu_seconds"] / r["server"]["cpu_seconds"]
+            for r in items
+            if (r.get("server") or {}).get("cpu_seconds")
+            and "system_cpu_seconds" in r["server"]
+        ]
         summary[(case, server)] = {
             "repetitions": len(items),
             "messages_per_second": median(rates),
@@ -67,6 +73,8 @@ def summarise(runs):
             "messages_per_second_max": max(rates),
             "megabytes_per_second": median([r["megabytes_per_second"] for r in items]),
             "cpu_us_per_message": median(cpu),  # CPU s per million = CPU us per message
+            # The part of that CPU time the kernel spent (system calls), from utime/stime.
+            "kernel_share": median(kernel) if kernel else None,
             "p50_us": median([r["latency_ns"]["p50"] / 1e3 for r in items]),
             "p99_us": median([r["latency_ns"]["p99"] / 1e3 for r in items]),
             "p999_us": median([r["latency_ns"]["p999"] / 1e3 for r in items]),
@@ -115,6 +123,18 @@ def text_tables(summary, cases, servers, instructions):
                     t = ratio(mine["messages_per_second"], theirs["messages_per_second"])
                     c = ratio(mine["cpu_us_per_message"], theirs["cpu_us_per_message"])
                     cell = f"{fmt(t)}x / {fmt(c)}x"
+                row += f"{cell:>19}"
+            lines.append(row)
+    if any(v.get("kernel_share") is not None for v in summary.values()):
+        lines.append("")
+        lines.append("share of each server's CPU time spent in the kernel (system calls)")
+        lines.append(f"{'case':<30}" + "".join(f"{s:>19}" for s in servers))
+        for case in cases:
+            row = f"{CASE_TITLES.get(case, case):<30}"
+            for server in servers:
+                s = summary.get((case, server))
+                share = s.get("kernel_share") if s else None
+                cell = "-" if share is None else f"{100 * share:.0f} %"
                 row += f"{cell:>19}"
             lines.append(row)
     if instructions:

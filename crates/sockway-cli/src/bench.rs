@@ -28,7 +28,7 @@ use tokio::task::JoinSet;
 use histogram::Histogram;
 use load::{Outcome, Plan, Shared, MEASURE, STOP, WARMUP};
 use payload::PayloadStyle;
-use procfs::Process;
+use procfs::{CpuTimes, Process};
 use report::{LoadResults, ProcessCost};
 
 /// Flags of `sockway bench`.
@@ -219,8 +219,8 @@ async fn open_connections(
 }
 
 /// CPU time of a process, or none when it cannot be read.
-fn cpu_of(process: Option<Process>) -> Option<Duration> {
-    process.and_then(|p| p.cpu_time().ok())
+fn cpu_of(process: Option<Process>) -> Option<CpuTimes> {
+    process.and_then(|p| p.cpu_times().ok())
 }
 
 /// The load run: connect, warm up, measure, stop, report.
@@ -363,12 +363,12 @@ async fn load_run(
         server: match (args.server_pid, server_before, server_after) {
             (Some(pid), Some(before), Some(after)) => Some(ProcessCost {
                 pid,
-                cpu: after.saturating_sub(before),
+                cpu: after.since(before),
                 rss: server_rss.unwrap_or(0),
             }),
             _ => None,
         },
-        generator_cpu: own_before.zip(own_after).map(|(b, a)| a.saturating_sub(b)),
+        generator_cpu: own_before.zip(own_after).map(|(b, a)| a.since(b).total()),
     };
     print!("{}", results.text());
     if let Some(path) = &args.json {

@@ -18,6 +18,30 @@ pub enum Process {
     Pid(u32),
 }
 
+/// CPU time in user space and in the kernel (`utime` and `stime`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CpuTimes {
+    /// Time running the program's own code.
+    pub user: Duration,
+    /// Time the kernel spent on its behalf (system calls: for a server, mostly the TCP stack).
+    pub system: Duration,
+}
+
+impl CpuTimes {
+    /// User plus system time.
+    pub fn total(self) -> Duration {
+        self.user + self.system
+    }
+
+    /// The time from `earlier` to `self`, part by part.
+    pub fn since(self, earlier: CpuTimes) -> CpuTimes {
+        CpuTimes {
+            user: self.user.saturating_sub(earlier.user),
+            system: self.system.saturating_sub(earlier.system),
+        }
+    }
+}
+
 impl Process {
     fn path(self, file: &str) -> String {
         match self {
@@ -28,6 +52,11 @@ impl Process {
 
     /// User plus system CPU time used so far by all of the process's threads, living and ended.
     pub fn cpu_time(self) -> io::Result<Duration> {
+        self.cpu_times().map(|times| times.user + times.system)
+    }
+
+    /// [`Process::cpu_time`] in its two parts: user space and the kernel on its behalf.
+    pub fn cpu_times(self) -> io::Result<CpuTimes> {
         let stat = std::fs::read_to_string(self.path("stat"))?;
         let (utime, stime) = parse_cpu_ticks(&stat).ok_or_else(|| {
             io::Error::new(
@@ -35,9 +64,11 @@ impl Process {
                 "unexpected /proc/PID/stat format",
             )
         })?;
-        Ok(Duration::from_millis(
-            (utime + stime) * 1000 / TICKS_PER_SECOND,
-        ))
+        let ticks = |n: u64| Duration::from_millis(n * 1000 / TICKS_PER_SECOND);
+        Ok(CpuTimes {
+            user: ticks(utime),
+            system: ticks(stime),
+        })
     }
 
     /// Resident set size in bytes (`VmRSS` of `/proc/PID/status`).

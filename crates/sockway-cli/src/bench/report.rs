@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use super::histogram::Histogram;
+use super::procfs::CpuTimes;
 
 /// What a load run measured.
 #[derive(Debug)]
@@ -61,8 +62,8 @@ pub struct LoadResults {
 pub struct ProcessCost {
     /// Its PID.
     pub pid: u32,
-    /// User plus system CPU time used during the window.
-    pub cpu: Duration,
+    /// CPU time used during the window, user and system.
+    pub cpu: CpuTimes,
     /// Resident memory at the end of the window, in bytes.
     pub rss: u64,
 }
@@ -86,7 +87,7 @@ impl LoadResults {
     /// Server CPU seconds per million echoed messages.
     pub fn server_cpu_per_million(&self) -> Option<f64> {
         let server = self.server?;
-        (self.messages > 0).then(|| server.cpu.as_secs_f64() * 1e6 / self.messages as f64)
+        (self.messages > 0).then(|| server.cpu.total().as_secs_f64() * 1e6 / self.messages as f64)
     }
 
     /// The human-readable report.
@@ -156,10 +157,12 @@ impl LoadResults {
         if let (Some(server), Some(per_million)) = (self.server, self.server_cpu_per_million()) {
             let _ = writeln!(
                 out,
-                "  server cost  pid {}: {:.2} CPU s in the window ({:.0} % of a core), {:.3} CPU s per million messages, RSS {:.1} MiB",
+                "  server cost  pid {}: {:.2} CPU s in the window ({:.0} % of a core, {:.0} % of it in the kernel), {:.3} CPU s per million messages, RSS {:.1} MiB",
                 server.pid,
-                server.cpu.as_secs_f64(),
-                100.0 * server.cpu.as_secs_f64() / self.window.as_secs_f64().max(1e-9),
+                server.cpu.total().as_secs_f64(),
+                100.0 * server.cpu.total().as_secs_f64() / self.window.as_secs_f64().max(1e-9),
+                100.0 * server.cpu.system.as_secs_f64()
+                    / server.cpu.total().as_secs_f64().max(1e-9),
                 per_million,
                 server.rss as f64 / (1 << 20) as f64
             );
@@ -191,7 +194,8 @@ impl LoadResults {
         let server = match self.server {
             Some(s) => object(&[
                 ("pid", s.pid.to_string()),
-                ("cpu_seconds", number(s.cpu.as_secs_f64())),
+                ("cpu_seconds", number(s.cpu.total().as_secs_f64())),
+                ("system_cpu_seconds", number(s.cpu.system.as_secs_f64())),
                 (
                     "cpu_seconds_per_million_messages",
                     self.server_cpu_per_million().map_or("null".into(), number),
