@@ -6,28 +6,42 @@
 # a first read are counted; --fresh skips that), wait until the server's RSS is stable, and
 # report (RSS after - RSS before) / N. The open-files limit is raised to its hard limit first.
 #
-# Usage: benches/idle_memory.sh [--connections N] [--servers "sockway node ..."] [--fresh]
-#                               [--no-build]
+# --sources K spreads the connections over the source addresses 127.0.0.1 .. 127.0.0.K
+# (default 1): one source address has only as many connections to the server as ephemeral
+# ports (net.ipv4.ip_local_port_range, about 28,000). 50,000 connections need
+# `--connections 50000 --sources 2` or more, and an open-files hard limit above 50,000 for
+# both the server and the generator (e.g. `ulimit -Hn 65536` as root, or LimitNOFILE).
+#
+# Usage: benches/idle_memory.sh [--connections N] [--sources K] [--servers "sockway node ..."]
+#                               [--fresh] [--no-build]
 # Writes target/bench/idle_memory.json and prints a table.
 set -euo pipefail
 # shellcheck source=benches/lib.sh
 source "$(dirname "$0")/lib.sh"
 
 CONNECTIONS=10000
+SOURCES=1
 SERVERS="$ALL_SERVERS"
 BUILD=1
 FRESH=()
 while (($#)); do
   case "$1" in
     --connections) CONNECTIONS="$2"; shift ;;
+    --sources) SOURCES="$2"; shift ;;
     --servers) SERVERS="$2"; shift ;;
     --fresh) FRESH=(--idle-fresh) ;;
     --no-build) BUILD=0 ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
 done
+
+if ! [[ "$SOURCES" =~ ^[0-9]+$ ]] || ((SOURCES < 1 || SOURCES > 254)); then
+  echo "--sources must be 1 to 254" >&2
+  exit 2
+fi
+LOCAL_ADDRESSES="$(seq -f '127.0.0.%g' -s , 1 "$SOURCES")"
 
 trap 'stop_server' EXIT
 raise_fd_limit
@@ -41,7 +55,7 @@ DIR="$OUT/idle"
 rm -rf "$DIR"
 mkdir -p "$DIR"
 
-echo "idle memory: $CONNECTIONS connections per server${FRESH:+ (fresh, no message exchanged)}; machine: $(machine_line)"
+echo "idle memory: $CONNECTIONS connections per server from $SOURCES source address(es)${FRESH:+ (fresh, no message exchanged)}; machine: $(machine_line)"
 results="{"
 separator=""
 for server in $SERVERS; do
@@ -49,7 +63,7 @@ for server in $SERVERS; do
   # Let the server finish starting (lazy allocations, JIT warm-up) before the first sample.
   sleep 1
   if "$SOCKWAY" bench "ws://127.0.0.1:$SERVER_PORT/ws" --idle "$CONNECTIONS" "${FRESH[@]}" \
-    --duration 20 --server-pid "$SERVER_PID" --label "$server" --connect-concurrency 128 \
+    --local-addresses "$LOCAL_ADDRESSES" --duration 20 --server-pid "$SERVER_PID" --label "$server" --connect-concurrency 128 \
     --json "$DIR/$server.json" >"$DIR/$server.txt" 2>&1; then
     per="$(jq '.rss_bytes_per_connection' "$DIR/$server.json")"
     opened="$(jq '.connected' "$DIR/$server.json")"
@@ -62,5 +76,5 @@ for server in $SERVERS; do
   stop_server
 done
 results+="}"
-echo "{\"connections\": $CONNECTIONS, \"fresh\": $([[ ${#FRESH[@]} -gt 0 ]] && echo true || echo false), \"machine\": \"$(machine_line)\", \"servers\": $results}" | jq . >"$OUT/idle_memory.json"
+echo "{\"connections\": $CONNECTIONS, \"sources\": $SOURCES, \"fresh\": $([[ ${#FRESH[@]} -gt 0 ]] && echo true || echo false), \"machine\": \"$(machine_line)\", \"servers\": $results}" | jq . >"$OUT/idle_memory.json"
 echo "wrote $OUT/idle_memory.json"

@@ -6,6 +6,8 @@
 //! measured window; the report gives messages/s, MB/s, round-trip percentiles and errors, and
 //! with `--server-pid` the server's CPU time per million messages (from `/proc`). `--idle N`
 //! instead opens N quiet connections and reports the server's memory per connection.
+//! `--local-addresses` spreads the connections over several source addresses, for more
+//! connections to one server than one address has ephemeral ports.
 
 mod histogram;
 mod idle;
@@ -15,6 +17,7 @@ mod procfs;
 mod report;
 
 use std::io::{IsTerminal, Write};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -96,6 +99,12 @@ pub struct BenchArgs {
     /// With `--idle`: leave the connections fresh, without the one echo each does first.
     #[arg(long, requires = "idle")]
     idle_fresh: bool,
+    /// Comma-separated source addresses (`127.0.0.1,127.0.0.2`): connections are spread over
+    /// them round-robin. One source address has only as many connections to a server as
+    /// ephemeral ports (about 28,000 on Linux), so 50,000 connections to one loopback server
+    /// need two or more (any 127.x.y.z works on Linux). Default: the OS picks.
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    local_addresses: Vec<IpAddr>,
     /// Connections being opened at the same time.
     #[arg(long, value_name = "N", default_value_t = 64)]
     connect_concurrency: usize,
@@ -117,7 +126,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Runs the benchmark on a runtime of its own (`--threads` workers) and prints the results.
 pub async fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let builder = client_builder(&args).map_err(|e| e as Box<dyn std::error::Error>)?;
+    let builders = client_builders(&args).map_err(|e| e as Box<dyn std::error::Error>)?;
     let threads = args.threads.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
     });
@@ -133,8 +142,8 @@ pub async fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
             .build()?;
         runtime.block_on(async move {
             match args.idle {
-                Some(count) => idle::run(&args, builder, count).await,
-                None => load_run(&args, builder, threads).await,
+                Some(count) => idle::run(&args, &builders, count).await,
+                None => load_run(&args, &builders, threads).await,
             }
         })
     })
@@ -177,17 +186,32 @@ fn client_builder(args: &BenchArgs) -> Result<ClientBuilder, BoxError> {
     Ok(builder)
 }
 
-/// Opens `count` connections, at most `concurrency` at a time; returns the sockets and the
-/// connect errors (count and first message).
+/// The client settings, one copy per `--local-addresses` source address (just the one
+/// without the flag); connections take them in turn.
+fn client_builders(args: &BenchArgs) -> Result<Vec<ClientBuilder>, BoxError> {
+    let builder = client_builder(args)?;
+    if args.local_addresses.is_empty() {
+        return Ok(vec![builder]);
+    }
+    Ok(args
+        .local_addresses
+        .iter()
+        .map(|ip| builder.clone().local_address(*ip))
+        .collect())
+}
+
+/// Opens `count` connections, at most `concurrency` at a time, taking the `builders` in turn
+/// (round-robin over the source addresses); returns the sockets and the connect errors (count
+/// and first message).
 async fn open_connections(
-    builder: &ClientBuilder,
+    builders: &[ClientBuilder],
     count: usize,
     concurrency: usize,
     progress: bool,
 ) -> (Vec<WebSocket<ClientStream>>, u64, Option<String>) {
     let limit = Arc::new(Semaphore::new(concurrency.max(1)));
     let mut connecting = JoinSet::new();
-    for _ in 0..count {
+    for builder in builders.iter().cycle().take(count) {
         let connect = builder.connect();
         let limit = limit.clone();
         connecting.spawn(async move {
@@ -226,7 +250,7 @@ fn cpu_of(process: Option<Process>) -> Option<CpuTimes> {
 /// The load run: connect, warm up, measure, stop, report.
 async fn load_run(
     args: &BenchArgs,
-    builder: ClientBuilder,
+    builders: &[ClientBuilder],
     threads: usize,
 ) -> Result<(), BoxError> {
     let progress = std::io::stdout().is_terminal();
@@ -254,7 +278,7 @@ async fn load_run(
 
     let connect_started = Instant::now();
     let (sockets, connect_errors, mut first_error) = open_connections(
-        &builder,
+        builders,
         args.connections,
         args.connect_concurrency,
         progress,

@@ -1,5 +1,6 @@
 //! Connecting: RFC 8305 address racing on loopback (an address that never answers next to one
-//! that works), the connect deadline, the address cap, and cancellation (drop and token).
+//! that works), the connect deadline, the address cap, cancellation (drop and token), and the
+//! source address.
 //!
 //! The tests in this file run one at a time (they count the process's open descriptors).
 
@@ -181,6 +182,44 @@ async fn ip_literals_skip_the_resolver() {
         .unwrap_err();
     assert!(
         matches!(&e, ClientError::HostNotFound { host, .. } if host == "named.test"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn local_address_binds_the_source_address() {
+    let _serial = SERIAL.lock().await;
+    let (peer_tx, peer_rx) = tokio::sync::oneshot::channel();
+    let server = serve_once(|tcp| async move {
+        let _ = peer_tx.send(tcp.peer_addr().unwrap());
+        let (ws, _) = accept(tcp, "").await;
+        echo(ws).await;
+    })
+    .await;
+    let source = "127.0.0.2".parse().unwrap();
+    let socket = ClientBuilder::new(format!("ws://{server}/"))
+        .local_address(source)
+        .connect_message();
+    let socket = timeout(STEP, socket).await.unwrap().unwrap();
+    assert_eq!(socket.info().local_addr.ip(), source);
+    let peer = timeout(STEP, peer_rx).await.unwrap().unwrap();
+    assert_eq!(
+        peer.ip(),
+        source,
+        "the server sees the bound source address"
+    );
+}
+
+#[tokio::test]
+async fn local_address_of_the_other_family_fails() {
+    let _serial = SERIAL.lock().await;
+    let good = echo_server().await;
+    let connect = ClientBuilder::new(format!("ws://{good}/"))
+        .local_address("::1".parse().unwrap())
+        .connect_message();
+    let e = timeout(STEP, connect).await.unwrap().unwrap_err();
+    assert!(
+        matches!(&e, ClientError::Unreachable { detail, .. } if detail.contains("different families")),
         "{e}"
     );
 }

@@ -21,7 +21,11 @@ const SAMPLE_EVERY: Duration = Duration::from_millis(500);
 const STABLE_SAMPLES: usize = 4;
 
 /// Opens and holds `count` idle connections and reports the server's memory per connection.
-pub async fn run(args: &BenchArgs, builder: ClientBuilder, count: usize) -> Result<(), BoxError> {
+pub async fn run(
+    args: &BenchArgs,
+    builders: &[ClientBuilder],
+    count: usize,
+) -> Result<(), BoxError> {
     if let Some(limit) = procfs::open_files_limit() {
         if limit < count as u64 + 64 {
             return Err(format!(
@@ -43,7 +47,7 @@ pub async fn run(args: &BenchArgs, builder: ClientBuilder, count: usize) -> Resu
     };
 
     let (sockets, _errors, mut first_error) =
-        open_connections(&builder, count, args.connect_concurrency, false).await;
+        open_connections(builders, count, args.connect_concurrency, false).await;
     let sockets = if args.idle_fresh {
         sockets
     } else {

@@ -4,7 +4,7 @@
 
 use sockway_proto::deflate::DeflateConfig;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,6 +60,7 @@ pub(crate) struct Settings {
     pub nodelay: bool,
     pub send_buffer: Option<u32>,
     pub recv_buffer: Option<u32>,
+    pub local_address: Option<IpAddr>,
     pub max_response_head: usize,
     pub max_response_headers: usize,
     pub websocket: WebSocketConfig,
@@ -116,6 +117,7 @@ impl ClientBuilder {
                 nodelay: true,
                 send_buffer: None,
                 recv_buffer: None,
+                local_address: None,
                 max_response_head: DEFAULT_MAX_RESPONSE_HEAD,
                 max_response_headers: DEFAULT_MAX_RESPONSE_HEADERS,
                 websocket: WebSocketConfig::default(),
@@ -236,6 +238,16 @@ impl ClientBuilder {
     /// `TCP_NODELAY` (default on): frames go out at once instead of waiting to coalesce.
     pub fn nodelay(mut self, on: bool) -> Self {
         self.settings.nodelay = on;
+        self
+    }
+
+    /// Binds outgoing TCP connections to the source address `ip`, the port chosen by the OS
+    /// (default: the OS picks the address too). Useful to leave through a given interface, or
+    /// to open more connections to one server than one source address has ephemeral ports
+    /// (spread them over several builders with different addresses). An address of the other
+    /// family than the server's fails that attempt ([`ClientError::Unreachable`]).
+    pub fn local_address(mut self, ip: IpAddr) -> Self {
+        self.settings.local_address = Some(ip);
         self
     }
 

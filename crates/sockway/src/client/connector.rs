@@ -157,6 +157,7 @@ pub(crate) async fn open_transport(
         nodelay: settings.nodelay,
         send_buffer: settings.send_buffer,
         recv_buffer: settings.recv_buffer,
+        local_address: settings.local_address,
     };
     let tcp = attempt
         .bounded(

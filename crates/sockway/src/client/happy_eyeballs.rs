@@ -8,7 +8,7 @@
 //! once, so section 3's resolution delay does not apply).
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -25,6 +25,8 @@ pub(crate) struct SocketOptions {
     pub send_buffer: Option<u32>,
     /// `SO_RCVBUF`, if set.
     pub recv_buffer: Option<u32>,
+    /// The source address to bind before connecting (port chosen by the OS), if set.
+    pub local_address: Option<IpAddr>,
 }
 
 /// Orders `addrs` for racing: the first address's family first, then alternating families
@@ -59,6 +61,9 @@ async fn attempt(addr: SocketAddr, options: SocketOptions) -> (SocketAddr, io::R
         } else {
             TcpSocket::new_v4()?
         };
+        if let Some(ip) = options.local_address {
+            bind_source(&socket, ip, addr)?;
+        }
         if let Some(size) = options.send_buffer {
             socket.set_send_buffer_size(size)?;
         }
@@ -71,6 +76,18 @@ async fn attempt(addr: SocketAddr, options: SocketOptions) -> (SocketAddr, io::R
     }
     .await;
     (addr, result)
+}
+
+/// Binds `socket` to the source address `ip` (port chosen by the OS) before it connects to
+/// `target`; a source of the other family cannot reach the target, so that is refused.
+fn bind_source(socket: &TcpSocket, ip: IpAddr, target: SocketAddr) -> io::Result<()> {
+    if ip.is_ipv6() != target.is_ipv6() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("the local address {ip} and the target {target} are of different families"),
+        ));
+    }
+    socket.bind(SocketAddr::new(ip, 0))
 }
 
 /// Races connections to `addrs` (already ordered by [`interleave`]); the first to connect
@@ -166,6 +183,7 @@ mod tests {
             nodelay: true,
             send_buffer: None,
             recv_buffer: None,
+            local_address: None,
         };
         let e = race(&addrs, Duration::from_millis(250), options)
             .await
