@@ -323,6 +323,14 @@ impl Connection {
         self.writer.len() != 0
     }
 
+    /// Frees the output buffers when everything queued has been sent and they hold more than
+    /// `keep` bytes of room, so that a connection that goes quiet after a large message does
+    /// not hold that message's buffer while idle; a small buffer is kept for the next
+    /// message. A driver calls it when it is about to wait for the peer.
+    pub fn release_idle_output(&mut self, keep: usize) {
+        self.writer.release_if_empty(keep);
+    }
+
     /// Marks the first `n` output bytes as sent (they may span runs).
     pub fn advance_output(&mut self, n: usize) {
         self.writer.advance(n);

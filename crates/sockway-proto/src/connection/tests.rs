@@ -539,3 +539,26 @@ fn large_server_payloads_are_queued_without_copying_and_leave_in_order() {
     let mut slices = [std::io::IoSlice::new(&[]); 8];
     assert_eq!(client.output_slices(&mut slices), 1);
 }
+
+#[test]
+fn idle_output_room_is_released_once_all_is_sent() {
+    let mut conn = server();
+    conn.send(&Message::Binary(Bytes::from(vec![7u8; 2048])))
+        .unwrap();
+    conn.release_idle_output(256);
+    assert!(
+        conn.writer.held().0 >= 2048,
+        "unsent output is never released"
+    );
+    let n = conn.output_len();
+    conn.advance_output(n);
+    conn.release_idle_output(256);
+    assert_eq!(conn.writer.held(), (0, 0));
+    conn.send(&Message::Binary(Bytes::from_static(b"again")))
+        .unwrap();
+    assert_eq!(
+        conn.output_len(),
+        7,
+        "sending after a release works as before"
+    );
+}

@@ -34,6 +34,9 @@ pub(super) struct Writer {
     share_payloads: bool,
     /// Output after `shared`.
     out: BytesMut,
+    /// The most bytes `out` held since [`Writer::release_if_empty`] last ran: its capacity
+    /// says too little once sent bytes were advanced past.
+    out_peak: usize,
     /// The kind of the fragmented message being sent, if one is.
     sending: Option<MessageKind>,
     /// Checks text fragments, which may split characters, as they go out.
@@ -108,6 +111,7 @@ impl Writer {
             shared_len: 0,
             share_payloads: false,
             out: BytesMut::new(),
+            out_peak: 0,
             sending: None,
             utf8: Utf8Validator::new(),
             deflating: None,
@@ -149,6 +153,26 @@ impl Writer {
 
     /// All waiting output bytes.
     #[inline]
+    /// See [`Connection::release_idle_output`].
+    pub(super) fn release_if_empty(&mut self, keep: usize) {
+        if self.len() != 0 {
+            return;
+        }
+        if self.out_peak > keep {
+            self.out = BytesMut::new();
+        }
+        self.out_peak = 0;
+        if self.shared.capacity() > 0 {
+            self.shared = VecDeque::new();
+        }
+    }
+
+    /// Room held by the output buffers, for tests of [`Writer::release_if_empty`].
+    #[cfg(test)]
+    pub(super) fn held(&self) -> (usize, usize) {
+        (self.out.capacity(), self.shared.capacity())
+    }
+
     pub(super) fn len(&self) -> usize {
         self.shared_len + self.out.len()
     }
@@ -245,6 +269,7 @@ impl Writer {
         if let Some(key) = mask {
             apply_mask(&mut self.out[start..], key, 0);
         }
+        self.out_peak = self.out_peak.max(self.out.len());
     }
 
     /// Whether `payload` (of an uncompressed frame) is queued without copying it.

@@ -70,6 +70,10 @@ const STACK_READ: usize = 4096;
 /// arrived are kept.
 const LARGE_STACK_READ: usize = 32 * 1024;
 
+/// The most output-buffer room an idle socket keeps, so that small messages reuse their
+/// buffer while a quiet socket does not hold the room a large message needed.
+const IDLE_OUTPUT_KEEP: usize = 256;
+
 /// How many bytes of the frame that starts `bytes` have not arrived yet, once its header is
 /// complete (RFC 6455 section 5.2); `None` before that or for a header the core will refuse.
 fn rest_of_first_frame(bytes: &[u8]) -> Option<usize> {
@@ -221,8 +225,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
                 Poll::Pending => {
                     // About to wait: only now do the timers and the outside close request
                     // need our waker (a connection with data flowing never needs them), and
-                    // an idle connection needs no receive buffer.
+                    // an idle connection needs no receive buffer and little output room.
                     self.release_empty_read_buf();
+                    self.conn.release_idle_output(IDLE_OUTPUT_KEEP);
                     if let Some(result) = self.poll_keep_alive(cx) {
                         return Poll::Ready(result);
                     }
