@@ -118,8 +118,8 @@ pub(crate) struct Engine<S: AsyncRead + AsyncWrite + Unpin> {
     /// a read gets less than half, and reset when the engine waits with an empty buffer. So a
     /// large message takes a few large reads, and a socket of small messages stays small.
     read_size: usize,
-    /// Whether the last read onto the stack found more than [`STACK_READ`] bytes waiting, so
-    /// that the next one uses [`LARGE_STACK_READ`].
+    /// Whether the last read onto the stack filled its small room (or, from the large one,
+    /// got at least that much), so that the next one uses [`LARGE_STACK_READ`].
     large_reads: bool,
     teardown: Teardown,
     close_deadline: Option<Pin<Box<Sleep>>>,
