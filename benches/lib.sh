@@ -38,6 +38,9 @@ server_command() {
     fastwebsockets) echo "$PEERS_BIN/fastwebsockets-echo 0 $2" ;;
     tokio-websockets) echo "$PEERS_BIN/tokio-websockets-echo 0 $2" ;;
     node) echo "node $NODE_DIR/echo.js 0" ;;
+    # Not a WebSocket server: a task and a socket per connection and nothing else, the floor
+    # of idle memory for any task-per-connection tokio server (idle_memory.sh --fresh only).
+    tokio-floor) echo "$PEERS_BIN/tokio-floor 0 $2" ;;
     # sockway's echo server built from another tree (BASELINE_BIN=that build's release
     # directory), to measure a change A/B under the same interleaving.
     sockway-baseline) echo "${BASELINE_BIN:?set BASELINE_BIN for sockway-baseline}/sockway-echo 0 $2" ;;

@@ -7,15 +7,16 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{ready, Context, Poll, Waker};
+use std::task::{ready, Context, Poll};
 
 use bytes::BytesMut;
 use sockway_proto::connection::Delivery;
 use sockway_proto::deflate::DeflateParams;
 use sockway_proto::{Connection, Event, FrameHeader, Role};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::time::{Instant, Sleep};
+use tokio::time::Sleep;
 
+use super::keep_alive::{KeepAliveAction, KeepAliveTimer};
 use crate::config::{KeepAlive, WebSocketConfig};
 use crate::error::Error;
 
@@ -30,33 +31,6 @@ enum Teardown {
     Draining { shut_down: bool },
     /// The transport is closed.
     Done,
-}
-
-pin_project_lite::pin_project! {
-    /// Keep-alive timers.
-    ///
-    /// Reads never touch the timer: they only set `heard`. When the engine is about to wait, it
-    /// turns `heard` into a fresh `quiet_since` (one clock read), and when the sleep fires it
-    /// re-arms itself for `quiet_since + interval` if the peer was heard from since it was armed.
-    /// So a busy connection costs no timer-wheel update per read, and a ping still goes out after
-    /// `interval` of silence, to within the time one burst of reads takes.
-    ///
-    /// One allocation for the sleep and its bookkeeping: an idle socket carries a pointer.
-    #[derive(Debug)]
-    struct KeepAliveTimer {
-        // Fires when the next ping may be due, or (after a ping) when the peer has been
-        // silent too long.
-        #[pin]
-        sleep: Sleep,
-        // When the peer was last heard from, as of the last time the engine waited.
-        quiet_since: Instant,
-        // Whether bytes arrived since `quiet_since` was taken.
-        heard: bool,
-        ping_sent: bool,
-        // The waker the armed sleep was last polled with: while it is the same and the sleep
-        // has not elapsed, the sleep need not be polled again before each wait.
-        polled_with: Option<Waker>,
-    }
 }
 
 /// The most bytes read onto the stack when the receive buffer is released (see
@@ -123,7 +97,8 @@ pub(crate) struct Engine<S: AsyncRead + AsyncWrite + Unpin> {
     large_reads: bool,
     teardown: Teardown,
     close_deadline: Option<Pin<Box<Sleep>>>,
-    keep_alive: Option<Pin<Box<KeepAliveTimer>>>,
+    /// Keep-alive bookkeeping, inline: `None` when keep-alive is off or has ended.
+    keep_alive: Option<KeepAliveTimer>,
     /// An outside request to close (see [`CloseRequest`]).
     pub(crate) close_request: Option<Box<dyn CloseRequest>>,
     /// The error that ended the connection, reported once to the reader (boxed: rare).
@@ -152,15 +127,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
         leftover: BytesMut,
         compression: Option<DeflateParams>,
     ) -> Self {
-        let keep_alive = config.keep_alive.map(|settings| {
-            Box::pin(KeepAliveTimer {
-                sleep: tokio::time::sleep(settings.interval),
-                quiet_since: Instant::now(),
-                heard: false,
-                ping_sent: false,
-                polled_with: None,
-            })
-        });
+        let keep_alive = config.keep_alive.map(|_| KeepAliveTimer::default());
         let mut conn = match compression {
             Some(params) => Connection::with_deflate(role, config.protocol.clone(), params),
             None => Connection::new(role, config.protocol.clone()),
@@ -265,9 +232,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
     fn note_activity(&mut self, n: usize) {
         self.stats.bytes_received += n as u64;
         if let Some(timer) = &mut self.keep_alive {
-            let timer = timer.as_mut().project();
-            *timer.ping_sent = false;
-            *timer.heard = true;
+            timer.heard();
         }
     }
 
@@ -276,48 +241,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
     /// wait for the peer.
     fn poll_keep_alive(&mut self, cx: &mut Context<'_>) -> Option<Result<Option<Event>, Error>> {
         let settings: KeepAlive = self.config.keep_alive?;
-        let mut timer = self.keep_alive.as_mut()?.as_mut().project();
-        if *timer.heard {
-            *timer.heard = false;
-            *timer.quiet_since = Instant::now();
-        }
-        let armed = timer
-            .polled_with
-            .as_ref()
-            .is_some_and(|waker| waker.will_wake(cx.waker()));
-        if armed && !timer.sleep.is_elapsed() {
-            return None;
-        }
-        loop {
-            if timer.sleep.as_mut().poll(cx).is_pending() {
-                match timer.polled_with {
-                    Some(waker) => waker.clone_from(cx.waker()),
-                    None => *timer.polled_with = Some(cx.waker().clone()),
-                }
-                return None;
-            }
-            *timer.polled_with = None;
-            let now = Instant::now();
-            if !*timer.ping_sent {
-                let due = *timer.quiet_since + settings.interval;
-                if due > now {
-                    // Heard from the peer since the sleep was armed: not quiet long enough.
-                    timer.sleep.as_mut().reset(due);
-                    continue;
-                }
-                *timer.ping_sent = true;
-                timer.sleep.as_mut().reset(now + settings.timeout);
-                let _ = timer.sleep.as_mut().poll(cx);
+        match self.keep_alive.as_mut()?.poll(settings, cx) {
+            KeepAliveAction::Wait => None,
+            KeepAliveAction::Ping => {
                 let _ = self.conn.send_ping(b"");
                 let _ = self.poll_write_out(cx);
-                return None;
+                None
             }
-            let waited = settings.interval + settings.timeout;
-            self.keep_alive = None;
-            self.conn
-                .fail_with(sockway_proto::CloseCode::GOING_AWAY, "keep-alive timeout");
-            self.teardown = Teardown::Done;
-            return Some(Err(Error::KeepAliveTimeout(waited)));
+            KeepAliveAction::TimedOut => {
+                self.keep_alive = None;
+                self.conn
+                    .fail_with(sockway_proto::CloseCode::GOING_AWAY, "keep-alive timeout");
+                self.teardown = Teardown::Done;
+                Some(Err(Error::KeepAliveTimeout(
+                    settings.interval + settings.timeout,
+                )))
+            }
         }
     }
 

@@ -1,6 +1,7 @@
 //! [`WebSocket`]: an established WebSocket over any `AsyncRead + AsyncWrite` transport.
 
 mod engine;
+mod keep_alive;
 mod ops;
 mod recv;
 mod split;

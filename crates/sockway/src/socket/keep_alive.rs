@@ -1,0 +1,501 @@
+//! Keep-alive timing (the seeds' `KeepAliveInterval` / `KeepAliveTimeout`; pings and pongs are
+//! RFC 6455 section 5.5.2-5.5.3) for every socket on a runtime, kept by one shared timer.
+//!
+//! A tokio `Sleep` per socket costs an idle connection about 170 bytes of heap and one timer
+//! entry. Instead, every socket on a runtime registers in that runtime's [`Wheel`]: a slab of
+//! (deadline, waker) pairs, 24 bytes each, and one driver task that sleeps until the earliest
+//! deadline, wakes the sockets whose deadline passed, and sleeps again. A socket keeps its own
+//! bookkeeping inline ([`KeepAliveTimer`]) and touches the shared wheel only when it arms a
+//! new deadline: once per keep-alive interval while the peer is heard from, not per message.
+//!
+//! Deadlines are whole milliseconds since the wheel's start; the driver lets at least
+//! [`MIN_SCAN_GAP_MS`] (more with many sockets) pass between two scans of the slab, so its
+//! work stays small however the deadlines are spread.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use tokio::runtime::{Handle, Id};
+use tokio::time::Instant;
+
+use crate::config::KeepAlive;
+
+/// "No deadline" in a slot or a timer.
+const NEVER: u64 = u64::MAX;
+
+/// The least time between two scans of a wheel's slab, in milliseconds.
+const MIN_SCAN_GAP_MS: u64 = 10;
+
+/// The scan gap grows by a millisecond per this many registered sockets, so that a wheel with
+/// a million sockets scans about once a second rather than a hundred times.
+const SOCKETS_PER_GAP_MS: u64 = 1000;
+
+/// The wheels of the runtimes that have one, by runtime. Few entries: one per runtime that
+/// ran a socket with keep-alive on.
+static WHEELS: Mutex<Vec<(Id, Weak<Wheel>)>> = Mutex::new(Vec::new());
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Every keep-alive deadline of one runtime's sockets, and the driver task that serves them.
+#[derive(Debug)]
+pub(crate) struct Wheel {
+    /// Deadlines are milliseconds since this instant.
+    epoch: Instant,
+    /// Whether a driver task is running for this wheel (changed only with `state` locked;
+    /// read without the lock before every wait).
+    driver_alive: AtomicBool,
+    state: Mutex<WheelState>,
+}
+
+#[derive(Debug, Default)]
+struct WheelState {
+    slots: Vec<Slot>,
+    /// Indices of vacant slots.
+    vacant: Vec<u32>,
+    /// The deadline the driver sleeps until (`NEVER`: it waits to be woken).
+    next_scan: u64,
+    /// The driver's waker, to wake it when a deadline earlier than `next_scan` is armed.
+    driver: Option<Waker>,
+}
+
+/// One socket's deadline and the waker to wake when it passes.
+#[derive(Debug)]
+struct Slot {
+    deadline: u64,
+    waker: Option<Waker>,
+}
+
+impl Wheel {
+    /// The current runtime's wheel, made on first use; `None` outside a tokio runtime.
+    fn for_current_runtime() -> Option<Arc<Wheel>> {
+        let id = Handle::try_current().ok()?.id();
+        let mut wheels = lock(&WHEELS);
+        wheels.retain(|(_, wheel)| wheel.strong_count() > 0);
+        if let Some(wheel) = wheels
+            .iter()
+            .find(|(owner, _)| *owner == id)
+            .and_then(|(_, wheel)| wheel.upgrade())
+        {
+            return Some(wheel);
+        }
+        let wheel = Arc::new(Wheel {
+            epoch: Instant::now(),
+            driver_alive: AtomicBool::new(false),
+            state: Mutex::new(WheelState {
+                next_scan: NEVER,
+                ..WheelState::default()
+            }),
+        });
+        wheels.push((id, Arc::downgrade(&wheel)));
+        Some(wheel)
+    }
+
+    /// Milliseconds since the wheel's start.
+    fn now(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(NEVER - 1)
+    }
+
+    /// The instant of a deadline.
+    fn instant(&self, deadline: u64) -> Instant {
+        self.epoch + Duration::from_millis(deadline)
+    }
+
+    fn register(&self) -> u32 {
+        let mut state = lock(&self.state);
+        let vacant = Slot {
+            deadline: NEVER,
+            waker: None,
+        };
+        match state.vacant.pop() {
+            Some(index) => {
+                state.slots[index as usize] = vacant;
+                index
+            }
+            None => {
+                state.slots.push(vacant);
+                u32::try_from(state.slots.len() - 1).unwrap_or(u32::MAX)
+            }
+        }
+    }
+
+    fn unregister(&self, index: u32) {
+        let mut state = lock(&self.state);
+        if let Some(slot) = state.slots.get_mut(index as usize) {
+            slot.deadline = NEVER;
+            let waker = slot.waker.take();
+            state.vacant.push(index);
+            drop(state);
+            drop(waker);
+        }
+    }
+
+    /// Has the driver wake `waker` once `deadline` has passed, starting a driver if none runs.
+    fn arm(self: &Arc<Self>, index: u32, deadline: u64, waker: &Waker) {
+        let mut state = lock(&self.state);
+        let Some(slot) = state.slots.get_mut(index as usize) else {
+            return;
+        };
+        slot.deadline = deadline;
+        match &mut slot.waker {
+            Some(current) => current.clone_from(waker),
+            None => slot.waker = Some(waker.clone()),
+        }
+        if !self.driver_alive.load(Ordering::Acquire) {
+            if let Ok(handle) = Handle::try_current() {
+                self.driver_alive.store(true, Ordering::Release);
+                state.next_scan = NEVER;
+                drop(state);
+                handle.spawn(drive(Arc::downgrade(self)));
+            }
+            return;
+        }
+        if deadline < state.next_scan {
+            state.next_scan = deadline;
+            if let Some(driver) = &state.driver {
+                driver.wake_by_ref();
+            }
+        }
+    }
+
+    /// Takes the wakers of every slot whose deadline is `now` or earlier, and says when to
+    /// scan next (`NEVER` if nothing is armed).
+    fn expire(&self, now: u64, driver: &Waker) -> (Vec<Waker>, u64) {
+        let mut state = lock(&self.state);
+        let mut due = Vec::new();
+        let mut next = NEVER;
+        for slot in &mut state.slots {
+            if slot.deadline <= now {
+                slot.deadline = NEVER;
+                due.extend(slot.waker.take());
+            } else {
+                next = next.min(slot.deadline);
+            }
+        }
+        if next != NEVER {
+            let occupied = (state.slots.len() - state.vacant.len()) as u64;
+            next = next.max(now + MIN_SCAN_GAP_MS + occupied / SOCKETS_PER_GAP_MS);
+        }
+        state.next_scan = next;
+        match &mut state.driver {
+            Some(current) => current.clone_from(driver),
+            None => state.driver = Some(driver.clone()),
+        }
+        (due, next)
+    }
+}
+
+impl Drop for Wheel {
+    fn drop(&mut self) {
+        // Lets a driver waiting without a deadline see that the wheel is gone and end.
+        let driver = lock(&self.state).driver.take();
+        if let Some(driver) = driver {
+            driver.wake();
+        }
+    }
+}
+
+/// Marks the wheel driverless when the driver task ends (or its runtime drops it), and wakes
+/// every registered socket so that each arms again and starts a new driver where it runs.
+struct DriverGuard(Weak<Wheel>);
+
+impl Drop for DriverGuard {
+    fn drop(&mut self) {
+        let Some(wheel) = self.0.upgrade() else {
+            return;
+        };
+        let wakers: Vec<Waker> = {
+            let mut state = lock(&wheel.state);
+            wheel.driver_alive.store(false, Ordering::Release);
+            state.driver = None;
+            state
+                .slots
+                .iter_mut()
+                .filter_map(|slot| slot.waker.take())
+                .collect()
+        };
+        for waker in wakers {
+            waker.wake();
+        }
+    }
+}
+
+/// The driver task of a wheel: wakes the sockets whose deadline passed, then sleeps until the
+/// next one. Ends when the wheel is gone.
+async fn drive(wheel: Weak<Wheel>) {
+    let _guard = DriverGuard(wheel.clone());
+    let mut sleep = Box::pin(tokio::time::sleep(Duration::ZERO));
+    std::future::poll_fn(|cx| loop {
+        let Some(strong) = wheel.upgrade() else {
+            return Poll::Ready(());
+        };
+        let (due, next) = strong.expire(strong.now(), cx.waker());
+        let next = (next != NEVER).then(|| strong.instant(next));
+        drop(strong);
+        for waker in due {
+            waker.wake();
+        }
+        let Some(next) = next else {
+            return Poll::Pending;
+        };
+        sleep.as_mut().reset(next);
+        if sleep.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+    })
+    .await;
+}
+
+/// What the socket should do after [`KeepAliveTimer::poll`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeepAliveAction {
+    /// Nothing yet: the wheel wakes the socket when something is due.
+    Wait,
+    /// The peer has been quiet for the interval: send a ping.
+    Ping,
+    /// The peer stayed silent for the timeout after the ping: fail the connection.
+    TimedOut,
+}
+
+/// One socket's keep-alive state, kept inline in its engine (48 bytes).
+///
+/// Reads never touch the wheel: they only set `heard`. When the engine is about to wait, it
+/// turns `heard` into a fresh `quiet_since` (one clock read), and when the wheel wakes it, it
+/// arms again for `quiet_since + interval` if the peer was heard from since. So a busy
+/// connection costs no shared-state update per message, and a ping still goes out after
+/// `interval` of silence (to within the wheel's scan gap).
+#[derive(Debug)]
+pub(crate) struct KeepAliveTimer {
+    /// The runtime's wheel, once registered in it (at the first wait).
+    wheel: Option<Arc<Wheel>>,
+    /// This socket's slot in the wheel.
+    index: u32,
+    /// When the peer was last heard from (as of the last wait), or when the ping went out.
+    quiet_since: u64,
+    /// The deadline armed in the wheel (`NEVER`: none).
+    armed: u64,
+    /// The waker the armed deadline will wake.
+    armed_with: Option<Waker>,
+    heard: bool,
+    ping_sent: bool,
+}
+
+impl Default for KeepAliveTimer {
+    fn default() -> Self {
+        Self {
+            wheel: None,
+            index: 0,
+            quiet_since: 0,
+            armed: NEVER,
+            armed_with: None,
+            heard: true,
+            ping_sent: false,
+        }
+    }
+}
+
+/// A duration in whole milliseconds, rounded up.
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos().div_ceil(1_000_000)).unwrap_or(NEVER - 1)
+}
+
+impl KeepAliveTimer {
+    /// Bytes arrived from the peer: it is alive, and any ping is answered.
+    pub(crate) fn heard(&mut self) {
+        self.heard = true;
+        self.ping_sent = false;
+    }
+
+    /// Stops the timer for good (the connection failed or closed).
+    pub(crate) fn stop(&mut self) {
+        if let Some(wheel) = self.wheel.take() {
+            wheel.unregister(self.index);
+        }
+        self.armed = NEVER;
+        self.armed_with = None;
+    }
+
+    /// Called when the engine is about to wait for the peer: says whether a ping is due or
+    /// the peer timed out, and otherwise makes sure the wheel wakes this task when one will
+    /// be. Outside a tokio runtime there is no wheel and it always says [`KeepAliveAction::Wait`].
+    pub(crate) fn poll(&mut self, settings: KeepAlive, cx: &mut Context<'_>) -> KeepAliveAction {
+        if self.wheel.is_none() {
+            let Some(wheel) = Wheel::for_current_runtime() else {
+                return KeepAliveAction::Wait;
+            };
+            self.index = wheel.register();
+            self.wheel = Some(wheel);
+        }
+        let Some(wheel) = &self.wheel else {
+            return KeepAliveAction::Wait;
+        };
+        let now = wheel.now();
+        let driver_alive = wheel.driver_alive.load(Ordering::Acquire);
+        if self.heard {
+            self.heard = false;
+            self.quiet_since = now;
+        }
+        let (limit, action) = if self.ping_sent {
+            (settings.timeout, KeepAliveAction::TimedOut)
+        } else {
+            (settings.interval, KeepAliveAction::Ping)
+        };
+        let due = self.quiet_since.saturating_add(millis(limit));
+        if now >= due {
+            if action == KeepAliveAction::TimedOut {
+                self.stop();
+            } else {
+                self.ping_sent = true;
+                self.quiet_since = now;
+                self.arm(now.saturating_add(millis(settings.timeout)), cx.waker());
+            }
+            return action;
+        }
+        let armed_for_this_task = self
+            .armed_with
+            .as_ref()
+            .is_some_and(|waker| waker.will_wake(cx.waker()));
+        if self.armed == NEVER || now >= self.armed || !armed_for_this_task || !driver_alive {
+            self.arm(due, cx.waker());
+        }
+        KeepAliveAction::Wait
+    }
+
+    fn arm(&mut self, due: u64, waker: &Waker) {
+        let Some(wheel) = &self.wheel else {
+            return;
+        };
+        wheel.arm(self.index, due, waker);
+        self.armed = due;
+        match &mut self.armed_with {
+            Some(current) => current.clone_from(waker),
+            None => self.armed_with = Some(waker.clone()),
+        }
+    }
+}
+
+impl Drop for KeepAliveTimer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::io::{duplex, AsyncReadExt, DuplexStream};
+    use tokio::time::{timeout, Instant};
+
+    use super::*;
+    use crate::{Error, Message, Role, WebSocket, WebSocketConfig};
+
+    fn quiet_server(interval_ms: u64, timeout_ms: u64) -> (DuplexStream, WebSocket<DuplexStream>) {
+        let keep_alive = KeepAlive {
+            interval: Duration::from_millis(interval_ms),
+            timeout: Duration::from_millis(timeout_ms),
+        };
+        let (peer, ours) = duplex(4096);
+        let config = WebSocketConfig::default().keep_alive(Some(keep_alive));
+        let socket = WebSocket::from_raw(ours, Role::Server, config, Default::default());
+        (peer, socket)
+    }
+
+    /// A masked, empty binary frame: what a live client might send.
+    const CLIENT_FRAME: [u8; 6] = [0x82, 0x80, 1, 2, 3, 4];
+
+    #[tokio::test(start_paused = true)]
+    async fn sockets_with_different_settings_share_one_wheel() {
+        let started = Instant::now();
+        let mut peers = Vec::new();
+        let mut waits = Vec::new();
+        for (interval, timeout_ms) in [(1_000, 500), (3_000, 2_000), (200, 100)] {
+            let (peer, mut socket) = quiet_server(interval, timeout_ms);
+            peers.push(peer);
+            waits.push(tokio::spawn(async move {
+                let error = socket.recv().await.unwrap_err();
+                assert!(matches!(error, Error::KeepAliveTimeout(_)), "{error}");
+                started.elapsed()
+            }));
+        }
+        let mut elapsed = Vec::new();
+        for wait in waits {
+            elapsed.push(wait.await.unwrap());
+        }
+        for (took, expected) in elapsed.iter().zip([1_500u64, 5_000, 300]) {
+            let expected = Duration::from_millis(expected);
+            assert!(*took >= expected, "{took:?} < {expected:?}");
+            assert!(*took < expected + Duration::from_millis(100), "{took:?}");
+        }
+        for mut peer in peers {
+            let mut ping = [0u8; 2];
+            peer.read_exact(&mut ping).await.unwrap();
+            assert_eq!(ping, [0x89, 0x00], "a ping went out before giving up");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_peer_that_keeps_talking_is_never_pinged() {
+        use tokio::io::AsyncWriteExt;
+        let (mut peer, mut socket) = quiet_server(500, 500);
+        let talker = tokio::spawn(async move {
+            for _ in 0..20 {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                peer.write_all(&CLIENT_FRAME).await.unwrap();
+            }
+            let mut first = [0u8; 1];
+            // Nothing but the ping that follows the last message's interval.
+            peer.read_exact(&mut first).await.unwrap();
+            // The peer is handed back, not dropped: a closed transport is not a silent peer.
+            (first[0], Instant::now(), peer)
+        });
+        let started = Instant::now();
+        for _ in 0..20 {
+            let message = socket.recv().await.unwrap().unwrap();
+            assert_eq!(message, Message::binary(Vec::new()));
+        }
+        let last_message = Instant::now();
+        let error = socket.recv().await.unwrap_err();
+        assert!(matches!(error, Error::KeepAliveTimeout(_)), "{error}");
+        let (first_byte, pinged_at, _peer) = talker.await.unwrap();
+        assert_eq!(first_byte, 0x89);
+        assert!(pinged_at >= last_message + Duration::from_millis(500));
+        assert!(started.elapsed() >= Duration::from_millis(6_000 + 1_000));
+    }
+
+    #[test]
+    fn slots_are_reused_and_a_socket_outliving_its_runtime_moves_to_the_next() {
+        let (_peer, mut socket) = quiet_server(100, 100);
+        let first = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        first.block_on(async {
+            assert!(timeout(Duration::from_millis(20), socket.recv())
+                .await
+                .is_err());
+        });
+        drop(first);
+        let second = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let error = second.block_on(async {
+            timeout(Duration::from_secs(10), socket.recv())
+                .await
+                .expect("the keep-alive still fires")
+                .unwrap_err()
+        });
+        assert!(matches!(error, Error::KeepAliveTimeout(_)), "{error}");
+
+        let wheel = second.block_on(async { Wheel::for_current_runtime().unwrap() });
+        let (a, b) = (wheel.register(), wheel.register());
+        wheel.unregister(a);
+        assert_eq!(wheel.register(), a);
+        assert_ne!(a, b);
+    }
+}
