@@ -48,6 +48,11 @@ const LARGE_STACK_READ: usize = 32 * 1024;
 /// buffer while a quiet socket does not hold the room a large message needed.
 const IDLE_OUTPUT_KEEP: usize = 256;
 
+/// A read size as stored in the engine: no single read asks for 4 GiB.
+fn clamp_u32(size: usize) -> u32 {
+    u32::try_from(size).unwrap_or(u32::MAX)
+}
+
 /// How many bytes of the frame that starts `bytes` have not arrived yet, once its header is
 /// complete (RFC 6455 section 5.2); `None` before that or for a header the core will refuse.
 fn rest_of_first_frame(bytes: &[u8]) -> Option<usize> {
@@ -91,7 +96,7 @@ pub(crate) struct Engine<S: AsyncRead + AsyncWrite + Unpin> {
     /// (up to [`MAX_READ_SIZE`]) each time a read fills all the room it was given, halved when
     /// a read gets less than half, and reset when the engine waits with an empty buffer. So a
     /// large message takes a few large reads, and a socket of small messages stays small.
-    read_size: usize,
+    read_size: u32,
     /// Whether the last read onto the stack filled its small room (or, from the large one,
     /// got at least that much), so that the next one uses [`LARGE_STACK_READ`].
     large_reads: bool,
@@ -138,7 +143,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
         Self {
             io,
             conn,
-            read_size: config.read_buffer_size,
+            read_size: clamp_u32(config.read_buffer_size),
             large_reads: false,
             config,
             read_buf: leftover,
@@ -240,7 +245,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
     /// when it stays silent for the timeout after that. Called when the engine is about to
     /// wait for the peer.
     fn poll_keep_alive(&mut self, cx: &mut Context<'_>) -> Option<Result<Option<Event>, Error>> {
-        let settings: KeepAlive = self.config.keep_alive?;
+        let settings: &KeepAlive = self.config.keep_alive.as_ref()?;
         match self.keep_alive.as_mut()?.poll(settings, cx) {
             KeepAliveAction::Wait => None,
             KeepAliveAction::Ping => {
@@ -249,13 +254,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
                 None
             }
             KeepAliveAction::TimedOut => {
+                let waited = settings.interval.saturating_add(settings.timeout);
                 self.keep_alive = None;
                 self.conn
                     .fail_with(sockway_proto::CloseCode::GOING_AWAY, "keep-alive timeout");
                 self.teardown = Teardown::Done;
-                Some(Err(Error::KeepAliveTimeout(
-                    settings.interval + settings.timeout,
-                )))
+                Some(Err(Error::KeepAliveTimeout(waited)))
             }
         }
     }
@@ -284,7 +288,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
     fn release_empty_read_buf(&mut self) {
         if self.read_buf.is_empty() {
             self.read_buf = BytesMut::new();
-            self.read_size = self.config.read_buffer_size;
+            self.read_size = clamp_u32(self.config.read_buffer_size);
         }
     }
 
@@ -296,8 +300,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
             return self.poll_fill_from_stack(cx);
         }
         let buf = &mut self.read_buf;
-        if buf.capacity() - buf.len() < self.read_size / 2 {
-            buf.reserve(self.read_size);
+        let read_size = self.read_size as usize;
+        if buf.capacity() - buf.len() < read_size / 2 {
+            buf.reserve(read_size);
         }
         let spare = buf.spare_capacity_mut();
         let room = spare.len();
@@ -317,12 +322,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
         if n == room {
             self.grow_read_size();
         } else if n < room / 2 {
-            self.read_size = (self.read_size / 2).max(self.config.read_buffer_size);
+            self.read_size = (self.read_size / 2).max(clamp_u32(self.config.read_buffer_size));
         }
     }
 
     fn grow_read_size(&mut self) {
-        let most = MAX_READ_SIZE.max(self.config.read_buffer_size);
+        let most = clamp_u32(MAX_READ_SIZE.max(self.config.read_buffer_size));
         self.read_size = self.read_size.saturating_mul(2).min(most);
     }
 
@@ -366,7 +371,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
             let most = MAX_READ_SIZE.max(self.config.read_buffer_size);
             let rest = rest_of_first_frame(filled).unwrap_or(0).min(most);
             self.read_buf
-                .reserve(filled.len() + rest.max(self.read_size));
+                .reserve(filled.len() + rest.max(self.read_size as usize));
             self.read_buf.extend_from_slice(filled);
         } else {
             // A buffer of exactly what arrived (the buffer is empty and unallocated here); when

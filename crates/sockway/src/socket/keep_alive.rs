@@ -13,7 +13,7 @@
 //! work stays small however the deadlines are spread.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -49,6 +49,9 @@ pub(crate) struct Wheel {
     /// Whether a driver task is running for this wheel (changed only with `state` locked;
     /// read without the lock before every wait).
     driver_alive: AtomicBool,
+    /// The time of the latest scan: every deadline at or before it has been woken. A socket
+    /// compares its deadline with it instead of reading the clock.
+    scanned: AtomicU64,
     state: Mutex<WheelState>,
 }
 
@@ -86,6 +89,7 @@ impl Wheel {
         let wheel = Arc::new(Wheel {
             epoch: Instant::now(),
             driver_alive: AtomicBool::new(false),
+            scanned: AtomicU64::new(0),
             state: Mutex::new(WheelState {
                 next_scan: NEVER,
                 ..WheelState::default()
@@ -95,9 +99,19 @@ impl Wheel {
         Some(wheel)
     }
 
-    /// Milliseconds since the wheel's start.
+    /// Milliseconds since the wheel's start (whole ones, rounded down).
     fn now(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(NEVER - 1)
+        let elapsed = self.epoch.elapsed();
+        elapsed
+            .as_secs()
+            .saturating_mul(1000)
+            .saturating_add(u64::from(elapsed.subsec_millis()))
+    }
+
+    /// The wheel's time `after` past `since`, in whole milliseconds rounded up (saturating:
+    /// an interval of years must not overflow).
+    fn deadline(&self, since: Instant, after: Duration) -> u64 {
+        millis(since.saturating_duration_since(self.epoch)).saturating_add(millis(after))
     }
 
     /// The instant of a deadline.
@@ -166,6 +180,7 @@ impl Wheel {
     /// scan next (`NEVER` if nothing is armed).
     fn expire(&self, now: u64, driver: &Waker) -> (Vec<Waker>, u64) {
         let mut state = lock(&self.state);
+        self.scanned.fetch_max(now, Ordering::AcqRel);
         let mut due = Vec::new();
         let mut next = NEVER;
         for slot in &mut state.slots {
@@ -261,27 +276,31 @@ pub(crate) enum KeepAliveAction {
     TimedOut,
 }
 
-/// One socket's keep-alive state, kept inline in its engine (48 bytes).
+/// One socket's keep-alive state, kept inline in its engine (56 bytes).
 ///
 /// Reads never touch the wheel: they only set `heard`. When the engine is about to wait, it
-/// turns `heard` into a fresh `quiet_since` (one clock read), and when the wheel wakes it, it
-/// arms again for `quiet_since + interval` if the peer was heard from since. So a busy
-/// connection costs no shared-state update per message, and a ping still goes out after
-/// `interval` of silence (to within the wheel's scan gap).
+/// turns `heard` into a fresh `quiet_since` (one clock read), and checks with one atomic load
+/// whether the wheel has scanned past the armed deadline. Only then does the socket decide:
+/// heard from since, so arm again for `quiet_since + interval`; quiet for the interval, so
+/// ping and arm for `timeout`; silent after the ping, so give up. A busy connection costs no
+/// shared-state update per message, and a ping still goes out after `interval` of silence
+/// (to within the wheel's scan gap).
 #[derive(Debug)]
 pub(crate) struct KeepAliveTimer {
     /// The runtime's wheel, once registered in it (at the first wait).
     wheel: Option<Arc<Wheel>>,
     /// This socket's slot in the wheel.
     index: u32,
-    /// When the peer was last heard from (as of the last wait), or when the ping went out.
-    quiet_since: u64,
-    /// The deadline armed in the wheel (`NEVER`: none).
+    /// Whether bytes arrived since `quiet_since` was taken.
+    heard: bool,
+    /// Whether a ping went out and nothing arrived since.
+    ping_sent: bool,
+    /// The deadline armed in the wheel, in the wheel's milliseconds.
     armed: u64,
     /// The waker the armed deadline will wake.
     armed_with: Option<Waker>,
-    heard: bool,
-    ping_sent: bool,
+    /// When the peer was last heard from, as of the last wait.
+    quiet_since: Instant,
 }
 
 impl Default for KeepAliveTimer {
@@ -289,18 +308,22 @@ impl Default for KeepAliveTimer {
         Self {
             wheel: None,
             index: 0,
-            quiet_since: 0,
+            heard: false,
+            ping_sent: false,
             armed: NEVER,
             armed_with: None,
-            heard: true,
-            ping_sent: false,
+            quiet_since: Instant::now(),
         }
     }
 }
 
 /// A duration in whole milliseconds, rounded up.
 fn millis(duration: Duration) -> u64 {
-    u64::try_from(duration.as_nanos().div_ceil(1_000_000)).unwrap_or(NEVER - 1)
+    duration
+        .as_secs()
+        .saturating_mul(1000)
+        .saturating_add(u64::from(duration.subsec_nanos().div_ceil(1_000_000)))
+        .min(NEVER - 1)
 }
 
 impl KeepAliveTimer {
@@ -320,49 +343,63 @@ impl KeepAliveTimer {
     }
 
     /// Called when the engine is about to wait for the peer: says whether a ping is due or
-    /// the peer timed out, and otherwise makes sure the wheel wakes this task when one will
-    /// be. Outside a tokio runtime there is no wheel and it always says [`KeepAliveAction::Wait`].
-    pub(crate) fn poll(&mut self, settings: KeepAlive, cx: &mut Context<'_>) -> KeepAliveAction {
-        if self.wheel.is_none() {
+    /// the peer timed out, and otherwise makes sure the wheel wakes this task when one may
+    /// be. Outside a tokio runtime there is no wheel and it always says
+    /// [`KeepAliveAction::Wait`].
+    #[inline]
+    pub(crate) fn poll(&mut self, settings: &KeepAlive, cx: &mut Context<'_>) -> KeepAliveAction {
+        if self.heard {
+            self.heard = false;
+            self.quiet_since = Instant::now();
+        }
+        // The path of every wait: the armed deadline has not passed, for this task, and a
+        // driver serves it.
+        if let Some(wheel) = &self.wheel {
+            if wheel.scanned.load(Ordering::Acquire) < self.armed
+                && self
+                    .armed_with
+                    .as_ref()
+                    .is_some_and(|waker| waker.will_wake(cx.waker()))
+                && wheel.driver_alive.load(Ordering::Acquire)
+            {
+                return KeepAliveAction::Wait;
+            }
+        }
+        self.poll_due(settings, cx)
+    }
+
+    /// [`Self::poll`] when the wheel must be told something: at the first wait, when the
+    /// armed deadline passed, or when another task or a new driver must be woken.
+    #[inline(never)]
+    fn poll_due(&mut self, settings: &KeepAlive, cx: &mut Context<'_>) -> KeepAliveAction {
+        let Some(wheel) = &self.wheel else {
             let Some(wheel) = Wheel::for_current_runtime() else {
                 return KeepAliveAction::Wait;
             };
             self.index = wheel.register();
+            let due = wheel.deadline(self.quiet_since, settings.interval);
             self.wheel = Some(wheel);
-        }
-        let Some(wheel) = &self.wheel else {
+            self.arm(due, cx.waker());
             return KeepAliveAction::Wait;
         };
+        if wheel.scanned.load(Ordering::Acquire) < self.armed {
+            self.arm(self.armed, cx.waker());
+            return KeepAliveAction::Wait;
+        }
+        if self.ping_sent {
+            self.stop();
+            return KeepAliveAction::TimedOut;
+        }
         let now = wheel.now();
-        let driver_alive = wheel.driver_alive.load(Ordering::Acquire);
-        if self.heard {
-            self.heard = false;
-            self.quiet_since = now;
-        }
-        let (limit, action) = if self.ping_sent {
-            (settings.timeout, KeepAliveAction::TimedOut)
-        } else {
-            (settings.interval, KeepAliveAction::Ping)
-        };
-        let due = self.quiet_since.saturating_add(millis(limit));
-        if now >= due {
-            if action == KeepAliveAction::TimedOut {
-                self.stop();
-            } else {
-                self.ping_sent = true;
-                self.quiet_since = now;
-                self.arm(now.saturating_add(millis(settings.timeout)), cx.waker());
-            }
-            return action;
-        }
-        let armed_for_this_task = self
-            .armed_with
-            .as_ref()
-            .is_some_and(|waker| waker.will_wake(cx.waker()));
-        if self.armed == NEVER || now >= self.armed || !armed_for_this_task || !driver_alive {
+        let due = wheel.deadline(self.quiet_since, settings.interval);
+        if now < due {
+            // Heard from since the deadline was armed: not quiet long enough yet.
             self.arm(due, cx.waker());
+            return KeepAliveAction::Wait;
         }
-        KeepAliveAction::Wait
+        self.ping_sent = true;
+        self.arm(now.saturating_add(millis(settings.timeout)), cx.waker());
+        KeepAliveAction::Ping
     }
 
     fn arm(&mut self, due: u64, waker: &Waker) {
@@ -463,7 +500,9 @@ mod tests {
         assert!(matches!(error, Error::KeepAliveTimeout(_)), "{error}");
         let (first_byte, pinged_at, _peer) = talker.await.unwrap();
         assert_eq!(first_byte, 0x89);
+        // Between one and two intervals of silence (plus the scan gap).
         assert!(pinged_at >= last_message + Duration::from_millis(500));
+        assert!(pinged_at <= last_message + Duration::from_millis(1_000 + 50));
         assert!(started.elapsed() >= Duration::from_millis(6_000 + 1_000));
     }
 
