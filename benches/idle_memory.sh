@@ -12,6 +12,10 @@
 # `--connections 50000 --sources 2` or more, and an open-files hard limit above 50,000 for
 # both the server and the generator (e.g. `ulimit -Hn 65536` as root, or LimitNOFILE).
 #
+# --servers may include tokio-floor (with --fresh): not a WebSocket server but a task and a
+# registered socket per connection and nothing else, the floor under any task-per-connection
+# tokio server.
+#
 # Usage: benches/idle_memory.sh [--connections N] [--sources K] [--servers "sockway node ..."]
 #                               [--fresh] [--no-build]
 # Writes target/bench/idle_memory.json and prints a table.
@@ -31,7 +35,7 @@ while (($#)); do
     --servers) SERVERS="$2"; shift ;;
     --fresh) FRESH=(--idle-fresh) ;;
     --no-build) BUILD=0 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -59,6 +63,10 @@ echo "idle memory: $CONNECTIONS connections per server from $SOURCES source addr
 results="{"
 separator=""
 for server in $SERVERS; do
+  if [[ "$server" == tokio-floor && ${#FRESH[@]} -eq 0 ]]; then
+    echo "  tokio-floor       skipped: it does not echo, so it is measured with --fresh only"
+    continue
+  fi
   start_server "$server" 2
   # Let the server finish starting (lazy allocations, JIT warm-up) before the first sample.
   sleep 1
