@@ -4,7 +4,9 @@
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUT="$ROOT/target/bench"
-# Where the echo servers are built; override to compare an experimental build.
+# Where the echo servers are built; override to compare an experimental build. PEERS_FEATURES
+# (e.g. "mimalloc") builds them with features of benches/peers/Cargo.toml; give such a build
+# a PEERS_TARGET of its own.
 PEERS_TARGET="${PEERS_TARGET:-$OUT/peers}"
 PEERS_BIN="$PEERS_TARGET/release"
 NODE_DIR="$ROOT/benches/peers/node"
@@ -20,7 +22,8 @@ SERVER_FLAGS=""
 build_all() {
   echo "building: sockway (generator), echo servers (benches/peers), node ws" >&2
   (cd "$ROOT" && cargo build --release --quiet -p sockway-cli)
-  (cd "$ROOT/benches/peers" && cargo build --release --quiet --target-dir "$PEERS_TARGET")
+  (cd "$ROOT/benches/peers" && cargo build --release --quiet --target-dir "$PEERS_TARGET" \
+    ${PEERS_FEATURES:+--features "$PEERS_FEATURES"})
   local stamp="$OUT/node.stamp" hash
   hash="$( (node --version; cat "$NODE_DIR/package.json" "$NODE_DIR/package-lock.json") | sha256sum | cut -d' ' -f1)"
   if [[ ! -d "$NODE_DIR/node_modules/ws" || ! -f "$stamp" || "$(cat "$stamp")" != "$hash" ]]; then

@@ -7,6 +7,18 @@ use std::net::SocketAddr;
 
 use tokio::net::{TcpListener, TcpStream};
 
+/// mimalloc for every server when built with the `mimalloc` feature (see Cargo.toml).
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// The allocator every server uses, as the startup line states it.
+pub const ALLOCATOR_NAME: &str = if cfg!(feature = "mimalloc") {
+    "mimalloc"
+} else {
+    "system malloc"
+};
+
 /// The largest message every server accepts: 64 MiB.
 pub const MAX_MESSAGE: usize = 64 << 20;
 
@@ -73,7 +85,7 @@ where
         let address = listener.local_addr().expect("local address");
         println!(
             "{name} listening on {address} (tokio multi_thread, {} worker threads, \
-             max message {} MiB, {})",
+             max message {} MiB, {}, {ALLOCATOR_NAME})",
             args.threads,
             MAX_MESSAGE >> 20,
             if args.compression {
