@@ -506,6 +506,53 @@ mod tests {
         assert!(started.elapsed() >= Duration::from_millis(6_000 + 1_000));
     }
 
+    /// Many sockets on a multi-threaded runtime, real time: the quiet ones time out after
+    /// their interval and timeout, the talking ones only once they stop talking.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn many_sockets_on_two_threads_each_time_out_on_their_own_schedule() {
+        use tokio::io::AsyncWriteExt;
+        const SOCKETS: u64 = 200;
+        const TALK_FOR: Duration = Duration::from_millis(400);
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for i in 0..SOCKETS {
+            let interval = 40 + (i % 5) * 20;
+            let (mut peer, mut socket) = quiet_server(interval, 40);
+            let talks = i % 2 == 0;
+            tasks.push(tokio::spawn(async move {
+                let talker = tokio::spawn(async move {
+                    let mut last_write = started;
+                    while talks && started.elapsed() < TALK_FOR {
+                        peer.write_all(&CLIENT_FRAME).await.unwrap();
+                        last_write = Instant::now();
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                    (peer, last_write)
+                });
+                let error = loop {
+                    match socket.recv().await {
+                        Ok(Some(_)) => continue,
+                        Ok(None) => panic!("closed cleanly"),
+                        Err(error) => break error,
+                    }
+                };
+                assert!(matches!(error, Error::KeepAliveTimeout(_)), "{error}");
+                let (_peer, last_write) = talker.await.unwrap();
+                // Quiet for the interval, then silent for the timeout after the ping.
+                let least = (last_write + Duration::from_millis(interval + 40)) - started;
+                let took = started.elapsed();
+                assert!(took >= least, "socket {i}: {took:?} < {least:?}");
+            }));
+        }
+        timeout(Duration::from_secs(20), async {
+            for task in tasks {
+                task.await.unwrap();
+            }
+        })
+        .await
+        .expect("every socket timed out within 20 s");
+    }
+
     #[test]
     fn slots_are_reused_and_a_socket_outliving_its_runtime_moves_to_the_next() {
         let (_peer, mut socket) = quiet_server(100, 100);
