@@ -8,18 +8,22 @@
 //! bookkeeping inline ([`KeepAliveTimer`]) and touches the shared wheel only when it arms a
 //! new deadline: once per keep-alive interval while the peer is heard from, not per message.
 //!
+//! The slab keeps its high-water mark (24 bytes per socket at the busiest moment); vacant
+//! slots are reused.
+//!
 //! Deadlines are whole milliseconds since the wheel's start; the driver lets at least
 //! [`MIN_SCAN_GAP_MS`] (more with many sockets) pass between two scans of the slab, so its
 //! work stays small however the deadlines are spread.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use tokio::runtime::{Handle, Id};
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 use crate::config::KeepAlive;
 
@@ -161,10 +165,14 @@ impl Wheel {
         }
         if !self.driver_alive.load(Ordering::Acquire) {
             if let Ok(handle) = Handle::try_current() {
+                // Made here, in the socket's task and before the driver counts as running: on
+                // a runtime without timers this panics where every socket is used, as a
+                // socket's own sleep would, not in a driver task started again and again.
+                let sleep = Box::pin(tokio::time::sleep(Duration::ZERO));
                 self.driver_alive.store(true, Ordering::Release);
                 state.next_scan = NEVER;
                 drop(state);
-                handle.spawn(drive(Arc::downgrade(self)));
+                handle.spawn(drive(Arc::downgrade(self), sleep));
             }
             return;
         }
@@ -241,9 +249,8 @@ impl Drop for DriverGuard {
 
 /// The driver task of a wheel: wakes the sockets whose deadline passed, then sleeps until the
 /// next one. Ends when the wheel is gone.
-async fn drive(wheel: Weak<Wheel>) {
+async fn drive(wheel: Weak<Wheel>, mut sleep: Pin<Box<Sleep>>) {
     let _guard = DriverGuard(wheel.clone());
-    let mut sleep = Box::pin(tokio::time::sleep(Duration::ZERO));
     std::future::poll_fn(|cx| loop {
         let Some(strong) = wheel.upgrade() else {
             return Poll::Ready(());
@@ -551,6 +558,33 @@ mod tests {
         })
         .await
         .expect("every socket timed out within 20 s");
+    }
+
+    #[test]
+    fn a_runtime_without_timers_fails_loudly_where_the_socket_is_used() {
+        // On a thread of its own, so that a regression (a wait that never ends) fails the
+        // test after 10 s instead of hanging it.
+        let (done, outcome) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_io()
+                .build()
+                .unwrap();
+            let panicked: Vec<bool> = (0..2)
+                .map(|_| {
+                    let (_peer, mut socket) = quiet_server(100, 100);
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        runtime.block_on(socket.recv())
+                    }))
+                    .is_err()
+                })
+                .collect();
+            let _ = done.send(panicked);
+        });
+        let panicked = outcome
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the first wait of each socket panics at once");
+        assert_eq!(panicked, [true, true]);
     }
 
     #[test]
