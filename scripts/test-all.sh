@@ -25,6 +25,9 @@ mkdir -p "$LOGS"
 export SOCKWAY_PEERS_PYTHON="$ROOT/target/peers/venv/bin/python"
 export SOCKWAY_PEERS_NODE_DIR="$ROOT/tests/peers"
 export SOCKWAY_BIN="$ROOT/target/release/sockway"
+# A clean clone gains nothing from incremental files, and they doubled the debug target's
+# size (2.2 GB of 5.6 GB); CI machines can be short of disk.
+export CARGO_INCREMENTAL=0
 
 STAGE_NAMES=()
 STAGE_TIMES=()
@@ -39,8 +42,17 @@ stage() {
   "$@"
   STAGE_NAMES+=("$name")
   STAGE_TIMES+=("$((SECONDS - start))")
-  echo "<== $name: $((SECONDS - start))s"
+  echo "<== $name: $((SECONDS - start))s, $(disk_report)"
   CURRENT_STAGE=""
+}
+
+# How much the build holds and how much disk is left: a full disk fails a stage with a
+# linker "Bus error" or "No space left on device", and this line says which it was.
+disk_report() {
+  local used free
+  used=$(du -sh "$ROOT/target" 2>/dev/null | cut -f1)
+  free=$(df -h --output=avail "$ROOT" 2>/dev/null | tail -1 | tr -d ' ')
+  echo "target ${used:-?}, disk free ${free:-?}"
 }
 
 print_durations() {
@@ -50,6 +62,7 @@ print_durations() {
     printf '  %-22s %5ss\n' "${STAGE_NAMES[$i]}" "${STAGE_TIMES[$i]}"
   done
   printf '  %-22s %5ss\n' total "$SECONDS"
+  echo "  $(disk_report)"
 }
 
 on_exit() {
@@ -60,6 +73,8 @@ on_exit() {
   fi
 }
 trap on_exit EXIT
+
+echo "test-all: starting with $(disk_report)"
 
 # cargo test prints one "test result: ok. N passed; M failed; ..." line per
 # test binary; keep its output to count the tests in the final summary.
@@ -101,6 +116,8 @@ count_results() {
 check_side_workspaces() {
   cargo check --quiet --manifest-path fuzz/Cargo.toml --target-dir target/side-check --bins
   cargo check --quiet --manifest-path benches/peers/Cargo.toml --target-dir target/side-check
+  # Half a gigabyte that nothing later reads.
+  rm -rf target/side-check
 }
 
 stage "cargo fmt" cargo fmt --all -- --check
