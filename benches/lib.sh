@@ -11,7 +11,7 @@ PEERS_TARGET="${PEERS_TARGET:-$OUT/peers}"
 PEERS_BIN="$PEERS_TARGET/release"
 NODE_DIR="$ROOT/benches/peers/node"
 SOCKWAY="$ROOT/target/release/sockway"
-ALL_SERVERS="sockway tungstenite fastwebsockets tokio-websockets node"
+ALL_SERVERS="sockway sockway-loop tungstenite fastwebsockets tokio-websockets node"
 # The servers whose library has permessage-deflate (the compressed cases run only these).
 DEFLATE_SERVERS="sockway node sockway-baseline"
 # Extra arguments for the next start_server (e.g. --compression); empty by default.
@@ -37,6 +37,8 @@ build_all() {
 server_command() {
   case "$1" in
     sockway) echo "$PEERS_BIN/sockway-echo 0 $2" ;;
+    # sockway's event-loop server (sockway::event_loop): callbacks, no task per connection.
+    sockway-loop) echo "$PEERS_BIN/sockway-loop-echo 0 $2" ;;
     tungstenite) echo "$PEERS_BIN/tungstenite-echo 0 $2" ;;
     fastwebsockets) echo "$PEERS_BIN/fastwebsockets-echo 0 $2" ;;
     tokio-websockets) echo "$PEERS_BIN/tokio-websockets-echo 0 $2" ;;

@@ -13,6 +13,7 @@
 //! HTTP/1.1. The preface is spotted in the first bytes the server reads anyway, so HTTP/1.1
 //! pays nothing for it. `--http1-only` turns HTTP/2 off.
 
+mod event_loop;
 mod sockets;
 mod tls;
 
@@ -102,6 +103,11 @@ pub struct EchoArgs {
     /// Serve HTTP/1.1 only: no HTTP/2 through ALPN, no HTTP/2 prior knowledge (h2c).
     #[arg(long)]
     http1_only: bool,
+    /// Echo on the event-loop server (callbacks on worker threads, no task per connection):
+    /// every WebSocket request on any path, whole messages; no page, TLS, HTTP/2 or
+    /// compression.
+    #[arg(long, conflicts_with_all = ["compression", "tls_cert", "tls_self_signed"])]
+    event_loop: bool,
 }
 
 /// Parses a non-negative number of seconds, fractions allowed (`0.2`).
@@ -115,6 +121,9 @@ fn parse_secs(text: &str) -> Result<Duration, String> {
 
 /// Serves until Ctrl-C or SIGTERM, then closes open sockets and returns.
 pub async fn run(args: EchoArgs) -> Result<(), Box<dyn std::error::Error>> {
+    if args.event_loop {
+        return event_loop::run(args).await;
+    }
     let origins = OriginPolicy::try_list(&args.allowed_origins)?;
     let mut accept = AcceptOptions::default()
         .keep_alive_interval(Some(args.keep_alive_interval))

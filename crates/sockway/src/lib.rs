@@ -7,11 +7,15 @@
 //!   `Stream` + `Sink`, cancel-safe receives and bounded write buffering.
 //! - `server` (feature `server`): accept WebSockets on hyper, tower and axum routes.
 //! - `client` (feature `client`): connect to `ws://` and `wss://` URLs.
+//! - `event_loop` (feature `event-loop`): a callback-driven server without a task per
+//!   connection, for very many mostly idle connections.
 
 #[cfg(feature = "client")]
 pub mod client;
 pub mod config;
 pub mod error;
+#[cfg(feature = "event-loop")]
+pub mod event_loop;
 #[cfg(feature = "server")]
 pub mod server;
 mod socket;

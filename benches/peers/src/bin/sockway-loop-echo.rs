@@ -1,0 +1,45 @@
+//! sockway's event-loop echo server for the comparison: [`EventLoopServer`] with THREADS
+//! worker threads (its own threads, not a tokio runtime: that is the point of it), echoing
+//! whole messages from the `message` callback. Settings are the library defaults (keep-alive
+//! on) except the 64 MiB message limit and a connection limit high enough for the
+//! idle-memory run. It has no permessage-deflate.
+
+use std::net::SocketAddr;
+
+use sockway::event_loop::{Conn, EventLoopOptions, EventLoopServer, Handler, OpenRequest};
+use sockway::Message;
+use sockway_bench_peers::{args, ALLOCATOR_NAME, MAX_MESSAGE};
+
+/// Echoes every message back.
+#[derive(Clone)]
+struct Echo;
+
+impl Handler for Echo {
+    type Session = ();
+
+    fn open(&mut self, _conn: &mut Conn<'_>, _request: &OpenRequest<'_>) {}
+
+    fn message(&mut self, conn: &mut Conn<'_>, _session: &mut (), message: Message) {
+        let _ = conn.send(&message);
+    }
+}
+
+fn main() {
+    let args = args("sockway-loop-echo", false);
+    let defaults = EventLoopOptions::default();
+    let options = EventLoopOptions::default()
+        .threads(args.threads)
+        .max_connections(1_000_000)
+        .websocket(defaults.websocket.clone().max_message_size(MAX_MESSAGE));
+    let server = EventLoopServer::new(Echo, options)
+        .bind(SocketAddr::from(([127, 0, 0, 1], args.port)))
+        .expect("bind");
+    println!(
+        "sockway-loop-echo listening on {} (event loop, {} worker threads, max message {} MiB, \
+         no compression, {ALLOCATOR_NAME})",
+        server.local_addr(),
+        args.threads,
+        MAX_MESSAGE >> 20,
+    );
+    server.join().expect("event loop");
+}

@@ -1,0 +1,81 @@
+//! What the application gives the event-loop server ([`Handler`]) and what it gets in its
+//! callbacks ([`Conn`], [`OpenRequest`]).
+
+use std::net::SocketAddr;
+
+use sockway_proto::error::SendError;
+use sockway_proto::{CloseCode, Connection, Message};
+
+/// The application's side of an [`super::EventLoopServer`]: callbacks run on the worker
+/// thread that owns the connection, one at a time per thread, so they must not block (hand
+/// slow work to another thread or a runtime, and answer later through a queued message).
+///
+/// Each worker thread gets its own clone of the handler; per-connection state lives in
+/// [`Handler::Session`], which never leaves its thread.
+pub trait Handler: Clone + Send + 'static {
+    /// State the application keeps per connection (`()` for none).
+    type Session;
+
+    /// A WebSocket was accepted (the 101 response is queued before anything `conn` sends).
+    /// Returns the connection's session.
+    fn open(&mut self, conn: &mut Conn<'_>, request: &OpenRequest<'_>) -> Self::Session;
+
+    /// A whole message arrived (text already validated as UTF-8, RFC 6455 section 8.1).
+    fn message(&mut self, conn: &mut Conn<'_>, session: &mut Self::Session, message: Message);
+
+    /// The connection is over; called once per opened connection. `code` is the WebSocket
+    /// connection close code of RFC 6455 section 7.1.5: the peer's status, 1005 when its close
+    /// frame carried none, 1006 when the connection ended without a close frame from the peer.
+    fn close(&mut self, session: Self::Session, code: CloseCode) {
+        let _ = (session, code);
+    }
+}
+
+/// The request that opened a connection, as [`Handler::open`] sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct OpenRequest<'a> {
+    /// The request target: path and query.
+    pub path: &'a str,
+    /// The `Origin` header, if the client sent one.
+    pub origin: Option<&'a str>,
+    /// The subprotocol chosen from [`super::EventLoopOptions::subprotocols`], if any.
+    pub subprotocol: Option<&'a str>,
+    /// The client's address.
+    pub peer_addr: SocketAddr,
+}
+
+/// One connection, lent to a callback: what it sends is queued and written when the
+/// callback returns (one write for everything a batch of input produced).
+#[derive(Debug)]
+pub struct Conn<'a> {
+    pub(super) protocol: &'a mut Connection,
+}
+
+impl Conn<'_> {
+    /// Queues a whole message as one frame.
+    pub fn send(&mut self, message: &Message) -> Result<(), SendError> {
+        self.protocol.send(message)
+    }
+
+    /// Queues a text message.
+    pub fn send_text(&mut self, text: &str) -> Result<(), SendError> {
+        self.protocol.send_text(text)
+    }
+
+    /// Queues a binary message.
+    pub fn send_binary(&mut self, data: &[u8]) -> Result<(), SendError> {
+        self.protocol.send_binary(data)
+    }
+
+    /// Starts the close handshake (RFC 6455 section 7.1.2): no data may be sent afterwards;
+    /// messages still arrive until the peer's reply, then the server closes TCP.
+    pub fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), SendError> {
+        self.protocol.close(code, reason)
+    }
+
+    /// Bytes queued and not yet written: a handler that sends more than it receives can
+    /// hold back while this is high.
+    pub fn buffered(&self) -> usize {
+        self.protocol.output_len()
+    }
+}

@@ -1,0 +1,185 @@
+//! [`EventLoopServer`]: a WebSocket server for very many connections, with callbacks
+//! instead of a task per connection (feature `event-loop`).
+//!
+//! The `async` server ([`crate::server`]) gives every connection a tokio task and an
+//! `async fn` handler: the natural model for request/response work, but each idle connection
+//! then carries a task, a reactor registration and its socket state (about 1.4 KiB in all,
+//! of which about 1 KiB is tokio's own: see `docs/benchmarks.md`). This server is the other
+//! model, that of uWebSockets: a few worker threads, each polling its own connections
+//! (epoll through `mio`), each connection one allocation in a slab, a [`Handler`] called for
+//! each open, message and close. An idle connection holds no buffer at all.
+//!
+//! The protocol is the same sans-I/O core ([`sockway_proto::Connection`]) the async socket
+//! drives, so framing, masking, UTF-8 and close-code rules (RFC 6455) are identical. What it
+//! does not do (use [`crate::server`] for these): TLS, HTTP/2, permessage-deflate (an offer is
+//! answered without the extension, which RFC 7692 section 5 allows), routing of other HTTP
+//! requests (anything that is not a WebSocket handshake is answered 400, 405 or 426).
+//!
+//! ```no_run
+//! use sockway::event_loop::{Conn, EventLoopOptions, EventLoopServer, Handler, OpenRequest};
+//! use sockway::Message;
+//!
+//! #[derive(Clone)]
+//! struct Echo;
+//!
+//! impl Handler for Echo {
+//!     type Session = ();
+//!     fn open(&mut self, _conn: &mut Conn<'_>, _request: &OpenRequest<'_>) {}
+//!     fn message(&mut self, conn: &mut Conn<'_>, _session: &mut (), message: Message) {
+//!         let _ = conn.send(&message);
+//!     }
+//! }
+//!
+//! let server = EventLoopServer::new(Echo, EventLoopOptions::default())
+//!     .bind("127.0.0.1:9001".parse().unwrap())?;
+//! server.join()?; // until server.stop_handle().stop() is called elsewhere
+//! # Ok::<(), std::io::Error>(())
+//! ```
+
+mod handler;
+mod handshake;
+mod options;
+mod slot;
+mod worker;
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use mio::{Interest, Poll, Waker};
+
+pub use handler::{Conn, Handler, OpenRequest};
+pub use options::EventLoopOptions;
+use worker::{Shared, Worker, LISTENER, WAKER};
+
+/// A callback-driven WebSocket server; see the module documentation.
+#[derive(Debug, Clone)]
+pub struct EventLoopServer<H> {
+    handler: H,
+    options: EventLoopOptions,
+}
+
+impl<H: Handler> EventLoopServer<H> {
+    /// A server that calls `handler` (one clone per worker thread) with `options`.
+    pub fn new(handler: H, options: EventLoopOptions) -> Self {
+        Self { handler, options }
+    }
+
+    /// Binds `addr` and starts the worker threads.
+    pub fn bind(self, addr: SocketAddr) -> io::Result<RunningServer> {
+        self.start(std::net::TcpListener::bind(addr)?)
+    }
+
+    /// Starts the worker threads on a listener bound elsewhere; every worker accepts from it.
+    pub fn start(self, listener: std::net::TcpListener) -> io::Result<RunningServer> {
+        listener.set_nonblocking(true)?;
+        let local_addr = listener.local_addr()?;
+        let options = Arc::new(self.options);
+        let shared = Arc::new(Shared::default());
+        let mut wakers = Vec::with_capacity(options.threads);
+        let mut workers = Vec::with_capacity(options.threads);
+        for _ in 0..options.threads {
+            let poll = Poll::new()?;
+            let mut listener = mio::net::TcpListener::from_std(listener.try_clone()?);
+            poll.registry()
+                .register(&mut listener, LISTENER, Interest::READABLE)?;
+            wakers.push(Arc::new(Waker::new(poll.registry(), WAKER)?));
+            workers.push((poll, listener, self.handler.clone()));
+        }
+        let stop = StopHandle {
+            shared: Arc::clone(&shared),
+            wakers: wakers.into(),
+        };
+        let mut threads = Vec::with_capacity(workers.len());
+        for (index, (poll, listener, handler)) in workers.into_iter().enumerate() {
+            let (options, shared) = (Arc::clone(&options), Arc::clone(&shared));
+            // The worker is made on its thread: sessions never cross threads, so they need
+            // not be `Send`.
+            let spawned = std::thread::Builder::new()
+                .name(format!("sockway-loop-{index}"))
+                .spawn(move || Worker::new(poll, listener, handler, options, shared).run());
+            match spawned {
+                Ok(thread) => threads.push(thread),
+                Err(error) => {
+                    stop.stop();
+                    for thread in threads {
+                        let _ = thread.join();
+                    }
+                    return Err(error);
+                }
+            }
+        }
+        Ok(RunningServer {
+            local_addr,
+            stop,
+            threads,
+        })
+    }
+}
+
+/// A started [`EventLoopServer`]. Dropping it leaves the server running; call
+/// [`RunningServer::stop`] and [`RunningServer::join`] to end it.
+#[derive(Debug)]
+pub struct RunningServer {
+    local_addr: SocketAddr,
+    stop: StopHandle,
+    threads: Vec<JoinHandle<io::Result<()>>>,
+}
+
+impl RunningServer {
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// A handle that can stop the server from any thread.
+    pub fn stop_handle(&self) -> StopHandle {
+        self.stop.clone()
+    }
+
+    /// Starts the graceful shutdown (see [`StopHandle::stop`]).
+    pub fn stop(&self) {
+        self.stop.stop();
+    }
+
+    /// Connections open right now, handshakes included.
+    pub fn connections(&self) -> usize {
+        self.stop.shared.connections.load(Ordering::Acquire)
+    }
+
+    /// Waits for every worker to end: after shutdown has drained the connections, or when a
+    /// worker's poller fails (that error is returned).
+    pub fn join(self) -> io::Result<()> {
+        let mut result = Ok(());
+        for thread in self.threads {
+            let outcome = thread
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("event-loop worker panicked")));
+            if let (Ok(()), Err(error)) = (&result, outcome) {
+                result = Err(error);
+            }
+        }
+        result
+    }
+}
+
+/// Stops an [`EventLoopServer`] from any thread.
+#[derive(Debug, Clone)]
+pub struct StopHandle {
+    shared: Arc<Shared>,
+    wakers: Arc<[Arc<Waker>]>,
+}
+
+impl StopHandle {
+    /// Stops accepting and sends every open connection a close frame with 1001 ("going
+    /// away", RFC 6455 section 7.4.1); the workers end once every connection has closed, or
+    /// after [`EventLoopOptions::drain_timeout`].
+    pub fn stop(&self) {
+        self.shared.stopping.store(true, Ordering::Release);
+        for waker in self.wakers.iter() {
+            let _ = waker.wake();
+        }
+    }
+}

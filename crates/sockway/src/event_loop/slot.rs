@@ -1,0 +1,478 @@
+//! One connection of the event loop, from accept to close: the handshake read from its
+//! input, then frames through the sans-I/O [`Connection`], the output written as far as the
+//! socket takes it, backpressure, keep-alive, and the timeouts of each phase.
+//!
+//! Reads go into the worker's shared buffer unless the connection holds the start of a frame
+//! already; whatever is left of a frame after the events were handed out is copied into the
+//! connection's own input. So an idle connection holds no buffer at all: its memory is this
+//! struct and the [`Connection`] in it, behind one allocation.
+
+use std::io::{self, IoSlice, Read, Write};
+use std::mem::MaybeUninit;
+use std::net::SocketAddr;
+
+use bytes::{Buf, BytesMut};
+use mio::net::TcpStream;
+use sockway_proto::connection::Delivery;
+use sockway_proto::{CloseCode, Connection, ConnectionState, Event, Role};
+
+use super::handler::{Conn, Handler, OpenRequest};
+use super::handshake::{self, Outcome};
+use super::options::EventLoopOptions;
+
+/// Most bytes one read asks for.
+pub(super) const READ_SIZE: usize = 64 * 1024;
+/// Most bytes a handshake read asks for at once.
+const HEAD_READ: usize = 4096;
+/// How many runs of output one vectored write takes.
+const WRITE_SLICES: usize = 16;
+
+/// What the worker should do with a slot after it handled an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Next {
+    /// Keep it registered.
+    Keep,
+    /// Close and remove it.
+    Remove,
+}
+
+/// What a slot needs from its worker while it handles an event.
+pub(super) struct Context<'a, H> {
+    pub(super) handler: &'a mut H,
+    pub(super) options: &'a EventLoopOptions,
+    /// The worker's shared read buffer.
+    pub(super) scratch: &'a mut BytesMut,
+    /// The worker's clock, in milliseconds since it started.
+    pub(super) now: u32,
+}
+
+/// A WebSocket after its handshake.
+struct Open<S> {
+    protocol: Connection,
+    /// `None` once [`Handler::close`] has had it.
+    session: Option<S>,
+    /// A keep-alive ping is out and nothing was heard since.
+    ping_sent: bool,
+    /// Input is left unread until the peer takes some output (backpressure).
+    paused: bool,
+}
+
+/// The phase a connection is in. The whole slot is boxed and nearly every slot is `Open`,
+/// so boxing that variant as well would only add an allocation per connection.
+#[allow(clippy::large_enum_variant)]
+enum Phase<S> {
+    /// Reading the request head into `input`.
+    Handshake,
+    /// Writing a refusal from `raw`; the connection closes once it is written.
+    Refusing,
+    /// Speaking WebSocket.
+    Open(Open<S>),
+}
+
+/// One connection.
+pub(super) struct Slot<S> {
+    stream: TcpStream,
+    peer_addr: SocketAddr,
+    /// Received bytes that wait for more: part of a request head or of a frame.
+    input: BytesMut,
+    /// Bytes to send before the protocol's output: the handshake response or a refusal.
+    raw: BytesMut,
+    /// When the peer was last heard from (or the connection accepted), worker clock.
+    heard_at: u32,
+    /// When the close handshake started or the refusal was queued, if it did.
+    closing_at: Option<u32>,
+    /// Everything is sent and this side's write half is shut: input is read and dropped
+    /// until the peer closes too (or the close timeout), so that closing the socket with
+    /// unread bytes does not reset the connection under the peer's last read.
+    draining: bool,
+    phase: Phase<S>,
+}
+
+impl<S> Slot<S> {
+    /// A connection just accepted, waiting for its request head.
+    pub(super) fn new(stream: TcpStream, peer_addr: SocketAddr, now: u32) -> Self {
+        Self {
+            stream,
+            peer_addr,
+            input: BytesMut::new(),
+            raw: BytesMut::new(),
+            heard_at: now,
+            closing_at: None,
+            draining: false,
+            phase: Phase::Handshake,
+        }
+    }
+
+    /// The socket, for (de)registration.
+    pub(super) fn stream(&mut self) -> &mut TcpStream {
+        &mut self.stream
+    }
+
+    /// The socket became readable and/or writable.
+    pub(super) fn on_ready<H: Handler<Session = S>>(
+        &mut self,
+        cx: &mut Context<'_, H>,
+        readable: bool,
+        writable: bool,
+    ) -> Next {
+        if self.draining {
+            return self.discard_input();
+        }
+        if writable {
+            if self.flush().is_err() {
+                return Next::Remove;
+            }
+            if let Phase::Open(open) = &mut self.phase {
+                if open.paused
+                    && open.protocol.output_len() <= cx.options.websocket.write_buffer_limit
+                {
+                    open.paused = false;
+                    return self.read_open(cx);
+                }
+            }
+        }
+        if !readable {
+            return self.after_io(cx.now);
+        }
+        match self.phase {
+            Phase::Handshake => self.read_head(cx),
+            Phase::Refusing => self.after_io(cx.now),
+            Phase::Open(_) => self.read_open(cx),
+        }
+    }
+
+    /// Checks the phase's deadline; sends a keep-alive ping when one is due.
+    pub(super) fn on_tick<H: Handler<Session = S>>(&mut self, cx: &mut Context<'_, H>) -> Next {
+        let options = cx.options;
+        let quiet = cx.now.wrapping_sub(self.heard_at);
+        if let Some(since) = self.closing_at {
+            let close_ms = millis(options.websocket.close_timeout);
+            return if cx.now.wrapping_sub(since) >= close_ms {
+                Next::Remove
+            } else {
+                Next::Keep
+            };
+        }
+        match &mut self.phase {
+            Phase::Handshake => {
+                if quiet < millis(options.handshake_timeout) {
+                    return Next::Keep;
+                }
+                let response = handshake::refusal(
+                    http::StatusCode::REQUEST_TIMEOUT,
+                    &http::HeaderMap::new(),
+                    "request head not received in time",
+                );
+                self.refuse(response, cx.now)
+            }
+            Phase::Refusing => Next::Keep,
+            Phase::Open(open) => {
+                let Some(keep_alive) = options.websocket.keep_alive else {
+                    return Next::Keep;
+                };
+                let interval = millis(keep_alive.interval);
+                if !open.ping_sent && quiet >= interval {
+                    open.ping_sent = true;
+                    let _ = open.protocol.send_ping(b"");
+                } else if open.ping_sent
+                    && quiet >= interval.saturating_add(millis(keep_alive.timeout))
+                {
+                    open.protocol
+                        .fail_with(CloseCode::GOING_AWAY, "keep-alive timeout");
+                }
+                if open.protocol.output_len() == 0 && quiet >= 1000 {
+                    open.protocol.release_idle_output(0);
+                }
+                self.after_io(cx.now)
+            }
+        }
+    }
+
+    /// Starts the close handshake with `code` (server shutdown: 1001), or ends a connection
+    /// that is not open yet.
+    pub(super) fn close<H: Handler<Session = S>>(
+        &mut self,
+        cx: &mut Context<'_, H>,
+        code: CloseCode,
+        reason: &str,
+    ) -> Next {
+        match &mut self.phase {
+            Phase::Open(open) => {
+                if open.protocol.state() == ConnectionState::Open {
+                    let _ = open.protocol.close(code, reason);
+                }
+                self.after_io(cx.now)
+            }
+            Phase::Handshake | Phase::Refusing => Next::Remove,
+        }
+    }
+
+    /// Called when the slot is removed: tells the handler, once, how the connection ended.
+    pub(super) fn finish<H: Handler<Session = S>>(mut self, handler: &mut H) {
+        if let Phase::Open(open) = &mut self.phase {
+            if let Some(session) = open.session.take() {
+                let code = open.protocol.close_status().unwrap_or(CloseCode::ABNORMAL);
+                handler.close(session, code);
+            }
+        }
+        let _ = self.stream.shutdown(std::net::Shutdown::Write);
+    }
+
+    /// Reads the request head; answers it once it is complete.
+    fn read_head<H: Handler<Session = S>>(&mut self, cx: &mut Context<'_, H>) -> Next {
+        let limit = cx.options.max_header_bytes + 1;
+        loop {
+            let room = limit.saturating_sub(self.input.len()).clamp(1, HEAD_READ);
+            match read_into(&self.stream, &mut self.input, room) {
+                Ok(0) => return Next::Remove,
+                Ok(n) => {
+                    self.heard_at = cx.now;
+                    if n < room || self.input.len() >= limit {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Next::Remove,
+            }
+        }
+        match handshake::examine(&self.input, cx.options) {
+            Outcome::Incomplete => Next::Keep,
+            Outcome::Refuse(response) => self.refuse(response, cx.now),
+            Outcome::Accept(accepted) => {
+                self.input.advance(accepted.head_len);
+                self.input = BytesMut::from(&self.input[..]);
+                self.raw = accepted.response;
+                let mut protocol =
+                    Connection::new(Role::Server, cx.options.websocket.protocol.clone());
+                let request = OpenRequest {
+                    path: &accepted.path,
+                    origin: accepted.origin.as_deref(),
+                    subprotocol: accepted.subprotocol.as_deref(),
+                    peer_addr: self.peer_addr,
+                };
+                let session = cx.handler.open(
+                    &mut Conn {
+                        protocol: &mut protocol,
+                    },
+                    &request,
+                );
+                self.phase = Phase::Open(Open {
+                    protocol,
+                    session: Some(session),
+                    ping_sent: false,
+                    paused: false,
+                });
+                let mut pending = std::mem::take(&mut self.input);
+                self.handle_input(cx, &mut pending);
+                self.keep_own(pending);
+                self.read_open(cx)
+            }
+        }
+    }
+
+    /// Queues `response` and closes once it is written.
+    fn refuse(&mut self, response: BytesMut, now: u32) -> Next {
+        self.raw = response;
+        self.input = BytesMut::new();
+        self.phase = Phase::Refusing;
+        self.closing_at = Some(now);
+        self.after_io(now)
+    }
+
+    /// Reads frames until the socket has nothing more (or backpressure stops it), handing
+    /// each event to the handler, then writes what they produced.
+    fn read_open<H: Handler<Session = S>>(&mut self, cx: &mut Context<'_, H>) -> Next {
+        loop {
+            let Phase::Open(open) = &self.phase else {
+                return self.after_io(cx.now);
+            };
+            if open.paused || open.protocol.state() == ConnectionState::Closed {
+                return self.after_io(cx.now);
+            }
+            let own = !self.input.is_empty();
+            // A frame's start is held: read onto it, growing with it, never more than
+            // READ_SIZE at once. Otherwise into the worker's buffer.
+            let (buffer, room) = if own {
+                let room = self.input.len().clamp(HEAD_READ, READ_SIZE);
+                (&mut self.input, room)
+            } else {
+                (&mut *cx.scratch, READ_SIZE)
+            };
+            match read_into(&self.stream, buffer, room) {
+                Ok(0) => {
+                    if let Phase::Open(open) = &mut self.phase {
+                        open.protocol.receive_eof();
+                    }
+                    let _ = self.flush();
+                    return Next::Remove;
+                }
+                Ok(n) => {
+                    self.heard_at = cx.now;
+                    if own {
+                        let mut pending = std::mem::take(&mut self.input);
+                        self.handle_input(cx, &mut pending);
+                        self.keep_own(pending);
+                    } else {
+                        let mut pending = std::mem::take(cx.scratch);
+                        self.handle_input(cx, &mut pending);
+                        if !pending.is_empty() {
+                            self.input = BytesMut::from(&pending[..]);
+                            pending.clear();
+                        }
+                        *cx.scratch = pending;
+                    }
+                    if n < room {
+                        return self.after_io(cx.now);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return self.after_io(cx.now),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Next::Remove,
+            }
+        }
+    }
+
+    /// Hands every event in `input` to the handler; marks backpressure.
+    fn handle_input<H: Handler<Session = S>>(
+        &mut self,
+        cx: &mut Context<'_, H>,
+        input: &mut BytesMut,
+    ) {
+        let Phase::Open(open) = &mut self.phase else {
+            return;
+        };
+        open.ping_sent = false;
+        loop {
+            match open.protocol.read_event(input, Delivery::Messages) {
+                Ok(Some(Event::Message(message))) => {
+                    if let Some(session) = open.session.as_mut() {
+                        let mut conn = Conn {
+                            protocol: &mut open.protocol,
+                        };
+                        cx.handler.message(&mut conn, session, message);
+                    }
+                }
+                Ok(Some(Event::Close(_))) | Ok(None) | Err(_) => break,
+                Ok(Some(_)) => {}
+            }
+        }
+        if open.protocol.output_len() > cx.options.websocket.write_buffer_limit {
+            open.paused = true;
+        }
+    }
+
+    /// Keeps the unread rest of the connection's own input (part of a frame), or frees the
+    /// buffer once nothing is left in it.
+    fn keep_own(&mut self, rest: BytesMut) {
+        self.input = if rest.is_empty() {
+            BytesMut::new()
+        } else {
+            rest
+        };
+    }
+
+    /// Writes what can be written, then decides whether the connection goes on.
+    fn after_io(&mut self, now: u32) -> Next {
+        if self.flush().is_err() {
+            return Next::Remove;
+        }
+        let output_empty = self.raw.is_empty() && !self.protocol_has_output();
+        match &self.phase {
+            Phase::Handshake => Next::Keep,
+            Phase::Refusing if output_empty => self.drain(now),
+            Phase::Refusing => Next::Keep,
+            Phase::Open(open) => match open.protocol.state() {
+                ConnectionState::Open => Next::Keep,
+                ConnectionState::CloseSent => {
+                    self.closing_at.get_or_insert(now);
+                    Next::Keep
+                }
+                ConnectionState::Closed if output_empty => self.drain(now),
+                ConnectionState::Closed => {
+                    self.closing_at.get_or_insert(now);
+                    Next::Keep
+                }
+            },
+        }
+    }
+
+    /// Everything is written: shut the write half (the server closes TCP first, RFC 6455
+    /// section 7.1.1) and wait for the peer's end of stream.
+    fn drain(&mut self, now: u32) -> Next {
+        if !self.draining {
+            self.draining = true;
+            self.closing_at.get_or_insert(now);
+            self.input = BytesMut::new();
+            if self.stream.shutdown(std::net::Shutdown::Write).is_err() {
+                return Next::Remove;
+            }
+        }
+        self.discard_input()
+    }
+
+    /// Reads and drops input until end of stream (then the slot goes) or nothing is left.
+    fn discard_input(&mut self) -> Next {
+        let mut sink = [0u8; 1024];
+        loop {
+            match (&self.stream).read(&mut sink) {
+                Ok(0) => return Next::Remove,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Next::Keep,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Next::Remove,
+            }
+        }
+    }
+
+    fn protocol_has_output(&self) -> bool {
+        matches!(&self.phase, Phase::Open(open) if open.protocol.has_output())
+    }
+
+    /// Writes the raw bytes, then the protocol's output, until the socket stops taking them.
+    fn flush(&mut self) -> io::Result<()> {
+        while !self.raw.is_empty() {
+            match (&self.stream).write(&self.raw) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.raw.advance(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.raw = BytesMut::new();
+        let Phase::Open(open) = &mut self.phase else {
+            return Ok(());
+        };
+        while open.protocol.has_output() {
+            let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
+            let count = open.protocol.output_slices(&mut slices);
+            match (&self.stream).write_vectored(&slices[..count]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => open.protocol.advance_output(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads up to `room` bytes onto the end of `buffer`.
+fn read_into(stream: &TcpStream, buffer: &mut BytesMut, room: usize) -> io::Result<usize> {
+    buffer.reserve(room);
+    let spare: &mut [MaybeUninit<u8>] = &mut buffer.spare_capacity_mut()[..room];
+    let n = socket2::SockRef::from(stream).recv(spare)?;
+    // SAFETY: `recv` initialised the first `n` bytes of the spare capacity, which start at
+    // `buffer.len()`, and `n <= room <= spare capacity`.
+    unsafe { buffer.set_len(buffer.len() + n) };
+    Ok(n)
+}
+
+/// A duration in whole milliseconds, saturating at the worker clock's range.
+pub(super) fn millis(duration: std::time::Duration) -> u32 {
+    u32::try_from(duration.as_millis())
+        .unwrap_or(u32::MAX / 2)
+        .min(u32::MAX / 2)
+}
