@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Summarises the runs of benches/compare.sh: medians per case and server, ratio tables
-(sockway / each peer) printed as text, target/bench/compare.json, and an SVG bar chart drawn
+(sockway / each other server, and sockway-loop / each other server when it ran) printed as text, target/bench/compare.json, and an SVG bar chart drawn
 by hand (target/bench/compare.svg). Standard library only."""
 
 import argparse
@@ -11,7 +11,7 @@ import statistics
 from collections import defaultdict
 from xml.sax.saxutils import escape
 
-SERVER_ORDER = ["sockway", "tungstenite", "fastwebsockets", "tokio-websockets", "node"]
+SERVER_ORDER = ["sockway", "sockway-loop", "tungstenite", "fastwebsockets", "tokio-websockets", "node"]
 CASE_ORDER = ["c100x20b", "c10x1k", "c200x16k", "c500x16k", "c100x20b-1t", "z10x1k", "z100x16k"]
 CASE_TITLES = {
     "c100x20b": "100 conns x 20 B",
@@ -24,6 +24,7 @@ CASE_TITLES = {
 }
 COLORS = {
     "sockway": "#d9480f",
+    "sockway-loop": "#f59f00",
     "tungstenite": "#1971c2",
     "fastwebsockets": "#2f9e44",
     "tokio-websockets": "#7048e8",
@@ -94,10 +95,59 @@ def fmt(value, pattern="{:.2f}"):
     return "-" if value is None else pattern.format(value)
 
 
+# sockway's own servers: each gets a ratio table against every other server that ran.
+SUBJECTS = ["sockway", "sockway-loop"]
+
+
+def ratio_table(summary, cases, servers, subject):
+    """Lines of the table `subject` / each other server: throughput and CPU ratios."""
+    others = [s for s in servers if s != subject]
+    lines = [
+        f"{subject} / other: throughput ratio (>1: {subject} faster), "
+        f"CPU-per-message ratio (<1: {subject} cheaper)",
+        f"{'case':<30}" + "".join(f"{p:>19}" for p in others),
+    ]
+    for case in cases:
+        mine = summary.get((case, subject))
+        row = f"{CASE_TITLES.get(case, case):<30}"
+        for other in others:
+            theirs = summary.get((case, other))
+            if not mine or not theirs:
+                cell = "-"
+            else:
+                t = ratio(mine["messages_per_second"], theirs["messages_per_second"])
+                c = ratio(mine["cpu_us_per_message"], theirs["cpu_us_per_message"])
+                cell = f"{fmt(t)}x / {fmt(c)}x"
+            row += f"{cell:>19}"
+        lines.append(row)
+    return lines
+
+
+def ratios(summary, cases, servers, subject):
+    """`subject` / each other server per case, for the JSON document."""
+    return {
+        case: {
+            other: {
+                "throughput": ratio(
+                    summary[(case, subject)]["messages_per_second"],
+                    summary[(case, other)]["messages_per_second"],
+                ),
+                "cpu_per_message": ratio(
+                    summary[(case, subject)]["cpu_us_per_message"],
+                    summary[(case, other)]["cpu_us_per_message"],
+                ),
+            }
+            for other in servers
+            if other != subject and (case, other) in summary
+        }
+        for case in cases
+        if (case, subject) in summary
+    }
+
+
 def text_tables(summary, cases, servers, instructions):
     """The tables printed at the end of the run."""
     lines = []
-    peers = [s for s in servers if s != "sockway"]
     lines.append("throughput, messages/s (median of repetitions) and server CPU us per message")
     header = f"{'case':<30}" + "".join(f"{s:>19}" for s in servers)
     lines.append(header)
@@ -108,23 +158,10 @@ def text_tables(summary, cases, servers, instructions):
             cell = "-" if not s else f"{s['messages_per_second']:.0f} / {fmt(s['cpu_us_per_message'])}"
             row += f"{cell:>19}"
         lines.append(row)
-    if "sockway" in servers and peers:
-        lines.append("")
-        lines.append("sockway / peer: throughput ratio (>1: sockway faster), CPU-per-message ratio (<1: sockway cheaper)")
-        lines.append(f"{'case':<30}" + "".join(f"{p:>19}" for p in peers))
-        for case in cases:
-            mine = summary.get((case, "sockway"))
-            row = f"{CASE_TITLES.get(case, case):<30}"
-            for peer in peers:
-                theirs = summary.get((case, peer))
-                if not mine or not theirs:
-                    cell = "-"
-                else:
-                    t = ratio(mine["messages_per_second"], theirs["messages_per_second"])
-                    c = ratio(mine["cpu_us_per_message"], theirs["cpu_us_per_message"])
-                    cell = f"{fmt(t)}x / {fmt(c)}x"
-                row += f"{cell:>19}"
-            lines.append(row)
+    for subject in SUBJECTS:
+        if subject in servers and len(servers) > 1:
+            lines.append("")
+            lines.extend(ratio_table(summary, cases, servers, subject))
     if any(v.get("kernel_share") is not None for v in summary.values()):
         lines.append("")
         lines.append("share of each server's CPU time spent in the kernel (system calls)")
@@ -251,24 +288,8 @@ def main():
             }
             for case in cases
         },
-        "ratios_sockway_over_peer": {
-            case: {
-                peer: {
-                    "throughput": ratio(
-                        summary[(case, "sockway")]["messages_per_second"],
-                        summary[(case, peer)]["messages_per_second"],
-                    ),
-                    "cpu_per_message": ratio(
-                        summary[(case, "sockway")]["cpu_us_per_message"],
-                        summary[(case, peer)]["cpu_us_per_message"],
-                    ),
-                }
-                for peer in servers
-                if peer != "sockway" and (case, peer) in summary
-            }
-            for case in cases
-            if (case, "sockway") in summary
-        },
+        "ratios_sockway_over_peer": ratios(summary, cases, servers, "sockway"),
+        "ratios_sockway_loop_over_peer": ratios(summary, cases, servers, "sockway-loop"),
         "instructions_per_message": instructions,
         "runs": {f"{c}.{s}": items for (c, s), items in sorted(runs.items())},
     }

@@ -49,7 +49,10 @@ impl Handler for Recorder {
             "open {} origin={:?} protocol={:?}",
             request.path, request.origin, request.subprotocol
         );
-        self.log.lock().unwrap().push(line);
+        let thread = std::thread::current().name().unwrap_or("?").to_owned();
+        let mut log = self.log.lock().unwrap();
+        log.push(line);
+        log.push(format!("thread {} {thread}", request.path));
         request.path.to_owned()
     }
 
@@ -75,6 +78,9 @@ fn start(options: EventLoopOptions) -> (RunningServer, Recorder) {
     (server, recorder)
 }
 
+/// Stops the server and waits for it. It blocks the test's thread, so every client must be
+/// dropped (or closed) first: a client that cannot answer the server's close frame would
+/// hold the drain for the close timeout.
 fn stop(server: RunningServer) {
     server.stop();
     server.join().unwrap();
@@ -267,6 +273,26 @@ async fn answers_503_beyond_the_connection_limit() {
         first.recv().await.unwrap(),
         Some(Message::text("still here"))
     );
+    drop((first, second));
+    stop(server);
+}
+
+#[tokio::test]
+async fn deals_connections_evenly_to_the_worker_threads() {
+    let (server, recorder) = start(EventLoopOptions::default());
+    let mut clients = Vec::new();
+    for i in 0..10 {
+        clients.push(client(server.local_addr(), &format!("/spread{i}")).await);
+        recorder.wait_for(&format!("thread /spread{i} ")).await;
+    }
+    let lines = recorder.lines();
+    let on = |thread: &str| lines.iter().filter(|l| l.ends_with(thread)).count();
+    assert_eq!(
+        (on(" sockway-loop-0"), on(" sockway-loop-1")),
+        (5, 5),
+        "{lines:?}"
+    );
+    drop(clients);
     stop(server);
 }
 
@@ -307,6 +333,7 @@ async fn reassembles_frames_that_arrive_a_byte_at_a_time() {
         .unwrap()
         .unwrap();
     assert_eq!(&echo, b"\x81\x0dsplit message");
+    drop(stream);
     stop(server);
 }
 
@@ -327,6 +354,7 @@ async fn pings_a_quiet_peer_and_drops_one_that_never_answers() {
     assert_eq!(ping, [0x89, 0x00], "an empty ping");
     assert_eq!(read_close_code(&mut stream).await, Some(1001));
     assert_eq!(recorder.wait_for("close /mute").await, "close /mute 1006");
+    drop(stream);
     stop(server);
 }
 
@@ -338,7 +366,7 @@ async fn backpressure_holds_a_peer_that_does_not_read_and_loses_nothing() {
     let (server, _) = start(EventLoopOptions::default().websocket(config));
     let ws = client(server.local_addr(), "/").await;
     let (mut reader, mut writer) = ws.split();
-    let count = 40usize;
+    let count = 24usize;
     let sending = tokio::spawn(async move {
         for i in 0..count {
             let message = Message::binary(vec![i as u8; 1 << 20]);
@@ -356,7 +384,8 @@ async fn backpressure_holds_a_peer_that_does_not_read_and_loses_nothing() {
             .unwrap();
         assert_eq!(message, Message::binary(vec![i as u8; 1 << 20]));
     }
-    timeout(STEP, sending).await.unwrap().unwrap();
+    let writer = timeout(STEP, sending).await.unwrap().unwrap();
+    drop((reader, writer));
     stop(server);
 }
 

@@ -72,34 +72,37 @@ impl<H: Handler> EventLoopServer<H> {
         self.start(std::net::TcpListener::bind(addr)?)
     }
 
-    /// Starts the worker threads on a listener bound elsewhere; every worker accepts from it.
+    /// Starts the worker threads on a listener bound elsewhere.
     pub fn start(self, listener: std::net::TcpListener) -> io::Result<RunningServer> {
         listener.set_nonblocking(true)?;
         let local_addr = listener.local_addr()?;
         let options = Arc::new(self.options);
-        let shared = Arc::new(Shared::default());
+        let mut polls = Vec::with_capacity(options.threads);
         let mut wakers = Vec::with_capacity(options.threads);
-        let mut workers = Vec::with_capacity(options.threads);
         for _ in 0..options.threads {
             let poll = Poll::new()?;
-            let mut listener = mio::net::TcpListener::from_std(listener.try_clone()?);
-            poll.registry()
-                .register(&mut listener, LISTENER, Interest::READABLE)?;
-            wakers.push(Arc::new(Waker::new(poll.registry(), WAKER)?));
-            workers.push((poll, listener, self.handler.clone()));
+            wakers.push(Waker::new(poll.registry(), WAKER)?);
+            polls.push(poll);
         }
+        let mut listener = Some(mio::net::TcpListener::from_std(listener));
+        if let (Some(listener), Some(first)) = (listener.as_mut(), polls.first()) {
+            first
+                .registry()
+                .register(listener, LISTENER, Interest::READABLE)?;
+        }
+        let shared = Arc::new(Shared::new(wakers));
         let stop = StopHandle {
             shared: Arc::clone(&shared),
-            wakers: wakers.into(),
         };
-        let mut threads = Vec::with_capacity(workers.len());
-        for (index, (poll, listener, handler)) in workers.into_iter().enumerate() {
+        let mut threads = Vec::with_capacity(polls.len());
+        for (index, poll) in polls.into_iter().enumerate() {
             let (options, shared) = (Arc::clone(&options), Arc::clone(&shared));
+            let (handler, listener) = (self.handler.clone(), listener.take());
             // The worker is made on its thread: sessions never cross threads, so they need
             // not be `Send`.
             let spawned = std::thread::Builder::new()
                 .name(format!("sockway-loop-{index}"))
-                .spawn(move || Worker::new(poll, listener, handler, options, shared).run());
+                .spawn(move || Worker::new(index, poll, listener, handler, options, shared).run());
             match spawned {
                 Ok(thread) => threads.push(thread),
                 Err(error) => {
@@ -169,7 +172,6 @@ impl RunningServer {
 #[derive(Debug, Clone)]
 pub struct StopHandle {
     shared: Arc<Shared>,
-    wakers: Arc<[Arc<Waker>]>,
 }
 
 impl StopHandle {
@@ -178,8 +180,8 @@ impl StopHandle {
     /// after [`EventLoopOptions::drain_timeout`].
     pub fn stop(&self) {
         self.shared.stopping.store(true, Ordering::Release);
-        for waker in self.wakers.iter() {
-            let _ = waker.wake();
+        for worker in &self.shared.workers {
+            let _ = worker.waker.wake();
         }
     }
 }

@@ -207,15 +207,27 @@ impl<S> Slot<S> {
         }
     }
 
-    /// Called when the slot is removed: tells the handler, once, how the connection ended.
+    /// Called when the slot is removed: tells the handler how the connection ended, unless
+    /// it was told already.
     pub(super) fn finish<H: Handler<Session = S>>(mut self, handler: &mut H) {
+        self.end_session(handler);
+        let _ = self.stream.shutdown(std::net::Shutdown::Write);
+    }
+
+    /// Tells the handler, once, how the connection ended: when the slot goes, or as soon as
+    /// the close handshake is over and only the peer's end of stream is awaited.
+    pub(super) fn end_session<H: Handler<Session = S>>(&mut self, handler: &mut H) {
         if let Phase::Open(open) = &mut self.phase {
             if let Some(session) = open.session.take() {
                 let code = open.protocol.close_status().unwrap_or(CloseCode::ABNORMAL);
                 handler.close(session, code);
             }
         }
-        let _ = self.stream.shutdown(std::net::Shutdown::Write);
+    }
+
+    /// Whether the WebSocket is over and the slot only waits for the peer's end of stream.
+    pub(super) fn is_draining(&self) -> bool {
+        self.draining
     }
 
     /// Reads the request head; answers it once it is complete.

@@ -1,20 +1,26 @@
-//! One worker thread: a poller (epoll on Linux, through `mio`), its clone of the listener,
-//! its connections in a slab, and a coarse clock that runs the deadlines.
+//! One worker thread: a poller (epoll on Linux, through `mio`), its connections in a slab,
+//! and a coarse clock that runs the deadlines.
 //!
-//! The loop waits for readiness, accepts what the listener has, lets each ready connection
+//! Worker 0 also owns the listener and deals each accepted connection to the worker with the
+//! fewest open (through that worker's inbox and waker), so connections spread evenly over
+//! the threads however they arrive: with a listener every worker accepts from, the first one
+//! woken takes a whole burst.
+//!
+//! The loop waits for readiness, accepts what the listener has, adopts what its inbox holds, lets each ready connection
 //! read and write as far as it can (edge-triggered: until the socket has nothing more), and
 //! every tick walks all connections for their deadlines: handshake and close timeouts and
 //! keep-alive pings. Nothing is allocated per message by the loop itself; per connection it
 //! holds one boxed [`Slot`] and a slab entry.
 
 use std::io::{self, Read, Write};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use mio::net::TcpListener;
-use mio::{Events, Interest, Poll, Token};
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 use sockway_proto::CloseCode;
 
@@ -24,23 +30,64 @@ use super::slot::{millis, Context, Next, Slot};
 
 /// The listener's token.
 pub(super) const LISTENER: Token = Token(usize::MAX - 1);
-/// The token of the waker that tells a worker to stop.
+/// The token of the waker that tells a worker to stop or to look at its inbox.
 pub(super) const WAKER: Token = Token(usize::MAX - 2);
 /// The answer to a connection over [`EventLoopOptions::max_connections`].
 const FULL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; \
     charset=utf-8\r\nconnection: close\r\nretry-after: 5\r\ncontent-length: 11\r\n\r\nserver full";
 
 /// What every worker of one server shares.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Shared {
     /// Connections open across all workers.
     pub(super) connections: AtomicUsize,
     /// Set once shutdown starts.
     pub(super) stopping: AtomicBool,
+    /// One link per worker, by index.
+    pub(super) workers: Vec<WorkerLink>,
+}
+
+/// How the other threads reach one worker.
+#[derive(Debug)]
+pub(super) struct WorkerLink {
+    /// Connections this worker has, or has been dealt.
+    pub(super) open: AtomicUsize,
+    /// Connections dealt to it and not adopted yet.
+    pub(super) inbox: Mutex<Vec<(TcpStream, SocketAddr)>>,
+    /// Wakes its poller.
+    pub(super) waker: Waker,
+}
+
+impl Shared {
+    /// Shared state for workers reached through `wakers`.
+    pub(super) fn new(wakers: Vec<Waker>) -> Self {
+        let workers = wakers
+            .into_iter()
+            .map(|waker| WorkerLink {
+                open: AtomicUsize::new(0),
+                inbox: Mutex::new(Vec::new()),
+                waker,
+            })
+            .collect();
+        Self {
+            connections: AtomicUsize::new(0),
+            stopping: AtomicBool::new(false),
+            workers,
+        }
+    }
+
+    /// The worker with the fewest connections (the first of them on a tie).
+    fn least_loaded(&self) -> usize {
+        (0..self.workers.len())
+            .min_by_key(|&index| self.workers[index].open.load(Ordering::Relaxed))
+            .unwrap_or(0)
+    }
 }
 
 /// One worker's state.
 pub(super) struct Worker<H: Handler> {
+    /// This worker's index in [`Shared::workers`].
+    index: usize,
     pub(super) poll: Poll,
     pub(super) listener: Option<TcpListener>,
     pub(super) handler: H,
@@ -52,17 +99,20 @@ pub(super) struct Worker<H: Handler> {
 }
 
 impl<H: Handler> Worker<H> {
-    /// A worker over `poll`, which has the listener and the waker registered.
+    /// Worker `index` over `poll`, which has its waker (and the listener, if given)
+    /// registered.
     pub(super) fn new(
+        index: usize,
         poll: Poll,
-        listener: TcpListener,
+        listener: Option<TcpListener>,
         handler: H,
         options: Arc<EventLoopOptions>,
         shared: Arc<Shared>,
     ) -> Self {
         Self {
+            index,
             poll,
-            listener: Some(listener),
+            listener,
             handler,
             options,
             shared,
@@ -91,7 +141,7 @@ impl<H: Handler> Worker<H> {
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept(),
-                    WAKER => {}
+                    WAKER => self.adopt_dealt(),
                     Token(key) => {
                         let readable =
                             event.is_readable() || event.is_read_closed() || event.is_error();
@@ -115,6 +165,7 @@ impl<H: Handler> Worker<H> {
                 }
             }
         }
+        self.adopt_dealt();
         let keys: Vec<usize> = self.slots.iter().map(|(key, _)| key).collect();
         for key in keys {
             self.remove(key);
@@ -129,10 +180,10 @@ impl<H: Handler> Worker<H> {
 
     /// Accepts every waiting connection.
     fn accept(&mut self) {
-        let Some(listener) = &self.listener else {
-            return;
-        };
         loop {
+            let Some(listener) = &self.listener else {
+                return;
+            };
             let (mut stream, peer_addr) = match listener.accept() {
                 Ok(accepted) => accepted,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -154,25 +205,50 @@ impl<H: Handler> Worker<H> {
                 let _ = stream.shutdown(std::net::Shutdown::Write);
                 continue;
             }
-            let _ = stream.set_nodelay(true);
-            let entry = self.slots.vacant_entry();
-            let mut slot = Box::new(Slot::new(
-                stream,
-                peer_addr,
-                self.started.elapsed().as_millis() as u32,
-            ));
-            let interest = Interest::READABLE | Interest::WRITABLE;
-            if self
-                .poll
-                .registry()
-                .register(slot.stream(), Token(entry.key()), interest)
-                .is_err()
-            {
-                self.shared.connections.fetch_sub(1, Ordering::AcqRel);
-                continue;
+            let target = self.shared.least_loaded();
+            let link = &self.shared.workers[target];
+            link.open.fetch_add(1, Ordering::AcqRel);
+            if target == self.index {
+                self.adopt(stream, peer_addr);
+            } else {
+                lock(&link.inbox).push((stream, peer_addr));
+                let _ = link.waker.wake();
             }
-            entry.insert(slot);
         }
+    }
+
+    /// Adopts the connections other workers dealt to this one.
+    fn adopt_dealt(&mut self) {
+        let dealt = std::mem::take(&mut *lock(&self.shared.workers[self.index].inbox));
+        for (stream, peer_addr) in dealt {
+            self.adopt(stream, peer_addr);
+        }
+    }
+
+    /// Registers a connection dealt to this worker (and counted) and starts its handshake.
+    fn adopt(&mut self, mut stream: TcpStream, peer_addr: SocketAddr) {
+        let _ = stream.set_nodelay(true);
+        let now = self.now();
+        let entry = self.slots.vacant_entry();
+        let key = entry.key();
+        let registered = self.poll.registry().register(
+            &mut stream,
+            Token(key),
+            Interest::READABLE | Interest::WRITABLE,
+        );
+        if registered.is_err() {
+            self.uncount();
+            return;
+        }
+        entry.insert(Box::new(Slot::new(stream, peer_addr, now)));
+    }
+
+    /// One connection of this worker is gone.
+    fn uncount(&self) {
+        self.shared.connections.fetch_sub(1, Ordering::AcqRel);
+        self.shared.workers[self.index]
+            .open
+            .fetch_sub(1, Ordering::AcqRel);
     }
 
     /// Lets connection `key` handle readiness.
@@ -187,8 +263,10 @@ impl<H: Handler> Worker<H> {
             scratch: &mut self.scratch,
             now,
         };
-        if slot.on_ready(&mut cx, readable, writable) == Next::Remove {
-            self.remove(key);
+        match slot.on_ready(&mut cx, readable, writable) {
+            Next::Remove => self.remove(key),
+            Next::Keep if slot.is_draining() => slot.end_session(&mut self.handler),
+            Next::Keep => {}
         }
     }
 
@@ -222,8 +300,10 @@ impl<H: Handler> Worker<H> {
         };
         let mut done = Vec::new();
         for (key, slot) in self.slots.iter_mut() {
-            if step(slot, &mut cx) == Next::Remove {
-                done.push(key);
+            match step(slot, &mut cx) {
+                Next::Remove => done.push(key),
+                Next::Keep if slot.is_draining() => slot.end_session(cx.handler),
+                Next::Keep => {}
             }
         }
         for key in done {
@@ -238,11 +318,19 @@ impl<H: Handler> Worker<H> {
         };
         let _ = self.poll.registry().deregister(slot.stream());
         slot.finish(&mut self.handler);
-        self.shared.connections.fetch_sub(1, Ordering::AcqRel);
+        self.uncount();
         if self.slots.is_empty() && self.slots.capacity() > 1024 {
             self.slots.shrink_to_fit();
         }
     }
+}
+
+/// The inbox, even if a thread panicked while holding it (a `Vec` push cannot leave it
+/// inconsistent).
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Accept errors that concern one connection only (it went away before it was accepted).
