@@ -180,11 +180,13 @@ pub(super) fn next_event(
 }
 
 /// The first `n` bytes of `input`, as `Bytes`. When they are all of it (the usual case: one
-/// read brought one whole frame) the buffer itself becomes the payload, so no shared-buffer
-/// bookkeeping is allocated and the driver's next read starts a fresh buffer; otherwise the
-/// front is split off, sharing the buffer.
+/// read brought one whole frame) and fill at least half of its room, the buffer itself
+/// becomes the payload, so no shared-buffer bookkeeping is allocated and the driver's next
+/// read starts a fresh buffer; otherwise the front is split off, sharing the buffer. A large
+/// reused read buffer (the event loop's, 64 KiB) is so never given away with a small frame,
+/// which would make the next read allocate it again.
 fn take_front(input: &mut BytesMut, n: usize) -> Bytes {
-    if n == input.len() {
+    if n == input.len() && input.capacity() / 2 <= n {
         std::mem::take(input).freeze()
     } else {
         input.split_to(n).freeze()

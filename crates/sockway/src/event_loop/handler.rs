@@ -21,6 +21,8 @@ pub trait Handler: Clone + Send + 'static {
     fn open(&mut self, conn: &mut Conn<'_>, request: &OpenRequest<'_>) -> Self::Session;
 
     /// A whole message arrived (text already validated as UTF-8, RFC 6455 section 8.1).
+    /// A message of 4 KiB or more may share the worker's 64 KiB read buffer; to keep one
+    /// long, copy it (`Bytes::copy_from_slice`) rather than hold the whole buffer.
     fn message(&mut self, conn: &mut Conn<'_>, session: &mut Self::Session, message: Message);
 
     /// The connection is over; called once per opened connection. `code` is the WebSocket

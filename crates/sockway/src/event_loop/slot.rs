@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use bytes::{Buf, BytesMut};
 use mio::net::TcpStream;
 use sockway_proto::connection::Delivery;
-use sockway_proto::{CloseCode, Connection, ConnectionState, Event, Role};
+use sockway_proto::{CloseCode, Connection, ConnectionState, Event, Message, Role};
 
 use super::handler::{Conn, Handler, OpenRequest};
 use super::handshake::{self, Outcome};
@@ -24,6 +24,10 @@ use super::options::EventLoopOptions;
 pub(super) const READ_SIZE: usize = 64 * 1024;
 /// Most bytes a handshake read asks for at once.
 const HEAD_READ: usize = 4096;
+/// Messages read into the worker's shared buffer and smaller than this are copied out of
+/// it (a few nanoseconds); larger ones are handed out in place, and one that the handler
+/// keeps holds at most 64 KiB of shared buffer, 16 times its size or less.
+const DETACH_BELOW: usize = 4096;
 /// How many runs of output one vectored write takes.
 const WRITE_SLICES: usize = 16;
 
@@ -276,7 +280,7 @@ impl<S> Slot<S> {
                     paused: false,
                 });
                 let mut pending = std::mem::take(&mut self.input);
-                self.handle_input(cx, &mut pending);
+                self.handle_input(cx, &mut pending, false);
                 self.keep_own(pending);
                 self.read_open(cx)
             }
@@ -323,11 +327,11 @@ impl<S> Slot<S> {
                     self.heard_at = cx.now;
                     if own {
                         let mut pending = std::mem::take(&mut self.input);
-                        self.handle_input(cx, &mut pending);
+                        self.handle_input(cx, &mut pending, false);
                         self.keep_own(pending);
                     } else {
                         let mut pending = std::mem::take(cx.scratch);
-                        self.handle_input(cx, &mut pending);
+                        self.handle_input(cx, &mut pending, true);
                         if !pending.is_empty() {
                             self.input = BytesMut::from(&pending[..]);
                             pending.clear();
@@ -345,11 +349,14 @@ impl<S> Slot<S> {
         }
     }
 
-    /// Hands every event in `input` to the handler; marks backpressure.
+    /// Hands every event in `input` to the handler; marks backpressure. Messages from the
+    /// worker's shared buffer (`shared`) under [`DETACH_BELOW`] bytes are copied out of it,
+    /// so that a handler that keeps one does not keep the whole buffer alive.
     fn handle_input<H: Handler<Session = S>>(
         &mut self,
         cx: &mut Context<'_, H>,
         input: &mut BytesMut,
+        shared: bool,
     ) {
         let Phase::Open(open) = &mut self.phase else {
             return;
@@ -357,7 +364,10 @@ impl<S> Slot<S> {
         open.ping_sent = false;
         loop {
             match open.protocol.read_event(input, Delivery::Messages) {
-                Ok(Some(Event::Message(message))) => {
+                Ok(Some(Event::Message(mut message))) => {
+                    if shared && message.len() < DETACH_BELOW {
+                        message = detach(message);
+                    }
                     if let Some(session) = open.session.as_mut() {
                         let mut conn = Conn {
                             protocol: &mut open.protocol,
@@ -457,9 +467,15 @@ impl<S> Slot<S> {
             return Ok(());
         };
         while open.protocol.has_output() {
-            let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
-            let count = open.protocol.output_slices(&mut slices);
-            match (&self.stream).write_vectored(&slices[..count]) {
+            let run = open.protocol.output();
+            let written = if run.len() == open.protocol.output_len() {
+                (&self.stream).write(run)
+            } else {
+                let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
+                let count = open.protocol.output_slices(&mut slices);
+                (&self.stream).write_vectored(&slices[..count])
+            };
+            match written {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => open.protocol.advance_output(n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
@@ -468,6 +484,14 @@ impl<S> Slot<S> {
             }
         }
         Ok(())
+    }
+}
+
+/// The message in an allocation of its own.
+fn detach(message: Message) -> Message {
+    match message {
+        Message::Text(text) => Message::text(String::from(&*text)),
+        Message::Binary(bytes) => Message::binary(bytes::Bytes::copy_from_slice(&bytes)),
     }
 }
 
