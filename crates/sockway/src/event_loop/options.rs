@@ -33,6 +33,12 @@ pub struct EventLoopOptions {
     /// After shutdown, how long open connections get to finish their close handshake.
     /// Default 10 s.
     pub drain_timeout: Duration,
+    /// How many times a worker polls without blocking after its last event before it sleeps
+    /// in the poller; default 20 (some 10 µs). On a busy server the next event usually comes
+    /// within that, and a thread that never went to sleep need not be woken: measured on two
+    /// cores with 10 connections, 0 instead of 20 cost 25 % more CPU per message (context
+    /// switches). An idle worker spins once after its last event, then sleeps. 0 turns it off.
+    pub busy_polls: u32,
 }
 
 impl Default for EventLoopOptions {
@@ -47,6 +53,7 @@ impl Default for EventLoopOptions {
             subprotocols: Vec::new(),
             allowed_origins: None,
             drain_timeout: Duration::from_secs(10),
+            busy_polls: 20,
         }
     }
 }
@@ -105,6 +112,12 @@ impl EventLoopOptions {
         S: Into<String>,
     {
         self.allowed_origins = Some(origins.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Sets [`EventLoopOptions::busy_polls`].
+    pub fn busy_polls(mut self, polls: u32) -> Self {
+        self.busy_polls = polls;
         self
     }
 

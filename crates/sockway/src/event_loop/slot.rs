@@ -122,26 +122,14 @@ impl<S> Slot<S> {
         if self.draining {
             return self.discard_input();
         }
-        if writable {
-            if self.flush().is_err() {
-                return Next::Remove;
-            }
-            if let Phase::Open(open) = &mut self.phase {
-                if open.paused
-                    && open.protocol.output_len() <= cx.options.websocket.write_buffer_limit
-                {
-                    open.paused = false;
-                    return self.read_open(cx);
-                }
-            }
-        }
-        if !readable {
-            return self.after_io(cx.now);
+        if writable && self.flush().is_err() {
+            return Next::Remove;
         }
         match self.phase {
-            Phase::Handshake => self.read_head(cx),
-            Phase::Refusing => self.after_io(cx.now),
-            Phase::Open(_) => self.read_open(cx),
+            Phase::Handshake if readable => self.read_head(cx),
+            // Reading also resumes input that backpressure held back, once the output drained.
+            Phase::Open(ref open) if readable || open.paused => self.read_open(cx),
+            _ => self.after_io(cx.now),
         }
     }
 
@@ -186,6 +174,9 @@ impl<S> Slot<S> {
                 }
                 if open.protocol.output_len() == 0 && quiet >= 1000 {
                     open.protocol.release_idle_output(0);
+                }
+                if open.paused {
+                    return self.read_open(cx);
                 }
                 self.after_io(cx.now)
             }
@@ -300,11 +291,32 @@ impl<S> Slot<S> {
     /// each event to the handler, then writes what they produced.
     fn read_open<H: Handler<Session = S>>(&mut self, cx: &mut Context<'_, H>) -> Next {
         loop {
-            let Phase::Open(open) = &self.phase else {
+            let limit = cx.options.websocket.write_buffer_limit;
+            let Phase::Open(open) = &mut self.phase else {
                 return self.after_io(cx.now);
             };
-            if open.paused || open.protocol.state() == ConnectionState::Closed {
+            if open.protocol.state() == ConnectionState::Closed {
                 return self.after_io(cx.now);
+            }
+            if open.paused {
+                // Readiness is edge-triggered: input held back while the output was over
+                // the limit has no event of its own once the output drains, so whoever
+                // drains it (a write here, or on a writable event) goes on reading here.
+                if open.protocol.output_len() > limit {
+                    if self.flush().is_err() {
+                        return Next::Remove;
+                    }
+                    let Phase::Open(open) = &mut self.phase else {
+                        return Next::Remove;
+                    };
+                    if open.protocol.output_len() > limit {
+                        return self.after_io(cx.now);
+                    }
+                }
+                let Phase::Open(open) = &mut self.phase else {
+                    return Next::Remove;
+                };
+                open.paused = false;
             }
             let own = !self.input.is_empty();
             // A frame's start is held: read onto it, growing with it, never more than

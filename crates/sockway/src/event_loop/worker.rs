@@ -128,12 +128,20 @@ impl<H: Handler> Worker<H> {
         let tick = tick_interval(&self.options);
         let mut next_tick = self.now().wrapping_add(tick);
         let mut stopping_since: Option<u32> = None;
+        // Polls without blocking since the last event (see `EventLoopOptions::busy_polls`).
+        let mut spins = 0u32;
         loop {
-            let wait = next_tick.saturating_sub(self.now()).min(tick);
-            match self
-                .poll
-                .poll(&mut events, Some(Duration::from_millis(wait.into())))
-            {
+            let wait = if spins < self.options.busy_polls {
+                spins += 1;
+                Duration::ZERO
+            } else {
+                Duration::from_millis(next_tick.saturating_sub(self.now()).min(tick).into())
+            };
+            let polled = self.poll.poll(&mut events, Some(wait));
+            if !events.is_empty() {
+                spins = 0;
+            }
+            match polled {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
