@@ -65,8 +65,8 @@ struct Open<S> {
 /// so boxing that variant as well would only add an allocation per connection.
 #[allow(clippy::large_enum_variant)]
 enum Phase<S> {
-    /// Reading the request head into `input`.
-    Handshake,
+    /// Reading the request head into `input`, from the client at this address.
+    Handshake(SocketAddr),
     /// Writing a refusal from `raw`; the connection closes once it is written.
     Refusing,
     /// Speaking WebSocket.
@@ -76,7 +76,6 @@ enum Phase<S> {
 /// One connection.
 pub(super) struct Slot<S> {
     stream: TcpStream,
-    peer_addr: SocketAddr,
     /// Received bytes that wait for more: part of a request head or of a frame.
     input: BytesMut,
     /// Bytes to send before the protocol's output: the handshake response or a refusal.
@@ -97,13 +96,12 @@ impl<S> Slot<S> {
     pub(super) fn new(stream: TcpStream, peer_addr: SocketAddr, now: u32) -> Self {
         Self {
             stream,
-            peer_addr,
             input: BytesMut::new(),
             raw: BytesMut::new(),
             heard_at: now,
             closing_at: None,
             draining: false,
-            phase: Phase::Handshake,
+            phase: Phase::Handshake(peer_addr),
         }
     }
 
@@ -126,7 +124,7 @@ impl<S> Slot<S> {
             return Next::Remove;
         }
         match self.phase {
-            Phase::Handshake if readable => self.read_head(cx),
+            Phase::Handshake(peer_addr) if readable => self.read_head(cx, peer_addr),
             // Reading also resumes input that backpressure held back, once the output drained.
             Phase::Open(ref open) if readable || open.paused => self.read_open(cx),
             _ => self.after_io(cx.now),
@@ -146,7 +144,7 @@ impl<S> Slot<S> {
             };
         }
         match &mut self.phase {
-            Phase::Handshake => {
+            Phase::Handshake(_) => {
                 if quiet < millis(options.handshake_timeout) {
                     return Next::Keep;
                 }
@@ -198,7 +196,7 @@ impl<S> Slot<S> {
                 }
                 self.after_io(cx.now)
             }
-            Phase::Handshake | Phase::Refusing => Next::Remove,
+            Phase::Handshake(_) | Phase::Refusing => Next::Remove,
         }
     }
 
@@ -226,7 +224,11 @@ impl<S> Slot<S> {
     }
 
     /// Reads the request head; answers it once it is complete.
-    fn read_head<H: Handler<Session = S>>(&mut self, cx: &mut Context<'_, H>) -> Next {
+    fn read_head<H: Handler<Session = S>>(
+        &mut self,
+        cx: &mut Context<'_, H>,
+        peer_addr: SocketAddr,
+    ) -> Next {
         let limit = cx.options.max_header_bytes + 1;
         loop {
             let room = limit.saturating_sub(self.input.len()).clamp(1, HEAD_READ);
@@ -256,7 +258,7 @@ impl<S> Slot<S> {
                     path: &accepted.path,
                     origin: accepted.origin.as_deref(),
                     subprotocol: accepted.subprotocol.as_deref(),
-                    peer_addr: self.peer_addr,
+                    peer_addr,
                 };
                 let session = cx.handler.open(
                     &mut Conn {
@@ -413,7 +415,7 @@ impl<S> Slot<S> {
         }
         let output_empty = self.raw.is_empty() && !self.protocol_has_output();
         match &self.phase {
-            Phase::Handshake => Next::Keep,
+            Phase::Handshake(_) => Next::Keep,
             Phase::Refusing if output_empty => self.drain(now),
             Phase::Refusing => Next::Keep,
             Phase::Open(open) => match open.protocol.state() {

@@ -235,6 +235,12 @@ impl<H: Handler> Worker<H> {
 
     /// Registers a connection dealt to this worker (and counted) and starts its handshake.
     fn adopt(&mut self, mut stream: TcpStream, peer_addr: SocketAddr) {
+        if self.shared.stopping.load(Ordering::Acquire) {
+            // Dealt just before shutdown: closed unanswered, like a connection in the
+            // listener's backlog.
+            self.uncount();
+            return;
+        }
         let _ = stream.set_nodelay(true);
         let now = self.now();
         let entry = self.slots.vacant_entry();
