@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use sockway::event_loop::{
-    Conn, EventLoopOptions, EventLoopServer, Handler, OpenRequest, RunningServer,
+    Conn, ConnId, EventLoopOptions, EventLoopServer, Handler, OpenRequest, RunningServer,
+    SendRefused, Sender,
 };
 use sockway::{CloseCode, KeepAlive, Message, Role, WebSocket, WebSocketConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -415,4 +416,96 @@ async fn shutdown_closes_every_connection_with_1001_and_returns() {
         10
     );
     assert!(TcpStream::connect(addr).await.is_err(), "still listening");
+}
+
+/// Relays every message to every open connection, on whichever worker it is.
+#[derive(Clone, Default)]
+struct Room {
+    members: Arc<Mutex<Vec<ConnId>>>,
+    sender: Option<Sender>,
+}
+
+impl Handler for Room {
+    type Session = ConnId;
+
+    fn open(&mut self, conn: &mut Conn<'_>, _request: &OpenRequest<'_>) -> ConnId {
+        self.sender.get_or_insert_with(|| conn.sender());
+        self.members.lock().unwrap().push(conn.id());
+        conn.id()
+    }
+
+    fn message(&mut self, _conn: &mut Conn<'_>, _id: &mut ConnId, message: Message) {
+        let sender = self.sender.as_ref().unwrap();
+        for member in self.members.lock().unwrap().iter() {
+            sender.send(*member, message.clone()).unwrap();
+        }
+    }
+
+    fn close(&mut self, id: ConnId, _code: CloseCode) {
+        self.members.lock().unwrap().retain(|member| *member != id);
+    }
+}
+
+#[tokio::test]
+async fn senders_reach_connections_on_every_worker_and_never_a_closed_one() {
+    let room = Room::default();
+    let members = Arc::clone(&room.members);
+    let server = EventLoopServer::new(room, EventLoopOptions::default().threads(2))
+        .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .unwrap();
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        clients.push(client(server.local_addr(), "/room").await);
+    }
+    while members.lock().unwrap().len() < 4 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    clients[0].send(Message::text("hello, room")).await.unwrap();
+    for ws in &mut clients {
+        let got = timeout(STEP, ws.recv()).await.unwrap().unwrap();
+        assert_eq!(got, Some(Message::text("hello, room")));
+    }
+
+    // From a thread of the application's own, to one connection.
+    let first = members.lock().unwrap()[0];
+    let sender = server.sender();
+    std::thread::spawn(move || sender.send(first, Message::binary(&b"just you"[..])))
+        .join()
+        .unwrap()
+        .unwrap();
+    let got = timeout(STEP, clients[0].recv()).await.unwrap().unwrap();
+    assert_eq!(got, Some(Message::binary(&b"just you"[..])));
+
+    // A closed connection's id reaches nobody, even once its slot is reused.
+    let mut last = clients.pop().unwrap();
+    let gone = *members.lock().unwrap().last().unwrap();
+    last.close(CloseCode::NORMAL, "").await.unwrap();
+    while members.lock().unwrap().len() > 3 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let mut newcomer = client(server.local_addr(), "/room").await;
+    server.sender().send(gone, Message::text("stale")).unwrap();
+    server
+        .sender()
+        .close(first, CloseCode::from(4002), "bye")
+        .unwrap();
+    assert_eq!(
+        timeout(STEP, clients[0].recv()).await.unwrap().unwrap(),
+        None
+    );
+    assert_eq!(clients[0].close_info().unwrap().code, CloseCode::from(4002));
+    clients[1].send(Message::text("after")).await.unwrap();
+    assert_eq!(
+        timeout(STEP, newcomer.recv()).await.unwrap().unwrap(),
+        Some(Message::text("after")),
+        "the newcomer got the stale message first"
+    );
+
+    let sender = server.sender();
+    drop((clients, newcomer));
+    stop(server);
+    assert_eq!(
+        sender.send(first, Message::text("late")),
+        Err(SendRefused::Stopped)
+    );
 }

@@ -2,9 +2,13 @@
 //! callbacks ([`Conn`], [`OpenRequest`]).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use sockway_proto::error::SendError;
 use sockway_proto::{CloseCode, Connection, Message};
+
+use super::sender::{ConnId, Sender};
+use super::worker::Shared;
 
 /// The application's side of an [`super::EventLoopServer`]: callbacks run on the worker
 /// thread that owns the connection, one at a time per thread, so they must not block (hand
@@ -51,9 +55,23 @@ pub struct OpenRequest<'a> {
 #[derive(Debug)]
 pub struct Conn<'a> {
     pub(super) protocol: &'a mut Connection,
+    pub(super) id: ConnId,
+    pub(super) shared: &'a Arc<Shared>,
 }
 
 impl Conn<'_> {
+    /// This connection's name, for a [`Sender`] on any thread.
+    pub fn id(&self) -> ConnId {
+        self.id
+    }
+
+    /// A sender for every connection of this server (keep one in the handler to broadcast).
+    pub fn sender(&self) -> Sender {
+        Sender {
+            shared: Arc::clone(self.shared),
+        }
+    }
+
     /// Queues a whole message as one frame.
     pub fn send(&mut self, message: &Message) -> Result<(), SendError> {
         self.protocol.send(message)

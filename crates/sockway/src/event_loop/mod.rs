@@ -10,6 +10,11 @@
 //! each open, message and close. An idle connection holds no buffer at all: about 0.4 KiB
 //! each, measured with 10,000 and 19,000 connections.
 //!
+//! A handler answers from its callbacks through [`Conn`]; to reach other connections (a
+//! broadcast, a room, a push from another thread) it names them by [`ConnId`] and queues
+//! through a [`Sender`] (from [`Conn::sender`] or [`RunningServer::sender`]), which wakes
+//! their worker once per batch.
+//!
 //! Worker 0 accepts and deals each connection to the worker with the fewest, so they spread
 //! evenly; a connection then stays on its worker (no work stealing). On a machine whose
 //! cores are shared with other busy processes the `async` server can therefore be faster
@@ -47,6 +52,7 @@
 mod handler;
 mod handshake;
 mod options;
+mod sender;
 mod slot;
 mod worker;
 
@@ -60,6 +66,7 @@ use mio::{Interest, Poll, Waker};
 
 pub use handler::{Conn, Handler, OpenRequest};
 pub use options::EventLoopOptions;
+pub use sender::{ConnId, SendRefused, Sender};
 use worker::{Shared, Worker, LISTENER, WAKER};
 
 /// A callback-driven WebSocket server; see the module documentation.
@@ -143,6 +150,13 @@ impl RunningServer {
     /// The address the server listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// A sender that queues messages for this server's connections from any thread.
+    pub fn sender(&self) -> Sender {
+        Sender {
+            shared: Arc::clone(&self.stop.shared),
+        }
     }
 
     /// A handle that can stop the server from any thread.

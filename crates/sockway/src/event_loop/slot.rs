@@ -10,6 +10,7 @@
 use std::io::{self, IoSlice, Read, Write};
 use std::mem::MaybeUninit;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use bytes::{Buf, BytesMut};
 use mio::net::TcpStream;
@@ -19,6 +20,8 @@ use sockway_proto::{CloseCode, Connection, ConnectionState, Event, Message, Role
 use super::handler::{Conn, Handler, OpenRequest};
 use super::handshake::{self, Outcome};
 use super::options::EventLoopOptions;
+use super::sender::ConnId;
+use super::worker::Shared;
 
 /// Most bytes one read asks for.
 pub(super) const READ_SIZE: usize = 64 * 1024;
@@ -46,6 +49,8 @@ pub(super) struct Context<'a, H> {
     pub(super) options: &'a EventLoopOptions,
     /// The worker's shared read buffer.
     pub(super) scratch: &'a mut BytesMut,
+    /// What the server's workers share, for the handler's [`super::Sender`]s.
+    pub(super) shared: &'a Arc<Shared>,
     /// The worker's clock, in milliseconds since it started.
     pub(super) now: u32,
 }
@@ -76,6 +81,7 @@ enum Phase<S> {
 /// One connection.
 pub(super) struct Slot<S> {
     stream: TcpStream,
+    id: ConnId,
     /// Received bytes that wait for more: part of a request head or of a frame.
     input: BytesMut,
     /// Bytes to send before the protocol's output: the handshake response or a refusal.
@@ -93,9 +99,10 @@ pub(super) struct Slot<S> {
 
 impl<S> Slot<S> {
     /// A connection just accepted, waiting for its request head.
-    pub(super) fn new(stream: TcpStream, peer_addr: SocketAddr, now: u32) -> Self {
+    pub(super) fn new(stream: TcpStream, peer_addr: SocketAddr, id: ConnId, now: u32) -> Self {
         Self {
             stream,
+            id,
             input: BytesMut::new(),
             raw: BytesMut::new(),
             heard_at: now,
@@ -103,6 +110,30 @@ impl<S> Slot<S> {
             draining: false,
             phase: Phase::Handshake(peer_addr),
         }
+    }
+
+    /// The connection's name across threads.
+    pub(super) fn id(&self) -> ConnId {
+        self.id
+    }
+
+    /// Sends `message` queued by a [`super::Sender`]: dropped unless the WebSocket is open
+    /// and its unsent output within the write buffer limit.
+    pub(super) fn deliver<H: Handler<Session = S>>(
+        &mut self,
+        cx: &mut Context<'_, H>,
+        message: &Message,
+    ) -> Next {
+        if let Phase::Open(open) = &mut self.phase {
+            let room = open.protocol.output_len() <= cx.options.websocket.write_buffer_limit;
+            if room && !self.draining && open.protocol.state() == ConnectionState::Open {
+                let _ = open.protocol.send(message);
+            }
+        }
+        if self.draining {
+            return Next::Keep;
+        }
+        self.after_io(cx.now)
     }
 
     /// The socket, for (de)registration.
@@ -263,6 +294,8 @@ impl<S> Slot<S> {
                 let session = cx.handler.open(
                     &mut Conn {
                         protocol: &mut protocol,
+                        id: self.id,
+                        shared: cx.shared,
                     },
                     &request,
                 );
@@ -385,6 +418,8 @@ impl<S> Slot<S> {
                     if let Some(session) = open.session.as_mut() {
                         let mut conn = Conn {
                             protocol: &mut open.protocol,
+                            id: self.id,
+                            shared: cx.shared,
                         };
                         cx.handler.message(&mut conn, session, message);
                     }

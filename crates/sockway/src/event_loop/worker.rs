@@ -26,6 +26,7 @@ use sockway_proto::CloseCode;
 
 use super::handler::Handler;
 use super::options::EventLoopOptions;
+use super::sender::{Command, ConnId};
 use super::slot::{millis, Context, Next, Slot};
 
 /// The listener's token.
@@ -54,6 +55,8 @@ pub(super) struct WorkerLink {
     pub(super) open: AtomicUsize,
     /// Connections dealt to it and not adopted yet.
     pub(super) inbox: Mutex<Vec<(TcpStream, SocketAddr)>>,
+    /// Commands from [`super::Sender`]s for its connections.
+    pub(super) commands: Mutex<Vec<(ConnId, Command)>>,
     /// Wakes its poller.
     pub(super) waker: Waker,
 }
@@ -66,6 +69,7 @@ impl Shared {
             .map(|waker| WorkerLink {
                 open: AtomicUsize::new(0),
                 inbox: Mutex::new(Vec::new()),
+                commands: Mutex::new(Vec::new()),
                 waker,
             })
             .collect();
@@ -84,6 +88,9 @@ impl Shared {
     }
 }
 
+/// A worker's connections, by the key of their token.
+type Slots<S> = Slab<Box<Slot<S>>>;
+
 /// One worker's state.
 pub(super) struct Worker<H: Handler> {
     /// This worker's index in [`Shared::workers`].
@@ -93,7 +100,9 @@ pub(super) struct Worker<H: Handler> {
     pub(super) handler: H,
     pub(super) options: Arc<EventLoopOptions>,
     pub(super) shared: Arc<Shared>,
-    slots: Slab<Box<Slot<H::Session>>>,
+    slots: Slots<H::Session>,
+    /// The generation the next adopted connection gets (see [`ConnId`]).
+    next_generation: u32,
     scratch: BytesMut,
     started: Instant,
 }
@@ -117,6 +126,7 @@ impl<H: Handler> Worker<H> {
             options,
             shared,
             slots: Slab::new(),
+            next_generation: 0,
             scratch: BytesMut::new(),
             started: Instant::now(),
         }
@@ -149,7 +159,10 @@ impl<H: Handler> Worker<H> {
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept(),
-                    WAKER => self.adopt_dealt(),
+                    WAKER => {
+                        self.adopt_dealt();
+                        self.run_commands();
+                    }
                     Token(key) => {
                         let readable =
                             event.is_readable() || event.is_read_closed() || event.is_error();
@@ -254,7 +267,42 @@ impl<H: Handler> Worker<H> {
             self.uncount();
             return;
         }
-        entry.insert(Box::new(Slot::new(stream, peer_addr, now)));
+        let id = ConnId {
+            worker: self.index as u16,
+            key: key as u32,
+            generation: self.next_generation,
+        };
+        self.next_generation = self.next_generation.wrapping_add(1);
+        entry.insert(Box::new(Slot::new(stream, peer_addr, id, now)));
+    }
+
+    /// Carries out what [`super::Sender`]s queued for this worker's connections.
+    fn run_commands(&mut self) {
+        let commands = std::mem::take(&mut *lock(&self.shared.workers[self.index].commands));
+        for (id, command) in commands {
+            let key = id.key as usize;
+            let (slots, mut cx) = self.parts();
+            let Some(slot) = slots.get_mut(key).filter(|slot| slot.id() == id) else {
+                continue;
+            };
+            let next = match command {
+                Command::Send(message) => slot.deliver(&mut cx, &message),
+                Command::Close(code, reason) => slot.close(&mut cx, code, &reason),
+            };
+            self.settle(key, next);
+        }
+    }
+
+    /// Removes connection `key` if it is done; tells the handler when it is draining.
+    fn settle(&mut self, key: usize, next: Next) {
+        match next {
+            Next::Remove => self.remove(key),
+            Next::Keep => {
+                if let Some(slot) = self.slots.get_mut(key).filter(|slot| slot.is_draining()) {
+                    slot.end_session(&mut self.handler);
+                }
+            }
+        }
     }
 
     /// One connection of this worker is gone.
@@ -265,23 +313,27 @@ impl<H: Handler> Worker<H> {
             .fetch_sub(1, Ordering::AcqRel);
     }
 
-    /// Lets connection `key` handle readiness.
-    fn ready(&mut self, key: usize, readable: bool, writable: bool) {
+    /// The connections, and what a connection needs from the worker while it works.
+    fn parts(&mut self) -> (&mut Slots<H::Session>, Context<'_, H>) {
         let now = self.now();
-        let Some(slot) = self.slots.get_mut(key) else {
-            return;
-        };
-        let mut cx = Context {
+        let cx = Context {
             handler: &mut self.handler,
             options: &self.options,
             scratch: &mut self.scratch,
+            shared: &self.shared,
             now,
         };
-        match slot.on_ready(&mut cx, readable, writable) {
-            Next::Remove => self.remove(key),
-            Next::Keep if slot.is_draining() => slot.end_session(&mut self.handler),
-            Next::Keep => {}
-        }
+        (&mut self.slots, cx)
+    }
+
+    /// Lets connection `key` handle readiness.
+    fn ready(&mut self, key: usize, readable: bool, writable: bool) {
+        let (slots, mut cx) = self.parts();
+        let Some(slot) = slots.get_mut(key) else {
+            return;
+        };
+        let next = slot.on_ready(&mut cx, readable, writable);
+        self.settle(key, next);
     }
 
     /// Runs every connection's deadlines.
@@ -305,15 +357,9 @@ impl<H: Handler> Worker<H> {
     where
         F: FnMut(&mut Slot<H::Session>, &mut Context<'_, H>) -> Next,
     {
-        let now = self.now();
-        let mut cx = Context {
-            handler: &mut self.handler,
-            options: &self.options,
-            scratch: &mut self.scratch,
-            now,
-        };
+        let (slots, mut cx) = self.parts();
         let mut done = Vec::new();
-        for (key, slot) in self.slots.iter_mut() {
+        for (key, slot) in slots.iter_mut() {
             match step(slot, &mut cx) {
                 Next::Remove => done.push(key),
                 Next::Keep if slot.is_draining() => slot.end_session(cx.handler),
@@ -339,9 +385,9 @@ impl<H: Handler> Worker<H> {
     }
 }
 
-/// The inbox, even if a thread panicked while holding it (a `Vec` push cannot leave it
-/// inconsistent).
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+/// A queue's lock, even if a thread panicked while holding it (a `Vec` push cannot leave
+/// it inconsistent).
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
