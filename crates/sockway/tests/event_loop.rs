@@ -509,3 +509,69 @@ async fn senders_reach_connections_on_every_worker_and_never_a_closed_one() {
         Err(SendRefused::Stopped)
     );
 }
+
+/// Reads one unmasked server frame: (opcode, payload).
+async fn read_frame_from<R: AsyncReadExt + Unpin>(stream: &mut R) -> (u8, Vec<u8>) {
+    let mut head = [0u8; 2];
+    stream.read_exact(&mut head).await.unwrap();
+    let len = match head[1] & 0x7f {
+        126 => u64::from(stream.read_u16().await.unwrap()),
+        127 => stream.read_u64().await.unwrap(),
+        n => u64::from(n),
+    };
+    let mut payload = vec![0u8; len as usize];
+    stream.read_exact(&mut payload).await.unwrap();
+    (head[0] & 0x0f, payload)
+}
+
+#[tokio::test]
+async fn a_ping_flood_from_a_peer_that_never_reads_does_not_stop_the_server_reading() {
+    const PINGS: usize = 100_000;
+    let (server, _) = start(EventLoopOptions::default());
+    let (stream, _) = handshake(server.local_addr(), "/pings", "").await;
+    let (mut reader, mut writer) = stream.into_split();
+    let payload = |seq: usize| {
+        let mut payload = (seq as u64).to_be_bytes().to_vec();
+        payload.resize(125, b'.');
+        payload
+    };
+    // 12.7 MB of pings, then a text, all written before anything is read: the server must
+    // keep reading (its pongs are coalesced, RFC 6455 section 5.5.3), or this would block.
+    timeout(STEP * 3, async {
+        for batch in 0..PINGS / 1000 {
+            let mut bytes = Vec::with_capacity(1000 * 131);
+            for i in 0..1000 {
+                bytes.extend(frame(0x89, &payload(batch * 1000 + i)));
+            }
+            writer.write_all(&bytes).await.unwrap();
+        }
+        writer.write_all(&frame(0x81, b"done")).await.unwrap();
+    })
+    .await
+    .expect("the server stopped reading");
+    let (mut pongs, mut done, mut last_pong) = (0, false, false);
+    timeout(STEP * 3, async {
+        while !(done && last_pong) {
+            match read_frame_from(&mut reader).await {
+                (0xA, data) => {
+                    pongs += 1;
+                    last_pong |= data == payload(PINGS - 1);
+                }
+                (0x1, data) => {
+                    assert_eq!(data, b"done");
+                    done = true;
+                }
+                (opcode, _) => panic!("unexpected opcode {opcode}"),
+            }
+        }
+    })
+    .await
+    .expect("the echo and the last pong");
+    eprintln!("{PINGS} pings, {pongs} pongs");
+    assert!(
+        pongs < PINGS,
+        "pongs were coalesced while the output was backed up"
+    );
+    drop((reader, writer));
+    stop(server);
+}
