@@ -92,9 +92,11 @@ impl<H: Handler> EventLoopServer<H> {
         listener.set_nonblocking(true)?;
         let local_addr = listener.local_addr()?;
         let options = Arc::new(self.options);
-        let mut polls = Vec::with_capacity(options.threads);
-        let mut wakers = Vec::with_capacity(options.threads);
-        for _ in 0..options.threads {
+        // A `ConnId` names its worker in 16 bits.
+        let threads = options.threads.clamp(1, usize::from(u16::MAX));
+        let mut polls = Vec::with_capacity(threads);
+        let mut wakers = Vec::with_capacity(threads);
+        for _ in 0..threads {
             let poll = Poll::new()?;
             wakers.push(Waker::new(poll.registry(), WAKER)?);
             polls.push(poll);

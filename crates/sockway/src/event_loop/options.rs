@@ -7,8 +7,8 @@ use crate::config::{KeepAlive, WebSocketConfig};
 /// Settings for an [`super::EventLoopServer`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventLoopOptions {
-    /// Worker threads, each with its own poller, listener (`SO_REUSEPORT`) and connections;
-    /// default: the number of CPUs.
+    /// Worker threads, each with its own poller and connections (worker 0 also accepts);
+    /// default: the number of CPUs; 1 to 65,535.
     pub threads: usize,
     /// Per-connection WebSocket limits: message and frame size (close 1009 beyond them), the
     /// backpressure bound ([`WebSocketConfig::write_buffer_limit`]: above it the connection's
@@ -59,9 +59,9 @@ impl Default for EventLoopOptions {
 }
 
 impl EventLoopOptions {
-    /// Sets [`EventLoopOptions::threads`] (at least 1).
+    /// Sets [`EventLoopOptions::threads`] (1 to 65,535).
     pub fn threads(mut self, threads: usize) -> Self {
-        self.threads = threads.max(1);
+        self.threads = threads.clamp(1, usize::from(u16::MAX));
         self
     }
 
