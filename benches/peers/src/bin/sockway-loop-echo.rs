@@ -27,16 +27,22 @@ impl Handler for Echo {
 fn main() {
     let args = args("sockway-loop-echo", false);
     let defaults = EventLoopOptions::default();
+    // SOCKWAY_BUSY_POLLS overrides `EventLoopOptions::busy_polls`, for experiments.
+    let busy_polls = std::env::var("SOCKWAY_BUSY_POLLS")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(defaults.busy_polls);
     let options = EventLoopOptions::default()
         .threads(args.threads)
+        .busy_polls(busy_polls)
         .max_connections(1_000_000)
         .websocket(defaults.websocket.clone().max_message_size(MAX_MESSAGE));
     let server = EventLoopServer::new(Echo, options)
         .bind(SocketAddr::from(([127, 0, 0, 1], args.port)))
         .expect("bind");
     println!(
-        "sockway-loop-echo listening on {} (event loop, {} worker threads, max message {} MiB, \
-         no compression, {ALLOCATOR_NAME})",
+        "sockway-loop-echo listening on {} (event loop, {} worker threads, {busy_polls} busy \
+         polls, max message {} MiB, no compression, {ALLOCATOR_NAME})",
         server.local_addr(),
         args.threads,
         MAX_MESSAGE >> 20,
