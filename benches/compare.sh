@@ -18,8 +18,11 @@
 #
 # Usage: benches/compare.sh [--quick] [--reps R] [--duration S] [--warmup S]
 #                           [--servers "sockway node ..."] [--cases "c100x20b c10x1k ..."]
-#                           [--no-build] [--no-instructions]
+#                           [--no-build] [--no-instructions] [--fixed-load F]
 #   --quick: 1 repetition, 5 s per case (the default is 3 repetitions of 6 s + 2 s warm-up).
+#   --fixed-load F: after the saturation runs, run every case again with the load paced at
+#     F (default 0.5; 0: skip) of the slowest server's median throughput, the same offered
+#     load for every server (`sockway bench --rate`), and compare CPU per message there.
 #
 # Everything stays on 127.0.0.1; every run is bounded in time and connection count.
 set -euo pipefail
@@ -32,6 +35,7 @@ WARMUP=2
 SERVERS="$ALL_SERVERS"
 BUILD=1
 INSTRUCTIONS=1
+FIXED_LOAD=0.5
 GENERATOR_THREADS=2
 # name:connections:payload:server-threads[:deflate]
 ALL_CASES="c100x20b:100:20:2 c10x1k:10:1024:2 c200x16k:200:16384:2 c500x16k:500:16384:2 c100x20b-1t:100:20:1 z10x1k:10:1024:2:deflate z100x16k:100:16384:2:deflate"
@@ -47,7 +51,8 @@ while (($#)); do
     --cases) CASES="$2"; shift ;;
     --no-build) BUILD=0 ;;
     --no-instructions) INSTRUCTIONS=0 ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    --fixed-load) FIXED_LOAD="$2"; shift ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -57,15 +62,19 @@ trap 'stop_server' EXIT
 raise_fd_limit
 ((BUILD)) && build_all
 RUNS="$OUT/runs"
-rm -rf "$RUNS"
-mkdir -p "$RUNS"
+FIXED_RUNS="$OUT/runs-fixed"
+rm -rf "$RUNS" "$FIXED_RUNS"
+mkdir -p "$RUNS" "$FIXED_RUNS"
 : >"$OUT/servers.txt"
 
 started=$(date +%s)
 load_start="$(cut -d' ' -f1-3 /proc/loadavg)"
 echo "machine: $(machine_line); load average before: $load_start"
 echo "plan: $REPS repetition(s), ${WARMUP} s warm-up + ${DURATION} s measured per run, generator: sockway bench, $GENERATOR_THREADS threads"
-for rep in $(seq 1 "$REPS"); do
+# Runs every selected server once on every selected case, writing $1/CASE.SERVER.$2.json;
+# $3, when given, names a file of "case rate" lines: those cases are paced at that rate.
+run_round() {
+  local dir="$1" rep="$2" rates="${3:-}" spec case conns payload threads mode server json rate
   for spec in $(selected_cases); do
     IFS=: read -r case conns payload threads mode <<<"$spec"
     generator_flags=()
@@ -74,26 +83,59 @@ for rep in $(seq 1 "$REPS"); do
       generator_flags=(--compression --payload-style json)
       SERVER_FLAGS="--compression"
     fi
+    if [[ -n "$rates" ]]; then
+      rate="$(awk -v c="$case" '$1 == c { print $2 }' "$rates")"
+      [[ -n "$rate" ]] || continue
+      generator_flags+=(--rate "$rate")
+    fi
     for server in $SERVERS; do
       if [[ "$mode" == deflate && " $DEFLATE_SERVERS " != *" $server "* ]]; then
         continue
       fi
       start_server "$server" "$threads"
       grep -qF "$SERVER_LINE" "$OUT/servers.txt" || echo "$SERVER_LINE" >>"$OUT/servers.txt"
-      json="$RUNS/$case.$server.$rep.json"
+      json="$dir/$case.$server.$rep.json"
       if ! "$SOCKWAY" bench "ws://127.0.0.1:$SERVER_PORT/ws" --connections "$conns" \
         --payload "$payload" --duration "$DURATION" --warmup "$WARMUP" \
         --threads "$GENERATOR_THREADS" --server-pid "$SERVER_PID" --label "$server" \
         "${generator_flags[@]}" \
-        --json "$json" >"$RUNS/$case.$server.$rep.txt" 2>&1; then
-        echo "  (run failed; see $RUNS/$case.$server.$rep.txt)" >&2
+        --json "$json" >"${json%.json}.txt" 2>&1; then
+        echo "  (run failed; see ${json%.json}.txt)" >&2
       fi
       stop_server
-      printf 'rep %s %-12s %-17s %s\n' "$rep" "$case" "$server" \
-        "$(grep -E 'throughput|server cost' "$RUNS/$case.$server.$rep.txt" | sed -E 's/^ +//' | tr '\n' ' ' | cut -c1-150)"
+      printf '%-5s rep %s %-12s %-17s %s\n' "${rates:+fixed}" "$rep" "$case" "$server" \
+        "$(grep -E 'throughput|server cost' "${json%.json}.txt" | sed -E 's/^ +//' | tr '\n' ' ' | cut -c1-150)"
     done
   done
+}
+
+for rep in $(seq 1 "$REPS"); do
+  run_round "$RUNS" "$rep"
 done
+
+# The same work for every server: each case paced at FIXED_LOAD of the slowest server's
+# median throughput above, so that CPU per message compares servers doing the same thing
+# (at saturation each gets a different share of the two CPUs it shares with the generator).
+fixed_report=()
+if [[ "$FIXED_LOAD" != 0 ]]; then
+  python3 - "$RUNS" "$FIXED_LOAD" >"$OUT/fixed-rates.txt" <<'PY'
+import glob, json, os, statistics, sys
+from collections import defaultdict
+rates = defaultdict(lambda: defaultdict(list))
+for path in glob.glob(os.path.join(sys.argv[1], "*.json")):
+    case, server, _ = os.path.basename(path)[:-5].rsplit(".", 2)
+    with open(path, encoding="utf-8") as handle:
+        rates[case][server].append(json.load(handle)["messages_per_second"])
+for case, servers in sorted(rates.items()):
+    slowest = min(statistics.median(r) for r in servers.values())
+    print(case, round(slowest * float(sys.argv[2])))
+PY
+  echo "fixed load ($FIXED_LOAD of the slowest server's throughput): $(tr '\n' ' ' <"$OUT/fixed-rates.txt")"
+  for rep in $(seq 1 "$REPS"); do
+    run_round "$FIXED_RUNS" "$rep" "$OUT/fixed-rates.txt"
+  done
+  fixed_report=(--fixed-runs "$FIXED_RUNS")
+fi
 
 if ((INSTRUCTIONS)); then
   if command -v valgrind >/dev/null; then
@@ -108,7 +150,7 @@ instructions_report=()
 ((INSTRUCTIONS)) && instructions_report=(--instructions "$OUT/instructions.json")
 python3 "$(dirname "$0")/report.py" --runs "$RUNS" --out "$OUT" --machine "$(machine_line)" \
   --servers-file "$OUT/servers.txt" \
-  "${instructions_report[@]}" \
+  "${instructions_report[@]}" "${fixed_report[@]}" \
   --plan "$REPS x (${WARMUP} s warm-up + ${DURATION} s), generator sockway bench with $GENERATOR_THREADS threads" \
   --load "before $load_start, after $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "total time: $(( $(date +%s) - started )) s"

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Summarises the runs of benches/compare.sh: medians per case and server, ratio tables
-(sockway / each other server, and sockway-loop / each other server when it ran) printed as text, target/bench/compare.json, and an SVG bar chart drawn
+(sockway / each other server, and sockway-loop / each other server when it ran) printed as text,
+the same at a fixed offered load when those runs are given (--fixed-runs), target/bench/compare.json, and an SVG bar chart drawn
 by hand (target/bench/compare.svg). Standard library only."""
 
 import argparse
@@ -145,19 +146,24 @@ def ratios(summary, cases, servers, subject):
     }
 
 
-def text_tables(summary, cases, servers, instructions):
-    """The tables printed at the end of the run."""
-    lines = []
-    lines.append("throughput, messages/s (median of repetitions) and server CPU us per message")
-    header = f"{'case':<30}" + "".join(f"{s:>19}" for s in servers)
-    lines.append(header)
+def rate_and_cost_rows(summary, cases, servers):
+    """A header and one row per case: messages/s and CPU us per message of each server."""
+    rows = [f"{'case':<30}" + "".join(f"{s:>19}" for s in servers)]
     for case in cases:
         row = f"{CASE_TITLES.get(case, case):<30}"
         for server in servers:
             s = summary.get((case, server))
             cell = "-" if not s else f"{s['messages_per_second']:.0f} / {fmt(s['cpu_us_per_message'])}"
             row += f"{cell:>19}"
-        lines.append(row)
+        rows.append(row)
+    return rows
+
+
+def text_tables(summary, cases, servers, instructions):
+    """The tables printed at the end of the run."""
+    lines = []
+    lines.append("throughput, messages/s (median of repetitions) and server CPU us per message")
+    lines.extend(rate_and_cost_rows(summary, cases, servers))
     for subject in SUBJECTS:
         if subject in servers and len(servers) > 1:
             lines.append("")
@@ -183,6 +189,29 @@ def text_tables(summary, cases, servers, instructions):
     if errors:
         lines.append("")
         lines.append("errors: " + ", ".join(f"{c}/{s}: {n}" for (c, s), n in sorted(errors.items())))
+    return "\n".join(lines)
+
+
+def fixed_load_tables(summary, cases, servers):
+    """The tables of the paced runs: every server got the same offered load, so CPU per
+    message compares the work each does for it."""
+    lines = ["at the same offered load (paced: sockway bench --rate): messages/s and server CPU us per message"]
+    lines.extend(rate_and_cost_rows(summary, cases, servers))
+    for subject in SUBJECTS:
+        if subject not in servers or len(servers) < 2:
+            continue
+        others = [s for s in servers if s != subject]
+        lines.append("")
+        lines.append(f"{subject} / other at the same offered load: CPU-per-message ratio (<1: {subject} cheaper)")
+        lines.append(f"{'case':<30}" + "".join(f"{p:>19}" for p in others))
+        for case in cases:
+            mine = summary.get((case, subject))
+            row = f"{CASE_TITLES.get(case, case):<30}"
+            for other in others:
+                theirs = summary.get((case, other))
+                c = ratio(mine["cpu_us_per_message"], theirs["cpu_us_per_message"]) if mine and theirs else None
+                row += f"{fmt(c) + 'x' if c is not None else '-':>19}"
+            lines.append(row)
     return "\n".join(lines)
 
 
@@ -254,6 +283,7 @@ def main():
     parser.add_argument("--load", default="", help="load averages around the run (other work on the machine)")
     parser.add_argument("--servers-file")
     parser.add_argument("--instructions")
+    parser.add_argument("--fixed-runs", help="runs paced at the same offered load (compare.sh --fixed-load)")
     args = parser.parse_args()
 
     runs = load_runs(args.runs)
@@ -275,6 +305,15 @@ def main():
     if args.load:
         print(f"load average {args.load} (1, 5, 15 min; above 2 means other work shared the 2 CPUs)")
     print(text_tables(summary, cases, servers, instructions))
+    fixed = {}
+    if args.fixed_runs:
+        fixed_runs = load_runs(args.fixed_runs)
+        fixed = summarise(fixed_runs) if fixed_runs else {}
+    if fixed:
+        fixed_cases = order({c for c, _ in fixed}, CASE_ORDER)
+        fixed_servers = order({s for _, s in fixed}, SERVER_ORDER)
+        print()
+        print(fixed_load_tables(fixed, fixed_cases, fixed_servers))
     document = {
         "machine": args.machine,
         "plan": args.plan,
@@ -291,6 +330,10 @@ def main():
         "ratios_sockway_over_peer": ratios(summary, cases, servers, "sockway"),
         "ratios_sockway_loop_over_peer": ratios(summary, cases, servers, "sockway-loop"),
         "instructions_per_message": instructions,
+        "fixed_load": {
+            case: {server: value for (c, server), value in fixed.items() if c == case}
+            for case in {c for c, _ in fixed}
+        },
         "runs": {f"{c}.{s}": items for (c, s), items in sorted(runs.items())},
     }
     os.makedirs(args.out, exist_ok=True)

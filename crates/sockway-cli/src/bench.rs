@@ -51,6 +51,12 @@ pub struct BenchArgs {
     /// Seconds run before measuring, whose results are discarded.
     #[arg(long, value_name = "SECS", default_value = "2", value_parser = parse_secs)]
     warmup: Duration,
+    /// Offer this many messages per second in all, spread evenly over the connections,
+    /// instead of as many as the server answers: compares servers by the CPU time they spend
+    /// on the same load (with `--server-pid`). A server slower than the rate gets what it
+    /// answers: a connection more than 100 ms behind its schedule starts a new one.
+    #[arg(long, value_name = "MSGS", value_parser = parse_rate)]
+    rate: Option<f64>,
     /// Messages outstanding per connection (1: send, wait for the echo, send again).
     #[arg(long, value_name = "K", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4096))]
     in_flight: u32,
@@ -111,6 +117,16 @@ pub struct BenchArgs {
     /// A name for the server in the report and the JSON.
     #[arg(long, value_name = "NAME")]
     label: Option<String>,
+}
+
+/// Parses a positive message rate (fractions allowed).
+fn parse_rate(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
+        _ => Err(format!(
+            "{text:?} is not a positive number of messages per second"
+        )),
+    }
 }
 
 /// Parses a non-negative number of seconds, fractions allowed (`0.5`).
@@ -265,12 +281,16 @@ async fn load_run(
     } else {
         MessageKind::Binary
     };
-    let plan = Arc::new(Plan::new(
+    let mut plan = Plan::new(
         args.payload,
         args.payload_style,
         kind,
         args.in_flight as usize,
-    ));
+    );
+    if let Some(rate) = args.rate {
+        plan = plan.paced(rate, args.connections);
+    }
+    let plan = Arc::new(plan);
     let shared = Arc::new(Shared {
         count_limit: args.count.unwrap_or(0),
         ..Shared::default()
@@ -297,8 +317,9 @@ async fn load_run(
     }
 
     let mut tasks = JoinSet::new();
-    for socket in sockets {
-        tasks.spawn(load::drive(socket, plan.clone(), shared.clone()));
+    for (index, socket) in sockets.into_iter().enumerate() {
+        let offset = index as f64 / connected as f64;
+        tasks.spawn(load::drive(socket, plan.clone(), shared.clone(), offset));
     }
     let ticker = progress.then(|| tokio::spawn(show_progress(shared.clone(), args.clone())));
 
@@ -372,6 +393,7 @@ async fn load_run(
             PayloadStyle::Json => "json",
         },
         in_flight: plan.in_flight,
+        offered_rate: args.rate,
         threads,
         warmup: args.warmup,
         window,

@@ -1,11 +1,15 @@
 //! The load of one connection: send a message, wait for its echo, record the round trip, and
 //! again, keeping `in_flight` messages outstanding. One task per connection, payloads built
 //! before the run and shared by all, and nothing allocated per message by the loop itself.
+//!
+//! With a pace (`--rate`), each connection also waits for its next send time, so the whole
+//! run offers a fixed load: servers can then be compared by the CPU they spend on the same
+//! work, rather than at saturation, where each one's share of a shared machine differs.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use sockway::client::ClientStream;
 use sockway::WebSocket;
@@ -31,6 +35,8 @@ pub struct Plan {
     pub kind: MessageKind,
     /// Messages kept outstanding per connection.
     pub in_flight: usize,
+    /// The time between two sends of one connection, when the load is paced (`--rate`).
+    pub pace: Option<Duration>,
 }
 
 impl Plan {
@@ -40,7 +46,16 @@ impl Plan {
             payloads: payload::build(style, size),
             kind,
             in_flight: in_flight.max(1),
+            pace: None,
         }
+    }
+
+    /// Paces the load at `rate` messages per second over `connections` connections: each
+    /// connection sends every `connections / rate` seconds.
+    pub fn paced(mut self, rate: f64, connections: usize) -> Self {
+        let interval = connections.max(1) as f64 / rate;
+        self.pace = Duration::try_from_secs_f64(interval).ok();
+        self
     }
 
     /// The length of every payload.
@@ -80,17 +95,22 @@ pub struct Outcome {
 }
 
 /// Runs the load on `socket` until the phase turns to [`STOP`] (or the connection fails), then
-/// closes it.
+/// closes it. A paced connection starts `offset` into its first interval, so that the
+/// connections' sends spread over it instead of coming all at once.
 pub async fn drive(
     mut socket: WebSocket<ClientStream>,
     plan: Arc<Plan>,
     shared: Arc<Shared>,
+    offset: f64,
 ) -> Outcome {
     let mut outcome = Outcome::default();
     let mut sent_at: VecDeque<Instant> = VecDeque::with_capacity(plan.in_flight);
     let mut sender = Sender {
         plan: &plan,
         next: 0,
+        due: plan
+            .pace
+            .map(|pace| Instant::now() + pace.mul_f64(offset.clamp(0.0, 1.0))),
     };
     let result = run(
         &mut socket,
@@ -122,6 +142,7 @@ async fn run(
     outcome: &mut Outcome,
 ) -> Result<(), String> {
     for _ in 0..sender.plan.in_flight {
+        sender.wait_turn().await;
         sent_at.push_back(Instant::now());
         sender.send(socket).await?;
     }
@@ -153,7 +174,8 @@ async fn run(
             }
             _ => {}
         }
-        sent_at.push_back(now);
+        sender.wait_turn().await;
+        sent_at.push_back(Instant::now());
         sender.send(socket).await?;
     }
 }
@@ -168,13 +190,38 @@ fn record(outcome: &mut Outcome, message: &Message, plan: &Plan, rtt: std::time:
     }
 }
 
+/// How far behind its schedule a paced connection may fall before it starts a new one.
+const MAX_LAG: Duration = Duration::from_millis(100);
+
 /// Sends a connection's messages, taking the plan's payloads in turn.
 struct Sender<'a> {
     plan: &'a Plan,
     next: usize,
+    /// When the next send is due, if the load is paced.
+    due: Option<Instant>,
 }
 
 impl Sender<'_> {
+    /// Waits until the next send is due (paced load only). Sends keep to the schedule even
+    /// when the timer wakes late (tokio's resolution is a millisecond, often longer than the
+    /// pace), so the offered rate is the one asked for; a connection that fell more than
+    /// [`MAX_LAG`] behind (slow echoes) starts a new schedule instead of sending a burst.
+    async fn wait_turn(&mut self) {
+        let (Some(due), Some(pace)) = (self.due, self.plan.pace) else {
+            return;
+        };
+        let now = Instant::now();
+        if due > now {
+            tokio::time::sleep_until(due.into()).await;
+        }
+        let next = due + pace;
+        self.due = Some(if next + MAX_LAG < now {
+            now + pace
+        } else {
+            next
+        });
+    }
+
     async fn send(&mut self, socket: &mut WebSocket<ClientStream>) -> Result<(), String> {
         let payload = &self.plan.payloads[self.next];
         self.next = (self.next + 1) % self.plan.payloads.len();

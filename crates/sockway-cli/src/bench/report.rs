@@ -27,6 +27,8 @@ pub struct LoadResults {
     pub payload_style: &'static str,
     /// Messages outstanding per connection.
     pub in_flight: usize,
+    /// The messages per second offered in all (`--rate`), if the load was paced.
+    pub offered_rate: Option<f64>,
     /// Generator worker threads.
     pub threads: usize,
     /// The warm-up, not counted.
@@ -109,6 +111,12 @@ impl LoadResults {
             self.in_flight,
             self.threads
         );
+        if let Some(rate) = self.offered_rate {
+            let _ = writeln!(
+                out,
+                "  offered      {rate:.0} messages/s in all (paced), not as many as answered"
+            );
+        }
         let _ = writeln!(
             out,
             "  connected    {}/{} in {:.2} s; warm-up {:.1} s (discarded); measured {:.2} s",
@@ -215,6 +223,10 @@ impl LoadResults {
             ("kind", string(self.kind)),
             ("payload_style", string(self.payload_style)),
             ("in_flight", self.in_flight.to_string()),
+            (
+                "offered_rate",
+                self.offered_rate.map_or("null".into(), number),
+            ),
             ("generator_threads", self.threads.to_string()),
             ("warmup_seconds", number(self.warmup.as_secs_f64())),
             ("window_seconds", number(self.window.as_secs_f64())),
