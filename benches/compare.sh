@@ -16,6 +16,11 @@
 # (sockway, Node ws), each started with --compression: window 15, context takeover, level 1, every
 # message compressed.
 #
+# TLS cases (names starting with t) run wss:// against the servers that have TLS (all but
+# sockway-loop), each started with --tls and a throwaway ECDSA P-256 certificate (openssl):
+# the Rust servers share one rustls configuration (ring), Node uses its https module; the
+# generator trusts the certificate (--ca-file).
+#
 # Usage: benches/compare.sh [--quick] [--reps R] [--duration S] [--warmup S]
 #                           [--servers "sockway node ..."] [--cases "c100x20b c10x1k ..."]
 #                           [--no-build] [--no-instructions] [--fixed-load F]
@@ -38,7 +43,7 @@ INSTRUCTIONS=1
 FIXED_LOAD=0.5
 GENERATOR_THREADS=2
 # name:connections:payload:server-threads[:deflate]
-ALL_CASES="c100x20b:100:20:2 c10x1k:10:1024:2 c200x16k:200:16384:2 c500x16k:500:16384:2 c100x20b-1t:100:20:1 z10x1k:10:1024:2:deflate z100x16k:100:16384:2:deflate"
+ALL_CASES="c100x20b:100:20:2 c10x1k:10:1024:2 c200x16k:200:16384:2 c500x16k:500:16384:2 c100x20b-1t:100:20:1 z10x1k:10:1024:2:deflate z100x16k:100:16384:2:deflate t100x20b:100:20:2:tls t200x16k:200:16384:2:tls"
 CASES=""
 
 while (($#)); do
@@ -52,7 +57,7 @@ while (($#)); do
     --no-build) BUILD=0 ;;
     --no-instructions) INSTRUCTIONS=0 ;;
     --fixed-load) FIXED_LOAD="$2"; shift ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
     *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -74,14 +79,19 @@ echo "plan: $REPS repetition(s), ${WARMUP} s warm-up + ${DURATION} s measured pe
 # Runs every selected server once on every selected case, writing $1/CASE.SERVER.$2.json;
 # $3, when given, names a file of "case rate" lines: those cases are paced at that rate.
 run_round() {
-  local dir="$1" rep="$2" rates="${3:-}" spec case conns payload threads mode server json rate
+  local dir="$1" rep="$2" rates="${3:-}" spec case conns payload threads mode server json rate scheme
   for spec in $(selected_cases); do
     IFS=: read -r case conns payload threads mode <<<"$spec"
     generator_flags=()
     SERVER_FLAGS=""
+    scheme=ws
     if [[ "$mode" == deflate ]]; then
       generator_flags=(--compression --payload-style json)
       SERVER_FLAGS="--compression"
+    elif [[ "$mode" == tls ]]; then
+      scheme=wss
+      generator_flags=(--ca-file "$(tls_dir)/cert.pem")
+      SERVER_FLAGS="--tls $(tls_dir)"
     fi
     if [[ -n "$rates" ]]; then
       rate="$(awk -v c="$case" '$1 == c { print $2 }' "$rates")"
@@ -89,13 +99,14 @@ run_round() {
       generator_flags+=(--rate "$rate")
     fi
     for server in $SERVERS; do
-      if [[ "$mode" == deflate && " $DEFLATE_SERVERS " != *" $server "* ]]; then
+      if [[ "$mode" == deflate && " $DEFLATE_SERVERS " != *" $server "* ]] ||
+        [[ "$mode" == tls && " $TLS_SERVERS " != *" $server "* ]]; then
         continue
       fi
       start_server "$server" "$threads"
       grep -qF "$SERVER_LINE" "$OUT/servers.txt" || echo "$SERVER_LINE" >>"$OUT/servers.txt"
       json="$dir/$case.$server.$rep.json"
-      if ! "$SOCKWAY" bench "ws://127.0.0.1:$SERVER_PORT/ws" --connections "$conns" \
+      if ! "$SOCKWAY" bench "$scheme://127.0.0.1:$SERVER_PORT/ws" --connections "$conns" \
         --payload "$payload" --duration "$DURATION" --warmup "$WARMUP" \
         --threads "$GENERATOR_THREADS" --server-pid "$SERVER_PID" --label "$server" \
         "${generator_flags[@]}" \

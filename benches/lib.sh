@@ -14,6 +14,8 @@ SOCKWAY="$ROOT/target/release/sockway"
 ALL_SERVERS="sockway sockway-loop tungstenite fastwebsockets tokio-websockets node"
 # The servers whose library has permessage-deflate (the compressed cases run only these).
 DEFLATE_SERVERS="sockway node sockway-baseline"
+# The servers that can serve TLS (the TLS cases run only these; sockway-loop has none).
+TLS_SERVERS="sockway tungstenite fastwebsockets tokio-websockets node sockway-baseline"
 # Extra arguments for the next start_server (e.g. --compression); empty by default.
 SERVER_FLAGS=""
 
@@ -125,6 +127,20 @@ selected_cases() {
 # Raises the open-files limit as far as allowed (each connection is a descriptor).
 raise_fd_limit() {
   ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+}
+
+# Makes (once) a throwaway self-signed certificate for 127.0.0.1 in $OUT/tls (cert.pem,
+# key.pem: ECDSA P-256, 30 days) for the TLS cases; prints the directory.
+tls_dir() {
+  local dir="$OUT/tls"
+  if [[ ! -s "$dir/cert.pem" || ! -s "$dir/key.pem" ]]; then
+    mkdir -p "$dir"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 \
+      -subj "/CN=127.0.0.1" -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
+      -addext "basicConstraints=critical,CA:FALSE" -addext "extendedKeyUsage=serverAuth" \
+      -keyout "$dir/key.pem" -out "$dir/cert.pem" 2>/dev/null
+  fi
+  echo "$dir"
 }
 
 # A short description of this machine for the reports.

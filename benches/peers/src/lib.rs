@@ -1,11 +1,19 @@
 //! What every echo server of the comparison shares, so that they differ only in the WebSocket
-//! library: the command line (`PORT THREADS [--compression]`), the runtime (tokio's multi-threaded flavour
-//! with exactly THREADS worker threads), the listener (127.0.0.1, `TCP_NODELAY` on accepted
-//! connections) and the startup line that states all of it.
+//! library: the command line (`PORT THREADS [--compression] [--tls DIR]`), the runtime (tokio's
+//! multi-threaded flavour with exactly THREADS worker threads), the listener (127.0.0.1,
+//! `TCP_NODELAY` on accepted connections), TLS (one rustls configuration for all) and the
+//! startup line that states all of it.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
 
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::rustls::ServerConfig;
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::TlsAcceptor;
 
 /// mimalloc for every server when built with the `mimalloc` feature (see Cargo.toml).
 #[cfg(feature = "mimalloc")]
@@ -23,7 +31,7 @@ pub const ALLOCATOR_NAME: &str = if cfg!(feature = "mimalloc") {
 pub const MAX_MESSAGE: usize = 64 << 20;
 
 /// The command line of every echo server.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Args {
     /// Port on 127.0.0.1; 0 picks a free one (the startup line says which).
     pub port: u16,
@@ -32,15 +40,22 @@ pub struct Args {
     /// Accept permessage-deflate (RFC 7692) with the library's default parameters: window 15,
     /// context takeover both ways, zlib level 1, every message compressed.
     pub compression: bool,
+    /// Serve TLS with `cert.pem` and `key.pem` of this directory (`--tls DIR`).
+    pub tls: Option<PathBuf>,
 }
 
-/// Parses `PORT [THREADS] [--compression]` (THREADS defaults to 2), exiting with usage on
-/// anything else, and with a clear message when `--compression` is asked of a server whose
-/// library has no permessage-deflate (`supports_compression` false).
+/// Parses `PORT [THREADS] [--compression] [--tls DIR]` (THREADS defaults to 2), exiting with
+/// usage on anything else, and with a clear message when `--compression` is asked of a server
+/// whose library has no permessage-deflate (`supports_compression` false).
 pub fn args(name: &str, supports_compression: bool) -> Args {
     let mut argv: Vec<String> = std::env::args().skip(1).collect();
     let compression = argv.iter().any(|arg| arg == "--compression");
     argv.retain(|arg| arg != "--compression");
+    let tls = argv.iter().position(|arg| arg == "--tls").map(|at| {
+        let dir = argv.get(at + 1).cloned().unwrap_or_default();
+        argv.drain(at..(at + 2).min(argv.len()));
+        PathBuf::from(dir)
+    });
     let parsed = match argv.as_slice() {
         [port] => port.parse().ok().map(|port| (port, 2)),
         [port, threads] => port.parse().ok().zip(threads.parse().ok()),
@@ -51,15 +66,20 @@ pub fn args(name: &str, supports_compression: bool) -> Args {
         std::process::exit(2);
     }
     match parsed {
-        Some((port, threads)) if threads > 0 => Args {
-            port,
-            threads,
-            compression,
-        },
+        Some((port, threads))
+            if threads > 0 && tls.as_ref().is_none_or(|d| !d.as_os_str().is_empty()) =>
+        {
+            Args {
+                port,
+                threads,
+                compression,
+                tls,
+            }
+        }
         _ => {
             eprintln!(
-                "usage: {name} PORT [THREADS] [--compression]   \
-                 (PORT 0 picks a free port; THREADS >= 1)"
+                "usage: {name} PORT [THREADS] [--compression] [--tls DIR]   \
+                 (PORT 0 picks a free port; THREADS >= 1; DIR holds cert.pem and key.pem)"
             );
             std::process::exit(2);
         }
@@ -78,6 +98,10 @@ where
         .enable_all()
         .build()
         .expect("tokio runtime");
+    let tls = args
+        .tls
+        .as_ref()
+        .map(|dir| format!(", TLS (rustls, ring) with {}", dir.display()));
     runtime.block_on(async move {
         let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], args.port)))
             .await
@@ -85,14 +109,15 @@ where
         let address = listener.local_addr().expect("local address");
         println!(
             "{name} listening on {address} (tokio multi_thread, {} worker threads, \
-             max message {} MiB, {}, {ALLOCATOR_NAME})",
+             max message {} MiB, {}{}, {ALLOCATOR_NAME})",
             args.threads,
             MAX_MESSAGE >> 20,
             if args.compression {
                 "permessage-deflate: window 15, context takeover, level 1, every message"
             } else {
                 "no compression"
-            }
+            },
+            tls.unwrap_or_default()
         );
         serve(listener).await;
     });
@@ -112,5 +137,53 @@ pub async fn accept(listener: &TcpListener) -> TcpStream {
                 tokio::time::sleep(std::time::Duration::from_millis(10)).await;
             }
         }
+    }
+}
+
+/// The PEM certificate chain and key of `dir` (`cert.pem`, `key.pem`), exiting with a clear
+/// message when they cannot be read.
+pub fn tls_pem(dir: &std::path::Path) -> (Vec<u8>, Vec<u8>) {
+    let read = |name: &str| {
+        std::fs::read(dir.join(name)).unwrap_or_else(|error| {
+            eprintln!("--tls: cannot read {}: {error}", dir.join(name).display());
+            std::process::exit(2);
+        })
+    };
+    (read("cert.pem"), read("key.pem"))
+}
+
+/// The TLS acceptor every Rust peer uses with `--tls DIR`: rustls with ring, TLS 1.2 and 1.3,
+/// ALPN `http/1.1`, the certificate and key of `dir`.
+pub fn tls_acceptor(dir: &std::path::Path) -> TlsAcceptor {
+    let (cert, key) = tls_pem(dir);
+    let chain = CertificateDer::pem_slice_iter(&cert)
+        .collect::<Result<Vec<_>, _>>()
+        .expect("cert.pem holds PEM certificates");
+    let key = PrivateKeyDer::from_pem_slice(&key).expect("key.pem holds a PEM private key");
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .expect("certificate and key match");
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    TlsAcceptor::from(Arc::new(config))
+}
+
+/// Runs the TLS handshake on an accepted connection; `None` when it fails (the connection is
+/// dropped, as a server would).
+pub async fn tls_handshake(
+    acceptor: TlsAcceptor,
+    stream: TcpStream,
+) -> Option<TlsStream<TcpStream>> {
+    acceptor.accept(stream).await.ok()
+}
+
+/// Exits with a clear message when `--tls` was given to a server without TLS.
+pub fn refuse_tls(name: &str, args: &Args) {
+    if args.tls.is_some() {
+        eprintln!("{name}: this server has no TLS; --tls is not available");
+        std::process::exit(2);
     }
 }

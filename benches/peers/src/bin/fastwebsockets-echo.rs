@@ -9,7 +9,8 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use sockway_bench_peers::{accept, args, run, MAX_MESSAGE};
+use sockway_bench_peers::{accept, args, run, tls_acceptor, tls_handshake, MAX_MESSAGE};
+use tokio::io::{AsyncRead, AsyncWrite};
 
 /// Echoes data messages until the peer closes.
 async fn echo(upgrade: upgrade::UpgradeFut) -> Result<(), WebSocketError> {
@@ -35,16 +36,30 @@ async fn upgrade(mut request: Request<Incoming>) -> Result<Response<Empty<Bytes>
     Ok(response)
 }
 
+/// Serves HTTP/1.1 with upgrades on one connection.
+async fn serve_http<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(stream: S) {
+    let _ = http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service_fn(upgrade))
+        .with_upgrades()
+        .await;
+}
+
 fn main() {
     let args = args("fastwebsockets-echo", false);
+    let acceptor = args.tls.as_deref().map(tls_acceptor);
     run("fastwebsockets-echo", args, |listener| async move {
         loop {
             let stream = accept(&listener).await;
+            let acceptor = acceptor.clone();
             tokio::spawn(async move {
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service_fn(upgrade))
-                    .with_upgrades()
-                    .await;
+                match acceptor {
+                    None => serve_http(stream).await,
+                    Some(acceptor) => {
+                        if let Some(stream) = tls_handshake(acceptor, stream).await {
+                            serve_http(stream).await;
+                        }
+                    }
+                }
             });
         }
     });

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 
 use sockway::event_loop::{Conn, EventLoopOptions, EventLoopServer, Handler, OpenRequest};
 use sockway::Message;
-use sockway_bench_peers::{args, ALLOCATOR_NAME, MAX_MESSAGE};
+use sockway_bench_peers::{args, refuse_tls, ALLOCATOR_NAME, MAX_MESSAGE};
 
 /// Echoes every message back.
 #[derive(Clone)]
@@ -26,6 +26,7 @@ impl Handler for Echo {
 
 fn main() {
     let args = args("sockway-loop-echo", false);
+    refuse_tls("sockway-loop-echo", &args);
     let defaults = EventLoopOptions::default();
     // SOCKWAY_BUSY_POLLS overrides `EventLoopOptions::busy_polls`, for experiments.
     let busy_polls = std::env::var("SOCKWAY_BUSY_POLLS")

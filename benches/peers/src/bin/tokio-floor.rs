@@ -7,7 +7,7 @@
 //! only measured with `--fresh` (connections that exchanged no message).
 
 use sockway::proto::handshake::accept_key;
-use sockway_bench_peers::{accept, args, run};
+use sockway_bench_peers::{accept, args, refuse_tls, run};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -65,6 +65,7 @@ async fn serve(mut stream: TcpStream) {
 
 fn main() {
     let args = args("tokio-floor", false);
+    refuse_tls("tokio-floor", &args);
     run("tokio-floor", args, |listener| async move {
         loop {
             let stream = accept(&listener).await;

@@ -2,12 +2,12 @@
 //! accepted TCP stream, echoing whole messages with `next` and `send` (which flushes).
 
 use futures_util::{SinkExt, StreamExt};
-use sockway_bench_peers::{accept, args, run, MAX_MESSAGE};
-use tokio::net::TcpStream;
+use sockway_bench_peers::{accept, args, run, tls_acceptor, tls_handshake, MAX_MESSAGE};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 /// Runs the handshake, then echoes data messages until the peer closes.
-async fn serve(stream: TcpStream) {
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(stream: S) {
     let config = WebSocketConfig::default()
         .max_message_size(Some(MAX_MESSAGE))
         .max_frame_size(Some(MAX_MESSAGE));
@@ -24,10 +24,18 @@ async fn serve(stream: TcpStream) {
 
 fn main() {
     let args = args("tungstenite-echo", false);
+    let acceptor = args.tls.as_deref().map(tls_acceptor);
     run("tungstenite-echo", args, |listener| async move {
         loop {
             let stream = accept(&listener).await;
-            tokio::spawn(serve(stream));
+            match acceptor.clone() {
+                None => drop(tokio::spawn(serve(stream))),
+                Some(acceptor) => drop(tokio::spawn(async move {
+                    if let Some(stream) = tls_handshake(acceptor, stream).await {
+                        serve(stream).await;
+                    }
+                })),
+            }
         }
     });
 }
