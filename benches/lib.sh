@@ -41,6 +41,8 @@ server_command() {
     sockway) echo "$PEERS_BIN/sockway-echo 0 $2" ;;
     # sockway's event-loop server (sockway::event_loop): callbacks, no task per connection.
     sockway-loop) echo "$PEERS_BIN/sockway-loop-echo 0 $2" ;;
+    # An experiment, not in ALL_SERVERS: sockway-proto driven by io_uring (uring-echo.rs).
+    uring) echo "$PEERS_BIN/uring-echo 0 $2" ;;
     tungstenite) echo "$PEERS_BIN/tungstenite-echo 0 $2" ;;
     fastwebsockets) echo "$PEERS_BIN/fastwebsockets-echo 0 $2" ;;
     tokio-websockets) echo "$PEERS_BIN/tokio-websockets-echo 0 $2" ;;
