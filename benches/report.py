@@ -112,10 +112,12 @@ def ratio_table(summary, cases, servers, subject):
     ]
     for case in cases:
         mine = summary.get((case, subject))
+        if not mine:
+            continue
         row = f"{CASE_TITLES.get(case, case):<30}"
         for other in others:
             theirs = summary.get((case, other))
-            if not mine or not theirs:
+            if not theirs:
                 cell = "-"
             else:
                 t = ratio(mine["messages_per_second"], theirs["messages_per_second"])
@@ -208,10 +210,12 @@ def fixed_load_tables(summary, cases, servers):
         lines.append(f"{'case':<30}" + "".join(f"{p:>19}" for p in others))
         for case in cases:
             mine = summary.get((case, subject))
+            if not mine:
+                continue
             row = f"{CASE_TITLES.get(case, case):<30}"
             for other in others:
                 theirs = summary.get((case, other))
-                c = ratio(mine["cpu_us_per_message"], theirs["cpu_us_per_message"]) if mine and theirs else None
+                c = ratio(mine["cpu_us_per_message"], theirs["cpu_us_per_message"]) if theirs else None
                 row += f"{fmt(c) + 'x' if c is not None else '-':>19}"
             lines.append(row)
     return "\n".join(lines)
