@@ -46,6 +46,8 @@ struct Conn {
 
 /// One ring's connections and the requests to submit next.
 struct Ring {
+    /// The listener's descriptor, to arm the multishot accept again when it ends.
+    listener: i32,
     conns: Vec<Option<Box<Conn>>>,
     free: Vec<usize>,
     queued: Vec<squeue::Entry>,
@@ -97,11 +99,10 @@ fn run(listener: TcpListener) -> std::io::Result<()> {
         .setup_defer_taskrun()
         .build(4096)?;
     let mut ring = Ring {
+        listener: listener.as_raw_fd(),
         conns: Vec::new(),
         free: Vec::new(),
-        queued: vec![opcode::AcceptMulti::new(types::Fd(listener.as_raw_fd()))
-            .build()
-            .user_data(ACCEPT)],
+        queued: vec![accept_entry(listener.as_raw_fd())],
         config: Config::default().max_message_size(MAX_MESSAGE),
     };
     let mut completions = Vec::with_capacity(1024);
@@ -121,12 +122,12 @@ fn run(listener: TcpListener) -> std::io::Result<()> {
         completions.extend(
             uring
                 .completion()
-                .map(|c: cqueue::Entry| (c.user_data(), c.result())),
+                .map(|c: cqueue::Entry| (c.user_data(), c.result(), cqueue::more(c.flags()))),
         );
-        for (user_data, result) in completions.drain(..) {
+        for (user_data, result, more) in completions.drain(..) {
             let index = (user_data >> 8) as usize;
             match user_data & 0xff {
-                ACCEPT => ring.accepted(result),
+                ACCEPT => ring.accepted(result, more),
                 RECV => ring.received(index, result),
                 SEND => ring.sent(index, result),
                 _ => {}
@@ -136,8 +137,13 @@ fn run(listener: TcpListener) -> std::io::Result<()> {
 }
 
 impl Ring {
-    /// A connection came in (or the multishot accept failed: it is not re-armed here).
-    fn accepted(&mut self, result: i32) {
+    /// A connection came in (or the accept failed, out of descriptors for instance); a
+    /// multishot accept that ended (`more` false) is armed again at once, so a ring out of
+    /// descriptors retries in a busy loop until one is freed (a benchmark peer's shortcut).
+    fn accepted(&mut self, result: i32, more: bool) {
+        if !more {
+            self.queued.push(accept_entry(self.listener));
+        }
         if result < 0 {
             return;
         }
@@ -305,6 +311,13 @@ fn queue_send(conn: &mut Conn, index: usize, queued: &mut Vec<squeue::Entry>) {
             .user_data(((index as u64) << 8) | SEND);
         queued.push(entry);
     }
+}
+
+/// A multishot accept on `listener`.
+fn accept_entry(listener: i32) -> squeue::Entry {
+    opcode::AcceptMulti::new(types::Fd(listener))
+        .build()
+        .user_data(ACCEPT)
 }
 
 /// A receive into the connection's buffer.
