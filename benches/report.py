@@ -102,14 +102,17 @@ def fmt(value, pattern="{:.2f}"):
 SUBJECTS = ["sockway", "sockway-loop"]
 
 
-def ratio_table(summary, cases, servers, subject):
-    """Lines of the table `subject` / each other server: throughput and CPU ratios."""
+def ratio_table(summary, cases, servers, subject, cpu_only=False):
+    """Lines of the table `subject` / each other server: throughput and CPU ratios (CPU
+    ratios only when `cpu_only`, for runs at the same offered load)."""
     others = [s for s in servers if s != subject]
-    lines = [
-        f"{subject} / other: throughput ratio (>1: {subject} faster), "
-        f"CPU-per-message ratio (<1: {subject} cheaper)",
-        f"{'case':<30}" + "".join(f"{p:>19}" for p in others),
-    ]
+    if cpu_only:
+        title = (f"{subject} / other at the same offered load: "
+                 f"CPU-per-message ratio (<1: {subject} cheaper)")
+    else:
+        title = (f"{subject} / other: throughput ratio (>1: {subject} faster), "
+                 f"CPU-per-message ratio (<1: {subject} cheaper)")
+    lines = [title, f"{'case':<30}" + "".join(f"{p:>19}" for p in others)]
     for case in cases:
         mine = summary.get((case, subject))
         if not mine:
@@ -122,7 +125,7 @@ def ratio_table(summary, cases, servers, subject):
             else:
                 t = ratio(mine["messages_per_second"], theirs["messages_per_second"])
                 c = ratio(mine["cpu_us_per_message"], theirs["cpu_us_per_message"])
-                cell = f"{fmt(t)}x / {fmt(c)}x"
+                cell = f"{fmt(c)}x" if cpu_only else f"{fmt(t)}x / {fmt(c)}x"
             row += f"{cell:>19}"
         lines.append(row)
     return lines
@@ -202,22 +205,9 @@ def fixed_load_tables(summary, cases, servers):
     lines = ["at the same offered load (paced: sockway bench --rate): messages/s and server CPU us per message"]
     lines.extend(rate_and_cost_rows(summary, cases, servers))
     for subject in SUBJECTS:
-        if subject not in servers or len(servers) < 2:
-            continue
-        others = [s for s in servers if s != subject]
-        lines.append("")
-        lines.append(f"{subject} / other at the same offered load: CPU-per-message ratio (<1: {subject} cheaper)")
-        lines.append(f"{'case':<30}" + "".join(f"{p:>19}" for p in others))
-        for case in cases:
-            mine = summary.get((case, subject))
-            if not mine:
-                continue
-            row = f"{CASE_TITLES.get(case, case):<30}"
-            for other in others:
-                theirs = summary.get((case, other))
-                c = ratio(mine["cpu_us_per_message"], theirs["cpu_us_per_message"]) if theirs else None
-                row += f"{fmt(c) + 'x' if c is not None else '-':>19}"
-            lines.append(row)
+        if subject in servers and len(servers) > 1:
+            lines.append("")
+            lines.extend(ratio_table(summary, cases, servers, subject, cpu_only=True))
     return "\n".join(lines)
 
 
