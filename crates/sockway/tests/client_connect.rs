@@ -33,12 +33,12 @@ async fn races_past_an_address_that_never_answers() {
         .resolve_to(vec![hole.addr, good])
         .connect_message();
     let socket = timeout(STEP, socket).await.unwrap().unwrap();
+    // The black hole never answers and the connect timeout is 60 s, so connecting within
+    // STEP at all means the second address was raced; the race starts after the attempt delay.
     let elapsed = started.elapsed();
-    // One attempt delay (250 ms) and the handshake: well under a second.
-    assert!(elapsed < Duration::from_millis(1500), "took {elapsed:?}");
     assert!(
         elapsed >= Duration::from_millis(200),
-        "the second attempt waited for the delay"
+        "the second attempt waited for the delay: {elapsed:?}"
     );
     assert_eq!(socket.info().remote_addr, good);
     assert_eq!(socket.info().addresses, 2);
@@ -49,16 +49,15 @@ async fn a_refused_address_moves_on_at_once() {
     let _serial = SERIAL.lock().await;
     let good = echo_server().await;
     let started = Instant::now();
+    let delay = Duration::from_secs(2);
     let socket = ClientBuilder::new("ws://multi.test/")
         .resolve_to(vec![refused_addr(), refused_addr(), good])
+        .attempt_delay(delay)
         .connect_message();
     let socket = timeout(STEP, socket).await.unwrap().unwrap();
-    // Failures start the next attempt without waiting for the attempt delay.
-    assert!(
-        started.elapsed() < Duration::from_millis(240),
-        "{:?}",
-        started.elapsed()
-    );
+    // Failures start the next attempt without waiting for the attempt delay: waiting even
+    // once would take at least `delay`.
+    assert!(started.elapsed() < delay, "{:?}", started.elapsed());
     assert_eq!(socket.info().remote_addr, good);
 
     // With max_addresses(2) the working third address is never tried.
@@ -89,7 +88,8 @@ async fn connect_timeout_covers_addresses_that_never_answer() {
         matches!(e, ClientError::Timeout { phase: Phase::Connect, after } if after == Duration::from_millis(400)),
         "{e}"
     );
-    assert!(started.elapsed() < Duration::from_millis(1500));
+    // Well before the 60 s default: the deadline covered both addresses.
+    assert!(started.elapsed() < STEP, "{:?}", started.elapsed());
 }
 
 #[tokio::test]
@@ -155,7 +155,8 @@ async fn cancel_token_aborts_a_pending_connect() {
     token.cancel();
     let e = timeout(STEP, task).await.unwrap().unwrap().unwrap_err();
     assert!(matches!(e, ClientError::Cancelled), "{e}");
-    assert!(started.elapsed() < Duration::from_millis(500));
+    // The black hole never answers and the connect timeout is 60 s: only the token ends it.
+    assert!(started.elapsed() < STEP, "{:?}", started.elapsed());
     // A token cancelled beforehand stops the connect at once.
     let e = ClientBuilder::new("ws://cancel.test/")
         .resolve_to(vec![hole.addr])

@@ -458,7 +458,8 @@ async fn handshake_timeout_names_its_phase() {
         ),
         "{e}"
     );
-    assert!(started.elapsed() < Duration::from_millis(1500));
+    // The server holds the connection for STEP: the error came from the client's deadline.
+    assert!(started.elapsed() < STEP, "{:?}", started.elapsed());
 }
 
 #[tokio::test]
