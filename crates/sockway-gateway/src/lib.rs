@@ -42,33 +42,15 @@ pub use gateway::{BackendHealth, Gateway};
 /// Runs the gateway from `path` until Ctrl-C or SIGTERM, reloading on SIGHUP and when the
 /// file changes, then shuts down cleanly.
 pub async fn run(path: &std::path::Path) -> Result<(), String> {
+    // Listening for the signals before the listeners open: one sent as soon as the gateway
+    // announces itself is acted on instead of ending the process by its default action.
+    let mut stop = sockway::server::StopSignals::install();
+    let hangup = reload::Hangup::install();
     let gateway = Gateway::start_file(path).await?;
-    let watcher = tokio::spawn(reload::watch(gateway.clone()));
-    wait_for_stop().await;
+    let watcher = tokio::spawn(reload::watch(gateway.clone(), hangup));
+    stop.recv().await;
     tracing::info!("stopping: closing listeners and draining sessions");
     watcher.abort();
     gateway.shutdown().await;
     Ok(())
-}
-
-async fn wait_for_stop() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = match signal(SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }

@@ -213,7 +213,10 @@ closeGrace = 0.5
     };
     std::fs::write(&path, toml_for(&a)).unwrap();
     let gateway = sockway_gateway::Gateway::start_file(&path).await.unwrap();
-    let watcher = tokio::spawn(sockway_gateway::reload::watch(gateway.clone()));
+    let watcher = tokio::spawn(sockway_gateway::reload::watch(
+        gateway.clone(),
+        sockway_gateway::reload::Hangup::install(),
+    ));
     wait_healthy(&gateway, 1).await;
     assert!(get(port, "/", "").await.contains("healthy a"));
     // Make sure the modification time moves even on coarse clocks.

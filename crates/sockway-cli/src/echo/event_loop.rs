@@ -4,6 +4,7 @@
 //! Ctrl-C or SIGTERM closes open sockets with 1001 and waits for the drain.
 
 use sockway::event_loop::{Conn, EventLoopOptions, EventLoopServer, Handler, OpenRequest};
+use sockway::server::StopSignals;
 use sockway::{KeepAlive, Message, WebSocketConfig};
 
 use super::EchoArgs;
@@ -45,6 +46,8 @@ fn options(args: &EchoArgs) -> EventLoopOptions {
 
 /// Serves until Ctrl-C or SIGTERM, then drains and returns.
 pub async fn run(args: EchoArgs) -> Result<(), Box<dyn std::error::Error>> {
+    // Before the listener opens, so a signal sent once it is announced is never lost.
+    let mut stop_signals = StopSignals::install();
     let server = EventLoopServer::new(Echo, options(&args)).bind(args.listen)?;
     tracing::info!(
         websocket = %format!("ws://{}/", server.local_addr()),
@@ -53,11 +56,9 @@ pub async fn run(args: EchoArgs) -> Result<(), Box<dyn std::error::Error>> {
     );
     let stop = server.stop_handle();
     let mut workers = tokio::task::spawn_blocking(move || server.join());
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         ended = &mut workers => return Ok(ended??),
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate.recv() => {}
+        () = stop_signals.recv() => {}
     }
     stop.stop();
     workers.await??;

@@ -34,6 +34,7 @@ mod origin;
 mod rejection;
 mod runner;
 mod shutdown;
+mod signals;
 mod stream;
 mod upgrade;
 
@@ -46,6 +47,7 @@ pub use runner::{serve, Server, ServerOptions};
 #[cfg(feature = "tls")]
 pub use runner::{ServerTls, TlsConfigError};
 pub use shutdown::ShutdownHandle;
+pub use signals::StopSignals;
 pub use stream::ServerStream;
 /// tower's `Layer` trait, re-exported so applications can apply [`WebSocketLayer`] without
 /// another dependency.

@@ -36,6 +36,7 @@ use tower_service::Service;
 
 use super::info::ConnectionInfo;
 use super::shutdown::{ConnectionCounter, ShutdownHandle, Signal};
+use super::signals::StopSignals;
 use connection::{serve_connection, Shared};
 pub(crate) use head::Rewind;
 pub use options::ServerOptions;
@@ -117,9 +118,11 @@ impl Server {
             tls,
         } = self;
         let force = Signal::default();
-        let signals = options
-            .handle_signals
-            .then(|| tokio::spawn(watch_signals(handle.clone(), force.clone())));
+        // Installed before the first accept, so a signal can never find the default action.
+        let signals = options.handle_signals.then(|| {
+            let stop = StopSignals::install();
+            tokio::spawn(watch_signals(stop, handle.clone(), force.clone()))
+        });
         let local_addr = listener
             .local_addr()
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
@@ -296,41 +299,10 @@ async fn drain(options: &ServerOptions, counter: &ConnectionCounter, force: &Sig
 }
 
 /// Ctrl-C or SIGTERM start the shutdown; a second one ends the drain at once.
-async fn watch_signals(handle: ShutdownHandle, force: Signal) {
-    wait_for_signal().await;
+async fn watch_signals(mut stop: StopSignals, handle: ShutdownHandle, force: Signal) {
+    stop.recv().await;
     tracing::info!("shutdown requested; send the signal again to stop at once");
     handle.shutdown();
-    wait_for_signal().await;
+    stop.recv().await;
     force.fire();
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut terminate = signal(SignalKind::terminate()).ok();
-        let mut term = std::pin::pin!(async {
-            match terminate.as_mut() {
-                Some(term) => {
-                    term.recv().await;
-                }
-                None => std::future::pending().await,
-            }
-        });
-        tokio::select! {
-            result = tokio::signal::ctrl_c() => {
-                if result.is_err() {
-                    // No Ctrl-C handler could be installed: rely on SIGTERM alone.
-                    term.await;
-                }
-            }
-            () = &mut term => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    }
 }
