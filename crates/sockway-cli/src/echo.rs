@@ -27,7 +27,7 @@ use http::{HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use sockway::server::{
     service_fn, AcceptOptions, Body, Layer, OriginPolicy, Server, ServerOptions, ServerWebSocket,
-    TlsInfo, UpgradeInfo, WebSocketLayer,
+    StopSignals, TlsInfo, UpgradeInfo, WebSocketLayer,
 };
 use sockway::Error;
 use tokio::net::TcpListener;
@@ -149,6 +149,9 @@ pub async fn run(args: EchoArgs) -> Result<(), Box<dyn std::error::Error>> {
         _ => None,
     };
 
+    // Before the address is announced, so a Ctrl-C or SIGTERM sent right after it closes
+    // the open sockets instead of ending the process on the spot.
+    let stop_signals = StopSignals::install();
     let listener = TcpListener::bind(args.listen).await?;
     let address = listener.local_addr()?;
     let scheme = if tls.is_some() {
@@ -162,7 +165,7 @@ pub async fn run(args: EchoArgs) -> Result<(), Box<dyn std::error::Error>> {
         http2 = !args.http1_only,
         "echo server listening"
     );
-    let mut runner = Server::new(server);
+    let mut runner = Server::new(server).signals(stop_signals);
     if let Some(tls) = tls {
         let sha256 = tls::fingerprint(&tls).unwrap_or_else(|| "unknown".into());
         tracing::info!(%sha256, self_signed = args.tls_self_signed, "TLS certificate");

@@ -20,12 +20,12 @@ fn send(child: &Child, signal: &str) {
 
 /// Waits (at most [`STEP`]) for `child` to exit and checks that it exited with 0, not by
 /// a signal.
-async fn exits_cleanly(child: &mut Child) {
+async fn exits_cleanly(child: &mut Child, what: &str) {
     let status = tokio::time::timeout(STEP, child.wait())
         .await
         .expect("exited after the signal")
         .expect("wait");
-    assert!(status.success(), "{status:?}");
+    assert!(status.success(), "{what}: {status:?}");
 }
 
 /// A port that was free a moment ago (a gateway listener needs a fixed number).
@@ -44,7 +44,7 @@ async fn echo_servers_stop_cleanly_on_sigterm_sent_as_soon_as_they_listen() {
         let (mut child, mut log) = spawn_logged(&args);
         wait_for_line(&mut log, "listening").await;
         send(&child, "TERM");
-        exits_cleanly(&mut child).await;
+        exits_cleanly(&mut child, &args.join(" ")).await;
         wait_for_line(&mut log, "echo server stopped").await;
     }
 }
@@ -79,7 +79,7 @@ async fn the_gateway_reloads_on_sighup_and_stops_on_sigterm_right_after_listenin
     let reloaded = wait_for_line(&mut log, "reloaded").await;
     assert!(reloaded.contains("SIGHUP"), "{reloaded}");
     send(&child, "TERM");
-    exits_cleanly(&mut child).await;
+    exits_cleanly(&mut child, "sockway gateway").await;
     let rest = lines_until(&mut log, "stopping").await;
     assert!(!rest.is_empty());
     let _ = std::fs::remove_dir_all(&dir);

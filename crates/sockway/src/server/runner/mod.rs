@@ -23,7 +23,7 @@ mod tls;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use http::{Request, Response, StatusCode};
@@ -65,6 +65,8 @@ const HYPER_MIN_BUF: usize = 8192;
 pub struct Server {
     options: ServerOptions,
     handle: ShutdownHandle,
+    /// Listeners installed before `serve` (see [`Server::signals`]), taken by the first serve.
+    signals: Arc<Mutex<Option<StopSignals>>>,
     #[cfg(feature = "tls")]
     tls: Option<ServerTls>,
 }
@@ -75,9 +77,21 @@ impl Server {
         Self {
             options,
             handle: ShutdownHandle::default(),
+            signals: Arc::default(),
             #[cfg(feature = "tls")]
             tls: None,
         }
+    }
+
+    /// Shuts down on `signals`, installed earlier, instead of on listeners installed when
+    /// [`Server::serve`] starts. Install them before announcing the server (logging its
+    /// address, notifying a supervisor): a Ctrl-C or SIGTERM sent in between is then acted
+    /// on, not left to its default action, which ends the process without closing any
+    /// WebSocket. Only with [`ServerOptions::handle_signals`] on (the default); the first
+    /// `serve` of this server or its clones uses them, later ones install their own.
+    pub fn signals(self, signals: StopSignals) -> Self {
+        *self.signals.lock().unwrap_or_else(PoisonError::into_inner) = Some(signals);
+        self
     }
 
     /// Serves every connection over TLS with `tls` (`https://` and `wss://`). ALPN
@@ -114,13 +128,18 @@ impl Server {
         let Self {
             options,
             handle,
+            signals,
             #[cfg(feature = "tls")]
             tls,
         } = self;
         let force = Signal::default();
         // Installed before the first accept, so a signal can never find the default action.
         let signals = options.handle_signals.then(|| {
-            let stop = StopSignals::install();
+            let given = signals
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+            let stop = given.unwrap_or_else(StopSignals::install);
             tokio::spawn(watch_signals(stop, handle.clone(), force.clone()))
         });
         let local_addr = listener
