@@ -1,0 +1,245 @@
+//! The link between a transport and the hub for one logical connection.
+//!
+//! A transport (WebSockets, Server-Sent Events, long polling) turns whatever the client sends
+//! into [`Inbound`] events and carries what the hub puts in the [`Outbound`] queue to the client,
+//! one frame at a time. The hub never sees HTTP, and a transport never sees a hub message: the
+//! same split as ASP.NET Core's `ConnectionContext` and its duplex pipe.
+//!
+//! With stateful reconnect a logical connection outlives its transport: when the client comes
+//! back with the same connection token the transport layer attaches the new socket to the same
+//! link, clears frames that were queued for the lost one and sends [`Inbound::Reconnected`]; the
+//! hub then sends a `Sequence` message and replays what the client has not acknowledged.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use tokio::sync::{mpsc, Notify};
+
+use crate::protocol::TransferFormat;
+
+/// The transports of the SignalR transport protocol, by their names in `availableTransports`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TransportKind {
+    /// `WebSockets`.
+    WebSockets,
+    /// `ServerSentEvents`.
+    ServerSentEvents,
+    /// `LongPolling`.
+    LongPolling,
+}
+
+/// What the hub learns of a connection from the request that opened it.
+#[derive(Debug, Clone)]
+pub struct ConnectionInfo {
+    /// The public connection id (`connectionId` in the negotiate response).
+    pub connection_id: String,
+    /// The user the authentication hook resolved, if any.
+    pub user: Option<String>,
+    /// The transport in use (the first one, for a connection that reconnected).
+    pub transport: TransportKind,
+    /// Whether the client asked for stateful reconnect and the server allowed it.
+    pub stateful_reconnect: bool,
+    /// The headers of the request that opened the transport.
+    pub headers: http::HeaderMap,
+    /// The URI of that request (its query carries the client's parameters).
+    pub uri: http::Uri,
+    /// The client's address, when the server knows it.
+    pub peer_addr: Option<std::net::SocketAddr>,
+}
+
+/// One connection handed from a transport to the hub.
+#[derive(Debug)]
+pub struct LinkedConnection {
+    /// Who and how.
+    pub info: ConnectionInfo,
+    /// What the client sends; closed when the client is gone for good.
+    pub inbound: mpsc::Receiver<Inbound>,
+    /// Where the hub puts frames for the client.
+    pub outbound: Outbound,
+}
+
+/// What the transports hand each new connection to: the hub, or a stand-in in tests.
+pub trait ConnectionHandler: Send + Sync + 'static {
+    /// Runs the connection until it ends (the hub closes it, or the client is gone).
+    fn run(&self, connection: LinkedConnection) -> BoxFuture<'static, ()>;
+}
+
+/// What a transport delivers to the hub. The channel closing means the client is gone.
+#[derive(Debug)]
+pub enum Inbound {
+    /// Bytes the client sent: a WebSocket message, or the body of a POST. Records may span
+    /// several of these and one may hold several records.
+    Data(Bytes),
+    /// A new transport took over after the old one was lost (stateful reconnect only). Frames
+    /// queued before it are gone; the hub replays what the client has not acknowledged.
+    Reconnected,
+}
+
+/// Why a frame could not be queued for the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum OutboundError {
+    /// The client does not read fast enough: its queue is at its limit.
+    #[error("the client's send queue is full")]
+    Full,
+    /// The connection has ended.
+    #[error("the connection has ended")]
+    Closed,
+}
+
+/// The hub's side of the queue of frames to one client: each frame is one or more complete
+/// encoded hub messages, sent as one WebSocket message, one Server-Sent Event, or part of one
+/// long-polling response. Bounded: a client that does not keep up fills it, and the hub then
+/// ends the connection instead of buffering without limit.
+#[derive(Debug, Clone)]
+pub struct Outbound {
+    frames: mpsc::Sender<Bytes>,
+    shared: Arc<Shared>,
+}
+
+/// The transport's side of the queue: frames to send, in order, and the end of the connection.
+#[derive(Debug)]
+pub struct OutboundReceiver {
+    frames: mpsc::Receiver<Bytes>,
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    closed: AtomicBool,
+    binary: AtomicBool,
+    notify: Notify,
+}
+
+/// A new outbound queue holding at most `capacity` frames.
+pub fn outbound(capacity: usize) -> (Outbound, OutboundReceiver) {
+    let (frames, receiver) = mpsc::channel(capacity.max(1));
+    let shared = Arc::new(Shared::default());
+    (
+        Outbound {
+            frames,
+            shared: shared.clone(),
+        },
+        OutboundReceiver {
+            frames: receiver,
+            shared,
+        },
+    )
+}
+
+impl Outbound {
+    /// Queues `frame` without waiting.
+    pub fn try_send(&self, frame: Bytes) -> Result<(), OutboundError> {
+        if self.shared.closed.load(Ordering::Acquire) {
+            return Err(OutboundError::Closed);
+        }
+        self.frames.try_send(frame).map_err(|error| match error {
+            mpsc::error::TrySendError::Full(_) => OutboundError::Full,
+            mpsc::error::TrySendError::Closed(_) => OutboundError::Closed,
+        })
+    }
+
+    /// Ends the connection from the hub's side: the transport sends what is queued, then
+    /// closes (WebSocket close, end of the event stream, 204 to the next poll).
+    pub fn close(&self) {
+        self.shared.closed.store(true, Ordering::Release);
+        self.shared.notify.notify_waiters();
+        self.shared.notify.notify_one();
+    }
+
+    /// Sets how frames must be carried from now on: the handshake is always text, and a
+    /// binary protocol switches WebSocket frames to binary once it is agreed.
+    pub fn set_transfer_format(&self, format: TransferFormat) {
+        self.shared
+            .binary
+            .store(format == TransferFormat::Binary, Ordering::Release);
+    }
+
+    /// Whether [`close`](Self::close) was called or the transport side is gone.
+    pub fn is_closed(&self) -> bool {
+        self.shared.closed.load(Ordering::Acquire) || self.frames.is_closed()
+    }
+}
+
+impl OutboundReceiver {
+    /// The next frame to send; `None` once the hub has closed the connection and every
+    /// queued frame has been taken.
+    pub async fn recv(&mut self) -> Option<Bytes> {
+        loop {
+            if let Ok(frame) = self.frames.try_recv() {
+                return Some(frame);
+            }
+            if self.shared.closed.load(Ordering::Acquire) {
+                return None;
+            }
+            tokio::select! {
+                frame = self.frames.recv() => return frame,
+                () = self.shared.notify.notified() => {}
+            }
+        }
+    }
+
+    /// A frame already queued, without waiting (for batching several into one write).
+    pub fn try_recv(&mut self) -> Option<Bytes> {
+        self.frames.try_recv().ok()
+    }
+
+    /// Drops every queued frame (a lost transport's frames, before a reconnect's replay).
+    pub fn clear(&mut self) {
+        while self.frames.try_recv().is_ok() {}
+    }
+
+    /// Whether the hub has closed the connection.
+    pub fn is_closed(&self) -> bool {
+        self.shared.closed.load(Ordering::Acquire)
+    }
+
+    /// How frames must be carried now (see [`Outbound::set_transfer_format`]).
+    pub fn transfer_format(&self) -> TransferFormat {
+        if self.shared.binary.load(Ordering::Acquire) {
+            TransferFormat::Binary
+        } else {
+            TransferFormat::Text
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn frames_queued_before_close_are_delivered_then_none() {
+        let (tx, mut rx) = outbound(4);
+        tx.try_send(Bytes::from_static(b"a")).unwrap();
+        tx.try_send(Bytes::from_static(b"b")).unwrap();
+        tx.close();
+        assert_eq!(
+            tx.try_send(Bytes::from_static(b"c")),
+            Err(OutboundError::Closed)
+        );
+        assert_eq!(rx.recv().await.as_deref(), Some(&b"a"[..]));
+        assert_eq!(rx.recv().await.as_deref(), Some(&b"b"[..]));
+        assert_eq!(rx.recv().await, None);
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_refuses_instead_of_growing() {
+        let (tx, _rx) = outbound(1);
+        tx.try_send(Bytes::from_static(b"a")).unwrap();
+        assert_eq!(
+            tx.try_send(Bytes::from_static(b"b")),
+            Err(OutboundError::Full)
+        );
+    }
+
+    #[tokio::test]
+    async fn close_wakes_a_waiting_receiver() {
+        let (tx, mut rx) = outbound(1);
+        let waiter = tokio::spawn(async move { rx.recv().await });
+        tokio::task::yield_now().await;
+        tx.close();
+        assert_eq!(waiter.await.unwrap(), None);
+    }
+}
