@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Install the third-party WebSocket peers that sockway's tests talk to:
-#   - Python: websockets (interop peer) and kosoku (Autobahn conformance runner)
-#     into a venv at target/peers/venv, from tests/peers/requirements.txt;
-#   - Node:   ws (interop peer) and playwright-core (drives the browser test
-#     of the echo page) into tests/peers/node_modules, from
-#     tests/peers/package-lock.json;
-#   - Chromium (Debian package `chromium`, /usr/bin/chromium) for that browser
-#     test, through apt-get when it is missing.
+#   - Python: websockets (interop peer), kosoku (Autobahn conformance runner),
+#     signalrcore and pysignalr (SignalR clients of the hub tests) into a venv
+#     at target/peers/venv, from tests/peers/requirements.txt;
+#   - Node:   ws (interop peer), playwright-core (drives the browser tests of
+#     the echo and chat pages), @microsoft/signalr and its MessagePack protocol
+#     (the official SignalR client, for the hub tests) into
+#     tests/peers/node_modules, from tests/peers/package-lock.json;
+#   - Chromium (Debian package `chromium`, /usr/bin/chromium) for the browser
+#     tests, through apt-get when it is missing.
 #
 # Idempotent and fast when nothing changed: each half writes a stamp file
 # holding the hash of its pinned inputs and is skipped while that hash matches.
@@ -65,7 +67,9 @@ install_node() {
   local stamp="$STAMPS/node.stamp" hash
   hash="$( (node --version; inputs_hash "$PEERS_DIR/package.json" "$PEERS_DIR/package-lock.json") | sha256sum | cut -d' ' -f1)"
   if stamp_matches "$stamp" "$hash" && [[ -d "$PEERS_DIR/node_modules/ws" ]] \
-    && [[ -d "$PEERS_DIR/node_modules/playwright-core" ]]; then
+    && [[ -d "$PEERS_DIR/node_modules/playwright-core" ]] \
+    && [[ -d "$PEERS_DIR/node_modules/@microsoft/signalr" ]] \
+    && [[ -d "$PEERS_DIR/node_modules/@microsoft/signalr-protocol-msgpack" ]]; then
     return 0
   fi
   rm -f "$stamp"
