@@ -6,3 +6,13 @@
 pub mod protocol;
 
 pub mod link;
+
+pub mod auth;
+mod connections;
+pub mod negotiate;
+pub mod service;
+pub mod token;
+pub mod transport;
+
+pub use service::{HttpOptions, HubService, NotFound};
+pub use transport::HubBody;

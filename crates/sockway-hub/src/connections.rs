@@ -1,0 +1,369 @@
+//! The connection store: every logical connection this server holds, by connection token.
+//!
+//! A connection is created by negotiate (or by a WebSocket that skipped it) and lives until
+//! its transport ends for good, the client sends `DELETE`, the hub closes it, or it sits idle
+//! past a timeout. ASP.NET Core's `HttpConnectionManager` sweeps once a second and removes a
+//! connection that has no request in flight and was last seen more than `DisconnectTimeout`
+//! (15 seconds by default) ago: one that never started a transport, or a long-polling client
+//! that stopped polling. Removing a connection drops its inbound sender, so the hub sees the
+//! inbound channel close.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::link::{self, Inbound, Outbound, OutboundReceiver, TransportKind};
+
+/// The limits the store enforces, taken from the service's options.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StoreLimits {
+    /// Idle time after which a connection with no request in flight is removed.
+    pub disconnect_timeout: Duration,
+    /// How long a stateful-reconnect connection waits for a new WebSocket after losing one.
+    pub reconnect_grace: Duration,
+    /// Most connections held at once.
+    pub max_connections: usize,
+    /// Frames the hub may queue for one client.
+    pub outbound_capacity: usize,
+    /// Inbound events a transport may queue before waiting for the hub.
+    pub inbound_capacity: usize,
+}
+
+/// Why a request cannot use a connection with the transport it asked for; the reference's
+/// `SetTransportState` results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TransportRefusal {
+    /// The connection has ended (404).
+    Gone,
+    /// Another request of this persistent transport is active (409).
+    AlreadyActive,
+    /// The connection uses another transport (400, "Cannot change transports mid-connection").
+    CannotChange,
+}
+
+/// The store is full: the service answers 503.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StoreFull;
+
+#[derive(Debug)]
+struct State {
+    transport: Option<TransportKind>,
+    /// A socket, event stream or poll is attached.
+    active: bool,
+    last_seen: Instant,
+    /// The last WebSocket was lost without a close frame (stateful reconnect may follow).
+    lost: bool,
+    /// The hub has finished with the connection.
+    hub_done: bool,
+}
+
+/// One logical connection.
+#[derive(Debug)]
+pub(crate) struct Connection {
+    /// The secret token (`?id=`); the public id for negotiate version 0.
+    pub token: String,
+    /// The public connection id.
+    pub id: String,
+    /// Whether stateful reconnect was agreed at negotiate.
+    pub stateful: bool,
+    /// The hub's receiver and outbound handle, until the first transport starts the hub.
+    link: Mutex<Option<(mpsc::Receiver<Inbound>, Outbound)>>,
+    /// A handle on the hub's queue, to close it when the hub finishes or the connection goes.
+    closer: Outbound,
+    /// Where transports put what the client sends; `None` once the connection is removed.
+    inbound: Mutex<Option<mpsc::Sender<Inbound>>>,
+    /// What the hub queued for the client; held by the transport that is sending.
+    pub outbound: Arc<tokio::sync::Mutex<OutboundReceiver>>,
+    /// The current poll's number: a new poll bumps it and the one waiting answers 204.
+    pub poll: watch::Sender<u64>,
+    /// A POST is being read (a second one gets 409).
+    pub posting: AtomicBool,
+    /// Cancelled when the connection is removed.
+    pub ended: CancellationToken,
+    state: Mutex<State>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Connection {
+    /// A clone of the inbound sender, while the connection exists.
+    pub fn inbound(&self) -> Option<mpsc::Sender<Inbound>> {
+        lock(&self.inbound).clone()
+    }
+
+    /// The hub's side of the link, once: `None` when a transport already started the hub.
+    pub fn take_link(&self) -> Option<(mpsc::Receiver<Inbound>, Outbound)> {
+        lock(&self.link).take()
+    }
+
+    /// The transport the connection uses, once one has started.
+    pub fn transport(&self) -> Option<TransportKind> {
+        lock(&self.state).transport
+    }
+
+    /// Whether the hub has finished with the connection.
+    pub fn hub_done(&self) -> bool {
+        lock(&self.state).hub_done
+    }
+
+    /// Attaches a request of `kind` (ASP.NET Core's `TrySetTransport`). Long polling may
+    /// replace a poll in flight; the persistent transports may not.
+    pub fn try_attach(&self, kind: TransportKind) -> Result<(), TransportRefusal> {
+        if self.ended.is_cancelled() {
+            return Err(TransportRefusal::Gone);
+        }
+        let mut state = lock(&self.state);
+        match state.transport {
+            Some(current) if current != kind => return Err(TransportRefusal::CannotChange),
+            _ if state.active && kind != TransportKind::LongPolling => {
+                return Err(TransportRefusal::AlreadyActive)
+            }
+            _ => {}
+        }
+        state.transport = Some(kind);
+        state.active = true;
+        state.lost = false;
+        state.last_seen = Instant::now();
+        Ok(())
+    }
+
+    /// A request of a persistent transport ended; `lost` when it may come back (a WebSocket
+    /// dropped without a close frame on a stateful-reconnect connection).
+    pub fn detach(&self, lost: bool) {
+        let mut state = lock(&self.state);
+        state.active = false;
+        state.lost = lost;
+        state.last_seen = Instant::now();
+    }
+
+    /// Starts a poll: its number, which ends the poll before it.
+    pub fn begin_poll(&self) -> u64 {
+        let mut number = 0;
+        self.poll.send_modify(|current| {
+            *current = current.wrapping_add(1);
+            number = *current;
+        });
+        number
+    }
+
+    /// A poll ended; the connection goes idle unless a newer poll has started meanwhile.
+    pub fn end_poll(&self, number: u64) {
+        let mut state = lock(&self.state);
+        if *self.poll.borrow() == number {
+            state.active = false;
+        }
+        state.last_seen = Instant::now();
+    }
+
+    /// Whether the sweeper should remove this connection at `now`.
+    fn expired(&self, now: Instant, limits: &StoreLimits) -> bool {
+        let state = lock(&self.state);
+        if state.active {
+            return false;
+        }
+        let timeout = if state.lost && self.stateful && !state.hub_done {
+            limits.reconnect_grace
+        } else {
+            limits.disconnect_timeout
+        };
+        now.saturating_duration_since(state.last_seen) >= timeout
+    }
+}
+
+#[derive(Debug)]
+struct StoreInner {
+    connections: Mutex<HashMap<String, Arc<Connection>>>,
+    limits: StoreLimits,
+    sweeper: AtomicBool,
+}
+
+/// Every connection this server holds, by token. Cheap to clone.
+#[derive(Debug, Clone)]
+pub(crate) struct ConnectionStore {
+    inner: Arc<StoreInner>,
+}
+
+impl ConnectionStore {
+    /// An empty store with `limits`.
+    pub fn new(limits: StoreLimits) -> Self {
+        Self {
+            inner: Arc::new(StoreInner {
+                connections: Mutex::new(HashMap::new()),
+                limits,
+                sweeper: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// Creates a connection under `token`, with its link to the hub ready to start.
+    pub fn create(
+        &self,
+        token: String,
+        id: String,
+        stateful: bool,
+    ) -> Result<Arc<Connection>, StoreFull> {
+        self.start_sweeper();
+        let limits = &self.inner.limits;
+        let (inbound_tx, inbound_rx) = mpsc::channel(limits.inbound_capacity.max(1));
+        let (outbound, outbound_rx) = link::outbound(limits.outbound_capacity);
+        let connection = Arc::new(Connection {
+            token: token.clone(),
+            id,
+            stateful,
+            closer: outbound.clone(),
+            link: Mutex::new(Some((inbound_rx, outbound))),
+            inbound: Mutex::new(Some(inbound_tx)),
+            outbound: Arc::new(tokio::sync::Mutex::new(outbound_rx)),
+            poll: watch::Sender::new(0),
+            posting: AtomicBool::new(false),
+            ended: CancellationToken::new(),
+            state: Mutex::new(State {
+                transport: None,
+                active: false,
+                last_seen: Instant::now(),
+                lost: false,
+                hub_done: false,
+            }),
+        });
+        let mut connections = lock(&self.inner.connections);
+        if connections.len() >= limits.max_connections {
+            return Err(StoreFull);
+        }
+        connections.insert(token, connection.clone());
+        Ok(connection)
+    }
+
+    /// The connection with `token`, if this server holds it.
+    pub fn get(&self, token: &str) -> Option<Arc<Connection>> {
+        lock(&self.inner.connections).get(token).cloned()
+    }
+
+    /// How many connections are held.
+    pub fn len(&self) -> usize {
+        lock(&self.inner.connections).len()
+    }
+
+    /// Removes `connection`: its requests end, and the hub sees its inbound channel close.
+    pub fn remove(&self, connection: &Connection) {
+        let removed = {
+            let mut connections = lock(&self.inner.connections);
+            match connections.get(&connection.token) {
+                Some(held) if std::ptr::eq(Arc::as_ptr(held), connection) => {
+                    connections.remove(&connection.token)
+                }
+                _ => None,
+            }
+        };
+        lock(&connection.inbound).take();
+        connection.closer.close();
+        connection.ended.cancel();
+        drop(removed);
+    }
+
+    /// The hub finished with `connection`. A connection with no request attached goes now,
+    /// except under long polling, where the next poll is told with 204 (as in ASP.NET Core).
+    pub fn hub_finished(&self, connection: &Connection) {
+        connection.closer.close();
+        let idle = {
+            let mut state = lock(&connection.state);
+            state.hub_done = true;
+            !state.active && state.transport != Some(TransportKind::LongPolling)
+        };
+        if idle {
+            self.remove(connection);
+        }
+    }
+
+    /// Starts the once-a-second sweep (from inside the runtime, on first use). It stops when
+    /// the store is dropped.
+    fn start_sweeper(&self) {
+        if self.inner.sweeper.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            self.inner.sweeper.store(false, Ordering::Release);
+            return;
+        };
+        let weak = Arc::downgrade(&self.inner);
+        runtime.spawn(sweep(weak));
+    }
+}
+
+async fn sweep(store: Weak<StoreInner>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(inner) = store.upgrade() else {
+            return;
+        };
+        let now = Instant::now();
+        let expired: Vec<Arc<Connection>> = lock(&inner.connections)
+            .values()
+            .filter(|connection| connection.expired(now, &inner.limits))
+            .cloned()
+            .collect();
+        let store = ConnectionStore { inner };
+        for connection in expired {
+            tracing::debug!(connection_id = %connection.id, "removing an idle connection");
+            store.remove(&connection);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> StoreLimits {
+        StoreLimits {
+            disconnect_timeout: Duration::from_millis(50),
+            reconnect_grace: Duration::from_millis(50),
+            max_connections: 2,
+            outbound_capacity: 4,
+            inbound_capacity: 4,
+        }
+    }
+
+    #[tokio::test]
+    async fn transports_cannot_change_and_persistent_ones_cannot_double() {
+        let store = ConnectionStore::new(limits());
+        let c = store.create("t".into(), "i".into(), false).unwrap();
+        assert_eq!(c.try_attach(TransportKind::ServerSentEvents), Ok(()));
+        assert_eq!(
+            c.try_attach(TransportKind::ServerSentEvents),
+            Err(TransportRefusal::AlreadyActive)
+        );
+        assert_eq!(
+            c.try_attach(TransportKind::LongPolling),
+            Err(TransportRefusal::CannotChange)
+        );
+        store.remove(&c);
+        assert_eq!(
+            c.try_attach(TransportKind::ServerSentEvents),
+            Err(TransportRefusal::Gone)
+        );
+        assert!(store.get("t").is_none());
+    }
+
+    #[tokio::test]
+    async fn the_store_is_bounded_and_idle_connections_are_swept() {
+        let store = ConnectionStore::new(limits());
+        let a = store.create("a".into(), "a".into(), false).unwrap();
+        store.create("b".into(), "b".into(), false).unwrap();
+        assert_eq!(
+            store.create("c".into(), "c".into(), false).err(),
+            Some(StoreFull)
+        );
+        let (mut inbound, _outbound) = a.take_link().unwrap();
+        let closed = tokio::time::timeout(Duration::from_secs(20), inbound.recv()).await;
+        assert!(matches!(closed, Ok(None)), "the hub sees the channel close");
+        assert_eq!(store.len(), 0);
+    }
+}

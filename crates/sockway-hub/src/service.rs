@@ -1,0 +1,426 @@
+//! Mounting a hub: [`HubService`], a tower `Service` that answers `{path}` (the transports)
+//! and `{path}/negotiate`, and hands every other request to the service it wraps (404 by
+//! default). It runs on `sockway::server::Server::serve` like any service, and drops into
+//! axum with `Router::route_service` (it takes any request body and never fails).
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::ACCEPT;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::BodyExt as _;
+use sockway::server::{is_websocket_request, AcceptOptions};
+use tower_service::Service;
+
+use crate::auth::{resolve_user, Authenticator, SharedAuthenticator};
+use crate::connections::{Connection, ConnectionStore, StoreLimits};
+use crate::link::{ConnectionHandler, ConnectionInfo, LinkedConnection, TransportKind};
+use crate::token::TokenKey;
+use crate::transport::{self, BoxError, HubBody};
+
+/// The HTTP side's settings, with ASP.NET Core's defaults where it has one.
+#[derive(Clone)]
+pub struct HttpOptions {
+    pub(crate) transports: Vec<TransportKind>,
+    pub(crate) stateful_reconnect: bool,
+    pub(crate) disconnect_timeout: Duration,
+    pub(crate) reconnect_grace: Duration,
+    pub(crate) poll_timeout: Duration,
+    pub(crate) max_receive_size: usize,
+    pub(crate) outbound_capacity: usize,
+    pub(crate) inbound_capacity: usize,
+    pub(crate) max_connections: usize,
+    pub(crate) token_key: TokenKey,
+    pub(crate) token_lifetime: Duration,
+    pub(crate) authenticator: Option<SharedAuthenticator>,
+    pub(crate) websocket: AcceptOptions,
+}
+
+impl std::fmt::Debug for HttpOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpOptions")
+            .field("transports", &self.transports)
+            .field("stateful_reconnect", &self.stateful_reconnect)
+            .field("disconnect_timeout", &self.disconnect_timeout)
+            .field("reconnect_grace", &self.reconnect_grace)
+            .field("poll_timeout", &self.poll_timeout)
+            .field("max_receive_size", &self.max_receive_size)
+            .field("outbound_capacity", &self.outbound_capacity)
+            .field("inbound_capacity", &self.inbound_capacity)
+            .field("max_connections", &self.max_connections)
+            .field("token_lifetime", &self.token_lifetime)
+            .field("authenticator", &self.authenticator.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        Self {
+            transports: vec![
+                TransportKind::WebSockets,
+                TransportKind::ServerSentEvents,
+                TransportKind::LongPolling,
+            ],
+            stateful_reconnect: false,
+            disconnect_timeout: Duration::from_secs(15),
+            reconnect_grace: Duration::from_secs(15),
+            poll_timeout: Duration::from_secs(90),
+            max_receive_size: 32 * 1024,
+            outbound_capacity: 1024,
+            inbound_capacity: 64,
+            max_connections: 100_000,
+            token_key: TokenKey::random(),
+            token_lifetime: Duration::from_secs(24 * 60 * 60),
+            authenticator: None,
+            websocket: AcceptOptions::default(),
+        }
+    }
+}
+
+impl HttpOptions {
+    /// The transports offered, in the order negotiate lists them (all three by default,
+    /// like ASP.NET Core's `HttpTransports.All`). A request for another one gets 404.
+    pub fn transports(mut self, transports: &[TransportKind]) -> Self {
+        self.transports = transports.to_vec();
+        self
+    }
+
+    /// Allows stateful reconnect for clients that ask (`AllowStatefulReconnects`, off by
+    /// default as in ASP.NET Core).
+    pub fn stateful_reconnect(mut self, allowed: bool) -> Self {
+        self.stateful_reconnect = allowed;
+        self
+    }
+
+    /// How long a connection with no request attached lives (`DisconnectTimeout`, 15 s):
+    /// one that never started a transport, or a long-polling client that stopped polling.
+    pub fn disconnect_timeout(mut self, timeout: Duration) -> Self {
+        self.disconnect_timeout = timeout;
+        self
+    }
+
+    /// How long a stateful-reconnect connection waits for a new WebSocket after losing its
+    /// socket without a close frame (15 s by default, the reference's disconnect timeout).
+    pub fn reconnect_grace(mut self, grace: Duration) -> Self {
+        self.reconnect_grace = grace;
+        self
+    }
+
+    /// How long a poll waits for data before answering 200 with no body (`PollTimeout`, 90 s).
+    pub fn poll_timeout(mut self, timeout: Duration) -> Self {
+        self.poll_timeout = timeout;
+        self
+    }
+
+    /// The largest POST body and WebSocket message accepted, in bytes (32 KiB by default, the
+    /// hub's `MaximumReceiveMessageSize`); larger POSTs get 413, larger messages close 1009.
+    pub fn max_receive_size(mut self, bytes: usize) -> Self {
+        self.max_receive_size = bytes;
+        self
+    }
+
+    /// How many frames the hub may queue for one client (1,024 by default); past that its
+    /// sends fail with `OutboundError::Full` and the hub drops the client.
+    pub fn outbound_capacity(mut self, frames: usize) -> Self {
+        self.outbound_capacity = frames.max(1);
+        self
+    }
+
+    /// How many received messages or POST bodies may wait for the hub (64 by default) before
+    /// the transport stops reading.
+    pub fn inbound_capacity(mut self, events: usize) -> Self {
+        self.inbound_capacity = events.max(1);
+        self
+    }
+
+    /// The most connections held at once (100,000 by default); negotiate past it answers
+    /// with an error and a WebSocket without `id` gets 503.
+    pub fn max_connections(mut self, max: usize) -> Self {
+        self.max_connections = max;
+        self
+    }
+
+    /// The key that signs connection tokens (random per process by default). Give every
+    /// server of a fleet the same key so any of them accepts the others' tokens.
+    pub fn token_key(mut self, key: TokenKey) -> Self {
+        self.token_key = key;
+        self
+    }
+
+    /// How long a token may start a connection on a server that does not hold it yet (24 h).
+    pub fn token_lifetime(mut self, lifetime: Duration) -> Self {
+        self.token_lifetime = lifetime;
+        self
+    }
+
+    /// Resolves each request's bearer token to a user; a refusal answers 401 on negotiate
+    /// and on every transport request.
+    pub fn authenticator(mut self, authenticator: impl Authenticator) -> Self {
+        self.authenticator = Some(Arc::new(authenticator));
+        self
+    }
+
+    /// The WebSocket handshake options (allowed origins, keep-alive, compression). The
+    /// message size limit is [`max_receive_size`](Self::max_receive_size)'s.
+    pub fn websocket(mut self, options: AcceptOptions) -> Self {
+        self.websocket = options;
+        self
+    }
+
+    fn limits(&self) -> StoreLimits {
+        StoreLimits {
+            disconnect_timeout: self.disconnect_timeout,
+            reconnect_grace: self.reconnect_grace,
+            max_connections: self.max_connections,
+            outbound_capacity: self.outbound_capacity,
+            inbound_capacity: self.inbound_capacity,
+        }
+    }
+}
+
+/// What every request of one hub shares.
+pub(crate) struct HubShared {
+    pub options: HttpOptions,
+    pub store: ConnectionStore,
+    handler: Arc<dyn ConnectionHandler>,
+    path: String,
+    negotiate_path: String,
+}
+
+impl HubShared {
+    /// Hands the connection to the hub if no transport has yet; `false` when the hub already
+    /// runs it (a new poll, or a WebSocket reconnecting).
+    pub fn start(&self, connection: &Arc<Connection>, info: ConnectionInfo) -> bool {
+        let Some((inbound, outbound)) = connection.take_link() else {
+            return false;
+        };
+        let run = self.handler.run(LinkedConnection {
+            info,
+            inbound,
+            outbound,
+        });
+        let store = self.store.clone();
+        let connection = connection.clone();
+        tokio::spawn(async move {
+            run.await;
+            store.hub_finished(&connection);
+        });
+        true
+    }
+
+    /// Whether `kind` is offered.
+    pub fn offers(&self, kind: TransportKind) -> bool {
+        self.options.transports.contains(&kind)
+    }
+}
+
+/// The hub's HTTP endpoint as a tower service: `POST {path}/negotiate`, and on `{path}` the
+/// WebSocket upgrade (HTTP/1.1 or HTTP/2 extended CONNECT), Server-Sent Events (`GET` with
+/// `Accept: text/event-stream`), long polling (`GET`, `DELETE`) and the `POST` that carries
+/// client data for the last two. Other paths go to the wrapped service.
+pub struct HubService<S = NotFound> {
+    shared: Arc<HubShared>,
+    inner: S,
+}
+
+impl<S: Clone> Clone for HubService<S> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: self.shared.clone(),
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<S> std::fmt::Debug for HubService<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HubService")
+            .field("path", &self.shared.path)
+            .field("connections", &self.shared.store.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl HubService<NotFound> {
+    /// A hub at `path` (e.g. `/chatHub`) whose connections `handler` runs.
+    pub fn new(path: &str, handler: impl ConnectionHandler, options: HttpOptions) -> Self {
+        let path = format!("/{}", path.trim_matches('/'));
+        let store = ConnectionStore::new(options.limits());
+        Self {
+            shared: Arc::new(HubShared {
+                options,
+                store,
+                handler: Arc::new(handler),
+                negotiate_path: format!("{}/negotiate", path.trim_end_matches('/')),
+                path,
+            }),
+            inner: NotFound,
+        }
+    }
+}
+
+impl<S> HubService<S> {
+    /// Passes requests for other paths to `inner` (another hub, the application's pages).
+    pub fn fallback<T>(self, inner: T) -> HubService<T> {
+        HubService {
+            shared: self.shared,
+            inner,
+        }
+    }
+
+    /// How many connections the hub holds.
+    pub fn connection_count(&self) -> usize {
+        self.shared.store.len()
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for HubService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError> + Send,
+    ResBody: hyper::body::Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+    ReqBody: hyper::body::Body + Send + 'static,
+    ReqBody::Data: Send,
+    ReqBody::Error: Into<BoxError>,
+    Request<ReqBody>: Send,
+{
+    type Response = Response<HubBody>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<HubBody>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let path = request.uri().path();
+        let path = if path.len() > 1 {
+            path.trim_end_matches('/')
+        } else {
+            path
+        };
+        if path == self.shared.path {
+            let shared = self.shared.clone();
+            return Box::pin(async move { Ok(endpoint(shared, request).await) });
+        }
+        if path == self.shared.negotiate_path {
+            let shared = self.shared.clone();
+            return Box::pin(async move { Ok(crate::negotiate::handle(&shared, request).await) });
+        }
+        let mut inner = self.inner.clone();
+        Box::pin(async move {
+            let ready = std::future::poll_fn(|cx| inner.poll_ready(cx)).await;
+            let result = match ready {
+                Ok(()) => inner.call(request).await,
+                Err(error) => Err(error),
+            };
+            Ok(match result {
+                Ok(response) => response.map(|body| body.map_err(Into::into).boxed_unsync()),
+                Err(error) => {
+                    let error: BoxError = error.into();
+                    tracing::warn!(%error, "the service behind the hub failed");
+                    transport::text(StatusCode::INTERNAL_SERVER_ERROR, "internal server error")
+                }
+            })
+        })
+    }
+}
+
+/// `{path}`: authenticates, then dispatches by method and headers as ASP.NET Core's
+/// `HttpConnectionDispatcher` does.
+async fn endpoint<B>(shared: Arc<HubShared>, request: Request<B>) -> Response<HubBody>
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    let user = match resolve_user(
+        shared.options.authenticator.as_ref(),
+        request.headers(),
+        request.uri(),
+    )
+    .await
+    {
+        Ok(user) => user,
+        Err(refused) => return unauthorized(&refused.0),
+    };
+    let method = request.method().clone();
+    if method == Method::POST {
+        return transport::post::send(&shared, request).await;
+    }
+    if method == Method::DELETE {
+        return transport::long_polling::delete(&shared, request.uri());
+    }
+    if method != Method::GET && method != Method::CONNECT {
+        return method_not_allowed("GET, POST, DELETE");
+    }
+    if accepts_event_stream(request.headers()) {
+        return transport::sse::start(&shared, request, user);
+    }
+    if is_websocket_request(&request) {
+        return transport::websocket::start(&shared, request, user);
+    }
+    if method == Method::CONNECT {
+        return method_not_allowed("GET, POST, DELETE");
+    }
+    transport::long_polling::poll(&shared, request, user).await
+}
+
+fn accepts_event_stream(headers: &http::HeaderMap) -> bool {
+    headers
+        .get_all(ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|media| {
+            media
+                .split(';')
+                .next()
+                .is_some_and(|kind| kind.trim().eq_ignore_ascii_case("text/event-stream"))
+        })
+}
+
+/// 405 with the methods the route answers.
+pub(crate) fn method_not_allowed(allow: &'static str) -> Response<HubBody> {
+    let mut response = transport::text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+    response
+        .headers_mut()
+        .insert(http::header::ALLOW, http::HeaderValue::from_static(allow));
+    response
+}
+
+/// 401 with the hook's reason and a bearer challenge (RFC 6750 section 3).
+pub(crate) fn unauthorized(reason: &str) -> Response<HubBody> {
+    let mut response = transport::text(StatusCode::UNAUTHORIZED, reason.to_owned());
+    response.headers_mut().insert(
+        http::header::WWW_AUTHENTICATE,
+        http::HeaderValue::from_static("Bearer"),
+    );
+    response
+}
+
+/// The default fallback: 404 for every path that is not the hub's.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NotFound;
+
+impl<B> Service<Request<B>> for NotFound {
+    type Response = Response<HubBody>;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Response<HubBody>, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _request: Request<B>) -> Self::Future {
+        std::future::ready(Ok(transport::text(StatusCode::NOT_FOUND, "not found")))
+    }
+}

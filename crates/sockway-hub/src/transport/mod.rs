@@ -1,0 +1,142 @@
+//! The three transports of `TransportProtocols.md` and what they share: looking up the
+//! connection a request names, the refusals with the reference server's status codes and
+//! texts, and the response body type.
+
+pub(crate) mod long_polling;
+pub(crate) mod post;
+pub(crate) mod sse;
+pub(crate) mod websocket;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, EXPIRES, PRAGMA};
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt as _, Full};
+
+use crate::connections::{Connection, TransportRefusal};
+use crate::link::{ConnectionInfo, TransportKind};
+use crate::negotiate::query_param;
+use crate::service::HubShared;
+use crate::token;
+
+/// The error type of response bodies that the hub service passes through.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The body of every response of the hub service: fixed bytes, an event stream, or the body
+/// of the service it falls back to.
+pub type HubBody = UnsyncBoxBody<Bytes, BoxError>;
+
+/// A response with a fixed body.
+pub(crate) fn full(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<HubBody> {
+    let body = Full::new(body.into())
+        .map_err(|never| match never {})
+        .boxed_unsync();
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+/// A plain-text response, as the reference server sends its refusals.
+pub(crate) fn text(status: StatusCode, message: impl Into<Bytes>) -> Response<HubBody> {
+    full(status, "text/plain", message)
+}
+
+/// The headers ASP.NET Core puts on long-polling responses so that no cache keeps a poll.
+pub(crate) fn no_cache(headers: &mut HeaderMap) {
+    headers.insert(
+        CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, no-store"),
+    );
+    headers.insert(PRAGMA, HeaderValue::from_static("no-cache"));
+    headers.insert(
+        EXPIRES,
+        HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"),
+    );
+}
+
+/// The `id` of a request, if present and not empty.
+pub(crate) fn request_token(uri: &http::Uri) -> Option<String> {
+    query_param(uri.query(), "id").filter(|id| !id.is_empty())
+}
+
+/// Why a request names no connection this server holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unknown {
+    /// No `id` in the query: 400 "Connection ID required".
+    NoId,
+    /// An `id` this server does not hold, or one it did not sign: 404.
+    NotHeld,
+}
+
+impl Unknown {
+    /// The reference server's answer.
+    pub(crate) fn response(self) -> Response<HubBody> {
+        match self {
+            Unknown::NoId => text(StatusCode::BAD_REQUEST, "Connection ID required"),
+            Unknown::NotHeld => text(StatusCode::NOT_FOUND, "No Connection with that ID"),
+        }
+    }
+}
+
+/// The connection a request names by `?id=`. A token that does not carry this server's
+/// signature is refused before any lookup, the same way as an unknown one.
+pub(crate) fn lookup(shared: &HubShared, uri: &http::Uri) -> Result<Arc<Connection>, Unknown> {
+    let id = request_token(uri).ok_or(Unknown::NoId)?;
+    token::verify(&shared.options.token_key, &id)
+        .and_then(|_| shared.store.get(&id))
+        .ok_or(Unknown::NotHeld)
+}
+
+/// The response for a request that cannot attach to its connection.
+pub(crate) fn refusal(refusal: TransportRefusal) -> Response<HubBody> {
+    match refusal {
+        TransportRefusal::Gone => text(StatusCode::NOT_FOUND, "No Connection with that ID"),
+        TransportRefusal::AlreadyActive => text(
+            StatusCode::CONFLICT,
+            "another request of this transport is already active on the connection",
+        ),
+        TransportRefusal::CannotChange => text(
+            StatusCode::BAD_REQUEST,
+            "Cannot change transports mid-connection",
+        ),
+    }
+}
+
+/// The 404 for a transport this endpoint does not offer (ASP.NET Core's wording).
+pub(crate) fn not_offered(kind: TransportKind) -> Response<HubBody> {
+    let (name, _) = crate::negotiate::transport_entry(kind);
+    text(
+        StatusCode::NOT_FOUND,
+        format!("{name} transport not supported by this end point type"),
+    )
+}
+
+/// What the hub is told about a connection whose transport this request starts.
+pub(crate) fn connection_info<B>(
+    connection: &Connection,
+    kind: TransportKind,
+    user: Option<String>,
+    request: &http::Request<B>,
+) -> ConnectionInfo {
+    ConnectionInfo {
+        connection_id: connection.id.clone(),
+        user,
+        transport: kind,
+        stateful_reconnect: connection.stateful,
+        headers: request.headers().clone(),
+        uri: request.uri().clone(),
+        peer_addr: request
+            .extensions()
+            .get::<sockway::server::ConnectionInfo>()
+            .map(|info| info.peer_addr),
+    }
+}

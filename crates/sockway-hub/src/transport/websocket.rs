@@ -1,0 +1,184 @@
+//! WebSockets (`TransportProtocols.md`, "WebSockets (Full Duplex)"), over HTTP/1.1 upgrades
+//! and HTTP/2 extended CONNECT (RFC 8441) alike.
+//!
+//! - No `id`: negotiation was skipped, a fresh connection starts (503 when the server is full).
+//! - An `id` this server does not hold: 404. One whose socket is open: 409. One that used
+//!   another transport: 400, as ASP.NET Core answers.
+//! - Frames go out as text or binary messages, as the hub's transfer format says.
+//! - A client that closes with a close frame ends the connection. With stateful reconnect a
+//!   socket lost without one leaves the connection waiting for the reconnect grace period;
+//!   a new socket with the same token takes over: the frames queued for the lost socket are
+//!   dropped, the hub is told [`Inbound::Reconnected`] and replays what is unacknowledged.
+
+use std::sync::Arc;
+
+use http::{Request, Response, StatusCode};
+use sockway::server::{accept, PendingWebSocket, ServerWebSocket};
+use sockway::{CloseCode, Message};
+use tokio::sync::mpsc;
+
+use super::{connection_info, lookup, not_offered, refusal, request_token, text, HubBody};
+use crate::connections::Connection;
+use crate::link::{ConnectionInfo, Inbound, OutboundReceiver, TransportKind};
+use crate::negotiate::new_identity;
+use crate::protocol::TransferFormat;
+use crate::service::HubShared;
+
+/// Answers a WebSocket request on the hub's path.
+pub(crate) fn start<B>(
+    shared: &Arc<HubShared>,
+    mut request: Request<B>,
+    user: Option<String>,
+) -> Response<HubBody> {
+    if !shared.offers(TransportKind::WebSockets) {
+        return not_offered(TransportKind::WebSockets);
+    }
+    let fresh = request_token(request.uri()).is_none();
+    let connection = if fresh {
+        let options = &shared.options;
+        let (id, token) = new_identity(&options.token_key, 1, false, options.token_lifetime);
+        match shared.store.create(token, id, false) {
+            Ok(connection) => connection,
+            Err(_) => {
+                return text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the server holds as many connections as it allows",
+                )
+            }
+        }
+    } else {
+        match lookup(shared, request.uri()) {
+            Ok(connection) => connection,
+            Err(unknown) => return unknown.response(),
+        }
+    };
+    if let Err(refused) = connection.try_attach(TransportKind::WebSockets) {
+        return refusal(refused);
+    }
+    let options = shared
+        .options
+        .websocket
+        .clone()
+        .max_message_size(shared.options.max_receive_size);
+    match accept(&mut request, &options) {
+        Ok((response, pending)) => {
+            let info = connection_info(&connection, TransportKind::WebSockets, user, &request);
+            tokio::spawn(run(shared.clone(), connection, info, pending));
+            response.map(|body| {
+                use http_body_util::BodyExt as _;
+                body.map_err(|never| match never {}).boxed_unsync()
+            })
+        }
+        Err(rejection) => {
+            if fresh {
+                shared.store.remove(&connection);
+            } else {
+                connection.detach(false);
+            }
+            let response = rejection.into_response();
+            response.map(|body| {
+                use http_body_util::BodyExt as _;
+                body.map_err(|never| match never {}).boxed_unsync()
+            })
+        }
+    }
+}
+
+/// How a socket ended.
+enum End {
+    /// The client closed with a close frame, or the connection was removed.
+    Closed,
+    /// The hub closed the connection.
+    HubClosed,
+    /// The socket broke without a close frame: stateful reconnect may follow.
+    Lost,
+}
+
+async fn run(
+    shared: Arc<HubShared>,
+    connection: Arc<Connection>,
+    info: ConnectionInfo,
+    pending: PendingWebSocket,
+) {
+    let Ok(mut socket) = pending.await else {
+        finish(&shared, &connection, End::Lost);
+        return;
+    };
+    let reconnect = !shared.start(&connection, info);
+    let mut outbound = connection.outbound.clone().lock_owned().await;
+    let Some(inbound) = connection.inbound() else {
+        let _ = socket.close(CloseCode::NORMAL, "").await;
+        finish(&shared, &connection, End::Closed);
+        return;
+    };
+    if reconnect {
+        outbound.clear();
+        if inbound.send(Inbound::Reconnected).await.is_err() {
+            let _ = socket.close(CloseCode::NORMAL, "").await;
+            finish(&shared, &connection, End::Closed);
+            return;
+        }
+    }
+    let end = pump(&mut socket, &mut outbound, &inbound, &connection).await;
+    drop(inbound);
+    drop(outbound);
+    if matches!(end, End::HubClosed | End::Closed) {
+        let _ = socket.close(CloseCode::NORMAL, "").await;
+    }
+    finish(&shared, &connection, end);
+}
+
+/// Carries frames both ways until one side ends.
+async fn pump(
+    socket: &mut ServerWebSocket,
+    outbound: &mut OutboundReceiver,
+    inbound: &mpsc::Sender<Inbound>,
+    connection: &Connection,
+) -> End {
+    loop {
+        tokio::select! {
+            () = connection.ended.cancelled() => return End::Closed,
+            frame = outbound.recv() => {
+                let Some(frame) = frame else {
+                    return End::HubClosed;
+                };
+                let message = match outbound.transfer_format() {
+                    TransferFormat::Binary => Message::binary(frame),
+                    TransferFormat::Text => match sockway::proto::message::TextBytes::try_from_bytes(frame) {
+                        Ok(text) => Message::Text(text),
+                        Err(_) => {
+                            tracing::warn!("the hub queued a text frame that is not UTF-8");
+                            return End::HubClosed;
+                        }
+                    },
+                };
+                if socket.send(message).await.is_err() {
+                    return End::Lost;
+                }
+            }
+            received = socket.recv() => match received {
+                Ok(Some(message)) => {
+                    let data = Inbound::Data(message.into_bytes());
+                    let sent = tokio::select! {
+                        sent = inbound.send(data) => sent.is_ok(),
+                        () = connection.ended.cancelled() => false,
+                    };
+                    if !sent {
+                        return End::Closed;
+                    }
+                }
+                Ok(None) => return End::Closed,
+                Err(_) => return End::Lost,
+            },
+        }
+    }
+}
+
+/// Keeps a stateful connection whose socket was lost; ends every other one.
+fn finish(shared: &HubShared, connection: &Connection, end: End) {
+    let keep = matches!(end, End::Lost) && connection.stateful && !connection.hub_done();
+    connection.detach(keep);
+    if !keep {
+        shared.store.remove(connection);
+    }
+}
