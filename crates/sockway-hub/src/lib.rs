@@ -16,3 +16,26 @@ pub mod transport;
 
 pub use service::{HttpOptions, HubService, NotFound};
 pub use transport::HubBody;
+
+mod args;
+mod clients;
+mod context;
+mod error;
+mod hub;
+pub mod lifetime;
+pub mod local;
+mod method;
+mod options;
+mod replay;
+mod runtime;
+pub mod sample;
+pub mod serialized;
+pub mod sink;
+
+pub use args::{Argument, Arguments, BindFailure, ClientStream, IntoArguments};
+pub use clients::{CallerClients, ClientProxy, Clients, Groups, SingleClientProxy};
+pub use context::{HubContext, HubHandle, Items};
+pub use error::HubError;
+pub use hub::{Hub, HubBuilder};
+pub use method::{MethodResult, StreamResult};
+pub use options::HubOptions;

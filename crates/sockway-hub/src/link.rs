@@ -11,7 +11,7 @@
 //! hub then sends a `Sequence` message and replays what the client has not acknowledged.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
@@ -110,6 +110,9 @@ struct Shared {
     closed: AtomicBool,
     binary: AtomicBool,
     notify: Notify,
+    /// A last frame to send after the queued ones, even when the queue was full (the hub's
+    /// `Close` for a client that read too slowly).
+    last: Mutex<Option<Bytes>>,
 }
 
 /// A new outbound queue holding at most `capacity` frames.
@@ -148,6 +151,18 @@ impl Outbound {
         self.shared.notify.notify_one();
     }
 
+    /// Ends the connection like [`close`](Self::close), with `frame` sent after every queued
+    /// frame even when the queue is full: how the hub tells a client that does not read fast
+    /// enough why it is being closed.
+    pub fn close_with(&self, frame: Bytes) {
+        if let Ok(mut last) = self.shared.last.lock() {
+            if !self.shared.closed.load(Ordering::Acquire) {
+                *last = Some(frame);
+            }
+        }
+        self.close();
+    }
+
     /// Sets how frames must be carried from now on: the handshake is always text, and a
     /// binary protocol switches WebSocket frames to binary once it is agreed.
     pub fn set_transfer_format(&self, format: TransferFormat) {
@@ -171,7 +186,12 @@ impl OutboundReceiver {
                 return Some(frame);
             }
             if self.shared.closed.load(Ordering::Acquire) {
-                return None;
+                return self
+                    .shared
+                    .last
+                    .lock()
+                    .ok()
+                    .and_then(|mut last| last.take());
             }
             tokio::select! {
                 frame = self.frames.recv() => return frame,
@@ -232,6 +252,16 @@ mod tests {
             tx.try_send(Bytes::from_static(b"b")),
             Err(OutboundError::Full)
         );
+    }
+
+    #[tokio::test]
+    async fn close_with_delivers_its_frame_last_even_when_full() {
+        let (tx, mut rx) = outbound(1);
+        tx.try_send(Bytes::from_static(b"a")).unwrap();
+        tx.close_with(Bytes::from_static(b"bye"));
+        assert_eq!(rx.recv().await.as_deref(), Some(&b"a"[..]));
+        assert_eq!(rx.recv().await.as_deref(), Some(&b"bye"[..]));
+        assert_eq!(rx.recv().await, None);
     }
 
     #[tokio::test]

@@ -1,0 +1,334 @@
+//! The routing layer for one server: connections, groups and users held in memory (ASP.NET
+//! Core's `DefaultHubLifetimeManager`).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use futures_util::future::BoxFuture;
+use tokio::sync::oneshot;
+
+use crate::lifetime::{HubLifetimeManager, Target};
+use crate::protocol::{Completion, HubMessage, Invocation, Outcome, Payload, Protocol, Value};
+use crate::serialized::SerializedMessage;
+use crate::sink::{ConnectionSink, SendError};
+use crate::HubError;
+
+/// Routes messages among the connections of this process.
+#[derive(Debug, Default)]
+pub struct LocalLifetimeManager {
+    state: RwLock<State>,
+    pending: Mutex<HashMap<String, Pending>>,
+    last_invocation_id: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    connections: HashMap<String, Entry>,
+    groups: HashMap<String, HashSet<String>>,
+    users: HashMap<String, HashSet<String>>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    sink: Arc<ConnectionSink>,
+    groups: HashSet<String>,
+}
+
+/// A client-result invocation waiting for the client's `Completion`.
+#[derive(Debug)]
+struct Pending {
+    connection_id: String,
+    protocol: Protocol,
+    answer: oneshot::Sender<Result<Value, String>>,
+}
+
+impl LocalLifetimeManager {
+    /// An empty manager.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.state
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        self.state
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<String, Pending>> {
+        self.pending
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The sinks `target` names, each once, collected under the lock and written outside it.
+    fn resolve(&self, target: &Target) -> Vec<Arc<ConnectionSink>> {
+        let state = self.read();
+        let by_ids = |ids: &mut dyn Iterator<Item = &String>| -> Vec<Arc<ConnectionSink>> {
+            let mut seen = HashSet::new();
+            ids.filter(|id| seen.insert(id.as_str()))
+                .filter_map(|id| state.connections.get(id))
+                .map(|entry| entry.sink.clone())
+                .collect()
+        };
+        match target {
+            Target::All => state.connections.values().map(|e| e.sink.clone()).collect(),
+            Target::AllExcept(excluded) => state
+                .connections
+                .iter()
+                .filter(|(id, _)| !excluded.contains(id))
+                .map(|(_, e)| e.sink.clone())
+                .collect(),
+            Target::Connection(id) => by_ids(&mut std::iter::once(id)),
+            Target::Connections(ids) => by_ids(&mut ids.iter()),
+            Target::Group(group) => by_ids(&mut state.groups.get(group).into_iter().flatten()),
+            Target::Groups(groups) => by_ids(
+                &mut groups
+                    .iter()
+                    .filter_map(|group| state.groups.get(group))
+                    .flatten(),
+            ),
+            Target::GroupExcept(group, excluded) => by_ids(
+                &mut state
+                    .groups
+                    .get(group)
+                    .into_iter()
+                    .flatten()
+                    .filter(|id| !excluded.contains(id)),
+            ),
+            Target::User(user) => by_ids(&mut state.users.get(user).into_iter().flatten()),
+            Target::Users(users) => by_ids(
+                &mut users
+                    .iter()
+                    .filter_map(|user| state.users.get(user))
+                    .flatten(),
+            ),
+        }
+    }
+
+    fn send_now(&self, target: &Target, message: &SerializedMessage) -> Result<(), HubError> {
+        for sink in self.resolve(target) {
+            if let Err(SendError::Encode(error)) = sink.send_shared(message) {
+                return Err(HubError::new(error));
+            }
+        }
+        Ok(())
+    }
+
+    fn connect(&self, sink: Arc<ConnectionSink>) {
+        let mut state = self.write();
+        let id = sink.connection_id().to_owned();
+        if let Some(user) = sink.user() {
+            state
+                .users
+                .entry(user.to_owned())
+                .or_default()
+                .insert(id.clone());
+        }
+        state.connections.insert(
+            id,
+            Entry {
+                sink,
+                groups: HashSet::new(),
+            },
+        );
+    }
+
+    fn disconnect(&self, connection_id: &str) {
+        {
+            let mut state = self.write();
+            if let Some(entry) = state.connections.remove(connection_id) {
+                for group in entry.groups {
+                    remove_member(&mut state.groups, &group, connection_id);
+                }
+                if let Some(user) = entry.sink.user() {
+                    remove_member(&mut state.users, user, connection_id);
+                }
+            }
+        }
+        self.pending()
+            .retain(|_, pending| pending.connection_id != connection_id);
+    }
+
+    fn join(&self, connection_id: &str, group: &str) {
+        let mut state = self.write();
+        let Some(entry) = state.connections.get_mut(connection_id) else {
+            return;
+        };
+        entry.groups.insert(group.to_owned());
+        state
+            .groups
+            .entry(group.to_owned())
+            .or_default()
+            .insert(connection_id.to_owned());
+    }
+
+    fn leave(&self, connection_id: &str, group: &str) {
+        let mut state = self.write();
+        if let Some(entry) = state.connections.get_mut(connection_id) {
+            entry.groups.remove(group);
+        }
+        remove_member(&mut state.groups, group, connection_id);
+    }
+
+    async fn invoke(
+        &self,
+        connection_id: String,
+        method: String,
+        arguments: Vec<Payload>,
+    ) -> Result<Value, HubError> {
+        let sink = self
+            .read()
+            .connections
+            .get(&connection_id)
+            .map(|entry| entry.sink.clone())
+            .ok_or_else(|| {
+                HubError::new(format!("Connection '{connection_id}' does not exist."))
+            })?;
+        let invocation_id =
+            (self.last_invocation_id.fetch_add(1, Ordering::Relaxed) + 1).to_string();
+        let (answer, receiver) = oneshot::channel();
+        self.pending().insert(
+            invocation_id.clone(),
+            Pending {
+                connection_id: connection_id.clone(),
+                protocol: sink.protocol(),
+                answer,
+            },
+        );
+        let forget = ForgetOnDrop {
+            pending: &self.pending,
+            invocation_id: invocation_id.clone(),
+        };
+        let message = SerializedMessage::new(HubMessage::Invocation(Invocation {
+            invocation_id: Some(invocation_id),
+            target: method,
+            arguments,
+            stream_ids: Vec::new(),
+        }));
+        sink.send_shared(&message).map_err(|error| match error {
+            SendError::Encode(error) => HubError::new(error),
+            SendError::Closed => {
+                HubError::new(format!("Connection '{connection_id}' disconnected."))
+            }
+        })?;
+        let answer = receiver.await;
+        drop(forget);
+        match answer {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => Err(HubError::new(error)),
+            Err(_) => Err(HubError::new(format!(
+                "Connection '{connection_id}' disconnected."
+            ))),
+        }
+    }
+
+    fn answer(&self, connection_id: &str, completion: Completion<Value>) -> bool {
+        let mut pending = self.pending();
+        match pending.get(&completion.invocation_id) {
+            Some(entry) if entry.connection_id == connection_id => {}
+            _ => return false,
+        }
+        let Some(entry) = pending.remove(&completion.invocation_id) else {
+            return false;
+        };
+        let answer = match completion.outcome {
+            Outcome::Result(value) => Ok(value),
+            Outcome::Void => Ok(null(entry.protocol)),
+            Outcome::Error(error) => Err(error),
+        };
+        let _ = entry.answer.send(answer);
+        true
+    }
+}
+
+/// Removes a client-result invocation that is no longer awaited (timed out, or dropped).
+struct ForgetOnDrop<'a> {
+    pending: &'a Mutex<HashMap<String, Pending>>,
+    invocation_id: String,
+}
+
+impl Drop for ForgetOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut pending) = self.pending.lock() {
+            pending.remove(&self.invocation_id);
+        }
+    }
+}
+
+fn null(protocol: Protocol) -> Value {
+    match protocol {
+        Protocol::Json => Value::Json(serde_json::Value::Null),
+        Protocol::MessagePack => Value::MessagePack(rmpv::Value::Nil),
+    }
+}
+
+fn remove_member(map: &mut HashMap<String, HashSet<String>>, key: &str, member: &str) {
+    if let Some(members) = map.get_mut(key) {
+        members.remove(member);
+        if members.is_empty() {
+            map.remove(key);
+        }
+    }
+}
+
+impl HubLifetimeManager for LocalLifetimeManager {
+    fn on_connected(&self, connection: Arc<ConnectionSink>) -> BoxFuture<'_, ()> {
+        self.connect(connection);
+        Box::pin(std::future::ready(()))
+    }
+
+    fn on_disconnected(&self, connection_id: String) -> BoxFuture<'_, ()> {
+        self.disconnect(&connection_id);
+        Box::pin(std::future::ready(()))
+    }
+
+    fn send(
+        &self,
+        target: Target,
+        message: Arc<SerializedMessage>,
+    ) -> BoxFuture<'_, Result<(), HubError>> {
+        Box::pin(std::future::ready(self.send_now(&target, &message)))
+    }
+
+    fn add_to_group(
+        &self,
+        connection_id: String,
+        group: String,
+    ) -> BoxFuture<'_, Result<(), HubError>> {
+        self.join(&connection_id, &group);
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn remove_from_group(
+        &self,
+        connection_id: String,
+        group: String,
+    ) -> BoxFuture<'_, Result<(), HubError>> {
+        self.leave(&connection_id, &group);
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn invoke_client(
+        &self,
+        connection_id: String,
+        method: String,
+        arguments: Vec<Payload>,
+    ) -> BoxFuture<'_, Result<Value, HubError>> {
+        Box::pin(self.invoke(connection_id, method, arguments))
+    }
+
+    fn set_client_result(
+        &self,
+        connection_id: String,
+        completion: Completion<Value>,
+    ) -> BoxFuture<'_, bool> {
+        Box::pin(std::future::ready(self.answer(&connection_id, completion)))
+    }
+}

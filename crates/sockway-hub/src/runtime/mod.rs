@@ -1,0 +1,348 @@
+//! The hub's side of one connection (ASP.NET Core's `HubConnectionHandler` and
+//! `HubConnectionContext`): the handshake, then the message loop with its timers, limits and
+//! stateful reconnect, until the client leaves or the hub ends the connection.
+
+mod dispatch;
+mod handshake;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::future::BoxFuture;
+use tokio::sync::{mpsc, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use crate::args::StreamEvent;
+use crate::clients::InvokeRule;
+use crate::context::Items;
+use crate::link::{ConnectionHandler, ConnectionInfo, Inbound, LinkedConnection, Outbound};
+use crate::protocol::{HubMessage, Incoming, Protocol, ProtocolError};
+use crate::replay::Receive;
+use crate::serialized::is_trackable;
+use crate::sink::ConnectionSink;
+use crate::{Hub, HubContext};
+
+use handshake::Handshake;
+
+impl ConnectionHandler for Hub {
+    fn run(&self, connection: LinkedConnection) -> BoxFuture<'static, ()> {
+        let hub = self.clone();
+        Box::pin(async move { run(hub, connection).await })
+    }
+}
+
+/// Why the message loop ended.
+enum End {
+    /// The client left (its transport is gone, or it sent `Close`): nothing more to send.
+    Left,
+    /// The server closes the connection with this error.
+    Error(String),
+    /// The sink was closed (a slow client, a send that found the transport gone).
+    Closed,
+}
+
+async fn run(hub: Hub, connection: LinkedConnection) {
+    let LinkedConnection {
+        info,
+        mut inbound,
+        outbound,
+    } = connection;
+    let mut buffer = BytesMut::new();
+    let protocol = match agree(&hub, &info, &mut inbound, &outbound, &mut buffer).await {
+        Some(protocol) => protocol,
+        None => {
+            outbound.close();
+            return;
+        }
+    };
+    let options = &hub.inner.options;
+    let replay_limit = info
+        .stateful_reconnect
+        .then_some(options.stateful_reconnect_buffer_size);
+    let info = Arc::new(info);
+    let sink = Arc::new(ConnectionSink::new(
+        info.connection_id.clone(),
+        info.user.clone(),
+        protocol,
+        outbound,
+        replay_limit,
+    ));
+    let lifetime = hub.inner.lifetime.clone();
+    lifetime.on_connected(sink.clone()).await;
+    let items = Items::default();
+    let mut connection = Connection {
+        slots: Arc::new(Semaphore::new(
+            options.maximum_parallel_invocations_per_client.max(1),
+        )),
+        hub: hub.clone(),
+        sink: sink.clone(),
+        info: info.clone(),
+        items: items.clone(),
+        protocol,
+        buffer,
+        uploads: HashMap::new(),
+        streams: Arc::new(Mutex::new(HashMap::new())),
+        last_received: Instant::now(),
+        last_ack: Instant::now(),
+    };
+    let end = match connected(&hub, &connection).await {
+        Err(error) => End::Error(error),
+        Ok(()) => connection.serve(&mut inbound).await,
+    };
+    let error = match end {
+        End::Left => {
+            sink.abort();
+            None
+        }
+        End::Error(error) => {
+            sink.close_with_error(&error);
+            Some(error)
+        }
+        End::Closed => None,
+    };
+    connection.stop();
+    lifetime.on_disconnected(info.connection_id.clone()).await;
+    if let Some(hook) = &hub.inner.on_disconnected {
+        let context = connection.context(InvokeRule::Free);
+        hook(context, error).await;
+    }
+}
+
+/// Reads the handshake (within `handshake_timeout`) and answers it; `None` when the
+/// connection must end.
+async fn agree(
+    hub: &Hub,
+    info: &ConnectionInfo,
+    inbound: &mut mpsc::Receiver<Inbound>,
+    outbound: &Outbound,
+    buffer: &mut BytesMut,
+) -> Option<Protocol> {
+    let options = &hub.inner.options;
+    let limit = options.maximum_receive_message_size;
+    let deadline = tokio::time::Instant::now() + options.handshake_timeout;
+    loop {
+        match handshake::read(buffer, limit, info.transport) {
+            Handshake::Incomplete => {}
+            Handshake::Agreed(protocol) => {
+                outbound.set_transfer_format(protocol.transfer_format());
+                let response = Bytes::from(handshake::response(None));
+                return outbound.try_send(response).ok().map(|()| protocol);
+            }
+            Handshake::Refused(error) => {
+                tracing::debug!(connection = %info.connection_id, %error, "handshake refused");
+                let _ = outbound.try_send(Bytes::from(handshake::response(Some(&error))));
+                return None;
+            }
+        }
+        match tokio::time::timeout_at(deadline, inbound.recv()).await {
+            Ok(Some(Inbound::Data(data))) => buffer.extend_from_slice(&data),
+            Ok(Some(Inbound::Reconnected)) => {}
+            Ok(None) => return None,
+            Err(_) => {
+                tracing::debug!(connection = %info.connection_id, "handshake timed out");
+                return None;
+            }
+        }
+    }
+}
+
+/// Runs the `on_connected` hook; its error ends the connection.
+async fn connected(hub: &Hub, connection: &Connection) -> Result<(), String> {
+    let Some(hook) = &hub.inner.on_connected else {
+        return Ok(());
+    };
+    hook(connection.context(InvokeRule::Forbidden))
+        .await
+        .map_err(|error| format!("Connection closed with an error. HubException: {error}"))
+}
+
+/// The state of one connection's message loop.
+pub(crate) struct Connection {
+    hub: Hub,
+    sink: Arc<ConnectionSink>,
+    info: Arc<ConnectionInfo>,
+    items: Items,
+    protocol: Protocol,
+    /// Received bytes not yet parsed into messages.
+    buffer: BytesMut,
+    /// One permit per invocation that may run at once.
+    slots: Arc<Semaphore>,
+    /// Client-to-server streams by stream id.
+    uploads: HashMap<String, mpsc::Sender<StreamEvent>>,
+    /// Server-to-client streams by invocation id, for `CancelInvocation`.
+    streams: Arc<Mutex<HashMap<String, CancellationToken>>>,
+    last_received: Instant,
+    last_ack: Instant,
+}
+
+impl Connection {
+    pub(crate) fn context(&self, rule: InvokeRule) -> HubContext {
+        HubContext::new(
+            self.info.clone(),
+            self.items.clone(),
+            self.hub.inner.lifetime.clone(),
+            rule,
+            self.hub.inner.options.client_result_timeout,
+        )
+    }
+
+    async fn serve(&mut self, inbound: &mut mpsc::Receiver<Inbound>) -> End {
+        if let Err(end) = self.process().await {
+            return end;
+        }
+        let mut tick = tokio::time::interval(self.hub.inner.options.tick());
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let sink = self.sink.clone();
+            tokio::select! {
+                () = sink.closed() => return End::Closed,
+                event = inbound.recv() => match event {
+                    None => return End::Left,
+                    Some(Inbound::Data(data)) => {
+                        self.last_received = Instant::now();
+                        self.buffer.extend_from_slice(&data);
+                        if let Err(end) = self.process().await {
+                            return end;
+                        }
+                    }
+                    Some(Inbound::Reconnected) => {
+                        self.last_received = Instant::now();
+                        if self.sink.reconnected().is_err() {
+                            return End::Closed;
+                        }
+                    }
+                },
+                _ = tick.tick() => {
+                    if let Err(end) = self.housekeeping(true) {
+                        return end;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Handles every complete message in the buffer.
+    async fn process(&mut self) -> Result<(), End> {
+        let limit = self.hub.inner.options.maximum_receive_message_size;
+        loop {
+            let message = match self.protocol.parse(&mut self.buffer, limit) {
+                Ok(Some(message)) => message,
+                Ok(None) => return Ok(()),
+                Err(error) => return Err(End::Error(protocol_error(&error))),
+            };
+            if let Some(mut replay) = self.sink.replay_state() {
+                let sequence = matches!(message, HubMessage::Sequence { .. });
+                if replay.receive(is_trackable(&message), sequence) == Receive::Ignore {
+                    continue;
+                }
+            }
+            self.handle(message).await?;
+        }
+    }
+
+    async fn handle(&mut self, message: Incoming) -> Result<(), End> {
+        match message {
+            HubMessage::Invocation(invocation) => self.invoke(invocation, false).await,
+            HubMessage::StreamInvocation(invocation) => self.invoke(invocation, true).await,
+            HubMessage::StreamItem(item) => self.upload_item(item.invocation_id, item.item).await,
+            HubMessage::Completion(completion) => self.completion(completion).await,
+            HubMessage::CancelInvocation { invocation_id } => {
+                if let Ok(streams) = self.streams.lock() {
+                    if let Some(token) = streams.get(&invocation_id) {
+                        token.cancel();
+                    }
+                }
+                Ok(())
+            }
+            HubMessage::Ping => Ok(()),
+            HubMessage::Close(_) => Err(End::Left),
+            HubMessage::Ack { sequence_id } => {
+                self.sink.ack(sequence_id);
+                Ok(())
+            }
+            HubMessage::Sequence { sequence_id } => match self.sink.replay_state() {
+                Some(mut replay) => replay.sequence(sequence_id).map_err(|error| {
+                    End::Error(format!("Connection closed with an error. {error}"))
+                }),
+                None => Ok(()),
+            },
+        }
+    }
+
+    /// The timers: keep-alive `Ping`, client timeout, stateful reconnect's `Ack` and the
+    /// flush of replayed messages waiting for room. `check_timeout` is off while the loop
+    /// itself is not reading (waiting for an invocation slot or a full upload stream).
+    fn housekeeping(&mut self, check_timeout: bool) -> Result<(), End> {
+        let options = &self.hub.inner.options;
+        let timeout = options.client_timeout_interval;
+        if check_timeout && self.last_received.elapsed() >= timeout {
+            return Err(End::Error(format!(
+                "Connection closed with an error. The client sent no message for {} ms \
+                 (the client timeout).",
+                timeout.as_millis()
+            )));
+        }
+        if !check_timeout {
+            self.last_received = Instant::now();
+        }
+        if self.sink.replay_state().is_some() {
+            if self.last_ack.elapsed() >= options.ack_interval {
+                self.last_ack = Instant::now();
+                let due = self
+                    .sink
+                    .replay_state()
+                    .and_then(|mut replay| replay.ack_due());
+                if let Some(sequence_id) = due {
+                    self.control(HubMessage::Ack { sequence_id })?;
+                }
+            }
+            self.sink.flush().map_err(|_| End::Closed)?;
+        }
+        let keep_alive = options.keep_alive_interval.as_millis() as u64;
+        if self.sink.idle_for(keep_alive) {
+            self.control(HubMessage::Ping)?;
+        }
+        Ok(())
+    }
+
+    fn control(&self, message: crate::protocol::Outgoing) -> Result<(), End> {
+        match self.sink.send_control(&message) {
+            Ok(()) => Ok(()),
+            Err(crate::sink::SendError::Encode(error)) => Err(End::Error(error)),
+            Err(crate::sink::SendError::Closed) => Err(End::Closed),
+        }
+    }
+
+    /// Awaits `future` while the timers keep running (the loop is not reading meanwhile).
+    async fn while_ticking<F: std::future::Future>(&mut self, future: F) -> Result<F::Output, End> {
+        let mut future = std::pin::pin!(future);
+        let mut tick = tokio::time::interval(self.hub.inner.options.tick());
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let sink = self.sink.clone();
+        loop {
+            tokio::select! {
+                output = &mut future => return Ok(output),
+                () = sink.closed() => return Err(End::Closed),
+                _ = tick.tick() => self.housekeeping(false)?,
+            }
+        }
+    }
+
+    /// Ends the connection's streams when it is gone.
+    fn stop(&mut self) {
+        self.uploads.clear();
+        if let Ok(streams) = self.streams.lock() {
+            for token in streams.values() {
+                token.cancel();
+            }
+        }
+    }
+}
+
+/// The `Close` error for bytes that are not a valid message (the reference closes with
+/// "Connection closed with an error." and the exception).
+fn protocol_error(error: &ProtocolError) -> String {
+    format!("Connection closed with an error. InvalidDataException: {error}")
+}

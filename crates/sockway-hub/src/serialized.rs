@@ -1,0 +1,71 @@
+//! A message to send, encoded at most once per protocol however many connections get it
+//! (ASP.NET Core's `SerializedHubMessage`).
+
+use std::sync::OnceLock;
+
+use bytes::Bytes;
+
+use crate::protocol::{EncodeError, HubMessage, Outgoing, Protocol};
+
+/// An outgoing message and its encodings, each made the first time a connection speaking that
+/// protocol needs it: a broadcast to a thousand JSON clients serializes once, and a protocol no
+/// recipient speaks is never encoded.
+#[derive(Debug)]
+pub struct SerializedMessage {
+    message: Outgoing,
+    json: OnceLock<Result<Bytes, String>>,
+    message_pack: OnceLock<Result<Bytes, String>>,
+}
+
+impl SerializedMessage {
+    /// Wraps `message`; nothing is encoded yet.
+    pub fn new(message: Outgoing) -> Self {
+        SerializedMessage {
+            message,
+            json: OnceLock::new(),
+            message_pack: OnceLock::new(),
+        }
+    }
+
+    /// The message.
+    pub fn message(&self) -> &Outgoing {
+        &self.message
+    }
+
+    /// Whether the message takes a sequence id with stateful reconnect: the spec's trackable
+    /// messages (`HubProtocol.md`, "Stateful Reconnect"), the reference's
+    /// `HubInvocationMessage`s.
+    pub fn is_trackable(&self) -> bool {
+        is_trackable(&self.message)
+    }
+
+    /// The framed bytes of the message in `protocol`, encoded on first use.
+    pub fn encoded(&self, protocol: Protocol) -> Result<Bytes, EncodeError> {
+        let cell = match protocol {
+            Protocol::Json => &self.json,
+            Protocol::MessagePack => &self.message_pack,
+        };
+        cell.get_or_init(|| encode(protocol, &self.message).map_err(|error| error.0))
+            .clone()
+            .map_err(EncodeError)
+    }
+}
+
+/// Encodes one message, framed, in `protocol`.
+pub(crate) fn encode(protocol: Protocol, message: &Outgoing) -> Result<Bytes, EncodeError> {
+    let mut out = Vec::new();
+    protocol.write(message, &mut out)?;
+    Ok(Bytes::from(out))
+}
+
+/// Whether `message` is one of the trackable messages of stateful reconnect.
+pub(crate) fn is_trackable<V>(message: &HubMessage<V>) -> bool {
+    matches!(
+        message,
+        HubMessage::Invocation(_)
+            | HubMessage::StreamInvocation(_)
+            | HubMessage::StreamItem(_)
+            | HubMessage::Completion(_)
+            | HubMessage::CancelInvocation { .. }
+    )
+}

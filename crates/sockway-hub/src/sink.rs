@@ -1,0 +1,282 @@
+//! One connection's writing side: every message to the client goes through here, so keep-alive
+//! timing, the slow-client rule and stateful reconnect's numbering see all of them.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Instant;
+
+use bytes::Bytes;
+use tokio::sync::Notify;
+
+use crate::link::{Outbound, OutboundError};
+use crate::protocol::{Close, HubMessage, Outgoing, Protocol};
+use crate::replay::Replay;
+use crate::serialized::{encode, SerializedMessage};
+
+/// Why a message could not be sent to a connection.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// The connection has ended (perhaps just now, for being too slow).
+    #[error("the connection has ended")]
+    Closed,
+    /// The message could not be encoded in the connection's protocol.
+    #[error("{0}")]
+    Encode(String),
+}
+
+/// The writing side of one connection, shared by its own tasks and the routing layer.
+#[derive(Debug)]
+pub struct ConnectionSink {
+    connection_id: String,
+    user: Option<String>,
+    protocol: Protocol,
+    outbound: Outbound,
+    replay: Option<Mutex<Replay>>,
+    /// Wakes senders waiting for room in the replay buffer, and the connection's loop when the
+    /// sink closes.
+    changed: Notify,
+    closed: AtomicBool,
+    started: Instant,
+    /// Milliseconds after `started` of the last frame queued (for keep-alive).
+    last_write: AtomicU64,
+}
+
+impl ConnectionSink {
+    /// A sink writing `protocol` into `outbound`; `replay_limit` is set when the connection
+    /// uses stateful reconnect.
+    pub(crate) fn new(
+        connection_id: String,
+        user: Option<String>,
+        protocol: Protocol,
+        outbound: Outbound,
+        replay_limit: Option<usize>,
+    ) -> Self {
+        ConnectionSink {
+            connection_id,
+            user,
+            protocol,
+            outbound,
+            replay: replay_limit.map(|limit| Mutex::new(Replay::new(limit))),
+            changed: Notify::new(),
+            closed: AtomicBool::new(false),
+            started: Instant::now(),
+            last_write: AtomicU64::new(0),
+        }
+    }
+
+    /// The connection's id.
+    pub fn connection_id(&self) -> &str {
+        &self.connection_id
+    }
+
+    /// The connection's user, if authenticated.
+    pub fn user(&self) -> Option<&str> {
+        self.user.as_deref()
+    }
+
+    /// The protocol the connection speaks.
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
+    }
+
+    /// Whether the connection has ended.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire) || self.outbound.is_closed()
+    }
+
+    /// Sends a message shared with other connections, without waiting: a connection that
+    /// cannot take it now (its queue full, or its replay buffer full) is closed with a `Close`
+    /// saying why, so it never holds up the sender or the other recipients.
+    pub fn send_shared(&self, message: &SerializedMessage) -> Result<(), SendError> {
+        let frame = message
+            .encoded(self.protocol)
+            .map_err(|error| SendError::Encode(error.0))?;
+        self.write(frame, message.is_trackable(), false)
+    }
+
+    /// Sends one of the connection's own messages (a completion, a stream item): with
+    /// stateful reconnect it waits while the replay buffer is full, as the reference's
+    /// `MessageBuffer` does, until the client acknowledges or the connection ends.
+    pub(crate) async fn send_own(&self, message: &Outgoing) -> Result<(), SendError> {
+        let frame = encode(self.protocol, message).map_err(|error| SendError::Encode(error.0))?;
+        let trackable = crate::serialized::is_trackable(message);
+        if trackable && self.replay.is_some() {
+            loop {
+                let notified = self.changed.notified();
+                if self.is_closed() {
+                    return Err(SendError::Closed);
+                }
+                if !self.replay_state().is_some_and(|replay| replay.is_full()) {
+                    break;
+                }
+                notified.await;
+            }
+        }
+        self.write(frame, trackable, true)
+    }
+
+    /// Sends a message that is not trackable (Ping, Ack, Sequence) without waiting.
+    pub(crate) fn send_control(&self, message: &Outgoing) -> Result<(), SendError> {
+        let frame = encode(self.protocol, message).map_err(|error| SendError::Encode(error.0))?;
+        self.write(frame, false, true)
+    }
+
+    fn write(&self, frame: Bytes, trackable: bool, own: bool) -> Result<(), SendError> {
+        if self.is_closed() {
+            return Err(SendError::Closed);
+        }
+        if let Some(mut replay) = self.replay_state() {
+            if !trackable {
+                return match self.outbound.try_send(frame) {
+                    Ok(()) => {
+                        self.wrote();
+                        Ok(())
+                    }
+                    Err(OutboundError::Full) => Ok(()),
+                    Err(OutboundError::Closed) => Err(self.ended()),
+                };
+            }
+            if replay.is_full() && !own {
+                drop(replay);
+                self.close_with_error(
+                    "Connection closed: the client did not acknowledge messages fast enough \
+                     (the stateful reconnect buffer is full).",
+                );
+                return Err(SendError::Closed);
+            }
+            replay.push(frame);
+            return self.flush_locked(&mut replay);
+        }
+        match self.outbound.try_send(frame) {
+            Ok(()) => {
+                self.wrote();
+                Ok(())
+            }
+            Err(OutboundError::Full) => {
+                self.close_with_error(
+                    "Connection closed: the client did not read its messages fast enough \
+                     (its send queue is full).",
+                );
+                Err(SendError::Closed)
+            }
+            Err(OutboundError::Closed) => Err(self.ended()),
+        }
+    }
+
+    /// With stateful reconnect, queues kept messages the transport has not had yet, in order,
+    /// as far as the queue has room (the rest wait for the next flush).
+    pub(crate) fn flush(&self) -> Result<(), SendError> {
+        match self.replay_state() {
+            Some(mut replay) => self.flush_locked(&mut replay),
+            None => Ok(()),
+        }
+    }
+
+    fn flush_locked(&self, replay: &mut Replay) -> Result<(), SendError> {
+        let mut written = None;
+        let mut result = Ok(());
+        for (id, frame) in replay.unwritten() {
+            match self.outbound.try_send(frame.clone()) {
+                Ok(()) => written = Some(*id),
+                Err(OutboundError::Full) => break,
+                Err(OutboundError::Closed) => {
+                    result = Err(SendError::Closed);
+                    break;
+                }
+            }
+        }
+        if let Some(id) = written {
+            replay.written(id);
+            self.wrote();
+        }
+        if result.is_err() {
+            return Err(self.ended());
+        }
+        Ok(())
+    }
+
+    /// The client acknowledged every message up to `id`.
+    pub(crate) fn ack(&self, id: u64) {
+        if let Some(mut replay) = self.replay_state() {
+            replay.ack(id);
+        }
+        self.changed.notify_waiters();
+    }
+
+    /// A new transport took over: sends `Sequence` and replays what is not acknowledged.
+    pub(crate) fn reconnected(&self) -> Result<(), SendError> {
+        let Some(mut replay) = self.replay_state() else {
+            return Ok(());
+        };
+        let sequence_id = replay.reconnected();
+        let frame = encode(self.protocol, &HubMessage::Sequence { sequence_id })
+            .map_err(|error| SendError::Encode(error.0))?;
+        match self.outbound.try_send(frame) {
+            Ok(()) | Err(OutboundError::Full) => {}
+            Err(OutboundError::Closed) => return Err(self.ended()),
+        }
+        self.flush_locked(&mut replay)
+    }
+
+    /// The replay state, with stateful reconnect.
+    pub(crate) fn replay_state(&self) -> Option<MutexGuard<'_, Replay>> {
+        self.replay.as_ref().map(|replay| {
+            replay
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+        })
+    }
+
+    /// Whether nothing was queued for the client during the last `idle_ms` milliseconds.
+    pub(crate) fn idle_for(&self, idle_ms: u64) -> bool {
+        let now = self.started.elapsed().as_millis() as u64;
+        now.saturating_sub(self.last_write.load(Ordering::Relaxed)) >= idle_ms
+    }
+
+    fn wrote(&self) {
+        let now = self.started.elapsed().as_millis() as u64;
+        self.last_write.store(now, Ordering::Relaxed);
+    }
+
+    /// Ends the connection with a `Close` carrying `error`, delivered after what is queued
+    /// even when the queue is full.
+    pub(crate) fn close_with_error(&self, error: &str) {
+        let close = HubMessage::Close(Close {
+            error: Some(error.to_owned()),
+            allow_reconnect: false,
+        });
+        self.finish(encode(self.protocol, &close).ok());
+    }
+
+    /// Ends the connection without a `Close` (the client is gone, or ended it).
+    pub(crate) fn abort(&self) {
+        self.finish(None);
+    }
+
+    fn finish(&self, frame: Option<Bytes>) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        match frame {
+            Some(frame) => self.outbound.close_with(frame),
+            None => self.outbound.close(),
+        }
+        self.changed.notify_waiters();
+    }
+
+    fn ended(&self) -> SendError {
+        self.finish(None);
+        SendError::Closed
+    }
+
+    /// Resolves once the sink has closed (for the connection's loop).
+    pub(crate) async fn closed(&self) {
+        loop {
+            let notified = self.changed.notified();
+            if self.is_closed() {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
