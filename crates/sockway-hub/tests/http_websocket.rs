@@ -1,0 +1,197 @@
+//! The WebSockets transport: skip negotiation, negotiated ids, 404 / 409 / 400 refusals,
+//! text and binary frames, HTTP/2 extended CONNECT, stateful reconnect.
+
+mod http_support;
+
+use std::time::Duration;
+
+use http_support::{raw_websocket, request, ws_url, TestServer, LIMIT};
+use sockway::client::{ClientBuilder, ClientError, HttpVersion, MessageWebSocket};
+use sockway::Message;
+use sockway_hub::link::TransportKind;
+use sockway_hub::HttpOptions;
+
+async fn connect(url: &str) -> Result<MessageWebSocket, ClientError> {
+    tokio::time::timeout(LIMIT, ClientBuilder::new(url).connect_message())
+        .await
+        .expect("the handshake did not finish in time")
+}
+
+async fn next(socket: &mut MessageWebSocket) -> Message {
+    tokio::time::timeout(LIMIT, socket.recv())
+        .await
+        .expect("no message in time")
+        .unwrap()
+        .expect("the socket closed")
+}
+
+fn status(error: ClientError) -> u16 {
+    match error {
+        ClientError::Rejected { status, .. } => status.as_u16(),
+        other => panic!("expected a refused handshake, got {other}"),
+    }
+}
+
+#[tokio::test]
+async fn without_an_id_a_fresh_connection_starts_and_echoes_text() {
+    let mut server = TestServer::start(HttpOptions::default()).await;
+    let mut socket = connect(&ws_url(server.addr, "")).await.unwrap();
+    let info = server.started().await;
+    assert_eq!(info.transport, TransportKind::WebSockets);
+    socket.send_text("hello\u{1e}").await.unwrap();
+    assert_eq!(next(&mut socket).await, Message::text("hello\u{1e}"));
+    socket.close(sockway::CloseCode::NORMAL, "").await.unwrap();
+    server.gone(&info.connection_id).await;
+}
+
+#[tokio::test]
+async fn a_negotiated_token_opens_its_connection_once() {
+    let mut server = TestServer::start(HttpOptions::default()).await;
+    let (id, token) = server.connection("").await;
+    let mut socket = connect(&ws_url(server.addr, &format!("?id={token}")))
+        .await
+        .unwrap();
+    let info = server.started().await;
+    assert_eq!(info.connection_id, id);
+    let second = connect(&ws_url(server.addr, &format!("?id={token}"))).await;
+    assert_eq!(status(second.err().unwrap()), 409);
+    let post = request(server.addr, "POST", &format!("/hub?id={token}"), &[], b"x").await;
+    assert_eq!(post.status, 405);
+    socket.send_text("still here").await.unwrap();
+    assert_eq!(next(&mut socket).await, Message::text("still here"));
+}
+
+#[tokio::test]
+async fn unknown_and_forged_tokens_get_404() {
+    let server = TestServer::start(HttpOptions::default()).await;
+    let unknown = connect(&ws_url(server.addr, "?id=nope")).await;
+    assert_eq!(status(unknown.err().unwrap()), 404);
+
+    let (_, token) = server.connection("").await;
+    let mut forged = token.into_bytes();
+    let last = forged.len() - 3;
+    forged[last] = if forged[last] == b'A' { b'B' } else { b'A' };
+    let forged = String::from_utf8(forged).unwrap();
+    let refused = connect(&ws_url(server.addr, &format!("?id={forged}"))).await;
+    assert_eq!(status(refused.err().unwrap()), 404);
+
+    let other = TestServer::start(HttpOptions::default()).await;
+    let (_, foreign) = other.connection("").await;
+    let refused = connect(&ws_url(server.addr, &format!("?id={foreign}"))).await;
+    assert_eq!(status(refused.err().unwrap()), 404, "signed by another key");
+}
+
+#[tokio::test]
+async fn a_connection_that_polled_cannot_switch_to_websockets() {
+    let server = TestServer::start(HttpOptions::default()).await;
+    let (_, token) = server.connection("").await;
+    let poll = request(server.addr, "GET", &format!("/hub?id={token}"), &[], b"").await;
+    assert_eq!(poll.status, 200);
+    let refused = connect(&ws_url(server.addr, &format!("?id={token}"))).await;
+    assert_eq!(status(refused.err().unwrap()), 400);
+}
+
+#[tokio::test]
+async fn frames_are_binary_once_the_hub_says_so() {
+    let server = TestServer::start(HttpOptions::default()).await;
+    let mut socket = connect(&ws_url(server.addr, "")).await.unwrap();
+    socket.send_text("binary").await.unwrap();
+    socket.send_binary(&[0x01, 0xff]).await.unwrap();
+    assert_eq!(next(&mut socket).await, Message::binary(vec![0x01, 0xff]));
+}
+
+#[tokio::test]
+async fn the_hub_closing_closes_the_socket_normally() {
+    let mut server = TestServer::start(HttpOptions::default()).await;
+    let mut socket = connect(&ws_url(server.addr, "")).await.unwrap();
+    let info = server.started().await;
+    socket.send_text("close").await.unwrap();
+    let end = tokio::time::timeout(LIMIT, socket.recv()).await.unwrap();
+    assert!(matches!(end, Ok(None)), "{end:?}");
+    let again = connect(&ws_url(server.addr, &format!("?id={}", info.connection_id))).await;
+    assert_eq!(status(again.err().unwrap()), 404);
+}
+
+#[tokio::test]
+async fn messages_over_the_receive_limit_close_the_socket_with_1009() {
+    let server = TestServer::start(HttpOptions::default().max_receive_size(16)).await;
+    let mut socket = connect(&ws_url(server.addr, "")).await.unwrap();
+    socket.send_text(&"x".repeat(64)).await.unwrap();
+    let end = tokio::time::timeout(LIMIT, socket.recv()).await.unwrap();
+    let code = match end {
+        Err(ClientError::ClosedByPeer { code, .. }) => code,
+        Ok(None) => socket.closed().expect("how it closed").code,
+        other => panic!("expected a close, got {other:?}"),
+    };
+    assert_eq!(code, sockway::CloseCode::MESSAGE_TOO_BIG);
+}
+
+#[tokio::test]
+async fn http2_extended_connect_reaches_the_hub() {
+    let server = TestServer::start(HttpOptions::default()).await;
+    let builder = ClientBuilder::new(ws_url(server.addr, "")).http_version(HttpVersion::Http2Only);
+    let mut socket = tokio::time::timeout(LIMIT, builder.connect_message())
+        .await
+        .unwrap()
+        .unwrap();
+    socket.send_text("over h2").await.unwrap();
+    assert_eq!(next(&mut socket).await, Message::text("over h2"));
+}
+
+#[tokio::test]
+async fn a_lost_socket_of_a_stateful_connection_is_taken_over_by_the_next() {
+    let options = HttpOptions::default()
+        .stateful_reconnect(true)
+        .reconnect_grace(Duration::from_secs(30));
+    let mut server = TestServer::start(options).await;
+    let (id, token) = server.connection("&useStatefulReconnect=true").await;
+    let lost = raw_websocket(server.addr, &format!("?id={token}")).await;
+    let info = server.started().await;
+    assert!(info.stateful_reconnect);
+    drop(lost);
+    // The server may not have seen the loss yet: a 409 means "still attached", so retry.
+    let retry = async {
+        loop {
+            match connect(&ws_url(server.addr, &format!("?id={token}"))).await {
+                Ok(socket) => break socket,
+                Err(error) => {
+                    assert_eq!(status(error), 409);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    };
+    let mut socket = tokio::time::timeout(LIMIT, retry)
+        .await
+        .expect("no reconnect in time");
+    assert_eq!(next(&mut socket).await, Message::text("reconnected"));
+    socket.send_text("after").await.unwrap();
+    assert_eq!(next(&mut socket).await, Message::text("after"));
+    socket.close(sockway::CloseCode::NORMAL, "").await.unwrap();
+    server.gone(&id).await;
+}
+
+#[tokio::test]
+async fn a_lost_socket_without_stateful_reconnect_ends_the_connection() {
+    let mut server = TestServer::start(HttpOptions::default().stateful_reconnect(true)).await;
+    let (id, token) = server.connection("").await;
+    let lost = raw_websocket(server.addr, &format!("?id={token}")).await;
+    server.started().await;
+    drop(lost);
+    server.gone(&id).await;
+}
+
+#[tokio::test]
+async fn a_stateful_connection_not_reconnected_in_its_grace_period_ends() {
+    let options = HttpOptions::default()
+        .stateful_reconnect(true)
+        .reconnect_grace(Duration::from_millis(200));
+    let mut server = TestServer::start(options).await;
+    let (id, token) = server.connection("&useStatefulReconnect=true").await;
+    let lost = raw_websocket(server.addr, &format!("?id={token}")).await;
+    server.started().await;
+    drop(lost);
+    server.gone(&id).await;
+    let late = connect(&ws_url(server.addr, &format!("?id={token}"))).await;
+    assert_eq!(status(late.err().unwrap()), 404);
+}
