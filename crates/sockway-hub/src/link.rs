@@ -194,7 +194,9 @@ impl OutboundReceiver {
                     .and_then(|mut last| last.take());
             }
             tokio::select! {
-                frame = self.frames.recv() => return frame,
+                frame = self.frames.recv() => {
+                    return frame.or_else(|| self.shared.last.lock().ok()?.take());
+                }
                 () = self.shared.notify.notified() => {}
             }
         }

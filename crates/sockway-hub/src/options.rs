@@ -5,7 +5,6 @@ use std::time::Duration;
 /// Settings of a hub. Every limit a client can reach has a default taken from the reference
 /// server (ASP.NET Core `HubOptions` and `HttpConnectionDispatcherOptions`) and can be changed.
 #[derive(Debug, Clone)]
-#[non_exhaustive]
 pub struct HubOptions {
     /// How long a client has to send its handshake after the transport connected (ASP.NET
     /// Core's `HandshakeTimeout`, 15 seconds).

@@ -12,8 +12,9 @@ use crate::protocol::{Protocol, TransferFormat, RECORD_SEPARATOR};
 pub(crate) enum Handshake {
     /// The record is not complete yet.
     Incomplete,
-    /// The client asked for a protocol the server speaks and the transport can carry.
-    Agreed(Protocol),
+    /// The client asked for a protocol the server speaks and the transport can carry, at
+    /// this version.
+    Agreed(Protocol, i64),
     /// The request is refused; the text goes into the `error` response, then the connection
     /// closes.
     Refused(String),
@@ -26,7 +27,8 @@ struct Request {
 }
 
 /// Takes the handshake request off the front of `buffer`, leaving whatever follows it (the
-/// first messages may arrive in the same data).
+/// first messages may arrive in the same data). Every version up to the protocol's is served,
+/// as ASP.NET Core's `IsVersionSupported` decides.
 pub(crate) fn read(buffer: &mut BytesMut, limit: usize, transport: TransportKind) -> Handshake {
     let Some(end) = buffer.iter().position(|&byte| byte == RECORD_SEPARATOR) else {
         if buffer.len() > limit {
@@ -51,7 +53,7 @@ pub(crate) fn read(buffer: &mut BytesMut, limit: usize, transport: TransportKind
             request.protocol
         ));
     };
-    if i64::from(protocol.version()) != request.version {
+    if request.version > i64::from(protocol.version()) {
         return Handshake::Refused(format!(
             "The server does not support version {} of the '{}' protocol.",
             request.version, request.protocol
@@ -66,7 +68,7 @@ pub(crate) fn read(buffer: &mut BytesMut, limit: usize, transport: TransportKind
             request.protocol
         ));
     }
-    Handshake::Agreed(protocol)
+    Handshake::Agreed(protocol, request.version)
 }
 
 /// The handshake response: `{}` on success, `{"error": ...}` on refusal, with its `0x1E`.
@@ -95,7 +97,7 @@ mod tests {
             "{\"protocol\":\"json\",\"version\":1}\u{1e}{\"type\":6}\u{1e}",
             TransportKind::WebSockets,
         );
-        assert_eq!(outcome, Handshake::Agreed(Protocol::Json));
+        assert_eq!(outcome, Handshake::Agreed(Protocol::Json, 1));
         assert_eq!(&rest[..], b"{\"type\":6}\x1e");
     }
 

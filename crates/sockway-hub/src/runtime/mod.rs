@@ -50,16 +50,15 @@ async fn run(hub: Hub, connection: LinkedConnection) {
         outbound,
     } = connection;
     let mut buffer = BytesMut::new();
-    let protocol = match agree(&hub, &info, &mut inbound, &outbound, &mut buffer).await {
-        Some(protocol) => protocol,
+    let (protocol, version) = match agree(&hub, &info, &mut inbound, &outbound, &mut buffer).await {
+        Some(agreed) => agreed,
         None => {
             outbound.close();
             return;
         }
     };
     let options = &hub.inner.options;
-    let replay_limit = info
-        .stateful_reconnect
+    let replay_limit = (info.stateful_reconnect && version >= STATEFUL_RECONNECT_VERSION)
         .then_some(options.stateful_reconnect_buffer_size);
     let info = Arc::new(info);
     let sink = Arc::new(ConnectionSink::new(
@@ -110,25 +109,32 @@ async fn run(hub: Hub, connection: LinkedConnection) {
     }
 }
 
-/// Reads the handshake (within `handshake_timeout`) and answers it; `None` when the
-/// connection must end.
+/// The first hub protocol version with `Ack` and `Sequence`: a client that asks for an older
+/// one gets no stateful reconnect even when negotiate allowed it, as in ASP.NET Core 8.
+const STATEFUL_RECONNECT_VERSION: i64 = 2;
+
+/// Reads the handshake (within `handshake_timeout`) and answers it with the protocol and the
+/// version agreed; `None` when the connection must end.
 async fn agree(
     hub: &Hub,
     info: &ConnectionInfo,
     inbound: &mut mpsc::Receiver<Inbound>,
     outbound: &Outbound,
     buffer: &mut BytesMut,
-) -> Option<Protocol> {
+) -> Option<(Protocol, i64)> {
     let options = &hub.inner.options;
     let limit = options.maximum_receive_message_size;
     let deadline = tokio::time::Instant::now() + options.handshake_timeout;
     loop {
         match handshake::read(buffer, limit, info.transport) {
             Handshake::Incomplete => {}
-            Handshake::Agreed(protocol) => {
+            Handshake::Agreed(protocol, version) => {
                 outbound.set_transfer_format(protocol.transfer_format());
                 let response = Bytes::from(handshake::response(None));
-                return outbound.try_send(response).ok().map(|()| protocol);
+                return outbound
+                    .try_send(response)
+                    .ok()
+                    .map(|()| (protocol, version));
             }
             Handshake::Refused(error) => {
                 tracing::debug!(connection = %info.connection_id, %error, "handshake refused");
