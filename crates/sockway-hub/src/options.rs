@@ -34,6 +34,11 @@ pub struct HubOptions {
     /// How often the server acknowledges the client's messages with stateful reconnect (the
     /// reference's `MessageBuffer` timer, 1 second).
     pub ack_interval: Duration,
+    /// How many streams one client may have open at once, server-to-client and
+    /// client-to-server together. The reference has no such limit (streams do not count
+    /// against `MaximumParallelInvocationsPerClient`); without one a client could start
+    /// streams without end. 100 by default; the next one is refused with a `Completion` error.
+    pub maximum_streams_per_client: usize,
 }
 
 impl Default for HubOptions {
@@ -48,19 +53,22 @@ impl Default for HubOptions {
             stateful_reconnect_buffer_size: 100_000,
             client_result_timeout: Duration::from_secs(30),
             ack_interval: Duration::from_secs(1),
+            maximum_streams_per_client: 100,
         }
     }
 }
 
 impl HubOptions {
-    /// The period of the connection's housekeeping timer: often enough for the shortest of
-    /// the keep-alive, client-timeout and ack intervals, never busier than every 10 ms.
-    pub(crate) fn tick(&self) -> Duration {
-        let shortest = self
-            .keep_alive_interval
-            .min(self.client_timeout_interval)
-            .min(self.ack_interval)
-            .min(Duration::from_secs(1));
-        (shortest / 2).max(Duration::from_millis(10))
+    /// The period of a connection's housekeeping timer: half the shortest of the keep-alive,
+    /// client-timeout and (with stateful reconnect) ack intervals, at most 1 second (the
+    /// reference's heartbeat) and never busier than every 10 ms.
+    pub(crate) fn tick(&self, stateful: bool) -> Duration {
+        let mut shortest = self.keep_alive_interval.min(self.client_timeout_interval) / 2;
+        if stateful {
+            shortest = shortest.min(self.ack_interval / 2);
+        }
+        shortest
+            .min(Duration::from_secs(1))
+            .max(Duration::from_millis(10))
     }
 }

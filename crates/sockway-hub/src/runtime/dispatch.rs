@@ -56,24 +56,22 @@ impl Connection {
         if let Some(error) = kind_error {
             return self.fail(invocation_id, error).await;
         }
-        if streaming {
-            let in_use = invocation_id.as_ref().is_some_and(|id| {
-                self.streams
-                    .lock()
-                    .map(|streams| streams.contains_key(id))
-                    .unwrap_or(false)
-            });
-            if in_use {
-                let id = invocation_id.clone().unwrap_or_default();
-                return self
-                    .fail(
-                        invocation_id,
-                        format!("Invocation ID '{id}' is already in use."),
-                    )
-                    .await;
+        if stream_ids.len() != entry.streams {
+            let error = format!(
+                "An unexpected error occurred invoking '{target}' on the server. HubException: \
+                 Client sent {} stream(s), Hub method expects {}.",
+                stream_ids.len(),
+                entry.streams
+            );
+            return self.fail(invocation_id, error).await;
+        }
+        let is_stream = streaming || entry.streams > 0;
+        if is_stream {
+            if let Some(error) = self.stream_refusal(invocation_id.as_deref(), streaming) {
+                return self.fail(invocation_id, error).await;
             }
         }
-        let receivers = self.open_uploads(&stream_ids, entry.streams);
+        let receivers = self.open_uploads(&stream_ids);
         let slot = Arc::new(Mutex::new(None));
         let context = self.context(InvokeRule::ReleaseSlot(slot.clone()));
         let bound = match &entry.method {
@@ -94,15 +92,17 @@ impl Connection {
                 return self.fail(invocation_id, error).await;
             }
         };
-        let permit = self
-            .while_ticking(self.slots.clone().acquire_owned())
-            .await?
-            .map_err(|_| End::Closed)?;
         let sink = self.sink.clone();
         match bound {
             Bound::Unary(future) => {
-                if let Ok(mut slot) = slot.lock() {
-                    *slot = Some(permit);
+                if !is_stream {
+                    let permit = self
+                        .while_ticking(self.slots.clone().acquire_owned())
+                        .await?
+                        .map_err(|_| End::Closed)?;
+                    if let Ok(mut slot) = slot.lock() {
+                        *slot = Some(permit);
+                    }
                 }
                 tokio::spawn(async move {
                     let outcome = AssertUnwindSafe(future).catch_unwind().await;
@@ -129,7 +129,6 @@ impl Connection {
                 });
             }
             Bound::Stream(stream) => {
-                drop(permit);
                 let invocation_id = invocation_id.unwrap_or_default();
                 let token = CancellationToken::new();
                 if let Ok(mut streams) = self.streams.lock() {
@@ -152,20 +151,33 @@ impl Connection {
         Ok(())
     }
 
-    /// Opens a channel for each stream id the client announced, when their number is what
-    /// the method takes (otherwise binding reports the mismatch, and none is kept).
-    fn open_uploads(&mut self, stream_ids: &[String], expected: usize) -> Vec<RawStream> {
+    /// Opens a channel for each stream id the client announced.
+    fn open_uploads(&mut self, stream_ids: &[String]) -> Vec<RawStream> {
         let capacity = self.hub.inner.options.stream_buffer_capacity.max(1);
         stream_ids
             .iter()
             .map(|id| {
                 let (sender, receiver) = mpsc::channel(capacity);
-                if stream_ids.len() == expected {
-                    self.uploads.insert(id.clone(), sender);
-                }
+                self.uploads.insert(id.clone(), sender);
                 receiver
             })
             .collect()
+    }
+
+    /// Why a stream invocation or a call with upload streams cannot start: its id is in use
+    /// by a running stream (the reference's text), or the client has as many streams open as
+    /// `maximum_streams_per_client` allows.
+    fn stream_refusal(&mut self, invocation_id: Option<&str>, streaming: bool) -> Option<String> {
+        self.uploads.retain(|_, sender| !sender.is_closed());
+        let streams = self.streams.lock().ok()?;
+        if let Some(id) = invocation_id.filter(|id| streaming && streams.contains_key(*id)) {
+            return Some(format!("Invocation ID '{id}' is already in use."));
+        }
+        let open = streams.len() + self.uploads.len();
+        let limit = self.hub.inner.options.maximum_streams_per_client;
+        (open >= limit).then(|| {
+            format!("Too many streams: this connection already has {open} open (the limit).")
+        })
     }
 
     /// Sends a `Completion` with `error` for an invocation that could not run (nothing for a

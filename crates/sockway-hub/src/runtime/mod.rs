@@ -184,6 +184,11 @@ pub(crate) struct Connection {
 }
 
 impl Connection {
+    fn tick(&self) -> std::time::Duration {
+        let stateful = self.sink.replay_state().is_some();
+        self.hub.inner.options.tick(stateful)
+    }
+
     pub(crate) fn context(&self, rule: InvokeRule) -> HubContext {
         HubContext::new(
             self.info.clone(),
@@ -198,7 +203,7 @@ impl Connection {
         if let Err(end) = self.process().await {
             return end;
         }
-        let mut tick = tokio::time::interval(self.hub.inner.options.tick());
+        let mut tick = tokio::time::interval(self.tick());
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let sink = self.sink.clone();
@@ -293,6 +298,7 @@ impl Connection {
         if !check_timeout {
             self.last_received = Instant::now();
         }
+        self.uploads.retain(|_, sender| !sender.is_closed());
         if self.sink.replay_state().is_some() {
             if self.last_ack.elapsed() >= options.ack_interval {
                 self.last_ack = Instant::now();
@@ -324,7 +330,7 @@ impl Connection {
     /// Awaits `future` while the timers keep running (the loop is not reading meanwhile).
     async fn while_ticking<F: std::future::Future>(&mut self, future: F) -> Result<F::Output, End> {
         let mut future = std::pin::pin!(future);
-        let mut tick = tokio::time::interval(self.hub.inner.options.tick());
+        let mut tick = tokio::time::interval(self.tick());
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let sink = self.sink.clone();
         loop {
