@@ -119,7 +119,7 @@ mod tests {
                 "{\"protocol\":\"xml\",\"version\":1}\u{1e}",
                 "not supported",
             ),
-            ("{\"protocol\":\"json\",\"version\":2}\u{1e}", "version 2"),
+            ("{\"protocol\":\"json\",\"version\":99}\u{1e}", "version 99"),
             ("{\"protocol\":\"json\"}\u{1e}", "invalid"),
             ("not json\u{1e}", "invalid"),
         ];
