@@ -1,0 +1,1 @@
+//! A bounded MessagePack reader over one message body.
