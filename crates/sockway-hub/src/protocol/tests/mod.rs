@@ -3,6 +3,8 @@
 
 mod handshake;
 mod json;
+mod msgpack;
+mod props;
 mod roundtrip;
 
 use bytes::BytesMut;

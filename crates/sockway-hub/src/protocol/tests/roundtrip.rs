@@ -11,7 +11,7 @@ use crate::protocol::{
     StreamItem,
 };
 
-const BOTH: [Protocol; 1] = [Protocol::Json];
+const BOTH: [Protocol; 2] = [Protocol::Json, Protocol::MessagePack];
 
 #[derive(Serialize)]
 struct Point {
