@@ -4,6 +4,7 @@
 mod handshake;
 mod json;
 mod msgpack;
+mod peers;
 mod props;
 mod roundtrip;
 
