@@ -7,6 +7,7 @@ mod json;
 mod json_fields;
 mod message;
 mod msgpack;
+mod msgpack_bind;
 mod msgpack_reader;
 #[cfg(test)]
 mod tests;

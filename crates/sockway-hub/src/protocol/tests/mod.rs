@@ -1,6 +1,7 @@
 //! Tests of the hub protocol codecs: fixtures from HubProtocol.md, round trips of every
 //! message in both protocols, and properties over arbitrary bytes.
 
+mod bind;
 mod handshake;
 mod json;
 mod msgpack;

@@ -509,39 +509,6 @@ fn payloads_are_written_with_structs_as_maps_and_bytes_as_bin() {
 }
 
 #[test]
-fn values_bind_to_rust_types_as_the_clients_send_them() {
-    // How the JavaScript client encodes `{ name: "a", count: 3, ratio: 1, data: Uint8Array,
-    // nested: null }`: a map, integers in their smallest form, even for a float field.
-    let map = Mp::Map(vec![
-        (Mp::from("name"), Mp::from("a")),
-        (Mp::from("count"), Mp::from(3)),
-        (Mp::from("ratio"), Mp::from(1)),
-        (Mp::from("data"), Mp::Binary(vec![9])),
-        (Mp::from("nested"), Mp::Nil),
-    ]);
-    let bound: Shape = Value::MessagePack(map).bind().unwrap();
-    assert_eq!(bound.ratio, 1.0);
-    assert_eq!(bound.data, vec![9]);
-    assert_eq!(
-        Value::MessagePack(Mp::from(200)).bind::<i32>().unwrap(),
-        200
-    );
-    assert_eq!(Value::MessagePack(Mp::from(-5)).bind::<i64>().unwrap(), -5);
-    assert_eq!(Value::MessagePack(Mp::from(7)).bind::<f64>().unwrap(), 7.0);
-    assert_eq!(Value::MessagePack(Mp::F32(1.5)).bind::<f64>().unwrap(), 1.5);
-    assert_eq!(
-        Value::MessagePack(Mp::from("s")).bind::<String>().unwrap(),
-        "s"
-    );
-    assert_eq!(
-        Value::MessagePack(Mp::Nil).bind::<Option<i32>>().unwrap(),
-        None
-    );
-    assert!(Value::MessagePack(Mp::from(300)).bind::<u8>().is_err());
-    assert!(Value::MessagePack(Mp::from("x")).bind::<i32>().is_err());
-}
-
-#[test]
 fn long_messages_get_a_longer_prefix() {
     for size in [126, 127, 128, 200, 16_383, 16_384, 70_000] {
         let message = HubMessage::StreamItem(StreamItem {
