@@ -157,18 +157,30 @@ fn msgpack_message() -> impl Strategy<Value = Vec<u8>> {
     )
 }
 
-/// Declared lengths far beyond the message: huge strings, binaries, arrays and maps.
+/// Declared lengths far beyond the message, where a value, the arguments or the stream ids
+/// are read: huge strings, binaries, arrays and maps.
 fn msgpack_liar() -> impl Strategy<Value = Vec<u8>> {
     let marker = prop::sample::select(vec![0xdb, 0xc6, 0xdd, 0xdf, 0xc9, 0xdc, 0xde, 0xc5, 0xda]);
-    (0..10u8, marker, prop::collection::vec(0x80..=0xffu8, 4..8)).prop_map(
-        |(kind, marker, length)| {
-            let mut body = vec![0x94, kind, 0x80, 0xa1, b'i', marker];
-            body.extend(length);
-            let mut bytes = vec![body.len() as u8];
-            bytes.extend(body);
-            bytes
-        },
-    )
+    let head = prop::sample::select(vec![
+        // A stream item's value.
+        vec![0x94, 0x02, 0x80, 0xa1, b'i'],
+        // An invocation's arguments.
+        vec![0x95, 0x01, 0x80, 0xc0, 0xa1, b'm'],
+        // An invocation's stream ids, after no arguments.
+        vec![0x96, 0x01, 0x80, 0xc0, 0xa1, b'm', 0x90],
+        // A completion's result.
+        vec![0x95, 0x03, 0x80, 0xa1, b'i', 0x03],
+        // The headers.
+        vec![0x93, 0x05],
+    ]);
+    (head, marker, prop::collection::vec(0x80..=0xffu8, 4..8)).prop_map(|(head, marker, length)| {
+        let mut body = head;
+        body.push(marker);
+        body.extend(length);
+        let mut bytes = vec![body.len() as u8];
+        bytes.extend(body);
+        bytes
+    })
 }
 
 proptest! {
