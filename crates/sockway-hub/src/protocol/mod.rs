@@ -23,6 +23,10 @@ use bytes::BytesMut;
 /// The record separator that ends every JSON record and the handshake (`0x1E`).
 pub const RECORD_SEPARATOR: u8 = 0x1e;
 
+/// The usual limit on one received message, framing included: 32 KiB, ASP.NET Core's default
+/// `MaximumReceiveMessageSize` (which also bounds the handshake request).
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 32 * 1024;
+
 /// How a transport must carry a protocol's bytes (`TransferFormat` in the transport spec).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TransferFormat {
@@ -124,8 +128,8 @@ impl Protocol {
     /// is left in `buffer`. An invalid record is consumed before its error is returned.
     ///
     /// A record of a message type this server does not know is skipped and the next one is
-    /// returned, as the reference server ignores it ("Future protocol changes can add message
-    /// types, old clients can ignore them").
+    /// returned: the reference server ignores such records, so a later protocol version may
+    /// add message types without breaking older peers.
     pub fn parse(
         self,
         buffer: &mut BytesMut,
