@@ -134,14 +134,15 @@ pub enum Value {
 pub struct BindError(pub String);
 
 impl Value {
-    /// Binds the value to `T` (as `serde` deserializes it from the value's protocol).
+    /// Binds the value to `T` (as `serde` deserializes it from the value's protocol; a
+    /// MessagePack value also binds `bin` to `Vec<u8>` and enums as `rmp_serde` writes them).
     pub fn bind<T: DeserializeOwned>(self) -> Result<T, BindError> {
         match self {
             Value::Json(value) => {
                 serde_json::from_value(value).map_err(|error| BindError(error.to_string()))
             }
             Value::MessagePack(value) => {
-                rmpv::ext::from_value(value).map_err(|error| BindError(error.to_string()))
+                super::msgpack_bind::bind(value).map_err(|error| BindError(error.to_string()))
             }
         }
     }
