@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::clients::{CallerClients, Clients, Groups, InvokeRule};
 use crate::lifetime::HubLifetimeManager;
 use crate::link::ConnectionInfo;
+use crate::sink::ConnectionSink;
 
 /// Values a hub keeps for one connection across its invocations (ASP.NET Core's
 /// `HubCallerContext.Items`), one per type.
@@ -43,10 +44,12 @@ pub struct HubContext {
     pub(crate) items: Items,
     pub(crate) clients: CallerClients,
     pub(crate) groups: Groups,
+    pub(crate) sink: Arc<ConnectionSink>,
 }
 
 impl HubContext {
     pub(crate) fn new(
+        sink: Arc<ConnectionSink>,
         info: Arc<ConnectionInfo>,
         items: Items,
         lifetime: Arc<dyn HubLifetimeManager>,
@@ -65,7 +68,14 @@ impl HubContext {
             groups: Groups { lifetime },
             info,
             items,
+            sink,
         }
+    }
+
+    /// Ends the caller's connection (ASP.NET Core's `HubCallerContext.Abort`): the client gets
+    /// what was already queued, then the transport closes, without a `Close` message.
+    pub fn abort(&self) {
+        self.sink.abort();
     }
 
     /// The caller's connection id.

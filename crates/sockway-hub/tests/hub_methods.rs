@@ -573,3 +573,26 @@ async fn streams_do_not_hold_the_invocation_slot_but_are_limited_in_number() {
         .to_owned();
     assert_eq!(error, "Invocation ID 's' is already in use.");
 }
+
+#[tokio::test]
+async fn a_method_can_abort_its_connection() {
+    let hub = Hub::builder()
+        .method(
+            "Leave",
+            |ctx: HubContext, (): ()| async move { ctx.abort() },
+        )
+        .method("Echo", |_ctx: HubContext, (text,): (String,)| async move {
+            Ok::<_, HubError>(text)
+        })
+        .build();
+    let mut leaving = connect(&hub, "a").await;
+    let mut staying = connect(&hub, "b").await;
+    leaving.invoke("1", "Leave", json!([])).await;
+    leaving.ended().await;
+    tokio::time::timeout(WAIT, leaving.task)
+        .await
+        .unwrap()
+        .unwrap();
+    staying.invoke("1", "Echo", json!(["here"])).await;
+    assert_eq!(completion(&mut staying, "1").await["result"], "here");
+}

@@ -191,6 +191,7 @@ impl Connection {
 
     pub(crate) fn context(&self, rule: InvokeRule) -> HubContext {
         HubContext::new(
+            self.sink.clone(),
             self.info.clone(),
             self.items.clone(),
             self.hub.inner.lifetime.clone(),
