@@ -1,16 +1,16 @@
 //! The hub handshake as the connection runtime sees it (`HubProtocol.md`, "Overview"): the
-//! first record, always JSON and ended by `0x1E`, names the protocol; the answer is `{}` or
-//! `{"error": ...}`, both ended by `0x1E`.
+//! protocol module reads the request and writes the response; this decides what the
+//! transport can carry and what to answer.
 
-use bytes::{Buf, BytesMut};
+use bytes::BytesMut;
 
 use crate::link::TransportKind;
-use crate::protocol::{Protocol, TransferFormat, RECORD_SEPARATOR};
+use crate::protocol::{HandshakeRequest, HandshakeResponse, Protocol, TransferFormat};
 
 /// What became of the bytes received so far.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Handshake {
-    /// The record is not complete yet.
+    /// The request is not complete yet.
     Incomplete,
     /// The client asked for a protocol the server speaks and the transport can carry, at
     /// this version.
@@ -20,65 +20,39 @@ pub(crate) enum Handshake {
     Refused(String),
 }
 
-#[derive(serde::Deserialize)]
-struct Request {
-    protocol: String,
-    version: i64,
+/// Takes the handshake request off the front of `buffer`, leaving whatever follows it (the
+/// first messages may arrive in the same data), and decides on it.
+pub(crate) fn read(buffer: &mut BytesMut, limit: usize, transport: TransportKind) -> Handshake {
+    let request = match HandshakeRequest::parse(buffer, limit) {
+        Ok(None) => return Handshake::Incomplete,
+        Ok(Some(request)) => request,
+        Err(error) => return Handshake::Refused(error.to_string()),
+    };
+    match request.select(formats(transport)) {
+        Ok(protocol) => Handshake::Agreed(protocol, request.version),
+        Err(error) => Handshake::Refused(error),
+    }
 }
 
-/// Takes the handshake request off the front of `buffer`, leaving whatever follows it (the
-/// first messages may arrive in the same data). Every version up to the protocol's is served,
-/// as ASP.NET Core's `IsVersionSupported` decides.
-pub(crate) fn read(buffer: &mut BytesMut, limit: usize, transport: TransportKind) -> Handshake {
-    let Some(end) = buffer.iter().position(|&byte| byte == RECORD_SEPARATOR) else {
-        if buffer.len() > limit {
-            return Handshake::Refused(format!(
-                "The handshake request of {} bytes or more is over the limit of {limit} bytes.",
-                buffer.len()
-            ));
+/// The transfer formats a transport carries (`TransportProtocols.md`: Server-Sent Events are
+/// text only).
+fn formats(transport: TransportKind) -> &'static [TransferFormat] {
+    match transport {
+        TransportKind::ServerSentEvents => &[TransferFormat::Text],
+        TransportKind::WebSockets | TransportKind::LongPolling => {
+            &[TransferFormat::Text, TransferFormat::Binary]
         }
-        return Handshake::Incomplete;
-    };
-    let record = buffer.split_to(end);
-    buffer.advance(1);
-    let request: Request = match serde_json::from_slice(&record) {
-        Ok(request) => request,
-        Err(error) => {
-            return Handshake::Refused(format!("The handshake request is invalid: {error}."))
-        }
-    };
-    let Some(protocol) = Protocol::from_name(&request.protocol) else {
-        return Handshake::Refused(format!(
-            "The protocol '{}' is not supported.",
-            request.protocol
-        ));
-    };
-    if request.version > i64::from(protocol.version()) {
-        return Handshake::Refused(format!(
-            "The server does not support version {} of the '{}' protocol.",
-            request.version, request.protocol
-        ));
     }
-    if protocol.transfer_format() == TransferFormat::Binary
-        && transport == TransportKind::ServerSentEvents
-    {
-        return Handshake::Refused(format!(
-            "Cannot use the '{}' protocol on the current transport. The transport does not \
-             support 'Binary' transfer format.",
-            request.protocol
-        ));
-    }
-    Handshake::Agreed(protocol, request.version)
 }
 
 /// The handshake response: `{}` on success, `{"error": ...}` on refusal, with its `0x1E`.
 pub(crate) fn response(error: Option<&str>) -> Vec<u8> {
-    let mut out = match error {
-        None => b"{}".to_vec(),
-        Some(error) => serde_json::to_vec(&serde_json::json!({ "error": error }))
-            .unwrap_or_else(|_| b"{\"error\":\"Handshake failed.\"}".to_vec()),
+    let response = match error {
+        None => HandshakeResponse::success(),
+        Some(error) => HandshakeResponse::failure(error),
     };
-    out.push(RECORD_SEPARATOR);
+    let mut out = Vec::new();
+    response.write(&mut out);
     out
 }
 
@@ -102,26 +76,25 @@ mod tests {
     }
 
     #[test]
-    fn waits_for_the_separator_within_the_limit() {
-        let (outcome, _) = read_str("{\"protocol\":", TransportKind::WebSockets);
-        assert_eq!(outcome, Handshake::Incomplete);
-        let mut long = BytesMut::from(&[b' '; 2000][..]);
-        assert!(matches!(
-            read(&mut long, 1024, TransportKind::WebSockets),
-            Handshake::Refused(_)
-        ));
+    fn binary_protocols_only_where_the_transport_carries_them() {
+        let request = "{\"protocol\":\"messagepack\",\"version\":1}\u{1e}";
+        for transport in [TransportKind::WebSockets, TransportKind::LongPolling] {
+            let outcome = read_str(request, transport).0;
+            assert_eq!(outcome, Handshake::Agreed(Protocol::MessagePack, 1));
+        }
+        let sse = read_str(request, TransportKind::ServerSentEvents).0;
+        assert!(matches!(sse, Handshake::Refused(error) if error.contains("'Binary'")));
     }
 
     #[test]
-    fn refuses_what_it_cannot_do() {
+    fn refusals_carry_the_reason() {
         let cases = [
             (
                 "{\"protocol\":\"xml\",\"version\":1}\u{1e}",
                 "not supported",
             ),
             ("{\"protocol\":\"json\",\"version\":99}\u{1e}", "version 99"),
-            ("{\"protocol\":\"json\"}\u{1e}", "invalid"),
-            ("not json\u{1e}", "invalid"),
+            ("{\"protocol\":\"json\"}\u{1e}", "'version'"),
         ];
         for (text, expected) in cases {
             match read_str(text, TransportKind::WebSockets).0 {
@@ -129,10 +102,7 @@ mod tests {
                 other => panic!("{text}: {other:?}"),
             }
         }
-        let sse = read_str(
-            "{\"protocol\":\"messagepack\",\"version\":1}\u{1e}",
-            TransportKind::ServerSentEvents,
-        );
-        assert!(matches!(sse.0, Handshake::Refused(error) if error.contains("'Binary'")));
+        assert_eq!(response(Some("no")), b"{\"error\":\"no\"}\x1e");
+        assert_eq!(response(None), b"{}\x1e");
     }
 }
