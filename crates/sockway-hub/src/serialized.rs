@@ -69,3 +69,26 @@ pub(crate) fn is_trackable<V>(message: &HubMessage<V>) -> bool {
             | HubMessage::CancelInvocation { .. }
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{Invocation, Payload};
+
+    #[test]
+    fn each_protocol_is_encoded_once_and_only_when_asked() {
+        let message = SerializedMessage::new(HubMessage::Invocation(Invocation {
+            invocation_id: None,
+            target: "Send".into(),
+            arguments: vec![Payload::new("hi")],
+            stream_ids: Vec::new(),
+        }));
+        let first = message.encoded(Protocol::Json).unwrap();
+        let second = message.encoded(Protocol::Json).unwrap();
+        assert_eq!(first.as_ptr(), second.as_ptr());
+        assert!(message.message_pack.get().is_none());
+        let packed = message.encoded(Protocol::MessagePack).unwrap();
+        assert_ne!(packed, first);
+        assert!(message.is_trackable());
+    }
+}
