@@ -24,6 +24,7 @@ mod admin;
 pub mod balance;
 pub mod config;
 pub mod drain;
+pub mod forwarding;
 mod gateway;
 pub mod guard;
 pub mod listener;

@@ -66,12 +66,15 @@ pub(crate) async fn forward(fwd: Forward, mut request: Request<Incoming>) -> Res
     let mut h = parts.headers;
     headers::remove_hop_by_hop(&mut h);
     headers::set_host(&mut h, &settings.host, &backend, original_host.as_ref());
-    headers::add_forwarded(
+    crate::forwarding::apply(
         &mut h,
-        fwd.conn.peer,
-        fwd.scheme(),
-        fwd.conn.local_port,
-        original_host.as_ref(),
+        crate::forwarding::Hop {
+            peer: fwd.conn.peer,
+            scheme: fwd.scheme(),
+            port: fwd.conn.local_port,
+            host: original_host.as_ref(),
+        },
+        fwd.runtime.trusted_proxies.trusts(fwd.conn.peer.ip()),
     );
     h.insert(UPGRADE, HeaderValue::from_static("websocket"));
     h.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
