@@ -23,7 +23,7 @@ use std::time::Instant;
 use ::http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 
-use crate::access_log::{version_name, RequestRecord};
+use crate::access_log::{redact_target, version_name, RequestRecord};
 use crate::guard::{GuardState, REFUSAL_HEADER};
 use crate::pool::{ActiveGuard, Upstream};
 use crate::routing::ListenerRoute;
@@ -81,15 +81,20 @@ pub async fn serve(
     request: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let start = Instant::now();
+    let runtime = shared.current();
+    let target = request.uri().path_and_query().map_or_else(
+        || "/".to_owned(),
+        |p| {
+            let names = &runtime.config.access_log.redact_query_parameters;
+            redact_target(p.as_str(), names).chars().take(512).collect()
+        },
+    );
     let mut record = RequestRecord {
         start,
         client: conn.peer,
         http: version_name(request.version()),
         method: request.method().to_string(),
-        target: request.uri().path_and_query().map_or_else(
-            || "/".to_owned(),
-            |p| p.as_str().chars().take(512).collect(),
-        ),
+        target,
         listener: "-".into(),
         backend: "-".into(),
         status: 0,
@@ -109,7 +114,6 @@ pub async fn serve(
             refusal_and_close(r.status, &r.message),
         ));
     }
-    let runtime = shared.current();
     let host = headers::request_host(request.uri(), request.headers());
     let Some(listener) = runtime.routes.listener(conn.local_port, host.as_deref()) else {
         shared.metrics.refusal("no_listener");
