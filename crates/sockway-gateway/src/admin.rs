@@ -127,20 +127,58 @@ fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
     });
 }
 
-/// Whether a request from `peer` with `headers` may be answered; the refusal otherwise.
+/// Why the admin listener refused a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// No token is configured and the peer is not on loopback: 403.
+    NotLoopback,
+    /// A token is configured and none was presented: 401.
+    MissingToken,
+    /// A token is configured and another was presented: 401, `error="invalid_token"`.
+    WrongToken,
+}
+
+impl Refused {
+    /// The response: a status, a `Bearer` challenge for 401s, a body saying why.
+    pub(crate) fn into_response(self) -> Response<ProxyBody> {
+        let (challenge, message) = match self {
+            Refused::NotLoopback => {
+                return refusal(
+                    StatusCode::FORBIDDEN,
+                    "the admin listener answers loopback clients only \
+                     (set admin.bearerToken to allow others)",
+                )
+            }
+            Refused::MissingToken => (
+                "Bearer realm=\"sockway-gateway\"",
+                "the admin listener needs Authorization: Bearer <admin.bearerToken>",
+            ),
+            Refused::WrongToken => (
+                "Bearer realm=\"sockway-gateway\", error=\"invalid_token\"",
+                "the bearer token is not the admin token",
+            ),
+        };
+        let mut response = refusal(StatusCode::UNAUTHORIZED, message);
+        response
+            .headers_mut()
+            .insert(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+        response
+    }
+}
+
+/// Whether a request from `peer` with `headers` may be answered, given the configured
+/// `token`.
 pub(crate) fn authorize(
     peer: IpAddr,
     headers: &HeaderMap,
     token: Option<&str>,
-) -> Result<(), Response<ProxyBody>> {
+) -> Result<(), Refused> {
     let Some(token) = token else {
-        if peer.to_canonical().is_loopback() {
-            return Ok(());
-        }
-        return Err(refusal(
-            StatusCode::FORBIDDEN,
-            "the admin listener answers loopback clients only (set admin.bearerToken to allow others)",
-        ));
+        return if peer.to_canonical().is_loopback() {
+            Ok(())
+        } else {
+            Err(Refused::NotLoopback)
+        };
     };
     let presented = headers
         .get(AUTHORIZATION)
@@ -148,22 +186,11 @@ pub(crate) fn authorize(
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, credentials)| credentials.trim());
-    let (error, message) = match presented {
-        Some(given) if same_secret(given.as_bytes(), token.as_bytes()) => return Ok(()),
-        Some(_) => (
-            "Bearer realm=\"sockway-gateway\", error=\"invalid_token\"",
-            "the bearer token is not the admin token",
-        ),
-        None => (
-            "Bearer realm=\"sockway-gateway\"",
-            "the admin listener needs Authorization: Bearer <admin.bearerToken>",
-        ),
-    };
-    let mut response = refusal(StatusCode::UNAUTHORIZED, message);
-    response
-        .headers_mut()
-        .insert(WWW_AUTHENTICATE, HeaderValue::from_static(error));
-    Err(response)
+    match presented {
+        Some(given) if same_secret(given.as_bytes(), token.as_bytes()) => Ok(()),
+        Some(_) => Err(Refused::WrongToken),
+        None => Err(Refused::MissingToken),
+    }
 }
 
 /// Compares without stopping at the first difference, so the time taken does not tell an
@@ -187,7 +214,7 @@ async fn answer(
         .as_ref()
         .and_then(|a| a.bearer_token.as_deref());
     if let Err(refused) = authorize(peer, request.headers(), token) {
-        return Ok(refused);
+        return Ok(refused.into_response());
     }
     if request.method() != Method::GET {
         return Ok(refusal(

@@ -18,7 +18,8 @@ fn without_a_token_only_loopback_peers_are_answered() {
     assert!(authorize("::ffff:127.0.0.1".parse().unwrap(), &none, None).is_ok());
     for outsider in ["192.0.2.1", "10.0.0.1", "2001:db8::1"] {
         let refused = authorize(outsider.parse().unwrap(), &none, None).unwrap_err();
-        assert_eq!(refused.status(), StatusCode::FORBIDDEN, "{outsider}");
+        assert_eq!(refused, Refused::NotLoopback, "{outsider}");
+        assert_eq!(refused.into_response().status(), StatusCode::FORBIDDEN);
     }
 }
 
@@ -37,7 +38,9 @@ fn with_a_token_every_peer_must_present_it() {
         (outsider, bearer("Basic 0123456789abcdef-secret")),
         (outsider, bearer("0123456789abcdef-secret")),
     ] {
-        let refused = authorize(peer, &headers, token).unwrap_err();
+        let refused = authorize(peer, &headers, token)
+            .unwrap_err()
+            .into_response();
         assert_eq!(refused.status(), StatusCode::UNAUTHORIZED, "{headers:?}");
         let challenge = refused.headers()[WWW_AUTHENTICATE].to_str().unwrap();
         assert!(challenge.starts_with("Bearer "), "{challenge}");
