@@ -117,3 +117,9 @@ pub fn backend_max_idle() -> usize {
 pub fn redact_query_parameters() -> Vec<String> {
     ["access_token", "token", "code"].map(String::from).to_vec()
 }
+
+/// Default of `webSocketKeepAlive`: on, so applications that ping less often than
+/// `requestTimeout` (ASP.NET Core's default is every 2 minutes) keep their sockets.
+pub fn web_socket_keep_alive() -> bool {
+    true
+}

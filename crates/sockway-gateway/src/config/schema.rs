@@ -211,6 +211,12 @@ pub struct BackendHttpSettings {
     /// session (the seed: "HTTP 설정의 요청 시간 제한 값은 WebSocket 세션에도 적용 됩니다").
     #[serde(default = "defaults::request_timeout")]
     pub request_timeout: f64,
+    /// Whether the gateway pings a relayed WebSocket's quiet side before `requestTimeout`
+    /// ends the session, closing it only if it does not answer; default on. Without it a
+    /// quiet socket is closed after `requestTimeout` (20 s by default), while ASP.NET Core
+    /// pings every 2 minutes by default and browsers never do.
+    #[serde(default = "defaults::web_socket_keep_alive")]
+    pub web_socket_keep_alive: bool,
     /// Cookie-based affinity; default `Disabled`.
     #[serde(default)]
     pub cookie_based_affinity: Switch,

@@ -10,6 +10,7 @@ pub mod backend;
 pub mod body;
 pub mod frames;
 pub mod headers;
+pub mod heartbeat;
 pub mod http;
 pub mod keepalive;
 pub mod relay;

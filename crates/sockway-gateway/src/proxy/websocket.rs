@@ -204,6 +204,7 @@ pub(crate) async fn forward(fwd: Forward, mut request: Request<Incoming>) -> Res
         idle: upstream.settings.request_timeout,
         buffer: runtime.limits.relay_buffer_bytes,
         close_grace: runtime.limits.close_grace,
+        keep_alive: upstream.settings.websocket_keep_alive,
     };
     let grace = runtime.limits.close_grace;
     drop(runtime);
