@@ -332,7 +332,8 @@ impl<T: Totals> Pump<T> {
                 }
             }
             loop {
-                let ping_ok = tracker.at_boundary();
+                // Never after a close frame went that way (RFC 6455 section 5.5.1).
+                let ping_ok = tracker.at_boundary() && !tracker.close_seen();
                 let read = match self.interruptible(src.read(&mut buf), ping_ok).await {
                     Ok(read) => read,
                     Err(Interrupt::Stop(order)) => break 'copy Some(order),
@@ -409,11 +410,10 @@ impl<T: Totals> Pump<T> {
         };
         let side = 1 - self.way;
         let frame = heartbeat.ping_frame(side);
+        // Noted before writing: an answer may come back before the write returns.
+        heartbeat.ping_sent(side, self.shared.start.elapsed());
         match self.unless_stopped(dst.write_all(&frame)).await {
-            Ok(Ok(())) => {
-                heartbeat.ping_sent(side, self.shared.start.elapsed());
-                Written::All
-            }
+            Ok(Ok(())) => Written::All,
             Ok(Err(_)) => Written::Failed,
             Err(order) => Written::Stopped(order),
         }

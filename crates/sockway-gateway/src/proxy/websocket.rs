@@ -239,7 +239,10 @@ pub(crate) async fn forward(fwd: Forward, mut request: Request<Incoming>) -> Res
         )
         .await;
         backend.stats.sessions.fetch_sub(1, Ordering::Relaxed);
-        if outcome.ended_by_gateway == Some("idle timeout") {
+        if matches!(
+            outcome.ended_by_gateway,
+            Some("idle timeout" | "ping unanswered")
+        ) {
             shared.metrics.idle_closes.fetch_add(1, Ordering::Relaxed);
         }
         SessionRecord {
