@@ -200,8 +200,10 @@ impl Connection {
         )
     }
 
+    /// The message loop. Message handling is boxed so that the loop's own future, which every
+    /// idle connection holds, stays small (1.2 KB instead of 2.6 KB for the whole task).
     async fn serve(&mut self, inbound: &mut mpsc::Receiver<Inbound>) -> End {
-        if let Err(end) = self.process().await {
+        if let Err(end) = Box::pin(self.process()).await {
             return end;
         }
         let mut tick = tokio::time::interval(self.tick());
@@ -215,7 +217,7 @@ impl Connection {
                     Some(Inbound::Data(data)) => {
                         self.last_received = Instant::now();
                         self.buffer.extend_from_slice(&data);
-                        if let Err(end) = self.process().await {
+                        if let Err(end) = Box::pin(self.process()).await {
                             return end;
                         }
                     }
@@ -241,7 +243,13 @@ impl Connection {
         loop {
             let message = match self.protocol.parse(&mut self.buffer, limit) {
                 Ok(Some(message)) => message,
-                Ok(None) => return Ok(()),
+                Ok(None) => {
+                    if self.buffer.is_empty() {
+                        // An idle connection keeps no read buffer.
+                        self.buffer = BytesMut::new();
+                    }
+                    return Ok(());
+                }
                 Err(error) => return Err(End::Error(protocol_error(&error))),
             };
             if let Some(mut replay) = self.sink.replay_state() {
