@@ -619,3 +619,17 @@ async fn the_handle_awaits_a_client_result_from_a_background_task() {
     let picked = tokio::time::timeout(WAIT, asking).await.unwrap().unwrap();
     assert_eq!(picked, Ok(2));
 }
+
+#[tokio::test]
+async fn cancel_invocation_reaches_a_running_method() {
+    let hub = Hub::builder()
+        .method("Wait", |ctx: HubContext, (): ()| async move {
+            ctx.cancelled().await;
+            Ok::<_, HubError>(ctx.is_cancelled())
+        })
+        .build();
+    let mut client = connect(&hub, "a").await;
+    client.invoke("w", "Wait", json!([])).await;
+    client.send(json!({"type": 5, "invocationId": "w"})).await;
+    assert_eq!(completion(&mut client, "w").await["result"], true);
+}

@@ -33,6 +33,13 @@ impl ConnectionHandler for Hub {
     }
 }
 
+/// A running call, for `CancelInvocation` and the stream limit.
+struct Running {
+    token: CancellationToken,
+    /// Whether it is a server-to-client stream.
+    stream: bool,
+}
+
 /// Why the message loop ended.
 enum End {
     /// The client left (its transport is gone, or it sent `Close`): nothing more to send.
@@ -82,7 +89,8 @@ async fn run(hub: Hub, connection: LinkedConnection) {
         protocol,
         buffer,
         uploads: HashMap::new(),
-        streams: Arc::new(Mutex::new(HashMap::new())),
+        running: Arc::new(Mutex::new(HashMap::new())),
+        ended: CancellationToken::new(),
         last_received: Instant::now(),
         last_ack: Instant::now(),
     };
@@ -104,7 +112,7 @@ async fn run(hub: Hub, connection: LinkedConnection) {
     connection.stop();
     lifetime.on_disconnected(info.connection_id.clone()).await;
     if let Some(hook) = &hub.inner.on_disconnected {
-        let context = connection.context(InvokeRule::Free);
+        let context = connection.context(InvokeRule::Free, connection.ended.clone());
         hook(context, error).await;
     }
 }
@@ -159,7 +167,7 @@ async fn connected(hub: &Hub, connection: &Connection) -> Result<(), String> {
     let Some(hook) = &hub.inner.on_connected else {
         return Ok(());
     };
-    hook(connection.context(InvokeRule::Forbidden))
+    hook(connection.context(InvokeRule::Forbidden, connection.ended.clone()))
         .await
         .map_err(|error| format!("Connection closed with an error. HubException: {error}"))
 }
@@ -177,8 +185,11 @@ pub(crate) struct Connection {
     slots: Arc<Semaphore>,
     /// Client-to-server streams by stream id.
     uploads: HashMap<String, mpsc::Sender<StreamEvent>>,
-    /// Server-to-client streams by invocation id, for `CancelInvocation`.
-    streams: Arc<Mutex<HashMap<String, CancellationToken>>>,
+    /// Running invocations and server-to-client streams by invocation id, for
+    /// `CancelInvocation`.
+    running: Arc<Mutex<HashMap<String, Running>>>,
+    /// Cancelled when the connection ends; every call's cancellation is a child of it.
+    ended: CancellationToken,
     last_received: Instant,
     last_ack: Instant,
 }
@@ -189,7 +200,7 @@ impl Connection {
         self.hub.inner.options.tick(stateful)
     }
 
-    pub(crate) fn context(&self, rule: InvokeRule) -> HubContext {
+    pub(crate) fn context(&self, rule: InvokeRule, cancellation: CancellationToken) -> HubContext {
         HubContext::new(
             self.sink.clone(),
             self.info.clone(),
@@ -197,6 +208,7 @@ impl Connection {
             self.hub.inner.lifetime.clone(),
             rule,
             self.hub.inner.options.client_result_timeout,
+            cancellation,
         )
     }
 
@@ -269,9 +281,9 @@ impl Connection {
             HubMessage::StreamItem(item) => self.upload_item(item.invocation_id, item.item).await,
             HubMessage::Completion(completion) => self.completion(completion).await,
             HubMessage::CancelInvocation { invocation_id } => {
-                if let Ok(streams) = self.streams.lock() {
-                    if let Some(token) = streams.get(&invocation_id) {
-                        token.cancel();
+                if let Ok(running) = self.running.lock() {
+                    if let Some(call) = running.get(&invocation_id) {
+                        call.token.cancel();
                     }
                 }
                 Ok(())
@@ -351,14 +363,10 @@ impl Connection {
         }
     }
 
-    /// Ends the connection's streams when it is gone.
+    /// Cancels the connection's calls and streams when it is gone.
     fn stop(&mut self) {
         self.uploads.clear();
-        if let Ok(streams) = self.streams.lock() {
-            for token in streams.values() {
-                token.cancel();
-            }
-        }
+        self.ended.cancel();
     }
 }
 
