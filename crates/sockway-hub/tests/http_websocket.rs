@@ -149,21 +149,9 @@ async fn a_lost_socket_of_a_stateful_connection_is_taken_over_by_the_next() {
     let info = server.started().await;
     assert!(info.stateful_reconnect);
     drop(lost);
-    // The server may not have seen the loss yet: a 409 means "still attached", so retry.
-    let retry = async {
-        loop {
-            match connect(&ws_url(server.addr, &format!("?id={token}"))).await {
-                Ok(socket) => break socket,
-                Err(error) => {
-                    assert_eq!(status(error), 409);
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            }
-        }
-    };
-    let mut socket = tokio::time::timeout(LIMIT, retry)
+    let mut socket = connect(&ws_url(server.addr, &format!("?id={token}")))
         .await
-        .expect("no reconnect in time");
+        .unwrap();
     assert_eq!(next(&mut socket).await, Message::text("reconnected"));
     socket.send_text("after").await.unwrap();
     assert_eq!(next(&mut socket).await, Message::text("after"));
@@ -194,4 +182,22 @@ async fn a_stateful_connection_not_reconnected_in_its_grace_period_ends() {
     server.gone(&id).await;
     let late = connect(&ws_url(server.addr, &format!("?id={token}"))).await;
     assert_eq!(status(late.err().unwrap()), 404);
+}
+
+#[tokio::test]
+async fn a_new_socket_of_a_stateful_connection_replaces_one_still_open() {
+    let mut server = TestServer::start(HttpOptions::default().stateful_reconnect(true)).await;
+    let (_, token) = server.connection("&useStatefulReconnect=true").await;
+    let url = ws_url(server.addr, &format!("?id={token}"));
+    let mut old = connect(&url).await.unwrap();
+    server.started().await;
+    let mut new = connect(&url).await.unwrap();
+    assert_eq!(next(&mut new).await, Message::text("reconnected"));
+    let end = tokio::time::timeout(LIMIT, old.recv()).await.unwrap();
+    assert!(
+        matches!(end, Ok(None)),
+        "the replaced socket is closed: {end:?}"
+    );
+    new.send_text("on the new one").await.unwrap();
+    assert_eq!(next(&mut new).await, Message::text("on the new one"));
 }

@@ -39,22 +39,21 @@ async fn poll_inner<B>(
     if !shared.offers(TransportKind::LongPolling) {
         return not_offered(TransportKind::LongPolling);
     }
-    if let Err(refused) = connection.try_attach(TransportKind::LongPolling) {
-        return refusal(refused);
-    }
-    let number = connection.begin_poll();
+    let number = match connection.try_attach(TransportKind::LongPolling) {
+        Ok(number) => number,
+        Err(refused) => return refusal(refused),
+    };
     let info = connection_info(&connection, TransportKind::LongPolling, user, &request);
     if shared.start(&connection, info) {
-        connection.end_poll(number);
+        connection.detach(number, false);
         return full(StatusCode::OK, "application/octet-stream", "");
     }
-    let mut superseded = connection.poll.subscribe();
     let outcome = {
         // The poll this one replaces lets go of the queue as soon as it sees the new number.
         let taken = tokio::select! {
             guard = connection.outbound.lock() => Some(guard),
             () = connection.ended.cancelled() => None,
-            _ = superseded.wait_for(|current| *current != number) => None,
+            () = connection.superseded(number) => None,
         };
         match taken {
             None => Outcome::Superseded,
@@ -62,7 +61,7 @@ async fn poll_inner<B>(
                 tokio::select! {
                     biased;
                     () = connection.ended.cancelled() => Outcome::Superseded,
-                    _ = superseded.wait_for(|current| *current != number) => Outcome::Superseded,
+                    () = connection.superseded(number) => Outcome::Superseded,
                     frame = outbound.recv() => match frame {
                         None => Outcome::HubClosed,
                         Some(first) => {
@@ -78,7 +77,7 @@ async fn poll_inner<B>(
             }
         }
     };
-    connection.end_poll(number);
+    connection.detach(number, false);
     match outcome {
         Outcome::Data(body) => full(StatusCode::OK, "application/octet-stream", body),
         Outcome::TimedOut => full(StatusCode::OK, "text/plain", ""),
