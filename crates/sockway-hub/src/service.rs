@@ -1,7 +1,21 @@
 //! Mounting a hub: [`HubService`], a tower `Service` that answers `{path}` (the transports)
 //! and `{path}/negotiate`, and hands every other request to the service it wraps (404 by
-//! default). It runs on `sockway::server::Server::serve` like any service, and drops into
-//! axum with `Router::route_service` (it takes any request body and never fails).
+//! default). It runs on `sockway::server::Server::serve` like any service:
+//!
+//! ```rust,ignore
+//! let hub = HubService::new("/chatHub", chat_hub(), HttpOptions::default())
+//!     .fallback(pages); // anything else: the application's own service
+//! Server::new(ServerOptions::default()).serve(listener, hub).await;
+//! ```
+//!
+//! It takes any request body and never fails, so it drops into axum as a route service on
+//! both of its paths (WebSockets included: the upgrade travels in the request):
+//!
+//! ```rust,ignore
+//! let app = Router::new()
+//!     .route_service("/chatHub", hub.clone())
+//!     .route_service("/chatHub/negotiate", hub);
+//! ```
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -31,6 +45,7 @@ pub struct HttpOptions {
     pub(crate) disconnect_timeout: Duration,
     pub(crate) reconnect_grace: Duration,
     pub(crate) poll_timeout: Duration,
+    pub(crate) post_timeout: Duration,
     pub(crate) max_receive_size: usize,
     pub(crate) outbound_capacity: usize,
     pub(crate) inbound_capacity: usize,
@@ -49,6 +64,7 @@ impl std::fmt::Debug for HttpOptions {
             .field("disconnect_timeout", &self.disconnect_timeout)
             .field("reconnect_grace", &self.reconnect_grace)
             .field("poll_timeout", &self.poll_timeout)
+            .field("post_timeout", &self.post_timeout)
             .field("max_receive_size", &self.max_receive_size)
             .field("outbound_capacity", &self.outbound_capacity)
             .field("inbound_capacity", &self.inbound_capacity)
@@ -71,6 +87,7 @@ impl Default for HttpOptions {
             disconnect_timeout: Duration::from_secs(15),
             reconnect_grace: Duration::from_secs(15),
             poll_timeout: Duration::from_secs(90),
+            post_timeout: Duration::from_secs(30),
             max_receive_size: 32 * 1024,
             outbound_capacity: 1024,
             inbound_capacity: 64,
@@ -115,6 +132,13 @@ impl HttpOptions {
     /// How long a poll waits for data before answering 200 with no body (`PollTimeout`, 90 s).
     pub fn poll_timeout(mut self, timeout: Duration) -> Self {
         self.poll_timeout = timeout;
+        self
+    }
+
+    /// How long a client may take to send a POST body (30 s by default); a slower one gets
+    /// 408, so it cannot hold the connection's single POST slot for ever.
+    pub fn post_timeout(mut self, timeout: Duration) -> Self {
+        self.post_timeout = timeout;
         self
     }
 
