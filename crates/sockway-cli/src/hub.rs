@@ -70,9 +70,7 @@ pub async fn run(args: HubArgs) -> Result<(), Box<dyn std::error::Error>> {
         script,
     };
     let hub = chat_hub();
-    let options = HttpOptions::default()
-        .stateful_reconnect(true)
-        .max_receive_size(hub.options().maximum_receive_message_size);
+    let options = HttpOptions::default().stateful_reconnect(true);
     let app = HubService::new("/chatHub", hub, options).fallback(service_fn(move |request| {
         serve_page(request, pages.clone())
     }));

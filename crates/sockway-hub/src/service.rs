@@ -88,7 +88,7 @@ impl Default for HttpOptions {
             reconnect_grace: Duration::from_secs(15),
             poll_timeout: Duration::from_secs(90),
             post_timeout: Duration::from_secs(30),
-            max_receive_size: 32 * 1024,
+            max_receive_size: 1024 * 1024,
             outbound_capacity: 1024,
             inbound_capacity: 64,
             max_connections: 100_000,
@@ -142,8 +142,12 @@ impl HttpOptions {
         self
     }
 
-    /// The largest POST body and WebSocket message accepted, in bytes (32 KiB by default, the
-    /// hub's `MaximumReceiveMessageSize`); larger POSTs get 413, larger messages close 1009.
+    /// The largest WebSocket message or POST body accepted, in bytes (1 MiB by default);
+    /// larger POSTs get 413, larger messages close the socket with 1009. One of them may
+    /// carry several hub messages: the official clients batch what is queued while a send is
+    /// in flight into one message or body. Each hub message is held to the hub's own limit
+    /// (`HubOptions::maximum_receive_message_size`, 32 KiB), which answers with a `Close`
+    /// that says why, as ASP.NET Core does; this one only bounds the transport's buffer.
     pub fn max_receive_size(mut self, bytes: usize) -> Self {
         self.max_receive_size = bytes;
         self

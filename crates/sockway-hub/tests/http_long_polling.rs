@@ -180,3 +180,13 @@ async fn transports_not_offered_get_404() {
         b"LongPolling transport not supported by this end point type"
     );
 }
+
+#[tokio::test]
+async fn a_post_batching_many_hub_messages_is_not_held_to_the_hub_message_limit() {
+    let server = TestServer::start(HttpOptions::default()).await;
+    let (_, token) = server.connection("").await;
+    assert_eq!(poll(&server, &token).await.status, 200);
+    let batch = vec![b'y'; 64 * 1024];
+    assert_eq!(post(&server, &token, &batch).await, 200);
+    assert_eq!(poll(&server, &token).await.body, batch);
+}

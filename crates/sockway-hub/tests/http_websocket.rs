@@ -201,3 +201,14 @@ async fn a_new_socket_of_a_stateful_connection_replaces_one_still_open() {
     new.send_text("on the new one").await.unwrap();
     assert_eq!(next(&mut new).await, Message::text("on the new one"));
 }
+
+#[tokio::test]
+async fn a_message_batching_many_hub_messages_is_not_held_to_the_hub_message_limit() {
+    // The official clients batch queued sends into one message; 64 KiB is two records of the
+    // hub's 32 KiB limit, which the hub (not the transport) applies per record.
+    let server = TestServer::start(HttpOptions::default()).await;
+    let mut socket = connect(&ws_url(server.addr, "")).await.unwrap();
+    let batch = "x".repeat(64 * 1024);
+    socket.send_text(&batch).await.unwrap();
+    assert_eq!(next(&mut socket).await, Message::text(batch));
+}
