@@ -136,13 +136,28 @@ class CorePeer(Peer):
         return box.get("result")
 
     async def stream(self, method, args):
-        """Runs a server stream to its end; returns the items."""
+        """Runs a server stream to its end; returns the items.
+
+        Not `connection.stream(...).subscribe(...)`: that sends the StreamInvocation before
+        the caller can subscribe, so an item the server sends at once (the sample's Counter
+        sends its first one without delay, as the documentation's sample does) can reach a
+        handler with no callbacks yet and be dropped. These are the same steps as
+        signalrcore's stream(), subscribing first.
+        """
+        from signalrcore.hub.handlers import StreamHandler
+        from signalrcore.messages.stream_invocation_message import StreamInvocationMessage
+
         items, state = [], {}
-        self.connection.stream(method, args).subscribe({
+        invocation_id = str(uuid.uuid4())
+        handler = StreamHandler(method, invocation_id)
+        handler.subscribe({
             "next": items.append,
             "complete": lambda _: state.setdefault("end", "complete"),
             "error": lambda e: state.setdefault("end", f"error: {e}"),
         })
+        self.connection.stream_handlers[invocation_id].append(handler)
+        self.connection.transport.send(StreamInvocationMessage(
+            invocation_id, method, args, headers=self.connection.headers))
         await self.wait_until(lambda: "end" in state, f"the end of the {method} stream")
         if state["end"] != "complete":
             raise RuntimeError(f"{method} stream ended with {state['end']}")

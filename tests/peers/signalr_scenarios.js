@@ -214,6 +214,100 @@ async function unknownMethod(ctx) {
   return { error: error.message };
 }
 
+/** Awaits `promise`, which must reject; returns the error's message. */
+async function rejection(promise, what) {
+  try {
+    await bounded(promise, what);
+  } catch (error) {
+    assert(!/timed out/.test(error.message), `${what}: no answer: ${error.message}`);
+    return error.message;
+  }
+  throw new Error(`${what} succeeded`);
+}
+
+/** Awaits a stream to its end (bounded); resolves to its items or rejects with its error. */
+function streamed(connection, method, ...args) {
+  return new Promise((resolve, reject) => {
+    const items = [];
+    connection.stream(method, ...args).subscribe({ next: (i) => items.push(i), complete: () => resolve(items), error: reject });
+  });
+}
+
+/**
+ * Wrong calls are refused with a Completion error that names the method, as the reference
+ * does, and the connection keeps working: too few and too many arguments, a wrong argument
+ * type, a streaming method invoked without streaming and the other way round.
+ */
+async function invocationErrors(ctx) {
+  const a = await ctx.connect("A");
+  const errors = {
+    tooFew: await rejection(a.connection.invoke("Echo"), "Echo()"),
+    tooMany: await rejection(a.connection.invoke("Echo", "x", "y"), "Echo(x, y)"),
+    wrongType: await rejection(streamed(a.connection, "Counter", "five", 10), 'Counter("five", 10)'),
+    streamInvoked: await rejection(a.connection.invoke("Counter", 3, 10), "invoke Counter"),
+    invokeStreamed: await rejection(streamed(a.connection, "Echo", "x"), "stream Echo"),
+  };
+  for (const [what, message] of Object.entries(errors)) {
+    const method = what === "wrongType" || what === "streamInvoked" ? "Counter" : "Echo";
+    assert(message.includes(`'${method}'`), `${what}: the error does not name '${method}': ${message}`);
+  }
+  assertEqual(await invoke(a, "Echo", "still here"), "still here", "Echo after the refusals");
+  assertEqual(a.closed, [], "the connection closed");
+  return errors;
+}
+
+/**
+ * 200 SendMessage sent without waiting (the client batches what queues up into one frame or
+ * POST): the other connection gets all of them, once each, in order.
+ */
+async function burstOrder(ctx) {
+  const a = await ctx.connect("A");
+  const b = await ctx.connect("B", { methods: ["ReceiveMessage"] });
+  const tag = nonce();
+  const sent = [];
+  const sends = [];
+  for (let i = 0; i < 200; i++) {
+    sent.push(`${i} ${tag}`);
+    sends.push(a.connection.send("SendMessage", "burst", sent[i]));
+  }
+  await bounded(Promise.all(sends), "A: 200 sends");
+  await b.inbox.waitFor("ReceiveMessage", ["burst", sent[sent.length - 1]], "B");
+  assertEqual(textsFrom(b, "burst"), sent, "what B got, in order");
+  return { messages: sent.length };
+}
+
+/**
+ * Ten concurrent Echo invocations of 5,000 characters: each message is far under the 32 KiB
+ * limit on one hub message, though the client sends them together (one frame or POST).
+ */
+async function concurrentLarge(ctx) {
+  const a = await ctx.connect("A");
+  const values = [...Array(10).keys()].map((i) => `${i} `.padEnd(5000, "x"));
+  const echoed = await bounded(Promise.all(values.map((v) => a.connection.invoke("Echo", v))), "10 Echo calls");
+  assertEqual(echoed.map((v) => v.slice(0, 3)), values.map((v) => v.slice(0, 3)), "the echoes");
+  assert(echoed.every((v, i) => v === values[i]), "an echo differs from its argument");
+  return { invocations: values.length, size: 5000 };
+}
+
+/**
+ * A connection that sends nothing for 35 s (longer than the hub's 30 s client timeout and the
+ * client's own 30 s server timeout) is still up: the server's keep-alive pings reach the
+ * client, and the server does not time out a client that pings as its transport requires
+ * (the JS client pings over WebSockets and SSE, not over long polling, whose polls keep the
+ * connection alive).
+ */
+async function idleKeepalive(ctx) {
+  const a = await ctx.connect("A");
+  await sleep(35000);
+  assertEqual(a.closed, [], "A's onclose calls while idle");
+  assertEqual(await invoke(a, "Echo", "after 35 s"), "after 35 s", "Echo after 35 s idle");
+  const pings = seenOfType(a, signalR.MessageType.Ping).length;
+  if (ctx.options.transport !== "LongPolling") {
+    assert(pings >= 1, "no keep-alive Ping from the server in 35 s (it pings every 15 s)");
+  }
+  return { pings };
+}
+
 /**
  * withAutomaticReconnect: the connection's transport is dropped (proxy cut); the client
  * reconnects as a new hub connection (new connection id) and gets broadcasts again.
@@ -315,6 +409,10 @@ const ALL = {
   client_result: clientResult,
   echo,
   unknown_method: unknownMethod,
+  invocation_errors: invocationErrors,
+  burst_order: burstOrder,
+  concurrent_large: concurrentLarge,
+  idle_keepalive: idleKeepalive,
   auto_reconnect: autoReconnect,
   stateful_reconnect: statefulReconnect,
 };
