@@ -149,9 +149,8 @@ function makeContext(options) {
 }
 
 /**
- * The scenarios this run executes, in order. Left out unless named with --only:
- * `concurrent_large` (waits for the hub to apply its size limit per message, not per frame
- * or POST) and `idle_keepalive` (35 s of silence).
+ * The scenarios this run executes, in order. `idle_keepalive` (35 s of silence) runs only
+ * when named with --only.
  */
 function selected(options) {
   if (options.only) {
@@ -171,6 +170,8 @@ function selected(options) {
     "unknown_method",
     "invocation_errors",
     "burst_order",
+    "concurrent_large",
+    "oversize_message",
   ];
   names.push(options.statefulReconnect ? "stateful_reconnect" : "auto_reconnect");
   return names;

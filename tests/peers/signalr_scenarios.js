@@ -290,6 +290,21 @@ async function concurrentLarge(ctx) {
 }
 
 /**
+ * One message over the hub's 32 KiB limit (an Echo of 40,000 characters): the server closes
+ * that connection with a Close whose error names the limit, as the reference does
+ * (`InvalidDataException`); another connection is not disturbed.
+ */
+async function oversizeMessage(ctx) {
+  const a = await ctx.connect("A");
+  const b = await ctx.connect("B");
+  const message = await rejection(a.connection.invoke("Echo", "y".repeat(40000)), "Echo of 40,000 characters");
+  await waitUntil(() => a.closed.length > 0, "A: onclose", () => `state ${a.connection.state}`);
+  assert(/32768|32 ?KiB/.test(a.closed[0]), `the close does not name the 32 KiB limit: ${a.closed[0]}`);
+  assertEqual(await invoke(b, "Echo", "B is fine"), "B is fine", "B's Echo after A's oversize message");
+  return { invocationError: message, closed: a.closed[0] };
+}
+
+/**
  * A connection that sends nothing for 35 s (longer than the hub's 30 s client timeout and the
  * client's own 30 s server timeout) is still up: the server's keep-alive pings reach the
  * client, and the server does not time out a client that pings as its transport requires
@@ -412,6 +427,7 @@ const ALL = {
   invocation_errors: invocationErrors,
   burst_order: burstOrder,
   concurrent_large: concurrentLarge,
+  oversize_message: oversizeMessage,
   idle_keepalive: idleKeepalive,
   auto_reconnect: autoReconnect,
   stateful_reconnect: statefulReconnect,

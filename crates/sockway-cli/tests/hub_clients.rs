@@ -2,10 +2,12 @@
 //! `@microsoft/signalr`, and `@microsoft/signalr-protocol-msgpack` for MessagePack) under
 //! Node, unchanged: `tests/peers/signalr_client.js` runs every hub method of the sample over
 //! each transport and protocol the client offers (MessagePack wherever the transport carries
-//! binary: WebSockets and long polling, not Server-Sent Events), skip-negotiation over
-//! WebSockets, automatic reconnect after the transport is dropped, and stateful reconnect
-//! across a dropped socket with no message lost or duplicated. Each test starts its own
-//! server on a free loopback port.
+//! binary: WebSockets and long polling, not Server-Sent Events), wrong calls, a burst in
+//! order, sends the client batches beyond 32 KiB, one message over the 32 KiB limit (a Close
+//! naming it, other connections undisturbed), skip-negotiation over WebSockets, automatic
+//! reconnect after the transport is dropped, and stateful reconnect across a dropped socket
+//! with no message lost or duplicated. Each test starts its own server on a free loopback
+//! port.
 //!
 //! Needs the peers installed (`scripts/install-peers.sh`) and `SOCKWAY_PEERS_NODE_DIR`
 //! pointing at `tests/peers` (`scripts/test-all.sh` sets it); without that variable the tests
@@ -29,6 +31,8 @@ const METHODS: &[&str] = &[
     "unknown_method",
     "invocation_errors",
     "burst_order",
+    "concurrent_large",
+    "oversize_message",
 ];
 
 /// Runs `signalr_client.js HUB_URL ARGS...` against a fresh `sockway hub` and asserts that
