@@ -212,3 +212,37 @@ async fn a_message_batching_many_hub_messages_is_not_held_to_the_hub_message_lim
     socket.send_text(&batch).await.unwrap();
     assert_eq!(next(&mut socket).await, Message::text(batch));
 }
+
+#[tokio::test]
+async fn refused_handshakes_leave_the_connection_usable() {
+    let options = HttpOptions::default().websocket(
+        sockway::server::AcceptOptions::default().allowed_origins(["https://app.example"]),
+    );
+    let server = TestServer::start(options).await;
+    let (_, token) = server.connection("").await;
+    let url = ws_url(server.addr, &format!("?id={token}"));
+    let no_key = request(
+        server.addr,
+        "GET",
+        &format!("/hub?id={token}"),
+        &[
+            ("Upgrade", "websocket"),
+            ("Connection", "Upgrade, close"),
+            ("Sec-WebSocket-Version", "13"),
+        ],
+        b"",
+    )
+    .await;
+    assert_eq!(no_key.status, 400);
+    let foreign = ClientBuilder::new(&url)
+        .origin("https://elsewhere.example")
+        .connect_message();
+    let foreign = tokio::time::timeout(LIMIT, foreign).await.unwrap();
+    assert_eq!(status(foreign.err().unwrap()), 403);
+    let allowed = ClientBuilder::new(&url)
+        .origin("https://app.example")
+        .connect_message();
+    let mut socket = tokio::time::timeout(LIMIT, allowed).await.unwrap().unwrap();
+    socket.send_text("in").await.unwrap();
+    assert_eq!(next(&mut socket).await, Message::text("in"));
+}

@@ -13,7 +13,8 @@
 use std::sync::Arc;
 
 use http::{Request, Response, StatusCode};
-use sockway::server::{accept, PendingWebSocket, ServerWebSocket};
+use http_body_util::BodyExt as _;
+use sockway::server::{Handshake, PendingWebSocket, ServerWebSocket};
 use sockway::{CloseCode, Message};
 use tokio::sync::mpsc;
 
@@ -52,6 +53,16 @@ pub(crate) fn start<B>(
             Err(unknown) => return unknown.response(),
         }
     };
+    // A malformed handshake is refused before it can displace a socket in use.
+    let handshake = match Handshake::from_request(&mut request) {
+        Ok(handshake) => handshake,
+        Err(rejection) => {
+            if fresh {
+                shared.store.remove(&connection);
+            }
+            return boxed(rejection.into_response());
+        }
+    };
     let number = match connection.try_attach(TransportKind::WebSockets) {
         Ok(number) => number,
         Err(refused) => return refusal(refused),
@@ -61,28 +72,27 @@ pub(crate) fn start<B>(
         .websocket
         .clone()
         .max_message_size(shared.options.max_receive_size);
-    match accept(&mut request, &options) {
+    match handshake.accept(&options) {
         Ok((response, pending)) => {
             let info = connection_info(&connection, TransportKind::WebSockets, user, &request);
             tokio::spawn(run(shared.clone(), connection, number, info, pending));
-            response.map(|body| {
-                use http_body_util::BodyExt as _;
-                body.map_err(|never| match never {}).boxed_unsync()
-            })
+            boxed(response)
         }
         Err(rejection) => {
             if fresh {
                 shared.store.remove(&connection);
             } else {
-                connection.detach(number, false);
+                // A stateful connection may have lost its socket to this attempt: the client
+                // gets the reconnect grace period to try again.
+                connection.detach(number, connection.stateful);
             }
-            let response = rejection.into_response();
-            response.map(|body| {
-                use http_body_util::BodyExt as _;
-                body.map_err(|never| match never {}).boxed_unsync()
-            })
+            boxed(rejection.into_response())
         }
     }
+}
+
+fn boxed(response: Response<sockway::server::Body>) -> Response<HubBody> {
+    response.map(|body| body.map_err(|never| match never {}).boxed_unsync())
 }
 
 /// How a socket ended.
