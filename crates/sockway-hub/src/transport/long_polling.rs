@@ -13,6 +13,7 @@ use bytes::BytesMut;
 use http::{Request, Response, StatusCode, Uri};
 
 use super::{connection_info, full, lookup, no_cache, not_offered, refusal, text, HubBody};
+use crate::connections::Connection;
 use crate::link::TransportKind;
 use crate::service::HubShared;
 
@@ -43,9 +44,14 @@ async fn poll_inner<B>(
         Ok(number) => number,
         Err(refused) => return refusal(refused),
     };
+    // Marks the poll over however it ends, the client going away included, so that the
+    // disconnect timeout counts from then.
+    let _attached = Attached {
+        connection: &connection,
+        number,
+    };
     let info = connection_info(&connection, TransportKind::LongPolling, user, &request);
     if shared.start(&connection, info) {
-        connection.detach(number, false);
         return full(StatusCode::OK, "application/octet-stream", "");
     }
     let outcome = {
@@ -77,7 +83,6 @@ async fn poll_inner<B>(
             }
         }
     };
-    connection.detach(number, false);
     match outcome {
         Outcome::Data(body) => full(StatusCode::OK, "application/octet-stream", body),
         Outcome::TimedOut => full(StatusCode::OK, "text/plain", ""),
@@ -86,6 +91,17 @@ async fn poll_inner<B>(
             shared.store.remove(&connection);
             text(StatusCode::NO_CONTENT, "")
         }
+    }
+}
+
+struct Attached<'a> {
+    connection: &'a Connection,
+    number: u64,
+}
+
+impl Drop for Attached<'_> {
+    fn drop(&mut self) {
+        self.connection.detach(self.number, false);
     }
 }
 
