@@ -25,6 +25,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::FutureExt as _;
 use http::header::ACCEPT;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt as _;
@@ -236,7 +237,15 @@ impl HubShared {
         let store = self.store.clone();
         let connection = connection.clone();
         tokio::spawn(async move {
-            run.await;
+            // A handler that panics still ends its connection instead of leaving the client
+            // attached to nothing.
+            if std::panic::AssertUnwindSafe(run)
+                .catch_unwind()
+                .await
+                .is_err()
+            {
+                tracing::error!(connection_id = %connection.id, "the hub's handler panicked");
+            }
             store.hub_finished(&connection);
         });
         true

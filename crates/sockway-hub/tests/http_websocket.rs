@@ -246,3 +246,15 @@ async fn refused_handshakes_leave_the_connection_usable() {
     socket.send_text("in").await.unwrap();
     assert_eq!(next(&mut socket).await, Message::text("in"));
 }
+
+#[tokio::test]
+async fn a_hub_that_panics_ends_its_connection_only() {
+    let server = TestServer::start(HttpOptions::default()).await;
+    let mut doomed = connect(&ws_url(server.addr, "")).await.unwrap();
+    let mut other = connect(&ws_url(server.addr, "")).await.unwrap();
+    doomed.send_text("panic").await.unwrap();
+    let end = tokio::time::timeout(LIMIT, doomed.recv()).await.unwrap();
+    assert!(matches!(end, Ok(None)), "{end:?}");
+    other.send_text("unaffected").await.unwrap();
+    assert_eq!(next(&mut other).await, Message::text("unaffected"));
+}
