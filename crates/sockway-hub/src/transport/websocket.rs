@@ -13,8 +13,10 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt as _;
+use sockway::proto::message::TextBytes;
 use sockway::server::{Handshake, PendingWebSocket, ServerWebSocket};
 use sockway::{CloseCode, Message};
 use tokio::sync::mpsc;
@@ -169,18 +171,8 @@ async fn pump(
                 let Some(frame) = frame else {
                     return End::HubClosed;
                 };
-                let message = match outbound.transfer_format() {
-                    TransferFormat::Binary => Message::binary(frame),
-                    TransferFormat::Text => match sockway::proto::message::TextBytes::try_from_bytes(frame) {
-                        Ok(text) => Message::Text(text),
-                        Err(_) => {
-                            tracing::warn!("the hub queued a text frame that is not UTF-8");
-                            return End::HubClosed;
-                        }
-                    },
-                };
-                if socket.send(message).await.is_err() {
-                    return End::Lost;
+                if let Err(end) = write_batch(socket, outbound, frame).await {
+                    return end;
                 }
             }
             received = socket.recv() => match received {
@@ -199,6 +191,39 @@ async fn pump(
             },
         }
     }
+}
+
+/// The most frames queued together before one flush: a burst (a broadcast, a stream) goes
+/// out in few writes, and a long one still reaches the client in steps.
+const BATCH: usize = 64;
+
+/// Queues `first` and whatever else the hub has queued (up to [`BATCH`] frames), each as
+/// one message of the current transfer format, then flushes them in one write.
+async fn write_batch(
+    socket: &mut ServerWebSocket,
+    outbound: &mut OutboundReceiver,
+    first: Bytes,
+) -> Result<(), End> {
+    let mut next = Some(first);
+    let mut queued = 0;
+    while let Some(frame) = next.take() {
+        let message = match outbound.transfer_format() {
+            TransferFormat::Binary => Message::binary(frame),
+            TransferFormat::Text => match TextBytes::try_from_bytes(frame) {
+                Ok(text) => Message::Text(text),
+                Err(_) => {
+                    tracing::warn!("the hub queued a text frame that is not UTF-8");
+                    return Err(End::HubClosed);
+                }
+            },
+        };
+        socket.feed(message).await.map_err(|_| End::Lost)?;
+        queued += 1;
+        if queued < BATCH {
+            next = outbound.try_recv();
+        }
+    }
+    socket.flush().await.map_err(|_| End::Lost)
 }
 
 /// Keeps a stateful connection whose socket was lost; ends every other one, unless a newer
