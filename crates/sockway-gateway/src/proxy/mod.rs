@@ -7,7 +7,7 @@
 
 pub mod backend;
 pub mod body;
-pub mod frames;
+pub mod boundary;
 pub mod headers;
 pub mod http;
 pub mod keepalive;

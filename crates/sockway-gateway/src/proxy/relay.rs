@@ -35,7 +35,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::frames::{close_frame, FrameTracker};
+use super::boundary::{close_frame, FrameTracker};
 use super::upgraded::{ReadSide, Side, WriteSide};
 use crate::drain::CloseOrder;
 
