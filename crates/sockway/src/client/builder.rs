@@ -13,7 +13,6 @@ use base64::Engine as _;
 use http::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
 use sockway_proto::MessageKind;
 
-use super::cancel::CancelToken;
 use super::connector;
 use super::error::ClientError;
 use super::h2::pool::ConnectionPool;
@@ -26,6 +25,7 @@ use super::stream_socket::StreamWebSocket;
 use super::tls::TlsSettings;
 use super::transport::ClientStream;
 use super::version::HttpVersion;
+use super::CancelToken;
 use crate::config::WebSocketConfig;
 use crate::WebSocket;
 

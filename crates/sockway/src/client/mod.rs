@@ -17,7 +17,6 @@
 //! Dropping a connect future aborts every connection attempt it started.
 
 mod builder;
-mod cancel;
 mod connector;
 mod error;
 mod h2;
@@ -38,7 +37,6 @@ pub use builder::{
     DEFAULT_MAX_RESPONSE_HEAD, DEFAULT_MAX_RESPONSE_HEADERS, DEFAULT_SEND_TIMEOUT,
     DEFAULT_STREAM_CHUNK,
 };
-pub use cancel::CancelToken;
 pub use error::{ClientError, ErrorStatus, Phase};
 pub use h2::pool::ConnectionPool;
 pub use h2::stream::Http2Stream;
@@ -49,6 +47,13 @@ pub use stream_socket::{StreamReader, StreamWebSocket, StreamWriter};
 pub use transport::ClientStream;
 pub use url::Target;
 pub use version::HttpVersion;
+
+/// Cancels a connect in progress from elsewhere: give a clone to
+/// [`ClientBuilder::cancel_token`] and call `cancel()`, and the pending connect fails with
+/// [`ClientError::Cancelled`], dropping all of its attempts. Dropping the connect future
+/// cancels too; the token is for when someone else owns that future, so that an application
+/// can offer "cancel" next to its connect timeout. It is tokio-util's `CancellationToken`.
+pub type CancelToken = tokio_util::sync::CancellationToken;
 
 /// Connects to `url` with the default settings and returns a [`MessageWebSocket`]; the
 /// shortcut for `ClientBuilder::new(url).connect_message()`.
