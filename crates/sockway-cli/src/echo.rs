@@ -1,4 +1,4 @@
-//! `sockway echo`: the seeds' sample app. `/` serves a test page (URL box, Connect, Send,
+//! `sockway echo`: the sample app of ASP.NET Core's WebSockets documentation. `/` serves a test page (URL box, Connect, Send,
 //! Close Socket, connection state, the HTTP version of the socket, Communication Log); a
 //! WebSocket on `/ws` is echoed frame by frame, preserving message boundaries; a plain
 //! request on `/ws` gets 400; `/info` tells, as JSON, the HTTP version of that request and,

@@ -17,8 +17,8 @@ use std::time::Duration;
 /// tokio `Sleep` would).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KeepAlive {
-    /// How long the connection may be quiet before a ping goes out (the seeds' default, 2 min,
-    /// keeps proxies from closing an idle connection).
+    /// How long the connection may be quiet before a ping goes out (ASP.NET Core's
+    /// `KeepAliveInterval` default of 2 minutes keeps proxies from closing an idle connection).
     pub interval: Duration,
     /// How long to wait after a ping for anything from the peer.
     pub timeout: Duration,
@@ -38,7 +38,7 @@ impl Default for KeepAlive {
 pub struct WebSocketConfig {
     /// Protocol limits (max frame and message size).
     pub protocol: sockway_proto::Config,
-    /// How many bytes a read into the receive buffer asks for at first (the seeds'
+    /// How many bytes a read into the receive buffer asks for at first (ASP.NET Core's
     /// `ReceiveBufferSize`); default 4 KiB. While reads fill all the room they were given, the
     /// socket doubles the read size up to 64 KiB (or this value, if larger), so big messages
     /// take few reads. An idle socket holds no receive buffer at all: the first read after a

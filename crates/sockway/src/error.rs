@@ -38,7 +38,7 @@ impl Error {
     }
 }
 
-/// How the connection ended, for the application: the seeds' `CloseStatus` and
+/// How the connection ended, for the application: .NET's `CloseStatus` and
 /// `CloseStatusDescription`, plus who closed first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CloseInfo {

@@ -43,7 +43,7 @@ pub enum Delivery {
     /// an echo preserves the peer's framing.
     Frames,
     /// Pieces as they arrive, each frame or part of a frame as soon as it is validated, with
-    /// an end-of-message flag (the seeds' `ReceiveAsync` into a caller's buffer): a message
+    /// an end-of-message flag (.NET's `WebSocket.ReceiveAsync` into a caller's buffer): a message
     /// of any size flows through without being held whole.
     Pieces,
 }

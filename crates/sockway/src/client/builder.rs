@@ -1,4 +1,4 @@
-//! [`ClientBuilder`]: the client's settings (the seed 004's `Control`), set before connecting.
+//! [`ClientBuilder`]: the client's settings (the Windows Runtime `MessageWebSocket`'s `Control`), set before connecting.
 //! Each connection takes a copy, so its settings are frozen once it is established; only the
 //! message socket's default message type can change afterwards.
 
@@ -29,13 +29,16 @@ use super::CancelToken;
 use crate::config::WebSocketConfig;
 use crate::WebSocket;
 
-/// Default connect timeout, covering resolve, TCP, TLS and the handshake (seed 004: 60 s).
+/// Default connect timeout, covering resolve, TCP, TLS and the handshake: 60 s, so that a
+/// dead network fails a connect instead of hanging it.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
-/// Default number of a host's addresses tried (seed 004: up to 5).
+/// Default number of a host's addresses tried: 5, so that a name with many addresses
+/// cannot make one connect open sockets without bound.
 pub const DEFAULT_MAX_ADDRESSES: usize = 5;
 /// Default delay before racing the next address (RFC 8305 section 5: 250 ms recommended).
 pub const DEFAULT_ATTEMPT_DELAY: Duration = Duration::from_millis(250);
-/// Default send timeout (seed 004: 30 s).
+/// Default send timeout: 30 s, so that a peer that stops reading fails a send instead of
+/// hanging it.
 pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default limit on the handshake response head.
 pub const DEFAULT_MAX_RESPONSE_HEAD: usize = 16 * 1024;
@@ -168,7 +171,7 @@ impl ClientBuilder {
         }
     }
 
-    /// Sets `Origin` (RFC 6455 section 4.1 item 8), which servers may check (seed 001).
+    /// Sets `Origin` (RFC 6455 section 4.1 item 8), which servers may check (ASP.NET Core's `AllowedOrigins`, for one).
     pub fn origin(mut self, origin: impl Into<String>) -> Self {
         self.settings.origin = Some(origin.into());
         self
@@ -291,14 +294,14 @@ impl ClientBuilder {
         self
     }
 
-    /// How many bytes a read asks for at first (the seeds' `ReceiveBufferSize`); default
+    /// How many bytes a read asks for at first (ASP.NET Core's `ReceiveBufferSize`); default
     /// 4 KiB. See [`WebSocketConfig::read_buffer_size`](crate::WebSocketConfig::read_buffer_size).
     pub fn read_buffer_size(mut self, bytes: usize) -> Self {
         self.settings.websocket = self.settings.websocket.read_buffer_size(bytes);
         self
     }
 
-    /// How many unsent bytes may queue before a send waits (the seeds' outbound buffer size);
+    /// How many unsent bytes may queue before a send waits (the Windows Runtime's `OutboundBufferSizeInBytes`);
     /// default 128 KiB.
     pub fn write_buffer_limit(mut self, bytes: usize) -> Self {
         self.settings.websocket = self.settings.websocket.write_buffer_limit(bytes);
@@ -383,7 +386,7 @@ impl ClientBuilder {
     }
 
     /// **Dangerous**: accepts any server certificate, expired, self-signed or for another
-    /// name (the seeds' ignorable certificate errors). Anyone on the path can then read and
+    /// name (the Windows Runtime's `IgnorableServerCertificateErrors`). Anyone on the path can then read and
     /// change the traffic. For testing against servers with throwaway certificates only; a
     /// warning is logged on every connect.
     #[cfg(feature = "tls")]

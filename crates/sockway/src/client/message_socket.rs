@@ -1,4 +1,4 @@
-//! [`MessageWebSocket`]: the seed 004's MessageWebSocket: whole UTF-8 or binary messages, a
+//! [`MessageWebSocket`]: the Windows Runtime's `MessageWebSocket` on RFC 6455: whole UTF-8 or binary messages, a
 //! message-received callback, a closed callback saying who closed and why, a default message
 //! type that can change after connecting, and send/receive timeouts.
 
@@ -29,7 +29,7 @@ pub enum ClosedBy {
     Abnormal,
 }
 
-/// The closed notification: how a connection ended (the seeds' `CloseStatus` and
+/// The closed notification: how a connection ended (.NET's `CloseStatus` and
 /// `CloseStatusDescription`, plus who closed and the error, if any).
 #[derive(Debug)]
 pub struct Closed {
@@ -128,7 +128,7 @@ async fn with_timeout<T>(
     }
 }
 
-/// A client WebSocket for whole messages (seed 004's MessageWebSocket).
+/// A client WebSocket for whole messages (as the Windows Runtime's `MessageWebSocket`).
 ///
 /// Send with [`Self::send_text`], [`Self::send_binary`] or [`Self::send_bytes`] (which uses
 /// the changeable default type); receive with [`Self::recv`], or hand the socket to
@@ -174,7 +174,7 @@ impl MessageWebSocket {
     }
 
     /// Changes the type [`Self::send_bytes`] sends; the one setting that may change after
-    /// connecting (seed 004). Affects [`MessageSender`]s split from this socket too.
+    /// connecting, as the Windows Runtime's `MessageWebSocketControl.MessageType` can. Affects [`MessageSender`]s split from this socket too.
     pub fn set_message_type(&self, kind: MessageKind) {
         self.options
             .text

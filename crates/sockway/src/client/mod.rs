@@ -1,6 +1,7 @@
-//! Connecting to `ws://` and `wss://` servers: the seed 004's clients on RFC 6455.
+//! Connecting to `ws://` and `wss://` servers: clients in the shape of the Windows Runtime's
+//! `MessageWebSocket` and `StreamWebSocket`, on RFC 6455.
 //!
-//! [`ClientBuilder`] holds the settings (the seed's `Control`: subprotocols, headers,
+//! [`ClientBuilder`] holds the settings (the Windows Runtime's `Control`: subprotocols, headers,
 //! credentials, timeouts, buffer sizes, TLS); its connect calls resolve the host, race its
 //! addresses (RFC 8305 Happy Eyeballs, with a 250 ms attempt delay), run TLS for
 //! `wss://` (rustls), and perform the HTTP/1.1 upgrade (RFC 6455 section 4.1) or, when the
@@ -13,7 +14,7 @@
 //! - [`StreamWebSocket`]: `AsyncRead + AsyncWrite` over binary messages, for large transfers;
 //! - or the bare [`crate::WebSocket`] with [`ConnectionInfo`] ([`ClientBuilder::connect`]).
 //!
-//! Failures are [`ClientError`]s, an enumeration to branch on (the seed's `WebErrorStatus`).
+//! Failures are [`ClientError`]s, an enumeration to branch on (the Windows Runtime's `WebErrorStatus`).
 //! Dropping a connect future aborts every connection attempt it started.
 
 mod builder;

@@ -1,4 +1,4 @@
-//! [`StreamWebSocket`]: the seed 004's StreamWebSocket, a byte stream over binary messages
+//! [`StreamWebSocket`]: the Windows Runtime's `StreamWebSocket` on RFC 6455: a byte stream over binary messages
 //! (`AsyncRead + AsyncWrite`), for large transfers without holding a whole message in memory.
 //!
 //! - **Reads** return the bytes of received messages as they arrive, in sections as large as
@@ -101,7 +101,7 @@ pub struct StreamWriter {
     timeout: Deadline,
 }
 
-/// A client WebSocket as a byte stream (seed 004's StreamWebSocket); see the module docs for
+/// A client WebSocket as a byte stream (as the Windows Runtime's `StreamWebSocket`); see the module docs for
 /// how reads, writes and shutdown map onto messages.
 #[derive(Debug)]
 pub struct StreamWebSocket {

@@ -1,4 +1,4 @@
-//! Keep-alive timing (the seeds' `KeepAliveInterval` / `KeepAliveTimeout`; pings and pongs are
+//! Keep-alive timing (ASP.NET Core's `KeepAliveInterval` / `KeepAliveTimeout`; pings and pongs are
 //! RFC 6455 section 5.5.2-5.5.3) for every socket on a runtime, kept by one shared timer.
 //!
 //! A tokio `Sleep` per socket costs an idle connection about 170 bytes of heap and one timer

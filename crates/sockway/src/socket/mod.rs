@@ -116,7 +116,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     }
 
     /// Sends a whole message, choosing whether it may be compressed: pass
-    /// [`Compression::Disabled`] for secrets (the seeds' `DisableCompression`; see
+    /// [`Compression::Disabled`] for secrets (.NET's `WebSocketMessageFlags.DisableCompression`; see
     /// `docs/security.md` on CRIME/BREACH).
     pub fn send_with(
         &mut self,
@@ -142,13 +142,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 
     /// The next data frame's payload as it arrived, without copying; `Ok(None)` after a clean
     /// close. Echoing each with [`WebSocket::send_fragment`] preserves the peer's framing and
-    /// message boundaries (the seeds' echo loop). Cancel-safe.
+    /// message boundaries (the echo loop of ASP.NET Core's WebSockets sample). Cancel-safe.
     pub async fn recv_fragment(&mut self) -> Result<Option<Fragment>, Error> {
         poll_fn(|cx| self.inner.engine.poll_recv_fragment(cx)).await
     }
 
     /// Copies the next bytes of the current message into `buf` and says how many, of which
-    /// kind, and whether the message ended (the seeds' `ReceiveAsync`). When the connection
+    /// kind, and whether the message ended (.NET's `WebSocket.ReceiveAsync`). When the connection
     /// closes, the result's kind is [`ReceivedKind::Close`] with the status. Cancel-safe.
     pub async fn receive(&mut self, buf: &mut [u8]) -> Result<ReceiveResult, Error> {
         let Inner { engine, leftover } = &mut *self.inner;
@@ -174,7 +174,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         ops::send(self, Sends::MessageEnd, |conn| conn.send_binary(data)).await
     }
 
-    /// Sends part of a message (the seeds' `SendAsync` with `endOfMessage`).
+    /// Sends part of a message (.NET's `WebSocket.SendAsync` with `endOfMessage`).
     pub async fn send_fragment(
         &mut self,
         kind: MessageKind,
@@ -217,13 +217,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         ops::send(self, Sends::Other, |conn| conn.send_pong(payload)).await
     }
 
-    /// Sends a close frame without waiting for the reply (the seeds' `CloseOutputAsync`);
+    /// Sends a close frame without waiting for the reply (.NET's `CloseOutputAsync`);
     /// keep receiving to get the rest of the peer's data and its close frame.
     pub async fn close_output(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
         ops::send(self, Sends::Other, |conn| conn.close(code, reason)).await
     }
 
-    /// Runs the whole close handshake (the seeds' `CloseAsync`): sends a close frame, discards
+    /// Runs the whole close handshake (.NET's `CloseAsync`): sends a close frame, discards
     /// data until the peer's close frame arrives, closes the transport, and returns how the
     /// connection ended. Waits at most twice the close timeout.
     pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<CloseInfo, Error> {

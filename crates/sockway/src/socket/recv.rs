@@ -1,5 +1,5 @@
 //! Receiving on top of the engine: whole messages, or pieces copied into a caller's buffer
-//! (the seeds' `ReceiveAsync`). Leftover bytes of a piece stay in the engine, so a cancelled
+//! (.NET's `WebSocket.ReceiveAsync`). Leftover bytes of a piece stay in the engine, so a cancelled
 //! receive loses nothing.
 
 use std::task::{ready, Context, Poll};
@@ -23,7 +23,7 @@ pub struct ReceiveResult {
     pub end_of_message: bool,
 }
 
-/// The type of a [`ReceiveResult`] (the seeds' `WebSocketMessageType`).
+/// The type of a [`ReceiveResult`] (.NET's `WebSocketMessageType`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReceivedKind {
     /// Part of a text message (pieces may split a UTF-8 character).

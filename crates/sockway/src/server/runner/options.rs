@@ -9,7 +9,7 @@ use std::time::Duration;
 /// |---|---|---|
 /// | [`handshake_timeout`](Self::handshake_timeout) | 10 s | a client that has not sent a whole request head by then (slowloris) is dropped; also how long an idle keep-alive HTTP connection is kept |
 /// | [`max_connections`](Self::max_connections) | 10 000 | bounds sockets, memory and tasks; more get 503 with `Retry-After` (while at most `max(max_connections, 64)` refusals are in progress; beyond that they are closed unanswered) |
-/// | [`max_header_bytes`](Self::max_header_bytes) | 32 KiB | bounds the memory of a request head; larger heads get 431 (the size Kestrel, the seeds' server, allows) |
+/// | [`max_header_bytes`](Self::max_header_bytes) | 32 KiB | bounds the memory of a request head; larger heads get 431 (the size ASP.NET Core's Kestrel server allows by default) |
 /// | [`max_headers`](Self::max_headers) | 100 | more header fields get 431 (hyper's own default) |
 /// | [`drain_timeout`](Self::drain_timeout) | 10 s | on shutdown, how long open connections get to finish their close handshake |
 /// | [`retry_after`](Self::retry_after) | 5 s | the `Retry-After` sent with 503 |
