@@ -1,6 +1,6 @@
-//! [`ClientBuilder`]: the client's settings (the Windows Runtime `MessageWebSocket`'s `Control`), set before connecting.
-//! Each connection takes a copy, so its settings are frozen once it is established; only the
-//! message socket's default message type can change afterwards.
+//! [`ClientBuilder`]: the client's settings (the Windows Runtime `MessageWebSocket`'s `Control`),
+//! set before connecting. Each connection takes a copy, so its settings are frozen once it is
+//! established; only the message socket's default message type can change afterwards.
 
 use sockway_proto::deflate::DeflateConfig;
 use std::future::Future;
@@ -171,7 +171,8 @@ impl ClientBuilder {
         }
     }
 
-    /// Sets `Origin` (RFC 6455 section 4.1 item 8), which servers may check (ASP.NET Core's `AllowedOrigins`, for one).
+    /// Sets `Origin` (RFC 6455 section 4.1 item 8), which servers may check (ASP.NET Core's
+    /// `AllowedOrigins`, for one).
     pub fn origin(mut self, origin: impl Into<String>) -> Self {
         self.settings.origin = Some(origin.into());
         self
@@ -301,8 +302,8 @@ impl ClientBuilder {
         self
     }
 
-    /// How many unsent bytes may queue before a send waits (the Windows Runtime's `OutboundBufferSizeInBytes`);
-    /// default 128 KiB.
+    /// How many unsent bytes may queue before a send waits (the Windows Runtime's
+    /// `OutboundBufferSizeInBytes`); default 128 KiB.
     pub fn write_buffer_limit(mut self, bytes: usize) -> Self {
         self.settings.websocket = self.settings.websocket.write_buffer_limit(bytes);
         self
@@ -385,10 +386,10 @@ impl ClientBuilder {
         self
     }
 
-    /// **Dangerous**: accepts any server certificate, expired, self-signed or for another
-    /// name (the Windows Runtime's `IgnorableServerCertificateErrors`). Anyone on the path can then read and
-    /// change the traffic. For testing against servers with throwaway certificates only; a
-    /// warning is logged on every connect.
+    /// **Dangerous**: accepts any server certificate, expired, self-signed or for another name (the
+    /// Windows Runtime's `IgnorableServerCertificateErrors`). Anyone on the path can then read and
+    /// change the traffic. For testing against servers with throwaway certificates only; a warning
+    /// is logged on every connect.
     #[cfg(feature = "tls")]
     pub fn danger_accept_invalid_certificates(mut self) -> Self {
         self.settings.tls.accept_invalid_certificates = true;

@@ -1,6 +1,6 @@
-//! [`MessageWebSocket`]: the Windows Runtime's `MessageWebSocket` on RFC 6455: whole UTF-8 or binary messages, a
-//! message-received callback, a closed callback saying who closed and why, a default message
-//! type that can change after connecting, and send/receive timeouts.
+//! [`MessageWebSocket`]: the Windows Runtime's `MessageWebSocket` on RFC 6455: whole UTF-8 or
+//! binary messages, a message-received callback, a closed callback saying who closed and why, a
+//! default message type that can change after connecting, and send/receive timeouts.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -174,7 +174,8 @@ impl MessageWebSocket {
     }
 
     /// Changes the type [`Self::send_bytes`] sends; the one setting that may change after
-    /// connecting, as the Windows Runtime's `MessageWebSocketControl.MessageType` can. Affects [`MessageSender`]s split from this socket too.
+    /// connecting, as the Windows Runtime's `MessageWebSocketControl.MessageType` can. Affects
+    /// [`MessageSender`]s split from this socket too.
     pub fn set_message_type(&self, kind: MessageKind) {
         self.options
             .text

@@ -14,8 +14,8 @@
 //! - [`StreamWebSocket`]: `AsyncRead + AsyncWrite` over binary messages, for large transfers;
 //! - or the bare [`crate::WebSocket`] with [`ConnectionInfo`] ([`ClientBuilder::connect`]).
 //!
-//! Failures are [`ClientError`]s, an enumeration to branch on (the Windows Runtime's `WebErrorStatus`).
-//! Dropping a connect future aborts every connection attempt it started.
+//! Failures are [`ClientError`]s, an enumeration to branch on (the Windows Runtime's
+//! `WebErrorStatus`). Dropping a connect future aborts every connection attempt it started.
 
 mod builder;
 mod connector;
