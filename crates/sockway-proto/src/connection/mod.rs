@@ -163,6 +163,16 @@ impl Connection {
         self.state == ConnectionState::Closed
     }
 
+    /// Whether part of the data message being received was already handed out as an
+    /// [`Event::Fragment`] ([`Delivery::Frames`] or [`Delivery::Pieces`]). A whole-message
+    /// read ([`Delivery::Messages`]) cannot return that message any more, so a driver that
+    /// offers both should refuse it until the message is finished by pieces. (The other way
+    /// round needs nothing: bytes held for a whole message are handed out first when reading
+    /// switches to pieces.)
+    pub fn message_handed_out(&self) -> bool {
+        self.reader.handed_out()
+    }
+
     /// The close frame the peer sent, if it sent one with a status code.
     pub fn close_received(&self) -> Option<&CloseFrame> {
         self.ending.as_ref()?.close_received.as_ref()

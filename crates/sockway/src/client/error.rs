@@ -278,6 +278,8 @@ impl From<crate::Error> for ClientError {
                 phase: Phase::Close,
                 after: Duration::ZERO,
             },
+            // The clients read in one style only; kept as what it says, should that change.
+            error @ crate::Error::PartlyReceived => Self::Io(io::Error::other(error)),
         }
     }
 }
