@@ -2,36 +2,9 @@
 
 use std::time::Duration;
 
-/// Keep-alive: ping the peer when it has been quiet, and give up on it when it stays silent.
-///
-/// A peer that vanishes (power loss, a NAT that forgets the mapping) sends no FIN, so TCP alone
-/// never reports it. With keep-alive, a ping goes out after `interval` without receiving
-/// anything, and the connection is failed when nothing at all (not even the pong) arrives within
-/// `timeout` after that ping: a silent peer is detected within `interval + timeout` (each to
-/// within 10 ms, more with many thousands of sockets).
-///
-/// The timing is kept by one shared timer per tokio runtime, not a timer per socket: a socket
-/// joins the timer of the runtime it first waits in, so it must be waited on inside a tokio
-/// runtime (a socket only ever polled from another executor has no keep-alive), and that
-/// runtime must have its time driver enabled (otherwise the first wait panics, as creating a
-/// tokio `Sleep` would).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct KeepAlive {
-    /// How long the connection may be quiet before a ping goes out (ASP.NET Core's
-    /// `KeepAliveInterval` default of 2 minutes keeps proxies from closing an idle connection).
-    pub interval: Duration,
-    /// How long to wait after a ping for anything from the peer.
-    pub timeout: Duration,
-}
-
-impl Default for KeepAlive {
-    fn default() -> Self {
-        Self {
-            interval: Duration::from_secs(120),
-            timeout: Duration::from_secs(30),
-        }
-    }
-}
+/// Keep-alive settings; the rule itself (when to ping, when to give up) is the core's
+/// ([`sockway_proto::connection::KeepAlive`]).
+pub use sockway_proto::connection::KeepAlive;
 
 /// Settings for a [`crate::WebSocket`]. Every limit has a default and a setter.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +25,15 @@ pub struct WebSocketConfig {
     pub close_timeout: Duration,
     /// Keep-alive pings; `None` disables them (the default for the bare socket; the server and
     /// client set their own).
+    ///
+    /// A peer that vanishes (power loss, a NAT that forgets the mapping) sends no FIN, so TCP
+    /// alone never reports it: with keep-alive it is detected within `interval + timeout`
+    /// (each to within 10 ms, more with many thousands of sockets). The timing is kept by one
+    /// shared timer per tokio runtime, not a timer per socket: a socket joins the timer of the
+    /// runtime it first waits in, so it must be waited on inside a tokio runtime (a socket
+    /// only ever polled from another executor has no keep-alive), and that runtime must have
+    /// its time driver enabled (otherwise the first wait panics, as creating a tokio `Sleep`
+    /// would). The quiet interval is counted from that first wait.
     pub keep_alive: Option<KeepAlive>,
 }
 

@@ -18,6 +18,7 @@
 //! so (section 7.1.1), which [`Connection::closes_transport_first`] tells the driver.
 
 mod read;
+mod timers;
 mod write;
 
 use bytes::{Bytes, BytesMut};
@@ -30,6 +31,7 @@ use crate::message::{Message, MessageKind};
 use crate::Role;
 
 use read::Reader;
+pub use timers::{KeepAlive, Millis, Timeout};
 pub use write::Compression;
 use write::Writer;
 
@@ -97,6 +99,10 @@ pub struct Connection {
     close_frame_seen: bool,
     close_frame_sent: bool,
     closed_locally: bool,
+    /// A keep-alive ping went out and nothing arrived since (see [`timers`]).
+    ping_sent: bool,
+    /// When the peer was last heard from, on the driver's clock (see [`timers`]).
+    heard_at: Millis,
 }
 
 /// How the connection ends, behind one pointer: most of a connection's life has no close
@@ -124,6 +130,8 @@ impl Connection {
             close_frame_seen: false,
             close_frame_sent: false,
             closed_locally: false,
+            ping_sent: false,
+            heard_at: 0,
         }
     }
 

@@ -196,7 +196,13 @@ impl<H: Handler> Worker<H> {
 
     /// The worker clock: milliseconds since it started, wrapping.
     fn now(&self) -> u32 {
-        self.started.elapsed().as_millis() as u32
+        self.clock() as u32
+    }
+
+    /// The worker clock without wrapping, for the core's keep-alive rule: milliseconds since
+    /// the worker started.
+    fn clock(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
     /// Accepts every waiting connection.
@@ -315,13 +321,14 @@ impl<H: Handler> Worker<H> {
 
     /// The connections, and what a connection needs from the worker while it works.
     fn parts(&mut self) -> (&mut Slots<H::Session>, Context<'_, H>) {
-        let now = self.now();
+        let clock = self.clock();
         let cx = Context {
             handler: &mut self.handler,
             options: &self.options,
             scratch: &mut self.scratch,
             shared: &self.shared,
-            now,
+            now: clock as u32,
+            clock,
         };
         (&mut self.slots, cx)
     }
