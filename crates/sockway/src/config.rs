@@ -50,6 +50,14 @@ impl Default for WebSocketConfig {
 }
 
 impl WebSocketConfig {
+    /// The servers' defaults, shared by the server runner's routes
+    /// ([`AcceptOptions`](crate::server::AcceptOptions)) and the event-loop server: these
+    /// defaults with keep-alive on ([`KeepAlive::default`]: ASP.NET Core's
+    /// `KeepAliveInterval` default of 2 minutes, then 30 s for the answer).
+    pub fn for_server() -> Self {
+        Self::default().keep_alive(Some(KeepAlive::default()))
+    }
+
     /// Sets the largest message accepted (close 1009 beyond it), and the largest frame to the
     /// same value, since a message may arrive as one frame. Call
     /// [`WebSocketConfig::max_frame_size`] afterwards for a smaller frame limit.

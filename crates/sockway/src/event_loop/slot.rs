@@ -188,7 +188,7 @@ impl<S> Slot<S> {
         }
         match &mut self.phase {
             Phase::Handshake { heard_at, .. } => {
-                if cx.now.wrapping_sub(*heard_at) < millis(options.handshake_timeout) {
+                if cx.now.wrapping_sub(*heard_at) < millis(options.limits.handshake_timeout) {
                     return Next::Keep;
                 }
                 let response = handshake::refusal(
@@ -266,7 +266,7 @@ impl<S> Slot<S> {
         cx: &mut Context<'_, H>,
         peer_addr: SocketAddr,
     ) -> Next {
-        let limit = cx.options.max_header_bytes + 1;
+        let limit = cx.options.limits.max_header_bytes + 1;
         loop {
             let room = limit.saturating_sub(self.input.len()).clamp(1, HEAD_READ);
             match read_into(&self.stream, &mut self.input, room) {

@@ -180,7 +180,8 @@ impl<H: Handler> Worker<H> {
                 next_tick = self.now().wrapping_add(tick);
             }
             if let Some(since) = stopping_since {
-                let drained = self.now().wrapping_sub(since) >= millis(self.options.drain_timeout);
+                let drained =
+                    self.now().wrapping_sub(since) >= millis(self.options.limits.drain_timeout);
                 if self.slots.is_empty() || drained {
                     break;
                 }
@@ -223,7 +224,7 @@ impl<H: Handler> Worker<H> {
                 }
             };
             let open = self.shared.connections.fetch_add(1, Ordering::AcqRel);
-            if open >= self.options.max_connections {
+            if open >= self.options.limits.max_connections {
                 self.shared.connections.fetch_sub(1, Ordering::AcqRel);
                 // Whatever of the request already arrived is read first: closing a socket
                 // with unread input would reset the connection under the 503.
@@ -413,6 +414,7 @@ fn is_per_connection(error: &io::Error) -> bool {
 /// How often deadlines are checked: a quarter of the shortest one, between 10 ms and 1 s.
 fn tick_interval(options: &EventLoopOptions) -> u32 {
     let mut shortest = options
+        .limits
         .handshake_timeout
         .min(options.websocket.close_timeout);
     if let Some(keep_alive) = options.websocket.keep_alive {

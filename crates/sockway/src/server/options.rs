@@ -43,7 +43,7 @@ pub struct AcceptOptions {
 impl Default for AcceptOptions {
     fn default() -> Self {
         Self {
-            socket: WebSocketConfig::default().keep_alive(Some(KeepAlive::default())),
+            socket: WebSocketConfig::for_server(),
             origins: OriginPolicy::Any,
             subprotocols: Vec::new(),
             compression: None,
