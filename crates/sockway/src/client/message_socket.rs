@@ -11,9 +11,9 @@ use bytes::Bytes;
 use sockway_proto::message::TextBytes;
 use sockway_proto::{CloseCode, Message, MessageKind};
 
-use super::builder::Settings;
 use super::error::{ClientError, Phase};
 use super::info::ConnectionInfo;
+use super::settings::Settings;
 use super::transport::ClientStream;
 use crate::error::CloseInfo;
 use crate::{Stats, WebSocket, WebSocketReader, WebSocketWriter};

@@ -19,13 +19,16 @@
 
 mod builder;
 mod connector;
+mod dial;
 mod error;
+mod h1;
 mod h2;
 mod handshake;
 mod happy_eyeballs;
 mod info;
 mod message_socket;
 mod resolve;
+mod settings;
 mod stream_socket;
 #[cfg(feature = "tls")]
 mod tls;
@@ -33,17 +36,18 @@ mod transport;
 mod url;
 mod version;
 
-pub use builder::{
-    ClientBuilder, DEFAULT_ATTEMPT_DELAY, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_ADDRESSES,
-    DEFAULT_MAX_RESPONSE_HEAD, DEFAULT_MAX_RESPONSE_HEADERS, DEFAULT_SEND_TIMEOUT,
-    DEFAULT_STREAM_CHUNK,
-};
+pub use builder::ClientBuilder;
 pub use error::{ClientError, ErrorStatus, Phase};
 pub use h2::pool::ConnectionPool;
 pub use h2::stream::Http2Stream;
 pub use info::ConnectionInfo;
 pub use message_socket::{Closed, ClosedBy, MessageReceiver, MessageSender, MessageWebSocket};
 pub use resolve::{Resolve, ResolveFuture, SystemResolver};
+pub use settings::{
+    DEFAULT_ATTEMPT_DELAY, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_ADDRESSES,
+    DEFAULT_MAX_RESPONSE_HEAD, DEFAULT_MAX_RESPONSE_HEADERS, DEFAULT_SEND_TIMEOUT,
+    DEFAULT_STREAM_CHUNK,
+};
 pub use stream_socket::{StreamReader, StreamWebSocket, StreamWriter};
 pub use transport::ClientStream;
 pub use url::Target;

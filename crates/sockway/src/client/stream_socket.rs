@@ -29,8 +29,8 @@ use sockway_proto::{CloseCode, Message};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
 
-use super::builder::Settings;
 use super::info::ConnectionInfo;
+use super::settings::Settings;
 use super::transport::ClientStream;
 use crate::{ReceivedKind, Stats, WebSocket, WebSocketReader, WebSocketWriter};
 
