@@ -182,7 +182,10 @@ impl HttpOptions {
         self
     }
 
-    /// How long a token may start a connection on a server that does not hold it yet (24 h).
+    /// The expiry written into each token (24 h from negotiate). This server finds the
+    /// connections it holds by token whatever the expiry; the expiry is for a server that
+    /// does not hold the connection (scale-out, issue #17), which can then tell a stale
+    /// token from a live one without asking anyone ([`crate::token::verify`] reports it).
     pub fn token_lifetime(mut self, lifetime: Duration) -> Self {
         self.token_lifetime = lifetime;
         self
