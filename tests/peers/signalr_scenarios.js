@@ -466,6 +466,29 @@ async function statefulCuts(ctx) {
   return { cuts, proxied: proxy.accepted, onTheWire: seenOfType(a, signalR.MessageType.Invocation).length };
 }
 
+/**
+ * The server is stopped (SIGTERM to SOCKWAY_HUB_PID) with a connection open on each
+ * transport: every one of them ends (onclose), the WebSocket with its close frame, the SSE
+ * stream and the pending poll answered, as the reference closes every connection when the
+ * application stops. (How long the server takes is checked on its log by the caller.)
+ */
+async function serverShutdown(ctx) {
+  const pid = Number(process.env.SOCKWAY_HUB_PID);
+  assert(pid > 0, "SOCKWAY_HUB_PID is not set");
+  const peers = [];
+  for (const transport of ["WebSockets", "ServerSentEvents", "LongPolling"]) {
+    peers.push(await ctx.connect(transport, { transport }));
+  }
+  process.kill(pid, "SIGTERM");
+  await waitUntil(
+    () => peers.every((p) => p.closed.length > 0),
+    "every connection ended after SIGTERM",
+    () => peers.map((p) => `${p.label}: ${p.connection.state}`).join(", "),
+    30000,
+  );
+  return Object.fromEntries(peers.map((p) => [p.label, p.closed[0]]));
+}
+
 /** Every scenario by name. */
 const ALL = {
   send_message: sendMessage,
@@ -484,6 +507,7 @@ const ALL = {
   auto_reconnect: autoReconnect,
   stateful_reconnect: statefulReconnect,
   stateful_cuts: statefulCuts,
+  server_shutdown: serverShutdown,
 };
 
 module.exports = { ALL };
