@@ -3,7 +3,8 @@
 //!
 //! - No `id`: negotiation was skipped, a fresh connection starts (503 when the server is full
 //!   or shutting down).
-//! - An `id` this server does not hold: 404. One whose socket is open: 409. One that used
+//! - An `id` this server does not hold: 404 (unless it adopts tokens signed by a sibling,
+//!   [`HttpOptions::adopt_signed_tokens`](crate::HttpOptions::adopt_signed_tokens)). One whose socket is open: 409. One that used
 //!   another transport: 400, as ASP.NET Core answers.
 //! - Frames go out as text or binary messages, as the hub's transfer format says.
 //! - A client that closes with a close frame ends the connection. With stateful reconnect a
@@ -12,6 +13,7 @@
 //!   dropped, the hub is told [`Inbound::Reconnected`] and replays what is unacknowledged.
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
@@ -22,11 +24,12 @@ use sockway::{CloseCode, Message};
 use tokio::sync::mpsc;
 
 use super::{connection_info, lookup, not_offered, refusal, request_token, text, HubBody};
-use crate::connections::Connection;
+use crate::connections::{Connection, StoreRefusal};
 use crate::link::{ConnectionInfo, Inbound, OutboundReceiver, TransportKind};
 use crate::negotiate::new_identity;
 use crate::protocol::TransferFormat;
 use crate::service::HubShared;
+use crate::token;
 
 /// Answers a WebSocket request on the hub's path.
 pub(crate) fn start<B>(
@@ -48,7 +51,10 @@ pub(crate) fn start<B>(
     } else {
         match lookup(shared, request.uri()) {
             Ok(connection) => connection,
-            Err(unknown) => return unknown.response(),
+            Err(unknown) => match adopt(shared, request.uri()) {
+                Some(connection) => connection,
+                None => return unknown.response(),
+            },
         }
     };
     // A malformed handshake is refused before it can displace a socket in use.
@@ -86,6 +92,32 @@ pub(crate) fn start<B>(
             }
             boxed(rejection.into_response())
         }
+    }
+}
+
+/// With [`HttpOptions::adopt_signed_tokens`](crate::HttpOptions::adopt_signed_tokens), the
+/// connection a valid, unexpired token names, started here although another server issued it.
+fn adopt(shared: &HubShared, uri: &http::Uri) -> Option<Arc<Connection>> {
+    if !shared.options.adopt_signed_tokens {
+        return None;
+    }
+    let token = request_token(uri)?;
+    let claims = token::verify(&shared.options.token_key, &token)?;
+    if claims.expires <= SystemTime::now() {
+        return None;
+    }
+    let id = claims.public_id(&token);
+    match shared
+        .store
+        .create(token.clone(), id, claims.stateful_reconnect)
+    {
+        Ok(connection) => {
+            tracing::debug!(connection_id = %connection.id, "adopted a connection negotiated elsewhere");
+            Some(connection)
+        }
+        // Another request adopted it a moment ago.
+        Err(StoreRefusal::Exists) => shared.store.get(&token),
+        Err(_) => None,
     }
 }
 
