@@ -86,7 +86,11 @@ impl Gateway {
             }
             None => None,
         };
-        let probes = ProbeSet::start(shared.current().upstreams.values(), max_body);
+        let probes = ProbeSet::start(
+            shared.current().upstreams.values(),
+            max_body,
+            &shared.sessions,
+        );
         Ok(Gateway {
             inner: Arc::new(Inner {
                 shared,
@@ -251,8 +255,10 @@ impl Gateway {
             new_sockets.push((key.clone(), listener::bind(&key.0, key.1).await?));
         }
         let max_body = runtime.limits.probe_max_body_bytes;
-        let new_keys: std::collections::HashSet<_> =
-            runtime.backends().map(|b| b.key.clone()).collect();
+        // A backend is removed when no backend with its address, port and protocol is left:
+        // renaming its pool or settings keeps its sessions.
+        let new_identities: std::collections::HashSet<_> =
+            runtime.backends().map(|b| b.key.identity()).collect();
         let generation = runtime.generation;
         shared.swap(runtime);
         let current = shared.current();
@@ -279,7 +285,7 @@ impl Gateway {
         }
         for upstream in old.upstreams.values() {
             for backend in &upstream.backends {
-                if !new_keys.contains(&backend.key) {
+                if !new_identities.contains(&backend.key.identity()) {
                     tracing::info!(
                         backend = %backend.authority(), pool = %upstream.key.pool,
                         drain = ?upstream.settings.drain, "backend removed: draining"
@@ -292,7 +298,7 @@ impl Gateway {
                 }
             }
         }
-        let probes = ProbeSet::start(current.upstreams.values(), max_body);
+        let probes = ProbeSet::start(current.upstreams.values(), max_body, &shared.sessions);
         if let Ok(mut slot) = self.inner.probes.lock() {
             *slot = probes;
         }

@@ -30,12 +30,14 @@ mod gateway;
 pub mod guard;
 pub mod listener;
 pub mod metrics;
+pub mod outlier;
 pub mod pool;
 pub mod preface;
 pub mod probe;
 pub mod proxy;
 pub mod reload;
 pub mod routing;
+pub mod slots;
 pub mod state;
 pub mod tls;
 

@@ -423,6 +423,24 @@ pub struct Limits {
     /// Most idle connections kept per backend; default 32.
     #[serde(default = "defaults::backend_max_idle")]
     pub backend_max_idle: usize,
+    /// Most connections open at once from one client address, across every listener (an
+    /// HTTP/2 connection's WebSocket sessions count too); more get 503. Peers listed in
+    /// `trustedProxies` are exempt (they carry many clients). Default 1000.
+    #[serde(default = "defaults::max_connections_per_client")]
+    pub max_connections_per_client: usize,
+    /// Backends tried for one request when a connection cannot be opened (before any byte of
+    /// the request was sent); default 3, like nginx's `proxy_next_upstream` on `error`.
+    #[serde(default = "defaults::backend_connect_attempts")]
+    pub backend_connect_attempts: u32,
+    /// Consecutive connect failures or 5xx answers after which a backend leaves the rotation
+    /// for `outlierEjectionTime` without waiting for its probe (outlier ejection, as Envoy's
+    /// `consecutive_5xx`, whose default is 5); 0 turns it off. Default 5.
+    #[serde(default = "defaults::outlier_consecutive_failures")]
+    pub outlier_consecutive_failures: u32,
+    /// Seconds an ejected backend stays out of the rotation; default 30 (Envoy's
+    /// `base_ejection_time`).
+    #[serde(default = "defaults::outlier_ejection_time")]
+    pub outlier_ejection_time: f64,
 }
 
 impl Default for Limits {
@@ -440,6 +458,10 @@ impl Default for Limits {
             reload_poll_interval: defaults::reload_poll_interval(),
             backend_keep_alive: defaults::backend_keep_alive(),
             backend_max_idle: defaults::backend_max_idle(),
+            max_connections_per_client: defaults::max_connections_per_client(),
+            backend_connect_attempts: defaults::backend_connect_attempts(),
+            outlier_consecutive_failures: defaults::outlier_consecutive_failures(),
+            outlier_ejection_time: defaults::outlier_ejection_time(),
         }
     }
 }

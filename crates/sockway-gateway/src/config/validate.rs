@@ -519,6 +519,21 @@ impl Validator {
         if l.backend_max_idle > 10_000 {
             self.push(p("backendMaxIdle"), "must be 0-10000");
         }
+        if l.max_connections_per_client == 0 {
+            self.push(p("maxConnectionsPerClient"), "must be at least 1");
+        }
+        if !(1..=20).contains(&l.backend_connect_attempts) {
+            self.push(p("backendConnectAttempts"), "must be 1-20");
+        }
+        if l.outlier_consecutive_failures > 1000 {
+            self.push(p("outlierConsecutiveFailures"), "must be 0-1000");
+        }
+        self.seconds(
+            p("outlierEjectionTime"),
+            l.outlier_ejection_time,
+            MIN_SECONDS,
+            3600.0,
+        );
         self.seconds(
             p("reloadPollInterval"),
             l.reload_poll_interval,

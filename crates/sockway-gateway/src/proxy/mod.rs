@@ -14,6 +14,7 @@ pub mod heartbeat;
 pub mod http;
 pub mod keepalive;
 pub mod relay;
+mod retry;
 pub mod upgraded;
 pub mod websocket;
 
