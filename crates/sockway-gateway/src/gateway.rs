@@ -11,24 +11,10 @@ use tokio::sync::watch;
 
 use crate::config::{self, GatewayConfig};
 use crate::drain::{drain_backend, CloseOrder};
+use crate::health_view::BackendHealth;
 use crate::listener::{self, Front};
 use crate::probe::ProbeSet;
 use crate::state::{Runtime, Shared};
-
-/// Health of one backend, as probes see it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BackendHealth {
-    /// Pool name.
-    pub pool: String,
-    /// Settings name.
-    pub settings: String,
-    /// `host:port`.
-    pub backend: String,
-    /// In the rotation by its probes.
-    pub healthy: bool,
-    /// Open requests and sessions.
-    pub active: usize,
-}
 
 /// A running gateway. Cheap to clone; all clones control the same gateway.
 #[derive(Debug, Clone)]
@@ -149,24 +135,7 @@ impl Gateway {
 
     /// Every backend's health, sorted by pool, settings and address.
     pub fn health(&self) -> Vec<BackendHealth> {
-        let runtime = self.inner.shared.current();
-        let mut out: Vec<BackendHealth> = runtime
-            .upstreams
-            .values()
-            .flat_map(|u| {
-                u.backends.iter().map(|b| BackendHealth {
-                    pool: u.key.pool.clone(),
-                    settings: u.key.settings.clone(),
-                    backend: b.authority(),
-                    healthy: b.is_healthy(),
-                    active: b.active(),
-                })
-            })
-            .collect();
-        out.sort_by(|a, b| {
-            (&a.pool, &a.settings, &a.backend).cmp(&(&b.pool, &b.settings, &b.backend))
-        });
-        out
+        crate::health_view::collect(&self.inner.shared.current())
     }
 
     /// The certificate, key and trusted-root files the running configuration reads, which

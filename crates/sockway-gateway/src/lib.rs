@@ -28,6 +28,7 @@ pub mod drain;
 pub mod forwarding;
 mod gateway;
 pub mod guard;
+pub mod health_view;
 pub mod listener;
 pub mod metrics;
 pub mod outlier;
@@ -41,7 +42,8 @@ pub mod slots;
 pub mod state;
 pub mod tls;
 
-pub use gateway::{BackendHealth, Gateway};
+pub use gateway::Gateway;
+pub use health_view::BackendHealth;
 
 /// Runs the gateway from `path` until Ctrl-C or SIGTERM, reloading on SIGHUP and when the
 /// file changes, then shuts down cleanly.

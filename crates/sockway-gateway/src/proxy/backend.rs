@@ -120,8 +120,8 @@ pub enum SendError<B> {
     Connect {
         /// What failed.
         why: String,
-        /// The request, untouched.
-        request: Request<B>,
+        /// The request, untouched (boxed: the error stays small).
+        request: Box<Request<B>>,
     },
     /// The exchange failed after the connection was open.
     Exchange(String),
@@ -170,7 +170,12 @@ pub async fn send(
     }
     let io = match connect(&authority, tls, sni).await {
         Ok(io) => io,
-        Err(why) => return Err(SendError::Connect { why, request }),
+        Err(why) => {
+            return Err(SendError::Connect {
+                why,
+                request: Box::new(request),
+            })
+        }
     };
     let mut sender = handshake::<BackendBody>(io)
         .await
@@ -201,7 +206,12 @@ where
 {
     let io = match connect(authority, tls, sni).await {
         Ok(io) => io,
-        Err(why) => return Err(SendError::Connect { why, request }),
+        Err(why) => {
+            return Err(SendError::Connect {
+                why,
+                request: Box::new(request),
+            })
+        }
     };
     let mut sender = handshake::<B>(io).await.map_err(SendError::Exchange)?;
     sender

@@ -85,7 +85,7 @@ pub(crate) async fn forward(mut fwd: Forward, request: Request<Incoming>) -> Res
                     break Ok(Err(why));
                 };
                 backend = next;
-                out = request;
+                out = *request;
                 let policy = &fwd.upstream.settings.host;
                 headers::set_host(out.headers_mut(), policy, &backend, original_host.as_ref());
             }

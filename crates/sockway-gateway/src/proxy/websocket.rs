@@ -131,7 +131,7 @@ pub(crate) async fn forward(
                     break Ok(Err(why));
                 };
                 backend = next;
-                out = request;
+                out = *request;
                 headers::set_host(
                     out.headers_mut(),
                     &settings.host,
