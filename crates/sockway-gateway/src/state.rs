@@ -15,6 +15,7 @@ use crate::drain::Sessions;
 use crate::forwarding::TrustedProxies;
 use crate::metrics::Metrics;
 use crate::pool::{build_upstreams, Backend, BackendKey, Upstream};
+use crate::proxy::error_pages::ErrorPages;
 use crate::proxy::keepalive::KeepAlive;
 use crate::routing::{RouteTable, UpstreamKey};
 use crate::tls;
@@ -72,6 +73,8 @@ pub struct Runtime {
     pub limits: RuntimeLimits,
     /// Peers whose forwarding headers are believed (`trustedProxies`).
     pub trusted_proxies: TrustedProxies,
+    /// Custom error pages, read from their files.
+    pub error_pages: ErrorPages,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -138,7 +141,9 @@ impl Runtime {
                 ejection: secs(l.outlier_ejection_time),
             }),
         };
+        let error_pages = ErrorPages::load(&config)?;
         Ok(Runtime {
+            error_pages,
             generation,
             trusted_proxies: TrustedProxies::new(&config.trusted_proxies),
             config,

@@ -94,11 +94,8 @@ fn a_full_arm_export_loads_with_one_warning_per_unsupported_field() {
         "autoscaleConfiguration",
         "webApplicationFirewallConfiguration",
         "enableHttp2",
-        "redirectConfigurations",
-        "rewriteRuleSets",
         "backendHttpSettingsCollection[0].path",
         "httpListeners[0].requireServerNameIndication",
-        "httpListeners[0].customErrorConfigurations",
     ] {
         assert_eq!(
             paths.iter().filter(|p| **p == expected).count(),

@@ -4,9 +4,11 @@
 
 mod arm_export;
 pub mod defaults;
+mod features;
 mod normalize;
 pub mod schema;
 pub mod validate;
+mod validate_features;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

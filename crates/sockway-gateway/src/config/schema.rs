@@ -16,6 +16,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::defaults;
+pub use super::features::*;
 
 /// The whole gateway configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -53,6 +54,15 @@ pub struct GatewayConfig {
     /// What the access log records.
     #[serde(default)]
     pub access_log: AccessLog,
+    /// Redirects, used by routing rules.
+    #[serde(default)]
+    pub redirect_configurations: Vec<RedirectConfiguration>,
+    /// Header rewrites, used by routing rules.
+    #[serde(default)]
+    pub rewrite_rule_sets: Vec<RewriteRuleSet>,
+    /// Custom error pages of every listener (a listener's own take precedence).
+    #[serde(default)]
+    pub custom_error_configurations: Vec<CustomErrorConfiguration>,
 }
 
 /// The access log's settings ([`crate::access_log`]).
@@ -120,6 +130,9 @@ pub struct HttpListener {
     /// differ; on HTTPS the certificate is chosen by SNI among them.
     #[serde(default)]
     pub host_names: Vec<String>,
+    /// This listener's custom error pages.
+    #[serde(default)]
+    pub custom_error_configurations: Vec<CustomErrorConfiguration>,
 }
 
 /// One backend server address (`backendAddresses[]`): `fqdn` or `ipAddress`, not both.
@@ -276,6 +289,12 @@ pub struct RequestRoutingRule {
     /// 1-20000, unique; informative (a listener has one rule).
     #[serde(default)]
     pub priority: Option<u32>,
+    /// Redirect instead of forwarding (a `Basic` rule with it needs no pool or settings).
+    #[serde(default)]
+    pub redirect_configuration: Option<String>,
+    /// Header rewrites for the requests of this rule.
+    #[serde(default)]
+    pub rewrite_rule_set: Option<String>,
 }
 
 /// A URL path map (`urlPathMaps[]`).

@@ -54,7 +54,9 @@ pub fn validate(config: &GatewayConfig) -> Vec<Issue> {
     v.admin(config);
     v.trusted_proxies(config);
     v.access_log(&config.access_log);
-    v.issues
+    let mut issues = v.issues;
+    issues.extend(super::validate_features::validate(config));
+    issues
 }
 
 #[derive(Default)]
@@ -330,6 +332,8 @@ impl Validator {
                 );
             }
             match r.rule_type {
+                // A redirecting rule forwards nothing (validate_features checks its target).
+                RuleType::Basic if r.redirect_configuration.is_some() => {}
                 RuleType::Basic => {
                     match &r.backend_address_pool {
                         Some(x) => self.reference(p("backendAddressPool"), "pool", x, &pools),

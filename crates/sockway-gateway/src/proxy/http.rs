@@ -64,6 +64,7 @@ pub(crate) async fn forward(mut fwd: Forward, request: Request<Incoming>) -> Res
         },
         fwd.runtime.trusted_proxies.trusts(fwd.conn.peer.ip()),
     );
+    super::rewrite::apply(&fwd.request_edits, &mut h);
     *out.headers_mut() = h;
     let mut backend = backend;
     let mut retry = Retry::new(&fwd);
@@ -127,6 +128,7 @@ pub(crate) fn relay_response(fwd: Forward, response: Response<Incoming>) -> Resp
     if let Some((name, value)) = &fwd.set_cookie {
         headers::set_affinity_cookie(&mut parts.headers, name, value, fwd.conn.secure);
     }
+    super::rewrite::apply(&fwd.response_edits, &mut parts.headers);
     let Forward {
         shared,
         mut record,
@@ -148,8 +150,12 @@ pub(crate) fn relay_response(fwd: Forward, response: Response<Incoming>) -> Resp
 /// Logs and counts a response produced by the gateway for a picked backend.
 pub(crate) fn done(fwd: Forward, response: Response<ProxyBody>, bytes: u64) -> Response<ProxyBody> {
     let Forward {
-        shared, mut record, ..
+        shared,
+        mut record,
+        runtime,
+        ..
     } = fwd;
+    let response = runtime.error_pages.apply(&record.listener, response);
     record.status = response.status().as_u16();
     shared.metrics.response(&record.listener, record.status);
     record.log(bytes);

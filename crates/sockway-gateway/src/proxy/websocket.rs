@@ -95,6 +95,7 @@ pub(crate) async fn forward(
         },
         fwd.runtime.trusted_proxies.trusts(fwd.conn.peer.ip()),
     );
+    super::rewrite::apply(&fwd.request_edits, &mut h);
     h.insert(UPGRADE, HeaderValue::from_static("websocket"));
     h.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
     let key = match (&offer.key, extended) {
@@ -229,6 +230,7 @@ pub(crate) async fn forward(
     if let Some((name, value)) = &fwd.set_cookie {
         headers::set_affinity_cookie(&mut h, name, value, fwd.conn.secure);
     }
+    super::rewrite::apply(&fwd.response_edits, &mut h);
     *answer.headers_mut() = h;
 
     let Forward {
