@@ -11,6 +11,7 @@ use tokio::sync::watch;
 
 use crate::config::{self, GatewayConfig};
 use crate::drain::{drain_backend, CloseOrder};
+use crate::handover::{front_key, Inherited, ADMIN_KEY};
 use crate::health_view::BackendHealth;
 use crate::listener::{self, Front};
 use crate::probe::ProbeSet;
@@ -30,6 +31,9 @@ struct Inner {
     probes: Mutex<ProbeSet>,
     shutdown: watch::Sender<bool>,
     admin: Option<SocketAddr>,
+    /// A duplicate of the admin socket, for a hand-over.
+    #[cfg(unix)]
+    admin_socket: Mutex<Option<std::os::fd::OwnedFd>>,
     reload_lock: tokio::sync::Mutex<()>,
 }
 
@@ -44,6 +48,16 @@ impl Gateway {
     /// listener (failing if one cannot be bound) and the admin listener, and starts probing.
     /// `path` is the file later reloads read.
     pub async fn start(config: GatewayConfig, path: Option<PathBuf>) -> Result<Gateway, String> {
+        Self::start_inherited(config, path, &mut Inherited::default()).await
+    }
+
+    /// Like [`Gateway::start`], but listening on the sockets of `inherited` (handed over by
+    /// a running gateway, see [`crate::handover`]) where their keys match, binding the rest.
+    pub async fn start_inherited(
+        config: GatewayConfig,
+        path: Option<PathBuf>,
+        inherited: &mut Inherited,
+    ) -> Result<Gateway, String> {
         let issues = config::validate(&config);
         if !issues.is_empty() {
             return Err(config::ConfigError::Invalid(issues).to_string());
@@ -56,16 +70,29 @@ impl Gateway {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut fronts = HashMap::new();
         for (bind, port) in fronts_wanted {
-            let socket = listener::bind(&bind, port).await?;
+            let socket = match inherited.take(&front_key(&bind, port)) {
+                Some(socket) => socket,
+                None => listener::bind(&bind, port).await?,
+            };
             let front = listener::start(shared.clone(), socket, port, shutdown_rx.clone())?;
             tracing::info!(address = %front.local_addr, "listening");
             fronts.insert((bind, port), front);
         }
+        #[cfg(unix)]
+        let mut admin_socket = None;
         let admin = match admin_address {
             Some(address) => {
-                let socket = tokio::net::TcpListener::bind(&address)
-                    .await
-                    .map_err(|e| format!("cannot listen on admin address {address}: {e}"))?;
+                let socket = match inherited.take(ADMIN_KEY) {
+                    Some(socket) => socket,
+                    None => tokio::net::TcpListener::bind(&address)
+                        .await
+                        .map_err(|e| format!("cannot listen on admin address {address}: {e}"))?,
+                };
+                #[cfg(unix)]
+                {
+                    use std::os::fd::AsFd;
+                    admin_socket = socket.as_fd().try_clone_to_owned().ok();
+                }
                 let addr = crate::admin::start(shared.clone(), socket, shutdown_rx.clone());
                 tracing::info!(address = %addr, "admin listener (/metrics, /healthz)");
                 Some(addr)
@@ -85,6 +112,8 @@ impl Gateway {
                 probes: Mutex::new(probes),
                 shutdown,
                 admin,
+                #[cfg(unix)]
+                admin_socket: Mutex::new(admin_socket),
                 reload_lock: tokio::sync::Mutex::new(()),
             }),
         })
@@ -97,6 +126,46 @@ impl Gateway {
             .lock()
             .map(|f| f.values().map(|f| f.local_addr).collect())
             .unwrap_or_default()
+    }
+
+    /// Duplicates of the listening sockets with their hand-over keys (fronts, then admin),
+    /// for a new process taking over ([`crate::handover`]).
+    #[cfg(unix)]
+    pub fn handover_sockets(&self) -> Vec<(String, std::os::fd::OwnedFd)> {
+        let mut out = Vec::new();
+        if let Ok(fronts) = self.inner.fronts.lock() {
+            for ((bind, port), front) in fronts.iter() {
+                let socket = front.socket.lock().ok();
+                let fd = socket.as_ref().and_then(|s| s.as_ref()?.try_clone().ok());
+                if let Some(fd) = fd {
+                    out.push((front_key(bind, *port), fd));
+                }
+            }
+        }
+        let admin = self.inner.admin_socket.lock().ok();
+        if let Some(fd) = admin.as_ref().and_then(|s| s.as_ref()?.try_clone().ok()) {
+            out.push((ADMIN_KEY.to_owned(), fd));
+        }
+        out
+    }
+
+    /// Waits until every backend has been probed once (bounded by the longest probe
+    /// timeout), so that a gateway taking over from another serves from its first request
+    /// instead of answering 502 while its backends still count as unhealthy.
+    pub async fn first_probes(&self) {
+        let runtime = self.inner.shared.current();
+        let limit = runtime
+            .upstreams
+            .values()
+            .map(|u| u.probe.timeout)
+            .max()
+            .unwrap_or_default();
+        let deadline = tokio::time::Instant::now() + limit;
+        while tokio::time::Instant::now() < deadline
+            && runtime.backends().any(|b| b.last_probe().is_none())
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
     }
 
     /// The admin listener's address, if configured.
@@ -275,6 +344,16 @@ impl Gateway {
         Ok(())
     }
 
+    /// Stops accepting on every listener; open connections go on (a hand-over: the new
+    /// process accepts on the same sockets).
+    pub fn stop_accepting(&self) {
+        if let Ok(fronts) = self.inner.fronts.lock() {
+            for front in fronts.values() {
+                front.stop();
+            }
+        }
+    }
+
     /// Shuts down: stops accepting, lets HTTP connections finish, waits up to the shutdown
     /// timeout for WebSocket sessions to end, then closes the rest with 1001 (going away)
     /// and waits for their close to complete.
@@ -286,6 +365,10 @@ impl Gateway {
             }
         }
         self.inner.shutdown.send_replace(true);
+        #[cfg(unix)]
+        if let Ok(mut admin) = self.inner.admin_socket.lock() {
+            admin.take();
+        }
         if let Ok(mut probes) = self.inner.probes.lock() {
             *probes = ProbeSet::default();
         }

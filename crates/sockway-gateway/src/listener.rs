@@ -36,6 +36,11 @@ use crate::state::{Runtime, Shared};
 pub struct Front {
     /// The address actually bound.
     pub local_addr: SocketAddr,
+    /// A duplicate of the listening socket, for handing it to a new process
+    /// ([`crate::handover`]).
+    /// Given up by [`Front::stop`], so that a stopped listener's port is closed.
+    #[cfg(unix)]
+    pub socket: std::sync::Mutex<Option<std::os::fd::OwnedFd>>,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
@@ -44,6 +49,10 @@ impl Front {
     /// Stops accepting (open connections go on).
     pub fn stop(&self) {
         self.stop.send_replace(true);
+        #[cfg(unix)]
+        if let Ok(mut socket) = self.socket.lock() {
+            socket.take();
+        }
     }
 
     /// Whether the loop has ended.
@@ -74,6 +83,11 @@ pub fn start(
     shutdown: watch::Receiver<bool>,
 ) -> Result<Front, String> {
     let local_addr = listener.local_addr().map_err(|e| e.to_string())?;
+    #[cfg(unix)]
+    let socket = {
+        use std::os::fd::AsFd;
+        std::sync::Mutex::new(listener.as_fd().try_clone_to_owned().ok())
+    };
     let (stop, mut stop_rx) = watch::channel(false);
     let open = Arc::new(OpenConnections::default());
     let task = tokio::spawn(async move {
@@ -110,6 +124,8 @@ pub fn start(
     });
     Ok(Front {
         local_addr,
+        #[cfg(unix)]
+        socket,
         stop,
         task,
     })
