@@ -122,7 +122,7 @@ pub fn listen(path: &Path) -> Result<UnixListener, String> {
 /// it asks; returns once it said it accepts, after removing the socket file and answering
 /// `done`, so the caller can stop accepting and drain. A peer that breaks off midway is
 /// dropped and the next one awaited. Waiting is asynchronous; each exchange is bounded by
-/// [`STEP_TIMEOUT`] per message.
+/// ten seconds per message.
 pub async fn serve(
     listener: UnixListener,
     path: PathBuf,

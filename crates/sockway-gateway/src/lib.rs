@@ -13,8 +13,11 @@
 //! - [`probe`]: HTTP, HTTPS and WebSocket health probes.
 //! - [`proxy`]: forwarding requests and WebSocket sessions; [`forwarding`]: the forwarding
 //!   headers and `trustedProxies`.
-//! - [`Gateway`]: running it, reloads ([`reload`]), draining ([`drain`]), shutdown.
-//! - [`metrics`], [`access_log`]: observability.
+//! - [`Gateway`]: running it, reloads ([`reload`]), draining ([`drain`]), shutdown, and the
+//!   zero-downtime upgrade ([`handover`]).
+//! - [`slots`]: connection limits per bound address and per client; [`outlier`]: passive
+//!   health from real traffic.
+//! - [`metrics`], [`access_log`], [`health_view`]: observability.
 //!
 //! See `docs/gateway.md` for the configuration reference and behaviour.
 
