@@ -11,7 +11,7 @@ use tokio::sync::watch;
 
 use crate::config::{self, GatewayConfig};
 use crate::drain::{drain_backend, CloseOrder};
-use crate::handover::{front_key, Inherited, ADMIN_KEY};
+use crate::handover::{admin_key, front_key, Inherited};
 use crate::health_view::BackendHealth;
 use crate::listener::{self, Front};
 use crate::probe::ProbeSet;
@@ -33,7 +33,7 @@ struct Inner {
     admin: Option<SocketAddr>,
     /// A duplicate of the admin socket, for a hand-over.
     #[cfg(unix)]
-    admin_socket: Mutex<Option<std::os::fd::OwnedFd>>,
+    admin_socket: Mutex<Option<(String, std::os::fd::OwnedFd)>>,
     reload_lock: tokio::sync::Mutex<()>,
 }
 
@@ -82,7 +82,7 @@ impl Gateway {
         let mut admin_socket = None;
         let admin = match admin_address {
             Some(address) => {
-                let socket = match inherited.take(ADMIN_KEY) {
+                let socket = match inherited.take(&admin_key(&address)) {
                     Some(socket) => socket,
                     None => tokio::net::TcpListener::bind(&address)
                         .await
@@ -91,7 +91,11 @@ impl Gateway {
                 #[cfg(unix)]
                 {
                     use std::os::fd::AsFd;
-                    admin_socket = socket.as_fd().try_clone_to_owned().ok();
+                    admin_socket = socket
+                        .as_fd()
+                        .try_clone_to_owned()
+                        .ok()
+                        .map(|fd| (admin_key(&address), fd));
                 }
                 let addr = crate::admin::start(shared.clone(), socket, shutdown_rx.clone());
                 tracing::info!(address = %addr, "admin listener (/metrics, /healthz)");
@@ -143,8 +147,12 @@ impl Gateway {
             }
         }
         let admin = self.inner.admin_socket.lock().ok();
-        if let Some(fd) = admin.as_ref().and_then(|s| s.as_ref()?.try_clone().ok()) {
-            out.push((ADMIN_KEY.to_owned(), fd));
+        if let Some((key, fd)) = admin
+            .as_ref()
+            .and_then(|s| s.as_ref())
+            .and_then(|(key, fd)| Some((key.clone(), fd.try_clone().ok()?)))
+        {
+            out.push((key, fd));
         }
         out
     }

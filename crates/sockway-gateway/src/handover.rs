@@ -8,7 +8,7 @@
 //! closes them with 1001. Then the new process listens on the Unix socket in its turn.
 //!
 //! The messages are one line of text each; the first answer is a JSON list of the sockets'
-//! keys (`bindAddress:port`, or `admin`) carrying their descriptors. The socket is created
+//! keys (`bindAddress:port`, or `admin <address>`) carrying their descriptors. The socket is created
 //! with the directory's permissions, so only who may change the configuration may take over.
 
 use std::collections::HashMap;
@@ -32,8 +32,11 @@ pub fn front_key(bind: &str, port: u16) -> String {
     format!("{bind}:{port}")
 }
 
-/// The key of the admin socket.
-pub const ADMIN_KEY: &str = "admin";
+/// The key of the admin socket bound to `address`: a new configuration with another admin
+/// address binds its own.
+pub fn admin_key(address: &str) -> String {
+    format!("admin {address}")
+}
 
 /// Listening sockets taken over from a running gateway, by key.
 #[derive(Debug, Default)]

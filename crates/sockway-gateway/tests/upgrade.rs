@@ -1,6 +1,7 @@
 //! Issue 19 item 10: a second gateway started with the same file takes the listening sockets
 //! over; a client connecting in a loop across the upgrade sees no error, and the old
-//! gateway's WebSocket session goes on until its drain closes it with 1001.
+//! gateway's WebSocket session goes on until its drain closes it with 1001; the admin
+//! socket moves too.
 
 mod support;
 
@@ -45,6 +46,8 @@ async fn a_second_gateway_takes_over_without_refusing_a_connection() {
     let path = dir.join("gateway.json");
     let mut doc = basic_config(port, &[&backend], json!({}), None);
     doc["limits"] = json!({"closeGrace": 0.5, "shutdownTimeout": 3});
+    let admin_port = free_port();
+    doc["admin"] = json!({"address": format!("127.0.0.1:{admin_port}")});
     std::fs::write(&path, doc.to_string()).unwrap();
 
     let (stop_old, stopped_old) = tokio::sync::oneshot::channel::<()>();
@@ -118,6 +121,11 @@ async fn a_second_gateway_takes_over_without_refusing_a_connection() {
         errors.first()
     );
     assert!(ok > 0);
+    let health = get(admin_port, "/healthz", "").await;
+    assert!(
+        health.starts_with("HTTP/1.1 200"),
+        "the admin socket moved too: {health}"
+    );
     let (mut fresh, _) = ws_connect(port, "/", "").await.unwrap();
     assert_eq!(ask(&mut fresh, "after").await, "after");
     drop(fresh);

@@ -83,14 +83,14 @@ pub(crate) async fn forward(mut fwd: Forward, request: Request<Incoming>) -> Res
         match tokio::time::timeout(timeout, send).await {
             Ok(Err(SendError::Connect { why, request })) => {
                 let Some(next) = retry.next(&mut fwd, &why) else {
-                    break Ok(Err(why));
+                    break Ok(Err((why, true)));
                 };
                 backend = next;
                 out = *request;
                 let policy = &fwd.upstream.settings.host;
                 headers::set_host(out.headers_mut(), policy, &backend, original_host.as_ref());
             }
-            Ok(Err(SendError::Exchange(why))) => break Ok(Err(why)),
+            Ok(Err(SendError::Exchange(why))) => break Ok(Err((why, false))),
             Ok(Ok(response)) => break Ok(Ok(response)),
             Err(elapsed) => break Err(elapsed),
         }
@@ -98,9 +98,11 @@ pub(crate) async fn forward(mut fwd: Forward, request: Request<Incoming>) -> Res
     let authority = backend.authority();
     let response = match sent {
         Ok(Ok(response)) => response,
-        Ok(Err(why)) => {
+        Ok(Err((why, counted))) => {
             backend.stats.errors.fetch_add(1, Ordering::Relaxed);
-            retry::passive(&fwd, &backend, false);
+            if !counted {
+                retry::passive(&fwd, &backend, false);
+            }
             tracing::warn!(backend = %authority, error = %why, "backend request failed");
             fwd.shared.metrics.refusal("backend_unreachable");
             let msg = format!("the gateway could not get an answer from backend {authority}");

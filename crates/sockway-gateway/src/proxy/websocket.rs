@@ -129,7 +129,7 @@ pub(crate) async fn forward(
                     .handshakes_failed
                     .fetch_add(1, Ordering::Relaxed);
                 let Some(next) = retry.next(&mut fwd, &why) else {
-                    break Ok(Err(why));
+                    break Ok(Err((why, true)));
                 };
                 backend = next;
                 out = *request;
@@ -140,7 +140,7 @@ pub(crate) async fn forward(
                     original_host.as_ref(),
                 );
             }
-            Ok(Err(SendError::Exchange(why))) => break Ok(Err(why)),
+            Ok(Err(SendError::Exchange(why))) => break Ok(Err((why, false))),
             Ok(Ok(response)) => break Ok(Ok(response)),
             Err(elapsed) => break Err(elapsed),
         }
@@ -148,13 +148,15 @@ pub(crate) async fn forward(
     let authority = backend.authority();
     let mut response = match sent {
         Ok(Ok(r)) => r,
-        Ok(Err(why)) => {
+        Ok(Err((why, counted))) => {
             backend
                 .stats
                 .handshakes_failed
                 .fetch_add(1, Ordering::Relaxed);
             backend.stats.errors.fetch_add(1, Ordering::Relaxed);
-            retry::passive(&fwd, &backend, false);
+            if !counted {
+                retry::passive(&fwd, &backend, false);
+            }
             tracing::warn!(backend = %authority, error = %why, "WebSocket handshake with backend failed");
             fwd.shared.metrics.refusal("backend_unreachable");
             let msg = format!("the gateway could not open a WebSocket to backend {authority}");
