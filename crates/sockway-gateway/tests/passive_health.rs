@@ -97,6 +97,15 @@ async fn backends_answering_5xx_in_a_row_leave_the_rotation_before_the_probe_not
         .unwrap();
     assert!(bad_health.healthy, "its probe still passes");
     assert_eq!(bad_health.state, "Ejected");
+    let metrics = gateway.metrics_text();
+    assert!(
+        metrics.lines().any(
+            |l| l.starts_with("sockway_gateway_backend_ejections_total{")
+                && l.contains(&format!("127.0.0.1:{}", bad.port()))
+                && l.ends_with(" 1")
+        ),
+        "{metrics}"
+    );
     gateway.shutdown().await;
 }
 
