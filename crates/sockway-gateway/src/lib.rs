@@ -99,9 +99,15 @@ pub async fn run_until(
     }
     let watcher = tokio::spawn(reload::watch(gateway.clone(), hangup));
     #[cfg(unix)]
+    let listener = handover::listen(&socket_path);
+    #[cfg(unix)]
+    let owns_socket = listener.is_ok();
+    #[cfg(not(unix))]
+    let owns_socket = false;
+    #[cfg(unix)]
     let handed_over = {
-        let listener = handover::listen(&socket_path);
         let serving = gateway.clone();
+        let socket_path = socket_path.clone();
         async move {
             match listener {
                 Ok(l) => handover::serve(l, socket_path, move || serving.handover_sockets()).await,
@@ -115,7 +121,13 @@ pub async fn run_until(
     #[cfg(not(unix))]
     let handed_over = std::future::pending::<()>();
     tokio::select! {
-        () = stop => tracing::info!("stopping: closing listeners and draining sessions"),
+        () = stop => {
+            tracing::info!("stopping: closing listeners and draining sessions");
+            // Not handed over, so the hand-over socket is still this process's own.
+            if owns_socket {
+                let _ = std::fs::remove_file(&socket_path);
+            }
+        }
         () = handed_over => {
             tracing::info!("a new gateway took over: draining sessions");
             // Connections accepted just before the new process took over get time to send

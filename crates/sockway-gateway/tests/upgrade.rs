@@ -132,5 +132,9 @@ async fn a_second_gateway_takes_over_without_refusing_a_connection() {
     let _ = stop_new.send(());
     let exited = bounded("the new gateway stops", new).await;
     assert_eq!(exited.unwrap(), Ok(()));
+    assert!(
+        !sockway_gateway::handover::socket_path(&path).exists(),
+        "a gateway that stops removes its hand-over socket"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
