@@ -38,6 +38,10 @@ use crate::link::{ConnectionHandler, ConnectionInfo, LinkedConnection, Transport
 use crate::token::TokenKey;
 use crate::transport::{self, BoxError, HubBody};
 
+mod cors;
+
+pub(crate) use cors::CorsPolicy;
+
 /// The HTTP side's settings, with ASP.NET Core's defaults where it has one.
 #[derive(Clone)]
 pub struct HttpOptions {
@@ -56,6 +60,7 @@ pub struct HttpOptions {
     pub(crate) adopt_signed_tokens: bool,
     pub(crate) authenticator: Option<SharedAuthenticator>,
     pub(crate) websocket: AcceptOptions,
+    pub(crate) cors: CorsPolicy,
 }
 
 impl std::fmt::Debug for HttpOptions {
@@ -74,6 +79,7 @@ impl std::fmt::Debug for HttpOptions {
             .field("token_lifetime", &self.token_lifetime)
             .field("adopt_signed_tokens", &self.adopt_signed_tokens)
             .field("authenticator", &self.authenticator.is_some())
+            .field("allowed_origins", &self.cors.origins())
             .finish_non_exhaustive()
     }
 }
@@ -100,6 +106,7 @@ impl Default for HttpOptions {
             adopt_signed_tokens: false,
             authenticator: None,
             websocket: AcceptOptions::default(),
+            cors: CorsPolicy::default(),
         }
     }
 }
@@ -216,6 +223,24 @@ impl HttpOptions {
     /// message size limit is [`max_receive_size`](Self::max_receive_size)'s.
     pub fn websocket(mut self, options: AcceptOptions) -> Self {
         self.websocket = options;
+        self
+    }
+
+    /// The origins whose pages may call the hub cross-origin (none by default: no CORS
+    /// headers, same-origin only), as ASP.NET Core's CORS policy `WithOrigins(...)
+    /// .AllowAnyHeader().WithMethods("GET", "POST").AllowCredentials()` that the SignalR docs
+    /// configure for the JavaScript client. Matched on scheme, host and port, ignoring case.
+    /// Requests from them get `Access-Control-Allow-Origin` and
+    /// `Access-Control-Allow-Credentials: true`; preflights get 204 with the route's methods
+    /// and the headers the clients send (a preflight from another origin gets 403). With a
+    /// list, WebSocket handshakes are held to it too (plus the server's own origin, taken from
+    /// `Host`), through [`AcceptOptions::allowed_origins`]: others get 403.
+    pub fn allowed_origins<I, S>(mut self, origins: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.cors = CorsPolicy::new(origins);
         self
     }
 
@@ -384,12 +409,14 @@ where
             path
         };
         if path == self.shared.path {
-            let shared = self.shared.clone();
-            return Box::pin(async move { Ok(endpoint(shared, request).await) });
+            return self.cross_origin(request, "GET, POST, DELETE", |shared, request| {
+                Box::pin(endpoint(shared, request))
+            });
         }
         if path == self.shared.negotiate_path {
-            let shared = self.shared.clone();
-            return Box::pin(async move { Ok(crate::negotiate::handle(&shared, request).await) });
+            return self.cross_origin(request, "POST", |shared, request| {
+                Box::pin(async move { crate::negotiate::handle(&shared, request).await })
+            });
         }
         let mut inner = self.inner.clone();
         Box::pin(async move {
@@ -409,6 +436,34 @@ where
         })
     }
 }
+
+impl<S> HubService<S> {
+    /// Answers a CORS preflight for a route taking `methods`, or runs `route` and adds the
+    /// CORS headers its origin earns ([`HttpOptions::allowed_origins`]).
+    fn cross_origin<B>(
+        &self,
+        request: Request<B>,
+        methods: &'static str,
+        route: impl FnOnce(Arc<HubShared>, Request<B>) -> RouteFuture + Send + 'static,
+    ) -> Pin<Box<dyn Future<Output = Result<Response<HubBody>, Infallible>> + Send>>
+    where
+        B: Send + 'static,
+    {
+        let shared = self.shared.clone();
+        if let Some(response) = shared.options.cors.preflight(&request, methods) {
+            return Box::pin(std::future::ready(Ok(response)));
+        }
+        let origin = request.headers().get(http::header::ORIGIN).cloned();
+        Box::pin(async move {
+            let mut response = route(shared.clone(), request).await;
+            shared.options.cors.decorate(origin.as_ref(), &mut response);
+            Ok(response)
+        })
+    }
+}
+
+/// What a hub route answers.
+type RouteFuture = Pin<Box<dyn Future<Output = Response<HubBody>> + Send>>;
 
 /// `{path}`: authenticates, then dispatches by method and headers as ASP.NET Core's
 /// `HttpConnectionDispatcher` does.

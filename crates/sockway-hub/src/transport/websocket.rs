@@ -71,11 +71,14 @@ pub(crate) fn start<B>(
         Ok(number) => number,
         Err(refused) => return refusal(refused),
     };
-    let options = shared
+    let mut options = shared
         .options
         .websocket
         .clone()
         .max_message_size(shared.options.max_receive_size);
+    if shared.options.cors.enabled() {
+        options = options.allowed_origins(shared.options.cors.websocket_origins(&request));
+    }
     match handshake.accept(&options) {
         Ok((response, pending)) => {
             let info = connection_info(&connection, TransportKind::WebSockets, user, &request);
