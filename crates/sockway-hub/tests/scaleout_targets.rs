@@ -122,6 +122,11 @@ async fn a_message_is_published_once_however_many_remote_receivers() {
     for member in &mut members {
         assert_eq!(member.receive_until("END").await, vec!["once".to_owned()]);
     }
+    servers[0]
+        .until("both publishes are confirmed", |stats| {
+            stats.published >= before + 2
+        })
+        .await;
     assert_eq!(servers[0].manager.stats().published - before, 2);
     for (slot, server) in [1, 2].into_iter().enumerate() {
         let received = servers[server].manager.stats().received - heard[slot];

@@ -59,6 +59,8 @@ pub struct BackplaneStats {
     pub dropped: u64,
     /// Times the engine was reached again after it was lost.
     pub reconnects: u64,
+    /// Servers that heard the fleet channel at the last check (every second while connected).
+    pub servers: u64,
 }
 
 /// A publish/subscribe engine that hub servers share.

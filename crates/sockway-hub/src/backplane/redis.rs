@@ -52,8 +52,8 @@ pub struct RedisOptions {
     /// (5 s).
     pub response_timeout: Duration,
     /// After an outage, how long buffered messages are held back while the other servers
-    /// subscribe again (as many as heard the fleet channel before), so they do not miss them:
-    /// 10 s. Past it they are published anyway.
+    /// subscribe again (as many as heard the fleet channel at the last check before, made
+    /// every second), so they do not miss them: 10 s. Past it they are published anyway.
     pub resume_wait: Duration,
     /// How many received messages may wait for the hub before the subscribing connection
     /// stops reading (1,024).
@@ -78,7 +78,7 @@ impl RedisOptions {
     }
 }
 
-/// How often an idle publisher asks Redis how many servers hear the fleet channel.
+/// How often the publisher asks Redis how many servers hear the fleet channel.
 const FLEET_POLL: Duration = Duration::from_secs(1);
 
 enum Command {
@@ -105,6 +105,7 @@ struct Shared {
     published: AtomicU64,
     received: AtomicU64,
     reconnects: AtomicU64,
+    servers: AtomicU64,
     stop: CancellationToken,
 }
 
@@ -143,6 +144,7 @@ impl RedisBackplane {
             published: AtomicU64::new(0),
             received: AtomicU64::new(0),
             reconnects: AtomicU64::new(0),
+            servers: AtomicU64::new(0),
             stop: stop.clone(),
         });
         let (commands, command_rx) = mpsc::channel(256);
@@ -229,6 +231,7 @@ impl Backplane for RedisBackplane {
             buffered,
             dropped,
             reconnects: shared.reconnects.load(Ordering::Relaxed),
+            servers: shared.servers.load(Ordering::Relaxed),
         }
     }
 }
@@ -305,21 +308,30 @@ async fn publish_loop(shared: Arc<Shared>) {
     }
 }
 
-/// Publishes until the connection fails (its error) or the backplane stops (`None`).
+/// Publishes until the connection fails (its error) or the backplane stops (`None`); asks
+/// Redis how many servers hear the fleet channel every [`FLEET_POLL`], busy or idle.
 async fn drain(
     shared: &Shared,
     connection: &mut MultiplexedConnection,
     fleet: &mut u64,
 ) -> Option<redis::RedisError> {
+    let mut next_poll = tokio::time::Instant::now();
     loop {
+        if tokio::time::Instant::now() >= next_poll {
+            match fleet_size(shared, connection).await {
+                Ok(size) => {
+                    *fleet = size;
+                    shared.servers.store(size, Ordering::Relaxed);
+                }
+                Err(error) => return Some(error),
+            }
+            next_poll = tokio::time::Instant::now() + FLEET_POLL;
+        }
         let Some(mut item) = shared.queue.pop() else {
             tokio::select! {
                 () = shared.stop.cancelled() => return None,
                 () = shared.queue.ready.notified() => {}
-                () = tokio::time::sleep(FLEET_POLL) => match fleet_size(shared, connection).await {
-                    Ok(size) => *fleet = size,
-                    Err(error) => return Some(error),
-                },
+                () = tokio::time::sleep_until(next_poll) => {}
             }
             continue;
         };
@@ -331,9 +343,6 @@ async fn drain(
         match result {
             Ok(receivers) => {
                 shared.published.fetch_add(1, Ordering::Relaxed);
-                if item.channel == shared.fleet_channel {
-                    *fleet = receivers;
-                }
                 item.answer(Published::Delivered(receivers));
             }
             Err(error) => {

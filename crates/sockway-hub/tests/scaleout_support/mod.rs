@@ -17,7 +17,8 @@ use sockway::client::{ClientBuilder, MessageWebSocket};
 use sockway::server::{Server, ServerOptions, ShutdownHandle};
 use sockway_hub::auth::{AuthRequest, AuthResult};
 use sockway_hub::backplane::{
-    Backplane, RedisBackplane, RedisOptions, ScaleOutLifetimeManager, ScaleOutOptions,
+    Backplane, BackplaneStats, RedisBackplane, RedisOptions, ScaleOutLifetimeManager,
+    ScaleOutOptions,
 };
 use sockway_hub::token::TokenKey;
 use sockway_hub::{HttpOptions, Hub, HubContext, HubError, HubService};
@@ -296,6 +297,33 @@ impl HubServer {
     }
 }
 
+impl HubServer {
+    /// Waits until the server has seen `count` servers on the fleet channel (it checks every
+    /// second), so it knows whom to wait for after an outage.
+    pub async fn sees_fleet(&self, count: u64) {
+        let wait = async {
+            while self.manager.stats().servers < count {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        tokio::time::timeout(WAIT, wait)
+            .await
+            .expect("the server did not see the whole fleet in time");
+    }
+
+    /// Waits until `check` holds for the server's backplane counters.
+    pub async fn until(&self, what: &str, check: impl Fn(&BackplaneStats) -> bool) {
+        let wait = async {
+            while !check(&self.manager.stats()) {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        if tokio::time::timeout(WAIT, wait).await.is_err() {
+            panic!("{what}: not within {WAIT:?}: {:?}", self.manager.stats());
+        }
+    }
+}
+
 /// `count` hub servers sharing one Redis and one token key.
 pub async fn fleet(redis: &RedisServer, count: usize, options: RedisOptions) -> Vec<HubServer> {
     let key = TokenKey::random();
@@ -305,6 +333,9 @@ pub async fn fleet(redis: &RedisServer, count: usize, options: RedisOptions) -> 
     }
     for server in &servers {
         server.connected().await;
+    }
+    for server in &servers {
+        server.sees_fleet(count as u64).await;
     }
     servers
 }
