@@ -1,9 +1,10 @@
-//! The `sockway` command: `echo` runs the sample echo server.
+//! The `sockway` command: `echo` runs the sample echo server, `hub` the sample chat hub.
 
 mod bench;
 mod connect;
 mod echo;
 mod gateway;
+mod hub;
 
 use clap::{Parser, Subcommand};
 
@@ -25,6 +26,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Run the WebSocket-aware application gateway (`--check` validates the configuration).
     Gateway(gateway::GatewayArgs),
+    /// Run the sample SignalR chat hub: a chat page at `/` and the hub at `/chatHub`.
+    Hub(hub::HubArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -49,6 +52,7 @@ fn main() -> std::process::ExitCode {
             Command::Connect(args) => connect::run(args).await,
             Command::Bench(args) => bench::run(args).await,
             Command::Gateway(args) => gateway::run(args).await,
+            Command::Hub(args) => hub::run(args).await,
         }
     });
     match result {

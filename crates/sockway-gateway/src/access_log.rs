@@ -5,6 +5,11 @@
 //! and the close codes seen from each side. Both carry `http`, the HTTP version the client
 //! spoke to the gateway (`HTTP/2` for a WebSocket opened with extended CONNECT, RFC 8441);
 //! backends are always spoken to in HTTP/1.1.
+//!
+//! Targets are logged with the values of secret query parameters replaced by `REDACTED`
+//! ([`redact_target`], names from `accessLog.redactQueryParameters`): browsers cannot set
+//! headers on a WebSocket, so tokens often ride in the URL (RFC 6750 section 2.3), and an
+//! access log is read by more people than the secrets are meant for.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -104,6 +109,66 @@ impl SessionRecord {
     }
 }
 
+/// What replaces a redacted query parameter's value.
+pub const REDACTED: &str = "REDACTED";
+
+/// `target` (path and query) with the value of every query parameter named in `names`
+/// replaced by [`REDACTED`]. Names compare ignoring ASCII case, after percent-decoding
+/// (`%61ccess_token` is `access_token`), so a spelling the backend would accept does not slip
+/// through.
+pub fn redact_target(target: &str, names: &[String]) -> String {
+    let Some((path, query)) = target.split_once('?') else {
+        return target.to_owned();
+    };
+    let mut out = String::with_capacity(target.len());
+    out.push_str(path);
+    out.push('?');
+    for (i, pair) in query.split('&').enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        match pair.split_once('=') {
+            Some((name, _)) if is_secret(name, names) => {
+                out.push_str(name);
+                out.push('=');
+                out.push_str(REDACTED);
+            }
+            _ => out.push_str(pair),
+        }
+    }
+    out
+}
+
+fn is_secret(name: &str, names: &[String]) -> bool {
+    let decoded = percent_decode(name);
+    names.iter().any(|n| n.eq_ignore_ascii_case(&decoded))
+}
+
+/// Percent-decodes (RFC 3986 section 2.1) and turns `+` into a space, as form decoding
+/// does; invalid escapes stay as they are.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push((h * 16 + l) as u8);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b'+' => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// How a version is logged: `HTTP/1.0`, `HTTP/1.1`, `HTTP/2`, `HTTP/3`.
 pub fn version_name(version: http::Version) -> &'static str {
     match version {
@@ -117,4 +182,31 @@ pub fn version_name(version: http::Version) -> &'static str {
 
 fn millis(d: Duration) -> u64 {
     d.as_millis().try_into().unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names() -> Vec<String> {
+        crate::config::defaults::redact_query_parameters()
+    }
+
+    #[test]
+    fn secret_query_values_are_redacted() {
+        assert_eq!(
+            redact_target("/ws?access_token=abc&room=1&Code=xyz&token", &names()),
+            "/ws?access_token=REDACTED&room=1&Code=REDACTED&token"
+        );
+        assert_eq!(
+            redact_target("/cb?%61ccess_token=abc&x=%ZZ&tok%65n=t", &names()),
+            "/cb?%61ccess_token=REDACTED&x=%ZZ&tok%65n=REDACTED"
+        );
+        assert_eq!(redact_target("/plain", &names()), "/plain");
+        assert_eq!(redact_target("/a?b=c%", &names()), "/a?b=c%");
+        assert_eq!(
+            redact_target("/a?sig=1&token=2", &["SIG".to_owned()]),
+            "/a?sig=REDACTED&token=2"
+        );
+    }
 }

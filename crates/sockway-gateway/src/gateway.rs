@@ -165,6 +165,37 @@ impl Gateway {
         out
     }
 
+    /// The certificate, key and trusted-root files the running configuration reads, which
+    /// [`crate::reload::watch`] watches: a renewed certificate is served without a reload.
+    pub fn tls_files(&self) -> Vec<PathBuf> {
+        let runtime = self.inner.shared.current();
+        let config = &runtime.config;
+        let listeners = config
+            .http_listeners
+            .iter()
+            .flat_map(|l| [l.certificate_file.as_ref(), l.key_file.as_ref()]);
+        let roots = config
+            .backend_http_settings_collection
+            .iter()
+            .map(|s| s.trusted_root_certificate.as_ref());
+        let mut files: Vec<PathBuf> = listeners
+            .chain(roots)
+            .flatten()
+            .map(PathBuf::from)
+            .collect();
+        files.sort();
+        files.dedup();
+        files
+    }
+
+    /// Applies the running configuration again, which reads its certificate, key and root
+    /// files anew (see [`Gateway::apply`]; on an error, such as a key that does not match its
+    /// certificate yet, what runs stays).
+    pub async fn reload_tls(&self) -> Result<(), String> {
+        let config = self.inner.shared.current().config.clone();
+        self.apply(config).await
+    }
+
     /// Re-reads the configuration file and applies it (see [`Gateway::apply`]).
     pub async fn reload(&self) -> Result<(), String> {
         let Some(path) = self.inner.path.clone() else {

@@ -11,7 +11,8 @@
 //! - [`config`]: the model (JSON or TOML), defaults and validation with exact error paths.
 //! - [`routing`], [`balance`]: pure routing and backend choice.
 //! - [`probe`]: HTTP, HTTPS and WebSocket health probes.
-//! - [`proxy`]: forwarding requests and WebSocket sessions.
+//! - [`proxy`]: forwarding requests and WebSocket sessions; [`forwarding`]: the forwarding
+//!   headers and `trustedProxies`.
 //! - [`Gateway`]: running it, reloads ([`reload`]), draining ([`drain`]), shutdown.
 //! - [`metrics`], [`access_log`]: observability.
 //!
@@ -24,6 +25,7 @@ mod admin;
 pub mod balance;
 pub mod config;
 pub mod drain;
+pub mod forwarding;
 mod gateway;
 pub mod guard;
 pub mod listener;

@@ -179,6 +179,7 @@ async fn connection(
                 secure: false,
                 h2: false,
                 http1_only: first == Preface::Http1,
+                sni: None,
             };
             serve(shared, stream, peer, port, how, shutdown, permit).await;
         }
@@ -198,10 +199,12 @@ async fn connection(
                 Err(_) => return,
             };
             let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+            let sni = stream.get_ref().1.server_name().map(str::to_owned);
             let how = Serve {
                 secure: true,
                 h2,
                 http1_only: false,
+                sni,
             };
             serve(shared, stream, peer, port, how, shutdown, permit).await;
         }
@@ -209,7 +212,7 @@ async fn connection(
 }
 
 /// How to serve a connection.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Serve {
     /// Over TLS.
     secure: bool,
@@ -217,6 +220,8 @@ struct Serve {
     h2: bool,
     /// Known to be HTTP/1: hyper's HTTP/1 server directly.
     http1_only: bool,
+    /// The TLS server name the client sent.
+    sni: Option<String>,
 }
 
 async fn serve<S>(
@@ -228,6 +233,7 @@ async fn serve<S>(
         secure,
         h2,
         http1_only,
+        sni,
     }: Serve,
     shutdown: watch::Receiver<bool>,
     permit: ConnectionSlot,
@@ -241,6 +247,7 @@ async fn serve<S>(
         peer,
         local_port: port,
         secure,
+        sni,
         guard,
         permit,
     });

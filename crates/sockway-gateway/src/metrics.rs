@@ -19,7 +19,7 @@ pub struct Metrics {
     pub reloads_ok: AtomicU64,
     /// Reloads refused (invalid configuration, unusable certificate, port in use).
     pub reloads_failed: AtomicU64,
-    /// WebSocket sessions closed by the idle limit.
+    /// WebSocket sessions closed by the idle limit or for an unanswered keep-alive ping.
     pub idle_closes: AtomicU64,
 }
 
@@ -188,7 +188,7 @@ impl Metrics {
             &mut out,
             "sockway_gateway_idle_closes_total",
             "counter",
-            "WebSocket sessions closed after requestTimeout without traffic.",
+            "WebSocket sessions closed after requestTimeout without traffic or for an unanswered keep-alive ping.",
         );
         let _ = writeln!(out, "{name} {}", self.idle_closes.load(Ordering::Relaxed));
         let name = family(

@@ -193,6 +193,8 @@ pub struct Settings {
     pub host: HostPolicy,
     /// TLS to backends (for `Https`).
     pub tls: Option<tokio_rustls::TlsConnector>,
+    /// Keep-alive pings on WebSocket sessions (`webSocketKeepAlive`).
+    pub websocket_keep_alive: bool,
 }
 
 impl std::fmt::Debug for Settings {
@@ -205,6 +207,7 @@ impl std::fmt::Debug for Settings {
             .field("drain", &self.drain)
             .field("host", &self.host)
             .field("tls", &self.tls.is_some())
+            .field("websocket_keep_alive", &self.websocket_keep_alive)
             .finish()
     }
 }
@@ -320,6 +323,7 @@ pub fn build_upstreams(
                 Protocol::Https => Some(tls(s)?),
                 Protocol::Http => None,
             },
+            websocket_keep_alive: s.web_socket_keep_alive,
         };
         let probe = probe_spec(config, s);
         let backends = pool

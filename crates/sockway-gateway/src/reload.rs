@@ -1,10 +1,11 @@
-//! Reloading: on SIGHUP, and when the configuration file's modification time or size changes
-//! (checked every `limits.reloadPollInterval`, default 1 s; polling needs no extra
-//! dependency and works on every file system). A reload that fails leaves the running
+//! Reloading: on SIGHUP, and when the modification time or size of the configuration file or
+//! of a certificate, key or trusted-root file it names changes (checked every
+//! `limits.reloadPollInterval`, default 1 s; polling needs no extra dependency and works on
+//! every file system). A reload that fails leaves the running
 //! configuration in place and logs every error.
 
 use std::future::Future;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use crate::gateway::Gateway;
@@ -53,15 +54,29 @@ impl Hangup {
     }
 }
 
-/// Watches the gateway's configuration file and `hangup` until the task is dropped/aborted.
-/// The file is compared with its state when `watch` is called.
+/// The stamps of `files`, in order (`None` for one that cannot be read).
+fn stamps(files: &[PathBuf]) -> Vec<Option<(SystemTime, u64)>> {
+    files.iter().map(|f| stamp(f)).collect()
+}
+
+/// What the TLS files looked like: their paths (the configuration names them) and stamps.
+fn tls_state(gateway: &Gateway) -> (Vec<PathBuf>, Vec<Option<(SystemTime, u64)>>) {
+    let files = gateway.tls_files();
+    let now = stamps(&files);
+    (files, now)
+}
+
+/// Watches the gateway's configuration file, its certificate, key and trusted-root files
+/// ([`Gateway::tls_files`]) and `hangup` until the task is dropped/aborted. The files are
+/// compared with their state when `watch` is called. A changed configuration file (or
+/// SIGHUP) reloads it; changed TLS files alone apply the running configuration again
+/// ([`Gateway::reload_tls`]), so renewed certificates are served by new connections while open
+/// ones keep theirs. This works for a gateway started without a file too.
 pub fn watch(gateway: Gateway, mut hangup: Hangup) -> impl Future<Output = ()> + Send {
     let path = gateway.config_path().map(Path::to_owned);
     let mut last = path.as_deref().and_then(stamp);
+    let mut last_tls = tls_state(&gateway);
     async move {
-        let Some(path) = path else {
-            return;
-        };
         loop {
             // Read the interval each time: a reload may change it.
             let interval = gateway.poll_interval();
@@ -69,15 +84,26 @@ pub fn watch(gateway: Gateway, mut hangup: Hangup) -> impl Future<Output = ()> +
                 _ = tokio::time::sleep(interval) => false,
                 () = hangup.recv() => true,
             };
-            let now = stamp(&path);
-            if !by_signal && (now == last || now.is_none()) {
+            let now = path.as_deref().and_then(stamp);
+            let file_changed = path.is_some() && now.is_some() && now != last;
+            let tls_changed = stamps(&last_tls.0) != last_tls.1;
+            if !by_signal && !file_changed && !tls_changed {
                 continue;
             }
             last = now;
-            let why = if by_signal { "SIGHUP" } else { "file changed" };
-            match gateway.reload().await {
+            let (why, result) = match &path {
+                Some(_) if by_signal => ("SIGHUP", gateway.reload().await),
+                Some(_) if file_changed => ("file changed", gateway.reload().await),
+                _ if tls_changed => ("certificate files changed", gateway.reload_tls().await),
+                _ => continue,
+            };
+            // After the reload: the configuration may now name other files.
+            last_tls = tls_state(&gateway);
+            let shown = path.as_deref().map(|p| p.display().to_string());
+            let shown = shown.as_deref().unwrap_or("the configuration");
+            match result {
                 Ok(()) => {
-                    tracing::info!(%why, generation = gateway.generation(), "reloaded {}", path.display())
+                    tracing::info!(%why, generation = gateway.generation(), "reloaded {shown}")
                 }
                 Err(e) => {
                     tracing::error!(%why, "reload failed, keeping the running configuration: {e}")

@@ -220,8 +220,8 @@ impl RouteTable {
     }
 
     /// The listener on `port` for `host` (the request's host without port): an exact host
-    /// name first, then the most specific `*.domain` pattern, then the listener without host
-    /// names. `None` when the port has no listener for that host.
+    /// name first, then the most specific `*.domain` pattern ([`wildcard_matches`]), then the
+    /// listener without host names. `None` when the port has no listener for that host.
     pub fn listener(&self, port: u16, host: Option<&str>) -> Option<&ListenerRoute> {
         let routes = self.ports.get(&port)?;
         let host = host.map(|h| h.trim_end_matches('.').to_ascii_lowercase());
@@ -237,8 +237,7 @@ impl RouteTable {
                 .flat_map(|r| r.host_names.iter().map(move |h| (r, h)))
                 .filter_map(|(r, h)| {
                     let suffix = h.strip_prefix('*')?;
-                    (host.ends_with(suffix) && host.len() > suffix.len())
-                        .then_some((r, suffix.len()))
+                    wildcard_matches(suffix, host).then_some((r, suffix.len()))
                 })
                 .max_by_key(|(_, len)| *len);
             if let Some((route, _)) = wildcard {
@@ -252,6 +251,15 @@ impl RouteTable {
     pub fn has_port(&self, port: u16) -> bool {
         self.ports.contains_key(&port)
     }
+}
+
+/// Whether `host` (lower-case) matches a `*` pattern whose rest is `suffix` (`.example.com`):
+/// the `*` stands for exactly one label, as for certificates (RFC 6125 section 6.4.3, RFC 9525
+/// section 6.3), so `*.example.com` matches `a.example.com` but neither `example.com` nor
+/// `a.b.example.com`.
+pub fn wildcard_matches(suffix: &str, host: &str) -> bool {
+    host.strip_suffix(suffix)
+        .is_some_and(|label| !label.is_empty() && !label.contains('.'))
 }
 
 impl ListenerRoute {

@@ -110,6 +110,22 @@ fn multi_site_listeners_are_chosen_by_host() {
 }
 
 #[test]
+fn a_wildcard_stands_for_one_label_only() {
+    let t = table();
+    for deep in ["a.b.example.com", "y.x.deep.example.com", ".example.com"] {
+        assert_eq!(
+            t.listener(8081, Some(deep)).unwrap().name,
+            "siteAny",
+            "{deep}"
+        );
+    }
+    assert!(wildcard_matches(".example.com", "a.example.com"));
+    assert!(!wildcard_matches(".example.com", "a.b.example.com"));
+    assert!(!wildcard_matches(".example.com", "example.com"));
+    assert!(!wildcard_matches(".example.com", "aexample.com"));
+}
+
+#[test]
 fn upstreams_lists_each_pool_settings_pair_once() {
     let t = table();
     let pools: Vec<String> = t.upstreams().into_iter().map(|u| u.pool).collect();

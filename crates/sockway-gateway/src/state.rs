@@ -12,6 +12,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::config::{GatewayConfig, HttpListener, Protocol};
 use crate::drain::Sessions;
+use crate::forwarding::TrustedProxies;
 use crate::metrics::Metrics;
 use crate::pool::{build_upstreams, Backend, BackendKey, Upstream};
 use crate::proxy::keepalive::KeepAlive;
@@ -63,6 +64,8 @@ pub struct Runtime {
     pub acceptors: HashMap<u16, TlsAcceptor>,
     /// Limits.
     pub limits: RuntimeLimits,
+    /// Peers whose forwarding headers are believed (`trustedProxies`).
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -125,6 +128,7 @@ impl Runtime {
         };
         Ok(Runtime {
             generation,
+            trusted_proxies: TrustedProxies::new(&config.trusted_proxies),
             config,
             routes,
             upstreams,

@@ -1,5 +1,6 @@
 //! TLS on both sides, with rustls (ring provider): listener certificates chosen by SNI among
-//! the listeners that share a port (multi-site), and client configurations for `Https`
+//! the listeners that share a port (multi-site; an unknown name is refused unless a listener
+//! without host names catches it), and client configurations for `Https`
 //! backends that trust either the settings' `trustedRootCertificate` or the web PKI roots.
 
 use std::collections::HashMap;
@@ -15,6 +16,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use crate::config::HttpListener;
+use crate::routing::wildcard_matches;
 
 fn provider() -> Arc<CryptoProvider> {
     static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
@@ -36,29 +38,34 @@ pub fn load_certified_key(cert_file: &str, key_file: &str) -> Result<CertifiedKe
     CertifiedKey::from_der(certs, key, &provider()).map_err(|e| format!("{key_file}: {e}"))
 }
 
-/// Picks a listener's certificate by SNI: exact host name, then `*.domain`, then the
-/// listener without host names (or the first one).
+/// Picks a listener's certificate by SNI: exact host name, then the longest `*.domain` that
+/// matches one label ([`crate::routing::wildcard_matches`]), then the listener without host
+/// names (the catch-all). Without a catch-all, a client whose SNI matches no listener (or
+/// that sends none) gets no certificate: rustls then fails the handshake with an alert,
+/// instead of serving some other site's certificate, which would tell the client about that
+/// site and lead it to send its request to the wrong listener.
 #[derive(Debug)]
 struct SniResolver {
     exact: HashMap<String, Arc<CertifiedKey>>,
     wildcard: Vec<(String, Arc<CertifiedKey>)>,
-    fallback: Arc<CertifiedKey>,
+    catch_all: Option<Arc<CertifiedKey>>,
 }
 
 impl ResolvesServerCert for SniResolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         let Some(name) = hello.server_name().map(str::to_ascii_lowercase) else {
-            return Some(self.fallback.clone());
+            return self.catch_all.clone();
         };
-        if let Some(key) = self.exact.get(&name) {
+        let name = name.trim_end_matches('.');
+        if let Some(key) = self.exact.get(name) {
             return Some(key.clone());
         }
         self.wildcard
             .iter()
-            .filter(|(suffix, _)| name.ends_with(suffix.as_str()) && name.len() > suffix.len())
+            .filter(|(suffix, _)| wildcard_matches(suffix, name))
             .max_by_key(|(suffix, _)| suffix.len())
             .map(|(_, key)| key.clone())
-            .or_else(|| Some(self.fallback.clone()))
+            .or_else(|| self.catch_all.clone())
     }
 }
 
@@ -66,14 +73,14 @@ impl ResolvesServerCert for SniResolver {
 pub fn acceptor(listeners: &[&HttpListener]) -> Result<TlsAcceptor, String> {
     let mut exact = HashMap::new();
     let mut wildcard = Vec::new();
-    let mut fallback = None;
+    let mut catch_all = None;
     for listener in listeners {
         let (Some(cert), Some(key)) = (&listener.certificate_file, &listener.key_file) else {
             return Err(format!("listener {:?} has no certificate", listener.name));
         };
         let key = Arc::new(load_certified_key(cert, key)?);
         if listener.host_names.is_empty() {
-            fallback = Some(key.clone());
+            catch_all = Some(key.clone());
         }
         for host in &listener.host_names {
             let host = host.to_ascii_lowercase();
@@ -84,9 +91,10 @@ pub fn acceptor(listeners: &[&HttpListener]) -> Result<TlsAcceptor, String> {
                 }
             }
         }
-        fallback.get_or_insert(key);
     }
-    let fallback = fallback.ok_or("no Https listener")?;
+    if listeners.is_empty() {
+        return Err("no Https listener".to_owned());
+    }
     let mut config = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
@@ -94,7 +102,7 @@ pub fn acceptor(listeners: &[&HttpListener]) -> Result<TlsAcceptor, String> {
         .with_cert_resolver(Arc::new(SniResolver {
             exact,
             wildcard,
-            fallback,
+            catch_all,
         }));
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))

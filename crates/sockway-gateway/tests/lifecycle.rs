@@ -70,7 +70,7 @@ async fn the_request_timeout_is_the_idle_limit_of_sessions() {
     let gateway = start_gateway(&basic_config(
         port,
         &[&backend],
-        json!({"requestTimeout": 0.4}),
+        json!({"requestTimeout": 0.4, "webSocketKeepAlive": false}),
         None,
     ))
     .await;

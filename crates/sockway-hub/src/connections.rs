@@ -78,8 +78,9 @@ pub(crate) struct Connection {
     inbound: Mutex<Option<mpsc::Sender<Inbound>>>,
     /// What the hub queued for the client; held by the transport that is sending.
     pub outbound: Arc<tokio::sync::Mutex<OutboundReceiver>>,
-    /// The current poll's number: a new poll bumps it and the one waiting answers 204.
-    pub poll: watch::Sender<u64>,
+    /// The number of the latest request attached; a poll or socket that replaces another
+    /// bumps it, and the one replaced ends.
+    attachment: watch::Sender<u64>,
     /// A POST is being read (a second one gets 409).
     pub posting: AtomicBool,
     /// Cancelled when the connection is removed.
@@ -112,53 +113,59 @@ impl Connection {
         lock(&self.state).hub_done
     }
 
-    /// Attaches a request of `kind` (ASP.NET Core's `TrySetTransport`). Long polling may
-    /// replace a poll in flight; the persistent transports may not.
-    pub fn try_attach(&self, kind: TransportKind) -> Result<(), TransportRefusal> {
+    /// Attaches a request of `kind` (ASP.NET Core's `TrySetTransport`) and returns its
+    /// attachment number. A long poll replaces the poll in flight, and a WebSocket of a
+    /// stateful-reconnect connection replaces the socket in use (the client reconnects before
+    /// the server may have noticed the old one die): the request attached before sees the
+    /// number change and steps aside ([`superseded`](Self::superseded)). Otherwise a second
+    /// request of the same transport gets 409, as in the reference server.
+    pub fn try_attach(&self, kind: TransportKind) -> Result<u64, TransportRefusal> {
         if self.ended.is_cancelled() {
             return Err(TransportRefusal::Gone);
         }
         let mut state = lock(&self.state);
+        let replaceable = kind == TransportKind::LongPolling
+            || (kind == TransportKind::WebSockets && self.stateful);
         match state.transport {
             Some(current) if current != kind => return Err(TransportRefusal::CannotChange),
-            _ if state.active && kind != TransportKind::LongPolling => {
-                return Err(TransportRefusal::AlreadyActive)
-            }
+            _ if state.active && !replaceable => return Err(TransportRefusal::AlreadyActive),
             _ => {}
         }
         state.transport = Some(kind);
         state.active = true;
         state.lost = false;
         state.last_seen = Instant::now();
-        Ok(())
-    }
-
-    /// A request of a persistent transport ended; `lost` when it may come back (a WebSocket
-    /// dropped without a close frame on a stateful-reconnect connection).
-    pub fn detach(&self, lost: bool) {
-        let mut state = lock(&self.state);
-        state.active = false;
-        state.lost = lost;
-        state.last_seen = Instant::now();
-    }
-
-    /// Starts a poll: its number, which ends the poll before it.
-    pub fn begin_poll(&self) -> u64 {
         let mut number = 0;
-        self.poll.send_modify(|current| {
+        self.attachment.send_modify(|current| {
             *current = current.wrapping_add(1);
             number = *current;
         });
-        number
+        Ok(number)
     }
 
-    /// A poll ended; the connection goes idle unless a newer poll has started meanwhile.
-    pub fn end_poll(&self, number: u64) {
+    /// Resolves once a newer request has attached in place of attachment `number`.
+    pub async fn superseded(&self, number: u64) {
+        let mut current = self.attachment.subscribe();
+        let _ = current.wait_for(|current| *current != number).await;
+    }
+
+    /// Whether attachment `number` is still the latest.
+    pub fn is_current(&self, number: u64) -> bool {
+        *self.attachment.borrow() == number
+    }
+
+    /// Attachment `number` ended; the connection goes idle unless a newer request attached
+    /// meanwhile. `lost` when the client may come back (a WebSocket of a stateful-reconnect
+    /// connection dropped without a close frame). Returns whether it was the latest.
+    pub fn detach(&self, number: u64, lost: bool) -> bool {
         let mut state = lock(&self.state);
-        if *self.poll.borrow() == number {
-            state.active = false;
+        if !self.is_current(number) {
+            return false;
         }
+        state.active = false;
+        state.lost = lost;
         state.last_seen = Instant::now();
+        true
     }
 
     /// Whether the sweeper should remove this connection at `now`.
@@ -220,7 +227,7 @@ impl ConnectionStore {
             link: Mutex::new(Some((inbound_rx, outbound))),
             inbound: Mutex::new(Some(inbound_tx)),
             outbound: Arc::new(tokio::sync::Mutex::new(outbound_rx)),
-            poll: watch::Sender::new(0),
+            attachment: watch::Sender::new(0),
             posting: AtomicBool::new(false),
             ended: CancellationToken::new(),
             state: Mutex::new(State {
@@ -335,7 +342,7 @@ mod tests {
     async fn transports_cannot_change_and_persistent_ones_cannot_double() {
         let store = ConnectionStore::new(limits());
         let c = store.create("t".into(), "i".into(), false).unwrap();
-        assert_eq!(c.try_attach(TransportKind::ServerSentEvents), Ok(()));
+        assert_eq!(c.try_attach(TransportKind::ServerSentEvents), Ok(1));
         assert_eq!(
             c.try_attach(TransportKind::ServerSentEvents),
             Err(TransportRefusal::AlreadyActive)
@@ -344,12 +351,40 @@ mod tests {
             c.try_attach(TransportKind::LongPolling),
             Err(TransportRefusal::CannotChange)
         );
+        assert!(c.detach(1, false));
+        assert_eq!(
+            c.try_attach(TransportKind::ServerSentEvents),
+            Ok(2),
+            "an idle connection takes a new request"
+        );
         store.remove(&c);
         assert_eq!(
             c.try_attach(TransportKind::ServerSentEvents),
             Err(TransportRefusal::Gone)
         );
         assert!(store.get("t").is_none());
+    }
+
+    #[tokio::test]
+    async fn polls_and_stateful_sockets_replace_the_one_attached() {
+        let store = ConnectionStore::new(limits());
+        let poll = store.create("p".into(), "p".into(), false).unwrap();
+        let first = poll.try_attach(TransportKind::LongPolling).unwrap();
+        let second = poll.try_attach(TransportKind::LongPolling).unwrap();
+        poll.superseded(first).await;
+        assert!(
+            !poll.detach(first, false),
+            "a replaced poll leaves the state alone"
+        );
+        assert!(poll.detach(second, false));
+
+        let socket = store.create("s".into(), "s".into(), true).unwrap();
+        let first = socket.try_attach(TransportKind::WebSockets).unwrap();
+        assert!(socket.try_attach(TransportKind::WebSockets).is_ok());
+        assert!(!socket.is_current(first));
+
+        let plain = store.create("w".into(), "w".into(), false);
+        assert_eq!(plain.err(), Some(StoreFull), "the limit is 2");
     }
 
     #[tokio::test]

@@ -8,6 +8,7 @@ use crate::clients::{CallerClients, Clients, Groups, InvokeRule};
 use crate::lifetime::HubLifetimeManager;
 use crate::link::ConnectionInfo;
 use crate::sink::ConnectionSink;
+use tokio_util::sync::CancellationToken;
 
 /// Values a hub keeps for one connection across its invocations (ASP.NET Core's
 /// `HubCallerContext.Items`), one per type.
@@ -45,6 +46,7 @@ pub struct HubContext {
     pub(crate) clients: CallerClients,
     pub(crate) groups: Groups,
     pub(crate) sink: Arc<ConnectionSink>,
+    pub(crate) cancellation: CancellationToken,
 }
 
 impl HubContext {
@@ -55,6 +57,7 @@ impl HubContext {
         lifetime: Arc<dyn HubLifetimeManager>,
         rule: InvokeRule,
         invoke_timeout: Duration,
+        cancellation: CancellationToken,
     ) -> Self {
         HubContext {
             clients: CallerClients {
@@ -69,7 +72,20 @@ impl HubContext {
             info,
             items,
             sink,
+            cancellation,
         }
+    }
+
+    /// Resolves when the call is cancelled: the client sent `CancelInvocation` for it
+    /// (`HubProtocol.md`, "Cancellation"; the reference's `CancellationToken` parameter), or
+    /// the connection ended. A method may stop early; its `Completion` is sent either way.
+    pub async fn cancelled(&self) {
+        self.cancellation.cancelled().await;
+    }
+
+    /// Whether the call is cancelled (see [`cancelled`](Self::cancelled)).
+    pub fn is_cancelled(&self) -> bool {
+        self.cancellation.is_cancelled()
     }
 
     /// Ends the caller's connection (ASP.NET Core's `HubCallerContext.Abort`): the client gets

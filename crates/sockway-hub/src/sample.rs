@@ -94,13 +94,16 @@ pub fn chat_hub_with(options: HubOptions) -> Hub {
         .build()
 }
 
-/// `0..count`, each after `delay`.
+/// `0..count`: the first at once, each next one `delay` later, and the end `delay` after the
+/// last, as the documentation's `Counter` (`yield return i; await Task.Delay(delay)`).
 fn counter(count: u32, delay: Duration) -> impl Stream<Item = Result<u32, HubError>> {
     stream::unfold(0, move |next| async move {
+        if next > 0 {
+            tokio::time::sleep(delay).await;
+        }
         if next >= count {
             return None;
         }
-        tokio::time::sleep(delay).await;
         Some((Ok(next), next + 1))
     })
 }

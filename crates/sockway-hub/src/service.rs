@@ -1,7 +1,21 @@
 //! Mounting a hub: [`HubService`], a tower `Service` that answers `{path}` (the transports)
 //! and `{path}/negotiate`, and hands every other request to the service it wraps (404 by
-//! default). It runs on `sockway::server::Server::serve` like any service, and drops into
-//! axum with `Router::route_service` (it takes any request body and never fails).
+//! default). It runs on `sockway::server::Server::serve` like any service:
+//!
+//! ```rust,ignore
+//! let hub = HubService::new("/chatHub", chat_hub(), HttpOptions::default())
+//!     .fallback(pages); // anything else: the application's own service
+//! Server::new(ServerOptions::default()).serve(listener, hub).await;
+//! ```
+//!
+//! It takes any request body and never fails, so it drops into axum as a route service on
+//! both of its paths (WebSockets included: the upgrade travels in the request):
+//!
+//! ```rust,ignore
+//! let app = Router::new()
+//!     .route_service("/chatHub", hub.clone())
+//!     .route_service("/chatHub/negotiate", hub);
+//! ```
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -11,6 +25,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::FutureExt as _;
 use http::header::ACCEPT;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt as _;
@@ -31,6 +46,7 @@ pub struct HttpOptions {
     pub(crate) disconnect_timeout: Duration,
     pub(crate) reconnect_grace: Duration,
     pub(crate) poll_timeout: Duration,
+    pub(crate) post_timeout: Duration,
     pub(crate) max_receive_size: usize,
     pub(crate) outbound_capacity: usize,
     pub(crate) inbound_capacity: usize,
@@ -49,6 +65,7 @@ impl std::fmt::Debug for HttpOptions {
             .field("disconnect_timeout", &self.disconnect_timeout)
             .field("reconnect_grace", &self.reconnect_grace)
             .field("poll_timeout", &self.poll_timeout)
+            .field("post_timeout", &self.post_timeout)
             .field("max_receive_size", &self.max_receive_size)
             .field("outbound_capacity", &self.outbound_capacity)
             .field("inbound_capacity", &self.inbound_capacity)
@@ -71,7 +88,8 @@ impl Default for HttpOptions {
             disconnect_timeout: Duration::from_secs(15),
             reconnect_grace: Duration::from_secs(15),
             poll_timeout: Duration::from_secs(90),
-            max_receive_size: 32 * 1024,
+            post_timeout: Duration::from_secs(30),
+            max_receive_size: 1024 * 1024,
             outbound_capacity: 1024,
             inbound_capacity: 64,
             max_connections: 100_000,
@@ -118,8 +136,19 @@ impl HttpOptions {
         self
     }
 
-    /// The largest POST body and WebSocket message accepted, in bytes (32 KiB by default, the
-    /// hub's `MaximumReceiveMessageSize`); larger POSTs get 413, larger messages close 1009.
+    /// How long a client may take to send a POST body (30 s by default); a slower one gets
+    /// 408, so it cannot hold the connection's single POST slot for ever.
+    pub fn post_timeout(mut self, timeout: Duration) -> Self {
+        self.post_timeout = timeout;
+        self
+    }
+
+    /// The largest WebSocket message or POST body accepted, in bytes (1 MiB by default);
+    /// larger POSTs get 413, larger messages close the socket with 1009. One of them may
+    /// carry several hub messages: the official clients batch what is queued while a send is
+    /// in flight into one message or body. Each hub message is held to the hub's own limit
+    /// (`HubOptions::maximum_receive_message_size`, 32 KiB), which answers with a `Close`
+    /// that says why, as ASP.NET Core does; this one only bounds the transport's buffer.
     pub fn max_receive_size(mut self, bytes: usize) -> Self {
         self.max_receive_size = bytes;
         self
@@ -208,7 +237,15 @@ impl HubShared {
         let store = self.store.clone();
         let connection = connection.clone();
         tokio::spawn(async move {
-            run.await;
+            // A handler that panics still ends its connection instead of leaving the client
+            // attached to nothing.
+            if std::panic::AssertUnwindSafe(run)
+                .catch_unwind()
+                .await
+                .is_err()
+            {
+                tracing::error!(connection_id = %connection.id, "the hub's handler panicked");
+            }
             store.hub_finished(&connection);
         });
         true

@@ -180,3 +180,27 @@ async fn transports_not_offered_get_404() {
         b"LongPolling transport not supported by this end point type"
     );
 }
+
+#[tokio::test]
+async fn a_post_batching_many_hub_messages_is_not_held_to_the_hub_message_limit() {
+    let server = TestServer::start(HttpOptions::default()).await;
+    let (_, token) = server.connection("").await;
+    assert_eq!(poll(&server, &token).await.status, 200);
+    let batch = vec![b'y'; 64 * 1024];
+    assert_eq!(post(&server, &token, &batch).await, 200);
+    assert_eq!(poll(&server, &token).await.body, batch);
+}
+
+#[tokio::test]
+async fn a_client_that_goes_away_mid_poll_is_removed_after_the_disconnect_timeout() {
+    let options = HttpOptions::default()
+        .disconnect_timeout(Duration::from_millis(300))
+        .poll_timeout(Duration::from_secs(600));
+    let mut server = TestServer::start(options).await;
+    let (id, token) = server.connection("").await;
+    assert_eq!(poll(&server, &token).await.status, 200);
+    let waiting = send_request(server.addr, "GET", &format!("/hub?id={token}"), &[], b"").await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(waiting);
+    server.gone(&id).await;
+}

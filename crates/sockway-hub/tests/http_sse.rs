@@ -179,3 +179,22 @@ async fn a_client_that_goes_away_ends_the_connection() {
     .await;
     server.gone(&id).await;
 }
+
+#[tokio::test]
+async fn a_post_body_that_does_not_arrive_in_time_gets_408_and_frees_the_slot() {
+    let options = HttpOptions::default().post_timeout(std::time::Duration::from_millis(200));
+    let server = TestServer::start(options).await;
+    let (_, token) = server.connection("").await;
+    let target = format!("/hub?id={token}");
+    let slow = send_request(
+        server.addr,
+        "POST",
+        &target,
+        &[("Content-Length", "10")],
+        b"ab",
+    )
+    .await;
+    assert_eq!(http_support::read_response(slow).await.status, 408);
+    let next = request(server.addr, "POST", &target, &[], b"x").await;
+    assert_eq!(next.status, 200);
+}

@@ -596,3 +596,40 @@ async fn a_method_can_abort_its_connection() {
     staying.invoke("1", "Echo", json!(["here"])).await;
     assert_eq!(completion(&mut staying, "1").await["result"], "here");
 }
+
+#[tokio::test]
+async fn the_handle_awaits_a_client_result_from_a_background_task() {
+    let hub = chat_hub();
+    let handle = hub.handle();
+    let mut client = connect(&hub, "a").await;
+    let asking = tokio::spawn(async move {
+        handle
+            .clients()
+            .client("a")
+            .invoke::<u32>("Pick", (1, 2))
+            .await
+    });
+    let ask = client.next().await;
+    assert_eq!(ask["target"], "Pick");
+    assert_eq!(ask["arguments"], json!([1, 2]));
+    let id = ask["invocationId"].as_str().unwrap().to_owned();
+    client
+        .send(json!({"type": 3, "invocationId": id, "result": 2}))
+        .await;
+    let picked = tokio::time::timeout(WAIT, asking).await.unwrap().unwrap();
+    assert_eq!(picked, Ok(2));
+}
+
+#[tokio::test]
+async fn cancel_invocation_reaches_a_running_method() {
+    let hub = Hub::builder()
+        .method("Wait", |ctx: HubContext, (): ()| async move {
+            ctx.cancelled().await;
+            Ok::<_, HubError>(ctx.is_cancelled())
+        })
+        .build();
+    let mut client = connect(&hub, "a").await;
+    client.invoke("w", "Wait", json!([])).await;
+    client.send(json!({"type": 5, "invocationId": "w"})).await;
+    assert_eq!(completion(&mut client, "w").await["result"], true);
+}

@@ -111,3 +111,15 @@ pub fn backend_keep_alive() -> f64 {
 pub fn backend_max_idle() -> usize {
     32
 }
+
+/// Default query parameters redacted in the access log: OAuth 2.0's authorization `code`
+/// (RFC 6749 section 4.1.2), `access_token` (RFC 6750 section 2.3) and the common `token`.
+pub fn redact_query_parameters() -> Vec<String> {
+    ["access_token", "token", "code"].map(String::from).to_vec()
+}
+
+/// Default of `webSocketKeepAlive`: on, so applications that ping less often than
+/// `requestTimeout` (ASP.NET Core's default is every 2 minutes) keep their sockets.
+pub fn web_socket_keep_alive() -> bool {
+    true
+}

@@ -46,6 +46,33 @@ pub struct GatewayConfig {
     /// The admin listener serving `/metrics`; absent means no admin listener.
     #[serde(default)]
     pub admin: Option<Admin>,
+    /// Peers (CIDRs or single addresses) whose forwarding headers are believed and extended;
+    /// everyone else's are replaced ([`crate::forwarding`]). Default empty: nobody.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    /// What the access log records.
+    #[serde(default)]
+    pub access_log: AccessLog,
+}
+
+/// The access log's settings ([`crate::access_log`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AccessLog {
+    /// Query parameters whose values are written as `REDACTED` (names compared ignoring ASCII
+    /// case): credentials that ride in URLs, like OAuth 2.0's `code` (RFC 6749 section 4.1.2)
+    /// and `access_token` (RFC 6750 section 2.3, which browsers' WebSocket clients need since
+    /// they cannot set headers). Default `access_token`, `token`, `code`.
+    #[serde(default = "defaults::redact_query_parameters")]
+    pub redact_query_parameters: Vec<String>,
+}
+
+impl Default for AccessLog {
+    fn default() -> Self {
+        Self {
+            redact_query_parameters: defaults::redact_query_parameters(),
+        }
+    }
 }
 
 /// `Http` or `Https`: the protocol of a listener or of the connection to a backend.
@@ -184,6 +211,12 @@ pub struct BackendHttpSettings {
     /// session (the seed: "HTTP 설정의 요청 시간 제한 값은 WebSocket 세션에도 적용 됩니다").
     #[serde(default = "defaults::request_timeout")]
     pub request_timeout: f64,
+    /// Whether the gateway pings a relayed WebSocket's quiet side before `requestTimeout`
+    /// ends the session, closing it only if it does not answer; default on. Without it a
+    /// quiet socket is closed after `requestTimeout` (20 s by default), while ASP.NET Core
+    /// pings every 2 minutes by default and browsers never do.
+    #[serde(default = "defaults::web_socket_keep_alive")]
+    pub web_socket_keep_alive: bool,
     /// Cookie-based affinity; default `Disabled`.
     #[serde(default)]
     pub cookie_based_affinity: Switch,
@@ -417,4 +450,8 @@ impl Default for Limits {
 pub struct Admin {
     /// `host:port` to bind, e.g. `127.0.0.1:9090`. Keep it off public interfaces.
     pub address: String,
+    /// A secret every request must present as `Authorization: Bearer <token>` (RFC 6750
+    /// section 2.1). Without it only loopback peers are answered, wherever it is bound.
+    #[serde(default)]
+    pub bearer_token: Option<String>,
 }

@@ -52,6 +52,8 @@ pub fn validate(config: &GatewayConfig) -> Vec<Issue> {
     v.probes(config);
     v.limits(&config.limits);
     v.admin(config);
+    v.trusted_proxies(config);
+    v.access_log(&config.access_log);
     v.issues
 }
 
@@ -539,6 +541,40 @@ impl Validator {
                         format!("port {} is also httpListeners[{i}]'s port", addr.port()),
                     );
                 }
+            }
+        }
+        if let Some(token) = &admin.bearer_token {
+            // RFC 6750 section 2.1's b64token, long enough not to be guessed.
+            let b64token = token.trim_end_matches('=').bytes().all(|b| {
+                b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+            });
+            if !(16..=4096).contains(&token.len()) || !b64token {
+                self.push(
+                    "admin.bearerToken",
+                    "must be 16-4096 characters of A-Z a-z 0-9 - . _ ~ + / (optionally ending in =)",
+                );
+            }
+        }
+    }
+
+    fn trusted_proxies(&mut self, c: &GatewayConfig) {
+        for (i, range) in c.trusted_proxies.iter().enumerate() {
+            if let Err(e) = crate::forwarding::Cidr::parse(range) {
+                self.push(format!("trustedProxies[{i}]"), e);
+            }
+        }
+    }
+
+    fn access_log(&mut self, a: &AccessLog) {
+        if a.redact_query_parameters.len() > 100 {
+            self.push("accessLog.redactQueryParameters", "at most 100 names");
+        }
+        for (i, name) in a.redact_query_parameters.iter().enumerate() {
+            if !(1..=256).contains(&name.len()) {
+                self.push(
+                    format!("accessLog.redactQueryParameters[{i}]"),
+                    "must be 1-256 characters",
+                );
             }
         }
     }

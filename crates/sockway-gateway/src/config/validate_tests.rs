@@ -359,3 +359,23 @@ backendHttpSettings = "settings"
         Err(ConfigError::Syntax { .. })
     ));
 }
+
+#[test]
+fn trusted_proxies_access_log_and_admin_token_are_checked() {
+    let mut doc = base();
+    doc["trustedProxies"] = json!(["10.0.0.0/8", "::1", "10.0.0.0/40", "proxy"]);
+    doc["accessLog"] = json!({"redactQueryParameters": ["sig", ""]});
+    doc["admin"] = json!({"address": "127.0.0.1:9090", "bearerToken": "short"});
+    let list = issues(doc);
+    assert!(has(&list, "trustedProxies[2]: \"10.0.0.0/40\""), "{list:?}");
+    assert!(has(&list, "trustedProxies[3]"), "{list:?}");
+    assert!(!has(&list, "trustedProxies[0]"), "{list:?}");
+    assert!(has(&list, "accessLog.redactQueryParameters[1]"), "{list:?}");
+    assert!(has(&list, "admin.bearerToken"), "{list:?}");
+    let c = from_str(&base().to_string(), Format::Json).unwrap();
+    assert!(c.trusted_proxies.is_empty());
+    assert_eq!(
+        c.access_log.redact_query_parameters,
+        ["access_token", "token", "code"]
+    );
+}

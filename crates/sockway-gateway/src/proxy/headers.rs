@@ -1,10 +1,7 @@
 //! Header rules of a proxy: hop-by-hop fields removed (RFC 9110 section 7.6.1: `Connection`
 //! and every field it names, `Keep-Alive`, `TE`, `Trailer`, `Transfer-Encoding`, `Upgrade`,
-//! `Proxy-*`), the client's address and scheme passed on (`X-Forwarded-For`,
-//! `X-Forwarded-Proto`, `X-Forwarded-Port`, `X-Original-Host`), the `Host` chosen by the
-//! backend settings, and the affinity cookie.
-
-use std::net::SocketAddr;
+//! `Proxy-*`), the `Host` chosen by the backend settings, and the affinity cookie. The
+//! forwarding headers (`X-Forwarded-*`, `Forwarded`, `X-Real-IP`) are [`crate::forwarding`]'s.
 
 use http::header::{
     HeaderName, HeaderValue, CONNECTION, COOKIE, HOST, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION,
@@ -14,15 +11,6 @@ use http::{HeaderMap, Uri};
 
 use crate::guard::REFUSAL_HEADER;
 use crate::pool::{Backend, HostPolicy};
-
-/// `X-Forwarded-For`.
-pub const X_FORWARDED_FOR: &str = "x-forwarded-for";
-/// `X-Forwarded-Proto`.
-pub const X_FORWARDED_PROTO: &str = "x-forwarded-proto";
-/// `X-Forwarded-Port`.
-pub const X_FORWARDED_PORT: &str = "x-forwarded-port";
-/// `X-Original-Host`.
-pub const X_ORIGINAL_HOST: &str = "x-original-host";
 
 /// Removes hop-by-hop fields: those `Connection` names, then the fixed set.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
@@ -118,45 +106,6 @@ pub fn set_host(
     }
 }
 
-/// Adds `X-Forwarded-For` (appended to any list the client sent), `-Proto`, `-Port` and
-/// `X-Original-Host`.
-pub fn add_forwarded(
-    headers: &mut HeaderMap,
-    client: SocketAddr,
-    scheme: &str,
-    port: u16,
-    original_host: Option<&HeaderValue>,
-) {
-    let ip = client.ip().to_canonical().to_string();
-    let prior: Vec<String> = headers
-        .get_all(X_FORWARDED_FOR)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .collect();
-    let list = if prior.is_empty() {
-        ip
-    } else {
-        format!("{}, {ip}", prior.join(", "))
-    };
-    if let Ok(v) = HeaderValue::from_str(&list) {
-        headers.insert(X_FORWARDED_FOR, v);
-    }
-    headers.insert(
-        X_FORWARDED_PROTO,
-        HeaderValue::from_static(if scheme == "https" { "https" } else { "http" }),
-    );
-    headers.insert(X_FORWARDED_PORT, HeaderValue::from(port));
-    match original_host {
-        Some(h) => {
-            headers.insert(X_ORIGINAL_HOST, h.clone());
-        }
-        None => {
-            headers.remove(X_ORIGINAL_HOST);
-        }
-    }
-}
-
 /// The value of cookie `name` in the request's `Cookie` fields.
 pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
@@ -205,23 +154,6 @@ mod tests {
         remove_hop_by_hop(&mut h);
         let left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
         assert_eq!(left, ["accept"]);
-    }
-
-    #[test]
-    fn forwarded_for_appends() {
-        let mut h = HeaderMap::new();
-        h.insert(X_FORWARDED_FOR, HeaderValue::from_static("10.0.0.1"));
-        add_forwarded(
-            &mut h,
-            "127.0.0.1:5000".parse().unwrap(),
-            "https",
-            8443,
-            Some(&HeaderValue::from_static("a.example:8443")),
-        );
-        assert_eq!(h[X_FORWARDED_FOR], "10.0.0.1, 127.0.0.1");
-        assert_eq!(h[X_FORWARDED_PROTO], "https");
-        assert_eq!(h[X_FORWARDED_PORT], "8443");
-        assert_eq!(h[X_ORIGINAL_HOST], "a.example:8443");
     }
 
     #[test]

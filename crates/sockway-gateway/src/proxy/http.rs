@@ -1,7 +1,7 @@
 //! Forwarding an ordinary request: hop-by-hop fields removed (RFC 9110 section 7.6.1),
-//! `X-Forwarded-*` and `X-Original-Host` added, `Host` per the backend settings, the body
-//! streamed with the size limit and the idle limit, the response head awaited for at most
-//! `requestTimeout` (504 after that, 502 when the backend cannot be reached), and the response
+//! forwarding headers set per `trustedProxies` ([`crate::forwarding`]), `Host` per the
+//! backend settings, the body streamed with the size limit and the idle limit, the response head awaited for
+//! at most `requestTimeout` (504 after that, 502 when the backend cannot be reached), and the response
 //! streamed back with its own hop-by-hop fields removed. Backends are spoken to in HTTP/1.1
 //! whatever the client used (RFC 9110 section 7.6: intermediaries may change versions).
 
@@ -52,12 +52,15 @@ pub(crate) async fn forward(fwd: Forward, request: Request<Incoming>) -> Respons
     let mut h = parts.headers;
     headers::remove_hop_by_hop(&mut h);
     headers::set_host(&mut h, &settings.host, &backend, original_host.as_ref());
-    headers::add_forwarded(
+    crate::forwarding::apply(
         &mut h,
-        fwd.conn.peer,
-        fwd.scheme(),
-        fwd.conn.local_port,
-        original_host.as_ref(),
+        crate::forwarding::Hop {
+            peer: fwd.conn.peer,
+            scheme: fwd.scheme(),
+            port: fwd.conn.local_port,
+            host: original_host.as_ref(),
+        },
+        fwd.runtime.trusted_proxies.trusts(fwd.conn.peer.ip()),
     );
     *out.headers_mut() = h;
     let sni = match &settings.host {

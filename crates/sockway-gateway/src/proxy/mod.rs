@@ -2,13 +2,15 @@
 //! ([`crate::routing`]), pick a backend ([`crate::pool::Upstream::pick`]), then forward an
 //! ordinary request ([`http`]) or a WebSocket handshake and relay ([`websocket`]).
 //! Every refusal is a status with a plain-text body: 400 for ambiguous framing, 404 when no
-//! listener serves the host, 413 for an oversized body, 502 when no backend is healthy or
+//! listener serves the host, 421 when the host's listener is not the one the TLS server name
+//! picked, 413 for an oversized body, 502 when no backend is healthy or
 //! reachable, 504 when the backend does not answer within `requestTimeout`.
 
 pub mod backend;
 pub mod body;
 pub mod frames;
 pub mod headers;
+pub mod heartbeat;
 pub mod http;
 pub mod keepalive;
 pub mod relay;
@@ -23,7 +25,7 @@ use std::time::Instant;
 use ::http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 
-use crate::access_log::{version_name, RequestRecord};
+use crate::access_log::{redact_target, version_name, RequestRecord};
 use crate::guard::{GuardState, REFUSAL_HEADER};
 use crate::pool::{ActiveGuard, Upstream};
 use crate::routing::ListenerRoute;
@@ -43,6 +45,9 @@ pub struct ConnInfo {
     pub local_port: u16,
     /// Whether it came over TLS.
     pub secure: bool,
+    /// The server name the client sent in its TLS handshake (SNI, RFC 6066 section 3), which
+    /// picked the certificate; `None` on plain connections or without SNI.
+    pub sni: Option<String>,
     /// Shared with the connection's [`crate::guard::HeadGuard`].
     pub guard: Arc<GuardState>,
     /// The connection's slot under `limits.maxConnections`; a WebSocket session keeps it
@@ -81,15 +86,20 @@ pub async fn serve(
     request: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let start = Instant::now();
+    let runtime = shared.current();
+    let target = request.uri().path_and_query().map_or_else(
+        || "/".to_owned(),
+        |p| {
+            let names = &runtime.config.access_log.redact_query_parameters;
+            redact_target(p.as_str(), names).chars().take(512).collect()
+        },
+    );
     let mut record = RequestRecord {
         start,
         client: conn.peer,
         http: version_name(request.version()),
         method: request.method().to_string(),
-        target: request.uri().path_and_query().map_or_else(
-            || "/".to_owned(),
-            |p| p.as_str().chars().take(512).collect(),
-        ),
+        target,
         listener: "-".into(),
         backend: "-".into(),
         status: 0,
@@ -109,7 +119,6 @@ pub async fn serve(
             refusal_and_close(r.status, &r.message),
         ));
     }
-    let runtime = shared.current();
     let host = headers::request_host(request.uri(), request.headers());
     let Some(listener) = runtime.routes.listener(conn.local_port, host.as_deref()) else {
         shared.metrics.refusal("no_listener");
@@ -125,6 +134,14 @@ pub async fn serve(
         ));
     };
     record.listener = listener.name.clone();
+    if let Some(msg) = misdirected(&runtime, &conn, &listener.name) {
+        shared.metrics.refusal("misdirected");
+        return Ok(finish(
+            &shared,
+            record,
+            refusal(StatusCode::MISDIRECTED_REQUEST, &msg),
+        ));
+    }
     let route = listener.route(request.uri().path());
     let Some(upstream) = runtime.upstreams.get(route.upstream).cloned() else {
         shared.metrics.refusal("no_upstream");
@@ -174,6 +191,31 @@ pub async fn serve(
         http::forward(forward, request).await
     };
     Ok(response)
+}
+
+/// Why a request on a TLS connection may not be served by `listener` (the one its host
+/// picked), if it may not: the connection's certificate was chosen by SNI for another
+/// listener (or for none). RFC 9110 section 15.5.20 has such requests answered 421
+/// (Misdirected Request), which tells a client that reused a connection for another host
+/// (HTTP/2 connection coalescing, RFC 9113 section 9.1.1) to retry on a new one; serving it
+/// would route by a name the client never proved it meant for this certificate.
+fn misdirected(runtime: &Runtime, conn: &ConnInfo, listener: &str) -> Option<String> {
+    if !conn.secure {
+        return None;
+    }
+    let by_sni = runtime
+        .routes
+        .listener(conn.local_port, conn.sni.as_deref());
+    if by_sni.is_some_and(|l| l.name == listener) {
+        return None;
+    }
+    Some(format!(
+        "this connection was opened for {}, which listener {listener:?} does not serve; \
+         open a new connection for this host",
+        conn.sni
+            .as_deref()
+            .map_or_else(|| "no server name".to_owned(), |s| format!("{s:?}"))
+    ))
 }
 
 /// Counts and logs a response the gateway produced itself.

@@ -6,6 +6,11 @@
 //!   defines it as an idle limit: when no byte has moved either way for `requestTimeout`,
 //!   the gateway sends each side a close frame 1001 (RFC 6455 section 7.4.1, "going away"),
 //!   masked towards the backend (section 5.3), then closes TCP.
+//! - **Keep-alive** (`webSocketKeepAlive`, on by default): a side quiet for half the idle
+//!   limit gets a ping, and is closed with 1001 only if it does not answer within the other
+//!   half; the pongs to these pings are not relayed ([`super::heartbeat`]). The idle limit
+//!   then stands at one and a half `requestTimeout`, for sessions whose pings could not be
+//!   written (a frame stalled half-way).
 //! - **Close orders** from [`crate::drain`] (drain timeout, shutdown) do the same.
 //! - **One side ends** (EOF or error) without having sent a close frame: the other side gets
 //!   close 1001, then its write side is shut; it has `closeGrace` to finish.
@@ -36,6 +41,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::frames::{close_frame, FrameTracker};
+use super::heartbeat::{Beat, Heartbeat, PongFilter, Scanned};
 use super::upgraded::{ReadSide, Side, WriteSide};
 use crate::drain::CloseOrder;
 
@@ -48,6 +54,8 @@ pub struct RelayConfig {
     pub buffer: usize,
     /// Time to finish closing.
     pub close_grace: Duration,
+    /// Ping quiet sides before the idle limit ([`super::heartbeat`]).
+    pub keep_alive: bool,
 }
 
 /// How a relay went.
@@ -95,6 +103,8 @@ struct Shared {
     wakers: [AtomicWaker; 2],
     /// The close code seen in each direction, plus one (0: none yet).
     close_codes: [AtomicU32; 2],
+    /// Keep-alive pings, when on.
+    heartbeat: Option<Heartbeat>,
 }
 
 impl Shared {
@@ -155,6 +165,7 @@ pub async fn relay<T: Totals>(
         stop: OnceLock::new(),
         wakers: [AtomicWaker::new(), AtomicWaker::new()],
         close_codes: [AtomicU32::new(0), AtomicU32::new(0)],
+        heartbeat: config.keep_alive.then(|| Heartbeat::new(config.idle)),
     });
     // An order given before the relay started is honoured at once.
     let mut ended_by_gateway = None;
@@ -182,7 +193,13 @@ pub async fn relay<T: Totals>(
         let mut orders_open = true;
         loop {
             let last = Duration::from_millis(shared.activity.load(Ordering::Relaxed));
-            let due = last + config.idle;
+            // With keep-alive, a pinged side gets its full time to answer before the idle
+            // limit, which then only ends sessions whose pings could not be written.
+            let limit = match shared.heartbeat {
+                Some(ref h) => config.idle + h.interval,
+                None => config.idle,
+            };
+            let mut due = last + limit;
             let now = start.elapsed();
             if now >= due {
                 shared.order(CloseOrder {
@@ -191,6 +208,23 @@ pub async fn relay<T: Totals>(
                 });
                 return "idle timeout";
             }
+            match shared.heartbeat.as_ref().map(|h| h.next(now)) {
+                None => {}
+                Some(Beat::WaitUntil(ms)) => due = due.min(Duration::from_millis(ms)),
+                // The direction writing to that side sends it at its next frame boundary.
+                Some(Beat::Ping(side)) => {
+                    shared.wakers[1 - side].wake();
+                    continue;
+                }
+                Some(Beat::Unanswered(_)) => {
+                    shared.order(CloseOrder {
+                        code: 1001,
+                        reason: "ping unanswered",
+                    });
+                    return "ping unanswered";
+                }
+            }
+            let due = due.max(now);
             tokio::select! {
                 _ = tokio::time::sleep(due - now) => {}
                 changed = orders.changed(), if orders_open => {
@@ -248,6 +282,14 @@ pub async fn relay<T: Totals>(
     }
 }
 
+/// Why waiting on a read or write was cut short.
+enum Interrupt {
+    /// A close order was given.
+    Stop(CloseOrder),
+    /// A keep-alive ping is wanted towards the destination, which is at a frame boundary.
+    Ping,
+}
+
 /// How writing a chunk to the destination ended.
 enum Written {
     /// All of it went.
@@ -268,24 +310,38 @@ struct Pump<T> {
 }
 
 impl<T: Totals> Pump<T> {
-    /// Relays `prefix`, then what `src` sends, to `dst`; then closes `dst`'s way.
+    /// Relays `prefix`, then what `src` sends, to `dst`; then closes `dst`'s way. With
+    /// keep-alive, the source's bytes go through its [`PongFilter`] and a ping wanted towards
+    /// the destination is written at its next frame boundary.
     async fn run(self, prefix: Bytes, mut src: ReadSide, mut dst: WriteSide) {
         let config = self.shared.config;
         let mut tracker = FrameTracker::new();
+        let mut filter =
+            (self.shared.heartbeat.as_ref()).map(|h| PongFilter::new(h.payload[self.way]));
         let mut buf = vec![0u8; config.buffer];
         let order = 'copy: {
             if !prefix.is_empty() {
                 self.shared.touch();
-                match self.write_out(&mut dst, &prefix, &mut tracker).await {
+                match self
+                    .relay_chunk(&mut dst, &prefix, &mut tracker, &mut filter)
+                    .await
+                {
                     Written::All => {}
                     Written::Stopped(order) => break 'copy Some(order),
                     Written::Failed => return,
                 }
             }
             loop {
-                let read = match self.unless_stopped(src.read(&mut buf)).await {
+                // Never after a close frame went that way (RFC 6455 section 5.5.1).
+                let ping_ok = tracker.at_boundary() && !tracker.close_seen();
+                let read = match self.interruptible(src.read(&mut buf), ping_ok).await {
                     Ok(read) => read,
-                    Err(order) => break 'copy Some(order),
+                    Err(Interrupt::Stop(order)) => break 'copy Some(order),
+                    Err(Interrupt::Ping) => match self.ping(&mut dst).await {
+                        Written::All => continue,
+                        Written::Stopped(order) => break 'copy Some(order),
+                        Written::Failed => return,
+                    },
                 };
                 let n = match read {
                     Ok(0) | Err(_) => {
@@ -304,7 +360,10 @@ impl<T: Totals> Pump<T> {
                     Ok(n) => n,
                 };
                 self.shared.touch();
-                match self.write_out(&mut dst, &buf[..n], &mut tracker).await {
+                match self
+                    .relay_chunk(&mut dst, &buf[..n], &mut tracker, &mut filter)
+                    .await
+                {
                     Written::All => {}
                     Written::Stopped(order) => break 'copy Some(order),
                     Written::Failed => return,
@@ -322,6 +381,42 @@ impl<T: Totals> Pump<T> {
             }
         })
         .await;
+    }
+
+    /// Relays `bytes` the source sent: notes that the source was heard and takes out its
+    /// pongs to the gateway's pings (with keep-alive), then writes the rest.
+    async fn relay_chunk(
+        &self,
+        dst: &mut WriteSide,
+        bytes: &[u8],
+        tracker: &mut FrameTracker,
+        filter: &mut Option<PongFilter>,
+    ) -> Written {
+        let (Some(heartbeat), Some(filter)) = (self.shared.heartbeat.as_ref(), filter.as_mut())
+        else {
+            return self.write_out(dst, bytes, tracker).await;
+        };
+        heartbeat.heard(self.way, self.shared.start.elapsed());
+        match filter.scan(bytes) {
+            Scanned::Pass => self.write_out(dst, bytes, tracker).await,
+            Scanned::Edited(kept) => self.write_out(dst, &kept, tracker).await,
+        }
+    }
+
+    /// Writes the keep-alive ping towards the destination (called at a frame boundary).
+    async fn ping(&self, dst: &mut WriteSide) -> Written {
+        let Some(heartbeat) = self.shared.heartbeat.as_ref() else {
+            return Written::All;
+        };
+        let side = 1 - self.way;
+        let frame = heartbeat.ping_frame(side);
+        // Noted before writing: an answer may come back before the write returns.
+        heartbeat.ping_sent(side, self.shared.start.elapsed());
+        match self.unless_stopped(dst.write_all(&frame)).await {
+            Ok(Ok(())) => Written::All,
+            Ok(Err(_)) => Written::Failed,
+            Err(order) => Written::Stopped(order),
+        }
     }
 
     /// Writes all of `bytes` to `dst`, tracking frames and counting bytes as they go.
@@ -382,6 +477,46 @@ impl<T: Totals> Pump<T> {
                     // The order may have been given before the waker was left.
                     match shared.stop.get() {
                         Some(order) => Poll::Ready(Err(order.clone())),
+                        None => Poll::Pending,
+                    }
+                }
+            }
+        })
+        .await
+    }
+
+    /// Like [`Self::unless_stopped`], and also cut short when `ping_ok` (the destination is
+    /// at a frame boundary) and a keep-alive ping is wanted towards the destination; the
+    /// relay wakes this direction when it wants one.
+    async fn interruptible<O>(
+        &self,
+        io: impl Future<Output = O>,
+        ping_ok: bool,
+    ) -> Result<O, Interrupt> {
+        let mut io = std::pin::pin!(io);
+        let shared = &*self.shared;
+        let due = || {
+            if let Some(order) = shared.stop.get() {
+                return Some(Interrupt::Stop(order.clone()));
+            }
+            let side = 1 - self.way;
+            let ping = ping_ok
+                && shared
+                    .heartbeat
+                    .as_ref()
+                    .is_some_and(|h| h.ping_wanted(side));
+            ping.then_some(Interrupt::Ping)
+        };
+        std::future::poll_fn(|cx| {
+            if let Some(interrupt) = due() {
+                return Poll::Ready(Err(interrupt));
+            }
+            match io.as_mut().poll(cx) {
+                Poll::Ready(out) => Poll::Ready(Ok(out)),
+                Poll::Pending => {
+                    shared.wakers[self.way].register(cx.waker());
+                    match due() {
+                        Some(interrupt) => Poll::Ready(Err(interrupt)),
                         None => Poll::Pending,
                     }
                 }

@@ -5,13 +5,16 @@
 //! `sockway_proto::handshake::validate_request`), so a broken one is refused by the gateway
 //! with the same statuses a sockway server uses. The backend gets an HTTP/1.1 `GET` with
 //! `Upgrade: websocket`, `Connection: Upgrade` and the client's `Sec-WebSocket-Key`,
-//! `-Version`, `-Protocol`, `-Extensions` and `Origin`, plus the forwarding headers. When the
-//! backend answers 101 the client gets 101 with the backend's headers (its
-//! `Sec-WebSocket-Accept` answers the client's own key) and the relay starts; any other
-//! answer is passed back as an ordinary response.
+//! `-Version`, `-Protocol`, `-Extensions` and `Origin`, plus the forwarding headers. A 101
+//! from the backend is checked as a client checks it (RFC 6455 section 4.1, via
+//! `sockway_proto::handshake::validate_response`: `Upgrade: websocket`, `Connection: upgrade`,
+//! `Sec-WebSocket-Accept` for the key sent, only offered subprotocols and extensions); a bad
+//! one gets the client a 502 and the backend connection is closed. A good one gets the client
+//! 101 with the backend's headers (its `Sec-WebSocket-Accept` answers the client's own key)
+//! and the relay starts; any other answer is passed back as an ordinary response.
 //!
 //! A client on HTTP/2 (extended CONNECT, RFC 8441) has no key: the gateway makes one, checks
-//! the backend's accept itself, answers `200` and relays the stream the same way, since
+//! the backend's accept as above, answers `200` and relays the stream the same way, since
 //! RFC 8441 section 5 keeps the frame format of RFC 6455.
 
 use std::sync::atomic::Ordering;
@@ -63,12 +66,15 @@ pub(crate) async fn forward(fwd: Forward, mut request: Request<Incoming>) -> Res
     let mut h = parts.headers;
     headers::remove_hop_by_hop(&mut h);
     headers::set_host(&mut h, &settings.host, &backend, original_host.as_ref());
-    headers::add_forwarded(
+    crate::forwarding::apply(
         &mut h,
-        fwd.conn.peer,
-        fwd.scheme(),
-        fwd.conn.local_port,
-        original_host.as_ref(),
+        crate::forwarding::Hop {
+            peer: fwd.conn.peer,
+            scheme: fwd.scheme(),
+            port: fwd.conn.local_port,
+            host: original_host.as_ref(),
+        },
+        fwd.runtime.trusted_proxies.trusts(fwd.conn.peer.ip()),
     );
     h.insert(UPGRADE, HeaderValue::from_static("websocket"));
     h.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
@@ -132,26 +138,35 @@ pub(crate) async fn forward(fwd: Forward, mut request: Request<Incoming>) -> Res
             .fetch_add(1, Ordering::Relaxed);
         return relay_response(fwd, response);
     }
-    if extended {
-        if let Err(e) = handshake::validate_response(
-            RequestKind::Upgrade,
-            response.status(),
-            response.headers(),
-            &key,
-            &offer.subprotocols,
-            &offer
-                .extensions
-                .iter()
-                .map(|x| x.name.as_str())
-                .collect::<Vec<_>>(),
-        ) {
-            backend
-                .stats
-                .handshakes_failed
-                .fetch_add(1, Ordering::Relaxed);
-            let msg = format!("backend {authority} sent an invalid WebSocket handshake: {e}");
-            return done(fwd, refusal(StatusCode::BAD_GATEWAY, &msg), 0);
-        }
+    // Checked on every path, not only for HTTP/2 clients: a backend that answers 101 to
+    // anything (a plain HTTP server behind a misconfigured rule, or one that lies) would
+    // otherwise turn the client's connection into a raw tunnel past the framing guard and
+    // path routing (WebSocket smuggling). The key is the one the gateway sent: the client's
+    // own on HTTP/1.1, the gateway's on HTTP/2.
+    if let Err(e) = handshake::validate_response(
+        RequestKind::Upgrade,
+        response.status(),
+        response.headers(),
+        &key,
+        &offer.subprotocols,
+        &offer
+            .extensions
+            .iter()
+            .map(|x| x.name.as_str())
+            .collect::<Vec<_>>(),
+    ) {
+        backend
+            .stats
+            .handshakes_failed
+            .fetch_add(1, Ordering::Relaxed);
+        backend.stats.errors.fetch_add(1, Ordering::Relaxed);
+        fwd.shared.metrics.refusal("backend_bad_handshake");
+        tracing::warn!(backend = %authority, error = %e, "backend answered 101 with an invalid WebSocket handshake");
+        // Dropping the response drops its pending upgrade: hyper then drops the backend's
+        // connection instead of handing it over, so it is closed and never reused.
+        drop(response);
+        let msg = format!("backend {authority} sent an invalid WebSocket handshake: {e}");
+        return done(fwd, refusal(StatusCode::BAD_GATEWAY, &msg), 0);
     }
     backend.stats.handshakes_ok.fetch_add(1, Ordering::Relaxed);
     let backend_upgrade = hyper::upgrade::on(&mut response);
@@ -189,6 +204,7 @@ pub(crate) async fn forward(fwd: Forward, mut request: Request<Incoming>) -> Res
         idle: upstream.settings.request_timeout,
         buffer: runtime.limits.relay_buffer_bytes,
         close_grace: runtime.limits.close_grace,
+        keep_alive: upstream.settings.websocket_keep_alive,
     };
     let grace = runtime.limits.close_grace;
     drop(runtime);
@@ -223,7 +239,10 @@ pub(crate) async fn forward(fwd: Forward, mut request: Request<Incoming>) -> Res
         )
         .await;
         backend.stats.sessions.fetch_sub(1, Ordering::Relaxed);
-        if outcome.ended_by_gateway == Some("idle timeout") {
+        if matches!(
+            outcome.ended_by_gateway,
+            Some("idle timeout" | "ping unanswered")
+        ) {
             shared.metrics.idle_closes.fetch_add(1, Ordering::Relaxed);
         }
         SessionRecord {

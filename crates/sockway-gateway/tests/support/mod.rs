@@ -2,6 +2,8 @@
 //! on loopback port 0, a raw WebSocket client, raw HTTP exchanges, and gateway configs.
 #![allow(dead_code)]
 
+pub mod pki;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -73,7 +73,8 @@ impl Connection {
         }
         let receivers = self.open_uploads(&stream_ids);
         let slot = Arc::new(Mutex::new(None));
-        let context = self.context(InvokeRule::ReleaseSlot(slot.clone()));
+        let token = self.ended.child_token();
+        let context = self.context(InvokeRule::ReleaseSlot(slot.clone()), token.clone());
         let bound = match &entry.method {
             Method::Unary(call) => call(context, arguments, receivers).map(Bound::Unary),
             Method::Stream(call) => call(context, arguments, receivers).map(Bound::Stream),
@@ -104,12 +105,21 @@ impl Connection {
                         *slot = Some(permit);
                     }
                 }
+                let registered = invocation_id
+                    .as_ref()
+                    .is_some_and(|id| self.register(id, &token, false));
+                let running = self.running.clone();
                 tokio::spawn(async move {
                     let outcome = AssertUnwindSafe(future).catch_unwind().await;
                     slot.lock().map(|mut slot| slot.take()).ok();
                     let Some(invocation_id) = invocation_id else {
                         return;
                     };
+                    if registered {
+                        if let Ok(mut running) = running.lock() {
+                            running.remove(&invocation_id);
+                        }
+                    }
                     let outcome = match outcome {
                         Ok(Ok(Some(result))) => Outcome::Result(result),
                         Ok(Ok(None)) => Outcome::Void,
@@ -130,15 +140,12 @@ impl Connection {
             }
             Bound::Stream(stream) => {
                 let invocation_id = invocation_id.unwrap_or_default();
-                let token = CancellationToken::new();
-                if let Ok(mut streams) = self.streams.lock() {
-                    streams.insert(invocation_id.clone(), token.clone());
-                }
-                let streams = self.streams.clone();
+                self.register(&invocation_id, &token, true);
+                let running = self.running.clone();
                 tokio::spawn(async move {
                     let outcome = pump(&sink, &invocation_id, stream, &token).await;
-                    if let Ok(mut streams) = streams.lock() {
-                        streams.remove(&invocation_id);
+                    if let Ok(mut running) = running.lock() {
+                        running.remove(&invocation_id);
                     }
                     let completion = HubMessage::Completion(Completion {
                         invocation_id,
@@ -149,6 +156,20 @@ impl Connection {
             }
         }
         Ok(())
+    }
+
+    /// Records a running call under its id so `CancelInvocation` reaches it; a unary call
+    /// whose id is already taken is not recorded (returns false).
+    fn register(&self, invocation_id: &str, token: &CancellationToken, stream: bool) -> bool {
+        let Ok(mut running) = self.running.lock() else {
+            return false;
+        };
+        if !stream && running.contains_key(invocation_id) {
+            return false;
+        }
+        let token = token.clone();
+        running.insert(invocation_id.to_owned(), super::Running { token, stream });
+        true
     }
 
     /// Opens a channel for each stream id the client announced.
@@ -169,11 +190,13 @@ impl Connection {
     /// `maximum_streams_per_client` allows.
     fn stream_refusal(&mut self, invocation_id: Option<&str>, streaming: bool) -> Option<String> {
         self.uploads.retain(|_, sender| !sender.is_closed());
-        let streams = self.streams.lock().ok()?;
-        if let Some(id) = invocation_id.filter(|id| streaming && streams.contains_key(*id)) {
+        let running = self.running.lock().ok()?;
+        let in_use = |id: &&str| running.get(*id).is_some_and(|call| call.stream);
+        if let Some(id) = invocation_id.filter(|id| streaming && in_use(id)) {
             return Some(format!("Invocation ID '{id}' is already in use."));
         }
-        let open = streams.len() + self.uploads.len();
+        let streams = running.values().filter(|call| call.stream).count();
+        let open = streams + self.uploads.len();
         let limit = self.hub.inner.options.maximum_streams_per_client;
         (open >= limit).then(|| {
             format!("Too many streams: this connection already has {open} open (the limit).")

@@ -33,6 +33,13 @@ impl ConnectionHandler for Hub {
     }
 }
 
+/// A running call, for `CancelInvocation` and the stream limit.
+struct Running {
+    token: CancellationToken,
+    /// Whether it is a server-to-client stream.
+    stream: bool,
+}
+
 /// Why the message loop ended.
 enum End {
     /// The client left (its transport is gone, or it sent `Close`): nothing more to send.
@@ -82,7 +89,8 @@ async fn run(hub: Hub, connection: LinkedConnection) {
         protocol,
         buffer,
         uploads: HashMap::new(),
-        streams: Arc::new(Mutex::new(HashMap::new())),
+        running: Arc::new(Mutex::new(HashMap::new())),
+        ended: CancellationToken::new(),
         last_received: Instant::now(),
         last_ack: Instant::now(),
     };
@@ -104,7 +112,7 @@ async fn run(hub: Hub, connection: LinkedConnection) {
     connection.stop();
     lifetime.on_disconnected(info.connection_id.clone()).await;
     if let Some(hook) = &hub.inner.on_disconnected {
-        let context = connection.context(InvokeRule::Free);
+        let context = connection.context(InvokeRule::Free, connection.ended.clone());
         hook(context, error).await;
     }
 }
@@ -159,7 +167,7 @@ async fn connected(hub: &Hub, connection: &Connection) -> Result<(), String> {
     let Some(hook) = &hub.inner.on_connected else {
         return Ok(());
     };
-    hook(connection.context(InvokeRule::Forbidden))
+    hook(connection.context(InvokeRule::Forbidden, connection.ended.clone()))
         .await
         .map_err(|error| format!("Connection closed with an error. HubException: {error}"))
 }
@@ -177,8 +185,11 @@ pub(crate) struct Connection {
     slots: Arc<Semaphore>,
     /// Client-to-server streams by stream id.
     uploads: HashMap<String, mpsc::Sender<StreamEvent>>,
-    /// Server-to-client streams by invocation id, for `CancelInvocation`.
-    streams: Arc<Mutex<HashMap<String, CancellationToken>>>,
+    /// Running invocations and server-to-client streams by invocation id, for
+    /// `CancelInvocation`.
+    running: Arc<Mutex<HashMap<String, Running>>>,
+    /// Cancelled when the connection ends; every call's cancellation is a child of it.
+    ended: CancellationToken,
     last_received: Instant,
     last_ack: Instant,
 }
@@ -189,7 +200,7 @@ impl Connection {
         self.hub.inner.options.tick(stateful)
     }
 
-    pub(crate) fn context(&self, rule: InvokeRule) -> HubContext {
+    pub(crate) fn context(&self, rule: InvokeRule, cancellation: CancellationToken) -> HubContext {
         HubContext::new(
             self.sink.clone(),
             self.info.clone(),
@@ -197,11 +208,14 @@ impl Connection {
             self.hub.inner.lifetime.clone(),
             rule,
             self.hub.inner.options.client_result_timeout,
+            cancellation,
         )
     }
 
+    /// The message loop. Message handling is boxed so that the loop's own future, which every
+    /// idle connection holds, stays small (1.2 KB instead of 2.6 KB for the whole task).
     async fn serve(&mut self, inbound: &mut mpsc::Receiver<Inbound>) -> End {
-        if let Err(end) = self.process().await {
+        if let Err(end) = Box::pin(self.process()).await {
             return end;
         }
         let mut tick = tokio::time::interval(self.tick());
@@ -215,7 +229,7 @@ impl Connection {
                     Some(Inbound::Data(data)) => {
                         self.last_received = Instant::now();
                         self.buffer.extend_from_slice(&data);
-                        if let Err(end) = self.process().await {
+                        if let Err(end) = Box::pin(self.process()).await {
                             return end;
                         }
                     }
@@ -241,7 +255,13 @@ impl Connection {
         loop {
             let message = match self.protocol.parse(&mut self.buffer, limit) {
                 Ok(Some(message)) => message,
-                Ok(None) => return Ok(()),
+                Ok(None) => {
+                    if self.buffer.is_empty() {
+                        // An idle connection keeps no read buffer.
+                        self.buffer = BytesMut::new();
+                    }
+                    return Ok(());
+                }
                 Err(error) => return Err(End::Error(protocol_error(&error))),
             };
             if let Some(mut replay) = self.sink.replay_state() {
@@ -261,9 +281,9 @@ impl Connection {
             HubMessage::StreamItem(item) => self.upload_item(item.invocation_id, item.item).await,
             HubMessage::Completion(completion) => self.completion(completion).await,
             HubMessage::CancelInvocation { invocation_id } => {
-                if let Ok(streams) = self.streams.lock() {
-                    if let Some(token) = streams.get(&invocation_id) {
-                        token.cancel();
+                if let Ok(running) = self.running.lock() {
+                    if let Some(call) = running.get(&invocation_id) {
+                        call.token.cancel();
                     }
                 }
                 Ok(())
@@ -343,14 +363,10 @@ impl Connection {
         }
     }
 
-    /// Ends the connection's streams when it is gone.
+    /// Cancels the connection's calls and streams when it is gone.
     fn stop(&mut self) {
         self.uploads.clear();
-        if let Ok(streams) = self.streams.lock() {
-            for token in streams.values() {
-                token.cancel();
-            }
-        }
+        self.ended.cancel();
     }
 }
 

@@ -13,6 +13,7 @@ use bytes::BytesMut;
 use http::{Request, Response, StatusCode, Uri};
 
 use super::{connection_info, full, lookup, no_cache, not_offered, refusal, text, HubBody};
+use crate::connections::Connection;
 use crate::link::TransportKind;
 use crate::service::HubShared;
 
@@ -39,22 +40,26 @@ async fn poll_inner<B>(
     if !shared.offers(TransportKind::LongPolling) {
         return not_offered(TransportKind::LongPolling);
     }
-    if let Err(refused) = connection.try_attach(TransportKind::LongPolling) {
-        return refusal(refused);
-    }
-    let number = connection.begin_poll();
+    let number = match connection.try_attach(TransportKind::LongPolling) {
+        Ok(number) => number,
+        Err(refused) => return refusal(refused),
+    };
+    // Marks the poll over however it ends, the client going away included, so that the
+    // disconnect timeout counts from then.
+    let _attached = Attached {
+        connection: &connection,
+        number,
+    };
     let info = connection_info(&connection, TransportKind::LongPolling, user, &request);
     if shared.start(&connection, info) {
-        connection.end_poll(number);
         return full(StatusCode::OK, "application/octet-stream", "");
     }
-    let mut superseded = connection.poll.subscribe();
     let outcome = {
         // The poll this one replaces lets go of the queue as soon as it sees the new number.
         let taken = tokio::select! {
             guard = connection.outbound.lock() => Some(guard),
             () = connection.ended.cancelled() => None,
-            _ = superseded.wait_for(|current| *current != number) => None,
+            () = connection.superseded(number) => None,
         };
         match taken {
             None => Outcome::Superseded,
@@ -62,7 +67,7 @@ async fn poll_inner<B>(
                 tokio::select! {
                     biased;
                     () = connection.ended.cancelled() => Outcome::Superseded,
-                    _ = superseded.wait_for(|current| *current != number) => Outcome::Superseded,
+                    () = connection.superseded(number) => Outcome::Superseded,
                     frame = outbound.recv() => match frame {
                         None => Outcome::HubClosed,
                         Some(first) => {
@@ -78,7 +83,6 @@ async fn poll_inner<B>(
             }
         }
     };
-    connection.end_poll(number);
     match outcome {
         Outcome::Data(body) => full(StatusCode::OK, "application/octet-stream", body),
         Outcome::TimedOut => full(StatusCode::OK, "text/plain", ""),
@@ -87,6 +91,17 @@ async fn poll_inner<B>(
             shared.store.remove(&connection);
             text(StatusCode::NO_CONTENT, "")
         }
+    }
+}
+
+struct Attached<'a> {
+    connection: &'a Connection,
+    number: u64,
+}
+
+impl Drop for Attached<'_> {
+    fn drop(&mut self) {
+        self.connection.detach(self.number, false);
     }
 }
 

@@ -3,7 +3,8 @@
 //! and handed to the hub as one [`Inbound::Data`]; 200 when it is delivered. 400 without an
 //! `id`, 404 for a connection that has ended, 405 on a WebSocket connection (ASP.NET Core's
 //! "POST requests are not allowed for WebSocket connections."), 409 while another POST on the
-//! same connection is being read, 413 for a body over the limit.
+//! same connection is being read, 413 for a body over the limit, 408 for one that does not
+//! arrive within the POST timeout.
 
 use std::sync::atomic::Ordering;
 
@@ -52,8 +53,18 @@ where
     }
     let _posting = Posting(&connection.posting);
     let limit = shared.options.max_receive_size;
+    let read = tokio::time::timeout(
+        shared.options.post_timeout,
+        Limited::new(request.into_body(), limit).collect(),
+    );
     let body = tokio::select! {
-        body = Limited::new(request.into_body(), limit).collect() => body,
+        body = read => match body {
+            Ok(body) => body,
+            Err(_) => return text(
+                StatusCode::REQUEST_TIMEOUT,
+                "the request body did not arrive in time",
+            ),
+        },
         () = connection.ended.cancelled() => return gone(),
     };
     let data = match body {

@@ -42,11 +42,12 @@ pub(crate) fn write_event(frame: &[u8], out: &mut BytesMut) {
 struct Attached {
     connection: Arc<Connection>,
     store: ConnectionStore,
+    number: u64,
 }
 
 impl Drop for Attached {
     fn drop(&mut self) {
-        self.connection.detach(false);
+        self.connection.detach(self.number, false);
         self.store.remove(&self.connection);
     }
 }
@@ -70,15 +71,17 @@ pub(crate) fn start<B>(
     if !shared.offers(TransportKind::ServerSentEvents) {
         return not_offered(TransportKind::ServerSentEvents);
     }
-    if let Err(refused) = connection.try_attach(TransportKind::ServerSentEvents) {
-        return refusal(refused);
-    }
+    let number = match connection.try_attach(TransportKind::ServerSentEvents) {
+        Ok(number) => number,
+        Err(refused) => return refusal(refused),
+    };
     let info = connection_info(&connection, TransportKind::ServerSentEvents, user, &request);
     shared.start(&connection, info);
     let state = Stream {
         attached: Attached {
             connection,
             store: shared.store.clone(),
+            number,
         },
         outbound: None,
         preamble: true,

@@ -13,7 +13,8 @@
 use std::sync::Arc;
 
 use http::{Request, Response, StatusCode};
-use sockway::server::{accept, PendingWebSocket, ServerWebSocket};
+use http_body_util::BodyExt as _;
+use sockway::server::{Handshake, PendingWebSocket, ServerWebSocket};
 use sockway::{CloseCode, Message};
 use tokio::sync::mpsc;
 
@@ -52,39 +53,50 @@ pub(crate) fn start<B>(
             Err(unknown) => return unknown.response(),
         }
     };
-    if let Err(refused) = connection.try_attach(TransportKind::WebSockets) {
-        return refusal(refused);
-    }
+    // A malformed handshake is refused before it can displace a socket in use.
+    let handshake = match Handshake::from_request(&mut request) {
+        Ok(handshake) => handshake,
+        Err(rejection) => {
+            if fresh {
+                shared.store.remove(&connection);
+            }
+            return boxed(rejection.into_response());
+        }
+    };
+    let number = match connection.try_attach(TransportKind::WebSockets) {
+        Ok(number) => number,
+        Err(refused) => return refusal(refused),
+    };
     let options = shared
         .options
         .websocket
         .clone()
         .max_message_size(shared.options.max_receive_size);
-    match accept(&mut request, &options) {
+    match handshake.accept(&options) {
         Ok((response, pending)) => {
             let info = connection_info(&connection, TransportKind::WebSockets, user, &request);
-            tokio::spawn(run(shared.clone(), connection, info, pending));
-            response.map(|body| {
-                use http_body_util::BodyExt as _;
-                body.map_err(|never| match never {}).boxed_unsync()
-            })
+            tokio::spawn(run(shared.clone(), connection, number, info, pending));
+            boxed(response)
         }
         Err(rejection) => {
             if fresh {
                 shared.store.remove(&connection);
             } else {
-                connection.detach(false);
+                // A stateful connection may have lost its socket to this attempt: the client
+                // gets the reconnect grace period to try again.
+                connection.detach(number, connection.stateful);
             }
-            let response = rejection.into_response();
-            response.map(|body| {
-                use http_body_util::BodyExt as _;
-                body.map_err(|never| match never {}).boxed_unsync()
-            })
+            boxed(rejection.into_response())
         }
     }
 }
 
+fn boxed(response: Response<sockway::server::Body>) -> Response<HubBody> {
+    response.map(|body| body.map_err(|never| match never {}).boxed_unsync())
+}
+
 /// How a socket ended.
+#[derive(Clone, Copy)]
 enum End {
     /// The client closed with a close frame, or the connection was removed.
     Closed,
@@ -92,40 +104,57 @@ enum End {
     HubClosed,
     /// The socket broke without a close frame: stateful reconnect may follow.
     Lost,
+    /// A newer socket took over the connection (stateful reconnect).
+    Replaced,
 }
 
 async fn run(
     shared: Arc<HubShared>,
     connection: Arc<Connection>,
+    number: u64,
     info: ConnectionInfo,
     pending: PendingWebSocket,
 ) {
     let Ok(mut socket) = pending.await else {
-        finish(&shared, &connection, End::Lost);
+        finish(&shared, &connection, number, End::Lost);
         return;
     };
-    let reconnect = !shared.start(&connection, info);
-    let mut outbound = connection.outbound.clone().lock_owned().await;
-    let Some(inbound) = connection.inbound() else {
+    let end = serve(&shared, &connection, number, info, &mut socket).await;
+    finish(&shared, &connection, number, end);
+    if !matches!(end, End::Lost) {
         let _ = socket.close(CloseCode::NORMAL, "").await;
-        finish(&shared, &connection, End::Closed);
-        return;
+    }
+}
+
+/// Takes the connection's queue (once a socket this one replaces has let go of it), tells
+/// the hub of a reconnect, and pumps.
+async fn serve(
+    shared: &HubShared,
+    connection: &Arc<Connection>,
+    number: u64,
+    info: ConnectionInfo,
+    socket: &mut ServerWebSocket,
+) -> End {
+    let reconnect = !shared.start(connection, info);
+    let mut outbound = tokio::select! {
+        outbound = connection.outbound.lock() => outbound,
+        () = connection.superseded(number) => return End::Replaced,
+        () = connection.ended.cancelled() => return End::Closed,
+    };
+    let Some(inbound) = connection.inbound() else {
+        return End::Closed;
     };
     if reconnect {
         outbound.clear();
-        if inbound.send(Inbound::Reconnected).await.is_err() {
-            let _ = socket.close(CloseCode::NORMAL, "").await;
-            finish(&shared, &connection, End::Closed);
-            return;
+        let told = tokio::select! {
+            sent = inbound.send(Inbound::Reconnected) => sent.is_ok(),
+            () = connection.ended.cancelled() => false,
+        };
+        if !told {
+            return End::Closed;
         }
     }
-    let end = pump(&mut socket, &mut outbound, &inbound, &connection).await;
-    drop(inbound);
-    drop(outbound);
-    if matches!(end, End::HubClosed | End::Closed) {
-        let _ = socket.close(CloseCode::NORMAL, "").await;
-    }
-    finish(&shared, &connection, end);
+    pump(socket, &mut outbound, &inbound, connection, number).await
 }
 
 /// Carries frames both ways until one side ends.
@@ -134,10 +163,12 @@ async fn pump(
     outbound: &mut OutboundReceiver,
     inbound: &mpsc::Sender<Inbound>,
     connection: &Connection,
+    number: u64,
 ) -> End {
     loop {
         tokio::select! {
             () = connection.ended.cancelled() => return End::Closed,
+            () = connection.superseded(number) => return End::Replaced,
             frame = outbound.recv() => {
                 let Some(frame) = frame else {
                     return End::HubClosed;
@@ -174,11 +205,12 @@ async fn pump(
     }
 }
 
-/// Keeps a stateful connection whose socket was lost; ends every other one.
-fn finish(shared: &HubShared, connection: &Connection, end: End) {
+/// Keeps a stateful connection whose socket was lost; ends every other one, unless a newer
+/// socket has taken it over.
+fn finish(shared: &HubShared, connection: &Connection, number: u64, end: End) {
     let keep = matches!(end, End::Lost) && connection.stateful && !connection.hub_done();
-    connection.detach(keep);
-    if !keep {
+    let latest = connection.detach(number, keep);
+    if latest && !keep && !matches!(end, End::Replaced) {
         shared.store.remove(connection);
     }
 }

@@ -32,7 +32,7 @@ pub enum Event {
 }
 
 /// A stand-in for the hub: echoes every `Inbound::Data`; `close` closes the connection,
-/// `binary` switches to binary frames, `burst` queues `1`, `2`, `3` at once; a reconnect is
+/// `panic` panics, `binary` switches to binary frames, `burst` queues `1`, `2`, `3` at once; a reconnect is
 /// answered with `reconnected`.
 pub struct Echo(pub mpsc::UnboundedSender<Event>);
 
@@ -58,6 +58,7 @@ impl ConnectionHandler for Echo {
                             return;
                         }
                         b"binary" => outbound.set_transfer_format(TransferFormat::Binary),
+                        b"panic" => panic!("the stand-in hub was asked to panic"),
                         b"burst" => {
                             for frame in [&b"1"[..], b"2", b"3"] {
                                 let _ = outbound.try_send(Bytes::from_static(frame));

@@ -1,0 +1,152 @@
+//! `sockway hub`: the sample chat hub. `/` serves a chat page (user, message, Send, the list
+//! of messages, like the SignalR tutorial's page) that loads the official SignalR JavaScript
+//! client and talks to the hub at `/chatHub` (`sockway_hub::sample::chat_hub`: the methods
+//! of the ASP.NET Core SignalR docs' samples) over WebSockets, Server-Sent Events or long
+//! polling, JSON or MessagePack.
+//!
+//! The client script comes from cdnjs by default; `--signalr-js FILE` serves a local copy
+//! (the npm package's `dist/browser/signalr.js`) at `/js/signalr.js` instead, for machines
+//! without Internet access. It runs on the [`sockway::server::Server`] runner (HTTP/1.1 and
+//! HTTP/2 on one port) and stops gracefully on Ctrl-C or SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use http::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE};
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use sockway::server::{service_fn, Body, Server, ServerOptions, StopSignals};
+use sockway_hub::sample::chat_hub;
+use sockway_hub::{HttpOptions, HubService};
+use tokio::net::TcpListener;
+
+/// The chat page; `{{SIGNALR_JS}}` becomes the client script's URL.
+const PAGE: &str = include_str!("hub/index.html");
+
+/// Where the page loads the client from by default (the version the SignalR tutorial of
+/// ASP.NET Core 8 uses).
+const CDN_SIGNALR_JS: &str =
+    "https://cdnjs.cloudflare.com/ajax/libs/microsoft-signalr/8.0.7/signalr.min.js";
+
+/// Where a local copy given with `--signalr-js` is served.
+const LOCAL_SIGNALR_JS: &str = "/js/signalr.js";
+
+/// The largest client script `--signalr-js` accepts (the npm bundle is about 0.5 MB).
+const MAX_SCRIPT_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Flags of `sockway hub`.
+#[derive(Debug, clap::Args)]
+pub struct HubArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:5000")]
+    listen: SocketAddr,
+    /// Serve this copy of the SignalR JavaScript client (e.g. the npm package's
+    /// dist/browser/signalr.js) at /js/signalr.js and load it from there instead of the CDN.
+    #[arg(long, value_name = "FILE")]
+    signalr_js: Option<PathBuf>,
+}
+
+/// What the pages next to the hub serve.
+#[derive(Clone)]
+struct Pages {
+    page: Bytes,
+    script: Option<Bytes>,
+}
+
+/// Serves until Ctrl-C or SIGTERM, then closes open connections and returns.
+pub async fn run(args: HubArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let script = match &args.signalr_js {
+        Some(path) => Some(read_script(path).await?),
+        None => None,
+    };
+    let source = if script.is_some() {
+        LOCAL_SIGNALR_JS
+    } else {
+        CDN_SIGNALR_JS
+    };
+    let pages = Pages {
+        page: Bytes::from(PAGE.replace("{{SIGNALR_JS}}", source)),
+        script,
+    };
+    let hub = chat_hub();
+    let options = HttpOptions::default().stateful_reconnect(true);
+    let app = HubService::new("/chatHub", hub, options).fallback(service_fn(move |request| {
+        serve_page(request, pages.clone())
+    }));
+
+    // Before the address is announced, so a signal sent right after it is acted on.
+    let stop_signals = StopSignals::install();
+    let listener = TcpListener::bind(args.listen).await?;
+    let address = listener.local_addr()?;
+    tracing::info!(
+        page = %format!("http://{address}/"),
+        hub = %format!("http://{address}/chatHub"),
+        signalr_js = source,
+        "hub server listening"
+    );
+    Server::new(ServerOptions::default())
+        .signals(stop_signals)
+        .serve(listener, app)
+        .await;
+    tracing::info!("hub server stopped");
+    Ok(())
+}
+
+async fn read_script(path: &PathBuf) -> Result<Bytes, Box<dyn std::error::Error>> {
+    let size = tokio::fs::metadata(path)
+        .await
+        .map_err(|error| format!("--signalr-js {}: {error}", path.display()))?
+        .len();
+    if size > MAX_SCRIPT_BYTES {
+        return Err(format!(
+            "--signalr-js {}: {size} bytes is over the limit of {MAX_SCRIPT_BYTES}",
+            path.display()
+        )
+        .into());
+    }
+    let bytes = tokio::fs::read(path)
+        .await
+        .map_err(|error| format!("--signalr-js {}: {error}", path.display()))?;
+    Ok(Bytes::from(bytes))
+}
+
+/// `/` and `/js/signalr.js`; 404 elsewhere.
+async fn serve_page(request: Request<Incoming>, pages: Pages) -> Response<Body> {
+    let path = request.uri().path();
+    let body = match (path, &pages.script) {
+        ("/", _) => Some((pages.page, "text/html; charset=utf-8")),
+        (LOCAL_SIGNALR_JS, Some(script)) => {
+            Some((script.clone(), "application/javascript; charset=utf-8"))
+        }
+        _ => None,
+    };
+    let Some((body, content_type)) = body else {
+        return text(
+            StatusCode::NOT_FOUND,
+            "not found: the chat page is at /, the hub at /chatHub\n",
+        );
+    };
+    if !matches!(*request.method(), Method::GET | Method::HEAD) {
+        let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");
+        response
+            .headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return response;
+    }
+    let mut response = Response::new(Body::new(body));
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+fn text(status: StatusCode, message: &'static str) -> Response<Body> {
+    let mut response = Response::new(Body::new(Bytes::from_static(message.as_bytes())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
