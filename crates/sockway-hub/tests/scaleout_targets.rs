@@ -242,3 +242,34 @@ async fn a_connection_no_server_holds_is_a_clear_error() {
         .unwrap()
         .contains("does not exist on any server"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_lists_group_members_and_user_connections_on_every_server() {
+    let redis = RedisServer::start().await;
+    let servers = fleet(&redis, 3, options()).await;
+    let mut members = Vec::new();
+    for (index, user) in ["dora", "dora", "eli", "dora"].into_iter().enumerate() {
+        let mut client = HubClient::connect(&servers[index % 3], Some(user)).await;
+        if user == "dora" {
+            client.ok("Join", json!(["room"])).await;
+        }
+        members.push(client);
+    }
+    let mut room: Vec<String> = [0, 1, 3].map(|index| members[index].id.clone()).to_vec();
+    room.sort();
+    for server in &servers {
+        let presence = server.manager.group_presence("room").await;
+        assert!(presence.is_complete(), "{presence:?}");
+        assert_eq!(presence.servers_expected, 3);
+        assert_eq!(presence.connections, room);
+        let dora = server.manager.user_presence("dora").await;
+        assert_eq!(dora.connections, room);
+        let eli = server.manager.user_presence("eli").await;
+        assert_eq!(eli.connections, vec![members[2].id.clone()]);
+        assert_eq!(server.manager.group_presence("empty").await.count(), 0);
+    }
+    members[1].ok("Leave", json!(["room"])).await;
+    let presence = servers[2].manager.group_presence("room").await;
+    assert_eq!(presence.count(), 2);
+    assert!(!presence.connections.contains(&members[1].id));
+}

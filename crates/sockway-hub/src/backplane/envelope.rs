@@ -53,6 +53,23 @@ pub(crate) enum Body {
         invocation_id: String,
         result: Result<WireValue, String>,
     },
+    /// Asks every server for its connections in a group or of a user; each answers `query`
+    /// on the origin's server channel.
+    PresenceQuery { query: u64, of: PresenceOf },
+    /// One server's answer to a [`Body::PresenceQuery`].
+    PresenceReply {
+        query: u64,
+        connections: Vec<String>,
+    },
+}
+
+/// Whose connections a presence query asks for.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) enum PresenceOf {
+    /// The members of a group.
+    Group(String),
+    /// The connections of a user.
+    User(String),
 }
 
 /// A hub message framed in each protocol it could be encoded in.

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use rand::RngCore as _;
+use tokio::sync::mpsc;
 
 use super::envelope::{Body, Envelope, Frames, WireTarget, WireValue};
 use super::remote::Waiters;
@@ -27,12 +28,16 @@ pub struct ScaleOutOptions {
     /// How long adding or removing a connection held by another server waits for that
     /// server's acknowledgement: 30 seconds, the threshold of ASP.NET Core's Redis `AckHandler`.
     pub group_ack_timeout: Duration,
+    /// How long a presence query waits for the other servers' answers: 5 seconds. A server
+    /// that has not answered by then is left out, and the answer says it is incomplete.
+    pub presence_timeout: Duration,
 }
 
 impl Default for ScaleOutOptions {
     fn default() -> Self {
         ScaleOutOptions {
             group_ack_timeout: Duration::from_secs(30),
+            presence_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -40,35 +45,37 @@ impl Default for ScaleOutOptions {
 /// What this server holds, mirrored from its [`LocalLifetimeManager`] to decide which channels
 /// it must hear.
 #[derive(Debug, Default)]
-struct Held {
-    connections: HashMap<String, Arc<ConnectionSink>>,
-    groups: HashMap<String, HashSet<String>>,
-    users: HashMap<String, usize>,
+pub(super) struct Held {
+    pub(super) connections: HashMap<String, Arc<ConnectionSink>>,
+    pub(super) groups: HashMap<String, HashSet<String>>,
+    pub(super) users: HashMap<String, usize>,
 }
 
 /// A client-result invocation of another server, on a connection of this one.
 #[derive(Debug)]
-struct Hosted {
-    connection: String,
-    origin: String,
-    protocol: Protocol,
+pub(super) struct Hosted {
+    pub(super) connection: String,
+    pub(super) origin: String,
+    pub(super) protocol: Protocol,
 }
 
 /// Routes a hub's messages across every server that shares a [`Backplane`]: each target
 /// reaches each intended connection once, on whichever server holds it.
 pub struct ScaleOutLifetimeManager {
-    id: String,
-    backplane: Arc<dyn Backplane>,
-    local: LocalLifetimeManager,
-    options: ScaleOutOptions,
-    held: Mutex<Held>,
+    pub(super) id: String,
+    pub(super) backplane: Arc<dyn Backplane>,
+    pub(super) local: LocalLifetimeManager,
+    pub(super) options: ScaleOutOptions,
+    pub(super) held: Mutex<Held>,
     /// Serializes group and connection changes, so a channel is subscribed exactly while a
     /// local member needs it.
     membership: tokio::sync::Mutex<()>,
     last_id: AtomicU64,
-    acks: Waiters<Result<(), String>>,
-    invocations: Waiters<Result<Value, String>>,
-    hosted: Mutex<HashMap<String, Hosted>>,
+    pub(super) acks: Waiters<Result<(), String>>,
+    pub(super) invocations: Waiters<Result<Value, String>>,
+    pub(super) hosted: Mutex<HashMap<String, Hosted>>,
+    /// Presence queries of this server waiting for answers.
+    pub(super) queries: Mutex<HashMap<u64, mpsc::Sender<Vec<String>>>>,
 }
 
 impl std::fmt::Debug for ScaleOutLifetimeManager {
@@ -80,13 +87,13 @@ impl std::fmt::Debug for ScaleOutLifetimeManager {
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn missing(connection_id: &str) -> HubError {
+pub(super) fn missing(connection_id: &str) -> HubError {
     HubError::new(format!(
         "Connection '{connection_id}' does not exist on any server."
     ))
@@ -121,6 +128,7 @@ impl ScaleOutLifetimeManager {
             acks: Waiters::default(),
             invocations: Waiters::default(),
             hosted: Mutex::default(),
+            queries: Mutex::default(),
         });
         let prefix = manager.backplane.channel_prefix();
         let server = channels::server(prefix, &manager.id);
@@ -150,21 +158,21 @@ impl ScaleOutLifetimeManager {
         self.backplane.stats()
     }
 
-    fn prefix(&self) -> &str {
+    pub(super) fn prefix(&self) -> &str {
         self.backplane.channel_prefix()
     }
 
-    fn sink(&self, connection_id: &str) -> Option<Arc<ConnectionSink>> {
+    pub(super) fn sink(&self, connection_id: &str) -> Option<Arc<ConnectionSink>> {
         lock(&self.held).connections.get(connection_id).cloned()
     }
 
-    fn next_id(&self) -> u64 {
+    pub(super) fn next_id(&self) -> u64 {
         self.last_id.fetch_add(1, Ordering::Relaxed) + 1
     }
 
     /// Publishes `body` on `channel`; an envelope that cannot be encoded is logged and
     /// counts as dropped.
-    fn publish(&self, channel: String, body: Body) -> BoxFuture<'static, Published> {
+    pub(super) fn publish(&self, channel: String, body: Body) -> BoxFuture<'static, Published> {
         let envelope = Envelope {
             origin: self.id.clone(),
             body,
@@ -278,7 +286,11 @@ impl ScaleOutLifetimeManager {
 
     /// Adds a local connection to a group, hearing the group's channel first if it is the
     /// server's first member there.
-    async fn join_local(&self, connection_id: &str, group: &str) -> Result<(), HubError> {
+    pub(super) async fn join_local(
+        &self,
+        connection_id: &str,
+        group: &str,
+    ) -> Result<(), HubError> {
         let _membership = self.membership.lock().await;
         if self.sink(connection_id).is_none() {
             return Err(missing(connection_id));
@@ -300,7 +312,11 @@ impl ScaleOutLifetimeManager {
 
     /// Removes a local connection from a group, no longer hearing the group's channel if it
     /// was the server's last member there.
-    async fn leave_local(&self, connection_id: &str, group: &str) -> Result<(), HubError> {
+    pub(super) async fn leave_local(
+        &self,
+        connection_id: &str,
+        group: &str,
+    ) -> Result<(), HubError> {
         let _membership = self.membership.lock().await;
         self.local
             .remove_from_group(connection_id.to_owned(), group.to_owned())
@@ -453,7 +469,12 @@ impl ScaleOutLifetimeManager {
         }
     }
 
-    fn reply(&self, origin: &str, invocation_id: String, result: Result<WireValue, String>) {
+    pub(super) fn reply(
+        &self,
+        origin: &str,
+        invocation_id: String,
+        result: Result<WireValue, String>,
+    ) {
         let channel = channels::server(self.prefix(), origin);
         let body = Body::InvokeResult {
             invocation_id,
@@ -579,131 +600,5 @@ impl HubLifetimeManager for ScaleOutLifetimeManager {
             return Box::pin(std::future::ready(true));
         }
         self.local.set_client_result(connection_id, completion)
-    }
-}
-
-impl ScaleOutLifetimeManager {
-    /// Handles one message from another server.
-    async fn receive(self: &Arc<Self>, payload: &[u8]) {
-        let envelope = match Envelope::decode(payload) {
-            Ok(envelope) => envelope,
-            Err(error) => {
-                tracing::warn!(%error, "backplane: skipped a message that is not a hub envelope");
-                return;
-            }
-        };
-        if envelope.origin == self.id {
-            return;
-        }
-        let origin = envelope.origin;
-        match envelope.body {
-            Body::Send {
-                target,
-                index,
-                frames,
-            } => {
-                let target = self.local_target(target, index as usize);
-                let message = Arc::new(frames.into_message());
-                if let Err(error) = self.local.send(target, message).await {
-                    tracing::warn!(%error, "backplane: a message from another server failed");
-                }
-            }
-            Body::Group {
-                connection,
-                group,
-                add,
-                ack,
-            } => {
-                let manager = self.clone();
-                tokio::spawn(async move {
-                    let result = if add {
-                        manager.join_local(&connection, &group).await
-                    } else if manager.sink(&connection).is_some() {
-                        manager.leave_local(&connection, &group).await
-                    } else {
-                        Err(missing(&connection))
-                    };
-                    let channel = channels::server(manager.prefix(), &origin);
-                    let error = result.err().map(|error| error.message().to_owned());
-                    drop(manager.publish(channel, Body::GroupAck { ack, error }));
-                });
-            }
-            Body::GroupAck { ack, error } => {
-                self.acks
-                    .resolve(&ack.to_string(), error.map_or(Ok(()), Err));
-            }
-            Body::Invoke {
-                connection,
-                invocation_id,
-                frames,
-            } => self.host_invocation(origin, connection, invocation_id, frames),
-            Body::InvokeResult {
-                invocation_id,
-                result,
-            } => {
-                let result = result.and_then(WireValue::into_value);
-                self.invocations.resolve(&invocation_id, result);
-            }
-        }
-    }
-
-    /// The local share of a target that came through the backplane: for several groups, the
-    /// members of the group the copy came through that are in no group before it.
-    fn local_target(&self, target: WireTarget, index: usize) -> Target {
-        match target {
-            WireTarget::Groups(groups) => {
-                let held = lock(&self.held);
-                let earlier: HashSet<&String> = groups
-                    .iter()
-                    .take(index)
-                    .filter_map(|group| held.groups.get(group))
-                    .flatten()
-                    .collect();
-                let ids = groups
-                    .get(index)
-                    .and_then(|group| held.groups.get(group))
-                    .into_iter()
-                    .flatten()
-                    .filter(|id| !earlier.contains(id))
-                    .cloned()
-                    .collect();
-                Target::Connections(ids)
-            }
-            WireTarget::Users(users) => match users.into_iter().nth(index) {
-                Some(user) => Target::User(user),
-                None => Target::Connections(Vec::new()),
-            },
-            other => other.into(),
-        }
-    }
-
-    fn host_invocation(
-        &self,
-        origin: String,
-        connection: String,
-        invocation_id: String,
-        frames: Frames,
-    ) {
-        let Some(sink) = self.sink(&connection) else {
-            self.reply(
-                &origin,
-                invocation_id,
-                Err(missing(&connection).to_string()),
-            );
-            return;
-        };
-        lock(&self.hosted).insert(
-            invocation_id.clone(),
-            Hosted {
-                connection: connection.clone(),
-                origin: origin.clone(),
-                protocol: sink.protocol(),
-            },
-        );
-        if sink.send_shared(&frames.into_message()).is_err() {
-            lock(&self.hosted).remove(&invocation_id);
-            let error = format!("Connection '{connection}' disconnected.");
-            self.reply(&origin, invocation_id, Err(error));
-        }
     }
 }

@@ -10,7 +10,9 @@
 
 mod channels;
 mod envelope;
+mod inbox;
 mod manager;
+mod presence;
 mod queue;
 mod redis;
 mod remote;
@@ -20,6 +22,7 @@ use futures_util::future::BoxFuture;
 use tokio::sync::mpsc;
 
 pub use manager::{ScaleOutLifetimeManager, ScaleOutOptions};
+pub use presence::Presence;
 pub use redis::{RedisBackplane, RedisOptions};
 
 /// How the engine took a published message.
