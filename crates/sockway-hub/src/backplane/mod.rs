@@ -12,6 +12,7 @@ mod channels;
 mod envelope;
 mod inbox;
 mod manager;
+mod metrics;
 mod presence;
 mod queue;
 mod redis;
@@ -64,6 +65,9 @@ pub struct BackplaneStats {
     pub reconnects: u64,
     /// Servers that heard the fleet channel at the last check (every second while connected).
     pub servers: u64,
+    /// The round trips of every publish the engine accepted, added up, in microseconds (with
+    /// `published`, the mean backplane round trip).
+    pub publish_micros: u64,
 }
 
 /// A publish/subscribe engine that hub servers share.

@@ -106,6 +106,7 @@ struct Shared {
     received: AtomicU64,
     reconnects: AtomicU64,
     servers: AtomicU64,
+    publish_micros: AtomicU64,
     stop: CancellationToken,
 }
 
@@ -145,6 +146,7 @@ impl RedisBackplane {
             received: AtomicU64::new(0),
             reconnects: AtomicU64::new(0),
             servers: AtomicU64::new(0),
+            publish_micros: AtomicU64::new(0),
             stop: stop.clone(),
         });
         let (commands, command_rx) = mpsc::channel(256);
@@ -232,6 +234,7 @@ impl Backplane for RedisBackplane {
             dropped,
             reconnects: shared.reconnects.load(Ordering::Relaxed),
             servers: shared.servers.load(Ordering::Relaxed),
+            publish_micros: shared.publish_micros.load(Ordering::Relaxed),
         }
     }
 }
@@ -335,6 +338,7 @@ async fn drain(
             }
             continue;
         };
+        let started = std::time::Instant::now();
         let result = redis::cmd("PUBLISH")
             .arg(&item.channel)
             .arg(&item.payload[..])
@@ -343,6 +347,8 @@ async fn drain(
         match result {
             Ok(receivers) => {
                 shared.published.fetch_add(1, Ordering::Relaxed);
+                let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+                shared.publish_micros.fetch_add(micros, Ordering::Relaxed);
                 item.answer(Published::Delivered(receivers));
             }
             Err(error) => {
