@@ -173,7 +173,7 @@ function selected(options) {
     "concurrent_large",
     "oversize_message",
   ];
-  names.push(options.statefulReconnect ? "stateful_reconnect" : "auto_reconnect");
+  names.push(...(options.statefulReconnect ? ["stateful_reconnect", "stateful_cuts"] : ["auto_reconnect"]));
   return names;
 }
 

@@ -414,6 +414,58 @@ async function statefulReconnect(ctx) {
   return { connectionId: id, proxied: proxy.accepted, onTheWire, handled: a.inbox.of("ReceiveMessage").length };
 }
 
+/**
+ * Stateful reconnect under traffic: B invokes 300 broadcasts and A sends 300 while A's socket
+ * is cut again and again (up to five times; each cut waits until A is back and has received
+ * something over its new socket, as the client tries one reconnect per drop). Every message
+ * reaches every connection once, in order, and A never sees onclose.
+ */
+async function statefulCuts(ctx) {
+  const { proxy, url } = await ctx.proxy();
+  const methods = ["ReceiveMessage"];
+  const a = await ctx.connect("A", { url, methods });
+  const b = await ctx.connect("B", { methods });
+  const tag = nonce();
+  const texts = [...Array(300).keys()].map((i) => `${i} ${tag}`);
+  let sending = true;
+  let cuts = 0;
+  const fromB = (async () => {
+    for (const text of texts) await invoke(b, "SendMessage", "B", text);
+  })();
+  const fromA = (async () => {
+    for (const text of texts) {
+      await bounded(a.connection.send("SendMessage", "A", text), "A: send");
+      await sleep(2);
+    }
+  })();
+  const cutter = (async () => {
+    for (let k = 0; k < 5 && sending; k++) {
+      await sleep(100);
+      const accepted = proxy.accepted;
+      const received = a.inbox.of("ReceiveMessage").length;
+      cuts += proxy.cut();
+      await waitUntil(
+        () => !sending || (proxy.accepted > accepted && a.inbox.of("ReceiveMessage").length > received),
+        `A back after cut ${k + 1}`,
+      );
+    }
+  })();
+  await bounded(Promise.all([fromB, fromA]), "300 messages each way across the cuts", 60000);
+  sending = false;
+  await cutter;
+  await bounded(a.connection.invoke("SendMessage", "A", `end ${tag}`), "A: invoke after the cuts", 30000);
+  await invoke(b, "SendMessage", "B", `end ${tag}`);
+  await a.inbox.waitFor("ReceiveMessage", ["B", `end ${tag}`], "A");
+  await b.inbox.waitFor("ReceiveMessage", ["A", `end ${tag}`], "B");
+  const all = [...texts, `end ${tag}`];
+  assertEqual(textsFrom(a, "B"), all, "what A got from B");
+  assertEqual(textsFrom(a, "A"), all, "what A got from itself");
+  assertEqual(textsFrom(b, "A"), all, "what B got from A");
+  assertEqual(a.closed, [], "A's onclose calls");
+  assert(cuts >= 2, `only ${cuts} cut(s) happened during the traffic`);
+  return { cuts, proxied: proxy.accepted, onTheWire: seenOfType(a, signalR.MessageType.Invocation).length };
+}
+
 /** Every scenario by name. */
 const ALL = {
   send_message: sendMessage,
@@ -431,6 +483,7 @@ const ALL = {
   idle_keepalive: idleKeepalive,
   auto_reconnect: autoReconnect,
   stateful_reconnect: statefulReconnect,
+  stateful_cuts: statefulCuts,
 };
 
 module.exports = { ALL };

@@ -71,9 +71,14 @@ pub async fn run(args: HubArgs) -> Result<(), Box<dyn std::error::Error>> {
     };
     let hub = chat_hub();
     let options = HttpOptions::default().stateful_reconnect(true);
-    let app = HubService::new("/chatHub", hub, options).fallback(service_fn(move |request| {
-        serve_page(request, pages.clone())
-    }));
+    let server = Server::new(ServerOptions::default());
+    // On Ctrl-C or SIGTERM every hub connection ends at once: sockets close, event streams
+    // end, waiting polls get 204.
+    let app = HubService::new("/chatHub", hub, options)
+        .close_on(&server.shutdown_handle())
+        .fallback(service_fn(move |request| {
+            serve_page(request, pages.clone())
+        }));
 
     // Before the address is announced, so a signal sent right after it is acted on.
     let stop_signals = StopSignals::install();
@@ -85,10 +90,7 @@ pub async fn run(args: HubArgs) -> Result<(), Box<dyn std::error::Error>> {
         signalr_js = source,
         "hub server listening"
     );
-    Server::new(ServerOptions::default())
-        .signals(stop_signals)
-        .serve(listener, app)
-        .await;
+    server.signals(stop_signals).serve(listener, app).await;
     tracing::info!("hub server stopped");
     Ok(())
 }

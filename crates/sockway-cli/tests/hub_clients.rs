@@ -6,8 +6,8 @@
 //! order, sends the client batches beyond 32 KiB, one message over the 32 KiB limit (a Close
 //! naming it, other connections undisturbed), skip-negotiation over WebSockets, automatic
 //! reconnect after the transport is dropped, and stateful reconnect across a dropped socket
-//! with no message lost or duplicated. Each test starts its own server on a free loopback
-//! port.
+//! with no message lost or duplicated (once, and cut after cut under traffic). Each test
+//! starts its own server on a free loopback port.
 //!
 //! Needs the peers installed (`scripts/install-peers.sh`) and `SOCKWAY_PEERS_NODE_DIR`
 //! pointing at `tests/peers` (`scripts/test-all.sh` sets it); without that variable the tests
@@ -121,7 +121,7 @@ async fn websockets_stateful_reconnect_json() {
             "json",
             "--stateful-reconnect",
         ],
-        &["stateful_reconnect"],
+        &["stateful_reconnect", "stateful_cuts"],
     )
     .await;
 }
@@ -136,7 +136,7 @@ async fn websockets_stateful_reconnect_messagepack() {
             "messagepack",
             "--stateful-reconnect",
         ],
-        &["stateful_reconnect"],
+        &["stateful_reconnect", "stateful_cuts"],
     )
     .await;
 }

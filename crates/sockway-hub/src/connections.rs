@@ -45,9 +45,24 @@ pub(crate) enum TransportRefusal {
     CannotChange,
 }
 
-/// The store is full: the service answers 503.
+/// Why the store takes no new connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct StoreFull;
+pub(crate) enum StoreRefusal {
+    /// It holds `max_connections` already.
+    Full,
+    /// The server is shutting down.
+    Closing,
+}
+
+impl StoreRefusal {
+    /// What the client is told.
+    pub fn reason(self) -> &'static str {
+        match self {
+            StoreRefusal::Full => "The server holds as many connections as it allows.",
+            StoreRefusal::Closing => "The server is shutting down.",
+        }
+    }
+}
 
 #[derive(Debug)]
 struct State {
@@ -188,6 +203,7 @@ struct StoreInner {
     connections: Mutex<HashMap<String, Arc<Connection>>>,
     limits: StoreLimits,
     sweeper: AtomicBool,
+    closing: AtomicBool,
 }
 
 /// Every connection this server holds, by token. Cheap to clone.
@@ -204,6 +220,7 @@ impl ConnectionStore {
                 connections: Mutex::new(HashMap::new()),
                 limits,
                 sweeper: AtomicBool::new(false),
+                closing: AtomicBool::new(false),
             }),
         }
     }
@@ -214,7 +231,7 @@ impl ConnectionStore {
         token: String,
         id: String,
         stateful: bool,
-    ) -> Result<Arc<Connection>, StoreFull> {
+    ) -> Result<Arc<Connection>, StoreRefusal> {
         self.start_sweeper();
         let limits = &self.inner.limits;
         let (inbound_tx, inbound_rx) = mpsc::channel(limits.inbound_capacity.max(1));
@@ -239,8 +256,11 @@ impl ConnectionStore {
             }),
         });
         let mut connections = lock(&self.inner.connections);
+        if self.inner.closing.load(Ordering::Acquire) {
+            return Err(StoreRefusal::Closing);
+        }
         if connections.len() >= limits.max_connections {
-            return Err(StoreFull);
+            return Err(StoreRefusal::Full);
         }
         connections.insert(token, connection.clone());
         Ok(connection)
@@ -271,6 +291,17 @@ impl ConnectionStore {
         connection.closer.close();
         connection.ended.cancel();
         drop(removed);
+    }
+
+    /// Ends every connection and takes no new one: event streams end, waiting polls get
+    /// 204, sockets close, and the hub sees every inbound channel close (ASP.NET Core's
+    /// `HttpConnectionManager.CloseConnections` when the application stops).
+    pub fn close_all(&self) {
+        self.inner.closing.store(true, Ordering::Release);
+        let all: Vec<Arc<Connection>> = lock(&self.inner.connections).values().cloned().collect();
+        for connection in all {
+            self.remove(&connection);
+        }
     }
 
     /// The hub finished with `connection`. A connection with no request attached goes now,
@@ -384,7 +415,7 @@ mod tests {
         assert!(!socket.is_current(first));
 
         let plain = store.create("w".into(), "w".into(), false);
-        assert_eq!(plain.err(), Some(StoreFull), "the limit is 2");
+        assert_eq!(plain.err(), Some(StoreRefusal::Full), "the limit is 2");
     }
 
     #[tokio::test]
@@ -394,7 +425,13 @@ mod tests {
         store.create("b".into(), "b".into(), false).unwrap();
         assert_eq!(
             store.create("c".into(), "c".into(), false).err(),
-            Some(StoreFull)
+            Some(StoreRefusal::Full)
+        );
+        store.close_all();
+        assert_eq!(store.len(), 0);
+        assert_eq!(
+            store.create("d".into(), "d".into(), false).err(),
+            Some(StoreRefusal::Closing)
         );
         let (mut inbound, _outbound) = a.take_link().unwrap();
         let closed = tokio::time::timeout(Duration::from_secs(20), inbound.recv()).await;

@@ -143,15 +143,8 @@ pub(crate) async fn handle<B>(shared: &HubShared, request: Request<B>) -> Respon
                 stateful,
                 shared.options.token_lifetime,
             );
-            if shared
-                .store
-                .create(token.clone(), id.clone(), stateful)
-                .is_err()
-            {
-                return json(
-                    ERROR_STATUS,
-                    error_body("The server holds as many connections as it allows."),
-                );
+            if let Err(refused) = shared.store.create(token.clone(), id.clone(), stateful) {
+                return json(ERROR_STATUS, error_body(refused.reason()));
             }
             let token = (query.version > 0).then_some(token.as_str());
             success_body(

@@ -10,10 +10,12 @@ pub struct HubOptions {
     /// Core's `HandshakeTimeout`, 15 seconds).
     pub handshake_timeout: Duration,
     /// A `Ping` is sent when nothing else was sent for this long (`KeepAliveInterval`, 15
-    /// seconds).
+    /// seconds); never over long polling, whose poll cycle keeps the connection alive (the
+    /// reference's inherent keep-alive).
     pub keep_alive_interval: Duration,
     /// The connection is closed when the client sent nothing at all for this long
-    /// (`ClientTimeoutInterval`, 30 seconds).
+    /// (`ClientTimeoutInterval`, 30 seconds). As in the reference, the clock starts with the
+    /// client's first `Ping`: a client that never pings is not timed out by the hub.
     pub client_timeout_interval: Duration,
     /// The largest hub message a client may send, in bytes (`MaximumReceiveMessageSize`, 32
     /// KiB); a larger one closes the connection with an error saying so.

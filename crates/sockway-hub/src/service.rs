@@ -29,7 +29,7 @@ use futures_util::FutureExt as _;
 use http::header::ACCEPT;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt as _;
-use sockway::server::{is_websocket_request, AcceptOptions};
+use sockway::server::{is_websocket_request, AcceptOptions, ShutdownHandle};
 use tower_service::Service;
 
 use crate::auth::{resolve_user, Authenticator, SharedAuthenticator};
@@ -314,6 +314,28 @@ impl<S> HubService<S> {
     /// How many connections the hub holds.
     pub fn connection_count(&self) -> usize {
         self.shared.store.len()
+    }
+
+    /// Ends every connection and takes no new one, as ASP.NET Core does when the application
+    /// stops: event streams end, waiting polls get 204, sockets close, negotiate answers with
+    /// an error. Call it when the server shuts down, or use [`Self::close_on`].
+    pub fn close_all(&self) {
+        self.shared.store.close_all();
+    }
+
+    /// Calls [`Self::close_all`] when `shutdown` fires (the runner's graceful shutdown), so
+    /// Server-Sent Events and long-polling clients learn at once instead of at the end of the
+    /// drain. Call it inside the tokio runtime.
+    pub fn close_on(self, shutdown: &ShutdownHandle) -> Self {
+        let shared = Arc::downgrade(&self.shared);
+        let fired = shutdown.wait();
+        tokio::spawn(async move {
+            fired.await;
+            if let Some(shared) = shared.upgrade() {
+                shared.store.close_all();
+            }
+        });
+        self
     }
 }
 

@@ -145,8 +145,36 @@ async fn a_silent_client_times_out_with_an_error() {
         ..HubOptions::default()
     });
     let mut client = connect(&hub, "a").await;
+    client.send(json!({"type": 6})).await;
     let error = error_of(&client.closed().await);
     assert!(error.contains("client timeout"), "{error}");
+}
+
+#[tokio::test]
+async fn a_client_that_never_pinged_is_not_timed_out() {
+    let hub = chat_hub_with(HubOptions {
+        client_timeout_interval: Duration::from_millis(50),
+        ..HubOptions::default()
+    });
+    let mut client = connect(&hub, "a").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    client.invoke("1", "Echo", json!(["still here"])).await;
+    assert_eq!(completion(&mut client, "1").await["result"], "still here");
+}
+
+#[tokio::test]
+async fn long_polling_gets_no_keep_alive_pings() {
+    let hub = chat_hub_with(HubOptions {
+        keep_alive_interval: Duration::from_millis(20),
+        ..HubOptions::default()
+    });
+    let mut polling = info("a", false);
+    polling.transport = TransportKind::LongPolling;
+    let mut client = connect_with(&hub, polling, 64, 1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    client.invoke("1", "Echo", json!(["x"])).await;
+    let first = client.next_any().await;
+    assert_eq!(first["invocationId"], "1", "no ping first: {first}");
 }
 
 #[tokio::test]

@@ -17,7 +17,9 @@ use tokio_util::sync::CancellationToken;
 use crate::args::StreamEvent;
 use crate::clients::InvokeRule;
 use crate::context::Items;
-use crate::link::{ConnectionHandler, ConnectionInfo, Inbound, LinkedConnection, Outbound};
+use crate::link::{
+    ConnectionHandler, ConnectionInfo, Inbound, LinkedConnection, Outbound, TransportKind,
+};
 use crate::protocol::{HubMessage, Incoming, Protocol, ProtocolError};
 use crate::replay::Receive;
 use crate::serialized::is_trackable;
@@ -92,6 +94,7 @@ async fn run(hub: Hub, connection: LinkedConnection) {
         running: Arc::new(Mutex::new(HashMap::new())),
         ended: CancellationToken::new(),
         last_received: Instant::now(),
+        timeout_armed: false,
         last_ack: Instant::now(),
     };
     let end = match connected(&hub, &connection).await {
@@ -191,6 +194,11 @@ pub(crate) struct Connection {
     /// Cancelled when the connection ends; every call's cancellation is a child of it.
     ended: CancellationToken,
     last_received: Instant,
+    /// Whether the client timeout runs: from the client's first `Ping`, as the reference's
+    /// `StartClientTimeout`, so a client that never pings (the JavaScript client over long
+    /// polling, whose poll cycle is its keep-alive) is not timed out; the transport's
+    /// disconnect timeout ends it when it is gone.
+    timeout_armed: bool,
     last_ack: Instant,
 }
 
@@ -288,7 +296,10 @@ impl Connection {
                 }
                 Ok(())
             }
-            HubMessage::Ping => Ok(()),
+            HubMessage::Ping => {
+                self.timeout_armed = true;
+                Ok(())
+            }
             HubMessage::Close(_) => Err(End::Left),
             HubMessage::Ack { sequence_id } => {
                 self.sink.ack(sequence_id);
@@ -309,7 +320,8 @@ impl Connection {
     fn housekeeping(&mut self, check_timeout: bool) -> Result<(), End> {
         let options = &self.hub.inner.options;
         let timeout = options.client_timeout_interval;
-        if check_timeout && self.last_received.elapsed() >= timeout {
+        let timed_out = self.timeout_armed && self.last_received.elapsed() >= timeout;
+        if check_timeout && timed_out {
             return Err(End::Error(format!(
                 "Connection closed with an error. The client sent no message for {} ms \
                  (the client timeout).",
@@ -333,8 +345,11 @@ impl Connection {
             }
             self.sink.flush().map_err(|_| End::Closed)?;
         }
+        // Long polling keeps itself alive (the reference's `HasInherentKeepAlive`): a ping
+        // would only end every pending poll early.
+        let inherent = self.info.transport == TransportKind::LongPolling;
         let keep_alive = options.keep_alive_interval.as_millis() as u64;
-        if self.sink.idle_for(keep_alive) {
+        if !inherent && self.sink.idle_for(keep_alive) {
             self.control(HubMessage::Ping)?;
         }
         Ok(())

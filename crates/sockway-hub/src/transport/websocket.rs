@@ -1,7 +1,8 @@
 //! WebSockets (`TransportProtocols.md`, "WebSockets (Full Duplex)"), over HTTP/1.1 upgrades
 //! and HTTP/2 extended CONNECT (RFC 8441) alike.
 //!
-//! - No `id`: negotiation was skipped, a fresh connection starts (503 when the server is full).
+//! - No `id`: negotiation was skipped, a fresh connection starts (503 when the server is full
+//!   or shutting down).
 //! - An `id` this server does not hold: 404. One whose socket is open: 409. One that used
 //!   another transport: 400, as ASP.NET Core answers.
 //! - Frames go out as text or binary messages, as the hub's transfer format says.
@@ -40,12 +41,7 @@ pub(crate) fn start<B>(
         let (id, token) = new_identity(&options.token_key, 1, false, options.token_lifetime);
         match shared.store.create(token, id, false) {
             Ok(connection) => connection,
-            Err(_) => {
-                return text(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "the server holds as many connections as it allows",
-                )
-            }
+            Err(refused) => return text(StatusCode::SERVICE_UNAVAILABLE, refused.reason()),
         }
     } else {
         match lookup(shared, request.uri()) {

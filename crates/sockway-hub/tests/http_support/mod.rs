@@ -80,7 +80,10 @@ impl ConnectionHandler for Echo {
 pub struct TestServer {
     pub addr: SocketAddr,
     pub events: mpsc::UnboundedReceiver<Event>,
-    stop: ShutdownHandle,
+    /// The hub service being served (to call `close_all`).
+    pub hub: HubService,
+    /// Starts the runner's graceful shutdown (the hub ends its connections on it).
+    pub stop: ShutdownHandle,
 }
 
 impl Drop for TestServer {
@@ -93,7 +96,6 @@ impl TestServer {
     /// Serves `/hub` with `options`; other paths get 404.
     pub async fn start(options: HttpOptions) -> Self {
         let (tx, events) = mpsc::unbounded_channel();
-        let hub = HubService::new("/hub", Echo(tx), options);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let server = Server::new(
@@ -102,8 +104,14 @@ impl TestServer {
                 .drain_timeout(Duration::from_secs(1)),
         );
         let stop = server.shutdown_handle();
-        tokio::spawn(server.serve(listener, hub));
-        Self { addr, events, stop }
+        let hub = HubService::new("/hub", Echo(tx), options).close_on(&stop);
+        tokio::spawn(server.serve(listener, hub.clone()));
+        Self {
+            addr,
+            events,
+            hub,
+            stop,
+        }
     }
 
     /// The next event, or a failure after [`LIMIT`].
@@ -227,6 +235,16 @@ pub async fn read_response(mut stream: TcpStream) -> HttpResponse {
         .expect("no complete response in time")
         .unwrap();
     parse(&raw)
+}
+
+/// Reads a response to its end, or `None` if the connection broke before a whole head came.
+pub async fn try_read_response(mut stream: TcpStream) -> Option<HttpResponse> {
+    let mut raw = Vec::new();
+    tokio::time::timeout(LIMIT, stream.read_to_end(&mut raw))
+        .await
+        .expect("the connection neither answered nor closed in time")
+        .ok()?;
+    find(&raw, b"\r\n\r\n").map(|_| parse(&raw))
 }
 
 /// Splits a raw response into status, headers and (de-chunked) body.
