@@ -11,14 +11,18 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use sockway::server::{service_fn, Body, Server, ServerOptions, StopSignals};
-use sockway_hub::sample::chat_hub;
-use sockway_hub::{HttpOptions, HubService};
+use sockway_hub::backplane::{
+    RedisBackplane, RedisOptions, ScaleOutLifetimeManager, ScaleOutOptions,
+};
+use sockway_hub::sample::{chat_hub, chat_hub_builder};
+use sockway_hub::{HttpOptions, Hub, HubOptions, HubService};
 use tokio::net::TcpListener;
 
 /// The chat page; `{{SIGNALR_JS}}` becomes the client script's URL.
@@ -45,6 +49,11 @@ pub struct HubArgs {
     /// dist/browser/signalr.js) at /js/signalr.js and load it from there instead of the CDN.
     #[arg(long, value_name = "FILE")]
     signalr_js: Option<PathBuf>,
+    /// Run as one server of a fleet: sends, groups and client results go through the Redis
+    /// server at this URL (e.g. redis://127.0.0.1:6379/), so the clients of every server that
+    /// uses it reach each other. The server starts even while Redis is down, and says so.
+    #[arg(long, value_name = "URL")]
+    redis: Option<String>,
 }
 
 /// What the pages next to the hub serve.
@@ -69,7 +78,10 @@ pub async fn run(args: HubArgs) -> Result<(), Box<dyn std::error::Error>> {
         page: Bytes::from(PAGE.replace("{{SIGNALR_JS}}", source)),
         script,
     };
-    let hub = chat_hub();
+    let hub = match &args.redis {
+        None => chat_hub(),
+        Some(url) => fleet_hub(url).await?,
+    };
     let options = HttpOptions::default().stateful_reconnect(true);
     let server = Server::new(ServerOptions::default());
     // On Ctrl-C or SIGTERM every hub connection ends at once: sockets close, event streams
@@ -93,6 +105,22 @@ pub async fn run(args: HubArgs) -> Result<(), Box<dyn std::error::Error>> {
     server.signals(stop_signals).serve(listener, app).await;
     tracing::info!("hub server stopped");
     Ok(())
+}
+
+/// The chat hub routing through the Redis backplane at `url`.
+async fn fleet_hub(url: &str) -> Result<Hub, Box<dyn std::error::Error>> {
+    let backplane = RedisBackplane::start(RedisOptions::new(url))
+        .map_err(|error| format!("--redis {url}: {error}"))?;
+    let manager =
+        ScaleOutLifetimeManager::start(Arc::new(backplane), ScaleOutOptions::default()).await?;
+    tracing::info!(
+        redis = url,
+        server = manager.server_id(),
+        "hub scale-out through Redis"
+    );
+    Ok(chat_hub_builder(HubOptions::default())
+        .lifetime_manager(manager)
+        .build())
 }
 
 async fn read_script(path: &PathBuf) -> Result<Bytes, Box<dyn std::error::Error>> {
