@@ -8,7 +8,7 @@ mod scaleout_support;
 use std::time::Duration;
 
 use serde_json::json;
-use sockway_hub::backplane::RedisOptions;
+use sockway_hub::backplane::{RedisOptions, ScaleOutOptions};
 use sockway_hub::token::TokenKey;
 
 use scaleout_support::{fleet, HubClient, HubServer, RedisServer};
@@ -136,4 +136,38 @@ async fn a_server_started_while_redis_is_down_keeps_retrying_and_joins_when_it_i
     assert_eq!(client.receive().await, "hello");
     sender.ok("ToAll", json!(["everyone"])).await;
     assert_eq!(client.receive().await, "everyone");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_change_nobody_can_acknowledge_during_an_outage_is_a_clear_error() {
+    let mut redis = RedisServer::start().await;
+    let key = TokenKey::random();
+    let scale = ScaleOutOptions {
+        group_ack_timeout: Duration::from_millis(500),
+        ..ScaleOutOptions::default()
+    };
+    let asking = HubServer::start_with(&redis.url(), &key, options(), scale).await;
+    let holding = HubServer::start(&redis.url(), &key, options()).await;
+    asking.connected().await;
+    holding.connected().await;
+    let mut asker = HubClient::connect(&asking, None).await;
+    let held = HubClient::connect(&holding, None).await;
+    asker.ok("AddOther", json!([held.id, "g"])).await;
+
+    redis.kill();
+    asking
+        .until("the outage is noticed", |stats| !stats.connected)
+        .await;
+    let completion = asker.call("RemoveOther", json!([held.id, "g"])).await;
+    let error = completion["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains(&format!(
+            "The server holding connection '{}' did not acknowledge removing it from group 'g' \
+             within 500 ms.",
+            held.id
+        )),
+        "{completion}"
+    );
+    asker.ok("ToAll", json!(["local still works"])).await;
+    assert_eq!(asker.receive().await, "local still works");
 }

@@ -255,13 +255,23 @@ impl Drop for HubServer {
 impl HubServer {
     /// A server at `/hub` on a loopback port, routing through Redis at `url`.
     pub async fn start(url: &str, key: &TokenKey, redis: RedisOptions) -> Self {
+        Self::start_with(url, key, redis, ScaleOutOptions::default()).await
+    }
+
+    /// The same, with the routing layer's settings.
+    pub async fn start_with(
+        url: &str,
+        key: &TokenKey,
+        redis: RedisOptions,
+        scale: ScaleOutOptions,
+    ) -> Self {
         let options = RedisOptions {
             url: url.to_owned(),
             ..redis
         };
         let backplane: Arc<dyn Backplane> =
             Arc::new(RedisBackplane::start(options).expect("a Redis URL"));
-        let manager = ScaleOutLifetimeManager::start(backplane, ScaleOutOptions::default())
+        let manager = ScaleOutLifetimeManager::start(backplane, scale)
             .await
             .expect("the backplane is free");
         let http = HttpOptions::default()
