@@ -1,8 +1,8 @@
-//! The client role: a sockway client connects to a test server listening on loopback and runs
-//! a small application, an echo, so that the test server can see what the client received:
-//! either every whole message back as one message ([`ClientApi::Messages`]), or every piece
-//! received into a small buffer back as a fragment ([`ClientApi::Buffer`], the seeds'
-//! `ReceiveAsync` loop). The application's own view of the end (clean close with a status, or
+//! The client role: a sockway client connects to a test server listening on loopback and runs a
+//! small application, an echo, so that the test server can see what the client received: either
+//! every whole message back as one message ([`ClientApi::Messages`]), or every piece received into
+//! a small buffer back as a fragment ([`ClientApi::Buffer`], the `ReceiveAsync` loop of ASP.NET
+//! Core's WebSockets sample). The application's own view of the end (clean close with a status, or
 //! failure with a close code) is checked too.
 
 use std::net::SocketAddr;

@@ -2,7 +2,7 @@
 // Two headless Chromium pages chat with each other through the sample hub of `sockway hub`,
 // as two people would: both load the chat page at `/` (which loads the official SignalR
 // JavaScript client from the server and connects to /chatHub), page 1 sends a message, both
-// pages list it, page 2 answers, both list that too. The page is the SignalR tutorial's:
+// pages list it, page 2 answers, both list that too (each message once). The page is the SignalR tutorial's:
 // inputs #userInput and #messageInput, button #sendButton (disabled until the connection is
 // up), list #messagesList with one <li> per message naming the user and the text.
 //
@@ -130,6 +130,15 @@ async function main() {
     await send(second, "Bob", answer);
     await waitForListed(second, "page 2", "Bob", answer);
     await waitForListed(first, "page 1", "Bob", answer);
+    // Once each: a message listed twice would mean a duplicate delivery (or a second
+    // connection opened by the page).
+    for (const [label, page] of [["page 1", first], ["page 2", second]]) {
+      const items = await listed(page);
+      for (const text of [hello, answer]) {
+        const copies = items.filter((item) => item.includes(text)).length;
+        if (copies !== 1) throw new Error(`${label} lists ${JSON.stringify(text)} ${copies} times: ${JSON.stringify(items)}`);
+      }
+    }
     report(scenario, { page1: await listed(first), page2: await listed(second) });
 
     scenario = "no_page_errors";

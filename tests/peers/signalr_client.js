@@ -15,6 +15,7 @@
 //   --stateful-reconnect  every connection asks for stateful reconnect; adds the
 //                         stateful_reconnect scenario and leaves out auto_reconnect
 // Env:   SIGNALR_LOG  the client's log level on stderr (Trace..None, default Warning)
+//        SOCKWAY_HUB_PID  the server's process id, for the server_shutdown scenario
 // Exit:  0 when every scenario passed; 1 (the failures summed up on stderr) otherwise;
 //        2 on bad usage.
 //
@@ -91,7 +92,8 @@ function parseArgs(argv) {
 /**
  * What every scenario gets: `connect(label, opts)` opens a hub connection with the run's
  * transport, protocol and flags (opts: `url` to go elsewhere, e.g. through a proxy;
- * `negotiate: true` to negotiate even in skip-negotiation mode; `reconnect: true` for
+ * `negotiate: true` to negotiate even in skip-negotiation mode; `transport` to use another
+ * transport than the run's (with the run's protocol); `reconnect: true` for
  * withAutomaticReconnect; `methods` to record in an Inbox), and every connection it opened
  * is stopped when the scenario ends.
  */
@@ -121,7 +123,7 @@ function makeContext(options) {
         options.protocol === "messagepack" ? new MessagePackHubProtocol() : new signalR.JsonHubProtocol();
       const builder = new signalR.HubConnectionBuilder()
         .withUrl(opts.url || options.hubUrl, {
-          transport: signalR.HttpTransportType[options.transport],
+          transport: signalR.HttpTransportType[opts.transport || options.transport],
           skipNegotiation: skip,
         })
         .withHubProtocol(support.tapProtocol(protocol, seen))
@@ -149,8 +151,8 @@ function makeContext(options) {
 }
 
 /**
- * The scenarios this run executes, in order. `idle_keepalive` (35 s of silence) runs only
- * when named with --only.
+ * The scenarios this run executes, in order. Run only when named with --only:
+ * `idle_keepalive` (35 s of silence) and `server_shutdown` (sends SIGTERM to the server).
  */
 function selected(options) {
   if (options.only) {

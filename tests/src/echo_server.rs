@@ -1,8 +1,9 @@
-//! An in-process sockway echo server on loopback, built the way an application would build
-//! one: hyper serving HTTP/1.1 and HTTP/2, [`sockway::server::accept`] on every request (a
-//! route dedicated to WebSockets, so refusals come from the library), and an echo loop on one
-//! of the socket's receive APIs ([`EchoMode`]); the default is the seeds' loop that returns
-//! every frame as it arrives, keeping message boundaries (as `sockway echo` does).
+//! An in-process sockway echo server on loopback, built the way an application would build one:
+//! hyper serving HTTP/1.1 and HTTP/2, [`sockway::server::accept`] on every request (a route
+//! dedicated to WebSockets, so refusals come from the library), and an echo loop on one of the
+//! socket's receive APIs ([`EchoMode`]); the default is the loop of ASP.NET Core's WebSockets
+//! sample, which returns every frame as it arrives, keeping message boundaries (as `sockway echo`
+//! does).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -23,7 +24,7 @@ pub enum EchoMode {
     /// `recv` / `send`: whole messages.
     Messages,
     /// `receive` into a buffer of this many bytes / `send_fragment` of what it got: the
-    /// seeds' `ReceiveAsync` loop.
+    /// `ReceiveAsync` loop of ASP.NET Core's WebSockets sample.
     Buffer(usize),
 }
 

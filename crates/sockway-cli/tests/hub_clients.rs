@@ -142,29 +142,33 @@ async fn websockets_stateful_reconnect_messagepack() {
 }
 
 /// 35 s without a message from the client (over the hub's 30 s client timeout and the
-/// client's own 30 s server timeout): the connection stays up on the server's keep-alive
-/// pings. WebSockets and Server-Sent Events; over long polling the JS client sends no pings at
-/// all (its polls are the keep-alive) and the hub still times it out, so that run waits for
-/// the hub to start the client timeout at the client's first ping, as the reference does.
+/// client's own 30 s server timeout): the connection stays up. Over WebSockets and
+/// Server-Sent Events on the server's keep-alive pings; over long polling the JS client sends
+/// no pings at all (its polls are the keep-alive), and the hub, as the reference, starts the
+/// client timeout only at the client's first Ping. The three wait side by side, on one server.
 #[tokio::test]
-async fn idle_websockets_connection_stays_up() {
-    node_scenarios(
-        &["--transport", "WebSockets", "--only", "idle_keepalive"],
-        &["idle_keepalive"],
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn idle_server_sent_events_connection_stays_up() {
-    node_scenarios(
-        &[
-            "--transport",
-            "ServerSentEvents",
-            "--only",
-            "idle_keepalive",
-        ],
-        &["idle_keepalive"],
-    )
-    .await;
+async fn idle_connections_stay_up_on_every_transport() {
+    let Some(peers) = peers_dir() else {
+        return;
+    };
+    let mut hub = start_hub(&peers).await;
+    let run = |transport: &str| {
+        let args = [
+            hub.hub_url(),
+            "--transport".into(),
+            transport.into(),
+            "--only".into(),
+            "idle_keepalive".into(),
+        ];
+        let peers = peers.clone();
+        async move { run_node(&peers, "signalr_client.js", &args).await }
+    };
+    let (websockets, sse, long_polling) = tokio::join!(
+        run("WebSockets"),
+        run("ServerSentEvents"),
+        run("LongPolling")
+    );
+    for run in [websockets, sse, long_polling] {
+        assert_scenarios(&run, &["idle_keepalive"], &mut hub);
+    }
 }

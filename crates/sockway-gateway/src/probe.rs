@@ -26,7 +26,7 @@ use tokio::task::JoinHandle;
 use crate::config::{ProbeProtocol, Protocol};
 use crate::pool::{Backend, Upstream};
 use crate::proxy::backend;
-use crate::proxy::frames::{close_frame, FrameTracker};
+use crate::proxy::boundary::{close_frame, FrameTracker};
 use crate::tls;
 
 /// The `User-Agent` of probes.

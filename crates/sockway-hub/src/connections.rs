@@ -52,6 +52,8 @@ pub(crate) enum StoreRefusal {
     Full,
     /// The server is shutting down.
     Closing,
+    /// A connection with this token exists already.
+    Exists,
 }
 
 impl StoreRefusal {
@@ -60,6 +62,7 @@ impl StoreRefusal {
         match self {
             StoreRefusal::Full => "The server holds as many connections as it allows.",
             StoreRefusal::Closing => "The server is shutting down.",
+            StoreRefusal::Exists => "The connection exists already.",
         }
     }
 }
@@ -261,6 +264,9 @@ impl ConnectionStore {
         }
         if connections.len() >= limits.max_connections {
             return Err(StoreRefusal::Full);
+        }
+        if connections.contains_key(&token) {
+            return Err(StoreRefusal::Exists);
         }
         connections.insert(token, connection.clone());
         Ok(connection)

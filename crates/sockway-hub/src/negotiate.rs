@@ -211,12 +211,8 @@ pub(crate) fn new_identity(
     stateful: bool,
     lifetime: std::time::Duration,
 ) -> (String, String) {
-    let (token, claims) = token::issue(key, stateful, lifetime);
-    if version == 0 {
-        (token.clone(), token)
-    } else {
-        (claims.connection_id, token)
-    }
+    let (token, claims) = token::issue(key, version, stateful, lifetime);
+    (claims.public_id(&token), token)
 }
 
 #[cfg(test)]

@@ -53,6 +53,7 @@ pub struct HttpOptions {
     pub(crate) max_connections: usize,
     pub(crate) token_key: TokenKey,
     pub(crate) token_lifetime: Duration,
+    pub(crate) adopt_signed_tokens: bool,
     pub(crate) authenticator: Option<SharedAuthenticator>,
     pub(crate) websocket: AcceptOptions,
 }
@@ -71,6 +72,7 @@ impl std::fmt::Debug for HttpOptions {
             .field("inbound_capacity", &self.inbound_capacity)
             .field("max_connections", &self.max_connections)
             .field("token_lifetime", &self.token_lifetime)
+            .field("adopt_signed_tokens", &self.adopt_signed_tokens)
             .field("authenticator", &self.authenticator.is_some())
             .finish_non_exhaustive()
     }
@@ -95,6 +97,7 @@ impl Default for HttpOptions {
             max_connections: 100_000,
             token_key: TokenKey::random(),
             token_lifetime: Duration::from_secs(24 * 60 * 60),
+            adopt_signed_tokens: false,
             authenticator: None,
             websocket: AcceptOptions::default(),
         }
@@ -182,9 +185,23 @@ impl HttpOptions {
         self
     }
 
-    /// How long a token may start a connection on a server that does not hold it yet (24 h).
+    /// The expiry written into each token (24 h from negotiate). This server finds the
+    /// connections it holds by token whatever the expiry; the expiry is for a server that
+    /// does not hold the connection (scale-out, issue #17), which can then tell a stale
+    /// token from a live one without asking anyone ([`crate::token::verify`] reports it).
     pub fn token_lifetime(mut self, lifetime: Duration) -> Self {
         self.token_lifetime = lifetime;
+        self
+    }
+
+    /// Lets a WebSocket whose token this server did not issue, but that carries the shared
+    /// key's signature and has not expired, start its connection here (off by default: the
+    /// transport spec answers an unknown id with 404). For a fleet sharing one
+    /// [`token_key`](Self::token_key) behind a balancer without affinity (issue #17):
+    /// negotiate on one server, the socket on another. Server-Sent Events and long polling
+    /// still need the server that holds the connection.
+    pub fn adopt_signed_tokens(mut self, adopt: bool) -> Self {
+        self.adopt_signed_tokens = adopt;
         self
     }
 

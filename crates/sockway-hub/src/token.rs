@@ -29,6 +29,7 @@ const TOKEN_BYTES: usize = BODY_BYTES + MAC_BYTES;
 /// The length of an encoded token; anything else is refused before decoding.
 const ENCODED_LEN: usize = (TOKEN_BYTES * 4).div_ceil(3);
 const FLAG_STATEFUL: u8 = 1;
+const FLAG_VERSION_0: u8 = 2;
 
 /// The key that signs connection tokens. Random per process by default; give every server of
 /// a fleet the same key ([`TokenKey::from_secret`]) so each accepts the others' tokens.
@@ -69,20 +70,30 @@ pub struct TokenClaims {
     pub connection_id: String,
     /// Whether the client asked for stateful reconnect and the server allowed it.
     pub stateful_reconnect: bool,
+    /// The negotiate version the token was issued under: with 0 the client knows no other
+    /// id than the token itself, so that is the connection's public id.
+    pub negotiate_version: u32,
     /// When the token stops being able to start a connection on a server that does not hold it.
     pub expires: SystemTime,
 }
 
-/// A new random public connection id: 16 random bytes, base64url (22 characters).
-pub fn new_connection_id() -> String {
-    let mut id = [0u8; CONNECTION_ID_BYTES];
-    rand::rng().fill_bytes(&mut id);
-    URL_SAFE_NO_PAD.encode(id)
+impl TokenClaims {
+    /// The id other clients know the connection by: the token itself under negotiate
+    /// version 0, else the id it carries.
+    pub fn public_id(&self, token: &str) -> String {
+        if self.negotiate_version == 0 {
+            token.to_owned()
+        } else {
+            self.connection_id.clone()
+        }
+    }
 }
 
-/// Issues a token for a new connection: its public id, the token, and the claims it carries.
+/// Issues a token for a new connection under `negotiate_version` (0 or 1) with a new random
+/// 16-byte connection id: the token, and the claims it carries.
 pub fn issue(
     key: &TokenKey,
+    negotiate_version: u32,
     stateful_reconnect: bool,
     lifetime: Duration,
 ) -> (String, TokenClaims) {
@@ -96,7 +107,12 @@ pub fn issue(
         .map_or(0, |since| since.as_secs());
     let mut body = [0u8; TOKEN_BYTES];
     body[0] = FORMAT;
-    body[1] = if stateful_reconnect { FLAG_STATEFUL } else { 0 };
+    body[1] = if stateful_reconnect { FLAG_STATEFUL } else { 0 }
+        | if negotiate_version == 0 {
+            FLAG_VERSION_0
+        } else {
+            0
+        };
     body[2..2 + CONNECTION_ID_BYTES].copy_from_slice(&id);
     body[2 + CONNECTION_ID_BYTES..BODY_BYTES].copy_from_slice(&seconds.to_be_bytes());
     let tag = hmac::sign(&key.0, &body[..BODY_BYTES]);
@@ -104,6 +120,7 @@ pub fn issue(
     let claims = TokenClaims {
         connection_id: URL_SAFE_NO_PAD.encode(id),
         stateful_reconnect,
+        negotiate_version: u32::from(negotiate_version != 0),
         expires: UNIX_EPOCH + Duration::from_secs(seconds),
     };
     (URL_SAFE_NO_PAD.encode(body), claims)
@@ -135,6 +152,7 @@ pub fn verify(key: &TokenKey, token: &str) -> Option<TokenClaims> {
     Some(TokenClaims {
         connection_id: URL_SAFE_NO_PAD.encode(&bytes[2..2 + CONNECTION_ID_BYTES]),
         stateful_reconnect: bytes[1] & FLAG_STATEFUL != 0,
+        negotiate_version: u32::from(bytes[1] & FLAG_VERSION_0 == 0),
         expires: UNIX_EPOCH + Duration::from_secs(u64::from_be_bytes(seconds)),
     })
 }
@@ -146,9 +164,17 @@ mod tests {
     #[test]
     fn a_token_verifies_under_its_key_only() {
         let key = TokenKey::random();
-        let (token, claims) = issue(&key, true, Duration::from_secs(60));
+        let (token, claims) = issue(&key, 1, true, Duration::from_secs(60));
         assert_eq!(verify(&key, &token), Some(claims.clone()));
         assert!(claims.stateful_reconnect);
+        assert_eq!(claims.public_id(&token), claims.connection_id);
+        let (old, claims) = issue(&key, 0, false, Duration::from_secs(60));
+        assert_eq!(verify(&key, &old), Some(claims.clone()));
+        assert_eq!(
+            claims.public_id(&old),
+            old,
+            "version 0 knows only the token"
+        );
         assert_eq!(claims.connection_id.len(), 22);
         assert_eq!(verify(&TokenKey::random(), &token), None);
     }
@@ -157,14 +183,14 @@ mod tests {
     fn shared_secrets_accept_each_others_tokens() {
         let a = TokenKey::from_secret(b"a shared secret of the whole fleet");
         let b = TokenKey::from_secret(b"a shared secret of the whole fleet");
-        let (token, claims) = issue(&a, false, Duration::from_secs(60));
+        let (token, claims) = issue(&a, 1, false, Duration::from_secs(60));
         assert_eq!(verify(&b, &token), Some(claims));
     }
 
     #[test]
     fn altered_or_malformed_tokens_are_refused() {
         let key = TokenKey::random();
-        let (token, _) = issue(&key, false, Duration::from_secs(60));
+        let (token, _) = issue(&key, 1, false, Duration::from_secs(60));
         let mut bytes = token.clone().into_bytes();
         bytes[5] = if bytes[5] == b'A' { b'B' } else { b'A' };
         let altered = String::from_utf8(bytes).unwrap();

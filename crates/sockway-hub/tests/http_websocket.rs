@@ -258,3 +258,13 @@ async fn a_hub_that_panics_ends_its_connection_only() {
     other.send_text("unaffected").await.unwrap();
     assert_eq!(next(&mut other).await, Message::text("unaffected"));
 }
+
+#[tokio::test]
+async fn frames_queued_together_arrive_as_separate_messages_in_order() {
+    let server = TestServer::start(HttpOptions::default()).await;
+    let mut socket = connect(&ws_url(server.addr, "")).await.unwrap();
+    socket.send_text("burst").await.unwrap();
+    for expected in ["1", "2", "3"] {
+        assert_eq!(next(&mut socket).await, Message::text(expected));
+    }
+}

@@ -2,6 +2,7 @@
 //! number of pieces, and encoding with the minimal length form that section 5.2 requires.
 
 use crate::error::ProtocolError;
+use crate::mask::apply_mask;
 
 /// The largest header: 2 fixed bytes, 8 bytes of extended length, 4 bytes of masking key.
 pub const MAX_HEADER_LEN: usize = 14;
@@ -89,44 +90,21 @@ impl FrameHeader {
         let [b0, b1, ..] = *buf else {
             return Ok(None);
         };
+        // Both refusals come as soon as the bytes they judge are in, before the masking key.
         let opcode =
             OpCode::from_bits(b0 & 0x0F).ok_or(ProtocolError::ReservedOpcode(b0 & 0x0F))?;
-        let masked = b1 & 0x80 != 0;
-        let (payload_len, len_bytes) = match b1 & 0x7F {
-            126 => match buf.get(2..4) {
-                Some(b) => (u64::from(u16::from_be_bytes([b[0], b[1]])), 2),
-                None => return Ok(None),
-            },
-            127 => match buf.get(2..10) {
-                Some(b) => {
-                    let mut raw = [0u8; 8];
-                    raw.copy_from_slice(b);
-                    let len = u64::from_be_bytes(raw);
-                    if len >> 63 != 0 {
-                        return Err(ProtocolError::LengthTopBitSet);
-                    }
-                    (len, 8)
-                }
-                None => return Ok(None),
-            },
-            small => (u64::from(small), 0),
-        };
-        let mut header_len = 2 + len_bytes;
-        let mask = if masked {
-            let Some(key) = buf.get(header_len..header_len + 4) else {
-                return Ok(None);
-            };
-            header_len += 4;
-            Some([key[0], key[1], key[2], key[3]])
-        } else {
-            None
+        if b1 & 0x7F == 127 && buf.len() >= 10 && buf[2] & 0x80 != 0 {
+            return Err(ProtocolError::LengthTopBitSet);
+        }
+        let Some((raw, header_len)) = RawFrameHeader::parse(buf) else {
+            return Ok(None);
         };
         let header = Self {
-            fin: b0 & 0x80 != 0,
-            rsv: (b0 >> 4) & 0b111,
+            fin: raw.fin,
+            rsv: raw.rsv,
             opcode,
-            mask,
-            payload_len,
+            mask: raw.mask,
+            payload_len: raw.payload_len,
         };
         Ok(Some((header, header_len)))
     }
@@ -166,6 +144,100 @@ impl FrameHeader {
         }
         at
     }
+}
+
+/// The length of a frame header from its second byte (RFC 6455 section 5.2): 2 bytes, plus 2
+/// or 8 for an extended payload length (7-bit length 126 or 127), plus 4 for a masking key.
+#[inline]
+pub const fn header_len(second: u8) -> usize {
+    let ext = match second & 0x7F {
+        126 => 2,
+        127 => 8,
+        _ => 0,
+    };
+    2 + ext + if second & 0x80 != 0 { 4 } else { 0 }
+}
+
+/// A frame header read as it stands on the wire, without judging it: any opcode, any length.
+///
+/// For code that forwards frames it does not own, such as a gateway relaying bytes between a
+/// client and a backend: it needs to know where frames begin and end (RFC 6455 section 5.2),
+/// while judging the frames is left to the endpoints. [`FrameHeader::parse`] is this parse
+/// plus the checks an endpoint must make.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawFrameHeader {
+    /// FIN: this is the final fragment of a message.
+    pub fin: bool,
+    /// RSV1, RSV2 and RSV3 as the low three bits, as in [`FrameHeader::rsv`].
+    pub rsv: u8,
+    /// The 4-bit opcode field as sent, reserved values included.
+    pub opcode: u8,
+    /// The masking key, if the MASK bit is set (section 5.3).
+    pub mask: Option<[u8; 4]>,
+    /// The payload length as sent (the top bit, which section 5.2 forbids, is not checked).
+    pub payload_len: u64,
+}
+
+impl RawFrameHeader {
+    /// Parses a header from the start of `buf`: `None` while `buf` holds only part of one
+    /// (see [`header_len`] for how many bytes it needs), else the header and its length.
+    /// Never fails: every byte sequence is some header.
+    #[inline]
+    pub fn parse(buf: &[u8]) -> Option<(Self, usize)> {
+        let [b0, b1, ..] = *buf else {
+            return None;
+        };
+        let len = header_len(b1);
+        let head = buf.get(..len)?;
+        let (payload_len, mut at) = match b1 & 0x7F {
+            126 => (u64::from(u16::from_be_bytes([head[2], head[3]])), 4),
+            127 => {
+                let mut raw = [0u8; 8];
+                raw.copy_from_slice(&head[2..10]);
+                (u64::from_be_bytes(raw), 10)
+            }
+            small => (u64::from(small), 2),
+        };
+        let mask = (b1 & 0x80 != 0).then(|| {
+            let key = [head[at], head[at + 1], head[at + 2], head[at + 3]];
+            at += 4;
+            key
+        });
+        debug_assert_eq!(at, len);
+        let header = Self {
+            fin: b0 & 0x80 != 0,
+            rsv: (b0 >> 4) & 0b111,
+            opcode: b0 & 0x0F,
+            mask,
+            payload_len,
+        };
+        Some((header, len))
+    }
+}
+
+/// One whole frame as bytes: the header with `fin` set, then `payload`, masked with `mask`
+/// when given (a client's frames must be masked, RFC 6455 section 5.3).
+///
+/// For code that writes a single frame outside a [`crate::Connection`], such as a gateway
+/// closing both ends of a relayed session on their behalf; a connection writes its frames
+/// into its own output buffer instead.
+pub fn encode_frame(opcode: OpCode, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
+    let header = FrameHeader {
+        fin: true,
+        rsv: 0,
+        opcode,
+        mask,
+        payload_len: payload.len() as u64,
+    };
+    let mut raw = [0u8; MAX_HEADER_LEN];
+    let len = header.encode(&mut raw);
+    let mut frame = Vec::with_capacity(len + payload.len());
+    frame.extend_from_slice(&raw[..len]);
+    frame.extend_from_slice(payload);
+    if let Some(key) = mask {
+        apply_mask(&mut frame[len..], key, 0);
+    }
+    frame
 }
 
 #[cfg(test)]
@@ -239,5 +311,85 @@ mod tests {
         assert!(!h.fin);
         assert_eq!(h.rsv, 0b111);
         assert_eq!(h.opcode, OpCode::Text);
+    }
+
+    #[test]
+    fn header_len_matches_the_encoder() {
+        for len in [0u64, 125, 126, 65_535, 65_536] {
+            for mask in [None, Some([9, 8, 7, 6])] {
+                let h = header(OpCode::Binary, len, mask);
+                let mut buf = [0; MAX_HEADER_LEN];
+                let n = h.encode(&mut buf);
+                assert_eq!(header_len(buf[1]), n, "len {len}, mask {mask:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_raw_parse_reads_what_the_strict_one_refuses() {
+        // Reserved opcode 0x3, and a 64-bit length with its top bit set, masked.
+        assert_eq!(
+            RawFrameHeader::parse(&[0x83, 0]),
+            Some((
+                RawFrameHeader {
+                    fin: true,
+                    rsv: 0,
+                    opcode: 3,
+                    mask: None,
+                    payload_len: 0
+                },
+                2
+            ))
+        );
+        let buf = [0x02, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 1, 1, 2, 3, 4];
+        for cut in 0..buf.len() {
+            assert_eq!(RawFrameHeader::parse(&buf[..cut]), None, "cut {cut}");
+        }
+        let (raw, n) = RawFrameHeader::parse(&buf).unwrap();
+        assert_eq!(n, 14);
+        assert!(!raw.fin);
+        assert_eq!(raw.payload_len, (1 << 63) | 1);
+        assert_eq!(raw.mask, Some([1, 2, 3, 4]));
+        assert_eq!(
+            FrameHeader::parse(&buf),
+            Err(ProtocolError::LengthTopBitSet)
+        );
+    }
+
+    #[test]
+    fn the_raw_and_strict_parses_agree_on_valid_headers() {
+        let h = FrameHeader {
+            fin: false,
+            rsv: RSV1,
+            opcode: OpCode::Text,
+            mask: Some([1, 2, 3, 4]),
+            payload_len: 300,
+        };
+        let mut buf = [0; MAX_HEADER_LEN];
+        let n = h.encode(&mut buf);
+        let (raw, raw_len) = RawFrameHeader::parse(&buf[..n]).unwrap();
+        assert_eq!(raw_len, n);
+        assert_eq!(
+            (raw.fin, raw.rsv, raw.opcode, raw.mask, raw.payload_len),
+            (h.fin, h.rsv, h.opcode.bits(), h.mask, h.payload_len)
+        );
+    }
+
+    #[test]
+    fn encode_frame_masks_and_round_trips() {
+        assert_eq!(
+            encode_frame(OpCode::Close, &[0x03, 0xE9], None),
+            [0x88, 2, 0x03, 0xE9]
+        );
+        let key = [0xA, 0xB, 0xC, 0xD];
+        let frame = encode_frame(OpCode::Text, b"hello", Some(key));
+        let (h, n) = FrameHeader::parse(&frame).unwrap().unwrap();
+        assert_eq!(
+            (h.opcode, h.mask, h.payload_len, n),
+            (OpCode::Text, Some(key), 5, 6)
+        );
+        let mut payload = frame[n..].to_vec();
+        apply_mask(&mut payload, key, 0);
+        assert_eq!(payload, b"hello");
     }
 }

@@ -5,7 +5,7 @@ use std::ops::Deref;
 
 use bytes::Bytes;
 
-/// The two kinds of data message (RFC 6455 section 5.6), the seeds' `WebSocketMessageType`.
+/// The two kinds of data message (RFC 6455 section 5.6), .NET's `WebSocketMessageType`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MessageKind {
     /// UTF-8 text.

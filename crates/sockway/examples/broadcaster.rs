@@ -1,4 +1,5 @@
-//! Long-lived sockets owned by a background task: the seeds' `TaskCompletionSource` pattern.
+//! Long-lived sockets owned by a background task: the `TaskCompletionSource` pattern of ASP.NET
+//! Core's WebSockets documentation.
 //!
 //! Each accept handler hands its socket to one broadcaster task together with a `oneshot`
 //! sender, then awaits the receiver (no thread blocks). The broadcaster owns every socket,

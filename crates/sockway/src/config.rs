@@ -2,43 +2,16 @@
 
 use std::time::Duration;
 
-/// Keep-alive: ping the peer when it has been quiet, and give up on it when it stays silent.
-///
-/// A peer that vanishes (power loss, a NAT that forgets the mapping) sends no FIN, so TCP alone
-/// never reports it. With keep-alive, a ping goes out after `interval` without receiving
-/// anything, and the connection is failed when nothing at all (not even the pong) arrives within
-/// `timeout` after that ping: a silent peer is detected within `interval + timeout` (each to
-/// within 10 ms, more with many thousands of sockets).
-///
-/// The timing is kept by one shared timer per tokio runtime, not a timer per socket: a socket
-/// joins the timer of the runtime it first waits in, so it must be waited on inside a tokio
-/// runtime (a socket only ever polled from another executor has no keep-alive), and that
-/// runtime must have its time driver enabled (otherwise the first wait panics, as creating a
-/// tokio `Sleep` would).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct KeepAlive {
-    /// How long the connection may be quiet before a ping goes out (the seeds' default, 2 min,
-    /// keeps proxies from closing an idle connection).
-    pub interval: Duration,
-    /// How long to wait after a ping for anything from the peer.
-    pub timeout: Duration,
-}
-
-impl Default for KeepAlive {
-    fn default() -> Self {
-        Self {
-            interval: Duration::from_secs(120),
-            timeout: Duration::from_secs(30),
-        }
-    }
-}
+/// Keep-alive settings; the rule itself (when to ping, when to give up) is the core's
+/// ([`sockway_proto::connection::KeepAlive`]).
+pub use sockway_proto::connection::KeepAlive;
 
 /// Settings for a [`crate::WebSocket`]. Every limit has a default and a setter.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebSocketConfig {
     /// Protocol limits (max frame and message size).
     pub protocol: sockway_proto::Config,
-    /// How many bytes a read into the receive buffer asks for at first (the seeds'
+    /// How many bytes a read into the receive buffer asks for at first (ASP.NET Core's
     /// `ReceiveBufferSize`); default 4 KiB. While reads fill all the room they were given, the
     /// socket doubles the read size up to 64 KiB (or this value, if larger), so big messages
     /// take few reads. An idle socket holds no receive buffer at all: the first read after a
@@ -52,6 +25,15 @@ pub struct WebSocketConfig {
     pub close_timeout: Duration,
     /// Keep-alive pings; `None` disables them (the default for the bare socket; the server and
     /// client set their own).
+    ///
+    /// A peer that vanishes (power loss, a NAT that forgets the mapping) sends no FIN, so TCP
+    /// alone never reports it: with keep-alive it is detected within `interval + timeout`
+    /// (each to within 10 ms, more with many thousands of sockets). The timing is kept by one
+    /// shared timer per tokio runtime, not a timer per socket: a socket joins the timer of the
+    /// runtime it first waits in, so it must be waited on inside a tokio runtime (a socket
+    /// only ever polled from another executor has no keep-alive), and that runtime must have
+    /// its time driver enabled (otherwise the first wait panics, as creating a tokio `Sleep`
+    /// would). The quiet interval is counted from that first wait.
     pub keep_alive: Option<KeepAlive>,
 }
 
@@ -68,6 +50,14 @@ impl Default for WebSocketConfig {
 }
 
 impl WebSocketConfig {
+    /// The servers' defaults, shared by the server runner's routes
+    /// ([`AcceptOptions`](crate::server::AcceptOptions)) and the event-loop server: these
+    /// defaults with keep-alive on ([`KeepAlive::default`]: ASP.NET Core's
+    /// `KeepAliveInterval` default of 2 minutes, then 30 s for the answer).
+    pub fn for_server() -> Self {
+        Self::default().keep_alive(Some(KeepAlive::default()))
+    }
+
     /// Sets the largest message accepted (close 1009 beyond it), and the largest frame to the
     /// same value, since a message may arrive as one frame. Call
     /// [`WebSocketConfig::max_frame_size`] afterwards for a smaller frame limit.

@@ -26,6 +26,11 @@ pub enum Error {
     /// The connection is already closed; its close status is available on the socket.
     #[error("the connection is closed")]
     Closed,
+    /// `recv` was called while a message was partly read with `receive` or
+    /// `recv_fragment`: that message can no longer be returned whole. Nothing changed; the
+    /// socket stays usable, and `receive` or `recv_fragment` continue the message.
+    #[error("a message was partly received by pieces (receive or recv_fragment); finish it with receive or recv_fragment before calling recv")]
+    PartlyReceived,
 }
 
 impl Error {
@@ -38,7 +43,7 @@ impl Error {
     }
 }
 
-/// How the connection ended, for the application: the seeds' `CloseStatus` and
+/// How the connection ended, for the application: .NET's `CloseStatus` and
 /// `CloseStatusDescription`, plus who closed first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CloseInfo {

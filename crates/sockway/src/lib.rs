@@ -16,12 +16,16 @@ pub mod config;
 pub mod error;
 #[cfg(feature = "event-loop")]
 pub mod event_loop;
+#[cfg(any(feature = "server", feature = "event-loop"))]
+pub mod limits;
 #[cfg(feature = "server")]
 pub mod server;
 mod socket;
 
 pub use config::{KeepAlive, WebSocketConfig};
 pub use error::{CloseInfo, Error};
+#[cfg(any(feature = "server", feature = "event-loop"))]
+pub use limits::ServerLimits;
 pub use socket::{
     Fragment, ReceiveResult, ReceivedKind, Stats, WebSocket, WebSocketReader, WebSocketWriter,
 };

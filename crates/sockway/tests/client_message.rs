@@ -42,7 +42,7 @@ async fn round_trips_text_and_binary_and_reports_information() {
         socket.recv().await.unwrap(),
         Some(Message::binary(vec![0u8, 1, 2, 255]))
     );
-    // The default type for send_bytes changes after connecting (seed 004).
+    // The default type for send_bytes changes after connecting (the Windows Runtime's `MessageType` can too).
     assert_eq!(socket.message_type(), MessageKind::Binary);
     socket.send_bytes(b"raw").await.unwrap();
     assert!(matches!(

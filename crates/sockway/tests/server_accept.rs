@@ -226,7 +226,7 @@ async fn the_receive_buffer_size_reaches_the_socket() {
 }
 
 #[test]
-fn accept_options_default_to_the_seeds_values() {
+fn accept_options_default_to_asp_net_core_values() {
     let options = AcceptOptions::default();
     let keep_alive = options.socket.keep_alive.expect("keep-alive on by default");
     assert_eq!(keep_alive.interval, Duration::from_secs(120));

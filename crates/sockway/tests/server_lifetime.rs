@@ -1,6 +1,7 @@
-//! How long an accepted socket lives: as long as its owner keeps it (including a background
-//! task that signals completion, the seeds' `TaskCompletionSource` pattern), closed with
-//! 1001 when dropped open, and closed by keep-alive when the peer goes silent.
+//! How long an accepted socket lives: as long as its owner keeps it (including a background task
+//! that signals completion, the `TaskCompletionSource` pattern of ASP.NET Core's WebSockets
+//! documentation), closed with 1001 when dropped open, and closed by keep-alive when the peer goes
+//! silent.
 
 mod server_support;
 

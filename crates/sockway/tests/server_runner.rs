@@ -211,11 +211,11 @@ async fn a_client_that_never_finishes_its_handshake_is_dropped_after_the_timeout
 #[test]
 fn server_options_have_documented_defaults() {
     let options = ServerOptions::default();
-    assert_eq!(options.handshake_timeout, Duration::from_secs(10));
-    assert_eq!(options.max_connections, 10_000);
-    assert_eq!(options.max_header_bytes, 32 * 1024);
-    assert_eq!(options.max_headers, 100);
-    assert_eq!(options.drain_timeout, Duration::from_secs(10));
+    assert_eq!(options.limits.handshake_timeout, Duration::from_secs(10));
+    assert_eq!(options.limits.max_connections, 10_000);
+    assert_eq!(options.limits.max_header_bytes, 32 * 1024);
+    assert_eq!(options.limits.max_headers, 100);
+    assert_eq!(options.limits.drain_timeout, Duration::from_secs(10));
     assert_eq!(options.retry_after, Duration::from_secs(5));
     assert!(options.http2);
     assert_eq!(options.http2_max_streams, 200);

@@ -3,6 +3,8 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use serde::Serialize;
+
 use super::histogram::Histogram;
 use super::procfs::CpuTimes;
 
@@ -189,69 +191,107 @@ impl LoadResults {
     /// The JSON document `--json` writes.
     pub fn json(&self) -> String {
         let l = &self.latency;
-        let latency = object(&[
-            ("count", l.count().to_string()),
-            ("min", l.min().to_string()),
-            ("p50", l.quantile(0.5).to_string()),
-            ("p90", l.quantile(0.9).to_string()),
-            ("p99", l.quantile(0.99).to_string()),
-            ("p999", l.quantile(0.999).to_string()),
-            ("max", l.max().to_string()),
-            ("mean", number(l.mean())),
-        ]);
-        let server = match self.server {
-            Some(s) => object(&[
-                ("pid", s.pid.to_string()),
-                ("cpu_seconds", number(s.cpu.total().as_secs_f64())),
-                ("system_cpu_seconds", number(s.cpu.system.as_secs_f64())),
-                (
-                    "cpu_seconds_per_million_messages",
-                    self.server_cpu_per_million().map_or("null".into(), number),
-                ),
-                ("rss_bytes", s.rss.to_string()),
-            ]),
-            None => "null".into(),
+        let document = LoadJson {
+            mode: "load",
+            label: self.label.as_deref(),
+            url: &self.url,
+            connections: self.connections,
+            connected: self.connected,
+            compressed: self.compressed,
+            payload_bytes: self.payload,
+            kind: self.kind,
+            payload_style: self.payload_style,
+            in_flight: self.in_flight,
+            offered_rate: self.offered_rate,
+            generator_threads: self.threads,
+            warmup_seconds: self.warmup.as_secs_f64(),
+            window_seconds: self.window.as_secs_f64(),
+            connect_seconds: self.connect_time.as_secs_f64(),
+            messages: self.messages,
+            messages_per_second: self.rate(),
+            megabytes_per_second: self.megabytes_per_second(),
+            total_echoes: self.total_echoes,
+            latency_ns: LatencyJson {
+                count: l.count(),
+                min: l.min(),
+                p50: l.quantile(0.5),
+                p90: l.quantile(0.9),
+                p99: l.quantile(0.99),
+                p999: l.quantile(0.999),
+                max: l.max(),
+                mean: l.mean(),
+            },
+            errors: self.errors(),
+            connect_errors: self.connect_errors,
+            connection_errors: self.connection_errors,
+            mismatches: self.mismatches,
+            first_error: self.first_error.as_deref(),
+            server: self.server.map(|s| ServerJson {
+                pid: s.pid,
+                cpu_seconds: s.cpu.total().as_secs_f64(),
+                system_cpu_seconds: s.cpu.system.as_secs_f64(),
+                cpu_seconds_per_million_messages: self.server_cpu_per_million(),
+                rss_bytes: s.rss,
+            }),
+            generator_cpu_seconds: self.generator_cpu.map(|c| c.as_secs_f64()),
         };
-        object(&[
-            ("mode", string("load")),
-            ("label", self.label.as_deref().map_or("null".into(), string)),
-            ("url", string(&self.url)),
-            ("connections", self.connections.to_string()),
-            ("connected", self.connected.to_string()),
-            ("compressed", self.compressed.to_string()),
-            ("payload_bytes", self.payload.to_string()),
-            ("kind", string(self.kind)),
-            ("payload_style", string(self.payload_style)),
-            ("in_flight", self.in_flight.to_string()),
-            (
-                "offered_rate",
-                self.offered_rate.map_or("null".into(), number),
-            ),
-            ("generator_threads", self.threads.to_string()),
-            ("warmup_seconds", number(self.warmup.as_secs_f64())),
-            ("window_seconds", number(self.window.as_secs_f64())),
-            ("connect_seconds", number(self.connect_time.as_secs_f64())),
-            ("messages", self.messages.to_string()),
-            ("messages_per_second", number(self.rate())),
-            ("megabytes_per_second", number(self.megabytes_per_second())),
-            ("total_echoes", self.total_echoes.to_string()),
-            ("latency_ns", latency),
-            ("errors", self.errors().to_string()),
-            ("connect_errors", self.connect_errors.to_string()),
-            ("connection_errors", self.connection_errors.to_string()),
-            ("mismatches", self.mismatches.to_string()),
-            (
-                "first_error",
-                self.first_error.as_deref().map_or("null".into(), string),
-            ),
-            ("server", server),
-            (
-                "generator_cpu_seconds",
-                self.generator_cpu
-                    .map_or("null".into(), |c| number(c.as_secs_f64())),
-            ),
-        ])
+        to_json(&document)
     }
+}
+
+/// The `--json` document of a load run: one field per key, in the order written.
+#[derive(Serialize)]
+struct LoadJson<'a> {
+    mode: &'static str,
+    label: Option<&'a str>,
+    url: &'a str,
+    connections: usize,
+    connected: usize,
+    compressed: usize,
+    payload_bytes: usize,
+    kind: &'static str,
+    payload_style: &'static str,
+    in_flight: usize,
+    offered_rate: Option<f64>,
+    generator_threads: usize,
+    warmup_seconds: f64,
+    window_seconds: f64,
+    connect_seconds: f64,
+    messages: u64,
+    messages_per_second: f64,
+    megabytes_per_second: f64,
+    total_echoes: u64,
+    latency_ns: LatencyJson,
+    errors: u64,
+    connect_errors: u64,
+    connection_errors: u64,
+    mismatches: u64,
+    first_error: Option<&'a str>,
+    server: Option<ServerJson>,
+    generator_cpu_seconds: Option<f64>,
+}
+
+/// Round-trip times in nanoseconds.
+#[derive(Serialize)]
+struct LatencyJson {
+    count: u64,
+    min: u64,
+    p50: u64,
+    p90: u64,
+    p99: u64,
+    p999: u64,
+    max: u64,
+    mean: f64,
+}
+
+/// The server's cost over the window (`--server-pid`).
+#[derive(Serialize)]
+struct ServerJson {
+    pid: u32,
+    cpu_seconds: f64,
+    system_cpu_seconds: f64,
+    cpu_seconds_per_million_messages: Option<f64>,
+    rss_bytes: u64,
 }
 
 /// What an idle-connection run measured.
@@ -320,27 +360,42 @@ impl IdleResults {
 
     /// The JSON document `--json` writes.
     pub fn json(&self) -> String {
-        let opt = |v: Option<u64>| v.map_or("null".into(), |v| v.to_string());
-        object(&[
-            ("mode", string("idle")),
-            ("label", self.label.as_deref().map_or("null".into(), string)),
-            ("url", string(&self.url)),
-            ("connections", self.connections.to_string()),
-            ("connected", self.connected.to_string()),
-            (
-                "first_error",
-                self.first_error.as_deref().map_or("null".into(), string),
-            ),
-            ("pid", self.pid.map_or("null".into(), |p| p.to_string())),
-            ("rss_before_bytes", opt(self.rss_before)),
-            ("rss_after_bytes", opt(self.rss_after)),
-            ("settle_seconds", number(self.settle.as_secs_f64())),
-            (
-                "rss_bytes_per_connection",
-                self.per_connection().map_or("null".into(), number),
-            ),
-        ])
+        to_json(&IdleJson {
+            mode: "idle",
+            label: self.label.as_deref(),
+            url: &self.url,
+            connections: self.connections,
+            connected: self.connected,
+            first_error: self.first_error.as_deref(),
+            pid: self.pid,
+            rss_before_bytes: self.rss_before,
+            rss_after_bytes: self.rss_after,
+            settle_seconds: self.settle.as_secs_f64(),
+            rss_bytes_per_connection: self.per_connection(),
+        })
     }
+}
+
+/// The `--json` document of an idle run.
+#[derive(Serialize)]
+struct IdleJson<'a> {
+    mode: &'static str,
+    label: Option<&'a str>,
+    url: &'a str,
+    connections: usize,
+    connected: usize,
+    first_error: Option<&'a str>,
+    pid: Option<u32>,
+    rss_before_bytes: Option<u64>,
+    rss_after_bytes: Option<u64>,
+    settle_seconds: f64,
+    rss_bytes_per_connection: Option<f64>,
+}
+
+/// Serialises a document; serde_json writes a number that is not finite (a rate over an
+/// empty window) as `null`.
+fn to_json(document: &impl Serialize) -> String {
+    serde_json::to_string(document).unwrap_or_else(|_| "null".into())
 }
 
 fn per_second(count: u64, window: Duration) -> f64 {
@@ -361,60 +416,34 @@ fn ns(value: f64) -> String {
     }
 }
 
-/// A JSON object from rendered values.
-fn object(fields: &[(&str, String)]) -> String {
-    let body: Vec<String> = fields
-        .iter()
-        .map(|(key, value)| format!("{}: {value}", string(key)))
-        .collect();
-    format!("{{{}}}", body.join(", "))
-}
-
-/// A JSON number (finite, else null).
-fn number(value: f64) -> String {
-    if value.is_finite() {
-        let text = format!("{value:.6}");
-        text.trim_end_matches('0').trim_end_matches('.').to_owned()
-    } else {
-        "null".into()
-    }
-}
-
-/// A JSON string.
-fn string(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn idle(label: Option<&str>, settle: f64) -> IdleResults {
+        IdleResults {
+            label: label.map(str::to_owned),
+            url: "ws://127.0.0.1:1/".into(),
+            connections: 2,
+            connected: 2,
+            first_error: None,
+            pid: None,
+            rss_before: Some(1000),
+            rss_after: Some(3000),
+            settle: Duration::from_secs_f64(settle),
+        }
+    }
+
     #[test]
-    fn json_values_are_escaped_and_trimmed() {
-        assert_eq!(string("a\"b\\c\n\u{1}"), r#""a\"b\\c\n\u0001""#);
-        assert_eq!(number(1.5), "1.5");
-        assert_eq!(number(2.0), "2");
-        assert_eq!(number(0.0), "0");
-        assert_eq!(number(f64::NAN), "null");
-        assert_eq!(
-            object(&[("a", "1".into()), ("b", string("x"))]),
-            r#"{"a": 1, "b": "x"}"#
-        );
+    fn json_is_escaped_and_keeps_its_keys() {
+        let doc: serde_json::Value =
+            serde_json::from_str(&idle(Some("a\"b\\c\n\u{1}"), 1.5).json()).unwrap();
+        assert_eq!(doc["mode"], "idle");
+        assert_eq!(doc["label"], "a\"b\\c\n\u{1}");
+        assert_eq!(doc["settle_seconds"], 1.5);
+        assert_eq!(doc["rss_bytes_per_connection"], 1000.0);
+        assert!(doc["pid"].is_null());
+        let keys: Vec<&String> = doc.as_object().unwrap().keys().collect();
+        assert_eq!(keys.len(), 11);
     }
 }

@@ -61,6 +61,24 @@ impl HubProcess {
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("the server is running")
+    }
+
+    /// Waits (at most [`PEER_RUN`]) for the server to exit; returns whether it succeeded and
+    /// everything it logged.
+    pub async fn wait_exit(&mut self) -> (bool, String) {
+        let status = tokio::time::timeout(PEER_RUN, self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("sockway hub still runs after {PEER_RUN:?}"))
+            .expect("wait for sockway hub");
+        while let Some(line) = self.log.recv().await {
+            self.history.push(line);
+        }
+        (status.success(), self.history.join("\n"))
+    }
 }
 
 /// The binary under test.
@@ -150,8 +168,19 @@ pub struct PeerRun {
 
 /// Runs `program ARGS...` in `cwd` (at most [`PEER_RUN`]) and parses its result lines.
 pub async fn run_peer(program: &Path, args: &[String], cwd: &Path) -> PeerRun {
+    run_peer_with(program, args, cwd, &[]).await
+}
+
+/// [`run_peer`] with extra environment variables.
+pub async fn run_peer_with(
+    program: &Path,
+    args: &[String],
+    cwd: &Path,
+    env: &[(&str, String)],
+) -> PeerRun {
     let run = Command::new(program)
         .args(args)
+        .envs(env.iter().map(|(name, value)| (name, value)))
         .current_dir(cwd)
         .stdin(Stdio::null())
         .kill_on_drop(true)

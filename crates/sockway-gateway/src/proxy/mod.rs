@@ -8,7 +8,7 @@
 
 pub mod backend;
 pub mod body;
-pub mod frames;
+pub mod boundary;
 pub mod headers;
 pub mod heartbeat;
 pub mod http;

@@ -2,7 +2,8 @@
 //! watching frame boundaries, and closing it properly when the gateway has to:
 //!
 //! - **Idle limit**: the backend settings' `requestTimeout` applies to WebSocket sessions
-//!   (seed 003: "HTTP 설정의 요청 시간 제한 값은 WebSocket 세션에도 적용 됩니다"). sockway
+//!   (Azure Application Gateway's documentation says the request timeout of the HTTP
+//!   settings applies to WebSocket sessions too). sockway
 //!   defines it as an idle limit: when no byte has moved either way for `requestTimeout`,
 //!   the gateway sends each side a close frame 1001 (RFC 6455 section 7.4.1, "going away"),
 //!   masked towards the backend (section 5.3), then closes TCP.
@@ -40,7 +41,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::frames::{close_frame, FrameTracker};
+use super::boundary::{close_frame, FrameTracker};
 use super::heartbeat::{Beat, Heartbeat, PongFilter, Scanned};
 use super::upgraded::{ReadSide, Side, WriteSide};
 use crate::drain::CloseOrder;

@@ -3,7 +3,8 @@
 //!
 //! - No `id`: negotiation was skipped, a fresh connection starts (503 when the server is full
 //!   or shutting down).
-//! - An `id` this server does not hold: 404. One whose socket is open: 409. One that used
+//! - An `id` this server does not hold: 404 (unless it adopts tokens signed by a sibling,
+//!   [`HttpOptions::adopt_signed_tokens`](crate::HttpOptions::adopt_signed_tokens)). One whose socket is open: 409. One that used
 //!   another transport: 400, as ASP.NET Core answers.
 //! - Frames go out as text or binary messages, as the hub's transfer format says.
 //! - A client that closes with a close frame ends the connection. With stateful reconnect a
@@ -12,19 +13,23 @@
 //!   dropped, the hub is told [`Inbound::Reconnected`] and replays what is unacknowledged.
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
+use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt as _;
+use sockway::proto::message::TextBytes;
 use sockway::server::{Handshake, PendingWebSocket, ServerWebSocket};
 use sockway::{CloseCode, Message};
 use tokio::sync::mpsc;
 
 use super::{connection_info, lookup, not_offered, refusal, request_token, text, HubBody};
-use crate::connections::Connection;
+use crate::connections::{Connection, StoreRefusal};
 use crate::link::{ConnectionInfo, Inbound, OutboundReceiver, TransportKind};
 use crate::negotiate::new_identity;
 use crate::protocol::TransferFormat;
 use crate::service::HubShared;
+use crate::token;
 
 /// Answers a WebSocket request on the hub's path.
 pub(crate) fn start<B>(
@@ -46,7 +51,10 @@ pub(crate) fn start<B>(
     } else {
         match lookup(shared, request.uri()) {
             Ok(connection) => connection,
-            Err(unknown) => return unknown.response(),
+            Err(unknown) => match adopt(shared, request.uri()) {
+                Some(connection) => connection,
+                None => return unknown.response(),
+            },
         }
     };
     // A malformed handshake is refused before it can displace a socket in use.
@@ -84,6 +92,32 @@ pub(crate) fn start<B>(
             }
             boxed(rejection.into_response())
         }
+    }
+}
+
+/// With [`HttpOptions::adopt_signed_tokens`](crate::HttpOptions::adopt_signed_tokens), the
+/// connection a valid, unexpired token names, started here although another server issued it.
+fn adopt(shared: &HubShared, uri: &http::Uri) -> Option<Arc<Connection>> {
+    if !shared.options.adopt_signed_tokens {
+        return None;
+    }
+    let token = request_token(uri)?;
+    let claims = token::verify(&shared.options.token_key, &token)?;
+    if claims.expires <= SystemTime::now() {
+        return None;
+    }
+    let id = claims.public_id(&token);
+    match shared
+        .store
+        .create(token.clone(), id, claims.stateful_reconnect)
+    {
+        Ok(connection) => {
+            tracing::debug!(connection_id = %connection.id, "adopted a connection negotiated elsewhere");
+            Some(connection)
+        }
+        // Another request adopted it a moment ago.
+        Err(StoreRefusal::Exists) => shared.store.get(&token),
+        Err(_) => None,
     }
 }
 
@@ -169,18 +203,8 @@ async fn pump(
                 let Some(frame) = frame else {
                     return End::HubClosed;
                 };
-                let message = match outbound.transfer_format() {
-                    TransferFormat::Binary => Message::binary(frame),
-                    TransferFormat::Text => match sockway::proto::message::TextBytes::try_from_bytes(frame) {
-                        Ok(text) => Message::Text(text),
-                        Err(_) => {
-                            tracing::warn!("the hub queued a text frame that is not UTF-8");
-                            return End::HubClosed;
-                        }
-                    },
-                };
-                if socket.send(message).await.is_err() {
-                    return End::Lost;
+                if let Err(end) = write_batch(socket, outbound, frame).await {
+                    return end;
                 }
             }
             received = socket.recv() => match received {
@@ -199,6 +223,39 @@ async fn pump(
             },
         }
     }
+}
+
+/// The most frames queued together before one flush: a burst (a broadcast, a stream) goes
+/// out in few writes, and a long one still reaches the client in steps.
+const BATCH: usize = 64;
+
+/// Queues `first` and whatever else the hub has queued (up to [`BATCH`] frames), each as
+/// one message of the current transfer format, then flushes them in one write.
+async fn write_batch(
+    socket: &mut ServerWebSocket,
+    outbound: &mut OutboundReceiver,
+    first: Bytes,
+) -> Result<(), End> {
+    let mut next = Some(first);
+    let mut queued = 0;
+    while let Some(frame) = next.take() {
+        let message = match outbound.transfer_format() {
+            TransferFormat::Binary => Message::binary(frame),
+            TransferFormat::Text => match TextBytes::try_from_bytes(frame) {
+                Ok(text) => Message::Text(text),
+                Err(_) => {
+                    tracing::warn!("the hub queued a text frame that is not UTF-8");
+                    return Err(End::HubClosed);
+                }
+            },
+        };
+        socket.feed(message).await.map_err(|_| End::Lost)?;
+        queued += 1;
+        if queued < BATCH {
+            next = outbound.try_recv();
+        }
+    }
+    socket.flush().await.map_err(|_| End::Lost)
 }
 
 /// Keeps a stateful connection whose socket was lost; ends every other one, unless a newer

@@ -18,6 +18,7 @@
 //! so (section 7.1.1), which [`Connection::closes_transport_first`] tells the driver.
 
 mod read;
+mod timers;
 mod write;
 
 use bytes::{Bytes, BytesMut};
@@ -30,6 +31,7 @@ use crate::message::{Message, MessageKind};
 use crate::Role;
 
 use read::Reader;
+pub use timers::{KeepAlive, Millis, Timeout};
 pub use write::Compression;
 use write::Writer;
 
@@ -43,7 +45,7 @@ pub enum Delivery {
     /// an echo preserves the peer's framing.
     Frames,
     /// Pieces as they arrive, each frame or part of a frame as soon as it is validated, with
-    /// an end-of-message flag (the seeds' `ReceiveAsync` into a caller's buffer): a message
+    /// an end-of-message flag (.NET's `WebSocket.ReceiveAsync` into a caller's buffer): a message
     /// of any size flows through without being held whole.
     Pieces,
 }
@@ -97,6 +99,10 @@ pub struct Connection {
     close_frame_seen: bool,
     close_frame_sent: bool,
     closed_locally: bool,
+    /// A keep-alive ping went out and nothing arrived since (see [`timers`]).
+    ping_sent: bool,
+    /// When the peer was last heard from, on the driver's clock (see [`timers`]).
+    heard_at: Millis,
 }
 
 /// How the connection ends, behind one pointer: most of a connection's life has no close
@@ -124,6 +130,8 @@ impl Connection {
             close_frame_seen: false,
             close_frame_sent: false,
             closed_locally: false,
+            ping_sent: false,
+            heard_at: 0,
         }
     }
 
@@ -161,6 +169,16 @@ impl Connection {
     /// Whether nothing more will be read or sent.
     pub fn is_closed(&self) -> bool {
         self.state == ConnectionState::Closed
+    }
+
+    /// Whether part of the data message being received was already handed out as an
+    /// [`Event::Fragment`] ([`Delivery::Frames`] or [`Delivery::Pieces`]). A whole-message
+    /// read ([`Delivery::Messages`]) cannot return that message any more, so a driver that
+    /// offers both should refuse it until the message is finished by pieces. (The other way
+    /// round needs nothing: bytes held for a whole message are handed out first when reading
+    /// switches to pieces.)
+    pub fn message_handed_out(&self) -> bool {
+        self.reader.handed_out()
     }
 
     /// The close frame the peer sent, if it sent one with a status code.

@@ -96,6 +96,46 @@ struct MessageInProgress {
     /// RSV1 was set on the first frame: the payload is compressed (RFC 7692 section 6), and
     /// [`Reader::inflating`] holds its inflated state.
     compressed: bool,
+    /// How the message's bytes have been read so far: [`HELD`] and [`HANDED_OUT`] bits, in
+    /// one byte so that the message state keeps its size.
+    reads: u8,
+}
+
+/// [`MessageInProgress::reads`]: earlier bytes are held for a whole-message read
+/// ([`Delivery::Messages`]) in `assembled` or the inflated buffer; a read by pieces hands them
+/// out first.
+const HELD: u8 = 1;
+
+/// [`MessageInProgress::reads`]: part of the message went out as a fragment
+/// ([`Delivery::Frames`] or [`Delivery::Pieces`]), so a whole-message read can no longer
+/// return it.
+const HANDED_OUT: u8 = 2;
+
+impl MessageInProgress {
+    fn held(&self) -> bool {
+        self.reads & HELD != 0
+    }
+
+    fn set_held(&mut self, held: bool) {
+        self.reads = if held {
+            self.reads | HELD
+        } else {
+            self.reads & !HELD
+        };
+    }
+
+    fn set_handed_out(&mut self) {
+        self.reads |= HANDED_OUT;
+    }
+}
+
+impl Reader {
+    /// Whether part of the message being received was handed out as a fragment.
+    pub(super) fn handed_out(&self) -> bool {
+        self.message
+            .as_ref()
+            .is_some_and(|m| m.reads & HANDED_OUT != 0)
+    }
 }
 
 /// The next event from `input`, or `None` when more bytes are needed.
@@ -104,6 +144,15 @@ pub(super) fn next_event(
     input: &mut BytesMut,
     delivery: Delivery,
 ) -> Result<Option<Event>, ProtocolError> {
+    if delivery != Delivery::Messages
+        && conn
+            .reader
+            .message
+            .as_ref()
+            .is_some_and(MessageInProgress::held)
+    {
+        return Ok(take_held(&mut conn.reader));
+    }
     loop {
         if conn.reader.frame.is_none() {
             let Some((header, header_len)) = FrameHeader::parse(input)? else {
@@ -158,6 +207,9 @@ pub(super) fn next_event(
             frame.consumed += frame.ready;
             frame.ready = 0;
             let kind = message.as_ref().map_or(MessageKind::Binary, |m| m.kind);
+            if let Some(message) = message.as_mut() {
+                message.set_handed_out();
+            }
             if message.as_ref().is_some_and(|m| m.compressed) {
                 data = inflate_piece(conn, &data, false)?;
                 if data.is_empty() {
@@ -246,6 +298,7 @@ fn check_header(conn: &mut Connection, header: &FrameHeader) -> Result<(), Proto
         utf8: (kind == Some(MessageKind::Text)).then(Utf8Validator::new),
         assembled: BytesMut::new(),
         compressed,
+        reads: 0,
     });
     // A compressed message is limited by its inflated size, checked while inflating; each of
     // its frames is still limited by the frame size above.
@@ -308,6 +361,8 @@ fn finish_data_frame(
             conn.reader.message = None;
         } else if payload.is_empty() {
             return Ok(None);
+        } else {
+            message.set_handed_out();
         }
         return Ok(Some(Event::Fragment {
             kind,
@@ -317,6 +372,8 @@ fn finish_data_frame(
     }
     if !fin {
         message.assembled.extend_from_slice(&payload);
+        let held = !message.assembled.is_empty();
+        message.set_held(held);
         return Ok(None);
     }
     let mut assembled = std::mem::take(&mut message.assembled);
@@ -356,6 +413,8 @@ fn finish_compressed_frame(
             end_compressed_message(&mut conn.reader);
         } else if data.is_empty() {
             return Ok(None);
+        } else if let Some(message) = conn.reader.message.as_mut() {
+            message.set_handed_out();
         }
         return Ok(Some(Event::Fragment {
             kind,
@@ -366,8 +425,15 @@ fn finish_compressed_frame(
     let mut inflated = std::mem::take(&mut inflating.inflated);
     inflate_into(conn, payload, fin, &mut inflated)?;
     if !fin {
-        if let Some(inflating) = conn.reader.inflating.as_mut() {
+        let held = !inflated.is_empty();
+        if let Reader {
+            message: Some(message),
+            inflating: Some(inflating),
+            ..
+        } = &mut conn.reader
+        {
             inflating.inflated = inflated;
+            message.set_held(held);
         }
         return Ok(None);
     }
@@ -377,6 +443,25 @@ fn finish_compressed_frame(
         MessageKind::Text => Message::Text(TextBytes::from_validated(data)),
         MessageKind::Binary => Message::Binary(data),
     })))
+}
+
+/// Hands out what a whole-message read held of the current message (earlier frames, or
+/// their inflated bytes) as one fragment, so that a read by pieces after a cancelled
+/// whole-message read continues the message from its start.
+#[cold]
+fn take_held(reader: &mut Reader) -> Option<Event> {
+    let message = reader.message.as_mut()?;
+    message.set_held(false);
+    message.set_handed_out();
+    let data = match reader.inflating.as_mut().filter(|_| message.compressed) {
+        Some(inflating) => Bytes::from(std::mem::take(&mut inflating.inflated)),
+        None => std::mem::take(&mut message.assembled).freeze(),
+    };
+    Some(Event::Fragment {
+        kind: message.kind,
+        data,
+        end_of_message: false,
+    })
 }
 
 /// Ends the compressed message being received, freeing its inflated state.

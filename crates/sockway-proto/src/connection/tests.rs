@@ -562,3 +562,49 @@ fn idle_output_room_is_released_once_all_is_sent() {
         "sending after a release works as before"
     );
 }
+
+#[test]
+fn switching_from_messages_to_frames_hands_out_what_was_held_first() {
+    let mut conn = server();
+    let mut input = BytesMut::new();
+    input.extend_from_slice(&raw(false, 0, 0x2, b"ab"));
+    input.extend_from_slice(&raw(false, 0, 0x0, b"cd"));
+    assert_eq!(conn.read_event(&mut input, Delivery::Messages), Ok(None));
+    assert!(!conn.message_handed_out());
+    input.extend_from_slice(&raw(true, 0, 0x0, b"ef"));
+    let fragment = |data: &'static [u8], end_of_message| Event::Fragment {
+        kind: MessageKind::Binary,
+        data: Bytes::from_static(data),
+        end_of_message,
+    };
+    assert_eq!(
+        conn.read_event(&mut input, Delivery::Frames),
+        Ok(Some(fragment(b"abcd", false)))
+    );
+    assert!(conn.message_handed_out());
+    assert_eq!(
+        conn.read_event(&mut input, Delivery::Frames),
+        Ok(Some(fragment(b"ef", true)))
+    );
+    assert!(!conn.message_handed_out());
+}
+
+#[test]
+fn a_piece_handed_out_mid_message_is_remembered_until_the_message_ends() {
+    let mut conn = server();
+    let mut input = BytesMut::new();
+    input.extend_from_slice(&raw(false, 0, 0x1, b"ab"));
+    let first = conn.read_event(&mut input, Delivery::Pieces).unwrap();
+    assert!(matches!(first, Some(Event::Fragment { .. })));
+    assert!(conn.message_handed_out());
+    input.extend_from_slice(&raw(true, 0, 0x0, b"c"));
+    let last = conn.read_event(&mut input, Delivery::Pieces).unwrap();
+    assert!(matches!(
+        last,
+        Some(Event::Fragment {
+            end_of_message: true,
+            ..
+        })
+    ));
+    assert!(!conn.message_handed_out());
+}

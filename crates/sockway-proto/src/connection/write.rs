@@ -99,7 +99,7 @@ pub enum Compression {
     Allowed,
     /// Send this message uncompressed: it never enters the compressor's history. Use it for
     /// secrets sent next to attacker-influenced data over TLS, where compression would leak
-    /// them through sizes (CRIME/BREACH); the seeds' `DisableCompression`.
+    /// them through sizes (CRIME/BREACH); .NET's `WebSocketMessageFlags.DisableCompression`.
     Disabled,
 }
 
@@ -408,7 +408,7 @@ impl Connection {
             .write_fragment(kind, payload, None, true, Compression::Allowed)
     }
 
-    /// Queues part of a message (the seeds' `SendAsync` with `endOfMessage`): the first part
+    /// Queues part of a message (.NET's `WebSocket.SendAsync` with `endOfMessage`): the first part
     /// carries the kind, later parts are continuations, `end_of_message` ends it. Text parts
     /// may split a character, but together they must be UTF-8; a part that makes them invalid
     /// is refused and not sent.

@@ -1,6 +1,6 @@
-//! [`ClientBuilder`]: the client's settings (the seed 004's `Control`), set before connecting.
-//! Each connection takes a copy, so its settings are frozen once it is established; only the
-//! message socket's default message type can change afterwards.
+//! [`ClientBuilder`]: the client's settings (the Windows Runtime `MessageWebSocket`'s `Control`),
+//! set before connecting. Each connection takes a copy, so its settings are frozen once it is
+//! established; only the message socket's default message type can change afterwards.
 
 use sockway_proto::deflate::DeflateConfig;
 use std::future::Future;
@@ -9,11 +9,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine as _;
-use http::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
+use http::header::{HeaderName, HeaderValue};
 use sockway_proto::MessageKind;
+use tokio_util::sync::CancellationToken;
 
-use super::cancel::CancelToken;
 use super::connector;
 use super::error::ClientError;
 use super::h2::pool::ConnectionPool;
@@ -21,59 +20,12 @@ use super::handshake::RESERVED_HEADERS;
 use super::info::ConnectionInfo;
 use super::message_socket::MessageWebSocket;
 use super::resolve::{Resolve, SharedResolver};
+use super::settings::{basic_from_userinfo, Settings};
 use super::stream_socket::StreamWebSocket;
-#[cfg(feature = "tls")]
-use super::tls::TlsSettings;
 use super::transport::ClientStream;
 use super::version::HttpVersion;
 use crate::config::WebSocketConfig;
 use crate::WebSocket;
-
-/// Default connect timeout, covering resolve, TCP, TLS and the handshake (seed 004: 60 s).
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
-/// Default number of a host's addresses tried (seed 004: up to 5).
-pub const DEFAULT_MAX_ADDRESSES: usize = 5;
-/// Default delay before racing the next address (RFC 8305 section 5: 250 ms recommended).
-pub const DEFAULT_ATTEMPT_DELAY: Duration = Duration::from_millis(250);
-/// Default send timeout (seed 004: 30 s).
-pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(30);
-/// Default limit on the handshake response head.
-pub const DEFAULT_MAX_RESPONSE_HEAD: usize = 16 * 1024;
-/// Default limit on the number of response header lines.
-pub const DEFAULT_MAX_RESPONSE_HEADERS: usize = 64;
-/// Default largest binary message a [`StreamWebSocket`] write sends.
-pub const DEFAULT_STREAM_CHUNK: usize = 64 * 1024;
-
-/// Everything a connection is made from.
-#[derive(Debug, Clone)]
-pub(crate) struct Settings {
-    pub url: String,
-    pub subprotocols: Vec<String>,
-    pub origin: Option<String>,
-    pub headers: HeaderMap,
-    pub authorization: Option<HeaderValue>,
-    pub connect_timeout: Duration,
-    pub max_addresses: usize,
-    pub attempt_delay: Duration,
-    pub send_timeout: Option<Duration>,
-    pub receive_timeout: Option<Duration>,
-    pub nodelay: bool,
-    pub send_buffer: Option<u32>,
-    pub recv_buffer: Option<u32>,
-    pub local_address: Option<IpAddr>,
-    pub max_response_head: usize,
-    pub max_response_headers: usize,
-    pub websocket: WebSocketConfig,
-    pub compression: Option<DeflateConfig>,
-    pub message_type: MessageKind,
-    pub stream_chunk: usize,
-    pub resolver: SharedResolver,
-    pub cancel: Option<CancelToken>,
-    pub http_version: HttpVersion,
-    pub pool: ConnectionPool,
-    #[cfg(feature = "tls")]
-    pub tls: TlsSettings,
-}
 
 /// Settings for connecting to a `ws://` or `wss://` URL, and the connect calls.
 ///
@@ -103,34 +55,7 @@ impl ClientBuilder {
     /// Mozilla's root CAs for `wss://`.
     pub fn new(url: impl Into<String>) -> Self {
         Self {
-            settings: Settings {
-                url: url.into(),
-                subprotocols: Vec::new(),
-                origin: None,
-                headers: HeaderMap::new(),
-                authorization: None,
-                connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-                max_addresses: DEFAULT_MAX_ADDRESSES,
-                attempt_delay: DEFAULT_ATTEMPT_DELAY,
-                send_timeout: Some(DEFAULT_SEND_TIMEOUT),
-                receive_timeout: None,
-                nodelay: true,
-                send_buffer: None,
-                recv_buffer: None,
-                local_address: None,
-                max_response_head: DEFAULT_MAX_RESPONSE_HEAD,
-                max_response_headers: DEFAULT_MAX_RESPONSE_HEADERS,
-                websocket: WebSocketConfig::default(),
-                compression: None,
-                message_type: MessageKind::Binary,
-                stream_chunk: DEFAULT_STREAM_CHUNK,
-                resolver: SharedResolver::default(),
-                cancel: None,
-                http_version: HttpVersion::Auto,
-                pool: ConnectionPool::new(),
-                #[cfg(feature = "tls")]
-                tls: TlsSettings::default(),
-            },
+            settings: Settings::new(url.into()),
             error: None,
         }
     }
@@ -168,7 +93,8 @@ impl ClientBuilder {
         }
     }
 
-    /// Sets `Origin` (RFC 6455 section 4.1 item 8), which servers may check (seed 001).
+    /// Sets `Origin` (RFC 6455 section 4.1 item 8), which servers may check (ASP.NET Core's
+    /// `AllowedOrigins`, for one).
     pub fn origin(mut self, origin: impl Into<String>) -> Self {
         self.settings.origin = Some(origin.into());
         self
@@ -291,15 +217,15 @@ impl ClientBuilder {
         self
     }
 
-    /// How many bytes a read asks for at first (the seeds' `ReceiveBufferSize`); default
+    /// How many bytes a read asks for at first (ASP.NET Core's `ReceiveBufferSize`); default
     /// 4 KiB. See [`WebSocketConfig::read_buffer_size`](crate::WebSocketConfig::read_buffer_size).
     pub fn read_buffer_size(mut self, bytes: usize) -> Self {
         self.settings.websocket = self.settings.websocket.read_buffer_size(bytes);
         self
     }
 
-    /// How many unsent bytes may queue before a send waits (the seeds' outbound buffer size);
-    /// default 128 KiB.
+    /// How many unsent bytes may queue before a send waits (the Windows Runtime's
+    /// `OutboundBufferSizeInBytes`); default 128 KiB.
     pub fn write_buffer_limit(mut self, bytes: usize) -> Self {
         self.settings.websocket = self.settings.websocket.write_buffer_limit(bytes);
         self
@@ -336,9 +262,9 @@ impl ClientBuilder {
         })
     }
 
-    /// A token whose [`CancelToken::cancel`] aborts a pending connect with
+    /// A token ([`super::CancelToken`]) whose `cancel()` aborts a pending connect with
     /// [`ClientError::Cancelled`].
-    pub fn cancel_token(mut self, token: CancelToken) -> Self {
+    pub fn cancel_token(mut self, token: CancellationToken) -> Self {
         self.settings.cancel = Some(token);
         self
     }
@@ -382,10 +308,10 @@ impl ClientBuilder {
         self
     }
 
-    /// **Dangerous**: accepts any server certificate, expired, self-signed or for another
-    /// name (the seeds' ignorable certificate errors). Anyone on the path can then read and
-    /// change the traffic. For testing against servers with throwaway certificates only; a
-    /// warning is logged on every connect.
+    /// **Dangerous**: accepts any server certificate, expired, self-signed or for another name (the
+    /// Windows Runtime's `IgnorableServerCertificateErrors`). Anyone on the path can then read and
+    /// change the traffic. For testing against servers with throwaway certificates only; a warning
+    /// is logged on every connect.
     #[cfg(feature = "tls")]
     pub fn danger_accept_invalid_certificates(mut self) -> Self {
         self.settings.tls.accept_invalid_certificates = true;
@@ -472,32 +398,11 @@ impl ClientBuilder {
     }
 }
 
-/// Credentials from a URL's userinfo, as a Basic `Authorization` value.
-pub(crate) fn basic_from_userinfo(user: &str, password: &str) -> Option<HeaderValue> {
-    let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-    let mut value = HeaderValue::from_str(&format!("Basic {token}")).ok()?;
-    value.set_sensitive(true);
-    Some(value)
-}
-
-/// The headers to send: the extra headers plus `Authorization`.
-pub(crate) fn request_headers(
-    settings: &Settings,
-    userinfo: Option<&(String, String)>,
-) -> HeaderMap {
-    let mut headers = settings.headers.clone();
-    let authorization = settings
-        .authorization
-        .clone()
-        .or_else(|| userinfo.and_then(|(u, p)| basic_from_userinfo(u, p)));
-    if let Some(value) = authorization {
-        headers.insert(AUTHORIZATION, value);
-    }
-    headers
-}
-
 #[cfg(test)]
 mod tests {
+    use http::header::AUTHORIZATION;
+
+    use super::super::settings::request_headers;
     use super::*;
 
     #[test]

@@ -1,5 +1,5 @@
-//! Client errors as an enumeration an application can branch on (the seed 004's
-//! `WebErrorStatus`): each variant names what happened, and its message says what to try.
+//! Client errors as an enumeration an application can branch on (the Windows
+//! Runtime's `WebErrorStatus`): each variant names what happened, and its message says what to try.
 
 use std::fmt;
 use std::io;
@@ -45,7 +45,7 @@ impl fmt::Display for Phase {
 
 /// Why a client operation failed. Match on the variant to branch on the cause; the message
 /// (`Display`) says what happened and what to try. [`ClientError::status`] gives the bare
-/// category, like the seeds' `WebErrorStatus`.
+/// category, like the Windows Runtime's `WebErrorStatus`.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClientError {
@@ -159,7 +159,7 @@ pub enum ClientError {
 }
 
 /// The category of a [`ClientError`], without details: for branching, logging and exit codes
-/// (the seeds' `WebErrorStatus`).
+/// (the Windows Runtime's `WebErrorStatus`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ErrorStatus {
@@ -278,6 +278,8 @@ impl From<crate::Error> for ClientError {
                 phase: Phase::Close,
                 after: Duration::ZERO,
             },
+            // The clients read in one style only; kept as what it says, should that change.
+            error @ crate::Error::PartlyReceived => Self::Io(io::Error::other(error)),
         }
     }
 }

@@ -1,5 +1,5 @@
-//! [`ConnectionInfo`]: what is known about a client connection once it is established (the
-//! seed 004's `Information`: local address, negotiated protocol, server certificate). Live
+//! [`ConnectionInfo`]: what is known about a client connection once it is established (the Windows
+//! Runtime sockets' `Information`: local address, negotiated protocol, server certificate). Live
 //! counters (bytes and messages) come from the socket's `stats()`.
 
 use std::net::SocketAddr;

@@ -1,6 +1,6 @@
-//! [`MessageWebSocket`]: the seed 004's MessageWebSocket: whole UTF-8 or binary messages, a
-//! message-received callback, a closed callback saying who closed and why, a default message
-//! type that can change after connecting, and send/receive timeouts.
+//! [`MessageWebSocket`]: the Windows Runtime's `MessageWebSocket` on RFC 6455: whole UTF-8 or
+//! binary messages, a message-received callback, a closed callback saying who closed and why, a
+//! default message type that can change after connecting, and send/receive timeouts.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,9 +11,9 @@ use bytes::Bytes;
 use sockway_proto::message::TextBytes;
 use sockway_proto::{CloseCode, Message, MessageKind};
 
-use super::builder::Settings;
 use super::error::{ClientError, Phase};
 use super::info::ConnectionInfo;
+use super::settings::Settings;
 use super::transport::ClientStream;
 use crate::error::CloseInfo;
 use crate::{Stats, WebSocket, WebSocketReader, WebSocketWriter};
@@ -29,7 +29,7 @@ pub enum ClosedBy {
     Abnormal,
 }
 
-/// The closed notification: how a connection ended (the seeds' `CloseStatus` and
+/// The closed notification: how a connection ended (.NET's `CloseStatus` and
 /// `CloseStatusDescription`, plus who closed and the error, if any).
 #[derive(Debug)]
 pub struct Closed {
@@ -128,7 +128,7 @@ async fn with_timeout<T>(
     }
 }
 
-/// A client WebSocket for whole messages (seed 004's MessageWebSocket).
+/// A client WebSocket for whole messages (as the Windows Runtime's `MessageWebSocket`).
 ///
 /// Send with [`Self::send_text`], [`Self::send_binary`] or [`Self::send_bytes`] (which uses
 /// the changeable default type); receive with [`Self::recv`], or hand the socket to
@@ -174,7 +174,8 @@ impl MessageWebSocket {
     }
 
     /// Changes the type [`Self::send_bytes`] sends; the one setting that may change after
-    /// connecting (seed 004). Affects [`MessageSender`]s split from this socket too.
+    /// connecting, as the Windows Runtime's `MessageWebSocketControl.MessageType` can. Affects
+    /// [`MessageSender`]s split from this socket too.
     pub fn set_message_type(&self, kind: MessageKind) {
         self.options
             .text

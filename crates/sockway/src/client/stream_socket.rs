@@ -1,5 +1,6 @@
-//! [`StreamWebSocket`]: the seed 004's StreamWebSocket, a byte stream over binary messages
-//! (`AsyncRead + AsyncWrite`), for large transfers without holding a whole message in memory.
+//! [`StreamWebSocket`]: the Windows Runtime's `StreamWebSocket` on RFC 6455: a byte stream over
+//! binary messages (`AsyncRead + AsyncWrite`), for large transfers without holding a whole message
+//! in memory.
 //!
 //! - **Reads** return the bytes of received messages as they arrive, in sections as large as
 //!   the caller's buffer, across message boundaries (which are not visible, as with TCP).
@@ -28,8 +29,8 @@ use sockway_proto::{CloseCode, Message};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
 
-use super::builder::Settings;
 use super::info::ConnectionInfo;
+use super::settings::Settings;
 use super::transport::ClientStream;
 use crate::{ReceivedKind, Stats, WebSocket, WebSocketReader, WebSocketWriter};
 
@@ -101,8 +102,8 @@ pub struct StreamWriter {
     timeout: Deadline,
 }
 
-/// A client WebSocket as a byte stream (seed 004's StreamWebSocket); see the module docs for
-/// how reads, writes and shutdown map onto messages.
+/// A client WebSocket as a byte stream (as the Windows Runtime's `StreamWebSocket`); see the module
+/// docs for how reads, writes and shutdown map onto messages.
 #[derive(Debug)]
 pub struct StreamWebSocket {
     reader: StreamReader,

@@ -42,11 +42,11 @@ pub(super) enum Outcome {
 
 /// Looks at the request head in `input` (bytes from the connection start).
 pub(super) fn examine(input: &[u8], options: &EventLoopOptions) -> Outcome {
-    let mut fields = vec![httparse::EMPTY_HEADER; options.max_headers];
+    let mut fields = vec![httparse::EMPTY_HEADER; options.limits.max_headers];
     let mut request = httparse::Request::new(&mut fields);
     let head_len = match request.parse(input) {
         Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) if input.len() <= options.max_header_bytes => {
+        Ok(httparse::Status::Partial) if input.len() <= options.limits.max_header_bytes => {
             return Outcome::Incomplete
         }
         Ok(httparse::Status::Partial) | Err(httparse::Error::TooManyHeaders) => {
@@ -64,7 +64,7 @@ pub(super) fn examine(input: &[u8], options: &EventLoopOptions) -> Outcome {
             ))
         }
     };
-    if head_len > options.max_header_bytes {
+    if head_len > options.limits.max_header_bytes {
         return Outcome::Refuse(refusal(
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             &HeaderMap::new(),
@@ -212,8 +212,10 @@ mod tests {
 
     #[test]
     fn refuses_heads_over_the_limits_with_431() {
+        // 1 KiB: the least the limit can be, as for the server runner.
         let options = EventLoopOptions::default().max_header_bytes(256);
-        let long = vec![b'a'; 300];
+        assert_eq!(options.limits.max_header_bytes, 1024);
+        let long = vec![b'a'; 1100];
         let Outcome::Refuse(response) = examine(&long, &options) else {
             panic!("not refused")
         };

@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use crate::config::{KeepAlive, WebSocketConfig};
+use crate::config::WebSocketConfig;
+use crate::limits::ServerLimits;
 
 /// Settings for an [`super::EventLoopServer`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,26 +14,20 @@ pub struct EventLoopOptions {
     /// Per-connection WebSocket limits: message and frame size (close 1009 beyond them), the
     /// backpressure bound ([`WebSocketConfig::write_buffer_limit`]: above it the connection's
     /// input is not read until the peer has taken the output), the close timeout and
-    /// keep-alive (default: on, with [`KeepAlive::default`]).
+    /// keep-alive (default: [`WebSocketConfig::for_server`], as the server runner's routes).
     pub websocket: WebSocketConfig,
-    /// Most connections open at once across all threads; beyond it a new connection is
-    /// answered 503 and closed. Default 10,000.
-    pub max_connections: usize,
-    /// How long a connection has to send its whole request head; then 408. Default 10 s.
-    pub handshake_timeout: Duration,
-    /// Largest request head (request line and fields); beyond it 431. Default 32 KiB.
-    pub max_header_bytes: usize,
-    /// Most header fields in a request head; beyond it 431. Default 100.
-    pub max_headers: usize,
+    /// The limits shared with the server runner ([`ServerLimits`], same defaults): most
+    /// connections open at once across all threads (beyond it a new connection is answered
+    /// 503 and closed), how long a connection has to send its whole request head (then 408),
+    /// the largest request head and most header fields (431 beyond), and how long open
+    /// connections get to finish their close handshake after shutdown.
+    pub limits: ServerLimits,
     /// Subprotocols this server speaks, in order of preference (RFC 6455 section 4.2.2): the
     /// first one the client offered is chosen. Default: none.
     pub subprotocols: Vec<String>,
     /// When set, only requests whose `Origin` is in this list (or that carry none, as
     /// non-browser clients do) are accepted; others get 403 (RFC 6455 section 10.2).
     pub allowed_origins: Option<Vec<String>>,
-    /// After shutdown, how long open connections get to finish their close handshake.
-    /// Default 10 s.
-    pub drain_timeout: Duration,
     /// How many times a worker polls without blocking after its last event before it sleeps
     /// in the poller; default 20 (some 10 µs). On a busy server the next event usually comes
     /// within that, and a thread that never went to sleep need not be woken: measured on two
@@ -45,14 +40,10 @@ impl Default for EventLoopOptions {
     fn default() -> Self {
         Self {
             threads: std::thread::available_parallelism().map_or(1, usize::from),
-            websocket: WebSocketConfig::default().keep_alive(Some(KeepAlive::default())),
-            max_connections: 10_000,
-            handshake_timeout: Duration::from_secs(10),
-            max_header_bytes: 32 * 1024,
-            max_headers: 100,
+            websocket: WebSocketConfig::for_server(),
+            limits: ServerLimits::default(),
             subprotocols: Vec::new(),
             allowed_origins: None,
-            drain_timeout: Duration::from_secs(10),
             busy_polls: 20,
         }
     }
@@ -71,27 +62,28 @@ impl EventLoopOptions {
         self
     }
 
-    /// Sets [`EventLoopOptions::max_connections`] (at least 1).
+    /// Sets the connection limit ([`ServerLimits::max_connections`], at least 1).
     pub fn max_connections(mut self, max: usize) -> Self {
-        self.max_connections = max.max(1);
+        self.limits = self.limits.max_connections(max);
         self
     }
 
-    /// Sets [`EventLoopOptions::handshake_timeout`] (at least 1 ms).
+    /// Sets the handshake timeout ([`ServerLimits::handshake_timeout`], at least 1 ms).
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
-        self.handshake_timeout = timeout.max(Duration::from_millis(1));
+        self.limits = self.limits.handshake_timeout(timeout);
         self
     }
 
-    /// Sets [`EventLoopOptions::max_header_bytes`] (at least 256).
+    /// Sets the request head size limit ([`ServerLimits::max_header_bytes`], at least 1 KiB
+    /// as for the server runner).
     pub fn max_header_bytes(mut self, bytes: usize) -> Self {
-        self.max_header_bytes = bytes.max(256);
+        self.limits = self.limits.max_header_bytes(bytes);
         self
     }
 
-    /// Sets [`EventLoopOptions::max_headers`] (at least 8).
+    /// Sets the header field limit ([`ServerLimits::max_headers`], at least 8).
     pub fn max_headers(mut self, count: usize) -> Self {
-        self.max_headers = count.max(8);
+        self.limits = self.limits.max_headers(count);
         self
     }
 
@@ -121,9 +113,9 @@ impl EventLoopOptions {
         self
     }
 
-    /// Sets [`EventLoopOptions::drain_timeout`].
+    /// Sets the drain deadline ([`ServerLimits::drain_timeout`]).
     pub fn drain_timeout(mut self, timeout: Duration) -> Self {
-        self.drain_timeout = timeout;
+        self.limits = self.limits.drain_timeout(timeout);
         self
     }
 }

@@ -10,6 +10,7 @@
 use std::io::{self, IoSlice, Read, Write};
 use std::mem::MaybeUninit;
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use bytes::{Buf, BytesMut};
@@ -34,6 +35,12 @@ const DETACH_BELOW: usize = 4096;
 /// How many runs of output one vectored write takes.
 const WRITE_SLICES: usize = 16;
 
+/// A worker-clock time as [`Slot::closing_at`] keeps it: 0 counts as 1, so that "not closing"
+/// needs no room of its own (a close timeout one millisecond longer, once in 49 days).
+fn closing_time(now: u32) -> NonZeroU32 {
+    NonZeroU32::new(now).unwrap_or(NonZeroU32::MIN)
+}
+
 /// What the worker should do with a slot after it handled an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Next {
@@ -51,8 +58,10 @@ pub(super) struct Context<'a, H> {
     pub(super) scratch: &'a mut BytesMut,
     /// What the server's workers share, for the handler's [`super::Sender`]s.
     pub(super) shared: &'a Arc<Shared>,
-    /// The worker's clock, in milliseconds since it started.
+    /// The worker's clock, in milliseconds since it started (wrapping).
     pub(super) now: u32,
+    /// The same clock without wrapping, as the core's keep-alive rule counts time.
+    pub(super) clock: u64,
 }
 
 /// A WebSocket after its handshake.
@@ -60,8 +69,6 @@ struct Open<S> {
     protocol: Connection,
     /// `None` once [`Handler::close`] has had it.
     session: Option<S>,
-    /// A keep-alive ping is out and nothing was heard since.
-    ping_sent: bool,
     /// Input is left unread until the peer takes some output (backpressure).
     paused: bool,
 }
@@ -70,8 +77,13 @@ struct Open<S> {
 /// so boxing that variant as well would only add an allocation per connection.
 #[allow(clippy::large_enum_variant)]
 enum Phase<S> {
-    /// Reading the request head into `input`, from the client at this address.
-    Handshake(SocketAddr),
+    /// Reading the request head into `input`, from the client at `peer_addr`, last heard
+    /// from at `heard_at` (worker clock). Once open, the core keeps when the peer was heard
+    /// from ([`Connection::heard`]).
+    Handshake {
+        peer_addr: SocketAddr,
+        heard_at: u32,
+    },
     /// Writing a refusal from `raw`; the connection closes once it is written.
     Refusing,
     /// Speaking WebSocket.
@@ -86,10 +98,9 @@ pub(super) struct Slot<S> {
     input: BytesMut,
     /// Bytes to send before the protocol's output: the handshake response or a refusal.
     raw: BytesMut,
-    /// When the peer was last heard from (or the connection accepted), worker clock.
-    heard_at: u32,
-    /// When the close handshake started or the refusal was queued, if it did.
-    closing_at: Option<u32>,
+    /// When the close handshake started or the refusal was queued, if it did (worker clock;
+    /// see [`closing_time`]).
+    closing_at: Option<NonZeroU32>,
     /// Everything is sent and this side's write half is shut: input is read and dropped
     /// until the peer closes too (or the close timeout), so that closing the socket with
     /// unread bytes does not reset the connection under the peer's last read.
@@ -105,10 +116,12 @@ impl<S> Slot<S> {
             id,
             input: BytesMut::new(),
             raw: BytesMut::new(),
-            heard_at: now,
             closing_at: None,
             draining: false,
-            phase: Phase::Handshake(peer_addr),
+            phase: Phase::Handshake {
+                peer_addr,
+                heard_at: now,
+            },
         }
     }
 
@@ -155,7 +168,7 @@ impl<S> Slot<S> {
             return Next::Remove;
         }
         match self.phase {
-            Phase::Handshake(peer_addr) if readable => self.read_head(cx, peer_addr),
+            Phase::Handshake { peer_addr, .. } if readable => self.read_head(cx, peer_addr),
             // Reading also resumes input that backpressure held back, once the output drained.
             Phase::Open(ref open) if readable || open.paused => self.read_open(cx),
             _ => self.after_io(cx.now),
@@ -165,18 +178,17 @@ impl<S> Slot<S> {
     /// Checks the phase's deadline; sends a keep-alive ping when one is due.
     pub(super) fn on_tick<H: Handler<Session = S>>(&mut self, cx: &mut Context<'_, H>) -> Next {
         let options = cx.options;
-        let quiet = cx.now.wrapping_sub(self.heard_at);
         if let Some(since) = self.closing_at {
             let close_ms = millis(options.websocket.close_timeout);
-            return if cx.now.wrapping_sub(since) >= close_ms {
+            return if cx.now.wrapping_sub(since.get()) >= close_ms {
                 Next::Remove
             } else {
                 Next::Keep
             };
         }
         match &mut self.phase {
-            Phase::Handshake(_) => {
-                if quiet < millis(options.handshake_timeout) {
+            Phase::Handshake { heard_at, .. } => {
+                if cx.now.wrapping_sub(*heard_at) < millis(options.limits.handshake_timeout) {
                     return Next::Keep;
                 }
                 let response = handshake::refusal(
@@ -191,16 +203,10 @@ impl<S> Slot<S> {
                 let Some(keep_alive) = options.websocket.keep_alive else {
                     return Next::Keep;
                 };
-                let interval = millis(keep_alive.interval);
-                if !open.ping_sent && quiet >= interval {
-                    open.ping_sent = true;
-                    let _ = open.protocol.send_ping(b"");
-                } else if open.ping_sent
-                    && quiet >= interval.saturating_add(millis(keep_alive.timeout))
-                {
-                    open.protocol
-                        .fail_with(CloseCode::GOING_AWAY, "keep-alive timeout");
-                }
+                // The core's rule: a ping after the interval, failure after the timeout. The
+                // tick is this driver's sleep; the ping or close frame goes out below.
+                let _ = open.protocol.handle_timeout(cx.clock, &keep_alive);
+                let quiet = cx.clock.saturating_sub(open.protocol.last_heard());
                 if open.protocol.output_len() == 0 && quiet >= 1000 {
                     open.protocol.release_idle_output(0);
                 }
@@ -227,7 +233,7 @@ impl<S> Slot<S> {
                 }
                 self.after_io(cx.now)
             }
-            Phase::Handshake(_) | Phase::Refusing => Next::Remove,
+            Phase::Handshake { .. } | Phase::Refusing => Next::Remove,
         }
     }
 
@@ -260,13 +266,15 @@ impl<S> Slot<S> {
         cx: &mut Context<'_, H>,
         peer_addr: SocketAddr,
     ) -> Next {
-        let limit = cx.options.max_header_bytes + 1;
+        let limit = cx.options.limits.max_header_bytes + 1;
         loop {
             let room = limit.saturating_sub(self.input.len()).clamp(1, HEAD_READ);
             match read_into(&self.stream, &mut self.input, room) {
                 Ok(0) => return Next::Remove,
                 Ok(n) => {
-                    self.heard_at = cx.now;
+                    if let Phase::Handshake { heard_at, .. } = &mut self.phase {
+                        *heard_at = cx.now;
+                    }
                     if n < room || self.input.len() >= limit {
                         break;
                     }
@@ -302,7 +310,6 @@ impl<S> Slot<S> {
                 self.phase = Phase::Open(Open {
                     protocol,
                     session: Some(session),
-                    ping_sent: false,
                     paused: false,
                 });
                 let mut pending = std::mem::take(&mut self.input);
@@ -318,7 +325,7 @@ impl<S> Slot<S> {
         self.raw = response;
         self.input = BytesMut::new();
         self.phase = Phase::Refusing;
-        self.closing_at = Some(now);
+        self.closing_at = Some(closing_time(now));
         self.after_io(now)
     }
 
@@ -371,7 +378,6 @@ impl<S> Slot<S> {
                     return Next::Remove;
                 }
                 Ok(n) => {
-                    self.heard_at = cx.now;
                     if own {
                         let mut pending = std::mem::take(&mut self.input);
                         self.handle_input(cx, &mut pending, false);
@@ -408,7 +414,7 @@ impl<S> Slot<S> {
         let Phase::Open(open) = &mut self.phase else {
             return;
         };
-        open.ping_sent = false;
+        open.protocol.heard(cx.clock);
         loop {
             match open.protocol.read_event(input, Delivery::Messages) {
                 Ok(Some(Event::Message(mut message))) => {
@@ -450,18 +456,18 @@ impl<S> Slot<S> {
         }
         let output_empty = self.raw.is_empty() && !self.protocol_has_output();
         match &self.phase {
-            Phase::Handshake(_) => Next::Keep,
+            Phase::Handshake { .. } => Next::Keep,
             Phase::Refusing if output_empty => self.drain(now),
             Phase::Refusing => Next::Keep,
             Phase::Open(open) => match open.protocol.state() {
                 ConnectionState::Open => Next::Keep,
                 ConnectionState::CloseSent => {
-                    self.closing_at.get_or_insert(now);
+                    self.closing_at.get_or_insert(closing_time(now));
                     Next::Keep
                 }
                 ConnectionState::Closed if output_empty => self.drain(now),
                 ConnectionState::Closed => {
-                    self.closing_at.get_or_insert(now);
+                    self.closing_at.get_or_insert(closing_time(now));
                     Next::Keep
                 }
             },
@@ -473,7 +479,7 @@ impl<S> Slot<S> {
     fn drain(&mut self, now: u32) -> Next {
         if !self.draining {
             self.draining = true;
-            self.closing_at.get_or_insert(now);
+            self.closing_at.get_or_insert(closing_time(now));
             self.input = BytesMut::new();
             if self.stream.shutdown(std::net::Shutdown::Write).is_err() {
                 return Next::Remove;

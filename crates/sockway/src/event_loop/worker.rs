@@ -180,7 +180,8 @@ impl<H: Handler> Worker<H> {
                 next_tick = self.now().wrapping_add(tick);
             }
             if let Some(since) = stopping_since {
-                let drained = self.now().wrapping_sub(since) >= millis(self.options.drain_timeout);
+                let drained =
+                    self.now().wrapping_sub(since) >= millis(self.options.limits.drain_timeout);
                 if self.slots.is_empty() || drained {
                     break;
                 }
@@ -196,7 +197,13 @@ impl<H: Handler> Worker<H> {
 
     /// The worker clock: milliseconds since it started, wrapping.
     fn now(&self) -> u32 {
-        self.started.elapsed().as_millis() as u32
+        self.clock() as u32
+    }
+
+    /// The worker clock without wrapping, for the core's keep-alive rule: milliseconds since
+    /// the worker started.
+    fn clock(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
     /// Accepts every waiting connection.
@@ -217,7 +224,7 @@ impl<H: Handler> Worker<H> {
                 }
             };
             let open = self.shared.connections.fetch_add(1, Ordering::AcqRel);
-            if open >= self.options.max_connections {
+            if open >= self.options.limits.max_connections {
                 self.shared.connections.fetch_sub(1, Ordering::AcqRel);
                 // Whatever of the request already arrived is read first: closing a socket
                 // with unread input would reset the connection under the 503.
@@ -315,13 +322,14 @@ impl<H: Handler> Worker<H> {
 
     /// The connections, and what a connection needs from the worker while it works.
     fn parts(&mut self) -> (&mut Slots<H::Session>, Context<'_, H>) {
-        let now = self.now();
+        let clock = self.clock();
         let cx = Context {
             handler: &mut self.handler,
             options: &self.options,
             scratch: &mut self.scratch,
             shared: &self.shared,
-            now,
+            now: clock as u32,
+            clock,
         };
         (&mut self.slots, cx)
     }
@@ -406,6 +414,7 @@ fn is_per_connection(error: &io::Error) -> bool {
 /// How often deadlines are checked: a quarter of the shortest one, between 10 ms and 1 s.
 fn tick_interval(options: &EventLoopOptions) -> u32 {
     let mut shortest = options
+        .limits
         .handshake_timeout
         .min(options.websocket.close_timeout);
     if let Some(keep_alive) = options.websocket.keep_alive {

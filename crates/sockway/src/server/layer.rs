@@ -1,6 +1,7 @@
-//! [`WebSocketLayer`]: WebSockets as tower middleware (the seeds' `UseWebSockets`). Requests
-//! that ask for a WebSocket are accepted with the layer's [`AcceptOptions`] and handed to a
-//! handler in a task of their own; everything else falls through to the wrapped service.
+//! [`WebSocketLayer`]: WebSockets as tower middleware (what ASP.NET Core's `UseWebSockets`
+//! middleware does). Requests that ask for a WebSocket are accepted with the layer's
+//! [`AcceptOptions`] and handed to a handler in a task of their own; everything else falls through
+//! to the wrapped service.
 
 use std::convert::Infallible;
 use std::future::Future;

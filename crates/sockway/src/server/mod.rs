@@ -1,4 +1,4 @@
-//! Accepting WebSockets in a hyper, tower or axum server (the seeds' `UseWebSockets`,
+//! Accepting WebSockets in a hyper, tower or axum server (ASP.NET Core's `UseWebSockets`,
 //! `IsWebSocketRequest` and `AcceptWebSocketAsync`).
 //!
 //! Pick the level that fits:

@@ -7,17 +7,17 @@ use sockway_proto::deflate::DeflateConfig;
 use super::origin::OriginPolicy;
 use crate::config::{KeepAlive, WebSocketConfig};
 
-/// Per-route acceptance settings, with the seeds' defaults (ASP.NET Core `WebSocketOptions`).
+/// Per-route acceptance settings, with ASP.NET Core's `WebSocketOptions` defaults.
 ///
 /// | setting | default | why |
 /// |---|---|---|
-/// | [`keep_alive_interval`](Self::keep_alive_interval) | 2 min | the seeds' `KeepAliveInterval`: often enough that proxies keep an idle connection open |
-/// | [`keep_alive_timeout`](Self::keep_alive_timeout) | 30 s | the seeds' `KeepAliveTimeout`: a peer that vanished is noticed within interval + timeout (2.5 min) |
-/// | [`receive_buffer_size`](Self::receive_buffer_size) | 4 KiB | the seeds' `ReceiveBufferSize` |
-/// | [`allowed_origins`](Self::allowed_origins) | any | the seeds' `AllowedOrigins`: empty means all; others get 403 |
+/// | [`keep_alive_interval`](Self::keep_alive_interval) | 2 min | ASP.NET Core's `KeepAliveInterval` default: often enough that proxies keep an idle connection open |
+/// | [`keep_alive_timeout`](Self::keep_alive_timeout) | 30 s | as ASP.NET Core's `KeepAliveTimeout` (a pong must follow a ping): a peer that vanished is noticed within interval + timeout (2.5 min) |
+/// | [`receive_buffer_size`](Self::receive_buffer_size) | 4 KiB | ASP.NET Core's `ReceiveBufferSize` default |
+/// | [`allowed_origins`](Self::allowed_origins) | any | as ASP.NET Core's `AllowedOrigins`: empty means all; others get 403 |
 /// | [`subprotocols`](Self::subprotocols) | none | RFC 6455 section 4.2.2: the server chooses, or answers without one |
 /// | [`max_message_size`](Self::max_message_size) | 16 MiB | bounds memory per socket; larger messages close with 1009 |
-/// | [`compression`](Self::compression) | off | RFC 7692; the seeds' `DangerousEnableCompression`: see `docs/security.md` |
+/// | [`compression`](Self::compression) | off | RFC 7692; ASP.NET Core's `DangerousEnableCompression`: see `docs/security.md` |
 ///
 /// Server-wide limits (handshake timeout, connection count, header size, drain deadline) live
 /// in [`super::ServerOptions`].
@@ -33,7 +33,7 @@ pub struct AcceptOptions {
     /// the first one the client also offered is chosen. Empty: none is chosen.
     pub subprotocols: Vec<String>,
     /// permessage-deflate (RFC 7692), off by default: `Some` accepts a client's offer with
-    /// these limits (the seeds' `DangerousEnableCompression`, with `ServerMaxWindowBits` and
+    /// these limits (ASP.NET Core's `DangerousEnableCompression`, with `ServerMaxWindowBits` and
     /// `DisableServerContextTakeover`). If the client offers nothing acceptable the socket
     /// opens uncompressed. Compression over TLS can leak secrets through message sizes
     /// (CRIME/BREACH): send those with [`crate::Compression::Disabled`].
@@ -43,7 +43,7 @@ pub struct AcceptOptions {
 impl Default for AcceptOptions {
     fn default() -> Self {
         Self {
-            socket: WebSocketConfig::default().keep_alive(Some(KeepAlive::default())),
+            socket: WebSocketConfig::for_server(),
             origins: OriginPolicy::Any,
             subprotocols: Vec::new(),
             compression: None,

@@ -6,7 +6,8 @@
 /// Which origins may open a WebSocket.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum OriginPolicy {
-    /// Any origin, and requests without one (the default, as in the seeds).
+    /// Any origin, and requests without one (the default, as with ASP.NET Core's empty
+    /// `AllowedOrigins`).
     #[default]
     Any,
     /// Only these origins, compared on scheme, host and port, ASCII case-insensitively, with

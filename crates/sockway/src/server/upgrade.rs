@@ -29,7 +29,7 @@ pub type Body = http_body_util::Full<Bytes>;
 /// A WebSocket accepted through hyper. It is `Send + 'static`: hand it to any task.
 pub type ServerWebSocket = WebSocket<ServerStream>;
 
-/// Whether `request` asks for a WebSocket (the seeds' `IsWebSocketRequest`): an HTTP/1.x
+/// Whether `request` asks for a WebSocket (ASP.NET Core's `IsWebSocketRequest`): an HTTP/1.x
 /// request with `Upgrade: websocket`, or an HTTP/2 `CONNECT` with `:protocol = websocket`
 /// (RFC 8441). It looks only at what marks the request as a WebSocket attempt, so that a
 /// broken attempt (a `POST` with `Upgrade: websocket`, a missing key) still reaches
@@ -61,7 +61,7 @@ fn connect_protocol(extensions: &Extensions) -> Option<&str> {
 }
 
 /// Checks the handshake in `request` against `options` and, if it is acceptable, returns the
-/// response to send and the socket to come (the seeds' `AcceptWebSocketAsync`). Works on any
+/// response to send and the socket to come (ASP.NET Core's `AcceptWebSocketAsync`). Works on any
 /// route, for HTTP/1.1 `GET` upgrades and HTTP/2 extended `CONNECT` alike.
 ///
 /// Refusals: a malformed handshake gets 400 (405 for a wrong method, 426 with

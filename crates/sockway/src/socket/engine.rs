@@ -17,7 +17,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
 
 use super::keep_alive::{KeepAliveAction, KeepAliveTimer};
-use crate::config::{KeepAlive, WebSocketConfig};
+use crate::config::WebSocketConfig;
 use crate::error::Error;
 
 /// Where closing the transport stands once the protocol is closed.
@@ -241,25 +241,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
         }
     }
 
-    /// Sends a ping when the peer has been quiet for the interval, and fails the connection
-    /// when it stays silent for the timeout after that. Called when the engine is about to
-    /// wait for the peer.
+    /// Lets the core's keep-alive rule act when its deadline has come (a ping queued here is
+    /// written at once; a silent peer fails the connection), and otherwise sleeps until that
+    /// deadline on the runtime's shared wheel. Called when the engine is about to wait for the
+    /// peer.
     fn poll_keep_alive(&mut self, cx: &mut Context<'_>) -> Option<Result<Option<Event>, Error>> {
-        let settings: &KeepAlive = self.config.keep_alive.as_ref()?;
-        match self.keep_alive.as_mut()?.poll(settings, cx) {
+        let settings = self.config.keep_alive.as_ref()?;
+        match self.keep_alive.as_mut()?.poll(&mut self.conn, settings, cx) {
             KeepAliveAction::Wait => None,
             KeepAliveAction::Ping => {
-                let _ = self.conn.send_ping(b"");
                 let _ = self.poll_write_out(cx);
                 None
             }
-            KeepAliveAction::TimedOut => {
-                let waited = settings.interval.saturating_add(settings.timeout);
+            KeepAliveAction::TimedOut(silent) => {
                 self.keep_alive = None;
-                self.conn
-                    .fail_with(sockway_proto::CloseCode::GOING_AWAY, "keep-alive timeout");
                 self.teardown = Teardown::Done;
-                Some(Err(Error::KeepAliveTimeout(waited)))
+                Some(Err(Error::KeepAliveTimeout(silent)))
             }
         }
     }

@@ -1,5 +1,8 @@
-//! Keep-alive timing (the seeds' `KeepAliveInterval` / `KeepAliveTimeout`; pings and pongs are
-//! RFC 6455 section 5.5.2-5.5.3) for every socket on a runtime, kept by one shared timer.
+//! Keep-alive timing (ASP.NET Core's `KeepAliveInterval` / `KeepAliveTimeout`; pings and pongs
+//! are RFC 6455 section 5.5.2-5.5.3) for every socket on a runtime, kept by one shared timer.
+//! The rule (when to ping, when to give up) is the core's: [`Connection::poll_timeout`] says
+//! when the socket next needs the clock and [`Connection::handle_timeout`] acts; this module
+//! only sleeps until that deadline, on the wheel's clock.
 //!
 //! A tokio `Sleep` per socket costs an idle connection about 170 bytes of heap and one timer
 //! entry. Instead, every socket on a runtime registers in that runtime's [`Wheel`]: a slab of
@@ -22,10 +25,10 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use sockway_proto::connection::{KeepAlive, Timeout};
+use sockway_proto::Connection;
 use tokio::runtime::{Handle, Id};
 use tokio::time::{Instant, Sleep};
-
-use crate::config::KeepAlive;
 
 /// "No deadline" in a slot or a timer.
 const NEVER: u64 = u64::MAX;
@@ -112,10 +115,14 @@ impl Wheel {
             .saturating_add(u64::from(elapsed.subsec_millis()))
     }
 
-    /// The wheel's time `after` past `since`, in whole milliseconds rounded up (saturating:
-    /// an interval of years must not overflow).
-    fn deadline(&self, since: Instant, after: Duration) -> u64 {
-        millis(since.saturating_duration_since(self.epoch)).saturating_add(millis(after))
+    /// Milliseconds since the wheel's start, rounded up: the time to tell the core the peer
+    /// was heard at, so that a deadline counted from it never comes early.
+    fn now_rounded_up(&self) -> u64 {
+        let elapsed = self.epoch.elapsed();
+        elapsed
+            .as_secs()
+            .saturating_mul(1000)
+            .saturating_add(u64::from(elapsed.subsec_nanos().div_ceil(1_000_000)))
     }
 
     /// The instant of a deadline.
@@ -277,67 +284,41 @@ async fn drive(wheel: Weak<Wheel>, mut sleep: Pin<Box<Sleep>>) {
 pub(crate) enum KeepAliveAction {
     /// Nothing yet: the wheel wakes the socket when something is due.
     Wait,
-    /// The peer has been quiet for the interval: send a ping.
+    /// The peer has been quiet for the interval: a ping is queued, to be written.
     Ping,
-    /// The peer stayed silent for the timeout after the ping: fail the connection.
-    TimedOut,
+    /// The peer stayed silent for the timeout after the ping: the core failed the connection
+    /// (close 1001 queued). Holds how long the peer was silent.
+    TimedOut(Duration),
 }
 
-/// One socket's keep-alive state, kept inline in its engine (56 bytes).
+/// One socket's place in the wheel, kept inline in its engine.
 ///
 /// Reads never touch the wheel: they only set `heard`. When the engine is about to wait, it
-/// turns `heard` into a fresh `quiet_since` (one clock read), and checks with one atomic load
-/// whether the wheel has scanned past the armed deadline. Only then does the socket decide:
-/// heard from since, so arm again for `quiet_since + interval`; quiet for the interval, so
-/// ping and arm for `timeout`; silent after the ping, so give up. A busy connection costs no
-/// shared-state update per message, and a ping still goes out after `interval` of silence
-/// (to within the wheel's scan gap).
-#[derive(Debug)]
+/// tells the core the peer was heard at the wheel's time (one clock read), and checks with one
+/// atomic load whether the wheel has scanned past the armed deadline. Only then does the core
+/// decide ([`Connection::handle_timeout`]): heard from since, so nothing yet; quiet for the
+/// interval, so ping; silent after the ping, so give up; and the timer arms the core's next
+/// deadline ([`Connection::poll_timeout`]). A busy connection costs no shared-state update per
+/// message, and a ping still goes out after `interval` of silence (to within the wheel's scan
+/// gap).
+#[derive(Debug, Default)]
 pub(crate) struct KeepAliveTimer {
     /// The runtime's wheel, once registered in it (at the first wait).
     wheel: Option<Arc<Wheel>>,
     /// This socket's slot in the wheel.
     index: u32,
-    /// Whether bytes arrived since `quiet_since` was taken.
+    /// Whether bytes arrived since the core was last told.
     heard: bool,
-    /// Whether a ping went out and nothing arrived since.
-    ping_sent: bool,
-    /// The deadline armed in the wheel, in the wheel's milliseconds.
+    /// The deadline armed in the wheel, in the wheel's milliseconds (0 before the first).
     armed: u64,
     /// The waker the armed deadline will wake.
     armed_with: Option<Waker>,
-    /// When the peer was last heard from, as of the last wait.
-    quiet_since: Instant,
-}
-
-impl Default for KeepAliveTimer {
-    fn default() -> Self {
-        Self {
-            wheel: None,
-            index: 0,
-            heard: false,
-            ping_sent: false,
-            armed: NEVER,
-            armed_with: None,
-            quiet_since: Instant::now(),
-        }
-    }
-}
-
-/// A duration in whole milliseconds, rounded up.
-fn millis(duration: Duration) -> u64 {
-    duration
-        .as_secs()
-        .saturating_mul(1000)
-        .saturating_add(u64::from(duration.subsec_nanos().div_ceil(1_000_000)))
-        .min(NEVER - 1)
 }
 
 impl KeepAliveTimer {
     /// Bytes arrived from the peer: it is alive, and any ping is answered.
     pub(crate) fn heard(&mut self) {
         self.heard = true;
-        self.ping_sent = false;
     }
 
     /// Stops the timer for good (the connection failed or closed).
@@ -349,19 +330,24 @@ impl KeepAliveTimer {
         self.armed_with = None;
     }
 
-    /// Called when the engine is about to wait for the peer: says whether a ping is due or
-    /// the peer timed out, and otherwise makes sure the wheel wakes this task when one may
-    /// be. Outside a tokio runtime there is no wheel and it always says
+    /// Called when the engine is about to wait for the peer: lets the core act on the clock
+    /// once its deadline may have passed, and otherwise makes sure the wheel wakes this task
+    /// when it may. Outside a tokio runtime there is no wheel and it always says
     /// [`KeepAliveAction::Wait`].
     #[inline]
-    pub(crate) fn poll(&mut self, settings: &KeepAlive, cx: &mut Context<'_>) -> KeepAliveAction {
-        if self.heard {
-            self.heard = false;
-            self.quiet_since = Instant::now();
-        }
+    pub(crate) fn poll(
+        &mut self,
+        conn: &mut Connection,
+        settings: &KeepAlive,
+        cx: &mut Context<'_>,
+    ) -> KeepAliveAction {
         // The path of every wait: the armed deadline has not passed, for this task, and a
         // driver serves it.
         if let Some(wheel) = &self.wheel {
+            if self.heard {
+                self.heard = false;
+                conn.heard(wheel.now_rounded_up());
+            }
             if wheel.scanned.load(Ordering::Acquire) < self.armed
                 && self
                     .armed_with
@@ -372,41 +358,44 @@ impl KeepAliveTimer {
                 return KeepAliveAction::Wait;
             }
         }
-        self.poll_due(settings, cx)
+        self.poll_due(conn, settings, cx)
     }
 
     /// [`Self::poll`] when the wheel must be told something: at the first wait, when the
     /// armed deadline passed, or when another task or a new driver must be woken.
     #[inline(never)]
-    fn poll_due(&mut self, settings: &KeepAlive, cx: &mut Context<'_>) -> KeepAliveAction {
+    fn poll_due(
+        &mut self,
+        conn: &mut Connection,
+        settings: &KeepAlive,
+        cx: &mut Context<'_>,
+    ) -> KeepAliveAction {
         let Some(wheel) = &self.wheel else {
             let Some(wheel) = Wheel::for_current_runtime() else {
                 return KeepAliveAction::Wait;
             };
             self.index = wheel.register();
-            let due = wheel.deadline(self.quiet_since, settings.interval);
+            // The quiet interval starts at the first wait, on the wheel's clock.
+            self.heard = false;
+            conn.heard(wheel.now_rounded_up());
             self.wheel = Some(wheel);
-            self.arm(due, cx.waker());
+            self.arm(next_deadline(conn, settings), cx.waker());
             return KeepAliveAction::Wait;
         };
         if wheel.scanned.load(Ordering::Acquire) < self.armed {
             self.arm(self.armed, cx.waker());
             return KeepAliveAction::Wait;
         }
-        if self.ping_sent {
-            self.stop();
-            return KeepAliveAction::TimedOut;
-        }
-        let now = wheel.now();
-        let due = wheel.deadline(self.quiet_since, settings.interval);
-        if now < due {
-            // Heard from since the deadline was armed: not quiet long enough yet.
-            self.arm(due, cx.waker());
-            return KeepAliveAction::Wait;
-        }
-        self.ping_sent = true;
-        self.arm(now.saturating_add(millis(settings.timeout)), cx.waker());
-        KeepAliveAction::Ping
+        let action = match conn.handle_timeout(wheel.now(), settings) {
+            None => KeepAliveAction::Wait,
+            Some(Timeout::Ping) => KeepAliveAction::Ping,
+            Some(Timeout::KeepAliveFailed(silent)) => {
+                self.stop();
+                return KeepAliveAction::TimedOut(silent);
+            }
+        };
+        self.arm(next_deadline(conn, settings), cx.waker());
+        action
     }
 
     fn arm(&mut self, due: u64, waker: &Waker) {
@@ -420,6 +409,12 @@ impl KeepAliveTimer {
             None => self.armed_with = Some(waker.clone()),
         }
     }
+}
+
+/// The core's next deadline, as the wheel counts (`NEVER` once the connection is closed).
+fn next_deadline(conn: &Connection, settings: &KeepAlive) -> u64 {
+    conn.poll_timeout(settings)
+        .map_or(NEVER, |due| due.min(NEVER - 1))
 }
 
 impl Drop for KeepAliveTimer {

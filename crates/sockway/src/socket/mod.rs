@@ -115,9 +115,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         self.inner.engine.conn.compression()
     }
 
-    /// Sends a whole message, choosing whether it may be compressed: pass
-    /// [`Compression::Disabled`] for secrets (the seeds' `DisableCompression`; see
-    /// `docs/security.md` on CRIME/BREACH).
+    /// Sends a whole message, choosing whether it may be compressed: pass [`Compression::Disabled`]
+    /// for secrets (.NET's `WebSocketMessageFlags.DisableCompression`; see `docs/security.md` on
+    /// CRIME/BREACH).
     pub fn send_with(
         &mut self,
         message: impl Into<Message>,
@@ -131,25 +131,35 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 
     /// The next whole message; `Ok(None)` once the connection has closed cleanly (see
     /// [`WebSocket::close_info`]). Cancel-safe.
+    ///
+    /// In the middle of a message partly read with [`WebSocket::receive`] or
+    /// [`WebSocket::recv_fragment`] it fails with [`Error::PartlyReceived`] and changes
+    /// nothing; finish that message with those first.
     pub fn recv(&mut self) -> impl Future<Output = Result<Option<Message>, Error>> + '_ {
-        poll_fn(|cx| self.inner.engine.poll_recv(cx))
+        poll_fn(|cx| self.poll_recv(cx))
     }
 
     /// Polls for the next whole message, as [`WebSocket::recv`] does.
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Message>, Error>> {
-        self.inner.engine.poll_recv(cx)
+        let Inner { engine, leftover } = &mut *self.inner;
+        engine.poll_recv(cx, leftover)
     }
 
     /// The next data frame's payload as it arrived, without copying; `Ok(None)` after a clean
     /// close. Echoing each with [`WebSocket::send_fragment`] preserves the peer's framing and
-    /// message boundaries (the seeds' echo loop). Cancel-safe.
+    /// message boundaries (the echo loop of ASP.NET Core's WebSockets sample). Cancel-safe.
+    /// Continues a message partly read with [`WebSocket::receive`] or a cancelled
+    /// [`WebSocket::recv`] where that stopped.
     pub async fn recv_fragment(&mut self) -> Result<Option<Fragment>, Error> {
-        poll_fn(|cx| self.inner.engine.poll_recv_fragment(cx)).await
+        let Inner { engine, leftover } = &mut *self.inner;
+        poll_fn(|cx| engine.poll_recv_fragment(cx, leftover)).await
     }
 
     /// Copies the next bytes of the current message into `buf` and says how many, of which
-    /// kind, and whether the message ended (the seeds' `ReceiveAsync`). When the connection
+    /// kind, and whether the message ended (.NET's `WebSocket.ReceiveAsync`). When the connection
     /// closes, the result's kind is [`ReceivedKind::Close`] with the status. Cancel-safe.
+    /// Continues a message partly read with [`WebSocket::recv_fragment`] or a cancelled
+    /// [`WebSocket::recv`] where that stopped.
     pub async fn receive(&mut self, buf: &mut [u8]) -> Result<ReceiveResult, Error> {
         let Inner { engine, leftover } = &mut *self.inner;
         poll_fn(|cx| engine.poll_receive(cx, leftover, buf)).await
@@ -174,7 +184,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         ops::send(self, Sends::MessageEnd, |conn| conn.send_binary(data)).await
     }
 
-    /// Sends part of a message (the seeds' `SendAsync` with `endOfMessage`).
+    /// Sends part of a message (.NET's `WebSocket.SendAsync` with `endOfMessage`).
     pub async fn send_fragment(
         &mut self,
         kind: MessageKind,
@@ -217,13 +227,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         ops::send(self, Sends::Other, |conn| conn.send_pong(payload)).await
     }
 
-    /// Sends a close frame without waiting for the reply (the seeds' `CloseOutputAsync`);
+    /// Sends a close frame without waiting for the reply (.NET's `CloseOutputAsync`);
     /// keep receiving to get the rest of the peer's data and its close frame.
     pub async fn close_output(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
         ops::send(self, Sends::Other, |conn| conn.close(code, reason)).await
     }
 
-    /// Runs the whole close handshake (the seeds' `CloseAsync`): sends a close frame, discards
+    /// Runs the whole close handshake (.NET's `CloseAsync`): sends a close frame, discards
     /// data until the peer's close frame arrives, closes the transport, and returns how the
     /// connection ended. Waits at most twice the close timeout.
     pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<CloseInfo, Error> {
@@ -231,8 +241,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             self.inner.engine.conn.close(code, reason)?;
         }
         let timeout = self.inner.engine.config.close_timeout * 2;
+        // Frame by frame, so that a message partly read by pieces is discarded too.
         let drain = async {
-            while self.recv().await?.is_some() {}
+            while self.recv_fragment().await?.is_some() {}
             Ok::<(), Error>(())
         };
         tokio::time::timeout(timeout, drain)

@@ -1,6 +1,13 @@
-//! Receiving on top of the engine: whole messages, or pieces copied into a caller's buffer
-//! (the seeds' `ReceiveAsync`). Leftover bytes of a piece stay in the engine, so a cancelled
-//! receive loses nothing.
+//! Receiving on top of the engine: whole messages, frames, or pieces copied into a caller's
+//! buffer (.NET's `WebSocket.ReceiveAsync`). Leftover bytes of a piece stay with the socket,
+//! so a cancelled receive loses nothing.
+//!
+//! The three styles may be mixed on one socket. A read by pieces (`receive`,
+//! `recv_fragment`) always continues the current message where the last read stopped: what
+//! `receive` kept back comes first, then what a cancelled `recv` had gathered (the core hands
+//! it out), then the rest. A whole-message read (`recv`) in the middle of a message that was
+//! partly read by pieces cannot return that message whole, so it fails with
+//! [`Error::PartlyReceived`] and leaves the socket as it was.
 
 use std::task::{ready, Context, Poll};
 
@@ -23,7 +30,7 @@ pub struct ReceiveResult {
     pub end_of_message: bool,
 }
 
-/// The type of a [`ReceiveResult`] (the seeds' `WebSocketMessageType`).
+/// The type of a [`ReceiveResult`] (.NET's `WebSocketMessageType`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReceivedKind {
     /// Part of a text message (pieces may split a UTF-8 character).
@@ -66,6 +73,22 @@ impl Leftover {
         self.piece.as_deref_mut().filter(|piece| piece.pending)
     }
 
+    /// Whether part of a piece is still to be copied out.
+    fn has_pending(&self) -> bool {
+        self.piece.as_ref().is_some_and(|piece| piece.pending)
+    }
+
+    /// The rest of the pending piece, as a fragment.
+    fn take_pending(&mut self) -> Option<Fragment> {
+        let piece = self.pending()?;
+        piece.pending = false;
+        Some(Fragment {
+            kind: piece.kind,
+            data: std::mem::take(&mut piece.data),
+            end_of_message: piece.end,
+        })
+    }
+
     fn set(&mut self, kind: MessageKind, data: Bytes, end: bool) {
         let piece = Piece {
             pending: true,
@@ -82,11 +105,16 @@ impl Leftover {
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
     /// The next whole data message; `None` after a clean close. Pings, pongs and the close
-    /// frame are handled here and not returned.
+    /// frame are handled here and not returned. Fails with [`Error::PartlyReceived`], changing
+    /// nothing, while a message partly read by pieces is unfinished.
     pub(crate) fn poll_recv(
         &mut self,
         cx: &mut Context<'_>,
+        leftover: &Leftover,
     ) -> Poll<Result<Option<Message>, Error>> {
+        if leftover.has_pending() || self.conn.message_handed_out() {
+            return Poll::Ready(Err(Error::PartlyReceived));
+        }
         loop {
             match ready!(self.poll_event(cx, Delivery::Messages))? {
                 Some(Event::Message(message)) => return Poll::Ready(Ok(Some(message))),
@@ -96,11 +124,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
         }
     }
 
-    /// The next data frame, whole; `None` after a clean close.
+    /// The next data frame, whole; `None` after a clean close. What [`Engine::poll_receive`]
+    /// kept back of a piece comes first.
     pub(crate) fn poll_recv_fragment(
         &mut self,
         cx: &mut Context<'_>,
+        leftover: &mut Leftover,
     ) -> Poll<Result<Option<Fragment>, Error>> {
+        if let Some(fragment) = leftover.take_pending() {
+            return Poll::Ready(Ok(Some(fragment)));
+        }
         loop {
             match ready!(self.poll_event(cx, Delivery::Frames))? {
                 Some(Event::Fragment {

@@ -108,15 +108,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> EngineAccess<S> for WebSocketWriter<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketReader<S> {
-    /// The next whole message; `Ok(None)` after a clean close. Cancel-safe.
+    /// The next whole message; `Ok(None)` after a clean close. Cancel-safe. Fails with
+    /// [`Error::PartlyReceived`] in the middle of a message partly read with `receive` (see
+    /// [`super::WebSocket::recv`]).
     pub fn recv(&mut self) -> impl Future<Output = Result<Option<Message>, Error>> + '_ {
         poll_fn(|cx| self.poll_recv(cx))
     }
 
     /// Polls for the next whole message.
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Message>, Error>> {
-        self.shared
-            .poll_with(cx, true, |engine, cx| engine.poll_recv(cx))
+        let Self { shared, leftover } = self;
+        shared.poll_with(cx, true, |engine, cx| engine.poll_recv(cx, leftover))
     }
 
     /// Copies the next bytes of the current message into `buf` (see

@@ -16,7 +16,7 @@ use sockway_proto::deflate::{self, DeflateParams};
 use sockway_proto::handshake::{self, Negotiated, RequestHeaders, RequestKind, ResponseError};
 use sockway_proto::Role;
 
-use super::connector::{http1, open_transport, Alpn, Attempt, Connected, Transport};
+use super::dial::{open_transport, Alpn, Attempt, Connected, Transport};
 use super::error::{ClientError, Phase};
 use super::handshake::RequestOptions;
 use super::info::ConnectionInfo;
@@ -43,20 +43,30 @@ const CONNECTION_SPECIFIC: [&str; 5] = [
     "upgrade",
 ];
 
+/// What [`connect`] came to.
+pub(crate) enum Http2Outcome {
+    /// The socket is open on an HTTP/2 stream.
+    Connected(Connected),
+    /// With [`HttpVersion::Auto`], the origin has no WebSockets over HTTP/2: the caller
+    /// should use the HTTP/1.1 upgrade, on this transport when one was opened (its ALPN chose
+    /// `http/1.1`), else on a new connection.
+    UseHttp1(Option<Transport>),
+}
+
 /// Connects over HTTP/2 when it can: on a pooled connection to the origin with room, else
-/// on a new one. With [`HttpVersion::Auto`] an origin without WebSockets over HTTP/2 gets
-/// the HTTP/1.1 upgrade instead.
-pub(crate) async fn connect(attempt: &Attempt<'_>) -> Result<Connected, ClientError> {
+/// on a new one. With [`HttpVersion::Auto`] an origin without WebSockets over HTTP/2 is
+/// reported as [`Http2Outcome::UseHttp1`]; this module never speaks HTTP/1.1 itself.
+pub(crate) async fn connect(attempt: &Attempt<'_>) -> Result<Http2Outcome, ClientError> {
     let settings = attempt.settings;
     let pool = &settings.pool;
-    let key = PoolKey::new(attempt.target, settings);
+    let key = PoolKey::new(attempt.target, settings.tls_digest());
     let auto = settings.http_version == HttpVersion::Auto;
 
     if let Some(connected) = on_pooled(attempt, &key).await? {
-        return Ok(connected);
+        return Ok(Http2Outcome::Connected(connected));
     }
     if auto && pool.refused(&key) {
-        return http1(attempt, None).await;
+        return Ok(Http2Outcome::UseHttp1(None));
     }
     // One connection opens at a time per origin; the others then share it.
     let opening = pool.opening_lock(&key);
@@ -64,11 +74,11 @@ pub(crate) async fn connect(attempt: &Attempt<'_>) -> Result<Connected, ClientEr
         .bounded(Phase::Connect, async { Ok(opening.lock().await) })
         .await?;
     if let Some(connected) = on_pooled(attempt, &key).await? {
-        return Ok(connected);
+        return Ok(Http2Outcome::Connected(connected));
     }
     if auto && pool.refused(&key) {
         drop(guard);
-        return http1(attempt, None).await;
+        return Ok(Http2Outcome::UseHttp1(None));
     }
 
     let transport = open_transport(attempt, if auto { Alpn::Both } else { Alpn::Http2 }).await?;
@@ -76,7 +86,7 @@ pub(crate) async fn connect(attempt: &Attempt<'_>) -> Result<Connected, ClientEr
         if auto {
             pool.remember_refusal(&key);
             drop(guard);
-            return http1(attempt, Some(transport)).await;
+            return Ok(Http2Outcome::UseHttp1(Some(transport)));
         }
         return Err(ClientError::Http2Unavailable(
             "the server did not choose HTTP/2 (h2) through ALPN".into(),
@@ -104,7 +114,7 @@ pub(crate) async fn connect(attempt: &Attempt<'_>) -> Result<Connected, ClientEr
             pool.remember_refusal(&key);
             drop(guard);
             tracing::debug!(url = %settings.url, "no WebSockets over HTTP/2 here; using HTTP/1.1");
-            return http1(attempt, None).await;
+            return Ok(Http2Outcome::UseHttp1(None));
         }
         return Err(ClientError::Http2Unavailable(
             "the server speaks HTTP/2 but does not allow WebSockets over it (no \
@@ -120,7 +130,7 @@ pub(crate) async fn connect(attempt: &Attempt<'_>) -> Result<Connected, ClientEr
         )
     })?;
     match open_socket(attempt, &pooled, lease).await {
-        Ok(connected) => Ok(connected),
+        Ok(connected) => Ok(Http2Outcome::Connected(connected)),
         Err(OpenError::Connection(error)) => {
             pooled.retire();
             Err(error)

@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::hash::{Hash, Hasher};
+use std::hash::Hash;
 use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -23,7 +23,6 @@ use h2::client::{Connection, SendRequest};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::client::builder::Settings;
 use crate::client::transport::ClientStream;
 use crate::client::url::Target;
 
@@ -43,17 +42,14 @@ pub(crate) struct PoolKey {
 }
 
 impl PoolKey {
-    pub(crate) fn new(target: &Target, settings: &Settings) -> Self {
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        #[cfg(feature = "tls")]
-        settings.tls.identity(&mut hasher);
-        #[cfg(not(feature = "tls"))]
-        let _ = settings;
+    /// The key of `target` for a connection with TLS settings of digest `tls`
+    /// (`Settings::tls_digest`).
+    pub(crate) fn new(target: &Target, tls: u64) -> Self {
         Self {
             secure: target.secure,
             host: target.host.clone(),
             port: target.port,
-            tls: hasher.finish(),
+            tls,
         }
     }
 }

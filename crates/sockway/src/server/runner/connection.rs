@@ -91,8 +91,10 @@ pub(super) async fn serve_connection<S, B>(
     };
     #[cfg(feature = "tls")]
     if let Some(acceptor) = &shared.tls {
-        let accept =
-            tokio::time::timeout(shared.options.handshake_timeout, acceptor.accept(stream));
+        let accept = tokio::time::timeout(
+            shared.options.limits.handshake_timeout,
+            acceptor.accept(stream),
+        );
         let accepted = tokio::select! {
             accepted = accept => accepted,
             () = &mut shutdown => return,
@@ -117,7 +119,11 @@ pub(super) async fn serve_connection<S, B>(
         if h2 {
             let mut tls = tls;
             let mut preface = BytesMut::new();
-            let read = read_preface(&mut tls, &mut preface, shared.options.handshake_timeout);
+            let read = read_preface(
+                &mut tls,
+                &mut preface,
+                shared.options.limits.handshake_timeout,
+            );
             let complete = tokio::select! {
                 complete = read => complete,
                 () = &mut shutdown => return,
@@ -158,12 +164,12 @@ async fn serve_after_head<I, S, B>(
     let peer = service.info.peer_addr;
     let mut head = BytesMut::new();
     let limits = HeadLimits {
-        max_bytes: options.max_header_bytes,
-        max_headers: options.max_headers,
+        max_bytes: options.limits.max_header_bytes,
+        max_headers: options.limits.max_headers,
     };
     let read = tokio::select! {
         read = tokio::time::timeout(
-            options.handshake_timeout,
+            options.limits.handshake_timeout,
             read_head(&mut io, &mut head, limits),
         ) => read,
         () = &mut shutdown => return,
@@ -174,14 +180,14 @@ async fn serve_after_head<I, S, B>(
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             format!(
                 "the request head is larger than this server's limit of {} bytes",
-                options.max_header_bytes
+                options.limits.max_header_bytes
             ),
         )),
         Ok(Err(HeadError::TooManyHeaders(count))) => Some(Refusal::new(
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             format!(
                 "the request has {count} header fields, more than this server's limit of {}",
-                options.max_headers
+                options.limits.max_headers
             ),
         )),
         Ok(Err(HeadError::Closed)) => return,
@@ -196,7 +202,7 @@ async fn serve_after_head<I, S, B>(
             StatusCode::REQUEST_TIMEOUT,
             format!(
                 "the request head did not arrive within {:?}",
-                options.handshake_timeout
+                options.limits.handshake_timeout
             ),
         )),
     };
@@ -206,7 +212,7 @@ async fn serve_after_head<I, S, B>(
         return;
     }
     let protocol = if h2c && head.starts_with(H2_PREFACE_HEAD) {
-        let read = read_preface(&mut io, &mut head, options.handshake_timeout);
+        let read = read_preface(&mut io, &mut head, options.limits.handshake_timeout);
         let complete = tokio::select! {
             complete = read => complete,
             () = &mut shutdown => return,

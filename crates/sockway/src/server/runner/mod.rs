@@ -198,9 +198,9 @@ fn http1_builder(options: &ServerOptions) -> http1::Builder {
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(options.handshake_timeout)
-        .max_headers(options.max_headers)
-        .max_buf_size(options.max_header_bytes.max(HYPER_MIN_BUF));
+        .header_read_timeout(options.limits.handshake_timeout)
+        .max_headers(options.limits.max_headers)
+        .max_buf_size(options.limits.max_header_bytes.max(HYPER_MIN_BUF));
     builder
 }
 
@@ -222,7 +222,7 @@ fn http2_builder(options: &ServerOptions) -> http2::Builder<TokioExecutor> {
         .initial_stream_window_size(H2_STREAM_WINDOW)
         .initial_connection_window_size(H2_CONNECTION_WINDOW)
         .max_concurrent_streams(options.http2_max_streams)
-        .max_header_list_size(u32::try_from(options.max_header_bytes).unwrap_or(u32::MAX));
+        .max_header_list_size(u32::try_from(options.limits.max_header_bytes).unwrap_or(u32::MAX));
     builder
 }
 
@@ -245,7 +245,7 @@ fn admit<S, B>(
 {
     let _ = stream.set_nodelay(true);
     let options = &shared.options;
-    if counter.live() < options.max_connections {
+    if counter.live() < options.limits.max_connections {
         let permit = counter.acquire();
         tasks.spawn(serve_connection(
             shared.clone(),
@@ -257,7 +257,7 @@ fn admit<S, B>(
         return;
     }
     // Refusals are short-lived tasks; bound them too, and beyond that just close.
-    let limit = options.max_connections.max(64);
+    let limit = options.limits.max_connections.max(64);
     if refusing.fetch_add(1, Ordering::Relaxed) >= limit {
         refusing.fetch_sub(1, Ordering::Relaxed);
         tracing::debug!(peer = %info.peer_addr, "server full; connection closed");
@@ -269,7 +269,7 @@ fn admit<S, B>(
         StatusCode::SERVICE_UNAVAILABLE,
         format!(
             "the server is at its limit of {} open connections; try again in {retry_after} s",
-            options.max_connections
+            options.limits.max_connections
         ),
     )
     .header("retry-after", retry_after.to_string());
@@ -302,11 +302,11 @@ async fn drain(options: &ServerOptions, counter: &ConnectionCounter, force: &Sig
     }
     tracing::info!(
         open,
-        deadline = ?options.drain_timeout,
+        deadline = ?options.limits.drain_timeout,
         "shutting down: closing open connections (WebSockets get 1001)"
     );
     let drained = tokio::select! {
-        done = tokio::time::timeout(options.drain_timeout, counter.all_closed()) => done.is_ok(),
+        done = tokio::time::timeout(options.limits.drain_timeout, counter.all_closed()) => done.is_ok(),
         () = force.waiter() => false,
     };
     if !drained {

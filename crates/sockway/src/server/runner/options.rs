@@ -2,38 +2,29 @@
 
 use std::time::Duration;
 
+use crate::limits::ServerLimits;
+
 /// Server-wide settings: what every connection is held to before any route sees it, and how
 /// shutdown goes. Per-route WebSocket settings are in [`crate::server::AcceptOptions`].
 ///
 /// | setting | default | why |
 /// |---|---|---|
-/// | [`handshake_timeout`](Self::handshake_timeout) | 10 s | a client that has not sent a whole request head by then (slowloris) is dropped; also how long an idle keep-alive HTTP connection is kept |
-/// | [`max_connections`](Self::max_connections) | 10 000 | bounds sockets, memory and tasks; more get 503 with `Retry-After` (while at most `max(max_connections, 64)` refusals are in progress; beyond that they are closed unanswered) |
-/// | [`max_header_bytes`](Self::max_header_bytes) | 32 KiB | bounds the memory of a request head; larger heads get 431 (the size Kestrel, the seeds' server, allows) |
-/// | [`max_headers`](Self::max_headers) | 100 | more header fields get 431 (hyper's own default) |
-/// | [`drain_timeout`](Self::drain_timeout) | 10 s | on shutdown, how long open connections get to finish their close handshake |
+/// | [`limits`](Self::limits) | see [`ServerLimits`] | handshake timeout 10 s (also how long an idle keep-alive HTTP connection is kept), 10 000 connections (more get 503 with `Retry-After`), 32 KiB and 100 fields per request head (431 beyond), 10 s drain |
 /// | [`retry_after`](Self::retry_after) | 5 s | the `Retry-After` sent with 503 |
 /// | [`http2`](Self::http2) | on | HTTP/2 with extended CONNECT (RFC 8441) next to HTTP/1.1: by ALPN over TLS, by prior knowledge (h2c) over plain TCP |
 /// | [`http2_max_streams`](Self::http2_max_streams) | 200 | WebSockets and requests open at once on one HTTP/2 connection (`SETTINGS_MAX_CONCURRENT_STREAMS`); clients open another connection beyond it |
 /// | [`handle_signals`](Self::handle_signals) | on | Ctrl-C / SIGTERM start the graceful shutdown |
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerOptions {
-    /// How long a client has, from connecting, to send its whole request head (and, on a
-    /// kept-alive HTTP/1.1 connection, between requests).
-    pub handshake_timeout: Duration,
-    /// Most connections (plain HTTP and WebSocket alike) open at once; connections beyond it
-    /// are still accepted, answered 503 with `Retry-After` and a body, and closed. Refusals
-    /// take a moment each (write, then a short linger so the client can read the answer), so
-    /// they are bounded too: while `max(max_connections, 64)` are in progress, further
-    /// connections are closed at once without an answer, which keeps a connection flood
-    /// from costing more than twice the limit in sockets.
-    pub max_connections: usize,
-    /// Most bytes a request head (request line and header fields) may take.
-    pub max_header_bytes: usize,
-    /// Most header fields a request may have.
-    pub max_headers: usize,
-    /// How long shutdown waits for open connections to close after asking them to.
-    pub drain_timeout: Duration,
+    /// The limits shared with the event-loop server: handshake timeout (here also how long an
+    /// idle keep-alive HTTP/1.1 connection is kept between requests), connection count,
+    /// request head size and field count, drain deadline. Connections beyond
+    /// `max_connections` are still accepted, answered 503 with `Retry-After` and a body, and
+    /// closed. Refusals take a moment each (write, then a short linger so the client can read
+    /// the answer), so they are bounded too: while `max(max_connections, 64)` are in
+    /// progress, further connections are closed at once without an answer, which keeps a
+    /// connection flood from costing more than twice the limit in sockets.
+    pub limits: ServerLimits,
     /// The `Retry-After` of a 503 refusal (whole seconds, at least 1).
     pub retry_after: Duration,
     /// Whether HTTP/2 (RFC 9113) is served next to HTTP/1.1, with
@@ -58,11 +49,7 @@ pub struct ServerOptions {
 impl Default for ServerOptions {
     fn default() -> Self {
         Self {
-            handshake_timeout: Duration::from_secs(10),
-            max_connections: 10_000,
-            max_header_bytes: 32 * 1024,
-            max_headers: 100,
-            drain_timeout: Duration::from_secs(10),
+            limits: ServerLimits::default(),
             retry_after: Duration::from_secs(5),
             http2: true,
             http2_max_streams: 200,
@@ -72,34 +59,33 @@ impl Default for ServerOptions {
 }
 
 impl ServerOptions {
-    /// Sets [`ServerOptions::handshake_timeout`] (at least 1 ms).
+    /// Sets the handshake timeout ([`ServerLimits::handshake_timeout`], at least 1 ms).
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
-        self.handshake_timeout = timeout.max(Duration::from_millis(1));
+        self.limits = self.limits.handshake_timeout(timeout);
         self
     }
 
-    /// Sets [`ServerOptions::max_connections`] (at least 1).
+    /// Sets the connection limit ([`ServerLimits::max_connections`], at least 1).
     pub fn max_connections(mut self, max: usize) -> Self {
-        self.max_connections = max.max(1);
+        self.limits = self.limits.max_connections(max);
         self
     }
 
-    /// Sets [`ServerOptions::max_header_bytes`] (at least 1 KiB: a browser's handshake alone
-    /// takes several hundred bytes).
+    /// Sets the request head size limit ([`ServerLimits::max_header_bytes`], at least 1 KiB).
     pub fn max_header_bytes(mut self, bytes: usize) -> Self {
-        self.max_header_bytes = bytes.max(1024);
+        self.limits = self.limits.max_header_bytes(bytes);
         self
     }
 
-    /// Sets [`ServerOptions::max_headers`] (at least 8).
+    /// Sets the header field limit ([`ServerLimits::max_headers`], at least 8).
     pub fn max_headers(mut self, max: usize) -> Self {
-        self.max_headers = max.max(8);
+        self.limits = self.limits.max_headers(max);
         self
     }
 
-    /// Sets [`ServerOptions::drain_timeout`].
+    /// Sets the drain deadline ([`ServerLimits::drain_timeout`]).
     pub fn drain_timeout(mut self, timeout: Duration) -> Self {
-        self.drain_timeout = timeout;
+        self.limits = self.limits.drain_timeout(timeout);
         self
     }
 

@@ -7,12 +7,27 @@
 //! frames may sit between the fragments of a message (RFC 6455 section 5.4), so a boundary
 //! is enough. It also picks up the status code of a close frame passing through, for the
 //! access log.
+//!
+//! Headers are read with the core's lenient parser ([`RawFrameHeader`]): the gateway only
+//! forwards frames, judging them is the endpoints' job. Close frames the gateway writes
+//! itself come from [`close_frame`], built on the core's codec.
+
+use sockway_proto::close::{CloseCode, CloseFrame};
+use sockway_proto::frame::{encode_frame, header_len, RawFrameHeader, MAX_HEADER_LEN};
+use sockway_proto::mask::apply_mask;
+use sockway_proto::OpCode;
+
+/// The close opcode's wire value (RFC 6455 section 5.2).
+const CLOSE: u8 = 0x8;
 
 /// Incremental frame-boundary tracker for one direction.
 #[derive(Debug, Clone, Default)]
 pub struct FrameTracker {
-    header: [u8; 14],
+    /// The header bytes of a frame whose header arrived in pieces.
+    header: [u8; MAX_HEADER_LEN],
+    /// How many of `header` are filled.
     have: usize,
+    /// Payload bytes of the current frame still to come.
     remaining: u64,
     in_payload: bool,
     close: Option<CloseCapture>,
@@ -21,6 +36,8 @@ pub struct FrameTracker {
     frames: u64,
 }
 
+/// The first two payload bytes of a close frame (its status code, RFC 6455 section 5.5.1),
+/// gathered as they pass.
 #[derive(Debug, Clone, Copy)]
 struct CloseCapture {
     mask: Option<[u8; 4]>,
@@ -67,72 +84,47 @@ impl FrameTracker {
                 }
                 continue;
             }
-            if self.have == 0 && bytes.len() >= 2 {
+            if self.have == 0 {
                 // A whole header at hand (the usual case): take it at once.
-                let needed = header_len(bytes[1]);
-                if bytes.len() >= needed {
-                    self.header[..needed].copy_from_slice(&bytes[..needed]);
-                    self.have = needed;
-                    bytes = &bytes[needed..];
-                    self.start_payload();
+                if let Some((header, len)) = RawFrameHeader::parse(bytes) {
+                    bytes = &bytes[len..];
+                    self.start_payload(header);
                     continue;
                 }
             }
-            // Header bytes, one at a time.
-            self.header[self.have] = bytes[0];
-            self.have += 1;
-            bytes = &bytes[1..];
-            if let Some(needed) = self.header_len() {
-                if self.have == needed {
-                    self.start_payload();
-                }
+            // A header in pieces: gather at most what it needs, then parse it.
+            let needed = if self.have >= 2 {
+                header_len(self.header[1])
+            } else {
+                2
+            };
+            let take = (needed - self.have).min(bytes.len());
+            self.header[self.have..self.have + take].copy_from_slice(&bytes[..take]);
+            self.have += take;
+            bytes = &bytes[take..];
+            if let Some((header, _)) = RawFrameHeader::parse(&self.header[..self.have]) {
+                self.have = 0;
+                self.start_payload(header);
             }
         }
     }
 
-    /// The full header length, once the first two bytes are in.
-    fn header_len(&self) -> Option<usize> {
-        if self.have < 2 {
-            return None;
-        }
-        Some(header_len(self.header[1]))
-    }
-
-    fn start_payload(&mut self) {
-        let h = &self.header;
-        let masked = h[1] & 0x80 != 0;
-        let (len, mut at) = match h[1] & 0x7f {
-            126 => (u64::from(u16::from_be_bytes([h[2], h[3]])), 4),
-            127 => {
-                let mut b = [0u8; 8];
-                b.copy_from_slice(&h[2..10]);
-                (u64::from_be_bytes(b), 10)
-            }
-            n => (u64::from(n), 2),
-        };
-        let mask = masked.then(|| {
-            let m = [h[at], h[at + 1], h[at + 2], h[at + 3]];
-            at += 4;
-            m
-        });
-        debug_assert_eq!(at, self.have);
+    fn start_payload(&mut self, header: RawFrameHeader) {
         self.frames += 1;
-        self.have = 0;
-        let opcode = h[0] & 0x0f;
-        if opcode == 0x8 {
-            self.saw_close_frame();
-            if len >= 2 {
+        if header.opcode == CLOSE {
+            self.saw_close = true;
+            if header.payload_len >= 2 {
                 self.close = Some(CloseCapture {
-                    mask,
+                    mask: header.mask,
                     seen: 0,
                     code: [0; 2],
                 });
             }
         }
-        if len == 0 {
+        if header.payload_len == 0 {
             self.end_frame();
         } else {
-            self.remaining = len;
+            self.remaining = header.payload_len;
             self.in_payload = true;
         }
     }
@@ -141,14 +133,16 @@ impl FrameTracker {
         let Some(capture) = &mut self.close else {
             return;
         };
-        for &b in bytes {
-            if capture.seen >= 2 {
-                break;
-            }
-            let key = capture.mask.map_or(0, |m| m[capture.seen % 4]);
-            capture.code[capture.seen] = b ^ key;
-            capture.seen += 1;
+        let take = (2 - capture.seen).min(bytes.len());
+        if take == 0 {
+            return;
         }
+        let piece = &mut capture.code[capture.seen..capture.seen + take];
+        piece.copy_from_slice(&bytes[..take]);
+        if let Some(key) = capture.mask {
+            apply_mask(piece, key, capture.seen);
+        }
+        capture.seen += take;
         if capture.seen == 2 && self.close_code.is_none() {
             self.close_code = Some(u16::from_be_bytes(capture.code));
         }
@@ -159,52 +153,14 @@ impl FrameTracker {
         self.remaining = 0;
         self.close = None;
     }
-
-    fn saw_close_frame(&mut self) {
-        self.saw_close = true;
-    }
 }
 
-/// The length of a frame header (RFC 6455 section 5.2) from its second byte: 2, plus 2 or 8
-/// for an extended payload length, plus 4 for a masking key.
-fn header_len(second: u8) -> usize {
-    let masked = second & 0x80 != 0;
-    let ext = match second & 0x7f {
-        126 => 2,
-        127 => 8,
-        _ => 0,
-    };
-    2 + ext + if masked { 4 } else { 0 }
-}
-
-/// A close frame from the gateway: `code` and a short `reason` (at most 123 bytes, RFC 6455
-/// section 5.5), masked with a fresh key when it goes to a backend (a client's frames must
-/// be masked, section 5.3), unmasked when it goes to a client.
+/// A close frame from the gateway: `code` and `reason` (cut to fit a control frame, RFC 6455
+/// section 5.5), masked with a fresh key when it goes to a backend (a client's frames must be
+/// masked, section 5.3), unmasked when it goes to a client.
 pub fn close_frame(code: u16, reason: &str, masked: bool) -> Vec<u8> {
-    let mut reason_bytes = reason.as_bytes();
-    if reason_bytes.len() > 123 {
-        let mut end = 123;
-        while !reason.is_char_boundary(end) {
-            end -= 1;
-        }
-        reason_bytes = &reason_bytes[..end];
-    }
-    let mut payload = Vec::with_capacity(2 + reason_bytes.len());
-    payload.extend_from_slice(&code.to_be_bytes());
-    payload.extend_from_slice(reason_bytes);
-    let mut frame = Vec::with_capacity(6 + payload.len());
-    frame.push(0x88);
-    let len = payload.len() as u8;
-    if masked {
-        let key: [u8; 4] = rand::random();
-        frame.push(0x80 | len);
-        frame.extend_from_slice(&key);
-        frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
-    } else {
-        frame.push(len);
-        frame.extend_from_slice(&payload);
-    }
-    frame
+    let payload = CloseFrame::new(CloseCode(code), reason).encode();
+    encode_frame(OpCode::Close, &payload, masked.then(rand::random))
 }
 
 #[cfg(test)]
@@ -288,11 +244,26 @@ mod tests {
     }
 
     #[test]
+    fn reserved_opcodes_and_forbidden_lengths_pass_through() {
+        // The endpoints judge frames; the tracker only follows them.
+        let mut t = FrameTracker::new();
+        t.feed(&[0x83, 1, 0]);
+        assert!(t.at_boundary());
+        t.feed(&[0x82, 127, 0x80, 0, 0, 0, 0, 0, 0, 0, 1]);
+        assert!(!t.at_boundary());
+        assert_eq!(t.frames(), 2);
+    }
+
+    #[test]
     fn close_frames_are_well_formed() {
         let f = close_frame(1001, "idle", false);
         assert_eq!(f, [0x88, 6, 0x03, 0xe9, b'i', b'd', b'l', b'e']);
         let m = close_frame(1001, &"é".repeat(100), true);
         assert_eq!(m[1] & 0x80, 0x80);
         assert!(usize::from(m[1] & 0x7f) <= 125);
+        let mut t = FrameTracker::new();
+        t.feed(&m);
+        assert!(t.at_boundary());
+        assert_eq!(t.close_code(), Some(1001));
     }
 }
