@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use serde_json::json;
 use sockway_hub::backplane::RedisOptions;
 
-use scaleout_support::{fleet, HubClient, RedisServer};
+use scaleout_support::{fleet, negotiate, HubClient, RedisServer};
 
 fn options() -> RedisOptions {
     RedisOptions::new("redis://unused/")
@@ -272,4 +272,22 @@ async fn presence_lists_group_members_and_user_connections_on_every_server() {
     let presence = servers[2].manager.group_presence("room").await;
     assert_eq!(presence.count(), 2);
     assert!(!presence.connections.contains(&members[1].id));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_negotiated_on_one_server_runs_on_another_and_is_reached_from_a_third() {
+    let redis = RedisServer::start().await;
+    let servers = fleet(&redis, 3, options()).await;
+    let (id, token) = negotiate(&servers[0]).await;
+    let mut client = HubClient::open(&servers[1], &format!("?id={token}")).await;
+    assert_eq!(
+        client.id, id,
+        "the connection keeps the id negotiated elsewhere"
+    );
+    let mut sender = HubClient::connect(&servers[2], None).await;
+    sender.ok("ToClient", json!([id, "found you"])).await;
+    assert_eq!(client.receive().await, "found you");
+    sender.ok("AddOther", json!([id, "met"])).await;
+    sender.ok("ToGroup", json!(["met", "in the group"])).await;
+    assert_eq!(client.receive().await, "in the group");
 }

@@ -276,6 +276,7 @@ impl HubServer {
             .expect("the backplane is free");
         let http = HttpOptions::default()
             .token_key(key.clone())
+            .adopt_signed_tokens(true)
             .authenticator(users);
         let service = HubService::new("/hub", test_hub(manager.clone()), http);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -350,6 +351,31 @@ pub async fn fleet(redis: &RedisServer, count: usize, options: RedisOptions) -> 
     servers
 }
 
+/// Negotiates (version 1) with `server` over a plain HTTP/1.1 request; returns the
+/// connection id and token.
+pub async fn negotiate(server: &HubServer) -> (String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        let request = "POST /hub/negotiate?negotiateVersion=1 HTTP/1.1\r\nHost: hub\r\n\
+                       Content-Length: 0\r\nConnection: close\r\n\r\n";
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await.unwrap();
+        response
+    };
+    let response = tokio::time::timeout(WAIT, exchange)
+        .await
+        .expect("negotiate answered in time");
+    let text = String::from_utf8(response).expect("a UTF-8 response");
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    let body = &text[text.find('{').expect("a JSON body")..=text.rfind('}').unwrap()];
+    let body: Value = serde_json::from_str(body).expect("negotiate JSON");
+    let id = body["connectionId"].as_str().expect("connectionId");
+    let token = body["connectionToken"].as_str().expect("connectionToken");
+    (id.to_owned(), token.to_owned())
+}
+
 /// A raw JSON hub client over WebSockets (negotiation skipped).
 pub struct HubClient {
     pub id: String,
@@ -362,6 +388,11 @@ impl HubClient {
     /// Connects to `server` as `user` (anonymous for `None`) and learns its connection id.
     pub async fn connect(server: &HubServer, user: Option<&str>) -> Self {
         let query = user.map_or(String::new(), |user| format!("?access_token={user}"));
+        Self::open(server, &query).await
+    }
+
+    /// Connects to `server` with `query` (`?id=TOKEN` for a negotiated connection).
+    pub async fn open(server: &HubServer, query: &str) -> Self {
         let url = format!("ws://{}/hub{query}", server.addr);
         let socket = tokio::time::timeout(WAIT, ClientBuilder::new(url).connect_message())
             .await
