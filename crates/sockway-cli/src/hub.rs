@@ -22,6 +22,7 @@ use sockway_hub::backplane::{
     RedisBackplane, RedisOptions, ScaleOutLifetimeManager, ScaleOutOptions,
 };
 use sockway_hub::sample::{chat_hub, chat_hub_builder};
+use sockway_hub::token::TokenKey;
 use sockway_hub::{HttpOptions, Hub, HubOptions, HubService};
 use tokio::net::TcpListener;
 
@@ -54,7 +55,18 @@ pub struct HubArgs {
     /// uses it reach each other. The server starts even while Redis is down, and says so.
     #[arg(long, value_name = "URL")]
     redis: Option<String>,
+    /// Sign connection tokens with the secret in this file (at least 32 bytes) and accept a
+    /// WebSocket whose token another server of the fleet signed with it, so clients that
+    /// negotiate need no sticky sessions. Without it each server has a random key of its own.
+    #[arg(long, value_name = "FILE")]
+    token_secret_file: Option<PathBuf>,
 }
+
+/// The shortest token secret `--token-secret-file` accepts: as long as an HMAC-SHA256 key.
+const MIN_SECRET_BYTES: usize = 32;
+
+/// The longest token secret file read.
+const MAX_SECRET_BYTES: u64 = 4096;
 
 /// What the pages next to the hub serve.
 #[derive(Clone)]
@@ -82,7 +94,13 @@ pub async fn run(args: HubArgs) -> Result<(), Box<dyn std::error::Error>> {
         None => chat_hub(),
         Some(url) => fleet_hub(url).await?,
     };
-    let options = HttpOptions::default().stateful_reconnect(true);
+    let mut options = HttpOptions::default().stateful_reconnect(true);
+    if let Some(path) = &args.token_secret_file {
+        let secret = read_secret(path).await?;
+        options = options
+            .token_key(TokenKey::from_secret(&secret))
+            .adopt_signed_tokens(true);
+    }
     let server = Server::new(ServerOptions::default());
     // On Ctrl-C or SIGTERM every hub connection ends at once: sockets close, event streams
     // end, waiting polls get 204.
@@ -121,6 +139,39 @@ async fn fleet_hub(url: &str) -> Result<Hub, Box<dyn std::error::Error>> {
     Ok(chat_hub_builder(HubOptions::default())
         .lifetime_manager(manager)
         .build())
+}
+
+/// The fleet's token secret, without a trailing newline.
+async fn read_secret(path: &PathBuf) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
+    let shown = path.display();
+    let size = tokio::fs::metadata(path)
+        .await
+        .map_err(|error| format!("--token-secret-file {shown}: {error}"))?
+        .len();
+    if size > MAX_SECRET_BYTES {
+        return Err(format!(
+            "--token-secret-file {shown}: {size} bytes is over the limit of {MAX_SECRET_BYTES}"
+        )
+        .into());
+    }
+    let mut secret = tokio::fs::read(path)
+        .await
+        .map_err(|error| format!("--token-secret-file {shown}: {error}"))?;
+    while secret
+        .last()
+        .is_some_and(|byte| matches!(byte, b'\n' | b'\r'))
+    {
+        secret.pop();
+    }
+    if secret.len() < MIN_SECRET_BYTES {
+        return Err(format!(
+            "--token-secret-file {shown}: the secret has {} bytes, at least {MIN_SECRET_BYTES} \
+             are needed",
+            secret.len()
+        )
+        .into());
+    }
+    Ok(secret)
 }
 
 async fn read_script(path: &PathBuf) -> Result<Bytes, Box<dyn std::error::Error>> {
