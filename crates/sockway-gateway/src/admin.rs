@@ -1,5 +1,6 @@
-//! The admin listener: `GET /metrics` ([`crate::metrics`], Prometheus text format 0.0.4) and
-//! `GET /healthz` (200 while the gateway runs). It is a separate socket so that metrics are
+//! The admin listener: `GET /metrics` ([`crate::metrics`], Prometheus text format 0.0.4),
+//! `GET /healthz` (200 while the gateway runs) and `GET /backend-health` (JSON, see
+//! [`crate::health_view`]). It is a separate socket so that metrics are
 //! never exposed on the public listeners; bind it to a private address.
 //!
 //! Who may ask: with `admin.bearerToken` set, every request must carry
@@ -235,9 +236,17 @@ async fn answer(
             response
         }
         "/healthz" => Response::new(full("ok\n")),
+        "/backend-health" => {
+            let view = crate::health_view::to_json(&crate::health_view::collect(&runtime));
+            let mut response = Response::new(full(view.to_string()));
+            response
+                .headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            response
+        }
         _ => refusal(
             StatusCode::NOT_FOUND,
-            "the admin listener serves /metrics and /healthz",
+            "the admin listener serves /metrics, /healthz and /backend-health",
         ),
     })
 }

@@ -130,6 +130,34 @@ pub fn drain_backend(sessions: Arc<Sessions>, backend_id: String, drain: Option<
     });
 }
 
+/// Drains a backend whose probes took it out of the rotation, when its settings have
+/// connection draining on (Azure applies draining to unhealthy backends too): its sessions
+/// keep running for `drain`, then get close 1001 unless a probe has brought the backend back
+/// by then. Without draining, sessions to an unhealthy backend are left to run, since a
+/// failing probe path does not prove the sockets are dead.
+pub fn drain_unhealthy(
+    sessions: Arc<Sessions>,
+    backend: Arc<crate::pool::Backend>,
+    drain: Duration,
+) {
+    tokio::spawn(async move {
+        tokio::time::sleep(drain).await;
+        if backend.is_healthy() {
+            return;
+        }
+        let n = sessions.close(
+            Some(&backend.id),
+            CloseOrder {
+                code: 1001,
+                reason: "backend unhealthy",
+            },
+        );
+        if n > 0 {
+            tracing::info!(backend = %backend.authority(), sessions = n, "closed sessions of an unhealthy backend");
+        }
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,24 +11,11 @@ use tokio::sync::watch;
 
 use crate::config::{self, GatewayConfig};
 use crate::drain::{drain_backend, CloseOrder};
+use crate::handover::{admin_key, front_key, Inherited};
+use crate::health_view::BackendHealth;
 use crate::listener::{self, Front};
 use crate::probe::ProbeSet;
 use crate::state::{Runtime, Shared};
-
-/// Health of one backend, as probes see it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BackendHealth {
-    /// Pool name.
-    pub pool: String,
-    /// Settings name.
-    pub settings: String,
-    /// `host:port`.
-    pub backend: String,
-    /// In the rotation by its probes.
-    pub healthy: bool,
-    /// Open requests and sessions.
-    pub active: usize,
-}
 
 /// A running gateway. Cheap to clone; all clones control the same gateway.
 #[derive(Debug, Clone)]
@@ -44,6 +31,9 @@ struct Inner {
     probes: Mutex<ProbeSet>,
     shutdown: watch::Sender<bool>,
     admin: Option<SocketAddr>,
+    /// A duplicate of the admin socket, for a hand-over.
+    #[cfg(unix)]
+    admin_socket: Mutex<Option<(String, std::os::fd::OwnedFd)>>,
     reload_lock: tokio::sync::Mutex<()>,
 }
 
@@ -58,6 +48,16 @@ impl Gateway {
     /// listener (failing if one cannot be bound) and the admin listener, and starts probing.
     /// `path` is the file later reloads read.
     pub async fn start(config: GatewayConfig, path: Option<PathBuf>) -> Result<Gateway, String> {
+        Self::start_inherited(config, path, &mut Inherited::default()).await
+    }
+
+    /// Like [`Gateway::start`], but listening on the sockets of `inherited` (handed over by
+    /// a running gateway, see [`crate::handover`]) where their keys match, binding the rest.
+    pub async fn start_inherited(
+        config: GatewayConfig,
+        path: Option<PathBuf>,
+        inherited: &mut Inherited,
+    ) -> Result<Gateway, String> {
         let issues = config::validate(&config);
         if !issues.is_empty() {
             return Err(config::ConfigError::Invalid(issues).to_string());
@@ -70,23 +70,44 @@ impl Gateway {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut fronts = HashMap::new();
         for (bind, port) in fronts_wanted {
-            let socket = listener::bind(&bind, port).await?;
+            let socket = match inherited.take(&front_key(&bind, port)) {
+                Some(socket) => socket,
+                None => listener::bind(&bind, port).await?,
+            };
             let front = listener::start(shared.clone(), socket, port, shutdown_rx.clone())?;
             tracing::info!(address = %front.local_addr, "listening");
             fronts.insert((bind, port), front);
         }
+        #[cfg(unix)]
+        let mut admin_socket = None;
         let admin = match admin_address {
             Some(address) => {
-                let socket = tokio::net::TcpListener::bind(&address)
-                    .await
-                    .map_err(|e| format!("cannot listen on admin address {address}: {e}"))?;
+                let socket = match inherited.take(&admin_key(&address)) {
+                    Some(socket) => socket,
+                    None => tokio::net::TcpListener::bind(&address)
+                        .await
+                        .map_err(|e| format!("cannot listen on admin address {address}: {e}"))?,
+                };
+                #[cfg(unix)]
+                {
+                    use std::os::fd::AsFd;
+                    admin_socket = socket
+                        .as_fd()
+                        .try_clone_to_owned()
+                        .ok()
+                        .map(|fd| (admin_key(&address), fd));
+                }
                 let addr = crate::admin::start(shared.clone(), socket, shutdown_rx.clone());
                 tracing::info!(address = %addr, "admin listener (/metrics, /healthz)");
                 Some(addr)
             }
             None => None,
         };
-        let probes = ProbeSet::start(shared.current().upstreams.values(), max_body);
+        let probes = ProbeSet::start(
+            shared.current().upstreams.values(),
+            max_body,
+            &shared.sessions,
+        );
         Ok(Gateway {
             inner: Arc::new(Inner {
                 shared,
@@ -95,6 +116,8 @@ impl Gateway {
                 probes: Mutex::new(probes),
                 shutdown,
                 admin,
+                #[cfg(unix)]
+                admin_socket: Mutex::new(admin_socket),
                 reload_lock: tokio::sync::Mutex::new(()),
             }),
         })
@@ -107,6 +130,50 @@ impl Gateway {
             .lock()
             .map(|f| f.values().map(|f| f.local_addr).collect())
             .unwrap_or_default()
+    }
+
+    /// Duplicates of the listening sockets with their hand-over keys (fronts, then admin),
+    /// for a new process taking over ([`crate::handover`]).
+    #[cfg(unix)]
+    pub fn handover_sockets(&self) -> Vec<(String, std::os::fd::OwnedFd)> {
+        let mut out = Vec::new();
+        if let Ok(fronts) = self.inner.fronts.lock() {
+            for ((bind, port), front) in fronts.iter() {
+                let socket = front.socket.lock().ok();
+                let fd = socket.as_ref().and_then(|s| s.as_ref()?.try_clone().ok());
+                if let Some(fd) = fd {
+                    out.push((front_key(bind, *port), fd));
+                }
+            }
+        }
+        let admin = self.inner.admin_socket.lock().ok();
+        if let Some((key, fd)) = admin
+            .as_ref()
+            .and_then(|s| s.as_ref())
+            .and_then(|(key, fd)| Some((key.clone(), fd.try_clone().ok()?)))
+        {
+            out.push((key, fd));
+        }
+        out
+    }
+
+    /// Waits until every backend has been probed once (bounded by the longest probe
+    /// timeout), so that a gateway taking over from another serves from its first request
+    /// instead of answering 502 while its backends still count as unhealthy.
+    pub async fn first_probes(&self) {
+        let runtime = self.inner.shared.current();
+        let limit = runtime
+            .upstreams
+            .values()
+            .map(|u| u.probe.timeout)
+            .max()
+            .unwrap_or_default();
+        let deadline = tokio::time::Instant::now() + limit;
+        while tokio::time::Instant::now() < deadline
+            && runtime.backends().any(|b| b.last_probe().is_none())
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
     }
 
     /// The admin listener's address, if configured.
@@ -145,24 +212,7 @@ impl Gateway {
 
     /// Every backend's health, sorted by pool, settings and address.
     pub fn health(&self) -> Vec<BackendHealth> {
-        let runtime = self.inner.shared.current();
-        let mut out: Vec<BackendHealth> = runtime
-            .upstreams
-            .values()
-            .flat_map(|u| {
-                u.backends.iter().map(|b| BackendHealth {
-                    pool: u.key.pool.clone(),
-                    settings: u.key.settings.clone(),
-                    backend: b.authority(),
-                    healthy: b.is_healthy(),
-                    active: b.active(),
-                })
-            })
-            .collect();
-        out.sort_by(|a, b| {
-            (&a.pool, &a.settings, &a.backend).cmp(&(&b.pool, &b.settings, &b.backend))
-        });
-        out
+        crate::health_view::collect(&self.inner.shared.current())
     }
 
     /// The certificate, key and trusted-root files the running configuration reads, which
@@ -251,8 +301,10 @@ impl Gateway {
             new_sockets.push((key.clone(), listener::bind(&key.0, key.1).await?));
         }
         let max_body = runtime.limits.probe_max_body_bytes;
-        let new_keys: std::collections::HashSet<_> =
-            runtime.backends().map(|b| b.key.clone()).collect();
+        // A backend is removed when no backend with its address, port and protocol is left:
+        // renaming its pool or settings keeps its sessions.
+        let new_identities: std::collections::HashSet<_> =
+            runtime.backends().map(|b| b.key.identity()).collect();
         let generation = runtime.generation;
         shared.swap(runtime);
         let current = shared.current();
@@ -279,7 +331,7 @@ impl Gateway {
         }
         for upstream in old.upstreams.values() {
             for backend in &upstream.backends {
-                if !new_keys.contains(&backend.key) {
+                if !new_identities.contains(&backend.key.identity()) {
                     tracing::info!(
                         backend = %backend.authority(), pool = %upstream.key.pool,
                         drain = ?upstream.settings.drain, "backend removed: draining"
@@ -292,12 +344,22 @@ impl Gateway {
                 }
             }
         }
-        let probes = ProbeSet::start(current.upstreams.values(), max_body);
+        let probes = ProbeSet::start(current.upstreams.values(), max_body, &shared.sessions);
         if let Ok(mut slot) = self.inner.probes.lock() {
             *slot = probes;
         }
         tracing::info!(generation, "configuration applied");
         Ok(())
+    }
+
+    /// Stops accepting on every listener; open connections go on (a hand-over: the new
+    /// process accepts on the same sockets).
+    pub fn stop_accepting(&self) {
+        if let Ok(fronts) = self.inner.fronts.lock() {
+            for front in fronts.values() {
+                front.stop();
+            }
+        }
     }
 
     /// Shuts down: stops accepting, lets HTTP connections finish, waits up to the shutdown
@@ -311,6 +373,10 @@ impl Gateway {
             }
         }
         self.inner.shutdown.send_replace(true);
+        #[cfg(unix)]
+        if let Ok(mut admin) = self.inner.admin_socket.lock() {
+            admin.take();
+        }
         if let Ok(mut probes) = self.inner.probes.lock() {
             *probes = ProbeSet::default();
         }

@@ -13,8 +13,11 @@
 //! - [`probe`]: HTTP, HTTPS and WebSocket health probes.
 //! - [`proxy`]: forwarding requests and WebSocket sessions; [`forwarding`]: the forwarding
 //!   headers and `trustedProxies`.
-//! - [`Gateway`]: running it, reloads ([`reload`]), draining ([`drain`]), shutdown.
-//! - [`metrics`], [`access_log`]: observability.
+//! - [`Gateway`]: running it, reloads ([`reload`]), draining ([`drain`]), shutdown, and the
+//!   zero-downtime upgrade ([`handover`]).
+//! - [`slots`]: connection limits per bound address and per client; [`outlier`]: passive
+//!   health from real traffic.
+//! - [`metrics`], [`access_log`], [`health_view`]: observability.
 //!
 //! See `docs/gateway.md` for the configuration reference and behaviour.
 
@@ -28,30 +31,111 @@ pub mod drain;
 pub mod forwarding;
 mod gateway;
 pub mod guard;
+pub mod handover;
+pub mod health_view;
 pub mod listener;
 pub mod metrics;
+pub mod outlier;
 pub mod pool;
 pub mod preface;
 pub mod probe;
 pub mod proxy;
 pub mod reload;
 pub mod routing;
+pub mod slots;
 pub mod state;
 pub mod tls;
 
-pub use gateway::{BackendHealth, Gateway};
+pub use gateway::Gateway;
+pub use health_view::BackendHealth;
 
 /// Runs the gateway from `path` until Ctrl-C or SIGTERM, reloading on SIGHUP and when the
-/// file changes, then shuts down cleanly.
+/// file changes, then shuts down cleanly. If a gateway already runs with the same file, this
+/// one takes over its listening sockets and the old one drains and exits ([`handover`]).
 pub async fn run(path: &std::path::Path) -> Result<(), String> {
     // Listening for the signals before the listeners open: one sent as soon as the gateway
     // announces itself is acted on instead of ending the process by its default action.
     let mut stop = sockway::server::StopSignals::install();
     let hangup = reload::Hangup::install();
-    let gateway = Gateway::start_file(path).await?;
+    run_until(path, hangup, async move { stop.recv().await }).await
+}
+
+/// After a hand-over, how long the old process keeps its connections before it asks idle
+/// ones to close: enough for a client that connected just before to send its request.
+const HANDOVER_LINGER: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// [`run`], stopping when `stop` completes instead of on a signal, or when a newer gateway
+/// started with the same file has taken the sockets over; either way it then shuts down as
+/// [`Gateway::shutdown`] does (sessions get `shutdownTimeout`, then close 1001).
+pub async fn run_until(
+    path: &std::path::Path,
+    hangup: reload::Hangup,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<(), String> {
+    let config = config::load(path).map_err(|e| e.to_string())?;
+    let socket_path = handover::socket_path(path);
+    let mut inherited = handover::Inherited::default();
+    #[cfg(unix)]
+    let taken = match handover::take_over(&socket_path).await {
+        Some((sockets, taken)) => {
+            tracing::info!(
+                sockets = sockets.len(),
+                "taking over from the running gateway"
+            );
+            inherited = sockets;
+            Some(taken)
+        }
+        None => None,
+    };
+    let gateway = Gateway::start_inherited(config, Some(path.to_owned()), &mut inherited).await?;
+    #[cfg(unix)]
+    if let Some(taken) = taken {
+        gateway.first_probes().await;
+        if taken.ready().await {
+            tracing::info!("the previous gateway stopped accepting; it drains its sessions");
+        } else {
+            tracing::warn!("the previous gateway did not confirm the hand-over");
+        }
+    }
     let watcher = tokio::spawn(reload::watch(gateway.clone(), hangup));
-    stop.recv().await;
-    tracing::info!("stopping: closing listeners and draining sessions");
+    #[cfg(unix)]
+    let listener = handover::listen(&socket_path);
+    #[cfg(unix)]
+    let owns_socket = listener.is_ok();
+    #[cfg(not(unix))]
+    let owns_socket = false;
+    #[cfg(unix)]
+    let handed_over = {
+        let serving = gateway.clone();
+        let socket_path = socket_path.clone();
+        async move {
+            match listener {
+                Ok(l) => handover::serve(l, socket_path, move || serving.handover_sockets()).await,
+                Err(e) => {
+                    tracing::warn!("no zero-downtime upgrade for this process: {e}");
+                    std::future::pending().await
+                }
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let handed_over = std::future::pending::<()>();
+    tokio::select! {
+        () = stop => {
+            tracing::info!("stopping: closing listeners and draining sessions");
+            // Not handed over, so the hand-over socket is still this process's own.
+            if owns_socket {
+                let _ = std::fs::remove_file(&socket_path);
+            }
+        }
+        () = handed_over => {
+            tracing::info!("a new gateway took over: draining sessions");
+            // Connections accepted just before the new process took over get time to send
+            // their request, which is then served, before idle ones are closed.
+            gateway.stop_accepting();
+            tokio::time::sleep(HANDOVER_LINGER).await;
+        }
+    }
     watcher.abort();
     gateway.shutdown().await;
     Ok(())

@@ -12,7 +12,6 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use hyper::server::conn::http1;
@@ -28,13 +27,20 @@ use crate::config::Protocol;
 use crate::guard::{GuardState, HeadGuard};
 use crate::preface::{self, Preface};
 use crate::proxy::{self, ConnInfo};
-use crate::state::Shared;
+pub use crate::slots::{ConnectionSlot, OpenConnections};
+use crate::slots::{Full, SlotLimits};
+use crate::state::{Runtime, Shared};
 
 /// A running accept loop.
 #[derive(Debug)]
 pub struct Front {
     /// The address actually bound.
     pub local_addr: SocketAddr,
+    /// A duplicate of the listening socket, for handing it to a new process
+    /// ([`crate::handover`]).
+    /// Given up by [`Front::stop`], so that a stopped listener's port is closed.
+    #[cfg(unix)]
+    pub socket: std::sync::Mutex<Option<std::os::fd::OwnedFd>>,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
@@ -43,6 +49,10 @@ impl Front {
     /// Stops accepting (open connections go on).
     pub fn stop(&self) {
         self.stop.send_replace(true);
+        #[cfg(unix)]
+        if let Ok(mut socket) = self.socket.lock() {
+            socket.take();
+        }
     }
 
     /// Whether the loop has ended.
@@ -73,6 +83,11 @@ pub fn start(
     shutdown: watch::Receiver<bool>,
 ) -> Result<Front, String> {
     let local_addr = listener.local_addr().map_err(|e| e.to_string())?;
+    #[cfg(unix)]
+    let socket = {
+        use std::os::fd::AsFd;
+        std::sync::Mutex::new(listener.as_fd().try_clone_to_owned().ok())
+    };
     let (stop, mut stop_rx) = watch::channel(false);
     let open = Arc::new(OpenConnections::default());
     let task = tokio::spawn(async move {
@@ -90,13 +105,18 @@ pub fn start(
                 }
             };
             let _ = stream.set_nodelay(true);
-            // Read at every accept, so that a reload changes the limit of a running listener.
-            let max = shared.current().limits.max_connections;
-            let Some(permit) = OpenConnections::try_take(&open, max) else {
-                shared.metrics.refusal("too_many_connections");
-                tokio::spawn(too_many(stream, shared.current().protocol(port)));
-                continue;
+            // Read at every accept, so that a reload changes the limits of a running listener.
+            let runtime = shared.current();
+            let limits = slot_limits(&runtime, peer.ip());
+            let permit = match ConnectionSlot::take(&open, &shared.clients, peer.ip(), limits) {
+                Ok(permit) => permit,
+                Err(full) => {
+                    shared.metrics.refusal(full.reason());
+                    tokio::spawn(too_many(stream, runtime.protocol(port), full));
+                    continue;
+                }
             };
+            drop(runtime);
             let shared = shared.clone();
             let shutdown = shutdown.clone();
             tokio::spawn(connection(shared, stream, peer, port, shutdown, permit));
@@ -104,43 +124,27 @@ pub fn start(
     });
     Ok(Front {
         local_addr,
+        #[cfg(unix)]
+        socket,
         stop,
         task,
     })
 }
 
-/// The client connections open on one bound address, WebSocket sessions included, counted
-/// against `limits.maxConnections`.
-#[derive(Debug, Default)]
-pub struct OpenConnections(AtomicUsize);
-
-impl OpenConnections {
-    /// A slot if fewer than `max` connections are open. After a reload lowers `max`, the
-    /// connections already open stay; new ones wait until enough have ended.
-    pub fn try_take(open: &Arc<Self>, max: usize) -> Option<ConnectionSlot> {
-        open.0
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < max).then_some(n + 1)
-            })
-            .ok()?;
-        Some(ConnectionSlot(open.clone()))
+/// The limits a connection or HTTP/2 session from `ip` is taken under: peers listed in
+/// `trustedProxies` carry many clients and are exempt from the per-client limit.
+pub fn slot_limits(runtime: &Runtime, ip: std::net::IpAddr) -> SlotLimits {
+    SlotLimits {
+        per_address: runtime.limits.max_connections,
+        per_client: (!runtime.trusted_proxies.trusts(ip))
+            .then_some(runtime.limits.max_connections_per_client),
     }
 }
 
-/// One connection's place under `limits.maxConnections`, given back when dropped.
-#[derive(Debug)]
-pub struct ConnectionSlot(Arc<OpenConnections>);
-
-impl Drop for ConnectionSlot {
-    fn drop(&mut self) {
-        self.0 .0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-/// Answers 503 on a plain connection beyond `maxConnections` (a TLS one is just closed).
-async fn too_many(mut stream: TcpStream, protocol: Option<Protocol>) {
+/// Answers 503 on a plain connection beyond a limit (a TLS one is just closed).
+async fn too_many(mut stream: TcpStream, protocol: Option<Protocol>, full: Full) {
     if protocol == Some(Protocol::Http) {
-        let body = "the gateway has too many open connections; try again later\n";
+        let body = format!("{}\n", full.message());
         let response = format!(
             "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\n\
              content-length: {}\r\nconnection: close\r\n\r\n{body}",

@@ -53,12 +53,24 @@ impl Metrics {
         let mut lines: Vec<String> = Vec::new();
         let upstreams: Vec<&Arc<Upstream>> = upstreams.into_iter().collect();
         type Getter = fn(&crate::pool::Backend) -> u64;
-        let per_backend: [(&str, &str, &str, Getter); 13] = [
+        let per_backend: [(&str, &str, &str, Getter); 15] = [
             (
                 "sockway_gateway_backend_healthy",
                 "gauge",
                 "1 if the backend is in the rotation by its probes.",
                 |b| u64::from(b.is_healthy()),
+            ),
+            (
+                "sockway_gateway_backend_ejected",
+                "gauge",
+                "1 while outlier ejection keeps the backend out of the rotation.",
+                |b| u64::from(b.passive.is_ejected()),
+            ),
+            (
+                "sockway_gateway_backend_ejections_total",
+                "counter",
+                "Times the backend was ejected for failing in a row under real traffic.",
+                |b| b.passive.ejections(),
             ),
             (
                 "sockway_gateway_backend_active",

@@ -4,16 +4,17 @@
 //! `/metrics`). Backends that survive a reload keep this state: the new configuration
 //! reuses the same `Arc<Backend>`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use crate::balance::{self, BackendView};
 use crate::config::{
     BackendHttpSettings, GatewayConfig, LoadBalancing, Probe, ProbeMatch, ProbeProtocol, Protocol,
     Switch,
 };
+use crate::outlier::PassiveHealth;
 use crate::probe::StatusRange;
 use crate::proxy::keepalive::IdleConnections;
 use crate::proxy::BackendBody;
@@ -30,6 +31,29 @@ pub struct BackendKey {
     pub port: u16,
     /// Protocol to it.
     pub protocol: Protocol,
+}
+
+/// What a backend *is*, whatever the configuration calls it: address, port and protocol. A
+/// reload that renames its pool or settings keeps the same server, with its sessions, health
+/// and counters.
+pub type Identity = (String, u16, Protocol);
+
+impl BackendKey {
+    /// The server this key points at.
+    pub fn identity(&self) -> Identity {
+        (self.host.clone(), self.port, self.protocol)
+    }
+}
+
+/// The last probe of a backend, for the backend-health view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeReport {
+    /// Whether it passed.
+    pub ok: bool,
+    /// Why it failed (empty when it passed).
+    pub reason: String,
+    /// When it ended.
+    pub at: SystemTime,
 }
 
 /// Counters of one backend, for `/metrics`.
@@ -71,6 +95,9 @@ pub struct Backend {
     pub stats: BackendStats,
     /// Kept-alive connections waiting for the next ordinary request.
     pub idle: Arc<IdleConnections<BackendBody>>,
+    /// What real traffic says (outlier ejection).
+    pub passive: PassiveHealth,
+    last_probe: Mutex<Option<ProbeReport>>,
 }
 
 impl Backend {
@@ -85,7 +112,32 @@ impl Backend {
             active: AtomicUsize::new(0),
             stats: BackendStats::default(),
             idle: Arc::default(),
+            passive: PassiveHealth::default(),
+            last_probe: Mutex::new(None),
         }
+    }
+
+    /// Whether new requests may go to it: healthy by its probes and not ejected by
+    /// outlier detection.
+    pub fn in_rotation(&self) -> bool {
+        self.is_healthy() && !self.passive.is_ejected()
+    }
+
+    /// Keeps the outcome of the latest probe for the backend-health view.
+    pub fn note_probe(&self, result: &Result<(), String>) {
+        let report = ProbeReport {
+            ok: result.is_ok(),
+            reason: result.as_ref().err().cloned().unwrap_or_default(),
+            at: SystemTime::now(),
+        };
+        if let Ok(mut slot) = self.last_probe.lock() {
+            *slot = Some(report);
+        }
+    }
+
+    /// The latest probe's outcome, if any probe has ended yet.
+    pub fn last_probe(&self) -> Option<ProbeReport> {
+        self.last_probe.lock().ok()?.clone()
     }
 
     /// `host:port`, for connecting and for logs.
@@ -151,13 +203,12 @@ impl Drop for ActiveGuard {
     }
 }
 
-/// FNV-1a of the key, as 16 hex digits: short, stable across restarts and reloads.
+/// FNV-1a of the key's identity (address, port, protocol; not the pool's or settings'
+/// names), as 16 hex digits: short, stable across restarts, reloads and renames, so an
+/// affinity cookie stays good when a pool is renamed.
 fn backend_id(key: &BackendKey) -> String {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let text = format!(
-        "{}\0{}\0{}\0{}\0{:?}",
-        key.upstream.pool, key.upstream.settings, key.host, key.port, key.protocol
-    );
+    let text = format!("{}\0{}\0{:?}", key.host, key.port, key.protocol);
     for b in text.bytes() {
         hash ^= u64::from(b);
         hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
@@ -257,12 +308,30 @@ impl Upstream {
     /// Picks a backend for a request carrying affinity cookie value `affinity`. Returns the
     /// backend and whether the cookie chose it.
     pub fn pick(&self, affinity: Option<&str>) -> Option<(Arc<Backend>, bool)> {
-        let views: Vec<BackendView<'_>> = self
+        self.pick_among(affinity, &[])
+    }
+
+    /// Picks a backend other than those in `tried` (the retry after a connection could not
+    /// be opened); no affinity, since the cookie's backend was tried first.
+    pub fn pick_other(&self, tried: &[Arc<Backend>]) -> Option<Arc<Backend>> {
+        self.pick_among(None, tried).map(|(b, _)| b)
+    }
+
+    fn pick_among(
+        &self,
+        affinity: Option<&str>,
+        tried: &[Arc<Backend>],
+    ) -> Option<(Arc<Backend>, bool)> {
+        let candidates: Vec<&Arc<Backend>> = self
             .backends
+            .iter()
+            .filter(|b| !tried.iter().any(|t| Arc::ptr_eq(t, b)))
+            .collect();
+        let views: Vec<BackendView<'_>> = candidates
             .iter()
             .map(|b| BackendView {
                 id: &b.id,
-                healthy: b.is_healthy(),
+                healthy: b.in_rotation(),
                 active: b.active(),
             })
             .collect();
@@ -275,7 +344,7 @@ impl Upstream {
             affinity,
             cursor,
         )?;
-        Some((self.backends[pick.index].clone(), pick.by_affinity))
+        Some((candidates[pick.index].clone(), pick.by_affinity))
     }
 }
 
@@ -283,14 +352,73 @@ fn secs(value: f64) -> Duration {
     Duration::try_from_secs_f64(value).unwrap_or(Duration::from_secs(1))
 }
 
+/// The backend keys of upstreams `keys` in `config` (unknown names are skipped).
+fn backend_keys(config: &GatewayConfig, keys: &[UpstreamKey]) -> HashSet<BackendKey> {
+    let mut out = HashSet::new();
+    for key in keys {
+        let pool = config
+            .backend_address_pools
+            .iter()
+            .find(|p| p.name == key.pool);
+        let settings = config
+            .backend_http_settings_collection
+            .iter()
+            .find(|s| s.name == key.settings);
+        let (Some(pool), Some(s)) = (pool, settings) else {
+            continue;
+        };
+        out.extend(pool.backend_addresses.iter().map(|a| BackendKey {
+            upstream: key.clone(),
+            host: a.host().to_owned(),
+            port: a.port.unwrap_or(s.port),
+            protocol: s.protocol,
+        }));
+    }
+    out
+}
+
+/// Backends of the previous generation that the new one can take over: by exact key first,
+/// then by identity ([`BackendKey::identity`]) for a backend whose pool or settings was
+/// renamed, each old backend going to one new place at most.
+struct Reuse<'a> {
+    previous: &'a HashMap<BackendKey, Arc<Backend>>,
+    wanted: HashSet<BackendKey>,
+    taken: HashSet<*const Backend>,
+}
+
+impl Reuse<'_> {
+    fn take(&mut self, key: &BackendKey) -> Option<Arc<Backend>> {
+        if let Some(b) = self.previous.get(key) {
+            return Some(b.clone());
+        }
+        let identity = key.identity();
+        let mut renamed: Vec<&Arc<Backend>> = self
+            .previous
+            .values()
+            .filter(|b| b.key.identity() == identity && !self.wanted.contains(&b.key))
+            .filter(|b| !self.taken.contains(&Arc::as_ptr(b)))
+            .collect();
+        renamed.sort_by(|a, b| a.key.upstream.cmp(&b.key.upstream));
+        let found = (*renamed.first()?).clone();
+        self.taken.insert(Arc::as_ptr(&found));
+        Some(found)
+    }
+}
+
 /// Builds the upstreams `keys` of a validated configuration, reusing backends of `previous`
-/// with the same identity (so health and counters survive a reload).
+/// with the same key, or the same identity when only names changed (so sessions, health and
+/// counters survive a reload that renames a pool or settings).
 pub fn build_upstreams(
     config: &GatewayConfig,
     keys: &[UpstreamKey],
     previous: &HashMap<BackendKey, Arc<Backend>>,
     tls: &mut dyn FnMut(&BackendHttpSettings) -> Result<tokio_rustls::TlsConnector, String>,
 ) -> Result<HashMap<UpstreamKey, Arc<Upstream>>, String> {
+    let mut reuse = Reuse {
+        previous,
+        wanted: backend_keys(config, keys),
+        taken: HashSet::new(),
+    };
     let mut out = HashMap::new();
     for key in keys {
         let pool = config
@@ -336,9 +464,8 @@ pub fn build_upstreams(
                     port: a.port.unwrap_or(s.port),
                     protocol: s.protocol,
                 };
-                previous
-                    .get(&bkey)
-                    .cloned()
+                reuse
+                    .take(&bkey)
                     .unwrap_or_else(|| Arc::new(Backend::new(bkey)))
             })
             .collect();

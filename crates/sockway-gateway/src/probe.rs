@@ -24,6 +24,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinHandle;
 
 use crate::config::{ProbeProtocol, Protocol};
+use crate::drain::{drain_unhealthy, Sessions};
 use crate::pool::{Backend, Upstream};
 use crate::proxy::backend;
 use crate::proxy::boundary::{close_frame, FrameTracker};
@@ -91,14 +92,16 @@ impl ProbeSet {
     pub fn start<'a>(
         upstreams: impl IntoIterator<Item = &'a Arc<Upstream>>,
         max_body: usize,
+        sessions: &Arc<Sessions>,
     ) -> Self {
         let mut tasks = Vec::new();
         for upstream in upstreams {
             for backend in &upstream.backends {
                 let upstream = upstream.clone();
                 let backend = backend.clone();
+                let sessions = sessions.clone();
                 tasks.push(tokio::spawn(async move {
-                    probe_loop(upstream, backend, max_body).await;
+                    probe_loop(upstream, backend, max_body, sessions).await;
                 }));
             }
         }
@@ -106,7 +109,12 @@ impl ProbeSet {
     }
 }
 
-async fn probe_loop(upstream: Arc<Upstream>, backend: Arc<Backend>, max_body: usize) {
+async fn probe_loop(
+    upstream: Arc<Upstream>,
+    backend: Arc<Backend>,
+    max_body: usize,
+    sessions: Arc<Sessions>,
+) {
     let spec = &upstream.probe;
     let mut ticker = tokio::time::interval(spec.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -120,7 +128,13 @@ async fn probe_loop(upstream: Arc<Upstream>, backend: Arc<Backend>, max_body: us
                 Ok(result) => result,
                 Err(_) => Err(format!("no answer within {:?}", spec.timeout)),
             };
+        backend.note_probe(&result);
         let after = backend.record_probe(result.is_ok(), spec.unhealthy_threshold);
+        if before && !after {
+            if let Some(drain) = upstream.settings.drain {
+                drain_unhealthy(sessions.clone(), backend.clone(), drain);
+            }
+        }
         match (&result, before, after) {
             (Ok(()), false, true) => tracing::info!(
                 backend = %backend.authority(), pool = %upstream.key.pool,

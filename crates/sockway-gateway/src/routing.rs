@@ -116,6 +116,10 @@ pub struct ListenerRoute {
     pub rule: String,
     /// What the rule does.
     pub target: Target,
+    /// The rule's `redirectConfiguration`: it answers with a redirect instead of forwarding.
+    pub redirect: Option<String>,
+    /// The rule's `rewriteRuleSet`.
+    pub rewrite: Option<String>,
 }
 
 /// The route a request takes.
@@ -197,6 +201,8 @@ impl RouteTable {
                     .collect(),
                 rule: rule.name.clone(),
                 target,
+                redirect: rule.redirect_configuration.clone(),
+                rewrite: rule.rewrite_rule_set.clone(),
             });
         }
         RouteTable { ports }
@@ -206,6 +212,9 @@ impl RouteTable {
     pub fn upstreams(&self) -> Vec<UpstreamKey> {
         let mut all: Vec<UpstreamKey> = Vec::new();
         for route in self.ports.values().flatten() {
+            if route.redirect.is_some() {
+                continue;
+            }
             match &route.target {
                 Target::Basic(u) => all.push(u.clone()),
                 Target::PathMap { rules, default } => {

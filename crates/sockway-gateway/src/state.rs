@@ -15,6 +15,7 @@ use crate::drain::Sessions;
 use crate::forwarding::TrustedProxies;
 use crate::metrics::Metrics;
 use crate::pool::{build_upstreams, Backend, BackendKey, Upstream};
+use crate::proxy::error_pages::ErrorPages;
 use crate::proxy::keepalive::KeepAlive;
 use crate::routing::{RouteTable, UpstreamKey};
 use crate::tls;
@@ -44,6 +45,12 @@ pub struct RuntimeLimits {
     pub reload_poll_interval: Duration,
     /// Reuse of idle backend connections.
     pub backend_keep_alive: KeepAlive,
+    /// Connections per client address.
+    pub max_connections_per_client: usize,
+    /// Backends tried when connections cannot be opened.
+    pub backend_connect_attempts: u32,
+    /// Outlier ejection (`None`: off).
+    pub outlier: Option<crate::outlier::Outlier>,
 }
 
 fn secs(v: f64) -> Duration {
@@ -66,6 +73,8 @@ pub struct Runtime {
     pub limits: RuntimeLimits,
     /// Peers whose forwarding headers are believed (`trustedProxies`).
     pub trusted_proxies: TrustedProxies,
+    /// Custom error pages, read from their files.
+    pub error_pages: ErrorPages,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -125,8 +134,16 @@ impl Runtime {
                 idle: Duration::try_from_secs_f64(l.backend_keep_alive).unwrap_or_default(),
                 max_idle: l.backend_max_idle,
             },
+            max_connections_per_client: l.max_connections_per_client,
+            backend_connect_attempts: l.backend_connect_attempts,
+            outlier: (l.outlier_consecutive_failures > 0).then(|| crate::outlier::Outlier {
+                failures: l.outlier_consecutive_failures,
+                ejection: secs(l.outlier_ejection_time),
+            }),
         };
+        let error_pages = ErrorPages::load(&config)?;
         Ok(Runtime {
+            error_pages,
             generation,
             trusted_proxies: TrustedProxies::new(&config.trusted_proxies),
             config,
@@ -173,6 +190,8 @@ pub struct Shared {
     pub sessions: Arc<Sessions>,
     /// Counters.
     pub metrics: Metrics,
+    /// Connections open per client address (`limits.maxConnectionsPerClient`).
+    pub clients: Arc<crate::slots::PerClient>,
 }
 
 impl Shared {
@@ -182,6 +201,7 @@ impl Shared {
             runtime: RwLock::new(Arc::new(runtime)),
             sessions: Arc::new(Sessions::default()),
             metrics: Metrics::default(),
+            clients: Arc::default(),
         })
     }
 

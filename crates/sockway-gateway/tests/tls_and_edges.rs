@@ -26,6 +26,7 @@ async fn https_listener_to_https_backend_carries_websockets() {
         certificate_file: Some(pki.cert.display().to_string()),
         key_file: Some(pki.key.display().to_string()),
         host_names: vec![],
+        custom_error_configurations: vec![],
     };
     let acceptor = sockway_gateway::tls::acceptor(&[&listener_spec]).unwrap();
     let backend = Backend::start_tls("secure", acceptor).await;

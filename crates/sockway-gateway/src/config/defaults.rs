@@ -123,3 +123,24 @@ pub fn redact_query_parameters() -> Vec<String> {
 pub fn web_socket_keep_alive() -> bool {
     true
 }
+
+/// Default most connections from one client address: enough for a busy NAT, few enough that
+/// one address cannot take every slot of `maxConnections`.
+pub fn max_connections_per_client() -> usize {
+    1000
+}
+
+/// Default backends tried when connections cannot be opened.
+pub fn backend_connect_attempts() -> u32 {
+    3
+}
+
+/// Default consecutive failures before outlier ejection (Envoy's `consecutive_5xx` default).
+pub fn outlier_consecutive_failures() -> u32 {
+    5
+}
+
+/// Default ejection time, seconds (Envoy's `base_ejection_time` default).
+pub fn outlier_ejection_time() -> f64 {
+    30.0
+}

@@ -2,10 +2,13 @@
 //! ([`schema`]), with ARM template spellings accepted (the private `normalize` pass), and a validation pass
 //! ([`validate()`]) that reports every problem with its exact path.
 
+mod arm_export;
 pub mod defaults;
+mod features;
 mod normalize;
 pub mod schema;
 pub mod validate;
+mod validate_features;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -110,8 +113,24 @@ pub fn load(path: &Path) -> Result<GatewayConfig, ConfigError> {
     }
 }
 
-/// Parses a document (no validation beyond types; see [`validate()`]).
+/// Parses a document (no validation beyond types; see [`validate()`]), logging once each
+/// warning of [`parse_with_warnings`].
 pub fn parse(text: &str, format: Format) -> Result<GatewayConfig, ConfigError> {
+    let (config, warnings) = parse_with_warnings(text, format)?;
+    for warning in &warnings {
+        tracing::warn!("configuration: {warning}");
+    }
+    Ok(config)
+}
+
+/// Parses a document and lists what was ignored: an ARM template's other resources and the
+/// Application Gateway fields this gateway does not implement, each with its path (see the
+/// private `arm_export` module). Unknown fields outside Application Gateway's schema are
+/// still errors.
+pub fn parse_with_warnings(
+    text: &str,
+    format: Format,
+) -> Result<(GatewayConfig, Vec<Issue>), ConfigError> {
     let syntax = |message: String| ConfigError::Syntax {
         path: PathBuf::new(),
         message,
@@ -120,11 +139,14 @@ pub fn parse(text: &str, format: Format) -> Result<GatewayConfig, ConfigError> {
         Format::Json => serde_json::from_str(text).map_err(|e| syntax(e.to_string()))?,
         Format::Toml => toml::from_str(text).map_err(|e| syntax(e.to_string()))?,
     };
+    let mut warnings = Vec::new();
+    let value = arm_export::unwrap_template(value, &mut warnings);
     let value = normalize::normalize(value).map_err(ConfigError::Invalid)?;
-    serde_path_to_error::deserialize(value).map_err(|e| {
+    let config = arm_export::deserialize_tolerant(value, &mut warnings).map_err(|e| {
         let path = e.path().to_string();
         syntax(format!("{path}: {}", e.inner()))
-    })
+    })?;
+    Ok((config, warnings))
 }
 
 /// Parses and validates a document held in memory.

@@ -121,6 +121,12 @@ fn resolve_listener(
     issues: &mut Vec<Issue>,
 ) {
     listener.remove("frontendIPConfiguration");
+    // ARM's single `hostName` is a one-element `hostNames`.
+    if let Some(Value::String(name)) = listener.remove("hostName") {
+        listener
+            .entry("hostNames")
+            .or_insert_with(|| Value::Array(vec![Value::String(name)]));
+    }
     if let Some(port_ref) = listener.remove("frontendPort") {
         let path = format!("httpListeners[{index}].frontendPort");
         match port_ref.as_str().and_then(|name| find(ports, name)) {

@@ -16,6 +16,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::defaults;
+pub use super::features::*;
 
 /// The whole gateway configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -53,6 +54,15 @@ pub struct GatewayConfig {
     /// What the access log records.
     #[serde(default)]
     pub access_log: AccessLog,
+    /// Redirects, used by routing rules.
+    #[serde(default)]
+    pub redirect_configurations: Vec<RedirectConfiguration>,
+    /// Header rewrites, used by routing rules.
+    #[serde(default)]
+    pub rewrite_rule_sets: Vec<RewriteRuleSet>,
+    /// Custom error pages of every listener (a listener's own take precedence).
+    #[serde(default)]
+    pub custom_error_configurations: Vec<CustomErrorConfiguration>,
 }
 
 /// The access log's settings ([`crate::access_log`]).
@@ -120,6 +130,9 @@ pub struct HttpListener {
     /// differ; on HTTPS the certificate is chosen by SNI among them.
     #[serde(default)]
     pub host_names: Vec<String>,
+    /// This listener's custom error pages.
+    #[serde(default)]
+    pub custom_error_configurations: Vec<CustomErrorConfiguration>,
 }
 
 /// One backend server address (`backendAddresses[]`): `fqdn` or `ipAddress`, not both.
@@ -276,6 +289,12 @@ pub struct RequestRoutingRule {
     /// 1-20000, unique; informative (a listener has one rule).
     #[serde(default)]
     pub priority: Option<u32>,
+    /// Redirect instead of forwarding (a `Basic` rule with it needs no pool or settings).
+    #[serde(default)]
+    pub redirect_configuration: Option<String>,
+    /// Header rewrites for the requests of this rule.
+    #[serde(default)]
+    pub rewrite_rule_set: Option<String>,
 }
 
 /// A URL path map (`urlPathMaps[]`).
@@ -423,6 +442,24 @@ pub struct Limits {
     /// Most idle connections kept per backend; default 32.
     #[serde(default = "defaults::backend_max_idle")]
     pub backend_max_idle: usize,
+    /// Most connections open at once from one client address, across every listener (an
+    /// HTTP/2 connection's WebSocket sessions count too); more get 503. Peers listed in
+    /// `trustedProxies` are exempt (they carry many clients). Default 1000.
+    #[serde(default = "defaults::max_connections_per_client")]
+    pub max_connections_per_client: usize,
+    /// Backends tried for one request when a connection cannot be opened (before any byte of
+    /// the request was sent); default 3, like nginx's `proxy_next_upstream` on `error`.
+    #[serde(default = "defaults::backend_connect_attempts")]
+    pub backend_connect_attempts: u32,
+    /// Consecutive connect failures or 5xx answers after which a backend leaves the rotation
+    /// for `outlierEjectionTime` without waiting for its probe (outlier ejection, as Envoy's
+    /// `consecutive_5xx`, whose default is 5); 0 turns it off. Default 5.
+    #[serde(default = "defaults::outlier_consecutive_failures")]
+    pub outlier_consecutive_failures: u32,
+    /// Seconds an ejected backend stays out of the rotation; default 30 (Envoy's
+    /// `base_ejection_time`).
+    #[serde(default = "defaults::outlier_ejection_time")]
+    pub outlier_ejection_time: f64,
 }
 
 impl Default for Limits {
@@ -440,6 +477,10 @@ impl Default for Limits {
             reload_poll_interval: defaults::reload_poll_interval(),
             backend_keep_alive: defaults::backend_keep_alive(),
             backend_max_idle: defaults::backend_max_idle(),
+            max_connections_per_client: defaults::max_connections_per_client(),
+            backend_connect_attempts: defaults::backend_connect_attempts(),
+            outlier_consecutive_failures: defaults::outlier_consecutive_failures(),
+            outlier_ejection_time: defaults::outlier_ejection_time(),
         }
     }
 }

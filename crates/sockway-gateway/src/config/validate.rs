@@ -54,7 +54,9 @@ pub fn validate(config: &GatewayConfig) -> Vec<Issue> {
     v.admin(config);
     v.trusted_proxies(config);
     v.access_log(&config.access_log);
-    v.issues
+    let mut issues = v.issues;
+    issues.extend(super::validate_features::validate(config));
+    issues
 }
 
 #[derive(Default)]
@@ -330,6 +332,8 @@ impl Validator {
                 );
             }
             match r.rule_type {
+                // A redirecting rule forwards nothing (validate_features checks its target).
+                RuleType::Basic if r.redirect_configuration.is_some() => {}
                 RuleType::Basic => {
                     match &r.backend_address_pool {
                         Some(x) => self.reference(p("backendAddressPool"), "pool", x, &pools),
@@ -519,6 +523,21 @@ impl Validator {
         if l.backend_max_idle > 10_000 {
             self.push(p("backendMaxIdle"), "must be 0-10000");
         }
+        if l.max_connections_per_client == 0 {
+            self.push(p("maxConnectionsPerClient"), "must be at least 1");
+        }
+        if !(1..=20).contains(&l.backend_connect_attempts) {
+            self.push(p("backendConnectAttempts"), "must be 1-20");
+        }
+        if l.outlier_consecutive_failures > 1000 {
+            self.push(p("outlierConsecutiveFailures"), "must be 0-1000");
+        }
+        self.seconds(
+            p("outlierEjectionTime"),
+            l.outlier_ejection_time,
+            MIN_SECONDS,
+            3600.0,
+        );
         self.seconds(
             p("reloadPollInterval"),
             l.reload_poll_interval,

@@ -112,6 +112,30 @@ where
     Ok(sender)
 }
 
+/// Why a request could not be sent to a backend.
+#[derive(Debug)]
+pub enum SendError<B> {
+    /// No connection could be opened (refused, unreachable, TLS failed): not one byte of the
+    /// request was written, so it is handed back to be sent to another backend.
+    Connect {
+        /// What failed.
+        why: String,
+        /// The request, untouched (boxed: the error stays small).
+        request: Box<Request<B>>,
+    },
+    /// The exchange failed after the connection was open.
+    Exchange(String),
+}
+
+impl<B> SendError<B> {
+    /// What failed.
+    pub fn why(&self) -> &str {
+        match self {
+            SendError::Connect { why, .. } | SendError::Exchange(why) => why,
+        }
+    }
+}
+
 /// Sends `request` to `backend`, on one of its idle connections when there is one that can
 /// take it, on a new connection otherwise; the connection goes back to the idle list when the
 /// response has been read (per `keep`).
@@ -121,7 +145,7 @@ pub async fn send(
     sni: &str,
     request: Request<BackendBody>,
     keep: KeepAlive,
-) -> Result<http::Response<hyper::body::Incoming>, String> {
+) -> Result<http::Response<hyper::body::Incoming>, SendError<BackendBody>> {
     let authority = backend.authority();
     let route = Route {
         tls: tls.is_some(),
@@ -132,7 +156,8 @@ pub async fn send(
         match keepalive::try_send(&mut sender, request).await {
             Attempt::Done(result) => {
                 backend.stats.reused.fetch_add(1, Ordering::Relaxed);
-                let response = result.map_err(|e| format!("request to {authority}: {e}"))?;
+                let response = result
+                    .map_err(|e| SendError::Exchange(format!("request to {authority}: {e}")))?;
                 backend
                     .idle
                     .clone()
@@ -143,12 +168,22 @@ pub async fn send(
             Attempt::NotSent(unsent) => request = unsent,
         }
     }
-    let io = connect(&authority, tls, sni).await?;
-    let mut sender = handshake::<BackendBody>(io).await?;
+    let io = match connect(&authority, tls, sni).await {
+        Ok(io) => io,
+        Err(why) => {
+            return Err(SendError::Connect {
+                why,
+                request: Box::new(request),
+            })
+        }
+    };
+    let mut sender = handshake::<BackendBody>(io)
+        .await
+        .map_err(SendError::Exchange)?;
     let response = sender
         .send_request(request)
         .await
-        .map_err(|e| format!("request to {authority}: {e}"))?;
+        .map_err(|e| SendError::Exchange(format!("request to {authority}: {e}")))?;
     backend
         .idle
         .clone()
@@ -163,16 +198,24 @@ pub async fn send_on_new_connection<B>(
     tls: Option<&TlsConnector>,
     sni: &str,
     request: Request<B>,
-) -> Result<http::Response<hyper::body::Incoming>, String>
+) -> Result<http::Response<hyper::body::Incoming>, SendError<B>>
 where
     B: hyper::body::Body + Send + 'static,
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let io = connect(authority, tls, sni).await?;
-    let mut sender = handshake::<B>(io).await?;
+    let io = match connect(authority, tls, sni).await {
+        Ok(io) => io,
+        Err(why) => {
+            return Err(SendError::Connect {
+                why,
+                request: Box::new(request),
+            })
+        }
+    };
+    let mut sender = handshake::<B>(io).await.map_err(SendError::Exchange)?;
     sender
         .send_request(request)
         .await
-        .map_err(|e| format!("request to {authority}: {e}"))
+        .map_err(|e| SendError::Exchange(format!("request to {authority}: {e}")))
 }

@@ -12,14 +12,16 @@ use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
+use super::backend::SendError;
 use super::body::{refusal, OnEnd, ProxyBody, Watched};
 use super::headers;
+use super::retry::{self, Retry};
 use super::{backend, Forward};
-use crate::pool::HostPolicy;
 
 /// Forwards `request` to the picked backend and returns the response to send.
-pub(crate) async fn forward(fwd: Forward, request: Request<Incoming>) -> Response<ProxyBody> {
-    let limits = &fwd.runtime.limits;
+pub(crate) async fn forward(mut fwd: Forward, request: Request<Incoming>) -> Response<ProxyBody> {
+    let runtime = fwd.runtime.clone();
+    let limits = &runtime.limits;
     let declared = request
         .headers()
         .get(CONTENT_LENGTH)
@@ -62,28 +64,45 @@ pub(crate) async fn forward(fwd: Forward, request: Request<Incoming>) -> Respons
         },
         fwd.runtime.trusted_proxies.trusts(fwd.conn.peer.ip()),
     );
+    super::rewrite::apply(&fwd.request_edits, &mut h);
     *out.headers_mut() = h;
-    let sni = match &settings.host {
-        HostPolicy::Fixed(name) => name.clone(),
-        _ => backend.key.host.clone(),
-    };
-    let authority = backend.authority();
-    backend.stats.requests.fetch_add(1, Ordering::Relaxed);
-    let sent = tokio::time::timeout(
-        timeout,
-        backend::send(
+    let mut backend = backend;
+    let mut retry = Retry::new(&fwd);
+    let sent = loop {
+        let upstream = fwd.upstream.clone();
+        let settings = &upstream.settings;
+        backend.stats.requests.fetch_add(1, Ordering::Relaxed);
+        let sni = retry::sni(settings, &backend);
+        let send = backend::send(
             &backend,
             settings.tls.as_ref(),
             &sni,
             out,
             limits.backend_keep_alive,
-        ),
-    )
-    .await;
+        );
+        match tokio::time::timeout(timeout, send).await {
+            Ok(Err(SendError::Connect { why, request })) => {
+                let Some(next) = retry.next(&mut fwd, &why) else {
+                    break Ok(Err((why, true)));
+                };
+                backend = next;
+                out = *request;
+                let policy = &fwd.upstream.settings.host;
+                headers::set_host(out.headers_mut(), policy, &backend, original_host.as_ref());
+            }
+            Ok(Err(SendError::Exchange(why))) => break Ok(Err((why, false))),
+            Ok(Ok(response)) => break Ok(Ok(response)),
+            Err(elapsed) => break Err(elapsed),
+        }
+    };
+    let authority = backend.authority();
     let response = match sent {
         Ok(Ok(response)) => response,
-        Ok(Err(why)) => {
+        Ok(Err((why, counted))) => {
             backend.stats.errors.fetch_add(1, Ordering::Relaxed);
+            if !counted {
+                retry::passive(&fwd, &backend, false);
+            }
             tracing::warn!(backend = %authority, error = %why, "backend request failed");
             fwd.shared.metrics.refusal("backend_unreachable");
             let msg = format!("the gateway could not get an answer from backend {authority}");
@@ -91,6 +110,7 @@ pub(crate) async fn forward(fwd: Forward, request: Request<Incoming>) -> Respons
         }
         Err(_) => {
             backend.stats.errors.fetch_add(1, Ordering::Relaxed);
+            retry::passive(&fwd, &backend, false);
             fwd.shared.metrics.refusal("backend_timeout");
             let msg = format!(
                 "backend {authority} did not answer within the request timeout ({:?})",
@@ -99,6 +119,7 @@ pub(crate) async fn forward(fwd: Forward, request: Request<Incoming>) -> Respons
             return done(fwd, refusal(StatusCode::GATEWAY_TIMEOUT, &msg), 0);
         }
     };
+    retry::passive(&fwd, &backend, !response.status().is_server_error());
     relay_response(fwd, response)
 }
 
@@ -109,6 +130,7 @@ pub(crate) fn relay_response(fwd: Forward, response: Response<Incoming>) -> Resp
     if let Some((name, value)) = &fwd.set_cookie {
         headers::set_affinity_cookie(&mut parts.headers, name, value, fwd.conn.secure);
     }
+    super::rewrite::apply(&fwd.response_edits, &mut parts.headers);
     let Forward {
         shared,
         mut record,
@@ -130,8 +152,12 @@ pub(crate) fn relay_response(fwd: Forward, response: Response<Incoming>) -> Resp
 /// Logs and counts a response produced by the gateway for a picked backend.
 pub(crate) fn done(fwd: Forward, response: Response<ProxyBody>, bytes: u64) -> Response<ProxyBody> {
     let Forward {
-        shared, mut record, ..
+        shared,
+        mut record,
+        runtime,
+        ..
     } = fwd;
+    let response = runtime.error_pages.apply(&record.listener, response);
     record.status = response.status().as_u16();
     shared.metrics.response(&record.listener, record.status);
     record.log(bytes);

@@ -9,11 +9,15 @@
 pub mod backend;
 pub mod body;
 pub mod boundary;
+pub mod error_pages;
 pub mod headers;
 pub mod heartbeat;
 pub mod http;
 pub mod keepalive;
+mod redirect;
 pub mod relay;
+mod retry;
+pub mod rewrite;
 pub mod upgraded;
 pub mod websocket;
 
@@ -66,6 +70,10 @@ pub(crate) struct Forward {
     /// Affinity cookie to set on the response, if any.
     pub set_cookie: Option<(String, String)>,
     pub record: RequestRecord,
+    /// The rule's header rewrites for the request sent to the backend.
+    pub request_edits: Vec<rewrite::HeaderEdit>,
+    /// The rule's header rewrites for the response sent to the client.
+    pub response_edits: Vec<rewrite::HeaderEdit>,
 }
 
 impl Forward {
@@ -142,6 +150,10 @@ pub async fn serve(
             refusal(StatusCode::MISDIRECTED_REQUEST, &msg),
         ));
     }
+    if let Some(name) = &listener.redirect {
+        let response = redirect::respond(&runtime.config, name, host.as_deref(), request.uri());
+        return Ok(finish(&shared, record, response));
+    }
     let route = listener.route(request.uri().path());
     let Some(upstream) = runtime.upstreams.get(route.upstream).cloned() else {
         shared.metrics.refusal("no_upstream");
@@ -175,7 +187,20 @@ pub async fn serve(
         _ => None,
     };
     let listener = listener.clone();
+    let vars = rewrite::Vars {
+        client: conn.peer,
+        server_port: conn.local_port,
+        secure: conn.secure,
+        method: request.method(),
+        uri: request.uri(),
+        host: host.as_deref(),
+        headers: request.headers(),
+    };
+    let (request_edits, response_edits) =
+        rewrite::edits(&runtime.config, listener.rewrite.as_deref(), &vars);
     let forward = Forward {
+        request_edits,
+        response_edits,
         shared: shared.clone(),
         conn,
         runtime: runtime.clone(),
@@ -224,6 +249,10 @@ fn finish(
     mut record: RequestRecord,
     response: Response<ProxyBody>,
 ) -> Response<ProxyBody> {
+    let response = shared
+        .current()
+        .error_pages
+        .apply(&record.listener, response);
     record.status = response.status().as_u16();
     shared.metrics.response(&record.listener, record.status);
     record.log(0);

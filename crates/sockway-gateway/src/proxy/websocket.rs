@@ -27,16 +27,21 @@ use http_body_util::Empty;
 use hyper::body::Incoming;
 use sockway_proto::handshake::{self, RequestKind};
 
+use super::backend::SendError;
 use super::body::{full, refusal, ProxyBody};
 use super::http::{done, origin_form, relay_response};
 use super::relay::{relay, Counters, RelayConfig, Totals};
+use super::retry::{self, Retry};
 use super::upgraded::Side;
 use super::{backend, headers, Forward};
 use crate::access_log::SessionRecord;
-use crate::pool::{Backend, HostPolicy};
+use crate::pool::Backend;
 
 /// Forwards a WebSocket handshake; on success spawns the relay.
-pub(crate) async fn forward(fwd: Forward, mut request: Request<Incoming>) -> Response<ProxyBody> {
+pub(crate) async fn forward(
+    mut fwd: Forward,
+    mut request: Request<Incoming>,
+) -> Response<ProxyBody> {
     let protocol = request
         .extensions()
         .get::<hyper::ext::Protocol>()
@@ -56,6 +61,20 @@ pub(crate) async fn forward(fwd: Forward, mut request: Request<Incoming>) -> Res
         }
     };
     let extended = offer.kind == RequestKind::ExtendedConnect;
+    // On HTTP/2 many sessions share the connection's slot: each takes one of its own.
+    let session_slot = if extended {
+        let limits = crate::listener::slot_limits(&fwd.runtime, fwd.conn.peer.ip());
+        match fwd.conn.permit.another(limits) {
+            Ok(slot) => Some(slot),
+            Err(full) => {
+                fwd.shared.metrics.refusal(full.reason());
+                let response = refusal(StatusCode::SERVICE_UNAVAILABLE, full.message());
+                return done(fwd, response, 0);
+            }
+        }
+    } else {
+        None
+    };
     let client_upgrade = hyper::upgrade::on(&mut request);
     let backend = fwd.active.backend().clone();
     let settings = &fwd.upstream.settings;
@@ -76,6 +95,7 @@ pub(crate) async fn forward(fwd: Forward, mut request: Request<Incoming>) -> Res
         },
         fwd.runtime.trusted_proxies.trusts(fwd.conn.peer.ip()),
     );
+    super::rewrite::apply(&fwd.request_edits, &mut h);
     h.insert(UPGRADE, HeaderValue::from_static("websocket"));
     h.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
     let key = match (&offer.key, extended) {
@@ -94,24 +114,49 @@ pub(crate) async fn forward(fwd: Forward, mut request: Request<Incoming>) -> Res
     *out.version_mut() = Version::HTTP_11;
     *out.headers_mut() = h;
 
-    let sni = match &settings.host {
-        HostPolicy::Fixed(name) => name.clone(),
-        _ => backend.key.host.clone(),
+    let upstream = fwd.upstream.clone();
+    let settings = &upstream.settings;
+    let mut backend = backend;
+    let mut retry = Retry::new(&fwd);
+    let sent = loop {
+        let sni = retry::sni(settings, &backend);
+        let authority = backend.authority();
+        let send = backend::send_on_new_connection(&authority, settings.tls.as_ref(), &sni, out);
+        match tokio::time::timeout(timeout, send).await {
+            Ok(Err(SendError::Connect { why, request })) => {
+                backend
+                    .stats
+                    .handshakes_failed
+                    .fetch_add(1, Ordering::Relaxed);
+                let Some(next) = retry.next(&mut fwd, &why) else {
+                    break Ok(Err((why, true)));
+                };
+                backend = next;
+                out = *request;
+                headers::set_host(
+                    out.headers_mut(),
+                    &settings.host,
+                    &backend,
+                    original_host.as_ref(),
+                );
+            }
+            Ok(Err(SendError::Exchange(why))) => break Ok(Err((why, false))),
+            Ok(Ok(response)) => break Ok(Ok(response)),
+            Err(elapsed) => break Err(elapsed),
+        }
     };
     let authority = backend.authority();
-    let sent = tokio::time::timeout(
-        timeout,
-        backend::send_on_new_connection(&authority, settings.tls.as_ref(), &sni, out),
-    )
-    .await;
     let mut response = match sent {
         Ok(Ok(r)) => r,
-        Ok(Err(why)) => {
+        Ok(Err((why, counted))) => {
             backend
                 .stats
                 .handshakes_failed
                 .fetch_add(1, Ordering::Relaxed);
             backend.stats.errors.fetch_add(1, Ordering::Relaxed);
+            if !counted {
+                retry::passive(&fwd, &backend, false);
+            }
             tracing::warn!(backend = %authority, error = %why, "WebSocket handshake with backend failed");
             fwd.shared.metrics.refusal("backend_unreachable");
             let msg = format!("the gateway could not open a WebSocket to backend {authority}");
@@ -123,6 +168,7 @@ pub(crate) async fn forward(fwd: Forward, mut request: Request<Incoming>) -> Res
                 .handshakes_failed
                 .fetch_add(1, Ordering::Relaxed);
             backend.stats.errors.fetch_add(1, Ordering::Relaxed);
+            retry::passive(&fwd, &backend, false);
             fwd.shared.metrics.refusal("backend_timeout");
             let msg = format!(
                 "backend {authority} did not answer the WebSocket handshake within {timeout:?}"
@@ -130,6 +176,7 @@ pub(crate) async fn forward(fwd: Forward, mut request: Request<Incoming>) -> Res
             return done(fwd, refusal(StatusCode::GATEWAY_TIMEOUT, &msg), 0);
         }
     };
+    retry::passive(&fwd, &backend, !response.status().is_server_error());
     if response.status() != StatusCode::SWITCHING_PROTOCOLS {
         // The backend refused (403 for an origin, 400, ...): its answer goes back as is.
         backend
@@ -185,6 +232,7 @@ pub(crate) async fn forward(fwd: Forward, mut request: Request<Incoming>) -> Res
     if let Some((name, value)) = &fwd.set_cookie {
         headers::set_affinity_cookie(&mut h, name, value, fwd.conn.secure);
     }
+    super::rewrite::apply(&fwd.response_edits, &mut h);
     *answer.headers_mut() = h;
 
     let Forward {
@@ -261,6 +309,7 @@ pub(crate) async fn forward(fwd: Forward, mut request: Request<Incoming>) -> Res
         .log();
         drop(ticket);
         drop(active);
+        drop(session_slot);
     });
     record.log(0);
     answer
