@@ -268,6 +268,14 @@ async fn presence_lists_group_members_and_user_connections_on_every_server() {
         assert_eq!(eli.connections, vec![members[2].id.clone()]);
         assert_eq!(server.manager.group_presence("empty").await.count(), 0);
     }
+    let from_hub = members[2].ok("Members", json!(["room"])).await;
+    assert_eq!(
+        from_hub["result"],
+        json!(room),
+        "Groups::members in a hub method"
+    );
+    let from_hub = members[2].ok("UserConnections", json!(["eli"])).await;
+    assert_eq!(from_hub["result"], json!([members[2].id]));
     members[1].ok("Leave", json!(["room"])).await;
     let presence = servers[2].manager.group_presence("room").await;
     assert_eq!(presence.count(), 2);

@@ -601,4 +601,12 @@ impl HubLifetimeManager for ScaleOutLifetimeManager {
         }
         self.local.set_client_result(connection_id, completion)
     }
+
+    fn group_members(&self, group: String) -> BoxFuture<'_, Result<Vec<String>, HubError>> {
+        Box::pin(async move { self.group_presence(&group).await.complete() })
+    }
+
+    fn user_connections(&self, user: String) -> BoxFuture<'_, Result<Vec<String>, HubError>> {
+        Box::pin(async move { self.user_presence(&user).await.complete() })
+    }
 }

@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 use super::channels;
 use super::envelope::{Body, PresenceOf};
 use super::manager::{lock, ScaleOutLifetimeManager};
+use crate::HubError;
 
 /// The answer to a presence query.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +41,18 @@ impl Presence {
     /// How many connections there are.
     pub fn count(&self) -> usize {
         self.connections.len()
+    }
+
+    /// The connections when every expected server answered, else an error saying how many
+    /// did (what the hub API's `Groups::members` reports).
+    pub fn complete(self) -> Result<Vec<String>, HubError> {
+        if self.is_complete() {
+            return Ok(self.connections);
+        }
+        Err(HubError::new(format!(
+            "Presence is incomplete: {} of {} servers answered.",
+            self.servers_answered, self.servers_expected
+        )))
     }
 }
 

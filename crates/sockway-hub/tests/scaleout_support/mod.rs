@@ -230,6 +230,16 @@ pub fn test_hub(lifetime: Arc<ScaleOutLifetimeManager>) -> Hub {
                 ctx.clients().users(us).send("Receive", (t,)).await
             },
         )
+        .method(
+            "Members",
+            |ctx: HubContext, (group,): (String,)| async move { ctx.groups().members(group).await },
+        )
+        .method(
+            "UserConnections",
+            |ctx: HubContext, (user,): (String,)| async move {
+                ctx.groups().user_connections(user).await
+            },
+        )
         .method("Ask", |ctx: HubContext, (id,): (String,)| async move {
             ctx.clients()
                 .client(id)
