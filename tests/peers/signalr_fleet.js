@@ -6,7 +6,9 @@
 //   {"scenario":"fleet_WebSockets","ok":true,"detail":{...}}
 // or "ok":false and "error":"<what was expected and what came>".
 //
-// Usage: node signalr_fleet.js HUB_URL_A HUB_URL_B
+// Usage: node signalr_fleet.js HUB_URL_A HUB_URL_B [TRANSPORT,...]
+//   TRANSPORT,...  the transports to run (default WebSockets,ServerSentEvents,LongPolling);
+//                  the two URLs may be the same (a gateway in front of the fleet)
 // Exit:  0 when every scenario passed, 1 otherwise, 2 on bad usage.
 "use strict";
 
@@ -64,13 +66,14 @@ async function scenario(urlA, urlB, transport) {
 }
 
 async function main() {
-  const [urlA, urlB] = process.argv.slice(2);
-  if (!urlA || !urlB) {
-    console.error("usage: node signalr_fleet.js HUB_URL_A HUB_URL_B");
+  const [urlA, urlB, list] = process.argv.slice(2);
+  const transports = (list || "WebSockets,ServerSentEvents,LongPolling").split(",");
+  if (!urlA || !urlB || transports.some((name) => !(name in signalR.HttpTransportType))) {
+    console.error("usage: node signalr_fleet.js HUB_URL_A HUB_URL_B [TRANSPORT,...]");
     process.exit(2);
   }
   let failed = 0;
-  for (const transport of ["WebSockets", "ServerSentEvents", "LongPolling"]) {
+  for (const transport of transports) {
     const name = `fleet_${transport}`;
     try {
       const detail = await scenario(urlA, urlB, transport);

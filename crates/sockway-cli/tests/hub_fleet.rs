@@ -1,7 +1,10 @@
 //! `sockway hub --redis URL`: two servers of a fleet sharing one `redis-server` (Debian's
 //! package, started here on a free loopback port with no persistence, killed at the end), and
-//! the official SignalR JavaScript client on each transport, one client per server:
-//! `tests/peers/signalr_fleet.js` chats across them (all, a group, a client result).
+//! the official SignalR JavaScript client: `tests/peers/signalr_fleet.js` chats across them
+//! (all, a group, a client result), with one client per server on each transport, and
+//! through `sockway gateway` balancing round-robin over both with no cookie affinity (the
+//! negotiate and the WebSocket of one client land on different servers: the shared token
+//! secret lets the second adopt the connection).
 //!
 //! Needs the peers installed (`scripts/install-peers.sh`, which also installs redis-server)
 //! and `SOCKWAY_PEERS_NODE_DIR` pointing at `tests/peers`; without that variable the test
@@ -10,10 +13,11 @@
 mod echo_support;
 mod hub_support;
 
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use echo_support::peers_dir;
+use echo_support::{peers_dir, spawn_logged, wait_for_line};
 use hub_support::{assert_scenarios, run_node, start_hub_with};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -90,4 +94,90 @@ async fn the_official_client_chats_across_two_servers_on_every_transport() {
         ],
         &mut first,
     );
+}
+
+/// A directory removed when dropped.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The gateway's configuration: plain HTTP on `port`, every request balanced round-robin over
+/// `backends`, no cookie affinity, probed on the chat page.
+fn gateway_config(port: u16, backends: &[u16]) -> String {
+    let addresses: Vec<String> = backends
+        .iter()
+        .map(|port| format!(r#"{{"ipAddress": "127.0.0.1", "port": {port}}}"#))
+        .collect();
+    format!(
+        r#"{{
+  "httpListeners": [{{"name": "site", "protocol": "Http", "port": {port},
+    "bindAddress": "127.0.0.1"}}],
+  "backendAddressPools": [{{"name": "fleet", "loadBalancing": "RoundRobin",
+    "backendAddresses": [{addresses}]}}],
+  "backendHttpSettingsCollection": [{{"name": "plain", "port": {first},
+    "protocol": "Http", "requestTimeout": 120, "cookieBasedAffinity": "Disabled",
+    "probe": "page"}}],
+  "probes": [{{"name": "page", "path": "/", "interval": 0.2, "timeout": 2,
+    "unhealthyThreshold": 2}}],
+  "requestRoutingRules": [{{"name": "all", "ruleType": "Basic", "httpListener": "site",
+    "backendAddressPool": "fleet", "backendHttpSettings": "plain"}}],
+  "limits": {{"closeGrace": 1, "shutdownTimeout": 1}}
+}}"#,
+        addresses = addresses.join(", "),
+        first = backends[0],
+    )
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+#[tokio::test]
+async fn websockets_through_a_round_robin_gateway_need_no_sticky_sessions() {
+    let Some(peers) = peers_dir() else { return };
+    let dir =
+        TempDir(std::env::temp_dir().join(format!("sockway-hub-fleet-{}", std::process::id())));
+    std::fs::create_dir_all(&dir.0).expect("temp dir");
+    let secret = dir.0.join("fleet.secret");
+    std::fs::write(
+        &secret,
+        "a secret every server of this test fleet shares, 48+ bytes",
+    )
+    .expect("secret");
+    let redis = start_redis().await;
+    let flags = vec![
+        "--redis".to_owned(),
+        format!("redis://127.0.0.1:{}/", redis.port),
+        "--token-secret-file".to_owned(),
+        secret.display().to_string(),
+    ];
+    let mut first = start_hub_with(&peers, &flags).await;
+    let second = start_hub_with(&peers, &flags).await;
+    let port = free_port();
+    let config = dir.0.join("gateway.json");
+    let backends = [first.addr.port(), second.addr.port()];
+    std::fs::write(&config, gateway_config(port, &backends)).expect("config");
+    let (_gateway, mut log) = spawn_logged(&["gateway", "--config", path(&config)]);
+    wait_for_line(&mut log, &format!("listening address=127.0.0.1:{port}")).await;
+    wait_for_line(&mut log, "backend is healthy").await;
+    wait_for_line(&mut log, "backend is healthy").await;
+    let url = format!("http://127.0.0.1:{port}/chatHub");
+    let run = run_node(
+        &peers,
+        "signalr_fleet.js",
+        &[url.clone(), url, "WebSockets".to_owned()],
+    )
+    .await;
+    assert_scenarios(&run, &["fleet_WebSockets"], &mut first);
+}
+
+fn path(path: &Path) -> &str {
+    path.to_str().expect("a UTF-8 path")
 }
