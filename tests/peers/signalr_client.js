@@ -13,7 +13,8 @@
 //   --skip-negotiation    connect the WebSocket straight to the hub (no POST negotiate);
 //                         peers whose connection id a scenario needs still negotiate
 //   --stateful-reconnect  every connection asks for stateful reconnect; adds the
-//                         stateful_reconnect scenario and leaves out auto_reconnect
+//                         stateful_reconnect and stateful_cuts scenarios and leaves out
+//                         auto_reconnect
 // Env:   SIGNALR_LOG  the client's log level on stderr (Trace..None, default Warning)
 //        SOCKWAY_HUB_PID  the server's process id, for the server_shutdown scenario
 // Exit:  0 when every scenario passed; 1 (the failures summed up on stderr) otherwise;
