@@ -8,7 +8,10 @@
 #     (the official SignalR client, for the hub tests) into
 #     tests/peers/node_modules, from tests/peers/package-lock.json;
 #   - Chromium (Debian package `chromium`, /usr/bin/chromium) for the browser
-#     tests, through apt-get when it is missing.
+#     tests, through apt-get when it is missing;
+#   - redis-server (Debian package `redis-server`) for the hub's scale-out
+#     tests, which start their own instance on a free loopback port, through
+#     apt-get when it is missing.
 #
 # Idempotent and fast when nothing changed: each half writes a stamp file
 # holding the hash of its pinned inputs and is skipped while that hash matches.
@@ -97,7 +100,24 @@ install_chromium() {
   quietly "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
 }
 
+install_redis() {
+  if command -v redis-server >/dev/null 2>&1; then
+    return 0
+  fi
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "install-peers: redis-server is missing and apt-get is not available; install it by hand" >&2
+    return 1
+  fi
+  local sudo=()
+  if [[ "$(id -u)" != 0 ]]; then
+    sudo=(sudo)
+  fi
+  quietly "${sudo[@]}" apt-get update
+  quietly "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server
+}
+
 install_python
 install_node
 install_chromium
-echo "peers: python=$VENV/bin/python kosoku=$VENV/bin/kosoku node_modules=$PEERS_DIR/node_modules chromium=$(command -v chromium)"
+install_redis
+echo "peers: python=$VENV/bin/python kosoku=$VENV/bin/kosoku node_modules=$PEERS_DIR/node_modules chromium=$(command -v chromium) redis-server=$(command -v redis-server)"

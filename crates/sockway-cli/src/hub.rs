@@ -11,14 +11,19 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use sockway::server::{service_fn, Body, Server, ServerOptions, StopSignals};
-use sockway_hub::sample::chat_hub;
-use sockway_hub::{HttpOptions, HubService};
+use sockway_hub::backplane::{
+    RedisBackplane, RedisOptions, ScaleOutLifetimeManager, ScaleOutOptions,
+};
+use sockway_hub::sample::{chat_hub, chat_hub_builder};
+use sockway_hub::token::TokenKey;
+use sockway_hub::{HttpOptions, Hub, HubOptions, HubService};
 use tokio::net::TcpListener;
 
 /// The chat page; `{{SIGNALR_JS}}` becomes the client script's URL.
@@ -45,7 +50,23 @@ pub struct HubArgs {
     /// dist/browser/signalr.js) at /js/signalr.js and load it from there instead of the CDN.
     #[arg(long, value_name = "FILE")]
     signalr_js: Option<PathBuf>,
+    /// Run as one server of a fleet: sends, groups and client results go through the Redis
+    /// server at this URL (e.g. redis://127.0.0.1:6379/), so the clients of every server that
+    /// uses it reach each other. The server starts even while Redis is down, and says so.
+    #[arg(long, value_name = "URL")]
+    redis: Option<String>,
+    /// Sign connection tokens with the secret in this file (at least 32 bytes) and accept a
+    /// WebSocket whose token another server of the fleet signed with it, so clients that
+    /// negotiate need no sticky sessions. Without it each server has a random key of its own.
+    #[arg(long, value_name = "FILE")]
+    token_secret_file: Option<PathBuf>,
 }
+
+/// The shortest token secret `--token-secret-file` accepts: as long as an HMAC-SHA256 key.
+const MIN_SECRET_BYTES: usize = 32;
+
+/// The longest token secret file read.
+const MAX_SECRET_BYTES: u64 = 4096;
 
 /// What the pages next to the hub serve.
 #[derive(Clone)]
@@ -69,8 +90,17 @@ pub async fn run(args: HubArgs) -> Result<(), Box<dyn std::error::Error>> {
         page: Bytes::from(PAGE.replace("{{SIGNALR_JS}}", source)),
         script,
     };
-    let hub = chat_hub();
-    let options = HttpOptions::default().stateful_reconnect(true);
+    let hub = match &args.redis {
+        None => chat_hub(),
+        Some(url) => fleet_hub(url).await?,
+    };
+    let mut options = HttpOptions::default().stateful_reconnect(true);
+    if let Some(path) = &args.token_secret_file {
+        let secret = read_secret(path).await?;
+        options = options
+            .token_key(TokenKey::from_secret(&secret))
+            .adopt_signed_tokens(true);
+    }
     let server = Server::new(ServerOptions::default());
     // On Ctrl-C or SIGTERM every hub connection ends at once: sockets close, event streams
     // end, waiting polls get 204.
@@ -93,6 +123,55 @@ pub async fn run(args: HubArgs) -> Result<(), Box<dyn std::error::Error>> {
     server.signals(stop_signals).serve(listener, app).await;
     tracing::info!("hub server stopped");
     Ok(())
+}
+
+/// The chat hub routing through the Redis backplane at `url`.
+async fn fleet_hub(url: &str) -> Result<Hub, Box<dyn std::error::Error>> {
+    let backplane = RedisBackplane::start(RedisOptions::new(url))
+        .map_err(|error| format!("--redis {url}: {error}"))?;
+    let manager =
+        ScaleOutLifetimeManager::start(Arc::new(backplane), ScaleOutOptions::default()).await?;
+    tracing::info!(
+        redis = url,
+        server = manager.server_id(),
+        "hub scale-out through Redis"
+    );
+    Ok(chat_hub_builder(HubOptions::default())
+        .lifetime_manager(manager)
+        .build())
+}
+
+/// The fleet's token secret, without a trailing newline.
+async fn read_secret(path: &PathBuf) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
+    let shown = path.display();
+    let size = tokio::fs::metadata(path)
+        .await
+        .map_err(|error| format!("--token-secret-file {shown}: {error}"))?
+        .len();
+    if size > MAX_SECRET_BYTES {
+        return Err(format!(
+            "--token-secret-file {shown}: {size} bytes is over the limit of {MAX_SECRET_BYTES}"
+        )
+        .into());
+    }
+    let mut secret = tokio::fs::read(path)
+        .await
+        .map_err(|error| format!("--token-secret-file {shown}: {error}"))?;
+    while secret
+        .last()
+        .is_some_and(|byte| matches!(byte, b'\n' | b'\r'))
+    {
+        secret.pop();
+    }
+    if secret.len() < MIN_SECRET_BYTES {
+        return Err(format!(
+            "--token-secret-file {shown}: the secret has {} bytes, at least {MIN_SECRET_BYTES} \
+             are needed",
+            secret.len()
+        )
+        .into());
+    }
+    Ok(secret)
 }
 
 async fn read_script(path: &PathBuf) -> Result<Bytes, Box<dyn std::error::Error>> {

@@ -267,6 +267,17 @@ impl Groups {
             .remove_from_group(connection_id.into(), group.into())
             .await
     }
+
+    /// The ids of a group's members, sorted, on every server of the hub (presence; see
+    /// [`HubLifetimeManager::group_members`]).
+    pub async fn members(&self, group: impl Into<String>) -> Result<Vec<String>, HubError> {
+        self.lifetime.group_members(group.into()).await
+    }
+
+    /// The ids of a user's connections, sorted, on every server of the hub.
+    pub async fn user_connections(&self, user: impl Into<String>) -> Result<Vec<String>, HubError> {
+        self.lifetime.user_connections(user.into()).await
+    }
 }
 
 fn strings<I: IntoIterator<Item = S>, S: Into<String>>(items: I) -> Vec<String> {

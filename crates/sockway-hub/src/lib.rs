@@ -18,6 +18,7 @@ pub use service::{HttpOptions, HubService, NotFound};
 pub use transport::HubBody;
 
 mod args;
+pub mod backplane;
 mod clients;
 mod context;
 mod error;

@@ -83,4 +83,24 @@ pub trait HubLifetimeManager: Send + Sync + 'static {
         connection_id: String,
         completion: Completion<Value>,
     ) -> BoxFuture<'_, bool>;
+
+    /// The ids of a group's members, sorted (presence: ASP.NET Core's `IGroupManager` can
+    /// only add and remove, and SignalR users keep asking for this). A routing layer that
+    /// cannot tell refuses with an error saying so.
+    fn group_members(&self, group: String) -> BoxFuture<'_, Result<Vec<String>, HubError>> {
+        let _ = group;
+        Box::pin(std::future::ready(Err(no_presence())))
+    }
+
+    /// The ids of a user's connections, sorted (presence, as [`group_members`]).
+    ///
+    /// [`group_members`]: HubLifetimeManager::group_members
+    fn user_connections(&self, user: String) -> BoxFuture<'_, Result<Vec<String>, HubError>> {
+        let _ = user;
+        Box::pin(std::future::ready(Err(no_presence())))
+    }
+}
+
+fn no_presence() -> HubError {
+    HubError::new("This hub's routing layer does not offer presence.")
 }

@@ -331,4 +331,21 @@ impl HubLifetimeManager for LocalLifetimeManager {
     ) -> BoxFuture<'_, bool> {
         Box::pin(std::future::ready(self.answer(&connection_id, completion)))
     }
+
+    fn group_members(&self, group: String) -> BoxFuture<'_, Result<Vec<String>, HubError>> {
+        let members = sorted(self.read().groups.get(&group));
+        Box::pin(std::future::ready(Ok(members)))
+    }
+
+    fn user_connections(&self, user: String) -> BoxFuture<'_, Result<Vec<String>, HubError>> {
+        let connections = sorted(self.read().users.get(&user));
+        Box::pin(std::future::ready(Ok(connections)))
+    }
+}
+
+/// The ids of a set, sorted (none for a missing set).
+fn sorted(ids: Option<&HashSet<String>>) -> Vec<String> {
+    let mut ids: Vec<String> = ids.into_iter().flatten().cloned().collect();
+    ids.sort();
+    ids
 }

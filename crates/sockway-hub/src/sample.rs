@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use futures_util::{stream, Stream, StreamExt};
 
-use crate::{ClientStream, Hub, HubContext, HubError, HubOptions};
+use crate::{ClientStream, Hub, HubBuilder, HubContext, HubError, HubOptions};
 
 /// The chat hub with the default options (see [`chat_hub_with`]).
 pub fn chat_hub() -> Hub {
@@ -27,6 +27,12 @@ pub fn chat_hub() -> Hub {
 /// `WaitForMessage` needs no more than one parallel invocation: the waiting method gives its
 /// slot up, as ASP.NET Core 8 does.
 pub fn chat_hub_with(options: HubOptions) -> Hub {
+    chat_hub_builder(options).build()
+}
+
+/// The chat hub's builder (the methods of [`chat_hub_with`]), for a caller that sets more
+/// before building, such as a backplane's routing layer (`sockway hub --redis`).
+pub fn chat_hub_builder(options: HubOptions) -> HubBuilder {
     Hub::builder()
         .options(options)
         .method(
@@ -91,7 +97,6 @@ pub fn chat_hub_with(options: HubOptions) -> Hub {
             "Echo",
             |_ctx: HubContext, (message,): (String,)| async move { Ok::<_, HubError>(message) },
         )
-        .build()
 }
 
 /// `0..count`: the first at once, each next one `delay` later, and the end `delay` after the

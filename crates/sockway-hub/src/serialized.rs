@@ -12,7 +12,9 @@ use crate::protocol::{EncodeError, HubMessage, Outgoing, Protocol};
 /// recipient speaks is never encoded.
 #[derive(Debug)]
 pub struct SerializedMessage {
-    message: Outgoing,
+    /// `None` for a message that arrived already encoded ([`SerializedMessage::from_frames`]).
+    message: Option<Outgoing>,
+    trackable: bool,
     json: OnceLock<Result<Bytes, String>>,
     message_pack: OnceLock<Result<Bytes, String>>,
 }
@@ -21,22 +23,47 @@ impl SerializedMessage {
     /// Wraps `message`; nothing is encoded yet.
     pub fn new(message: Outgoing) -> Self {
         SerializedMessage {
-            message,
+            trackable: is_trackable(&message),
+            message: Some(message),
             json: OnceLock::new(),
             message_pack: OnceLock::new(),
         }
     }
 
-    /// The message.
-    pub fn message(&self) -> &Outgoing {
-        &self.message
+    /// A message that arrives already framed in some protocols (from another server, through
+    /// a backplane, as ASP.NET Core's Redis backplane carries `SerializedMessage`s): a protocol
+    /// missing from `frames` fails to encode with an error saying so.
+    pub fn from_frames(
+        frames: impl IntoIterator<Item = (Protocol, Bytes)>,
+        trackable: bool,
+    ) -> Self {
+        let json = OnceLock::new();
+        let message_pack = OnceLock::new();
+        for (protocol, frame) in frames {
+            let cell = match protocol {
+                Protocol::Json => &json,
+                Protocol::MessagePack => &message_pack,
+            };
+            let _ = cell.set(Ok(frame));
+        }
+        SerializedMessage {
+            message: None,
+            trackable,
+            json,
+            message_pack,
+        }
+    }
+
+    /// The message, unless it arrived already encoded.
+    pub fn message(&self) -> Option<&Outgoing> {
+        self.message.as_ref()
     }
 
     /// Whether the message takes a sequence id with stateful reconnect: the spec's trackable
     /// messages (`HubProtocol.md`, "Stateful Reconnect"), the reference's
     /// `HubInvocationMessage`s.
     pub fn is_trackable(&self) -> bool {
-        is_trackable(&self.message)
+        self.trackable
     }
 
     /// The framed bytes of the message in `protocol`, encoded on first use.
@@ -45,9 +72,15 @@ impl SerializedMessage {
             Protocol::Json => &self.json,
             Protocol::MessagePack => &self.message_pack,
         };
-        cell.get_or_init(|| encode(protocol, &self.message).map_err(|error| error.0))
-            .clone()
-            .map_err(EncodeError)
+        cell.get_or_init(|| match &self.message {
+            Some(message) => encode(protocol, message).map_err(|error| error.0),
+            None => Err(format!(
+                "the message was not received in {}",
+                protocol.name()
+            )),
+        })
+        .clone()
+        .map_err(EncodeError)
     }
 }
 

@@ -98,6 +98,11 @@ pub fn signalr_js(peers: &Path) -> PathBuf {
 /// Starts `sockway hub --listen 127.0.0.1:0 --signalr-js <npm bundle>` with `RUST_LOG=info`
 /// and waits for the log line that names its `http://` address.
 pub async fn start_hub(peers: &Path) -> HubProcess {
+    start_hub_with(peers, &[]).await
+}
+
+/// [`start_hub`] with more flags (`--redis URL`, for one server of a fleet).
+pub async fn start_hub_with(peers: &Path, extra: &[String]) -> HubProcess {
     let bundle = signalr_js(peers);
     assert!(
         bundle.exists(),
@@ -107,6 +112,7 @@ pub async fn start_hub(peers: &Path) -> HubProcess {
     let mut child = Command::new(sockway_bin())
         .args(["hub", "--listen", "127.0.0.1:0", "--signalr-js"])
         .arg(&bundle)
+        .args(extra)
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
