@@ -134,3 +134,28 @@ fn origins_are_compared_with_ports_normalised_and_an_empty_list_allows_all() {
         .unwrap()
         .is_some());
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+    /// Whatever a peer sends, the answer is a wait, an acceptance or a refusal (no panic), and
+    /// a wait only while the bytes are within the head limit.
+    #[test]
+    fn arbitrary_bytes_never_panic_and_waits_stay_within_the_limit(
+        input in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..1500),
+        cut in 0usize..1500,
+    ) {
+        let any = OriginPolicy::Any;
+        let mut rules = rules(&any, &["chat"]);
+        rules.limits = HeadLimits::default().max_bytes(1024);
+        if let Ok(None) = accept(&input, &rules) {
+            proptest::prop_assert!(input.len() <= 1024);
+        }
+        // A valid head followed by anything, cut anywhere.
+        let mut valid = UPGRADE.as_bytes().to_vec();
+        valid.extend_from_slice(&input);
+        let cut = cut.min(valid.len());
+        let _ = accept(&valid[..cut], &rules);
+        let _ = super::super::head::parse_response(&input, &rules.limits);
+    }
+}
