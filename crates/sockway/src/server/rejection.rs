@@ -3,9 +3,8 @@
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
 use http::{HeaderMap, Response, StatusCode};
+use http_body_util::Full;
 use sockway_proto::handshake::{HandshakeError, Refusal};
-
-use super::upgrade::Body;
 
 /// Why a WebSocket request was refused, as the HTTP response that says so: a status, the
 /// headers that status requires, and a plain-text body explaining the refusal. A thin wrapper
@@ -48,10 +47,10 @@ impl Rejection {
     }
 
     /// The refusal as a response with a plain-text body (and `nosniff`, since the body may
-    /// quote request values).
-    pub fn into_response(self) -> Response<Body> {
+    /// quote request values). `Full<Bytes>` is the server's [`Body`](super::Body).
+    pub fn into_response(self) -> Response<Full<Bytes>> {
         let (status, headers, message) = self.0.into_parts();
-        let mut response = Response::new(Body::new(Bytes::from(format!("{message}\n"))));
+        let mut response = Response::new(Full::new(Bytes::from(format!("{message}\n"))));
         *response.status_mut() = status;
         *response.headers_mut() = headers;
         let headers = response.headers_mut();
