@@ -7,7 +7,7 @@
 
 use serde_json::{Map, Value};
 
-use super::validate::Issue;
+use super::issue::Issue;
 
 /// Rewrites a parsed document into the plain shape [`super::schema`] reads.
 pub(super) fn normalize(value: Value) -> Result<Value, Vec<Issue>> {

@@ -63,7 +63,7 @@ pub(crate) async fn forward(
     let extended = offer.kind == RequestKind::ExtendedConnect;
     // On HTTP/2 many sessions share the connection's slot: each takes one of its own.
     let session_slot = if extended {
-        let limits = crate::listener::slot_limits(&fwd.runtime, fwd.conn.peer.ip());
+        let limits = fwd.runtime.slot_limits(fwd.conn.peer.ip());
         match fwd.conn.permit.another(limits) {
             Ok(slot) => Some(slot),
             Err(full) => {
