@@ -29,4 +29,6 @@ pub use sockway_proto::connection::Compression;
 pub use sockway_proto::deflate::{DeflateConfig, DeflateParams};
 /// Text payloads that are known to be UTF-8.
 pub use sockway_proto::message::TextBytes;
-pub use sockway_proto::{self as proto, CloseCode, CloseFrame, Message, MessageKind, Role};
+pub use sockway_proto::{
+    self as proto, CloseCode, CloseFrame, Message, MessageKind, PreparedFrame, Role,
+};

@@ -296,6 +296,23 @@ impl Writer {
         self.shared.push_back(payload.clone());
     }
 
+    /// Appends a frame encoded elsewhere (a server's [`super::PreparedFrame`]): shared as it
+    /// is when large and the output is vectored, copied otherwise.
+    pub(super) fn push_encoded(&mut self, frame: &Bytes) {
+        if self.share_payloads && frame.len() >= SHARE_MIN {
+            if !self.out.is_empty() {
+                let head = self.out.split().freeze();
+                self.shared_len += head.len();
+                self.shared.push_back(head);
+            }
+            self.shared_len += frame.len();
+            self.shared.push_back(frame.clone());
+        } else {
+            self.out.extend_from_slice(frame);
+            self.out_peak = self.out_peak.max(self.out.len());
+        }
+    }
+
     /// Appends a control frame whose payload the caller has bounded to 125 bytes.
     pub(super) fn write_control(&mut self, opcode: OpCode, payload: &[u8]) {
         self.write_frame(opcode, payload, true, 0);

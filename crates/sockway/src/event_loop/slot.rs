@@ -15,12 +15,13 @@ use std::sync::Arc;
 use bytes::{Buf, BytesMut};
 use mio::net::TcpStream;
 use sockway_proto::connection::Delivery;
-use sockway_proto::{CloseCode, Connection, ConnectionState, Event, Message, Role};
+use sockway_proto::{CloseCode, Connection, ConnectionState, Event, Message, PreparedFrame, Role};
 
 use super::handler::{Conn, Handler, OpenRequest};
 use super::handshake::{self, Outcome};
 use super::options::EventLoopOptions;
 use super::sender::ConnId;
+use super::topics::Topics;
 use super::worker::Shared;
 
 /// Most bytes one read asks for.
@@ -49,6 +50,8 @@ pub(super) struct Context<'a, H> {
     pub(super) options: &'a EventLoopOptions,
     /// The worker's shared read buffer.
     pub(super) scratch: &'a mut BytesMut,
+    /// The worker's topics, for the handler's subscriptions and publishes.
+    pub(super) topics: &'a mut Topics,
     /// What the server's workers share, for the handler's [`super::Sender`]s.
     pub(super) shared: &'a Arc<Shared>,
     /// The worker's clock, in milliseconds since it started.
@@ -130,6 +133,30 @@ impl<S> Slot<S> {
                 let _ = open.protocol.send(message);
             }
         }
+        if self.draining {
+            return Next::Keep;
+        }
+        self.after_io(cx.now)
+    }
+
+    /// Queues a published frame without writing it (the worker writes each subscriber once,
+    /// with [`Slot::write_queued`]); `false` when it was dropped: the WebSocket is not open,
+    /// or its unsent output is over `limit` (a slow subscriber misses messages rather than
+    /// growing the server's memory).
+    pub(super) fn queue_prepared(&mut self, frame: &PreparedFrame, limit: usize) -> bool {
+        match &mut self.phase {
+            Phase::Open(open) if !self.draining && open.protocol.output_len() <= limit => {
+                open.protocol.send_prepared(frame).is_ok()
+            }
+            _ => false,
+        }
+    }
+
+    /// Writes what [`Slot::queue_prepared`] queued.
+    pub(super) fn write_queued<H: Handler<Session = S>>(
+        &mut self,
+        cx: &mut Context<'_, H>,
+    ) -> Next {
         if self.draining {
             return Next::Keep;
         }
@@ -285,6 +312,9 @@ impl<S> Slot<S> {
                 self.raw = accepted.response;
                 let mut protocol =
                     Connection::new(Role::Server, cx.options.websocket.protocol.clone());
+                // `flush` writes several runs at once, so large payloads (echoed or
+                // published) are written from where they are instead of copied.
+                protocol.set_vectored_output(true);
                 let request = OpenRequest {
                     path: &accepted.path,
                     origin: accepted.origin.as_deref(),
@@ -296,6 +326,7 @@ impl<S> Slot<S> {
                         protocol: &mut protocol,
                         id: self.id,
                         shared: cx.shared,
+                        topics: cx.topics,
                     },
                     &request,
                 );
@@ -420,6 +451,7 @@ impl<S> Slot<S> {
                             protocol: &mut open.protocol,
                             id: self.id,
                             shared: cx.shared,
+                            topics: cx.topics,
                         };
                         cx.handler.message(&mut conn, session, message);
                     }
