@@ -9,6 +9,8 @@
 //! - `client` (feature `client`): connect to `ws://` and `wss://` URLs.
 //! - `event_loop` (feature `event-loop`): a callback-driven server without a task per
 //!   connection, for very many mostly idle connections.
+//! - [`topics`]: publish/subscribe fan-out for task-driven sockets, a message framed once
+//!   for every subscriber.
 
 #[cfg(feature = "client")]
 pub mod client;
@@ -19,6 +21,7 @@ pub mod event_loop;
 #[cfg(feature = "server")]
 pub mod server;
 mod socket;
+pub mod topics;
 
 pub use config::{KeepAlive, WebSocketConfig};
 pub use error::{CloseInfo, Error};
