@@ -96,6 +96,8 @@ server_command() {
     # one port (uSockets sets SO_REUSEPORT, so the kernel spreads the connections).
     uws) echo "$UWS_BIN/uws-echo ${UWS_PORT:-$(free_port)}" ;;
     uws-broadcast) echo "$UWS_BIN/uws-broadcast ${UWS_PORT:-$(free_port)}" ;;
+    # Fan-out peers for broadcast.sh: every message published to every client (one topic).
+    sockway-loop-broadcast) echo "$PEERS_BIN/sockway-loop-broadcast 0 $2" ;;
     # Not a WebSocket server: a task and a socket per connection and nothing else, the floor
     # of idle memory for any task-per-connection tokio server (idle_memory.sh --fresh only).
     tokio-floor) echo "$PEERS_BIN/tokio-floor 0 $2" ;;
