@@ -67,7 +67,10 @@ for server in $SERVERS; do
     echo "  tokio-floor       skipped: it does not echo, so it is measured with --fresh only"
     continue
   fi
-  start_server "$server" 2
+  # uWebSockets is one process per thread: one process, so that its RSS is all of it.
+  threads=2
+  [[ "$server" == uws* ]] && threads=1
+  start_server "$server" "$threads"
   # Let the server finish starting (lazy allocations, JIT warm-up) before the first sample.
   sleep 1
   if "$SOCKWAY" bench "ws://127.0.0.1:$SERVER_PORT/ws" --idle "$CONNECTIONS" "${FRESH[@]}" \
