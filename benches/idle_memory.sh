@@ -54,7 +54,12 @@ if [[ "$limit" != unlimited ]] && ((limit < CONNECTIONS + 256)); then
   echo "the open-files limit ($limit) is too low for $CONNECTIONS connections; lower --connections" >&2
   exit 1
 fi
-((BUILD)) && build_all
+if ((BUILD)); then
+  build_all
+  if [[ " $SERVERS " == *" uws "* ]]; then
+    build_uws
+  fi
+fi
 DIR="$OUT/idle"
 rm -rf "$DIR"
 mkdir -p "$DIR"
