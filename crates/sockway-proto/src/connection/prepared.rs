@@ -189,6 +189,28 @@ mod tests {
     }
 
     #[test]
+    fn own_output_copies_shared_runs_into_one() {
+        let prepared = PreparedFrame::binary(&[3u8; 8 * 1024]);
+        let mut server = Connection::new(Role::Server, Config::default());
+        server.set_vectored_output(true);
+        server.send_prepared(&prepared).unwrap();
+        server.send_text("tail").unwrap();
+        assert!(server.output().len() < server.output_len());
+        server.own_output();
+        assert_eq!(server.output().len(), server.output_len());
+        assert_ne!(server.output().as_ptr(), prepared.frame().as_ptr());
+        let mut client = Connection::new(Role::Client, Config::default());
+        let events = relay(&mut server, &mut client);
+        assert_eq!(
+            events,
+            vec![
+                Event::Message(Message::binary(vec![3u8; 8 * 1024])),
+                Event::Message(Message::text("tail")),
+            ]
+        );
+    }
+
+    #[test]
     fn a_client_masks_a_prepared_message_afresh() {
         let prepared = PreparedFrame::text("hello");
         let mut client = Connection::new(Role::Client, Config::default());

@@ -296,6 +296,22 @@ impl Writer {
         self.shared.push_back(payload.clone());
     }
 
+    /// Copies the shared runs into `out`, so the output holds no other buffer (see
+    /// [`Connection::own_output`]).
+    pub(super) fn unshare(&mut self) {
+        if self.shared.is_empty() {
+            return;
+        }
+        let mut all = BytesMut::with_capacity(self.len());
+        for run in self.shared.drain(..) {
+            all.extend_from_slice(&run);
+        }
+        self.shared_len = 0;
+        all.extend_from_slice(&self.out);
+        self.out = all;
+        self.out_peak = self.out_peak.max(self.out.len());
+    }
+
     /// Appends a frame encoded elsewhere (a server's [`super::PreparedFrame`]): shared as it
     /// is when large and the output is vectored, copied otherwise.
     pub(super) fn push_encoded(&mut self, frame: &Bytes) {
@@ -374,6 +390,15 @@ impl Connection {
     /// several runs. Off by default: the output is one contiguous run.
     pub fn set_vectored_output(&mut self, vectored: bool) {
         self.writer.share_payloads = vectored;
+    }
+
+    /// Copies the output queued without copying (see [`Connection::set_vectored_output`])
+    /// into the connection's own buffer. For a driver whose payloads are slices of a large
+    /// shared read buffer: when the transport did not take all the output, this keeps a
+    /// backed-up connection from holding a whole read buffer per payload it still owes
+    /// (each payload is copied at most once, and only then).
+    pub fn own_output(&mut self) {
+        self.writer.unshare();
     }
 
     fn ensure_open(&self) -> Result<(), SendError> {

@@ -114,11 +114,11 @@ impl Conn<'_> {
     /// loop turn, together with everything else published in it (one write per socket).
     pub fn publish(&mut self, topic: &str, message: &Message) -> Result<(), SendRefused> {
         let frame = PreparedFrame::new(message);
+        self.topics.queue(topic, frame.clone());
         if self.shared.workers.len() > 1 {
             self.sender()
                 .publish_prepared(topic, &frame, Some(self.id.worker))?;
         }
-        self.topics.queue(topic, frame);
         Ok(())
     }
 

@@ -559,7 +559,12 @@ impl<S> Slot<S> {
             match written {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => open.protocol.advance_output(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // Large payloads may be slices of the worker's 64 KiB read buffer: what waits
+                    // is copied out, so a peer that does not read pins no read buffers.
+                    open.protocol.own_output();
+                    return Ok(());
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }

@@ -354,6 +354,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
         let mut read_buf = ReadBuf::uninit(&mut buf.spare_capacity_mut()[..LARGE_READ]);
         ready!(Pin::new(&mut self.io).poll_read(cx, &mut read_buf))?;
         let n = read_buf.filled().len();
+        if n == 0 {
+            // End of stream: nothing to keep.
+            return Poll::Ready(Ok(0));
+        }
         // SAFETY: `ReadBuf` guarantees its first `n` bytes, the start of `buf`'s spare
         // capacity, were initialised by the read.
         unsafe { buf.set_len(n) };
