@@ -386,12 +386,20 @@ impl<S> Slot<S> {
             }
             let own = !self.input.is_empty();
             // A frame's start is held: read onto it, growing with it, never more than
-            // READ_SIZE at once. Otherwise into the worker's buffer.
+            // READ_SIZE at once. Otherwise into the worker's buffer, into the room it has
+            // left while that is at least HEAD_READ: its start moves back (in `reserve`)
+            // once every so many reads rather than on each.
             let (buffer, room) = if own {
                 let room = self.input.len().clamp(HEAD_READ, READ_SIZE);
                 (&mut self.input, room)
             } else {
-                (&mut *cx.scratch, READ_SIZE)
+                let spare = cx.scratch.capacity() - cx.scratch.len();
+                let room = if spare >= HEAD_READ {
+                    spare.min(READ_SIZE)
+                } else {
+                    READ_SIZE
+                };
+                (&mut *cx.scratch, room)
             };
             match read_into(&self.stream, buffer, room) {
                 Ok(0) => {

@@ -109,6 +109,9 @@ pub(super) struct Worker<H: Handler> {
     topics: Topics,
     /// Slots a publish queued output for this turn (kept for its room).
     touched: Vec<usize>,
+    /// The worker clock as read once in this loop turn (see [`Worker::parts`]): reading
+    /// it costs a `clock_gettime` and a conversion, per event otherwise.
+    clock: Option<u32>,
     started: Instant,
 }
 
@@ -136,6 +139,7 @@ impl<H: Handler> Worker<H> {
             scratch: BytesMut::new(),
             topics: Topics::new(max_subscriptions),
             touched: Vec::new(),
+            clock: None,
             started: Instant::now(),
         }
     }
@@ -156,6 +160,7 @@ impl<H: Handler> Worker<H> {
                 Duration::from_millis(next_tick.saturating_sub(self.now()).min(tick).into())
             };
             let polled = self.poll.poll(&mut events, Some(wait));
+            self.clock = None;
             if !events.is_empty() {
                 spins = 0;
             }
@@ -181,7 +186,7 @@ impl<H: Handler> Worker<H> {
             while self.topics.has_pending() {
                 self.deliver_published();
             }
-            let now = self.now();
+            let now = self.clock.unwrap_or_else(|| self.now());
             if stopping_since.is_none() && self.shared.stopping.load(Ordering::Acquire) {
                 stopping_since = Some(now);
                 self.begin_stop();
@@ -375,9 +380,17 @@ impl<H: Handler> Worker<H> {
             .fetch_sub(1, Ordering::AcqRel);
     }
 
-    /// The connections, and what a connection needs from the worker while it works.
+    /// The connections, and what a connection needs from the worker while it works (the
+    /// clock read at most once per loop turn).
     fn parts(&mut self) -> (&mut Slots<H::Session>, Context<'_, H>) {
-        let now = self.now();
+        let now = match self.clock {
+            Some(now) => now,
+            None => {
+                let now = self.now();
+                self.clock = Some(now);
+                now
+            }
+        };
         let cx = Context {
             handler: &mut self.handler,
             options: &self.options,
