@@ -387,14 +387,15 @@ impl<S> Slot<S> {
             let own = !self.input.is_empty();
             // A frame's start is held: read onto it, growing with it, never more than
             // READ_SIZE at once. Otherwise into the worker's buffer, into the room it has
-            // left while that is at least HEAD_READ: its start moves back (in `reserve`)
-            // once every so many reads rather than on each.
+            // left while that is within HEAD_READ of READ_SIZE: small messages move its
+            // start back (in `reserve`) once every so many reads rather than on each, and a
+            // large frame still finds nearly READ_SIZE of room.
             let (buffer, room) = if own {
                 let room = self.input.len().clamp(HEAD_READ, READ_SIZE);
                 (&mut self.input, room)
             } else {
                 let spare = cx.scratch.capacity() - cx.scratch.len();
-                let room = if spare >= HEAD_READ {
+                let room = if spare >= READ_SIZE - HEAD_READ {
                     spare.min(READ_SIZE)
                 } else {
                     READ_SIZE
