@@ -98,6 +98,11 @@ def summarise(runs):
     return summary
 
 
+def times(value):
+    """A ratio as "1.23x", or "-" when it could not be taken (a value was not measured)."""
+    return "-" if value is None else f"{value:.2f}x"
+
+
 def ratio(a, b):
     return None if a is None or b is None or b == 0 else a / b
 
@@ -133,7 +138,7 @@ def ratio_table(summary, cases, servers, subject, cpu_only=False):
             else:
                 t = ratio(mine["messages_per_second"], theirs["messages_per_second"])
                 c = ratio(mine["cpu_us_per_message"], theirs["cpu_us_per_message"])
-                cell = f"{fmt(c)}x" if cpu_only else f"{fmt(t)}x / {fmt(c)}x"
+                cell = times(c) if cpu_only else f"{times(t)} / {times(c)}"
             row += f"{cell:>19}"
         lines.append(row)
     return lines
