@@ -16,12 +16,13 @@ use std::sync::Arc;
 use bytes::{Buf, BytesMut};
 use mio::net::TcpStream;
 use sockway_proto::connection::Delivery;
-use sockway_proto::{CloseCode, Connection, ConnectionState, Event, Message, Role};
+use sockway_proto::{CloseCode, Connection, ConnectionState, Event, Message, PreparedFrame, Role};
 
 use super::handler::{Conn, Handler, OpenRequest};
 use super::handshake::{self, Outcome};
 use super::options::EventLoopOptions;
 use super::sender::ConnId;
+use super::topics::Topics;
 use super::worker::Shared;
 
 /// Most bytes one read asks for.
@@ -56,6 +57,8 @@ pub(super) struct Context<'a, H> {
     pub(super) options: &'a EventLoopOptions,
     /// The worker's shared read buffer.
     pub(super) scratch: &'a mut BytesMut,
+    /// The worker's topics, for the handler's subscriptions and publishes.
+    pub(super) topics: &'a mut Topics,
     /// What the server's workers share, for the handler's [`super::Sender`]s.
     pub(super) shared: &'a Arc<Shared>,
     /// The worker's clock, in milliseconds since it started (wrapping).
@@ -143,6 +146,30 @@ impl<S> Slot<S> {
                 let _ = open.protocol.send(message);
             }
         }
+        if self.draining {
+            return Next::Keep;
+        }
+        self.after_io(cx.now)
+    }
+
+    /// Queues a published frame without writing it (the worker writes each subscriber once,
+    /// with [`Slot::write_queued`]); `false` when it was dropped: the WebSocket is not open,
+    /// or its unsent output is over `limit` (a slow subscriber misses messages rather than
+    /// growing the server's memory).
+    pub(super) fn queue_prepared(&mut self, frame: &PreparedFrame, limit: usize) -> bool {
+        match &mut self.phase {
+            Phase::Open(open) if !self.draining && open.protocol.output_len() <= limit => {
+                open.protocol.send_prepared(frame).is_ok()
+            }
+            _ => false,
+        }
+    }
+
+    /// Writes what [`Slot::queue_prepared`] queued.
+    pub(super) fn write_queued<H: Handler<Session = S>>(
+        &mut self,
+        cx: &mut Context<'_, H>,
+    ) -> Next {
         if self.draining {
             return Next::Keep;
         }
@@ -293,6 +320,9 @@ impl<S> Slot<S> {
                 self.raw = accepted.response;
                 let mut protocol =
                     Connection::new(Role::Server, cx.options.websocket.protocol.clone());
+                // `flush` writes several runs at once, so large payloads (echoed or
+                // published) are written from where they are instead of copied.
+                protocol.set_vectored_output(true);
                 let request = OpenRequest {
                     path: &accepted.path,
                     origin: accepted.origin.as_deref(),
@@ -304,6 +334,7 @@ impl<S> Slot<S> {
                         protocol: &mut protocol,
                         id: self.id,
                         shared: cx.shared,
+                        topics: cx.topics,
                     },
                     &request,
                 );
@@ -362,12 +393,21 @@ impl<S> Slot<S> {
             }
             let own = !self.input.is_empty();
             // A frame's start is held: read onto it, growing with it, never more than
-            // READ_SIZE at once. Otherwise into the worker's buffer.
+            // READ_SIZE at once. Otherwise into the worker's buffer, into the room it has
+            // left while that is within HEAD_READ of READ_SIZE: small messages move its
+            // start back (in `reserve`) once every so many reads rather than on each, and a
+            // large frame still finds nearly READ_SIZE of room.
             let (buffer, room) = if own {
                 let room = self.input.len().clamp(HEAD_READ, READ_SIZE);
                 (&mut self.input, room)
             } else {
-                (&mut *cx.scratch, READ_SIZE)
+                let spare = cx.scratch.capacity() - cx.scratch.len();
+                let room = if spare >= READ_SIZE - HEAD_READ {
+                    spare.min(READ_SIZE)
+                } else {
+                    READ_SIZE
+                };
+                (&mut *cx.scratch, room)
             };
             match read_into(&self.stream, buffer, room) {
                 Ok(0) => {
@@ -426,6 +466,7 @@ impl<S> Slot<S> {
                             protocol: &mut open.protocol,
                             id: self.id,
                             shared: cx.shared,
+                            topics: cx.topics,
                         };
                         cx.handler.message(&mut conn, session, message);
                     }
@@ -533,7 +574,12 @@ impl<S> Slot<S> {
             match written {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => open.protocol.advance_output(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // Large payloads may be slices of the worker's 64 KiB read buffer: what waits
+                    // is copied out, so a peer that does not read pins no read buffers.
+                    open.protocol.own_output();
+                    return Ok(());
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
