@@ -53,6 +53,7 @@
 
 mod handler;
 mod handshake;
+mod held;
 mod options;
 mod sender;
 mod slot;

@@ -13,13 +13,14 @@ use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
-use bytes::{Buf, BytesMut};
+use bytes::BytesMut;
 use mio::net::TcpStream;
 use sockway_proto::connection::Delivery;
 use sockway_proto::{CloseCode, Connection, ConnectionState, Event, Message, PreparedFrame, Role};
 
 use super::handler::{Conn, Handler, OpenRequest};
 use super::handshake::{self, Outcome};
+use super::held::Held;
 use super::options::EventLoopOptions;
 use super::sender::ConnId;
 use super::topics::Topics;
@@ -98,9 +99,9 @@ pub(super) struct Slot<S> {
     stream: TcpStream,
     id: ConnId,
     /// Received bytes that wait for more: part of a request head or of a frame.
-    input: BytesMut,
+    input: Held,
     /// Bytes to send before the protocol's output: the handshake response or a refusal.
-    raw: BytesMut,
+    raw: Held,
     /// When the close handshake started or the refusal was queued, if it did (worker clock;
     /// see [`closing_time`]).
     closing_at: Option<NonZeroU32>,
@@ -117,8 +118,8 @@ impl<S> Slot<S> {
         Self {
             stream,
             id,
-            input: BytesMut::new(),
-            raw: BytesMut::new(),
+            input: Held::default(),
+            raw: Held::default(),
             closing_at: None,
             draining: false,
             phase: Phase::Handshake {
@@ -296,7 +297,7 @@ impl<S> Slot<S> {
         let limit = cx.options.limits.max_header_bytes + 1;
         loop {
             let room = limit.saturating_sub(self.input.len()).clamp(1, HEAD_READ);
-            match read_into(&self.stream, &mut self.input, room) {
+            match read_into(&self.stream, self.input.buffer(), room) {
                 Ok(0) => return Next::Remove,
                 Ok(n) => {
                     if let Phase::Handshake { heard_at, .. } = &mut self.phase {
@@ -315,9 +316,9 @@ impl<S> Slot<S> {
             Outcome::Incomplete => Next::Keep,
             Outcome::Refuse(response) => self.refuse(response, cx.now),
             Outcome::Accept(accepted) => {
-                self.input.advance(accepted.head_len);
-                self.input = BytesMut::from(&self.input[..]);
-                self.raw = accepted.response;
+                let rest = BytesMut::from(&self.input[accepted.head_len..]);
+                self.input.put(rest);
+                self.raw.put(accepted.response);
                 let mut protocol =
                     Connection::new(Role::Server, cx.options.websocket.protocol.clone());
                 // `flush` writes several runs at once, so large payloads (echoed or
@@ -343,9 +344,9 @@ impl<S> Slot<S> {
                     session: Some(session),
                     paused: false,
                 });
-                let mut pending = std::mem::take(&mut self.input);
+                let mut pending = self.input.take();
                 self.handle_input(cx, &mut pending, false);
-                self.keep_own(pending);
+                self.input.put(pending);
                 self.read_open(cx)
             }
         }
@@ -353,8 +354,8 @@ impl<S> Slot<S> {
 
     /// Queues `response` and closes once it is written.
     fn refuse(&mut self, response: BytesMut, now: u32) -> Next {
-        self.raw = response;
-        self.input = BytesMut::new();
+        self.raw.put(response);
+        self.input.clear();
         self.phase = Phase::Refusing;
         self.closing_at = Some(closing_time(now));
         self.after_io(now)
@@ -399,7 +400,7 @@ impl<S> Slot<S> {
             // large frame still finds nearly READ_SIZE of room.
             let (buffer, room) = if own {
                 let room = self.input.len().clamp(HEAD_READ, READ_SIZE);
-                (&mut self.input, room)
+                (self.input.buffer(), room)
             } else {
                 let spare = cx.scratch.capacity() - cx.scratch.len();
                 let room = if spare >= READ_SIZE - HEAD_READ {
@@ -419,14 +420,14 @@ impl<S> Slot<S> {
                 }
                 Ok(n) => {
                     if own {
-                        let mut pending = std::mem::take(&mut self.input);
+                        let mut pending = self.input.take();
                         self.handle_input(cx, &mut pending, false);
-                        self.keep_own(pending);
+                        self.input.put(pending);
                     } else {
                         let mut pending = std::mem::take(cx.scratch);
                         self.handle_input(cx, &mut pending, true);
                         if !pending.is_empty() {
-                            self.input = BytesMut::from(&pending[..]);
+                            self.input.put(BytesMut::from(&pending[..]));
                             pending.clear();
                         }
                         *cx.scratch = pending;
@@ -480,16 +481,6 @@ impl<S> Slot<S> {
         }
     }
 
-    /// Keeps the unread rest of the connection's own input (part of a frame), or frees the
-    /// buffer once nothing is left in it.
-    fn keep_own(&mut self, rest: BytesMut) {
-        self.input = if rest.is_empty() {
-            BytesMut::new()
-        } else {
-            rest
-        };
-    }
-
     /// Writes what can be written, then decides whether the connection goes on.
     fn after_io(&mut self, now: u32) -> Next {
         if self.flush().is_err() {
@@ -521,7 +512,7 @@ impl<S> Slot<S> {
         if !self.draining {
             self.draining = true;
             self.closing_at.get_or_insert(closing_time(now));
-            self.input = BytesMut::new();
+            self.input.clear();
             if self.stream.shutdown(std::net::Shutdown::Write).is_err() {
                 return Next::Remove;
             }
@@ -558,7 +549,7 @@ impl<S> Slot<S> {
                 Err(e) => return Err(e),
             }
         }
-        self.raw = BytesMut::new();
+        self.raw.clear();
         let Phase::Open(open) = &mut self.phase else {
             return Ok(());
         };
