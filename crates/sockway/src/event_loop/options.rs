@@ -37,6 +37,9 @@ pub struct EventLoopOptions {
     /// cores with 10 connections, 0 instead of 20 cost 25 % more CPU per message (context
     /// switches). An idle worker spins once after its last event, then sleeps. 0 turns it off.
     pub busy_polls: u32,
+    /// Most topics one connection may subscribe to ([`super::Conn::subscribe`]); each costs
+    /// an entry in its worker's topic registry. Default 1,024.
+    pub max_subscriptions: usize,
 }
 
 impl Default for EventLoopOptions {
@@ -48,6 +51,7 @@ impl Default for EventLoopOptions {
             subprotocols: Vec::new(),
             origins: OriginPolicy::Any,
             busy_polls: 20,
+            max_subscriptions: 1024,
         }
     }
 }
@@ -115,6 +119,12 @@ impl EventLoopOptions {
     /// Sets [`EventLoopOptions::busy_polls`].
     pub fn busy_polls(mut self, polls: u32) -> Self {
         self.busy_polls = polls;
+        self
+    }
+
+    /// Sets [`EventLoopOptions::max_subscriptions`].
+    pub fn max_subscriptions(mut self, max: usize) -> Self {
+        self.max_subscriptions = max;
         self
     }
 
