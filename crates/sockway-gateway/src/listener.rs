@@ -1,9 +1,8 @@
 //! Front-end sockets: one accept loop per bound address (`bindAddress:port`; listeners that
 //! share a port share it), TLS for `Https` ports with the certificate picked by SNI, the
 //! framing guard, and hyper's automatic HTTP/1.1 / HTTP/2 server with upgrades and extended
-//! CONNECT (RFC 8441) turned on. Every listener carries WebSockets; there is no switch (seed
-//! 003: "WebSocket 지원을 선택적으로 사용하거나 사용하지 않도록 설정하는 사용자 구성 가능
-//! 설정은 없습니다").
+//! CONNECT (RFC 8441) turned on. Every listener carries WebSockets; there is no switch, as
+//! Azure Application Gateway has no user setting to turn WebSocket support on or off.
 //!
 //! A plain connection whose first bytes are not the HTTP/2 preface ([`crate::preface`]) is
 //! served by hyper's HTTP/1 server directly, not through the automatic one: its IO type is

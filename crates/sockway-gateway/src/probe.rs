@@ -5,8 +5,8 @@
 //! right `Sec-WebSocket-Accept`, RFC 6455 section 4.1) and then closes with 1000.
 //!
 //! A backend is unhealthy until its first good probe, and leaves the rotation after
-//! `unhealthyThreshold` consecutive failures; one good probe brings it back. The seed (003)
-//! says a backend that does not answer its HTTP/HTTPS probes is removed from the pool;
+//! `unhealthyThreshold` consecutive failures; one good probe brings it back. As in Azure
+//! Application Gateway, a backend that does not answer its HTTP/HTTPS probes leaves the pool;
 //! the `WebSocket` type is sockway's addition, for backends that only speak WebSocket.
 
 use std::sync::Arc;

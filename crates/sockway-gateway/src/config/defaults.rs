@@ -1,6 +1,6 @@
 //! Default values of the configuration, one function per field so serde can use them.
-//! The probe and backend defaults are Azure Application Gateway's (the seed 003 points to its
-//! health probe overview): probe every 30 s, time out after 30 s, unhealthy after 3
+//! The probe and backend defaults are Azure Application Gateway's (its health probe
+//! overview): probe every 30 s, time out after 30 s, unhealthy after 3
 //! consecutive failures, healthy on status 200-399, request timeout 20 s, affinity cookie
 //! `ApplicationGatewayAffinity`.
 

@@ -1,5 +1,5 @@
-//! The configuration model, in the shape of the Azure Application Gateway template that the
-//! seed (003, "BackendAddressPool, BackendHttpSetting 및 라우팅 규칙 구성") shows:
+//! The configuration model, in the shape of Azure Application Gateway's ARM template (its
+//! backend pools, backend HTTP settings and routing rules):
 //! `httpListeners`, `backendAddressPools`, `backendHttpSettingsCollection`,
 //! `requestRoutingRules`, `urlPathMaps` and `probes`, plus sockway's own `loadBalancing`,
 //! `limits` and `admin`.
@@ -7,8 +7,9 @@
 //! Field names are the template's (camelCase). Before these types see a document,
 //! the loader's normalize pass lifts ARM's `properties` objects into their element, lower-cases the
 //! first letter of keys (`RuleType` → `ruleType`) and turns `{"id": ".../pools/name"}`
-//! references into plain names, so a template excerpt like the seed's loads as is.
+//! references into plain names, so an excerpt of such a template loads as is.
 //!
+//! Values with a grammar are typed ([`super::values`]) and parsed as the document is read.
 //! Durations are seconds and may be fractional (`0.2`); Azure only takes whole seconds, but
 //! short intervals make tests fast. Every field not marked required has a default from
 //! [`super::defaults`].
@@ -26,7 +27,7 @@ use super::values::{Cidr, PathPattern, Seconds, StatusRange};
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GatewayConfig {
     /// Front-end listeners: where clients connect (HTTP or HTTPS; both carry WebSockets, as
-    /// the seed says: "WebSocket 지원을 ... 사용하지 않도록 설정하는 ... 설정은 없습니다").
+    /// in Application Gateway, which has no setting to turn WebSocket support off).
     #[serde(default)]
     pub http_listeners: Vec<HttpListener>,
     /// Groups of backend servers.
@@ -117,7 +118,7 @@ pub struct HttpListener {
     /// `Http` or `Https`; default `Http`.
     #[serde(default)]
     pub protocol: Protocol,
-    /// TCP port (required). The seed uses 80 and 443.
+    /// TCP port (required), such as 80 or 443.
     pub port: u16,
     /// Address to bind; default `0.0.0.0`.
     #[serde(default = "defaults::bind_address")]
@@ -225,7 +226,7 @@ pub struct BackendHttpSettings {
     pub protocol: Protocol,
     /// Seconds, 1-86400 (fractions allowed), default 20 (Azure's default). It bounds the wait
     /// for the backend's response head and is also the idle limit of a relayed WebSocket
-    /// session (the seed: "HTTP 설정의 요청 시간 제한 값은 WebSocket 세션에도 적용 됩니다").
+    /// session, as Application Gateway applies its request timeout to WebSocket sessions too.
     #[serde(default = "defaults::request_timeout")]
     pub request_timeout: Seconds,
     /// Whether the gateway pings a relayed WebSocket's quiet side before `requestTimeout`

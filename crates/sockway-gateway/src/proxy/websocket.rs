@@ -1,5 +1,5 @@
-//! Forwarding a WebSocket handshake and relaying the session (seed 003: the Upgrade
-//! handshake is forwarded; after 101 the gateway relays the bidirectional stream).
+//! Forwarding a WebSocket handshake and relaying the session (as Azure Application Gateway
+//! does: the Upgrade handshake is forwarded; after 101 the gateway relays both directions).
 //!
 //! The client's handshake is checked first (RFC 6455 section 4.2.1, via
 //! `sockway_proto::handshake::validate_request`), so a broken one is refused by the gateway
