@@ -35,6 +35,7 @@ use tower_service::Service;
 use crate::auth::{resolve_user, Authenticator, SharedAuthenticator};
 use crate::connections::{Connection, ConnectionStore, StoreLimits};
 use crate::link::{ConnectionHandler, ConnectionInfo, LinkedConnection, TransportKind};
+use crate::relay::{Relay, Route};
 use crate::token::TokenKey;
 use crate::transport::{self, BoxError, HubBody};
 
@@ -61,6 +62,7 @@ pub struct HttpOptions {
     pub(crate) authenticator: Option<SharedAuthenticator>,
     pub(crate) websocket: AcceptOptions,
     pub(crate) cors: CorsPolicy,
+    pub(crate) relay: Option<Arc<dyn Relay>>,
 }
 
 impl std::fmt::Debug for HttpOptions {
@@ -80,6 +82,7 @@ impl std::fmt::Debug for HttpOptions {
             .field("adopt_signed_tokens", &self.adopt_signed_tokens)
             .field("authenticator", &self.authenticator.is_some())
             .field("allowed_origins", &self.cors.origins())
+            .field("relay", &self.relay.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -107,6 +110,7 @@ impl Default for HttpOptions {
             authenticator: None,
             websocket: AcceptOptions::default(),
             cors: CorsPolicy::default(),
+            relay: None,
         }
     }
 }
@@ -209,6 +213,16 @@ impl HttpOptions {
     /// still need the server that holds the connection.
     pub fn adopt_signed_tokens(mut self, adopt: bool) -> Self {
         self.adopt_signed_tokens = adopt;
+        self
+    }
+
+    /// Hands `POST`s, polls and `DELETE`s for connections another server of the fleet holds
+    /// to that server (none by default): with it and
+    /// [`adopt_signed_tokens`](Self::adopt_signed_tokens), Server-Sent Events and long
+    /// polling need no sticky sessions either ([`crate::relay`]). The hub service answers the
+    /// requests the relay brings to this server.
+    pub fn relay(mut self, relay: Arc<dyn Relay>) -> Self {
+        self.relay = Some(relay);
         self
     }
 
@@ -331,14 +345,18 @@ impl HubService<NotFound> {
     pub fn new(path: &str, handler: impl ConnectionHandler, options: HttpOptions) -> Self {
         let path = format!("/{}", path.trim_matches('/'));
         let store = ConnectionStore::new(options.limits());
+        let shared = Arc::new(HubShared {
+            options,
+            store,
+            handler: Arc::new(handler),
+            negotiate_path: format!("{}/negotiate", path.trim_end_matches('/')),
+            path,
+        });
+        if let Some(relay) = &shared.options.relay {
+            relay.serve(crate::relay::handler(Arc::downgrade(&shared)));
+        }
         Self {
-            shared: Arc::new(HubShared {
-                options,
-                store,
-                handler: Arc::new(handler),
-                negotiate_path: format!("{}/negotiate", path.trim_end_matches('/')),
-                path,
-            }),
+            shared,
             inner: NotFound,
         }
     }
@@ -484,6 +502,11 @@ where
         Err(refused) => return unauthorized(&refused.0),
     };
     let method = request.method().clone();
+    if let Some(route) = relay_route(&method, &request) {
+        if let Some(relay) = shared.options.relay.clone() {
+            return crate::relay::dispatch(&shared, &relay, route, request, user).await;
+        }
+    }
     if method == Method::POST {
         return transport::post::send(&shared, request).await;
     }
@@ -503,6 +526,23 @@ where
         return method_not_allowed("GET, POST, DELETE");
     }
     transport::long_polling::poll(&shared, request, user).await
+}
+
+/// The route of a request a fleet relays; `None` for WebSockets and anything refused.
+fn relay_route<B>(method: &Method, request: &Request<B>) -> Option<Route> {
+    if method == Method::POST {
+        Some(Route::Post)
+    } else if method == Method::DELETE {
+        Some(Route::Delete)
+    } else if method != Method::GET {
+        None
+    } else if accepts_event_stream(request.headers()) {
+        Some(Route::EventStream)
+    } else if is_websocket_request(request) {
+        None
+    } else {
+        Some(Route::Poll)
+    }
 }
 
 fn accepts_event_stream(headers: &http::HeaderMap) -> bool {
