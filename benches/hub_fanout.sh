@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Fan-out through the hub over WebSockets on loopback: for N in --clients and each protocol,
+# a fresh server (the sample chat hub, 2 worker threads) and `hub_bench fanout`: N receivers
+# and one sender on SendMessage (every client gets ReceiveMessage), up to 16 messages in
+# flight, 1 s warm-up, then --seconds measured. Prints one line per run (deliveries per second
+# counted at the N receivers, latency p50 and p99 in microseconds) and, per case, the median
+# and range of --runs runs. Every process stops by itself.
+#
+# Usage: benches/hub_fanout.sh [--clients "100 1000"] [--protocols "json messagepack"]
+#                              [--runs 3] [--seconds 5] [--no-build]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CLIENTS="100 1000"
+PROTOCOLS="json messagepack"
+RUNS=3
+SECONDS_PER_RUN=5
+BUILD=1
+while (($#)); do
+  case "$1" in
+    --clients) CLIENTS="$2"; shift ;;
+    --protocols) PROTOCOLS="$2"; shift ;;
+    --runs) RUNS="$2"; shift ;;
+    --seconds) SECONDS_PER_RUN="$2"; shift ;;
+    --no-build) BUILD=0 ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+TARGET="${CARGO_TARGET_DIR:-target}"
+BIN="$TARGET/release/examples/hub_bench"
+((BUILD)) && cargo build --release -p sockway-hub --example hub_bench
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+WORK="$(mktemp -d)"
+cleanup() {
+  exec 7>&- 2>/dev/null || true
+  [[ -n "${SERVER:-}" ]] && kill "$SERVER" 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+start_server() {
+  rm -f "$WORK/stdin" "$WORK/server.out"
+  mkfifo "$WORK/stdin"
+  "$BIN" serve 127.0.0.1:0 <"$WORK/stdin" >"$WORK/server.out" &
+  SERVER=$!
+  exec 7>"$WORK/stdin"
+  for _ in $(seq 100); do
+    grep -q listening "$WORK/server.out" 2>/dev/null && break
+    sleep 0.1
+  done
+  ADDR="$(awk '/listening/ {print $2}' "$WORK/server.out")"
+  [[ -n "$ADDR" ]] || { echo "the server did not start" >&2; exit 1; }
+}
+
+stop_server() {
+  exec 7>&-
+  wait "$SERVER" 2>/dev/null || true
+  SERVER=""
+}
+
+# median and range of the numbers on stdin
+summary() { sort -n | awk '{v[NR]=$1} END {printf "median %s (range %s-%s)", v[int((NR+1)/2)], v[1], v[NR]}'; }
+
+echo "hub fan-out: $RUNS runs of ${SECONDS_PER_RUN}s per case; $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
+for n in $CLIENTS; do
+  for protocol in $PROTOCOLS; do
+    : >"$WORK/case"
+    for run in $(seq "$RUNS"); do
+      start_server
+      line="$(timeout 120 "$BIN" fanout "ws://$ADDR/chatHub" "$n" "$protocol" "$SECONDS_PER_RUN")"
+      stop_server
+      echo "  run $run: $line"
+      echo "$line" >>"$WORK/case"
+    done
+    rate="$(sed 's/.*deliveries_per_sec=\([0-9]*\).*/\1/' "$WORK/case" | summary)"
+    p99="$(sed 's/.*p99_us=\([0-9]*\).*/\1/' "$WORK/case" | summary)"
+    p50="$(sed 's/.*p50_us=\([0-9]*\).*/\1/' "$WORK/case" | summary)"
+    echo "N=$n $protocol: deliveries/s $rate; p50 us $p50; p99 us $p99"
+  done
+done

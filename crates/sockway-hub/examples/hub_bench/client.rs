@@ -1,0 +1,95 @@
+//! A bare hub client: a WebSocket without negotiation (`TransportProtocols.md`: no `id`),
+//! the handshake, and records written and read with the crate's own codec.
+
+use bytes::BytesMut;
+use sockway::client::{ClientBuilder, MessageWebSocket};
+use sockway::Message;
+use sockway_hub::protocol::{
+    HandshakeRequest, HandshakeResponse, Incoming, Invocation, Outgoing, Payload, Protocol,
+};
+
+use crate::BoxError;
+
+/// The receive limit of the client's parser, as the server's default (32 KiB).
+const MAX_MESSAGE: usize = 32 * 1024;
+
+/// One connection to the hub.
+pub struct HubClient {
+    pub socket: MessageWebSocket,
+    pub protocol: Protocol,
+    buffer: BytesMut,
+}
+
+impl HubClient {
+    /// Opens a socket to `url` and completes the handshake for `protocol`.
+    pub async fn connect(url: &str, protocol: Protocol) -> Result<Self, BoxError> {
+        let mut socket = ClientBuilder::new(url).connect_message().await?;
+        let mut handshake = Vec::new();
+        HandshakeRequest::new(protocol).write(&mut handshake);
+        socket.send_text(std::str::from_utf8(&handshake)?).await?;
+        let mut buffer = BytesMut::new();
+        loop {
+            let message = socket.recv().await?.ok_or("closed during the handshake")?;
+            buffer.extend_from_slice(&message.into_bytes());
+            if let Some(response) = HandshakeResponse::parse(&mut buffer, MAX_MESSAGE)? {
+                if let Some(error) = response.error {
+                    return Err(error.into());
+                }
+                break;
+            }
+        }
+        Ok(Self {
+            socket,
+            protocol,
+            buffer,
+        })
+    }
+
+    /// Sends `target(arguments)`, with an invocation id when `id` is given.
+    pub async fn invoke(
+        &mut self,
+        id: Option<&str>,
+        target: &str,
+        arguments: Vec<Payload>,
+    ) -> Result<(), BoxError> {
+        let message = Outgoing::Invocation(Invocation {
+            invocation_id: id.map(str::to_owned),
+            target: target.to_owned(),
+            arguments,
+            stream_ids: Vec::new(),
+        });
+        let mut out = Vec::new();
+        self.protocol.write(&message, &mut out)?;
+        let message = match self.protocol {
+            Protocol::Json => Message::text(String::from_utf8(out)?),
+            Protocol::MessagePack => Message::binary(out),
+        };
+        self.socket.send(message).await?;
+        Ok(())
+    }
+
+    /// Sends a `Ping` hub message (keeps the server's client timeout from firing).
+    pub async fn ping(&mut self) -> Result<(), BoxError> {
+        let mut out = Vec::new();
+        self.protocol.write(&Outgoing::Ping, &mut out)?;
+        let message = match self.protocol {
+            Protocol::Json => Message::text(String::from_utf8(out)?),
+            Protocol::MessagePack => Message::binary(out),
+        };
+        self.socket.send(message).await?;
+        Ok(())
+    }
+
+    /// The next hub message, or `None` when the socket closed.
+    pub async fn next(&mut self) -> Result<Option<Incoming>, BoxError> {
+        loop {
+            if let Some(message) = self.protocol.parse(&mut self.buffer, MAX_MESSAGE)? {
+                return Ok(Some(message));
+            }
+            match self.socket.recv().await? {
+                Some(message) => self.buffer.extend_from_slice(&message.into_bytes()),
+                None => return Ok(None),
+            }
+        }
+    }
+}
