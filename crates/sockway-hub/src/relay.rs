@@ -15,6 +15,7 @@
 //!   to the server that holds it; when no server does, it is answered here as usual.
 
 use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
@@ -79,17 +80,25 @@ pub type RelayHandler =
 
 /// Hands HTTP requests to the server of a fleet that holds their connection.
 pub trait Relay: Send + Sync + 'static {
-    /// Sends `request` to the server holding `connection_id` and waits for its answer.
+    /// Sends `request` to the server holding `connection_id` and waits for its answer: `wait`
+    /// (the time the holder may take on purpose, a long poll's timeout) plus the relay's own
+    /// timeout.
     fn forward(
         &self,
         connection_id: String,
         request: RelayedRequest,
-    ) -> BoxFuture<'static, Relayed>;
+        wait: Duration,
+    ) -> BoxFuture<'_, Relayed>;
 
     /// Makes this server the one that hears requests for `connection_id` from now on; it
     /// resolves once the engine confirmed it, before the client learns that the connection
     /// started here.
     fn hold(&self, connection_id: String) -> BoxFuture<'_, ()>;
+
+    /// Ends [`hold`](Self::hold) once the connection is gone from this server; an
+    /// implementation may go on hearing it a while, so that a late request of its client
+    /// gets this server's 404 rather than starting the connection afresh elsewhere.
+    fn release(&self, connection_id: String) -> BoxFuture<'_, ()>;
 
     /// Runs `handler` for every request relayed to this server (the last one set wins).
     fn serve(&self, handler: RelayHandler);
@@ -238,7 +247,12 @@ where
         body: body.to_vec(),
     };
     let request = Request::from_parts(parts, Full::new(body));
-    match relay.forward(id.clone(), relayed).await {
+    let wait = if route == Route::Poll {
+        shared.options.poll_timeout
+    } else {
+        Duration::ZERO
+    };
+    match relay.forward(id.clone(), relayed, wait).await {
         Relayed::Answered(answer) => {
             let mut response = into_response(answer);
             if route == Route::Poll {
@@ -272,10 +286,16 @@ where
     B::Data: Send,
     B::Error: Into<transport::BoxError>,
 {
-    let held = transport::lookup(shared, request.uri()).is_ok()
-        || transport::websocket::adopt(shared, request.uri()).is_some();
-    if held {
-        relay.hold(id).await;
+    let held = transport::lookup(shared, request.uri())
+        .ok()
+        .or_else(|| transport::websocket::adopt(shared, request.uri()));
+    if let Some(connection) = held {
+        relay.hold(id.clone()).await;
+        let relay = relay.clone();
+        tokio::spawn(async move {
+            connection.ended.cancelled().await;
+            relay.release(id).await;
+        });
     }
     locally(shared, route, request, user).await
 }

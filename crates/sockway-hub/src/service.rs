@@ -51,6 +51,7 @@ pub struct HttpOptions {
     pub(crate) disconnect_timeout: Duration,
     pub(crate) reconnect_grace: Duration,
     pub(crate) poll_timeout: Duration,
+    pub(crate) max_poll_bytes: usize,
     pub(crate) post_timeout: Duration,
     pub(crate) max_receive_size: usize,
     pub(crate) outbound_capacity: usize,
@@ -73,6 +74,7 @@ impl std::fmt::Debug for HttpOptions {
             .field("disconnect_timeout", &self.disconnect_timeout)
             .field("reconnect_grace", &self.reconnect_grace)
             .field("poll_timeout", &self.poll_timeout)
+            .field("max_poll_bytes", &self.max_poll_bytes)
             .field("post_timeout", &self.post_timeout)
             .field("max_receive_size", &self.max_receive_size)
             .field("outbound_capacity", &self.outbound_capacity)
@@ -99,6 +101,7 @@ impl Default for HttpOptions {
             disconnect_timeout: Duration::from_secs(15),
             reconnect_grace: Duration::from_secs(15),
             poll_timeout: Duration::from_secs(90),
+            max_poll_bytes: 1024 * 1024,
             post_timeout: Duration::from_secs(30),
             max_receive_size: 1024 * 1024,
             outbound_capacity: 1024,
@@ -147,6 +150,14 @@ impl HttpOptions {
     /// How long a poll waits for data before answering 200 with no body (`PollTimeout`, 90 s).
     pub fn poll_timeout(mut self, timeout: Duration) -> Self {
         self.poll_timeout = timeout;
+        self
+    }
+
+    /// How many bytes of queued frames one poll carries at most (1 MiB; at least one frame):
+    /// the rest waits for the next poll. ASP.NET Core drains the whole queue; the bound keeps
+    /// a poll relayed through the backplane under its size limit.
+    pub fn max_poll_bytes(mut self, bytes: usize) -> Self {
+        self.max_poll_bytes = bytes;
         self
     }
 
