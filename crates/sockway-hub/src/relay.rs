@@ -69,6 +69,9 @@ pub enum Relayed {
     Answered(RelayedResponse),
     /// No server holds the connection: the request is answered here.
     NotHeld,
+    /// The connection ran on this server and has ended: the request is answered here (404),
+    /// without starting it again.
+    Ended,
     /// The request could not be handed over (the backplane is down or the holder did not
     /// answer in time): the client gets 503 with this reason.
     Failed(String),
@@ -267,7 +270,7 @@ where
         Relayed::NotHeld if route == Route::Poll => {
             start_here(shared, relay, id, route, request, user).await
         }
-        Relayed::NotHeld => locally(shared, route, request, user).await,
+        Relayed::NotHeld | Relayed::Ended => locally(shared, route, request, user).await,
     }
 }
 

@@ -96,6 +96,11 @@ async fn long_polling_requests_reach_the_server_holding_the_connection() {
         late.status, 404,
         "a poll after DELETE must not start it again"
     );
+    let on_holder = call(&servers[1], "POST", &token, WHO_AM_I).await;
+    assert_eq!(
+        on_holder.status, 404,
+        "the server it ended on answers itself"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -229,6 +229,10 @@ impl ScaleOutLifetimeManager {
             counters.failed.fetch_add(1, Ordering::Relaxed);
             Relayed::Failed("the backplane is unreachable".into())
         };
+        if self.relay_holds(&connection_id) {
+            // Its channel is this server's own: a publish there would not come back.
+            return Relayed::Ended;
+        }
         if !self.backplane.stats().connected {
             return unreachable();
         }
