@@ -3,7 +3,7 @@
 //! runs where its first request (the event stream, the first poll) landed; every `POST`,
 //! poll and `DELETE` that reaches another server is relayed to it through the backplane, and
 //! the client sees the answers it would get from one server. A holder that does not answer
-//! in time is a clear 503.
+//! in time is a clear 503, an answer over the relay's size limit a clear 502.
 
 mod http_support;
 mod scaleout_support;
@@ -189,4 +189,31 @@ async fn a_holder_that_does_not_answer_in_time_is_a_clear_503() {
     );
     let relayed = server.manager.relay_stats();
     assert_eq!((relayed.forwarded, relayed.failed), (1, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_over_the_relay_limit_is_a_clear_502() {
+    let redis = RedisServer::start().await;
+    let key = TokenKey::random();
+    let tight = ScaleOutOptions {
+        max_relayed_bytes: 8,
+        ..ScaleOutOptions::default()
+    };
+    let holder = HubServer::start_with(&redis.url(), &key, options(), tight).await;
+    let other = HubServer::start(&redis.url(), &key, options()).await;
+    holder.connected().await;
+    other.connected().await;
+    let (_, token) = negotiate(&holder).await;
+    assert_eq!(call(&holder, "GET", &token, b"").await.status, 200);
+    assert_eq!(call(&other, "POST", &token, HANDSHAKE).await.status, 200);
+    assert_eq!(poll_data(&holder, &token).await, b"{}\x1e");
+
+    assert_eq!(call(&other, "POST", &token, WHO_AM_I).await.status, 200);
+    let poll = call(&other, "GET", &token, b"").await;
+    assert_eq!(poll.status, 502);
+    assert!(
+        contains(&poll.body, "over the relay limit of 8 bytes"),
+        "{:?}",
+        String::from_utf8_lossy(&poll.body)
+    );
 }
