@@ -4,7 +4,11 @@
 # them with no cookie affinity (gateway.json; its metrics on 9090). Ctrl-C stops everything.
 #
 # Usage: examples/hub-fleet/run.sh   (from the repository root, after
-#        `cargo build --release -p sockway-cli`; SOCKWAY=path/to/sockway to use another build)
+#        `cargo build --release -p sockway-cli`)
+# Env:   SOCKWAY=path/to/sockway     another build of the binary
+#        SIGNALR_JS=path/to/signalr.js  serve this copy of the SignalR client to the chat page
+#                                       instead of loading it from cdnjs (offline machines)
+#        REDIS_PORT=6380             another port for Redis (6379 by default)
 set -euo pipefail
 
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -20,6 +24,11 @@ fi
 if ! command -v redis-server >/dev/null; then
   echo "redis-server is missing: sudo apt-get install redis-server" >&2
   exit 1
+fi
+
+PAGE_FLAGS=()
+if [[ -n "${SIGNALR_JS:-}" ]]; then
+  PAGE_FLAGS=(--signalr-js "$SIGNALR_JS")
 fi
 
 PIDS=()
@@ -45,7 +54,7 @@ for i in 1 2 3; do
   "$SOCKWAY" hub --listen "127.0.0.1:500$i" \
     --redis "redis://127.0.0.1:$REDIS_PORT/" \
     --token-secret-file "$WORK/fleet.secret" \
-    --metrics-listen "127.0.0.1:910$i" &
+    --metrics-listen "127.0.0.1:910$i" "${PAGE_FLAGS[@]}" &
   PIDS+=($!)
 done
 
