@@ -13,6 +13,9 @@
 //! - every later `POST`, poll or `DELETE` that finds no started connection here goes through
 //!   a [`Relay`] (the backplane's [`ScaleOutLifetimeManager`](crate::backplane::ScaleOutLifetimeManager))
 //!   to the server that holds it; when no server does, it is answered here as usual.
+//!
+//! The event stream thus lives where its `GET` landed instead of being relayed chunk by
+//! chunk from the server that negotiated it: `docs/hub-scaleout.md` says why.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
