@@ -245,6 +245,24 @@ async fn every_transport_through_a_round_robin_gateway_needs_no_sticky_sessions(
     assert_eq!(scrape(metrics_ports[0], "/other").await.0, 404);
 }
 
+#[test]
+fn metrics_without_redis_is_refused_with_the_reason() {
+    let output = Command::new(env!("CARGO_BIN_EXE_sockway"))
+        .args([
+            "hub",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run sockway hub");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--redis"), "{stderr}");
+}
+
 fn path(path: &Path) -> &str {
     path.to_str().expect("a UTF-8 path")
 }
