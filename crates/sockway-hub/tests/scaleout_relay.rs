@@ -183,7 +183,7 @@ async fn a_holder_that_does_not_answer_in_time_is_a_clear_503() {
     let post = call(&server, "POST", &token, HANDSHAKE).await;
     assert_eq!(post.status, 503);
     assert!(
-        contains(&post.body, "no answer from the server holding connection"),
+        contains(&post.body, "no answer from the server holding it"),
         "{:?}",
         String::from_utf8_lossy(&post.body)
     );
@@ -213,6 +213,43 @@ async fn an_answer_over_the_relay_limit_is_a_clear_502() {
     assert_eq!(poll.status, 502);
     assert!(
         contains(&poll.body, "over the relay limit of 8 bytes"),
+        "{:?}",
+        String::from_utf8_lossy(&poll.body)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relayed_poll_ends_with_503_once_its_holder_is_gone() {
+    let redis = RedisServer::start().await;
+    let scale = ScaleOutOptions {
+        relay_probe_interval: Duration::from_millis(100),
+        ..ScaleOutOptions::default()
+    };
+    let server = HubServer::start_with(&redis.url(), &TokenKey::random(), options(), scale).await;
+    server.connected().await;
+    let (id, token) = negotiate(&server).await;
+    let silent = silent_subscriber(&redis, &format!("sockway-hub:connection:{id}")).await;
+
+    let addr = server.addr;
+    let target = format!("/hub?id={token}");
+    let poll = tokio::spawn(async move { request(addr, "GET", &target, &[], b"").await });
+    let relayed = async {
+        while server.manager.relay_stats().forwarded == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(WAIT, relayed)
+        .await
+        .expect("the poll was relayed in time");
+    drop(silent);
+
+    let poll = tokio::time::timeout(WAIT, poll)
+        .await
+        .expect("the poll ended well before the poll timeout")
+        .expect("the poll task");
+    assert_eq!(poll.status, 503);
+    assert!(
+        contains(&poll.body, "the server holding it is gone"),
         "{:?}",
         String::from_utf8_lossy(&poll.body)
     );

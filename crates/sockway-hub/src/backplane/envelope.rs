@@ -68,6 +68,9 @@ pub(crate) enum Body {
     Relay { id: u64, request: RelayedRequest },
     /// The holding server's answer to a [`Body::Relay`].
     RelayAnswer { id: u64, response: RelayedResponse },
+    /// Nothing to do: published on a connection's channel while a relayed request waits, to
+    /// learn from the subscriber count whether its holder still hears it.
+    RelayProbe,
 }
 
 /// Whose connections a presence query asks for.

@@ -80,6 +80,7 @@ impl ScaleOutLifetimeManager {
             Body::RelayAnswer { id, response } => {
                 self.relay.answers.resolve(&id.to_string(), response);
             }
+            Body::RelayProbe => {}
         }
     }
 

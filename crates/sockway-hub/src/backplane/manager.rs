@@ -48,6 +48,11 @@ pub struct ScaleOutOptions {
     /// so that a late request of its client gets this server's 404 instead of starting the
     /// connection afresh elsewhere: 60 seconds.
     pub relay_linger: Duration,
+    /// While a relayed request waits for its answer, how often the requester checks that the
+    /// holding server still hears the connection's channel (one small publish): 5 seconds.
+    /// When it does not (the holder died), the client gets 503 then, not after a long poll's
+    /// whole wait.
+    pub relay_probe_interval: Duration,
 }
 
 impl Default for ScaleOutOptions {
@@ -59,6 +64,7 @@ impl Default for ScaleOutOptions {
             max_relayed_bytes: 8 * 1024 * 1024,
             max_relayed_requests: 4096,
             relay_linger: Duration::from_secs(60),
+            relay_probe_interval: Duration::from_secs(5),
         }
     }
 }

@@ -11,11 +11,14 @@
 //!   [`Body::RelayAnswer`] on the requester's server channel.
 //! - The requester waits `wait` (the time the holder may take on purpose: the poll timeout for
 //!   a long poll) plus [`ScaleOutOptions::relay_timeout`]; past it, or while the backplane is
-//!   unreachable, the client gets 503 with the reason. An answer over
+//!   unreachable, the client gets 503 with the reason; so it does as soon as a probe
+//!   published on the connection's channel every [`ScaleOutOptions::relay_probe_interval`]
+//!   meanwhile reaches nobody (the holder died). An answer over
 //!   [`ScaleOutOptions::max_relayed_bytes`] is refused by the holder with 502, and a holder
 //!   already serving [`ScaleOutOptions::max_relayed_requests`] answers 503.
 //!
 //! [`ScaleOutOptions::relay_timeout`]: super::ScaleOutOptions::relay_timeout
+//! [`ScaleOutOptions::relay_probe_interval`]: super::ScaleOutOptions::relay_probe_interval
 //! [`ScaleOutOptions::max_relayed_bytes`]: super::ScaleOutOptions::max_relayed_bytes
 //! [`ScaleOutOptions::max_relayed_requests`]: super::ScaleOutOptions::max_relayed_requests
 
@@ -237,10 +240,13 @@ impl ScaleOutLifetimeManager {
             return unreachable();
         }
         let id = self.next_id();
-        let mut answer = self.relay.answers.register(id.to_string());
+        let mut wait_for = self.relay.answers.register(id.to_string());
         let started = std::time::Instant::now();
         let channel = channels::connection(self.prefix(), &connection_id);
-        match self.publish(channel, Body::Relay { id, request }).await {
+        match self
+            .publish(channel.clone(), Body::Relay { id, request })
+            .await
+        {
             Published::Delivered(0) => return Relayed::NotHeld,
             Published::Delivered(_) => {
                 counters.forwarded.fetch_add(1, Ordering::Relaxed);
@@ -250,8 +256,15 @@ impl ScaleOutLifetimeManager {
             }
         }
         let limit = wait.saturating_add(self.options.relay_timeout);
-        match tokio::time::timeout(limit, &mut answer.answer).await {
-            Ok(Ok(response)) => {
+        let answer = self
+            .await_answer(&channel, &mut wait_for.answer, limit)
+            .await;
+        let answer = answer.map_err(|reason| {
+            counters.failed.fetch_add(1, Ordering::Relaxed);
+            format!("{reason} (connection '{connection_id}')")
+        });
+        match answer {
+            Ok(response) => {
                 counters.answered.fetch_add(1, Ordering::Relaxed);
                 let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
                 counters
@@ -259,13 +272,38 @@ impl ScaleOutLifetimeManager {
                     .fetch_add(micros, Ordering::Relaxed);
                 Relayed::Answered(response)
             }
-            Ok(Err(_)) | Err(_) => {
-                counters.failed.fetch_add(1, Ordering::Relaxed);
-                Relayed::Failed(format!(
-                    "no answer from the server holding connection '{connection_id}' within {} \
-                     ms",
-                    limit.as_millis()
-                ))
+            Err(reason) => Relayed::Failed(reason),
+        }
+    }
+
+    /// Waits at most `limit` for the holder's answer; every `relay_probe_interval` meanwhile
+    /// it publishes a [`Body::RelayProbe`] on the connection's `channel`, and gives up at once
+    /// when nobody hears it any more (the holder died), instead of at the end of a long poll.
+    async fn await_answer(
+        &self,
+        channel: &str,
+        answer: &mut tokio::sync::oneshot::Receiver<RelayedResponse>,
+        limit: Duration,
+    ) -> Result<RelayedResponse, String> {
+        let deadline = tokio::time::Instant::now() + limit;
+        let interval = self.options.relay_probe_interval;
+        loop {
+            tokio::select! {
+                response = &mut *answer => {
+                    return response.map_err(|_| "the relay stopped".to_owned());
+                }
+                () = tokio::time::sleep_until(deadline) => {
+                    return Err(format!(
+                        "no answer from the server holding it within {} ms",
+                        limit.as_millis()
+                    ));
+                }
+                () = tokio::time::sleep(interval) => {
+                    let probe = self.publish(channel.to_owned(), Body::RelayProbe).await;
+                    if probe == Published::Delivered(0) {
+                        return Err("the server holding it is gone".to_owned());
+                    }
+                }
             }
         }
     }
