@@ -59,6 +59,13 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
     String::from_utf8_lossy(haystack).contains(needle)
 }
 
+/// Asserts that `response` is a refusal with `status` whose text says `reason`.
+fn assert_refused(response: &http_support::HttpResponse, status: u16, reason: &str) {
+    let body = String::from_utf8_lossy(&response.body);
+    assert_eq!(response.status, status, "{body}");
+    assert!(body.contains(reason), "{body}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn long_polling_requests_reach_the_server_holding_the_connection() {
     let redis = RedisServer::start().await;
@@ -168,6 +175,19 @@ async fn silent_subscriber(redis: &RedisServer, channel: &str) -> tokio::net::Tc
     stream
 }
 
+/// One server with `scale`, a connection negotiated on it but not started, and a silent
+/// subscriber on the connection's channel posing as the server holding it.
+async fn silently_held(
+    redis: &RedisServer,
+    scale: ScaleOutOptions,
+) -> (HubServer, String, tokio::net::TcpStream) {
+    let server = HubServer::start_with(&redis.url(), &TokenKey::random(), options(), scale).await;
+    server.connected().await;
+    let (id, token) = negotiate(&server).await;
+    let silent = silent_subscriber(redis, &format!("sockway-hub:connection:{id}")).await;
+    (server, token, silent)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_holder_that_does_not_answer_in_time_is_a_clear_503() {
     let redis = RedisServer::start().await;
@@ -175,18 +195,10 @@ async fn a_holder_that_does_not_answer_in_time_is_a_clear_503() {
         relay_timeout: Duration::from_millis(300),
         ..ScaleOutOptions::default()
     };
-    let server = HubServer::start_with(&redis.url(), &TokenKey::random(), options(), scale).await;
-    server.connected().await;
-    let (id, token) = negotiate(&server).await;
-    let _silent = silent_subscriber(&redis, &format!("sockway-hub:connection:{id}")).await;
+    let (server, token, _silent) = silently_held(&redis, scale).await;
 
     let post = call(&server, "POST", &token, HANDSHAKE).await;
-    assert_eq!(post.status, 503);
-    assert!(
-        contains(&post.body, "no answer from the server holding it"),
-        "{:?}",
-        String::from_utf8_lossy(&post.body)
-    );
+    assert_refused(&post, 503, "no answer from the server holding it");
     let relayed = server.manager.relay_stats();
     assert_eq!((relayed.forwarded, relayed.failed), (1, 1));
 }
@@ -210,12 +222,7 @@ async fn an_answer_over_the_relay_limit_is_a_clear_502() {
 
     assert_eq!(call(&other, "POST", &token, WHO_AM_I).await.status, 200);
     let poll = call(&other, "GET", &token, b"").await;
-    assert_eq!(poll.status, 502);
-    assert!(
-        contains(&poll.body, "over the relay limit of 8 bytes"),
-        "{:?}",
-        String::from_utf8_lossy(&poll.body)
-    );
+    assert_refused(&poll, 502, "over the relay limit of 8 bytes");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -225,10 +232,7 @@ async fn a_relayed_poll_ends_with_503_once_its_holder_is_gone() {
         relay_probe_interval: Duration::from_millis(100),
         ..ScaleOutOptions::default()
     };
-    let server = HubServer::start_with(&redis.url(), &TokenKey::random(), options(), scale).await;
-    server.connected().await;
-    let (id, token) = negotiate(&server).await;
-    let silent = silent_subscriber(&redis, &format!("sockway-hub:connection:{id}")).await;
+    let (server, token, silent) = silently_held(&redis, scale).await;
 
     let addr = server.addr;
     let target = format!("/hub?id={token}");
@@ -247,10 +251,5 @@ async fn a_relayed_poll_ends_with_503_once_its_holder_is_gone() {
         .await
         .expect("the poll ended well before the poll timeout")
         .expect("the poll task");
-    assert_eq!(poll.status, 503);
-    assert!(
-        contains(&poll.body, "the server holding it is gone"),
-        "{:?}",
-        String::from_utf8_lossy(&poll.body)
-    );
+    assert_refused(&poll, 503, "the server holding it is gone");
 }
