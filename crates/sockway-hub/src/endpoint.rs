@@ -33,6 +33,7 @@ use tower_service::Service;
 use crate::auth::resolve_user;
 use crate::connections::ConnectionStore;
 use crate::link::ConnectionHandler;
+use crate::relay::Route;
 use crate::service::{method_not_allowed, unauthorized, HttpOptions, HubShared};
 use crate::transport::{self, BoxError, HubBody};
 
@@ -68,14 +69,18 @@ impl HubService<NotFound> {
     pub fn new(path: &str, handler: impl ConnectionHandler, options: HttpOptions) -> Self {
         let path = format!("/{}", path.trim_matches('/'));
         let store = ConnectionStore::new(options.limits());
+        let shared = Arc::new(HubShared {
+            options,
+            store,
+            handler: Arc::new(handler),
+            negotiate_path: format!("{}/negotiate", path.trim_end_matches('/')),
+            path,
+        });
+        if let Some(relay) = &shared.options.relay {
+            relay.serve(crate::relay::handler(Arc::downgrade(&shared)));
+        }
         Self {
-            shared: Arc::new(HubShared {
-                options,
-                store,
-                handler: Arc::new(handler),
-                negotiate_path: format!("{}/negotiate", path.trim_end_matches('/')),
-                path,
-            }),
+            shared,
             inner: NotFound,
         }
     }
@@ -221,6 +226,11 @@ where
         Err(refused) => return unauthorized(&refused.0),
     };
     let method = request.method().clone();
+    if let Some(route) = relay_route(&method, &request) {
+        if let Some(relay) = shared.options.relay.clone() {
+            return crate::relay::dispatch(&shared, &relay, route, request, user).await;
+        }
+    }
     if method == Method::POST {
         return transport::post::send(&shared, request).await;
     }
@@ -240,6 +250,23 @@ where
         return method_not_allowed("GET, POST, DELETE");
     }
     transport::long_polling::poll(&shared, request, user).await
+}
+
+/// The route of a request a fleet relays; `None` for WebSockets and anything refused.
+fn relay_route<B>(method: &Method, request: &Request<B>) -> Option<Route> {
+    if method == Method::POST {
+        Some(Route::Post)
+    } else if method == Method::DELETE {
+        Some(Route::Delete)
+    } else if method != Method::GET {
+        None
+    } else if accepts_event_stream(request.headers()) {
+        Some(Route::EventStream)
+    } else if is_websocket_request(request) {
+        None
+    } else {
+        Some(Route::Poll)
+    }
 }
 
 fn accepts_event_stream(headers: &http::HeaderMap) -> bool {
