@@ -14,7 +14,8 @@
 # Both proxies run one worker (the gateway's TOKIO_WORKER_THREADS=1, nginx's
 # worker_processes 1), the settings of gateway_compare.sh (16 KiB relay buffers; nginx
 # proxy_buffer_size 16k, proxy_buffering off), plus what N sessions need: the gateway's
-# maxConnections and maxConnectionsPerClient, nginx's worker_connections. A proxy holds two
+# maxConnections and maxConnectionsPerClient, nginx's worker_connections (2 N plus a sixteenth:
+# nginx starts closing fresh connections when fewer than 1/16 are free). A proxy holds two
 # sockets per session, so the open-files limit must exceed 2 N + 100: with the usual hard
 # limit of 20,000 that is --sessions 9900 at most (the script says so if the limit is too low).
 #
@@ -35,7 +36,7 @@ while (($#)); do
     --rounds) ROUNDS="$2"; shift ;;
     --tls) TARGETS+=" gateway-tls nginx-tls" ;;
     --no-build) BUILD=0 ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
     *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -46,7 +47,9 @@ PROXY_THREADS=1
 PROXY_TLS=0
 [[ "$TARGETS" == *tls* ]] && PROXY_TLS=1
 GATEWAY_LIMITS="\"maxConnections\": $((SESSIONS + 100)), \"maxConnectionsPerClient\": $((SESSIONS + 100))"
-NGINX_CONNECTIONS=$((2 * SESSIONS + 100))
+# nginx starts closing connections it may reuse (fresh ones waiting for their request) once
+# fewer than 1/16 of worker_connections are free, so it gets a sixteenth more than it holds.
+NGINX_CONNECTIONS=$(((2 * SESSIONS + 100) * 17 / 16))
 # shellcheck source=benches/gateway_lib.sh
 source "$(dirname "$0")/gateway_lib.sh"
 
