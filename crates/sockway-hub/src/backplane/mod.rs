@@ -16,6 +16,7 @@ mod metrics;
 mod presence;
 mod queue;
 mod redis;
+mod relay;
 mod remote;
 
 use bytes::Bytes;
@@ -25,6 +26,7 @@ use tokio::sync::mpsc;
 pub use manager::{ScaleOutLifetimeManager, ScaleOutOptions};
 pub use presence::Presence;
 pub use redis::{RedisBackplane, RedisOptions};
+pub use relay::RelayStats;
 
 /// How the engine took a published message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -100,7 +100,7 @@ pub(crate) fn start<B>(
 
 /// With [`HttpOptions::adopt_signed_tokens`](crate::HttpOptions::adopt_signed_tokens), the
 /// connection a valid, unexpired token names, started here although another server issued it.
-fn adopt(shared: &HubShared, uri: &http::Uri) -> Option<Arc<Connection>> {
+pub(crate) fn adopt(shared: &HubShared, uri: &http::Uri) -> Option<Arc<Connection>> {
     if !shared.options.adopt_signed_tokens {
         return None;
     }
