@@ -13,9 +13,8 @@
 #                   braces (e.g. `"maxConnections": 20000`; default none)
 #   NGINX_CONNECTIONS nginx's worker_connections (default 4096)
 
-# The binaries built in this tree's target directory (CARGO_TARGET_DIR when set, as `cargo
-# build` uses it).
-SOCKWAY="${CARGO_TARGET_DIR:-$ROOT/target}/release/sockway"
+# lib.sh gives SOCKWAY (the build in CARGO_TARGET_DIR when set), free_port, stop_pid,
+# wait_for_line, tls_dir and machine_line.
 PROXY_THREADS="${PROXY_THREADS:-1}"
 PROXY_TLS="${PROXY_TLS:-0}"
 GATEWAY_LIMITS="${GATEWAY_LIMITS:-}"
@@ -42,11 +41,6 @@ ensure_nginx() {
 
 nginx_bin() {
   command -v nginx 2>/dev/null || echo /usr/sbin/nginx
-}
-
-# A loopback port that was free a moment ago.
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
 stop_all() {
@@ -215,9 +209,4 @@ target_url() {
 # "sockway x.y, nginx version" for the reports.
 proxy_versions() {
   echo "$("$SOCKWAY" --version), nginx $("$(nginx_bin)" -v 2>&1 | sed 's|nginx version: ||')"
-}
-
-# The median of the numbers on stdin (one a line; empty when none).
-median() {
-  sort -n | awk '{v[NR] = $1} END {if (NR) print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2)}'
 }
