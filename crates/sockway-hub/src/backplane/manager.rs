@@ -13,7 +13,7 @@ use rand::RngCore as _;
 use tokio::sync::mpsc;
 
 use super::envelope::{Body, Envelope, Frames, WireTarget, WireValue};
-use super::relay::RelayState;
+use super::relay_stats::RelayState;
 use super::remote::Waiters;
 use super::{channels, Backplane, BackplaneStats, Published};
 use crate::lifetime::{HubLifetimeManager, Target};

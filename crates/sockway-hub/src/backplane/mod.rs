@@ -17,6 +17,7 @@ mod presence;
 mod queue;
 mod redis;
 mod relay;
+mod relay_stats;
 mod remote;
 
 use bytes::Bytes;
@@ -26,7 +27,7 @@ use tokio::sync::mpsc;
 pub use manager::{ScaleOutLifetimeManager, ScaleOutOptions};
 pub use presence::Presence;
 pub use redis::{RedisBackplane, RedisOptions};
-pub use relay::RelayStats;
+pub use relay_stats::RelayStats;
 
 /// How the engine took a published message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
