@@ -8,6 +8,7 @@ pub mod protocol;
 pub mod link;
 
 pub mod auth;
+pub mod claims;
 mod connections;
 pub mod negotiate;
 pub mod service;
