@@ -59,8 +59,9 @@ trap cleanup EXIT
 
 REDIS_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 start_redis() {
+  # without the servers' standard inputs (fds 7-9), which must close when they stop
   redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
-    --loglevel warning >/dev/null 2>&1 &
+    --loglevel warning >/dev/null 2>&1 7>&- 8>&- 9>&- &
   REDIS=$!
   for _ in $(seq 100); do
     redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG && return
@@ -78,7 +79,7 @@ start_servers() {
     rm -f "$WORK/stdin$i" "$WORK/server$i.out"
     mkfifo "$WORK/stdin$i"
     # shellcheck disable=SC2086
-    "$BIN" serve 127.0.0.1:0 $redis <"$WORK/stdin$i" >"$WORK/server$i.out" 2>/dev/null &
+    "$BIN" serve 127.0.0.1:0 $redis <"$WORK/stdin$i" >"$WORK/server$i.out" 2>/dev/null 7>&- 8>&- 9>&- &
     SERVERS+=($!)
     eval "exec $((7 + i))>\"$WORK/stdin$i\""
   done
@@ -146,7 +147,7 @@ echo
 echo "Redis outage of 5 s: $OUTAGE_CLIENTS receivers over 3 servers, $RATE messages/s for 20 s"
 for round in $(seq "$RUNS"); do
   start_servers 3 "redis://127.0.0.1:$REDIS_PORT/"
-  timeout 300 "$BIN" steady "$URLS" "$OUTAGE_CLIENTS" json "$RATE" 20 >"$WORK/steady.out" &
+  timeout 300 "$BIN" steady "$URLS" "$OUTAGE_CLIENTS" json "$RATE" 20 >"$WORK/steady.out" 7>&- 8>&- 9>&- &
   steady=$!
   for _ in $(seq 600); do grep -q sending "$WORK/steady.out" 2>/dev/null && break; sleep 0.1; done
   sleep 5
