@@ -4,6 +4,7 @@
 //! `src/SignalR/docs/specs/`), so the official SignalR clients connect to it unchanged.
 
 pub mod protocol;
+pub mod relay;
 
 pub mod link;
 

@@ -17,6 +17,8 @@ mod metrics;
 mod presence;
 mod queue;
 mod redis;
+mod relay;
+mod relay_stats;
 mod remote;
 
 use bytes::Bytes;
@@ -27,6 +29,7 @@ pub use claims::RedisClaims;
 pub use manager::{ScaleOutLifetimeManager, ScaleOutOptions};
 pub use presence::Presence;
 pub use redis::{RedisBackplane, RedisOptions};
+pub use relay_stats::RelayStats;
 
 /// How the engine took a published message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -109,7 +109,7 @@ pub(crate) async fn start<B>(
 }
 
 /// What became of a token this server did not issue.
-enum Adoption {
+pub(crate) enum Adoption {
     Adopted(Arc<Connection>),
     /// Not adoptable: adoption is off, the token is forged or expired, or the connection has
     /// already started on some server (404, as for any unknown id).
@@ -122,7 +122,7 @@ enum Adoption {
 /// connection a valid, unexpired token names, started here although another server issued it,
 /// provided no server has started it before (when
 /// [`HttpOptions::connection_claims`](crate::HttpOptions::connection_claims) is set).
-async fn adopt(shared: &HubShared, uri: &http::Uri) -> Adoption {
+pub(crate) async fn adopt(shared: &HubShared, uri: &http::Uri) -> Adoption {
     if !shared.options.adopt_signed_tokens {
         return Adoption::Refused;
     }
