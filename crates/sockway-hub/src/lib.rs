@@ -9,6 +9,7 @@ pub mod relay;
 pub mod link;
 
 pub mod auth;
+pub mod claims;
 mod connections;
 pub mod negotiate;
 pub mod service;
