@@ -24,7 +24,7 @@ use http::{HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use sockway::server::{service_fn, Body, Server, ServerOptions, StopSignals};
 use sockway_hub::backplane::{
-    RedisBackplane, RedisOptions, ScaleOutLifetimeManager, ScaleOutOptions,
+    RedisBackplane, RedisClaims, RedisOptions, ScaleOutLifetimeManager, ScaleOutOptions,
 };
 use sockway_hub::sample::{chat_hub, chat_hub_builder};
 use sockway_hub::token::TokenKey;
@@ -132,6 +132,13 @@ pub async fn run(args: HubArgs) -> Result<(), Box<dyn std::error::Error>> {
         options = options
             .token_key(TokenKey::from_secret(&secret))
             .adopt_signed_tokens(true);
+        if let Some(url) = &args.redis {
+            // A stateful reconnect whose server died must not be adopted as a new connection.
+            let redis = RedisOptions::new(url.as_str());
+            let claims = RedisClaims::new(url, &redis.channel_prefix, redis.response_timeout)
+                .map_err(|error| format!("--redis {url}: {error}"))?;
+            options = options.connection_claims(Arc::new(claims));
+        }
     }
     let server = Server::new(ServerOptions::default());
     // On Ctrl-C or SIGTERM every hub connection ends at once: sockets close, event streams

@@ -244,7 +244,7 @@ where
         return transport::sse::start(&shared, request, user);
     }
     if is_websocket_request(&request) {
-        return transport::websocket::start(&shared, request, user);
+        return transport::websocket::start(&shared, request, user).await;
     }
     if method == Method::CONNECT {
         return method_not_allowed("GET, POST, DELETE");

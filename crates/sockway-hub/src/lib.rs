@@ -9,6 +9,7 @@ pub mod relay;
 pub mod link;
 
 pub mod auth;
+pub mod claims;
 mod connections;
 mod endpoint;
 pub mod negotiate;

@@ -292,9 +292,13 @@ where
     B::Data: Send,
     B::Error: Into<transport::BoxError>,
 {
-    let held = transport::lookup(shared, request.uri())
-        .ok()
-        .or_else(|| transport::websocket::adopt(shared, request.uri()));
+    let held = match transport::lookup(shared, request.uri()) {
+        Ok(connection) => Some(connection),
+        Err(_) => match transport::websocket::adopt(shared, request.uri()).await {
+            transport::websocket::Adoption::Adopted(connection) => Some(connection),
+            _ => None,
+        },
+    };
     if let Some(connection) = held {
         relay.hold(id.clone()).await;
         let relay = relay.clone();

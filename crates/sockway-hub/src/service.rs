@@ -11,6 +11,7 @@ use http::{Response, StatusCode};
 use sockway::server::AcceptOptions;
 
 use crate::auth::{Authenticator, SharedAuthenticator};
+use crate::claims::ConnectionClaims;
 use crate::connections::{Connection, ConnectionStore, StoreLimits};
 use crate::link::{ConnectionHandler, ConnectionInfo, LinkedConnection, TransportKind};
 use crate::relay::Relay;
@@ -38,6 +39,7 @@ pub struct HttpOptions {
     pub(crate) token_key: TokenKey,
     pub(crate) token_lifetime: Duration,
     pub(crate) adopt_signed_tokens: bool,
+    pub(crate) connection_claims: Option<Arc<dyn ConnectionClaims>>,
     pub(crate) authenticator: Option<SharedAuthenticator>,
     pub(crate) websocket: AcceptOptions,
     pub(crate) cors: CorsPolicy,
@@ -60,6 +62,7 @@ impl std::fmt::Debug for HttpOptions {
             .field("max_connections", &self.max_connections)
             .field("token_lifetime", &self.token_lifetime)
             .field("adopt_signed_tokens", &self.adopt_signed_tokens)
+            .field("connection_claims", &self.connection_claims.is_some())
             .field("authenticator", &self.authenticator.is_some())
             .field("allowed_origins", &self.cors.origins())
             .field("relay", &self.relay.is_some())
@@ -88,6 +91,7 @@ impl Default for HttpOptions {
             token_key: TokenKey::random(),
             token_lifetime: Duration::from_secs(24 * 60 * 60),
             adopt_signed_tokens: false,
+            connection_claims: None,
             authenticator: None,
             websocket: AcceptOptions::default(),
             cors: CorsPolicy::default(),
@@ -202,6 +206,17 @@ impl HttpOptions {
     /// still need the server that holds the connection.
     pub fn adopt_signed_tokens(mut self, adopt: bool) -> Self {
         self.adopt_signed_tokens = adopt;
+        self
+    }
+
+    /// The fleet-wide record of started connections (none by default) that
+    /// [`adopt_signed_tokens`](Self::adopt_signed_tokens) consults: every WebSocket with a
+    /// token claims its connection id there, and a token another server issued is adopted
+    /// only when no server had claimed it, so a stateful reconnect after its server died gets
+    /// 404 (and the client starts over) instead of a connection it does not know about
+    /// ([`crate::claims`]). When the record cannot be reached such a token gets 503.
+    pub fn connection_claims(mut self, claims: Arc<dyn ConnectionClaims>) -> Self {
+        self.connection_claims = Some(claims);
         self
     }
 

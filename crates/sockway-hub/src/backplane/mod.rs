@@ -9,6 +9,7 @@
 //! the connections of its own server directly and publishes once per message for the others.
 
 mod channels;
+mod claims;
 mod envelope;
 mod inbox;
 mod manager;
@@ -24,6 +25,7 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use tokio::sync::mpsc;
 
+pub use claims::RedisClaims;
 pub use manager::{ScaleOutLifetimeManager, ScaleOutOptions};
 pub use presence::Presence;
 pub use redis::{RedisBackplane, RedisOptions};
