@@ -71,6 +71,17 @@ impl Gateway {
         let fronts_wanted = runtime.fronts();
         let max_body = runtime.limits.probe_max_body_bytes;
         let shared = Shared::new(runtime);
+        let probes = ProbeSet::start(
+            shared.current().upstreams.values(),
+            max_body,
+            &shared.sessions,
+        );
+        if !inherited.is_empty() {
+            // Taking over from a running gateway: both processes accept from the same
+            // sockets, so this one starts accepting only once it knows which backends are
+            // up; otherwise its first requests would get 502 while the old one serves fine.
+            first_probes(&shared).await;
+        }
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut fronts = HashMap::new();
         for address in fronts_wanted {
@@ -108,11 +119,6 @@ impl Gateway {
             }
             None => None,
         };
-        let probes = ProbeSet::start(
-            shared.current().upstreams.values(),
-            max_body,
-            &shared.sessions,
-        );
         Ok(Gateway {
             inner: Arc::new(Inner {
                 shared,
@@ -160,25 +166,6 @@ impl Gateway {
             out.push((key, fd));
         }
         out
-    }
-
-    /// Waits until every backend has been probed once (bounded by the longest probe
-    /// timeout), so that a gateway taking over from another serves from its first request
-    /// instead of answering 502 while its backends still count as unhealthy.
-    pub async fn first_probes(&self) {
-        let runtime = self.inner.shared.current();
-        let limit = runtime
-            .upstreams
-            .values()
-            .map(|u| u.probe.timeout)
-            .max()
-            .unwrap_or_default();
-        let deadline = tokio::time::Instant::now() + limit;
-        while tokio::time::Instant::now() < deadline
-            && runtime.backends().any(|b| b.last_probe().is_none())
-        {
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
     }
 
     /// The admin listener's address, if configured.
@@ -402,5 +389,24 @@ impl Gateway {
             tracing::info!(sessions = n, "closing WebSocket sessions with 1001");
             sessions.wait_empty(limits.close_grace * 3).await;
         }
+    }
+}
+
+/// Waits until every backend has been probed once (bounded by the longest probe timeout),
+/// so that a gateway taking over from another serves from its first request instead of
+/// answering 502 while its backends still count as unhealthy.
+async fn first_probes(shared: &Shared) {
+    let runtime = shared.current();
+    let limit = runtime
+        .upstreams
+        .values()
+        .map(|u| u.probe.timeout)
+        .max()
+        .unwrap_or_default();
+    let deadline = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < deadline
+        && runtime.backends().any(|b| b.last_probe().is_none())
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
 }

@@ -98,7 +98,6 @@ pub async fn run_until(
     let gateway = Gateway::start_inherited(config, Some(path.to_owned()), &mut inherited).await?;
     #[cfg(unix)]
     if let Some(taken) = taken {
-        gateway.first_probes().await;
         if taken.ready().await {
             tracing::info!("the previous gateway stopped accepting; it drains its sessions");
         } else {
