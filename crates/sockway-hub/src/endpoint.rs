@@ -33,7 +33,7 @@ use tower_service::Service;
 use crate::auth::resolve_user;
 use crate::connections::ConnectionStore;
 use crate::link::ConnectionHandler;
-use crate::relay::Route;
+use crate::relay_dispatch::Route;
 use crate::service::{method_not_allowed, unauthorized, HttpOptions, HubShared};
 use crate::transport::{self, BoxError, HubBody};
 
@@ -77,7 +77,7 @@ impl HubService<NotFound> {
             path,
         });
         if let Some(relay) = &shared.options.relay {
-            relay.serve(crate::relay::handler(Arc::downgrade(&shared)));
+            relay.serve(crate::relay_dispatch::handler(Arc::downgrade(&shared)));
         }
         Self {
             shared,
@@ -228,7 +228,7 @@ where
     let method = request.method().clone();
     if let Some(route) = relay_route(&method, &request) {
         if let Some(relay) = shared.options.relay.clone() {
-            return crate::relay::dispatch(&shared, &relay, route, request, user).await;
+            return crate::relay_dispatch::dispatch(&shared, &relay, route, request, user).await;
         }
     }
     if method == Method::POST {

@@ -5,6 +5,7 @@
 
 pub mod protocol;
 pub mod relay;
+mod relay_dispatch;
 
 pub mod link;
 
