@@ -5,6 +5,7 @@
 
 pub mod protocol;
 
+pub mod channel;
 pub mod link;
 
 pub mod auth;

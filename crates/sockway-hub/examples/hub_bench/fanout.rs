@@ -1,9 +1,9 @@
-//! `fanout URL N PROTOCOL SECS`: N receivers and one sender on the hub's `SendMessage`
-//! (every client gets `ReceiveMessage`). The sender keeps up to [`WINDOW`] messages in flight,
-//! each carrying its send time; each receiver records send-to-receipt latency. After a 1 s
-//! warm-up the window of SECS is measured: deliveries per second counted at the N receivers,
-//! and the latency's median and 99th percentile. The sender's own copies are drained and not
-//! counted (the server writes N + 1 per message).
+//! `fanout URL N PROTOCOL SECS`: N receivers in one group (`AddToGroup("bench")`) and one
+//! sender outside it on the hub's `SendMessageToGroup` (every member gets `Send`). The sender
+//! keeps up to [`WINDOW`] messages in flight, each carrying its send time; each receiver
+//! records send-to-receipt latency. After a 1 s warm-up the window of SECS is measured:
+//! deliveries per second counted at the N receivers, and the latency's median and 99th
+//! percentile. The join notices the group gets while it fills are read and not counted.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -53,16 +53,17 @@ pub async fn run(
         receivers: n as u64,
         latencies: Mutex::new(Histogram::new()),
     });
-    let clients: Vec<HubClient> = stream::iter(0..n)
-        .map(|_| HubClient::connect(url, protocol))
+    let stop = CancellationToken::new();
+    // Each receiver starts reading as soon as it has joined, so the join notices of those
+    // after it never fill its queue on the server.
+    let tasks: Vec<_> = stream::iter(0..n)
+        .map(|_| async {
+            let client = join(url, protocol).await?;
+            Ok::<_, BoxError>(tokio::spawn(receive(client, shared.clone(), stop.clone())))
+        })
         .buffer_unordered(CONNECT_CONCURRENCY)
         .try_collect()
         .await?;
-    let stop = CancellationToken::new();
-    let mut tasks = Vec::with_capacity(n);
-    for client in clients {
-        tasks.push(tokio::spawn(receive(client, shared.clone(), stop.clone())));
-    }
     let sender = HubClient::connect(url, protocol).await?;
     let (outbound, mut drained) = sender.socket.split();
     let drain_stop = stop.clone();
@@ -103,7 +104,28 @@ pub async fn run(
     Ok(())
 }
 
-/// Sends `SendMessage("b", <micros since start>)` while fewer than [`WINDOW`] messages are
+/// The group every receiver joins.
+const GROUP: &str = "bench";
+
+/// Connects and joins [`GROUP`], reading until the join's `Completion`.
+async fn join(url: &str, protocol: Protocol) -> Result<HubClient, BoxError> {
+    let mut client = HubClient::connect(url, protocol).await?;
+    client
+        .invoke(Some("join"), "AddToGroup", vec![Payload::new(GROUP)])
+        .await?;
+    loop {
+        match client.next().await? {
+            Some(HubMessage::Completion(completion)) => match completion.outcome {
+                sockway_hub::protocol::Outcome::Error(error) => return Err(error.into()),
+                _ => return Ok(client),
+            },
+            Some(_) => continue,
+            None => return Err("closed before joining the group".into()),
+        }
+    }
+}
+
+/// Sends `SendMessageToGroup(GROUP, <micros since start>)` while fewer than [`WINDOW`] messages are
 /// short of their N deliveries.
 async fn send(
     outbound: sockway::client::MessageSender,
@@ -126,8 +148,8 @@ async fn send(
         let stamp = shared.start.elapsed().as_micros().to_string();
         let message = HubMessage::Invocation(sockway_hub::protocol::Invocation {
             invocation_id: None,
-            target: "SendMessage".to_owned(),
-            arguments: vec![Payload::new("b"), Payload::new(stamp)],
+            target: "SendMessageToGroup".to_owned(),
+            arguments: vec![Payload::new(GROUP), Payload::new(stamp)],
             stream_ids: Vec::new(),
         });
         out.clear();
@@ -141,7 +163,7 @@ async fn send(
     Ok(())
 }
 
-/// Reads `ReceiveMessage` invocations and records their latency while measuring.
+/// Reads the group's `Send` invocations and records their latency while measuring.
 async fn receive(mut client: HubClient, shared: Arc<Shared>, stop: CancellationToken) {
     let mut latencies = Histogram::new();
     let mut counted = 0u64;
@@ -156,7 +178,7 @@ async fn receive(mut client: HubClient, shared: Arc<Shared>, stop: CancellationT
             }
             break;
         };
-        let Some(stamp) = invocation.arguments.get(1).and_then(micros) else {
+        let Some(stamp) = invocation.arguments.first().and_then(micros) else {
             continue;
         };
         let previous = shared.delivered.fetch_add(1, Ordering::AcqRel);
