@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# sockway against its peers, in one run, under one generator (`sockway bench`).
+# sockway against its peers, in one run, under one generator: `sockway bench` (the default)
+# or uWebSockets' `load_test` (--generator load_test).
 #
 # Builds everything (release), then for every case runs every echo server (sockway,
-# tokio-tungstenite, fastwebsockets, tokio-websockets, Node ws) round-robin, R repetitions,
+# tokio-tungstenite, fastwebsockets, tokio-websockets, Node ws, uWebSockets) round-robin, R repetitions,
 # each run: start the server, connect, warm up (discarded), measure, stop the server. The
 # generator reads the server's CPU time from /proc around the measured window, so every run
 # also gives the server's CPU seconds per million echoed messages. Then, unless
@@ -21,8 +22,21 @@
 # the Rust servers share one rustls configuration (ring), Node uses its https module; the
 # generator trusts the certificate (--ca-file).
 #
+# uWebSockets (server `uws`: uws-echo, built with its generators from the snapshot in
+# ../shared/peers/uwebsockets, g++ and zlib1g-dev installed with apt-get when missing) is
+# single-threaded: a case with T server threads runs T uws-echo processes on one port
+# (SO_REUSEPORT). It has no TLS here and is left out of the TLS cases. Under sockway bench its
+# CPU per message is given only with one process (the generator reads one process's CPU).
+#
+# --generator load_test: uWebSockets' C generator (the one the fastwebsockets and
+# tokio-websockets benchmarks publish with; cheaper per message than sockway bench, so the
+# servers set the pace) through benches/load_test.py: it prints a rate every 4 s, so the
+# warm-up and the measured window are rounded to whole 4 s printouts; no latency, no fixed
+# load (--fixed-load is ignored), no compressed or TLS cases (built without them).
+#
 # Usage: benches/compare.sh [--quick] [--reps R] [--duration S] [--warmup S]
 #                           [--servers "sockway node ..."] [--cases "c100x20b c10x1k ..."]
+#                           [--generator sockway|load_test]
 #                           [--no-build] [--no-instructions] [--fixed-load F]
 #   --quick: 1 repetition, 5 s per case (the default is 3 repetitions of 6 s + 2 s warm-up).
 #   --fixed-load F: after the saturation runs, run every case again with the load paced at
@@ -42,6 +56,7 @@ BUILD=1
 INSTRUCTIONS=1
 FIXED_LOAD=0.5
 GENERATOR_THREADS=2
+GENERATOR=sockway
 # name:connections:payload:server-threads[:deflate]
 ALL_CASES="c100x20b:100:20:2 c10x1k:10:1024:2 c200x16k:200:16384:2 c500x16k:500:16384:2 c100x20b-1t:100:20:1 z10x1k:10:1024:2:deflate z100x16k:100:16384:2:deflate t100x20b:100:20:2:tls t200x16k:200:16384:2:tls"
 CASES=""
@@ -57,15 +72,27 @@ while (($#)); do
     --no-build) BUILD=0 ;;
     --no-instructions) INSTRUCTIONS=0 ;;
     --fixed-load) FIXED_LOAD="$2"; shift ;;
-    -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
+    --generator) GENERATOR="$2"; shift ;;
+    -h|--help) sed -n '2,43p' "$0"; exit 0 ;;
     *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
 done
 
+case "$GENERATOR" in
+  sockway) GENERATOR_NAME="sockway bench with $GENERATOR_THREADS threads" ;;
+  load_test) GENERATOR_NAME="uWebSockets load_test (1 thread)"; FIXED_LOAD=0 ;;
+  *) echo "unknown generator: $GENERATOR (sockway or load_test)" >&2; exit 2 ;;
+esac
+
 trap 'stop_server' EXIT
 raise_fd_limit
-((BUILD)) && build_all
+if ((BUILD)); then
+  build_all
+  if [[ "$GENERATOR" == load_test || " $SERVERS " == *" uws "* ]]; then
+    build_uws
+  fi
+fi
 RUNS="$OUT/runs"
 FIXED_RUNS="$OUT/runs-fixed"
 rm -rf "$RUNS" "$FIXED_RUNS"
@@ -75,7 +102,26 @@ mkdir -p "$RUNS" "$FIXED_RUNS"
 started=$(date +%s)
 load_start="$(cut -d' ' -f1-3 /proc/loadavg)"
 echo "machine: $(machine_line); load average before: $load_start"
-echo "plan: $REPS repetition(s), ${WARMUP} s warm-up + ${DURATION} s measured per run, generator: sockway bench, $GENERATOR_THREADS threads"
+echo "plan: $REPS repetition(s), ${WARMUP} s warm-up + ${DURATION} s measured per run, generator: $GENERATOR_NAME"
+# Runs the generator against the server started last: scheme $1, $2 connections of $3-byte
+# messages, labelled $4, writing JSON to $5; the rest are extra sockway bench flags.
+run_generator() {
+  local scheme="$1" conns="$2" payload="$3" label="$4" json="$5"
+  shift 5
+  if [[ "$GENERATOR" == load_test ]]; then
+    python3 "$(dirname "$0")/load_test.py" --load-test "$UWS_DIR/load_test" --port "$SERVER_PORT" \
+      --connections "$conns" --payload "$payload" --warmup "$WARMUP" --duration "$DURATION" \
+      --pids "${SERVER_PIDS// /,}" --label "$label" --json "$json"
+    return
+  fi
+  local pid=(--server-pid "$SERVER_PID")
+  # The generator reads one process's CPU time: none rather than a part of it.
+  [[ "$SERVER_PIDS" == *" "* ]] && pid=()
+  "$SOCKWAY" bench "$scheme://127.0.0.1:$SERVER_PORT/ws" --connections "$conns" \
+    --payload "$payload" --duration "$DURATION" --warmup "$WARMUP" \
+    --threads "$GENERATOR_THREADS" "${pid[@]}" --label "$label" "$@" --json "$json"
+}
+
 # Runs every selected server once on every selected case, writing $1/CASE.SERVER.$2.json;
 # $3, when given, names a file of "case rate" lines: those cases are paced at that rate.
 run_round() {
@@ -93,6 +139,9 @@ run_round() {
       generator_flags=(--ca-file "$(tls_dir)/cert.pem")
       SERVER_FLAGS="--tls $(tls_dir)"
     fi
+    if [[ "$GENERATOR" == load_test && -n "$mode" ]]; then
+      continue
+    fi
     if [[ -n "$rates" ]]; then
       rate="$(awk -v c="$case" '$1 == c { print $2 }' "$rates")"
       [[ -n "$rate" ]] || continue
@@ -100,17 +149,15 @@ run_round() {
     fi
     for server in $SERVERS; do
       if [[ "$mode" == deflate && " $DEFLATE_SERVERS " != *" $server "* ]] ||
+        [[ "$mode" == tls && "$server" == uws ]] ||
         [[ "$mode" == tls && " $TLS_SERVERS " != *" $server "* ]]; then
         continue
       fi
       start_server "$server" "$threads"
       grep -qF "$SERVER_LINE" "$OUT/servers.txt" || echo "$SERVER_LINE" >>"$OUT/servers.txt"
       json="$dir/$case.$server.$rep.json"
-      if ! "$SOCKWAY" bench "$scheme://127.0.0.1:$SERVER_PORT/ws" --connections "$conns" \
-        --payload "$payload" --duration "$DURATION" --warmup "$WARMUP" \
-        --threads "$GENERATOR_THREADS" --server-pid "$SERVER_PID" --label "$server" \
-        "${generator_flags[@]}" \
-        --json "$json" >"${json%.json}.txt" 2>&1; then
+      if ! run_generator "$scheme" "$conns" "$payload" "$server" "$json" \
+        "${generator_flags[@]}" >"${json%.json}.txt" 2>&1; then
         echo "  (run failed; see ${json%.json}.txt)" >&2
       fi
       stop_server
@@ -162,6 +209,6 @@ instructions_report=()
 python3 "$(dirname "$0")/report.py" --runs "$RUNS" --out "$OUT" --machine "$(machine_line)" \
   --servers-file "$OUT/servers.txt" \
   "${instructions_report[@]}" "${fixed_report[@]}" \
-  --plan "$REPS x (${WARMUP} s warm-up + ${DURATION} s), generator sockway bench with $GENERATOR_THREADS threads" \
+  --plan "$REPS x (${WARMUP} s warm-up + ${DURATION} s), generator $GENERATOR_NAME" \
   --load "before $load_start, after $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "total time: $(( $(date +%s) - started )) s"

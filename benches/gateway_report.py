@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Summarises the runs of benches/gateway_compare.sh: medians of the repetitions per case and
-target (direct, gateway, nginx), printed as a table with the ratio to direct, what each proxy
-adds to the p50/p99 round trip, the proxy's CPU per message, and gateway/nginx ratios;
+target (direct, gateway, nginx, and the proxies with a TLS front: gateway-tls, nginx-tls),
+printed as a table with the ratio to direct, what each proxy adds to the p50/p99 round trip,
+the proxy's CPU per message, and gateway/nginx ratios per front with their spread (the
+lowest and highest ratio of the repetitions run back to back);
 writes the JSON document. Reads the runs with benches/report.py's helpers. Standard library
 only."""
 
@@ -13,7 +15,9 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from report import CASE_TITLES, fmt, load_runs, order, ratio, summarise  # noqa: E402
 
-TARGETS = ["direct", "gateway", "nginx"]
+TARGETS = ["direct", "gateway", "nginx", "gateway-tls", "nginx-tls"]
+# Front name -> (gateway target, nginx target).
+FRONTS = {"plain": ("gateway", "nginx"), "tls": ("gateway-tls", "nginx-tls")}
 CASES = ["c100x20b", "c10x1k", "c200x16k"]
 
 
@@ -21,7 +25,26 @@ def added(value, base):
     return None if value is None or base is None else value - base
 
 
-def derive(summary, cases):
+def rate(run):
+    return run.get("messages_per_second")
+
+
+def cpu(run):
+    return (run.get("server") or {}).get("cpu_seconds_per_million_messages")
+
+
+def spread(runs, case, g_name, n_name, key):
+    """[lowest, highest] gateway/nginx ratio over the repetitions (each repetition's two runs
+    were back to back), or None."""
+    ratios = []
+    for g, n in zip(runs.get((case, g_name), []), runs.get((case, n_name), [])):
+        value = ratio(key(g), key(n))
+        if value is not None:
+            ratios.append(value)
+    return [min(ratios), max(ratios)] if ratios else None
+
+
+def derive(summary, cases, runs):
     """Per case and target: the medians plus ratio to direct and added latency."""
     table = {}
     for case in cases:
@@ -39,22 +62,29 @@ def derive(summary, cases):
                 row["added_p50_us"] = added(s["p50_us"], direct["p50_us"])
                 row["added_p99_us"] = added(s["p99_us"], direct["p99_us"])
             rows[target] = row
-        gateway, nginx = rows.get("gateway"), rows.get("nginx")
-        if gateway and nginx:
-            rows["gateway_over_nginx"] = {
-                "throughput": ratio(gateway["messages_per_second"], nginx["messages_per_second"]),
-                "cpu_per_message": ratio(gateway["cpu_us_per_message"], nginx["cpu_us_per_message"]),
-                "added_p50": ratio(gateway.get("added_p50_us"), nginx.get("added_p50_us")),
-            }
+        for front, (g_name, n_name) in FRONTS.items():
+            gateway, nginx = rows.get(g_name), rows.get(n_name)
+            if gateway and nginx:
+                rows[f"gateway_over_nginx_{front}"] = {
+                    "throughput": ratio(gateway["messages_per_second"], nginx["messages_per_second"]),
+                    "cpu_per_message": ratio(gateway["cpu_us_per_message"], nginx["cpu_us_per_message"]),
+                    "added_p50": ratio(gateway.get("added_p50_us"), nginx.get("added_p50_us")),
+                    "throughput_spread": spread(runs, case, g_name, n_name, rate),
+                    "cpu_spread": spread(runs, case, g_name, n_name, cpu),
+                }
         table[case] = rows
     return table
+
+
+def span(pair):
+    return "[-]" if not pair else f"[{fmt(pair[0])}-{fmt(pair[1])}]"
 
 
 def text_table(table):
     lines = [
         "medians of the repetitions; CPU: us per message of the process named (the backend for"
         " direct, the proxy otherwise)",
-        f"{'case':<20}{'target':<9}{'msg/s':>9}{'x direct':>10}{'p50 us':>9}{'p99 us':>9}"
+        f"{'case':<20}{'target':<12}{'msg/s':>9}{'x direct':>10}{'p50 us':>9}{'p99 us':>9}"
         f"{'+p50 us':>9}{'+p99 us':>9}{'CPU us':>8}{'errors':>8}",
     ]
     for case, rows in table.items():
@@ -63,7 +93,7 @@ def text_table(table):
             if not r:
                 continue
             lines.append(
-                f"{CASE_TITLES.get(case, case):<20}{target:<9}"
+                f"{CASE_TITLES.get(case, case):<20}{target:<12}"
                 f"{r['messages_per_second']:>9.0f}"
                 f"{fmt(r.get('throughput_ratio_to_direct')):>10}"
                 f"{fmt(r['p50_us'], '{:.0f}'):>9}{fmt(r['p99_us'], '{:.0f}'):>9}"
@@ -72,14 +102,16 @@ def text_table(table):
             )
     lines.append("")
     lines.append("gateway / nginx: throughput (>1: gateway faster), CPU per message (<1: gateway cheaper),"
-                 " added p50 (<1: gateway adds less)")
-    for case, rows in table.items():
-        g = rows.get("gateway_over_nginx")
-        if g:
-            lines.append(
-                f"{CASE_TITLES.get(case, case):<20}throughput {fmt(g['throughput'])}x, "
-                f"CPU {fmt(g['cpu_per_message'])}x, added p50 {fmt(g['added_p50'])}x"
-            )
+                 " added p50 (<1: gateway adds less); [lowest-highest] of the repetitions")
+    for front in FRONTS:
+        for case, rows in table.items():
+            g = rows.get(f"gateway_over_nginx_{front}")
+            if g:
+                lines.append(
+                    f"{front:<6}{CASE_TITLES.get(case, case):<20}throughput {fmt(g['throughput'])}x "
+                    f"{span(g['throughput_spread'])}, CPU {fmt(g['cpu_per_message'])}x "
+                    f"{span(g['cpu_spread'])}, added p50 {fmt(g['added_p50'])}x"
+                )
     return "\n".join(lines)
 
 
@@ -100,7 +132,7 @@ def main():
         raise SystemExit(f"no runs in {args.runs}")
     summary = summarise(runs)
     cases = order({c for c, _ in summary}, CASES)
-    table = derive(summary, cases)
+    table = derive(summary, cases, runs)
     print()
     if args.load:
         print(f"load average {args.load} (1, 5, 15 min; 2 CPUs shared by generator, proxy and backend)")

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fan-out through the hub over WebSockets on loopback: for N in --clients and each protocol,
 # a fresh server (the sample chat hub, 2 worker threads) and `hub_bench fanout`: N receivers
-# in one group and one sender on SendMessageToGroup (every member gets Send), up to 16
+# in one group (joined with the bench server's `Join`) and one sender on SendMessageToGroup
+# (every member gets Send), up to 16
 # messages in flight, 1 s warm-up, then --seconds measured. The cases are interleaved: --runs
 # rounds, each running every case once, so a change in the machine's load spreads over all
 # of them. Prints one line per run (deliveries per second counted at the N receivers, latency
@@ -18,6 +19,8 @@ PROTOCOLS="json messagepack"
 RUNS=3
 SECONDS_PER_RUN=5
 BUILD=1
+# The group the receivers join.
+GROUP=bench
 while (($#)); do
   case "$1" in
     --clients) CLIENTS="$2"; shift ;;
@@ -25,7 +28,7 @@ while (($#)); do
     --runs) RUNS="$2"; shift ;;
     --seconds) SECONDS_PER_RUN="$2"; shift ;;
     --no-build) BUILD=0 ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -72,7 +75,7 @@ for run in $(seq "$RUNS"); do
   for n in $CLIENTS; do
     for protocol in $PROTOCOLS; do
       start_server
-      line="$(timeout 120 "$BIN" fanout "ws://$ADDR/chatHub" "$n" "$protocol" "$SECONDS_PER_RUN")"
+      line="$(timeout 120 "$BIN" fanout "ws://$ADDR/chatHub" "$n" "$protocol" "$SECONDS_PER_RUN" "$GROUP")"
       stop_server
       echo "  round $run: $line (load $(cut -d' ' -f1 /proc/loadavg))"
       echo "$line" >>"$WORK/case-$n-$protocol"

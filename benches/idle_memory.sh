@@ -54,7 +54,12 @@ if [[ "$limit" != unlimited ]] && ((limit < CONNECTIONS + 256)); then
   echo "the open-files limit ($limit) is too low for $CONNECTIONS connections; lower --connections" >&2
   exit 1
 fi
-((BUILD)) && build_all
+if ((BUILD)); then
+  build_all
+  if [[ " $SERVERS " == *" uws "* ]]; then
+    build_uws
+  fi
+fi
 DIR="$OUT/idle"
 rm -rf "$DIR"
 mkdir -p "$DIR"
@@ -67,7 +72,10 @@ for server in $SERVERS; do
     echo "  tokio-floor       skipped: it does not echo, so it is measured with --fresh only"
     continue
   fi
-  start_server "$server" 2
+  # uWebSockets is one process per thread: one process, so that its RSS is all of it.
+  threads=2
+  [[ "$server" == uws* ]] && threads=1
+  start_server "$server" "$threads"
   # Let the server finish starting (lazy allocations, JIT warm-up) before the first sample.
   sleep 1
   if "$SOCKWAY" bench "ws://127.0.0.1:$SERVER_PORT/ws" --idle "$CONNECTIONS" "${FRESH[@]}" \

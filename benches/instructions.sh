@@ -9,13 +9,19 @@
 # echoes_small), which cancels start-up, handshakes and shutdown. Deterministic up to
 # scheduling (how many messages each wake-up finds), so repeat runs agree within a few %.
 #
+# --payload B and --connections C change the message size and the connection count. uws
+# (uWebSockets) runs its -march=x86-64-v3 build, as valgrind cannot run AVX-512.
+#
 # Usage: benches/instructions.sh [--servers "sockway node ..."] [--small N] [--large N]
-# Writes target/bench/instructions.json and prints a table.
+#                                [--payload B] [--connections C]
+# Writes target/bench/instructions.json (instructions-PAYLOAD.json when --payload is given)
+# and prints a table.
 set -euo pipefail
 # shellcheck source=benches/lib.sh
 source "$(dirname "$0")/lib.sh"
 
 SERVERS="$ALL_SERVERS"
+RESULT="$OUT/instructions.json"
 SMALL=2000
 LARGE=12000
 CONNECTIONS=10
@@ -25,16 +31,23 @@ while (($#)); do
     --servers) SERVERS="$2"; shift ;;
     --small) SMALL="$2"; shift ;;
     --large) LARGE="$2"; shift ;;
+    --payload) PAYLOAD="$2"; RESULT="$OUT/instructions-$2.json"; shift ;;
+    --connections) CONNECTIONS="$2"; shift ;;
     --build) build_all ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "unknown option: $1" >&2; exit 2 ;;
   esac
   shift
 done
 command -v valgrind >/dev/null || { echo "valgrind is not installed (apt-get install -y valgrind)" >&2; exit 1; }
 
+if [[ " $SERVERS " == *" uws "* ]]; then
+  build_uws
+  UWS_BIN="$UWS_DIR-v3"
+fi
+
 trap 'stop_server' EXIT
-DIR="$OUT/callgrind"
+DIR="$OUT/callgrind-$PAYLOAD"
 rm -rf "$DIR"
 mkdir -p "$DIR"
 
@@ -67,5 +80,5 @@ for server in $SERVERS; do
   separator=", "
 done
 results+="}"
-echo "{\"method\": \"callgrind Ir difference of two fixed runs (1 worker thread, $CONNECTIONS connections, $PAYLOAD-byte binary messages)\", \"servers\": $results}" | jq . >"$OUT/instructions.json"
-echo "wrote $OUT/instructions.json"
+echo "{\"method\": \"callgrind Ir difference of two fixed runs (1 worker thread, $CONNECTIONS connections, $PAYLOAD-byte binary messages)\", \"servers\": $results}" | jq . >"$RESULT"
+echo "wrote $RESULT"

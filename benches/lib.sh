@@ -10,11 +10,20 @@ OUT="$ROOT/target/bench"
 PEERS_TARGET="${PEERS_TARGET:-$OUT/peers}"
 PEERS_BIN="$PEERS_TARGET/release"
 NODE_DIR="$ROOT/benches/peers/node"
-SOCKWAY="$ROOT/target/release/sockway"
-ALL_SERVERS="sockway sockway-loop tungstenite fastwebsockets tokio-websockets node"
+# The workspace's target directory (CARGO_TARGET_DIR when set, as cargo does).
+SOCKWAY="${CARGO_TARGET_DIR:-$ROOT/target}/release/sockway"
+# uWebSockets' peers (uws-echo, uws-broadcast, load_test, broadcast_test), built from the
+# snapshot in ../shared/peers/uwebsockets (UWS_SOURCE) by build_uws: -march=native in UWS_DIR,
+# and -march=x86-64-v3 in UWS_DIR-v3 for callgrind, which cannot run AVX-512.
+UWS_SOURCE="${UWS_SOURCE:-$ROOT/../shared/peers/uwebsockets}"
+UWS_DIR="${UWS_DIR:-$OUT/uws}"
+# The uWebSockets build the servers run from (instructions.sh points it at the -v3 build).
+UWS_BIN="${UWS_BIN:-$UWS_DIR}"
+ALL_SERVERS="sockway sockway-loop tungstenite fastwebsockets tokio-websockets node uws"
 # The servers whose library has permessage-deflate (the compressed cases run only these).
 DEFLATE_SERVERS="sockway node sockway-baseline"
 # The servers that can serve TLS (the TLS cases run only these; sockway-loop has none).
+# (uws: its snapshot is built without TLS.)
 TLS_SERVERS="sockway tungstenite fastwebsockets tokio-websockets node sockway-baseline"
 # Extra arguments for the next start_server (e.g. --compression); empty by default.
 SERVER_FLAGS=""
@@ -35,6 +44,42 @@ build_all() {
   fi
 }
 
+# Installs what build_uws needs (g++, zlib headers) with apt-get when missing.
+uws_prerequisites() {
+  if command -v g++ >/dev/null && command -v gcc >/dev/null && [[ -f /usr/include/zlib.h ]]; then
+    return 0
+  fi
+  local sudo=""
+  ((EUID == 0)) || sudo="sudo"
+  echo "installing g++ and zlib1g-dev for uWebSockets" >&2
+  $sudo apt-get update -qq >/dev/null && $sudo apt-get install -y -qq g++ gcc zlib1g-dev >/dev/null
+}
+
+# Builds uWebSockets' peers (see UWS_DIR) once; again when the snapshot changes.
+build_uws() {
+  local stamp="$UWS_DIR/stamp" hash
+  hash="$(cat "$UWS_SOURCE"/build.sh "$UWS_SOURCE"/uwebsockets-*.tar.gz | sha256sum | cut -d' ' -f1)"
+  if [[ -x "$UWS_DIR/load_test" && -x "$UWS_DIR-v3/uws-echo" && -f "$stamp" && "$(cat "$stamp")" == "$hash" ]]; then
+    return 0
+  fi
+  uws_prerequisites
+  echo "building: uWebSockets peers and load_test ($UWS_SOURCE)" >&2
+  "$UWS_SOURCE/build.sh" "$UWS_DIR" >/dev/null
+  # The same script with the portable flags, run from the snapshot's directory.
+  local v3
+  v3="$(mktemp)"
+  sed "s/-march=native/-march=x86-64-v3/g; s|^here=.*|here=\"$UWS_SOURCE\"|" "$UWS_SOURCE/build.sh" >"$v3"
+  bash "$v3" "$UWS_DIR-v3" >/dev/null
+  rm -f "$v3"
+  echo "$hash" >"$stamp"
+}
+
+# A free TCP port on 127.0.0.1 (for servers that cannot be given port 0, like uws-echo,
+# which prints the port it was given).
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
 # The command line of server $1 with $2 worker threads, listening on a free port.
 server_command() {
   case "$1" in
@@ -47,6 +92,12 @@ server_command() {
     fastwebsockets) echo "$PEERS_BIN/fastwebsockets-echo 0 $2" ;;
     tokio-websockets) echo "$PEERS_BIN/tokio-websockets-echo 0 $2" ;;
     node) echo "node $NODE_DIR/echo.js 0" ;;
+    # uWebSockets: one thread per process; with $2 > 1, start_server starts $2 processes on
+    # one port (uSockets sets SO_REUSEPORT, so the kernel spreads the connections).
+    uws) echo "$UWS_BIN/uws-echo ${UWS_PORT:-$(free_port)}" ;;
+    uws-broadcast) echo "$UWS_BIN/uws-broadcast ${UWS_PORT:-$(free_port)}" ;;
+    # Fan-out peers for broadcast.sh: every message published to every client (one topic).
+    sockway-loop-broadcast) echo "$PEERS_BIN/sockway-loop-broadcast 0 $2" ;;
     # Not a WebSocket server: a task and a socket per connection and nothing else, the floor
     # of idle memory for any task-per-connection tokio server (idle_memory.sh --fresh only).
     tokio-floor) echo "$PEERS_BIN/tokio-floor 0 $2" ;;
@@ -58,30 +109,48 @@ server_command() {
 }
 
 # Starts server $1 with $2 worker threads (optionally under the wrapper command in $3, e.g.
-# valgrind); sets SERVER_PID, SERVER_PORT and SERVER_LINE (its startup line).
+# valgrind); sets SERVER_PID, SERVER_PORT and SERVER_LINE (its startup line), and SERVER_PIDS
+# (every process of it: uWebSockets' servers run one process per thread on one port).
 start_server() {
-  local name="$1" threads="$2" wrapper="${3:-}" log
-  log="$OUT/logs/$name.log"
-  mkdir -p "$OUT/logs"
-  # Emptied here, before the server starts, so that the wait below never reads the last run's
-  # startup line.
-  : >"$log"
-  # shellcheck disable=SC2046,SC2086 # the command is a word list on purpose
-  $wrapper $(server_command "$name" "$threads") $SERVER_FLAGS >>"$log" 2>&1 &
-  SERVER_PID=$!
-  if ! wait_for_line "$log" "listening on" "$SERVER_PID"; then
-    echo "server $name did not start" >&2
-    stop_server
-    return 1
-  fi
-  SERVER_LINE="$(grep -m1 "listening on" "$log")"
-  SERVER_PORT="$(echo "$SERVER_LINE" | sed -E 's/.*listening on [^ ]*:([0-9]+).*/\1/')"
+  local name="$1" threads="$2" wrapper="${3:-}" log processes=1 index
+  [[ "$name" == uws* ]] && processes="$threads"
+  SERVER_PIDS=""
+  UWS_PORT=""
+  for ((index = 0; index < processes; index++)); do
+    log="$OUT/logs/$name.log"
+    ((index == 0)) || log="$OUT/logs/$name.$index.log"
+    mkdir -p "$OUT/logs"
+    # Emptied here, before the server starts, so that the wait below never reads the last
+    # run's startup line.
+    : >"$log"
+    # shellcheck disable=SC2046,SC2086 # the command is a word list on purpose
+    $wrapper $(server_command "$name" "$threads") $SERVER_FLAGS >>"$log" 2>&1 &
+    SERVER_PIDS+="${SERVER_PIDS:+ }$!"
+    ((index == 0)) && SERVER_PID=$!
+    if ! wait_for_line "$log" "listening on" "$!"; then
+      echo "server $name did not start" >&2
+      stop_server
+      return 1
+    fi
+    if ((index == 0)); then
+      SERVER_LINE="$(grep -m1 "listening on" "$log")"
+      SERVER_PORT="$(echo "$SERVER_LINE" | sed -E 's/.*listening on [^ ]*:([0-9]+).*/\1/')"
+      UWS_PORT="$SERVER_PORT"
+    fi
+  done
+  UWS_PORT=""
+  ((processes == 1)) || SERVER_LINE="$SERVER_LINE x $processes processes (SO_REUSEPORT)"
 }
 
-# Stops the server started last (SIGTERM, then SIGKILL after 10 s) and waits for it.
+# Stops the server started last, every process of it (SIGTERM, then SIGKILL after 10 s),
+# and waits for it.
 stop_server() {
-  stop_pid "${SERVER_PID:-}"
+  local pid
+  for pid in ${SERVER_PIDS:-${SERVER_PID:-}}; do
+    stop_pid "$pid"
+  done
   SERVER_PID=""
+  SERVER_PIDS=""
 }
 
 # Waits up to 60 s for a line matching $2 in file $1 while process $3 lives; on failure says

@@ -12,7 +12,7 @@ import statistics
 from collections import defaultdict
 from xml.sax.saxutils import escape
 
-SERVER_ORDER = ["sockway", "sockway-loop", "tungstenite", "fastwebsockets", "tokio-websockets", "node"]
+SERVER_ORDER = ["sockway", "sockway-loop", "tungstenite", "fastwebsockets", "tokio-websockets", "node", "uws"]
 CASE_ORDER = ["c100x20b", "c10x1k", "c200x16k", "c500x16k", "c100x20b-1t", "z10x1k", "z100x16k", "t100x20b", "t200x16k"]
 CASE_TITLES = {
     "c100x20b": "100 conns x 20 B",
@@ -32,6 +32,7 @@ COLORS = {
     "fastwebsockets": "#2f9e44",
     "tokio-websockets": "#7048e8",
     "node": "#868e96",
+    "uws": "#c2255c",
 }
 
 
@@ -54,6 +55,13 @@ def load_runs(directory):
 def median(values):
     values = [v for v in values if v is not None]
     return statistics.median(values) if values else None
+
+
+def latency_us(items, quantile):
+    """The median of one latency quantile in microseconds; None when the generator measured
+    none (uWebSockets' load_test)."""
+    values = [(r.get("latency_ns") or {}).get(quantile) for r in items]
+    return median([v / 1e3 for v in values if v is not None])
 
 
 def summarise(runs):
@@ -79,15 +87,20 @@ def summarise(runs):
             "cpu_us_per_message": median(cpu),  # CPU s per million = CPU us per message
             # The part of that CPU time the kernel spent (system calls), from utime/stime.
             "kernel_share": median(kernel) if kernel else None,
-            "p50_us": median([r["latency_ns"]["p50"] / 1e3 for r in items]),
-            "p99_us": median([r["latency_ns"]["p99"] / 1e3 for r in items]),
-            "p999_us": median([r["latency_ns"]["p999"] / 1e3 for r in items]),
+            "p50_us": latency_us(items, "p50"),
+            "p99_us": latency_us(items, "p99"),
+            "p999_us": latency_us(items, "p999"),
             "errors": sum(r["errors"] for r in items),
             "server_rss_mib": median(
                 [((r.get("server") or {}).get("rss_bytes") or 0) / 2**20 for r in items]
             ),
         }
     return summary
+
+
+def times(value):
+    """A ratio as "1.23x", or "-" when it could not be taken (a value was not measured)."""
+    return "-" if value is None else f"{value:.2f}x"
 
 
 def ratio(a, b):
@@ -125,7 +138,7 @@ def ratio_table(summary, cases, servers, subject, cpu_only=False):
             else:
                 t = ratio(mine["messages_per_second"], theirs["messages_per_second"])
                 c = ratio(mine["cpu_us_per_message"], theirs["cpu_us_per_message"])
-                cell = f"{fmt(c)}x" if cpu_only else f"{fmt(t)}x / {fmt(c)}x"
+                cell = times(c) if cpu_only else f"{times(t)} / {times(c)}"
             row += f"{cell:>19}"
         lines.append(row)
     return lines

@@ -1,8 +1,11 @@
 #!/usr/bin/env node
 // Runs the official SignalR JavaScript client (npm @microsoft/signalr) against a fleet of
 // `sockway hub --redis` servers sharing one Redis: on each transport, a client of the first
-// server and a client of the second chat across them (SendMessage to all, a group message,
-// a client result). Prints one JSON line per scenario:
+// server and a client of the second chat across them (SendMessage to all, a burst of
+// messages that must arrive complete and in order, a group message, a client result). Behind
+// a gateway without affinity the requests of one Server-Sent Events or long-polling client
+// land on every server; the fleet relays them to the one holding the connection. Prints one
+// JSON line per scenario:
 //   {"scenario":"fleet_WebSockets","ok":true,"detail":{...}}
 // or "ok":false and "error":"<what was expected and what came>".
 //
@@ -16,6 +19,9 @@ const signalR = require("@microsoft/signalr");
 
 /** Every wait is bounded by this; a hang fails the scenario. */
 const WAIT_MS = 20000;
+
+/** Messages in the ordered burst. */
+const BURST = 20;
 
 function within(promise, what) {
   let timer;
@@ -49,6 +55,20 @@ async function scenario(urlA, urlB, transport) {
     await within(one.invoke("SendMessage", "alice", `hello over ${transport}`), "SendMessage");
     expectEqual(await within(chat, "ReceiveMessage on the other server"), `alice: hello over ${transport}`, "chat");
 
+    const burst = [];
+    const burstDone = new Promise((resolve) => two.on("ReceiveMessage", (user, text) => {
+      if (user === "burst") {
+        burst.push(text);
+        if (burst.length === BURST) resolve();
+      }
+    }));
+    for (let i = 0; i < BURST; i += 1) {
+      await within(one.invoke("SendMessage", "burst", `${i}`), `SendMessage ${i}`);
+    }
+    await within(burstDone, "the whole burst on the other client");
+    const want = Array.from({ length: BURST }, (_, i) => `${i}`).join(",");
+    expectEqual(burst.join(","), want, "the burst, complete and in order");
+
     const group = new Promise((resolve) => one.on("Send", (text) => {
       if (text === "to the room") resolve(text);
     }));
@@ -59,7 +79,7 @@ async function scenario(urlA, urlB, transport) {
     two.on("GetMessage", () => `answer over ${transport}`);
     const answer = await within(one.invoke("WaitForMessage", two.connectionId), "WaitForMessage");
     expectEqual(answer, `answer over ${transport}`, "client result across servers");
-    return { chat: true, group: true, clientResult: answer };
+    return { chat: true, burst: burst.length, group: true, clientResult: answer };
   } finally {
     await Promise.allSettled([one.stop(), two.stop()]);
   }

@@ -8,6 +8,11 @@
 //! (the npm package's `dist/browser/signalr.js`) at `/js/signalr.js` instead, for machines
 //! without Internet access. It runs on the [`sockway::server::Server`] runner (HTTP/1.1 and
 //! HTTP/2 on one port) and stops gracefully on Ctrl-C or SIGTERM.
+//!
+//! With `--redis URL` it is one server of a fleet (`docs/hub-scaleout.md`): sends, groups and
+//! client results go through Redis, and the requests of Server-Sent Events and long polling
+//! that land on another server are relayed to the one holding their connection;
+//! `--metrics-listen ADDR` serves the fleet counters ([`metrics`]).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -19,12 +24,14 @@ use http::{HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use sockway::server::{service_fn, Body, Server, ServerOptions, StopSignals};
 use sockway_hub::backplane::{
-    RedisBackplane, RedisOptions, ScaleOutLifetimeManager, ScaleOutOptions,
+    RedisBackplane, RedisClaims, RedisOptions, ScaleOutLifetimeManager, ScaleOutOptions,
 };
 use sockway_hub::sample::{chat_hub, chat_hub_builder};
 use sockway_hub::token::TokenKey;
-use sockway_hub::{HttpOptions, Hub, HubOptions, HubService};
+use sockway_hub::{HttpOptions, HubOptions, HubService};
 use tokio::net::TcpListener;
+
+mod metrics;
 
 /// The chat page; `{{SIGNALR_JS}}` becomes the client script's URL.
 const PAGE: &str = include_str!("hub/index.html");
@@ -60,6 +67,11 @@ pub struct HubArgs {
     /// negotiate need no sticky sessions. Without it each server has a random key of its own.
     #[arg(long, value_name = "FILE")]
     token_secret_file: Option<PathBuf>,
+    /// With --redis: serve this server's backplane and relay counters at /metrics (Prometheus
+    /// text format) and /healthz on this address, for loopback clients only (e.g.
+    /// 127.0.0.1:9101).
+    #[arg(long, value_name = "ADDR", requires = "redis")]
+    metrics_listen: Option<SocketAddr>,
 }
 
 /// The shortest token secret `--token-secret-file` accepts: as long as an HMAC-SHA256 key.
@@ -90,16 +102,43 @@ pub async fn run(args: HubArgs) -> Result<(), Box<dyn std::error::Error>> {
         page: Bytes::from(PAGE.replace("{{SIGNALR_JS}}", source)),
         script,
     };
+    let mut options = HttpOptions::default().stateful_reconnect(true);
     let hub = match &args.redis {
         None => chat_hub(),
-        Some(url) => fleet_hub(url).await?,
+        Some(url) => {
+            let manager = fleet_manager(url).await?;
+            if let Some(address) = args.metrics_listen {
+                let listener = TcpListener::bind(address)
+                    .await
+                    .map_err(|error| format!("--metrics-listen {address}: {error}"))?;
+                let address = listener.local_addr()?;
+                if !address.ip().is_loopback() {
+                    tracing::warn!(%address, "the metrics listener answers loopback clients only");
+                }
+                // No URL here: the hub's own listening line is the one with `http://`.
+                tracing::info!(metrics_listen = %address, "metrics at /metrics");
+                tokio::spawn(metrics::serve(listener, manager.clone()));
+            }
+            // Server-Sent Events and long-polling requests that land on another server of
+            // the fleet are handed to this one's connections, and back.
+            options = options.relay(manager.clone());
+            chat_hub_builder(HubOptions::default())
+                .lifetime_manager(manager)
+                .build()
+        }
     };
-    let mut options = HttpOptions::default().stateful_reconnect(true);
     if let Some(path) = &args.token_secret_file {
         let secret = read_secret(path).await?;
         options = options
             .token_key(TokenKey::from_secret(&secret))
             .adopt_signed_tokens(true);
+        if let Some(url) = &args.redis {
+            // A stateful reconnect whose server died must not be adopted as a new connection.
+            let redis = RedisOptions::new(url.as_str());
+            let claims = RedisClaims::new(url, &redis.channel_prefix, redis.response_timeout)
+                .map_err(|error| format!("--redis {url}: {error}"))?;
+            options = options.connection_claims(Arc::new(claims));
+        }
     }
     let server = Server::new(ServerOptions::default());
     // On Ctrl-C or SIGTERM every hub connection ends at once: sockets close, event streams
@@ -125,8 +164,10 @@ pub async fn run(args: HubArgs) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// The chat hub routing through the Redis backplane at `url`.
-async fn fleet_hub(url: &str) -> Result<Hub, Box<dyn std::error::Error>> {
+/// The routing layer of one server of a fleet sharing the Redis backplane at `url`.
+async fn fleet_manager(
+    url: &str,
+) -> Result<Arc<ScaleOutLifetimeManager>, Box<dyn std::error::Error>> {
     let backplane = RedisBackplane::start(RedisOptions::new(url))
         .map_err(|error| format!("--redis {url}: {error}"))?;
     let manager =
@@ -136,9 +177,7 @@ async fn fleet_hub(url: &str) -> Result<Hub, Box<dyn std::error::Error>> {
         server = manager.server_id(),
         "hub scale-out through Redis"
     );
-    Ok(chat_hub_builder(HubOptions::default())
-        .lifetime_manager(manager)
-        .build())
+    Ok(manager)
 }
 
 /// The fleet's token secret, without a trailing newline.
@@ -208,18 +247,27 @@ async fn serve_page(request: Request<Incoming>, pages: Pages) -> Response<Body> 
             "not found: the chat page is at /, the hub at /chatHub\n",
         );
     };
-    if !matches!(*request.method(), Method::GET | Method::HEAD) {
-        let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");
-        response
-            .headers_mut()
-            .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
-        return response;
+    if let Some(refusal) = refuse_unless_get(request.method()) {
+        return refusal;
     }
     let mut response = Response::new(Body::new(body));
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     response
+}
+
+/// 405 with `Allow: GET, HEAD` for any other method (RFC 9110 section 15.5.6): the pages and
+/// the metrics are read-only.
+fn refuse_unless_get(method: &Method) -> Option<Response<Body>> {
+    if matches!(*method, Method::GET | Method::HEAD) {
+        return None;
+    }
+    let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");
+    response
+        .headers_mut()
+        .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+    Some(response)
 }
 
 fn text(status: StatusCode, message: &'static str) -> Response<Body> {

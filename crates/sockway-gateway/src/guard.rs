@@ -12,8 +12,9 @@
 //! instead; the service recognizes the nonce and answers with the refusal and
 //! `Connection: close`. Nothing of the refused request is passed on.
 //!
-//! The guard finds the end of each head exactly where httparse (hyper's parser) does, with
-//! CRLF or bare LF line endings in any mix, and refuses a head whose end the two could see
+//! The guard finds the end of each head with the core's
+//! [`find_head_end`](sockway_proto::handshake::find_head_end), exactly where httparse
+//! (hyper's parser) does, with CRLF or bare LF line endings in any mix, and refuses a head whose end the two could see
 //! differently: otherwise the next request hyper reads would be one the guard never checked.
 //! It also refuses a request with more than one `Host` (RFC 9112 section 3.2 requires 400).
 //!
@@ -27,7 +28,13 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use http::StatusCode;
+use sockway_proto::handshake::{find_head_end, HeadLimits, H2_PREFACE};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// Most header fields a request may have: the one default of every sockway server
+/// ([`HeadLimits::DEFAULT`], hyper's own default), so the guard refuses with a clear 431
+/// exactly what hyper behind it would refuse with a bare one.
+const MAX_FIELDS: usize = HeadLimits::DEFAULT.max_fields;
 
 /// The header carrying the nonce of a stand-in request.
 pub const REFUSAL_HEADER: &str = "x-sockway-refusal";
@@ -198,7 +205,8 @@ impl<S> HeadGuard<S> {
                         self.mode = Mode::Passthrough;
                         continue;
                     }
-                    if self.at_start && self.head.is_empty() && bytes.starts_with(b"PRI ") {
+                    if self.at_start && self.head.is_empty() && bytes.starts_with(&H2_PREFACE[..4])
+                    {
                         self.mode = Mode::Passthrough;
                         continue;
                     }
@@ -213,7 +221,7 @@ impl<S> HeadGuard<S> {
                     let mut probe = self.head[from..].to_vec();
                     let tail = probe.len();
                     probe.extend_from_slice(&bytes[..window]);
-                    match find_end(&probe) {
+                    match find_head_end(&probe, 0) {
                         Some(end) => {
                             let take = end - tail;
                             self.head.extend_from_slice(&bytes[..take]);
@@ -241,13 +249,13 @@ impl<S> HeadGuard<S> {
     /// A complete head is in `self.head`: check it and choose the body framing.
     fn finish_head(&mut self) {
         self.at_start = false;
-        let mut headers = [httparse::EMPTY_HEADER; 128];
+        let mut headers = [httparse::EMPTY_HEADER; MAX_FIELDS];
         let mut request = httparse::Request::new(&mut headers);
         let version = match request.parse(&self.head) {
             Ok(httparse::Status::Complete(n)) if n == self.head.len() => {
                 request.version.unwrap_or(1)
             }
-            // `find_end` and httparse disagree on where the head ends: hyper would read a
+            // `find_head_end` and httparse disagree on where the head ends: hyper would read a
             // request this guard has not checked.
             Ok(httparse::Status::Complete(_)) => {
                 return self.refuse(
@@ -258,7 +266,7 @@ impl<S> HeadGuard<S> {
             Err(httparse::Error::TooManyHeaders) => {
                 return self.refuse(
                     StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                    "the request has more than 128 header lines",
+                    format!("the request has more than {MAX_FIELDS} header lines"),
                 )
             }
             // Malformed heads are hyper's to refuse; it never forwards them.
@@ -466,24 +474,6 @@ fn new_size() -> Chunk {
         ext: false,
         line: 0,
     }
-}
-
-/// Index just past the first empty line, with the line endings httparse (and so hyper)
-/// accepts: CRLF or a bare LF (RFC 9112 section 2.2), in any mix. A line ends at `\n`, so
-/// the head ends at the first `\n` followed by `\n` or `\r\n` (`\r\n\r\n`, `\n\n`,
-/// `\n\r\n`, `\r\n\n`).
-fn find_end(bytes: &[u8]) -> Option<usize> {
-    for i in 0..bytes.len() {
-        if bytes[i] != b'\n' {
-            continue;
-        }
-        match &bytes[i + 1..] {
-            [b'\n', ..] => return Some(i + 2),
-            [b'\r', b'\n', ..] => return Some(i + 3),
-            _ => {}
-        }
-    }
-    None
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for HeadGuard<S> {

@@ -8,10 +8,8 @@
 //! [`crate::proxy::upgraded`]); when the first bytes cannot tell yet, it keeps hyper-util's
 //! automatic server, which waits for the whole preface.
 
+use sockway_proto::handshake::H2_PREFACE as PREFACE;
 use tokio::net::TcpStream;
-
-/// The HTTP/2 connection preface (RFC 9113 section 3.4).
-const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// What the first bytes of a connection say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,11 +4,13 @@
 //! `src/SignalR/docs/specs/`), so the official SignalR clients connect to it unchanged.
 
 pub mod protocol;
+pub mod relay;
 
 pub mod channel;
 pub mod link;
 
 pub mod auth;
+pub mod claims;
 mod connections;
 pub mod negotiate;
 pub mod service;

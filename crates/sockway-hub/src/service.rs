@@ -33,8 +33,10 @@ use sockway::server::{is_websocket_request, AcceptOptions, ShutdownHandle};
 use tower_service::Service;
 
 use crate::auth::{resolve_user, Authenticator, SharedAuthenticator};
+use crate::claims::ConnectionClaims;
 use crate::connections::{Connection, ConnectionStore, StoreLimits};
 use crate::link::{ConnectionHandler, ConnectionInfo, LinkedConnection, TransportKind};
+use crate::relay::{Relay, Route};
 use crate::token::TokenKey;
 use crate::transport::{self, BoxError, HubBody};
 
@@ -50,6 +52,7 @@ pub struct HttpOptions {
     pub(crate) disconnect_timeout: Duration,
     pub(crate) reconnect_grace: Duration,
     pub(crate) poll_timeout: Duration,
+    pub(crate) max_poll_bytes: usize,
     pub(crate) post_timeout: Duration,
     pub(crate) max_receive_size: usize,
     pub(crate) outbound_capacity: usize,
@@ -58,9 +61,11 @@ pub struct HttpOptions {
     pub(crate) token_key: TokenKey,
     pub(crate) token_lifetime: Duration,
     pub(crate) adopt_signed_tokens: bool,
+    pub(crate) connection_claims: Option<Arc<dyn ConnectionClaims>>,
     pub(crate) authenticator: Option<SharedAuthenticator>,
     pub(crate) websocket: AcceptOptions,
     pub(crate) cors: CorsPolicy,
+    pub(crate) relay: Option<Arc<dyn Relay>>,
 }
 
 impl std::fmt::Debug for HttpOptions {
@@ -71,6 +76,7 @@ impl std::fmt::Debug for HttpOptions {
             .field("disconnect_timeout", &self.disconnect_timeout)
             .field("reconnect_grace", &self.reconnect_grace)
             .field("poll_timeout", &self.poll_timeout)
+            .field("max_poll_bytes", &self.max_poll_bytes)
             .field("post_timeout", &self.post_timeout)
             .field("max_receive_size", &self.max_receive_size)
             .field("outbound_capacity", &self.outbound_capacity)
@@ -78,8 +84,10 @@ impl std::fmt::Debug for HttpOptions {
             .field("max_connections", &self.max_connections)
             .field("token_lifetime", &self.token_lifetime)
             .field("adopt_signed_tokens", &self.adopt_signed_tokens)
+            .field("connection_claims", &self.connection_claims.is_some())
             .field("authenticator", &self.authenticator.is_some())
             .field("allowed_origins", &self.cors.origins())
+            .field("relay", &self.relay.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -96,6 +104,7 @@ impl Default for HttpOptions {
             disconnect_timeout: Duration::from_secs(15),
             reconnect_grace: Duration::from_secs(15),
             poll_timeout: Duration::from_secs(90),
+            max_poll_bytes: 1024 * 1024,
             post_timeout: Duration::from_secs(30),
             max_receive_size: 1024 * 1024,
             outbound_capacity: 1024,
@@ -104,9 +113,11 @@ impl Default for HttpOptions {
             token_key: TokenKey::random(),
             token_lifetime: Duration::from_secs(24 * 60 * 60),
             adopt_signed_tokens: false,
+            connection_claims: None,
             authenticator: None,
             websocket: AcceptOptions::default(),
             cors: CorsPolicy::default(),
+            relay: None,
         }
     }
 }
@@ -143,6 +154,14 @@ impl HttpOptions {
     /// How long a poll waits for data before answering 200 with no body (`PollTimeout`, 90 s).
     pub fn poll_timeout(mut self, timeout: Duration) -> Self {
         self.poll_timeout = timeout;
+        self
+    }
+
+    /// How many bytes of queued frames one poll carries at most (1 MiB; at least one frame):
+    /// the rest waits for the next poll. ASP.NET Core drains the whole queue; the bound keeps
+    /// a poll relayed through the backplane under its size limit.
+    pub fn max_poll_bytes(mut self, bytes: usize) -> Self {
+        self.max_poll_bytes = bytes;
         self
     }
 
@@ -209,6 +228,27 @@ impl HttpOptions {
     /// still need the server that holds the connection.
     pub fn adopt_signed_tokens(mut self, adopt: bool) -> Self {
         self.adopt_signed_tokens = adopt;
+        self
+    }
+
+    /// The fleet-wide record of started connections (none by default) that
+    /// [`adopt_signed_tokens`](Self::adopt_signed_tokens) consults: every WebSocket with a
+    /// token claims its connection id there, and a token another server issued is adopted
+    /// only when no server had claimed it, so a stateful reconnect after its server died gets
+    /// 404 (and the client starts over) instead of a connection it does not know about
+    /// ([`crate::claims`]). When the record cannot be reached such a token gets 503.
+    pub fn connection_claims(mut self, claims: Arc<dyn ConnectionClaims>) -> Self {
+        self.connection_claims = Some(claims);
+        self
+    }
+
+    /// Hands `POST`s, polls and `DELETE`s for connections another server of the fleet holds
+    /// to that server (none by default): with it and
+    /// [`adopt_signed_tokens`](Self::adopt_signed_tokens), Server-Sent Events and long
+    /// polling need no sticky sessions either ([`crate::relay`]). The hub service answers the
+    /// requests the relay brings to this server.
+    pub fn relay(mut self, relay: Arc<dyn Relay>) -> Self {
+        self.relay = Some(relay);
         self
     }
 
@@ -331,14 +371,18 @@ impl HubService<NotFound> {
     pub fn new(path: &str, handler: impl ConnectionHandler, options: HttpOptions) -> Self {
         let path = format!("/{}", path.trim_matches('/'));
         let store = ConnectionStore::new(options.limits());
+        let shared = Arc::new(HubShared {
+            options,
+            store,
+            handler: Arc::new(handler),
+            negotiate_path: format!("{}/negotiate", path.trim_end_matches('/')),
+            path,
+        });
+        if let Some(relay) = &shared.options.relay {
+            relay.serve(crate::relay::handler(Arc::downgrade(&shared)));
+        }
         Self {
-            shared: Arc::new(HubShared {
-                options,
-                store,
-                handler: Arc::new(handler),
-                negotiate_path: format!("{}/negotiate", path.trim_end_matches('/')),
-                path,
-            }),
+            shared,
             inner: NotFound,
         }
     }
@@ -484,6 +528,11 @@ where
         Err(refused) => return unauthorized(&refused.0),
     };
     let method = request.method().clone();
+    if let Some(route) = relay_route(&method, &request) {
+        if let Some(relay) = shared.options.relay.clone() {
+            return crate::relay::dispatch(&shared, &relay, route, request, user).await;
+        }
+    }
     if method == Method::POST {
         return transport::post::send(&shared, request).await;
     }
@@ -497,12 +546,29 @@ where
         return transport::sse::start(&shared, request, user);
     }
     if is_websocket_request(&request) {
-        return transport::websocket::start(&shared, request, user);
+        return transport::websocket::start(&shared, request, user).await;
     }
     if method == Method::CONNECT {
         return method_not_allowed("GET, POST, DELETE");
     }
     transport::long_polling::poll(&shared, request, user).await
+}
+
+/// The route of a request a fleet relays; `None` for WebSockets and anything refused.
+fn relay_route<B>(method: &Method, request: &Request<B>) -> Option<Route> {
+    if method == Method::POST {
+        Some(Route::Post)
+    } else if method == Method::DELETE {
+        Some(Route::Delete)
+    } else if method != Method::GET {
+        None
+    } else if accepts_event_stream(request.headers()) {
+        Some(Route::EventStream)
+    } else if is_websocket_request(request) {
+        None
+    } else {
+        Some(Route::Poll)
+    }
 }
 
 fn accepts_event_stream(headers: &http::HeaderMap) -> bool {

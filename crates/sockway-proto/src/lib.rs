@@ -27,7 +27,7 @@ pub mod utf8;
 
 pub use close::{CloseCode, CloseFrame};
 pub use config::Config;
-pub use connection::{Connection, ConnectionState, Event};
+pub use connection::{Connection, ConnectionState, Event, PreparedFrame};
 pub use error::{ProtocolError, SendError};
 pub use frame::{FrameHeader, OpCode};
 pub use message::{Message, MessageKind};

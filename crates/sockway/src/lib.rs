@@ -9,6 +9,8 @@
 //! - `client` (feature `client`): connect to `ws://` and `wss://` URLs.
 //! - `event_loop` (feature `event-loop`): a callback-driven server without a task per
 //!   connection, for very many mostly idle connections.
+//! - [`topics`]: publish/subscribe fan-out for task-driven sockets, a message framed once
+//!   for every subscriber.
 
 #[cfg(feature = "client")]
 pub mod client;
@@ -21,6 +23,7 @@ pub mod limits;
 #[cfg(feature = "server")]
 pub mod server;
 mod socket;
+pub mod topics;
 
 pub use config::{KeepAlive, WebSocketConfig};
 pub use error::{CloseInfo, Error};
@@ -33,4 +36,6 @@ pub use sockway_proto::connection::Compression;
 pub use sockway_proto::deflate::{DeflateConfig, DeflateParams};
 /// Text payloads that are known to be UTF-8.
 pub use sockway_proto::message::TextBytes;
-pub use sockway_proto::{self as proto, CloseCode, CloseFrame, Message, MessageKind, Role};
+pub use sockway_proto::{
+    self as proto, CloseCode, CloseFrame, Message, MessageKind, PreparedFrame, Role,
+};

@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use sockway_proto::handshake::HeadLimits;
+
 /// Server-wide limits shared by the server runner (`ServerOptions::limits`) and the
 /// event-loop server (`EventLoopOptions::limits`).
 ///
@@ -11,8 +13,8 @@ use std::time::Duration;
 /// |---|---|---|
 /// | [`handshake_timeout`](Self::handshake_timeout) | 10 s | a client that has not sent a whole request head by then (slowloris) is dropped (408 where the server can still answer) |
 /// | [`max_connections`](Self::max_connections) | 10 000 | bounds sockets and memory; more get 503 |
-/// | [`max_header_bytes`](Self::max_header_bytes) | 32 KiB | bounds the memory of a request head; larger heads get 431 (the size ASP.NET Core's Kestrel server allows by default) |
-/// | [`max_headers`](Self::max_headers) | 100 | more header fields get 431 (hyper's own default) |
+/// | [`max_header_bytes`](Self::max_header_bytes) | 32 KiB | bounds the memory of a request head; larger heads get 431 (the size ASP.NET Core's Kestrel server allows by default; [`HeadLimits`]'s default) |
+/// | [`max_headers`](Self::max_headers) | 100 | more header fields get 431 (hyper's own default; [`HeadLimits`]'s default) |
 /// | [`drain_timeout`](Self::drain_timeout) | 10 s | on shutdown, how long open connections get to finish their close handshake |
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerLimits {
@@ -33,8 +35,8 @@ impl Default for ServerLimits {
         Self {
             handshake_timeout: Duration::from_secs(10),
             max_connections: 10_000,
-            max_header_bytes: 32 * 1024,
-            max_headers: 100,
+            max_header_bytes: HeadLimits::default().max_bytes,
+            max_headers: HeadLimits::default().max_fields,
             drain_timeout: Duration::from_secs(10),
         }
     }
@@ -56,14 +58,23 @@ impl ServerLimits {
     /// Sets [`ServerLimits::max_header_bytes`] (at least 1 KiB: a browser's handshake alone
     /// takes several hundred bytes).
     pub fn max_header_bytes(mut self, bytes: usize) -> Self {
-        self.max_header_bytes = bytes.max(1024);
+        self.max_header_bytes = bytes.max(HeadLimits::MIN_BYTES);
         self
     }
 
     /// Sets [`ServerLimits::max_headers`] (at least 8).
     pub fn max_headers(mut self, max: usize) -> Self {
-        self.max_headers = max.max(8);
+        self.max_headers = max.max(HeadLimits::MIN_FIELDS);
         self
+    }
+
+    /// The request head limits as the core's [`HeadLimits`], which both servers' head
+    /// readers take ([`sockway_proto::handshake::check_head`], [`sockway_proto::handshake::accept`]).
+    pub fn head(&self) -> HeadLimits {
+        HeadLimits {
+            max_bytes: self.max_header_bytes,
+            max_fields: self.max_headers,
+        }
     }
 
     /// Sets [`ServerLimits::drain_timeout`].

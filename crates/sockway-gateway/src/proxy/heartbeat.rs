@@ -206,6 +206,25 @@ impl PongFilter {
                 at += self.collect(&mut pong, rest, out);
                 continue;
             }
+            if self.header.is_empty() {
+                // A whole header at hand (the usual case): take it at once instead of a byte
+                // at a time; a header cut by the end of the chunk is gathered below.
+                match FrameHeader::parse(rest) {
+                    Ok(Some((h, n))) => {
+                        if let Some(out) = out.as_mut() {
+                            out.extend_from_slice(&rest[..n]);
+                        }
+                        self.left = h.payload_len;
+                        at += n;
+                        continue;
+                    }
+                    Err(_) => {
+                        self.lost = true;
+                        continue;
+                    }
+                    Ok(None) => {}
+                }
+            }
             self.header.push(rest[0]);
             if let Some(out) = out.as_mut() {
                 out.push(rest[0]);

@@ -18,6 +18,7 @@ mod redirect;
 pub mod relay;
 mod retry;
 pub mod rewrite;
+mod scratch;
 pub mod upgraded;
 pub mod websocket;
 

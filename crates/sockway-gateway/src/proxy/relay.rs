@@ -28,21 +28,27 @@
 //! Each direction runs in a task of its own, so that a socket becoming ready wakes only the
 //! direction that uses it; the relay's own task keeps the idle limit and the close orders
 //! and wakes the directions when it gives one.
+//!
+//! A direction's copy loop is written by hand ([`Pump::poll_copy`]): it reads into its
+//! thread's buffer and writes what it read in the same poll, so that an idle session holds
+//! no relay buffer; only bytes the destination does not take at once get one of their own.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::task::AtomicWaker;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::boundary::{close_frame, FrameTracker};
 use super::heartbeat::{Beat, Heartbeat, PongFilter, Scanned};
+use super::scratch;
 use super::upgraded::{ReadSide, Side, WriteSide};
 use crate::drain::CloseOrder;
 
@@ -51,7 +57,8 @@ use crate::drain::CloseOrder;
 pub struct RelayConfig {
     /// Close after this long without traffic.
     pub idle: Duration,
-    /// Buffer per direction.
+    /// Bytes read at a time, and at most held per direction while the destination is
+    /// slow (the read buffer itself is one per worker thread, see [`super::scratch`]).
     pub buffer: usize,
     /// Time to finish closing.
     pub close_grace: Duration,
@@ -117,10 +124,10 @@ impl Shared {
         }
     }
 
-    /// Notes traffic now, for the idle limit.
-    fn touch(&self) {
-        let now = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.activity.store(now, Ordering::Relaxed);
+    /// Notes traffic at `now` (since `start`), for the idle limit.
+    fn touch(&self, now: Duration) {
+        let ms = now.as_secs().saturating_mul(1000) + u64::from(now.subsec_millis());
+        self.activity.store(ms, Ordering::Relaxed);
     }
 
     fn close_code(&self, way: usize) -> Option<u16> {
@@ -291,6 +298,22 @@ enum Interrupt {
     Ping,
 }
 
+/// What one poll of a direction's copy loop came to ([`Pump::poll_copy`]).
+enum Step {
+    /// The source ended (EOF or a read error).
+    Ended,
+    /// The destination failed or ended.
+    Failed,
+    /// Bytes read that the destination did not take at once (or that the pong filter
+    /// edited), to be written before reading on.
+    Backlog(Vec<u8>),
+    /// A close order, or a keep-alive ping wanted at this frame boundary.
+    Interrupted(Interrupt),
+}
+
+/// Bytes per read while a closing direction drops what its source still sends.
+const DRAIN_BUFFER: usize = 4096;
+
 /// How writing a chunk to the destination ended.
 enum Written {
     /// All of it went.
@@ -319,10 +342,8 @@ impl<T: Totals> Pump<T> {
         let mut tracker = FrameTracker::new();
         let mut filter =
             (self.shared.heartbeat.as_ref()).map(|h| PongFilter::new(h.payload[self.way]));
-        let mut buf = vec![0u8; config.buffer];
         let order = 'copy: {
             if !prefix.is_empty() {
-                self.shared.touch();
                 match self
                     .relay_chunk(&mut dst, &prefix, &mut tracker, &mut filter)
                     .await
@@ -333,19 +354,20 @@ impl<T: Totals> Pump<T> {
                 }
             }
             loop {
-                // Never after a close frame went that way (RFC 6455 section 5.5.1).
-                let ping_ok = tracker.at_boundary() && !tracker.close_seen();
-                let read = match self.interruptible(src.read(&mut buf), ping_ok).await {
-                    Ok(read) => read,
-                    Err(Interrupt::Stop(order)) => break 'copy Some(order),
-                    Err(Interrupt::Ping) => match self.ping(&mut dst).await {
+                let step = std::future::poll_fn(|cx| {
+                    self.poll_copy(cx, &mut src, &mut dst, &mut tracker, &mut filter)
+                })
+                .await;
+                let backlog = match step {
+                    Step::Backlog(bytes) => bytes,
+                    Step::Interrupted(Interrupt::Stop(order)) => break 'copy Some(order),
+                    Step::Interrupted(Interrupt::Ping) => match self.ping(&mut dst).await {
                         Written::All => continue,
                         Written::Stopped(order) => break 'copy Some(order),
                         Written::Failed => return,
                     },
-                };
-                let n = match read {
-                    Ok(0) | Err(_) => {
+                    Step::Failed => return,
+                    Step::Ended => {
                         // The source ended. If it never said goodbye, say it for it.
                         let order = CloseOrder {
                             code: 1001,
@@ -358,13 +380,8 @@ impl<T: Totals> Pump<T> {
                         self.finish(&mut dst, &tracker, Some(order)).await;
                         return;
                     }
-                    Ok(n) => n,
                 };
-                self.shared.touch();
-                match self
-                    .relay_chunk(&mut dst, &buf[..n], &mut tracker, &mut filter)
-                    .await
-                {
+                match self.write_out(&mut dst, &backlog, &mut tracker).await {
                     Written::All => {}
                     Written::Stopped(order) => break 'copy Some(order),
                     Written::Failed => return,
@@ -373,15 +390,88 @@ impl<T: Totals> Pump<T> {
         };
         self.finish(&mut dst, &tracker, order).await;
         // Read and drop what the source still sends (its close reply) until it ends.
+        let mut sink = vec![0u8; DRAIN_BUFFER];
         let _ = tokio::time::timeout(config.close_grace, async {
             loop {
-                match src.read(&mut buf).await {
+                match src.read(&mut sink).await {
                     Ok(0) | Err(_) => break,
                     Ok(_) => {}
                 }
             }
         })
         .await;
+    }
+
+    /// The copy loop, by hand: reads the source into this thread's [`scratch`] buffer and
+    /// writes what it read to the destination in the same poll, again and again, until the
+    /// source has nothing more (`Pending`, this direction's waker left with the relay for
+    /// close orders and pings), or something needs the slower path: bytes the destination
+    /// did not take at once (or that the pong filter edited) are returned as a backlog of
+    /// their own; a close order or wanted ping, the end of the source or a failed
+    /// destination end the loop.
+    fn poll_copy(
+        &self,
+        cx: &mut Context<'_>,
+        src: &mut ReadSide,
+        dst: &mut WriteSide,
+        tracker: &mut FrameTracker,
+        filter: &mut Option<PongFilter>,
+    ) -> Poll<Step> {
+        let shared = &*self.shared;
+        scratch::with(shared.config.buffer, |buf| loop {
+            // Never after a close frame went that way (RFC 6455 section 5.5.1).
+            let ping_ok = tracker.at_boundary() && !tracker.close_seen();
+            if let Some(interrupt) = self.due(ping_ok) {
+                return Poll::Ready(Step::Interrupted(interrupt));
+            }
+            let mut read = ReadBuf::new(buf);
+            match Pin::new(&mut *src).poll_read(cx, &mut read) {
+                Poll::Pending => {
+                    shared.wakers[self.way].register(cx.waker());
+                    // An order or ping may have come before the waker was left.
+                    return match self.due(ping_ok) {
+                        Some(interrupt) => Poll::Ready(Step::Interrupted(interrupt)),
+                        None => Poll::Pending,
+                    };
+                }
+                Poll::Ready(Err(_)) => return Poll::Ready(Step::Ended),
+                Poll::Ready(Ok(())) => {}
+            }
+            let n = read.filled().len();
+            if n == 0 {
+                return Poll::Ready(Step::Ended);
+            }
+            let bytes = match self.heard(&buf[..n], filter) {
+                Scanned::Pass => &buf[..n],
+                Scanned::Edited(kept) => return Poll::Ready(Step::Backlog(kept)),
+            };
+            let mut pos = 0;
+            while pos < bytes.len() {
+                match Pin::new(&mut *dst).poll_write(cx, &bytes[pos..]) {
+                    Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(Step::Failed),
+                    Poll::Ready(Ok(w)) => {
+                        self.wrote(tracker, &bytes[pos..pos + w]);
+                        pos += w;
+                    }
+                    Poll::Pending => return Poll::Ready(Step::Backlog(bytes[pos..].to_vec())),
+                }
+            }
+        })
+    }
+
+    /// Notes that the source was heard now (the idle limit's clock, read once per chunk,
+    /// and, with keep-alive, its [`Heartbeat`]) and takes the pongs to the gateway's pings
+    /// out of `bytes`.
+    fn heard(&self, bytes: &[u8], filter: &mut Option<PongFilter>) -> Scanned {
+        let now = self.shared.start.elapsed();
+        self.shared.touch(now);
+        match (self.shared.heartbeat.as_ref(), filter.as_mut()) {
+            (Some(heartbeat), Some(filter)) => {
+                heartbeat.heard(self.way, now);
+                filter.scan(bytes)
+            }
+            _ => Scanned::Pass,
+        }
     }
 
     /// Relays `bytes` the source sent: notes that the source was heard and takes out its
@@ -393,12 +483,7 @@ impl<T: Totals> Pump<T> {
         tracker: &mut FrameTracker,
         filter: &mut Option<PongFilter>,
     ) -> Written {
-        let (Some(heartbeat), Some(filter)) = (self.shared.heartbeat.as_ref(), filter.as_mut())
-        else {
-            return self.write_out(dst, bytes, tracker).await;
-        };
-        heartbeat.heard(self.way, self.shared.start.elapsed());
-        match filter.scan(bytes) {
+        match self.heard(bytes, filter) {
             Scanned::Pass => self.write_out(dst, bytes, tracker).await,
             Scanned::Edited(kept) => self.write_out(dst, &kept, tracker).await,
         }
@@ -436,29 +521,33 @@ impl<T: Totals> Pump<T> {
             match written {
                 Ok(0) | Err(_) => return Written::Failed,
                 Ok(w) => {
-                    tracker.feed(&bytes[pos..pos + w]);
-                    if let Some(code) = tracker.close_code() {
-                        self.shared.close_codes[self.way]
-                            .store(u32::from(code) + 1, Ordering::Relaxed);
-                    }
-                    let total = self.totals.totals()[self.way];
-                    let own = if self.way == UP {
-                        &self.counters.up
-                    } else {
-                        &self.counters.down
-                    };
-                    for counter in [own, total] {
-                        counter.fetch_add(w as u64, Ordering::Relaxed);
-                    }
+                    self.wrote(tracker, &bytes[pos..pos + w]);
                     pos += w;
                     if pos < bytes.len() {
                         // A partial write: the destination is slow, but bytes still move.
-                        self.shared.touch();
+                        self.shared.touch(self.shared.start.elapsed());
                     }
                 }
             }
         }
         Written::All
+    }
+
+    /// Notes bytes written to the destination: follows their frames (and a close code
+    /// passing) and counts them.
+    fn wrote(&self, tracker: &mut FrameTracker, bytes: &[u8]) {
+        tracker.feed(bytes);
+        if let Some(code) = tracker.close_code() {
+            self.shared.close_codes[self.way].store(u32::from(code) + 1, Ordering::Relaxed);
+        }
+        let own = if self.way == UP {
+            &self.counters.up
+        } else {
+            &self.counters.down
+        };
+        for counter in [own, self.totals.totals()[self.way]] {
+            counter.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        }
     }
 
     /// Runs `io` unless a close order is (or gets) given: then `Err` with it. The order is
@@ -486,44 +575,20 @@ impl<T: Totals> Pump<T> {
         .await
     }
 
-    /// Like [`Self::unless_stopped`], and also cut short when `ping_ok` (the destination is
-    /// at a frame boundary) and a keep-alive ping is wanted towards the destination; the
-    /// relay wakes this direction when it wants one.
-    async fn interruptible<O>(
-        &self,
-        io: impl Future<Output = O>,
-        ping_ok: bool,
-    ) -> Result<O, Interrupt> {
-        let mut io = std::pin::pin!(io);
+    /// What should cut the copy loop short now: a close order, or (when `ping_ok`: the
+    /// destination is at a frame boundary) a keep-alive ping wanted towards the destination;
+    /// the relay wakes this direction when it gives either.
+    fn due(&self, ping_ok: bool) -> Option<Interrupt> {
         let shared = &*self.shared;
-        let due = || {
-            if let Some(order) = shared.stop.get() {
-                return Some(Interrupt::Stop(order.clone()));
-            }
-            let side = 1 - self.way;
-            let ping = ping_ok
-                && shared
-                    .heartbeat
-                    .as_ref()
-                    .is_some_and(|h| h.ping_wanted(side));
-            ping.then_some(Interrupt::Ping)
-        };
-        std::future::poll_fn(|cx| {
-            if let Some(interrupt) = due() {
-                return Poll::Ready(Err(interrupt));
-            }
-            match io.as_mut().poll(cx) {
-                Poll::Ready(out) => Poll::Ready(Ok(out)),
-                Poll::Pending => {
-                    shared.wakers[self.way].register(cx.waker());
-                    match due() {
-                        Some(interrupt) => Poll::Ready(Err(interrupt)),
-                        None => Poll::Pending,
-                    }
-                }
-            }
-        })
-        .await
+        if let Some(order) = shared.stop.get() {
+            return Some(Interrupt::Stop(order.clone()));
+        }
+        let ping = ping_ok
+            && shared
+                .heartbeat
+                .as_ref()
+                .is_some_and(|h| h.ping_wanted(1 - self.way));
+        ping.then_some(Interrupt::Ping)
     }
 
     /// Writes a close frame for `order` (if at a frame boundary and no close went this way
@@ -545,3 +610,7 @@ impl<T: Totals> Pump<T> {
         .await;
     }
 }
+
+#[cfg(test)]
+#[path = "relay_tests.rs"]
+mod tests;

@@ -2,13 +2,19 @@
 //! the handshake, and records written and read with the crate's own codec.
 
 use bytes::BytesMut;
+use futures_util::{stream, StreamExt as _, TryStreamExt as _};
 use sockway::client::{ClientBuilder, MessageWebSocket};
 use sockway::Message;
 use sockway_hub::protocol::{
-    HandshakeRequest, HandshakeResponse, Incoming, Invocation, Outgoing, Payload, Protocol,
+    HandshakeRequest, HandshakeResponse, Incoming, Invocation, Outcome, Outgoing, Payload,
+    Protocol, Value,
 };
+use tokio_util::sync::CancellationToken;
 
 use crate::BoxError;
+
+/// Connections opened at once while setting up.
+const CONNECT_CONCURRENCY: usize = 64;
 
 /// The receive limit of the client's parser, as the server's default (32 KiB).
 const MAX_MESSAGE: usize = 32 * 1024;
@@ -92,4 +98,83 @@ impl HubClient {
             }
         }
     }
+
+    /// Invokes `target(arguments)` and waits for its `Completion` (other messages that
+    /// arrive meanwhile are dropped); an error completion is an error.
+    pub async fn call(&mut self, target: &str, arguments: Vec<Payload>) -> Result<(), BoxError> {
+        self.invoke(Some("setup"), target, arguments).await?;
+        loop {
+            match self.next().await? {
+                Some(Incoming::Completion(completion)) => {
+                    return match completion.outcome {
+                        Outcome::Error(error) => Err(format!("{target}: {error}").into()),
+                        _ => Ok(()),
+                    };
+                }
+                Some(_) => {}
+                None => return Err(format!("closed during {target}").into()),
+            }
+        }
+    }
+}
+
+impl HubClient {
+    /// The last argument of the next invocation the hub sends (where the bench modes put the
+    /// send time); `None` once `stop` is cancelled or the socket ends.
+    pub async fn next_stamp(&mut self, stop: &CancellationToken) -> Option<Value> {
+        loop {
+            let message = tokio::select! {
+                () = stop.cancelled() => return None,
+                message = self.next() => message,
+            };
+            match message {
+                Ok(Some(Incoming::Invocation(mut invocation))) => {
+                    if let Some(last) = invocation.arguments.pop() {
+                        return Some(last);
+                    }
+                }
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => return None,
+            }
+        }
+    }
+}
+
+/// Opens `n` clients spread round-robin over `urls` (the first to the first URL), each in
+/// `group` when one is given (`Join`, the bench server's quiet join).
+pub async fn connect_spread(
+    urls: &[String],
+    n: usize,
+    protocol: Protocol,
+    group: Option<&str>,
+) -> Result<Vec<HubClient>, BoxError> {
+    stream::iter(0..n)
+        .map(|i| {
+            let url = urls[i % urls.len()].clone();
+            async move {
+                let mut client = HubClient::connect(&url, protocol).await?;
+                if let Some(group) = group {
+                    client
+                        .call("Join", vec![Payload::new(group.to_owned())])
+                        .await?;
+                }
+                Ok::<_, BoxError>(client)
+            }
+        })
+        .buffer_unordered(CONNECT_CONCURRENCY)
+        .try_collect()
+        .await
+}
+
+/// The comma-separated URLs of `list` (at least one).
+pub fn urls(list: &str) -> Result<Vec<String>, BoxError> {
+    let urls: Vec<String> = list
+        .split(',')
+        .filter(|url| !url.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if urls.is_empty() {
+        return Err("no URL given".into());
+    }
+    Ok(urls)
 }

@@ -1,28 +1,28 @@
-//! `fanout URL N PROTOCOL SECS`: N receivers in one group (`AddToGroup("bench")`) and one
-//! sender outside it on the hub's `SendMessageToGroup` (every member gets `Send`). The sender
-//! keeps up to [`WINDOW`] messages in flight, each carrying its send time; each receiver
-//! records send-to-receipt latency. After a 1 s warm-up the window of SECS is measured:
-//! deliveries per second counted at the N receivers, and the latency's median and 99th
-//! percentile. The join notices the group gets while it fills are read and not counted.
+//! `fanout URLS N PROTOCOL SECS [GROUP]`: N receivers spread round-robin over the
+//! comma-separated URLS (one server, or several servers of a fleet) and one sender on the first
+//! URL. Without GROUP the sender calls the hub's `SendMessage` (every client gets
+//! `ReceiveMessage`); with GROUP the receivers join it and the sender calls
+//! `SendMessageToGroup` (its members get `Send`). The sender keeps up to [`WINDOW`] messages in flight,
+//! each carrying its send time; each receiver records send-to-receipt latency. After a 1 s
+//! warm-up the window of SECS is measured: deliveries per second counted at the N receivers,
+//! and the latency's median and 99th percentile. The sender's own copies are drained and not
+//! counted (the server writes N + 1 per message). The line ends with how many messages the
+//! sender sent in all (warm-up included), to divide the backplane's counters by.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures_util::{stream, StreamExt as _, TryStreamExt as _};
 use sockway_hub::protocol::{HubMessage, Payload, Protocol, Value};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::client::HubClient;
+use crate::client::{connect_spread, HubClient};
 use crate::histogram::Histogram;
 use crate::BoxError;
 
 /// Messages the sender may have out whose deliveries have not all arrived.
 const WINDOW: u64 = 16;
-
-/// Connections opened at once while setting up.
-const CONNECT_CONCURRENCY: usize = 64;
 
 /// What the receivers share.
 struct Shared {
@@ -34,14 +34,17 @@ struct Shared {
     progress: Notify,
     receivers: u64,
     latencies: Mutex<Histogram>,
+    /// Messages sent in all.
+    sent: AtomicU64,
 }
 
 /// Runs one fan-out measurement and prints its line.
 pub async fn run(
-    url: &str,
+    urls: &[String],
     n: usize,
     protocol: Protocol,
     window: Duration,
+    group: Option<&str>,
 ) -> Result<(), BoxError> {
     let n = n.max(1);
     let shared = Arc::new(Shared {
@@ -52,19 +55,15 @@ pub async fn run(
         progress: Notify::new(),
         receivers: n as u64,
         latencies: Mutex::new(Histogram::new()),
+        sent: AtomicU64::new(0),
     });
+    let clients = connect_spread(urls, n, protocol, group).await?;
     let stop = CancellationToken::new();
-    // Each receiver starts reading as soon as it has joined, so the join notices of those
-    // after it never fill its queue on the server.
-    let tasks: Vec<_> = stream::iter(0..n)
-        .map(|_| async {
-            let client = join(url, protocol).await?;
-            Ok::<_, BoxError>(tokio::spawn(receive(client, shared.clone(), stop.clone())))
-        })
-        .buffer_unordered(CONNECT_CONCURRENCY)
-        .try_collect()
-        .await?;
-    let sender = HubClient::connect(url, protocol).await?;
+    let mut tasks = Vec::with_capacity(n);
+    for client in clients {
+        tasks.push(tokio::spawn(receive(client, shared.clone(), stop.clone())));
+    }
+    let sender = HubClient::connect(&urls[0], protocol).await?;
     let (outbound, mut drained) = sender.socket.split();
     let drain_stop = stop.clone();
     tokio::spawn(async move {
@@ -76,7 +75,14 @@ pub async fn run(
         }
     });
 
-    let sending = tokio::spawn(send(outbound, protocol, shared.clone(), stop.clone()));
+    let target = group.map(str::to_owned);
+    let sending = tokio::spawn(send(
+        outbound,
+        protocol,
+        target,
+        shared.clone(),
+        stop.clone(),
+    ));
     tokio::time::sleep(Duration::from_secs(1)).await;
     shared.measuring.store(true, Ordering::Relaxed);
     let opened = Instant::now();
@@ -95,41 +101,24 @@ pub async fn run(
         .map_err(|_| "a receiver panicked")?
         .clone();
     println!(
-        "fanout clients={n} protocol={} deliveries_per_sec={:.0} p50_us={} p99_us={} deliveries={measured} window_s={elapsed:.2}",
+        "fanout clients={n} servers={} protocol={} target={} deliveries_per_sec={:.0} p50_us={} p99_us={} deliveries={measured} window_s={elapsed:.2} sent={}",
+        urls.len(),
         protocol.name(),
+        group.unwrap_or("all"),
         measured as f64 / elapsed,
         latencies.quantile(0.50),
         latencies.quantile(0.99),
+        shared.sent.load(Ordering::Relaxed),
     );
     Ok(())
 }
 
-/// The group every receiver joins.
-const GROUP: &str = "bench";
-
-/// Connects and joins [`GROUP`], reading until the join's `Completion`.
-async fn join(url: &str, protocol: Protocol) -> Result<HubClient, BoxError> {
-    let mut client = HubClient::connect(url, protocol).await?;
-    client
-        .invoke(Some("join"), "AddToGroup", vec![Payload::new(GROUP)])
-        .await?;
-    loop {
-        match client.next().await? {
-            Some(HubMessage::Completion(completion)) => match completion.outcome {
-                sockway_hub::protocol::Outcome::Error(error) => return Err(error.into()),
-                _ => return Ok(client),
-            },
-            Some(_) => continue,
-            None => return Err("closed before joining the group".into()),
-        }
-    }
-}
-
-/// Sends `SendMessageToGroup(GROUP, <micros since start>)` while fewer than [`WINDOW`] messages are
-/// short of their N deliveries.
+/// Sends `SendMessage("b", <micros since start>)` (or `SendMessageToGroup(group, <micros>)`)
+/// while fewer than [`WINDOW`] messages are short of their N deliveries.
 async fn send(
     outbound: sockway::client::MessageSender,
     protocol: Protocol,
+    group: Option<String>,
     shared: Arc<Shared>,
     stop: CancellationToken,
 ) -> Result<(), BoxError> {
@@ -146,10 +135,14 @@ async fn send(
             continue;
         }
         let stamp = shared.start.elapsed().as_micros().to_string();
+        let (target, first) = match &group {
+            Some(group) => ("SendMessageToGroup", group.clone()),
+            None => ("SendMessage", "b".to_owned()),
+        };
         let message = HubMessage::Invocation(sockway_hub::protocol::Invocation {
             invocation_id: None,
-            target: "SendMessageToGroup".to_owned(),
-            arguments: vec![Payload::new(GROUP), Payload::new(stamp)],
+            target: target.to_owned(),
+            arguments: vec![Payload::new(first), Payload::new(stamp)],
             stream_ids: Vec::new(),
         });
         out.clear();
@@ -159,26 +152,18 @@ async fn send(
             Protocol::MessagePack => outbound.send_binary(&out).await?,
         }
         sent += 1;
+        shared.sent.store(sent, Ordering::Relaxed);
     }
     Ok(())
 }
 
-/// Reads the group's `Send` invocations and records their latency while measuring.
+/// Reads `ReceiveMessage` (or `Send`) invocations and records their latency while measuring;
+/// the send time is the last argument of either.
 async fn receive(mut client: HubClient, shared: Arc<Shared>, stop: CancellationToken) {
     let mut latencies = Histogram::new();
     let mut counted = 0u64;
-    loop {
-        let message = tokio::select! {
-            () = stop.cancelled() => break,
-            message = client.next() => message,
-        };
-        let Ok(Some(HubMessage::Invocation(invocation))) = message else {
-            if matches!(message, Ok(Some(_))) {
-                continue;
-            }
-            break;
-        };
-        let Some(stamp) = invocation.arguments.first().and_then(micros) else {
+    while let Some(value) = client.next_stamp(&stop).await {
+        let Some(stamp) = micros(&value) else {
             continue;
         };
         let previous = shared.delivered.fetch_add(1, Ordering::AcqRel);

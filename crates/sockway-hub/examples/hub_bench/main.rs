@@ -3,9 +3,15 @@
 //! so measuring costs the server, not a general-purpose client.
 //!
 //! ```text
-//! hub_bench serve ADDR                          the sample chat hub at /chatHub, 2 workers
-//! hub_bench fanout URL N json|messagepack SECS  N clients; one sends SendMessage, all receive
-//! hub_bench idle URL N SECS                     N clients handshake, Echo once, then idle
+//! hub_bench serve ADDR [REDIS_URL]              the sample chat hub at /chatHub, 2 workers;
+//!                                                with REDIS_URL one server of a fleet
+//! hub_bench fanout URLS N json|messagepack SECS [GROUP]
+//!                                                N clients spread over URLS (comma-separated);
+//!                                                one sends SendMessage (or to GROUP), all get it
+//! hub_bench steady URLS N json|messagepack RATE SECS
+//!                                                N clients in a group; one sends RATE numbered
+//!                                                messages a second; counts lost, late, reordered
+//! hub_bench idle URL N SECS                      N clients handshake, Echo once, then idle
 //! ```
 //!
 //! Every mode stops by itself: `serve` when its standard input closes, the others after
@@ -16,6 +22,7 @@ mod fanout;
 mod histogram;
 mod idle;
 mod serve;
+mod steady;
 
 use std::time::Duration;
 
@@ -25,7 +32,9 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 const MAX_SECS: u64 = 120;
 
 fn usage() -> BoxError {
-    "usage: hub_bench serve ADDR | fanout URL N json|messagepack SECS | idle URL N SECS".into()
+    "usage: hub_bench serve ADDR [REDIS_URL] | fanout URLS N json|messagepack SECS [GROUP] \
+     | steady URLS N json|messagepack RATE SECS | idle URL N SECS"
+        .into()
 }
 
 fn seconds(text: &str) -> Result<Duration, BoxError> {
@@ -37,17 +46,35 @@ fn main() -> Result<(), BoxError> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     match args.as_slice() {
-        ["serve", addr] => serve::run(addr.parse()?),
-        ["fanout", url, n, protocol, secs] => {
-            let protocol =
-                sockway_hub::protocol::Protocol::from_name(protocol).ok_or_else(usage)?;
-            client_runtime()?.block_on(fanout::run(url, n.parse()?, protocol, seconds(secs)?))
+        ["serve", addr] => serve::run(addr.parse()?, None),
+        ["serve", addr, redis] => serve::run(addr.parse()?, Some(redis)),
+        ["fanout", urls, n, protocol, secs, group @ ..] if group.len() <= 1 => {
+            let urls = client::urls(urls)?;
+            let (n, secs) = (n.parse()?, seconds(secs)?);
+            let run = fanout::run(
+                &urls,
+                n,
+                protocol_named(protocol)?,
+                secs,
+                group.first().copied(),
+            );
+            client_runtime()?.block_on(run)
+        }
+        ["steady", urls, n, protocol, rate, secs] => {
+            let urls = client::urls(urls)?;
+            let protocol = protocol_named(protocol)?;
+            let run = steady::run(&urls, n.parse()?, protocol, rate.parse()?, seconds(secs)?);
+            client_runtime()?.block_on(run)
         }
         ["idle", url, n, secs] => {
             client_runtime()?.block_on(idle::run(url, n.parse()?, seconds(secs)?))
         }
         _ => Err(usage()),
     }
+}
+
+fn protocol_named(name: &str) -> Result<sockway_hub::protocol::Protocol, BoxError> {
+    sockway_hub::protocol::Protocol::from_name(name).ok_or_else(usage)
 }
 
 /// The clients' runtime: two workers, like the server's, on the same two CPUs.

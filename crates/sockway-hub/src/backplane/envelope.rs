@@ -9,6 +9,7 @@ use serde_bytes::ByteBuf;
 
 use crate::lifetime::Target;
 use crate::protocol::{Protocol, Value};
+use crate::relay::{RelayedRequest, RelayedResponse};
 use crate::serialized::SerializedMessage;
 
 /// One backplane message.
@@ -61,6 +62,15 @@ pub(crate) enum Body {
         query: u64,
         connections: Vec<String>,
     },
+    /// An HTTP request of a connection the receiving server holds (Server-Sent Events and
+    /// long polling without sticky sessions); answered with `id` on the origin's server
+    /// channel.
+    Relay { id: u64, request: RelayedRequest },
+    /// The holding server's answer to a [`Body::Relay`].
+    RelayAnswer { id: u64, response: RelayedResponse },
+    /// Nothing to do: published on a connection's channel while a relayed request waits, to
+    /// learn from the subscriber count whether its holder still hears it.
+    RelayProbe,
 }
 
 /// Whose connections a presence query asks for.

@@ -76,6 +76,11 @@ impl ScaleOutLifetimeManager {
             Body::PresenceReply { query, connections } => {
                 self.presence_reply(query, connections);
             }
+            Body::Relay { id, request } => self.serve_relayed(origin, id, request),
+            Body::RelayAnswer { id, response } => {
+                self.relay.answers.resolve(&id.to_string(), response);
+            }
+            Body::RelayProbe => {}
         }
     }
 

@@ -13,6 +13,7 @@ use rand::RngCore as _;
 use tokio::sync::mpsc;
 
 use super::envelope::{Body, Envelope, Frames, WireTarget, WireValue};
+use super::relay_stats::RelayState;
 use super::remote::Waiters;
 use super::{channels, Backplane, BackplaneStats, Published};
 use crate::lifetime::{HubLifetimeManager, Target};
@@ -31,6 +32,27 @@ pub struct ScaleOutOptions {
     /// How long a presence query waits for the other servers' answers: 5 seconds. A server
     /// that has not answered by then is left out, and the answer says it is incomplete.
     pub presence_timeout: Duration,
+    /// How long a server waits for the answer to an HTTP request it relayed to the server
+    /// holding its connection (Server-Sent Events and long polling without sticky sessions),
+    /// on top of the time the holder may take on purpose (a long poll's wait): 10 seconds.
+    /// Past it the client gets 503.
+    pub relay_timeout: Duration,
+    /// The largest answer a server sends back for a relayed request: 8 MiB (a long poll's
+    /// batch is bounded well below it by `HttpOptions::max_poll_bytes`); a larger one is
+    /// refused with 502.
+    pub max_relayed_bytes: usize,
+    /// How many relayed requests a server serves at once (each waiting poll is one): 4,096.
+    /// Past it the requester's client gets 503.
+    pub max_relayed_requests: usize,
+    /// How long a server keeps hearing the channel of a connection whose transport ended here,
+    /// so that a late request of its client gets this server's 404 instead of starting the
+    /// connection afresh elsewhere: 60 seconds.
+    pub relay_linger: Duration,
+    /// While a relayed request waits for its answer, how often the requester checks that the
+    /// holding server still hears the connection's channel (one small publish): 5 seconds.
+    /// When it does not (the holder died), the client gets 503 then, not after a long poll's
+    /// whole wait.
+    pub relay_probe_interval: Duration,
 }
 
 impl Default for ScaleOutOptions {
@@ -38,6 +60,11 @@ impl Default for ScaleOutOptions {
         ScaleOutOptions {
             group_ack_timeout: Duration::from_secs(30),
             presence_timeout: Duration::from_secs(5),
+            relay_timeout: Duration::from_secs(10),
+            max_relayed_bytes: 8 * 1024 * 1024,
+            max_relayed_requests: 4096,
+            relay_linger: Duration::from_secs(60),
+            relay_probe_interval: Duration::from_secs(5),
         }
     }
 }
@@ -69,13 +96,15 @@ pub struct ScaleOutLifetimeManager {
     pub(super) held: Mutex<Held>,
     /// Serializes group and connection changes, so a channel is subscribed exactly while a
     /// local member needs it.
-    membership: tokio::sync::Mutex<()>,
+    pub(super) membership: tokio::sync::Mutex<()>,
     last_id: AtomicU64,
     pub(super) acks: Waiters<Result<(), String>>,
     pub(super) invocations: Waiters<Result<Value, String>>,
     pub(super) hosted: Mutex<HashMap<String, Hosted>>,
     /// Presence queries of this server waiting for answers.
     pub(super) queries: Mutex<HashMap<u64, mpsc::Sender<Vec<String>>>>,
+    /// HTTP requests relayed to and from this server.
+    pub(super) relay: RelayState,
 }
 
 impl std::fmt::Debug for ScaleOutLifetimeManager {
@@ -121,7 +150,6 @@ impl ScaleOutLifetimeManager {
             id,
             backplane,
             local: LocalLifetimeManager::new(),
-            options,
             held: Mutex::default(),
             membership: tokio::sync::Mutex::new(()),
             last_id: AtomicU64::new(0),
@@ -129,6 +157,8 @@ impl ScaleOutLifetimeManager {
             invocations: Waiters::default(),
             hosted: Mutex::default(),
             queries: Mutex::default(),
+            relay: RelayState::new(options.max_relayed_requests),
+            options,
         });
         let prefix = manager.backplane.channel_prefix();
         let server = channels::server(prefix, &manager.id);
@@ -449,9 +479,11 @@ impl ScaleOutLifetimeManager {
                 .unsubscribe(channels::user(&prefix, &user))
                 .await;
         }
-        self.backplane
-            .unsubscribe(channels::connection(&prefix, &connection_id))
-            .await;
+        if !self.relay_holds(&connection_id) {
+            self.backplane
+                .unsubscribe(channels::connection(&prefix, &connection_id))
+                .await;
+        }
         let orphaned: Vec<(String, Hosted)> = {
             let mut hosted = lock(&self.hosted);
             let ids: Vec<String> = hosted

@@ -9,6 +9,7 @@
 //! the connections of its own server directly and publishes once per message for the others.
 
 mod channels;
+mod claims;
 mod envelope;
 mod inbox;
 mod manager;
@@ -16,15 +17,19 @@ mod metrics;
 mod presence;
 mod queue;
 mod redis;
+mod relay;
+mod relay_stats;
 mod remote;
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use tokio::sync::mpsc;
 
+pub use claims::RedisClaims;
 pub use manager::{ScaleOutLifetimeManager, ScaleOutOptions};
 pub use presence::Presence;
 pub use redis::{RedisBackplane, RedisOptions};
+pub use relay_stats::RelayStats;
 
 /// How the engine took a published message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

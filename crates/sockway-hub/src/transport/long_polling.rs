@@ -1,8 +1,9 @@
 //! Long polling (`TransportProtocols.md`, "Long Polling"), as ASP.NET Core runs it.
 //!
 //! - The first poll starts the hub and answers 200 with no body at once.
-//! - A later poll waits for frames: everything queued by then goes out together (200,
-//!   `application/octet-stream`); after the poll timeout (90 s) it answers 200 with no body.
+//! - A later poll waits for frames: what is queued by then goes out together (200,
+//!   `application/octet-stream`), up to `HttpOptions::max_poll_bytes`; after the poll
+//!   timeout (90 s) it answers 200 with no body.
 //! - A new poll while one waits ends the waiting one with 204.
 //! - Once the hub has closed the connection and every frame is out, the next poll gets 204 and
 //!   the connection is gone.
@@ -72,7 +73,10 @@ async fn poll_inner<B>(
                         None => Outcome::HubClosed,
                         Some(first) => {
                             let mut body = BytesMut::from(&first[..]);
-                            while let Some(next) = outbound.try_recv() {
+                            while body.len() < shared.options.max_poll_bytes {
+                                let Some(next) = outbound.try_recv() else {
+                                    break;
+                                };
                                 body.extend_from_slice(&next);
                             }
                             Outcome::Data(body.freeze())

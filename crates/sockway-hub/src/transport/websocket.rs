@@ -4,8 +4,9 @@
 //! - No `id`: negotiation was skipped, a fresh connection starts (503 when the server is full
 //!   or shutting down).
 //! - An `id` this server does not hold: 404 (unless it adopts tokens signed by a sibling,
-//!   [`HttpOptions::adopt_signed_tokens`](crate::HttpOptions::adopt_signed_tokens)). One whose socket is open: 409. One that used
-//!   another transport: 400, as ASP.NET Core answers.
+//!   [`HttpOptions::adopt_signed_tokens`](crate::HttpOptions::adopt_signed_tokens), and no
+//!   server has started that connection yet, as [`crate::claims`] records). One whose socket
+//!   is open: 409. One that used another transport: 400, as ASP.NET Core answers.
 //! - Frames go out as text or binary messages, as the hub's transfer format says.
 //! - A client that closes with a close frame ends the connection. With stateful reconnect a
 //!   socket lost without one leaves the connection waiting for the reconnect grace period;
@@ -22,7 +23,7 @@ use sockway::proto::message::TextBytes;
 use sockway::server::{Handshake, PendingWebSocket, ServerWebSocket};
 use sockway::{CloseCode, Message};
 
-use super::{connection_info, lookup, not_offered, refusal, request_token, text, HubBody};
+use super::{connection_info, lookup, not_offered, refusal, request_token, text, HubBody, Unknown};
 use crate::channel::Sender;
 use crate::connections::{Connection, StoreRefusal};
 use crate::link::{ConnectionInfo, Inbound, OutboundReceiver, TransportKind};
@@ -32,7 +33,7 @@ use crate::service::HubShared;
 use crate::token;
 
 /// Answers a WebSocket request on the hub's path.
-pub(crate) fn start<B>(
+pub(crate) async fn start<B>(
     shared: &Arc<HubShared>,
     mut request: Request<B>,
     user: Option<String>,
@@ -50,10 +51,19 @@ pub(crate) fn start<B>(
         }
     } else {
         match lookup(shared, request.uri()) {
-            Ok(connection) => connection,
-            Err(unknown) => match adopt(shared, request.uri()) {
-                Some(connection) => connection,
-                None => return unknown.response(),
+            Ok(connection) => {
+                if connection.transport().is_none() && !first_start(shared, &connection).await {
+                    shared.store.remove(&connection);
+                    return Unknown::NotHeld.response();
+                }
+                connection
+            }
+            Err(unknown) => match adopt(shared, request.uri()).await {
+                Adoption::Adopted(connection) => connection,
+                Adoption::Refused => return unknown.response(),
+                Adoption::Unconfirmed(reason) => {
+                    return text(StatusCode::SERVICE_UNAVAILABLE, reason)
+                }
             },
         }
     };
@@ -103,29 +113,78 @@ pub(crate) fn start<B>(
     }
 }
 
+/// What became of a token this server did not issue.
+pub(crate) enum Adoption {
+    Adopted(Arc<Connection>),
+    /// Not adoptable: adoption is off, the token is forged or expired, or the connection has
+    /// already started on some server (404, as for any unknown id).
+    Refused,
+    /// The fleet's record of started connections could not be reached (503).
+    Unconfirmed(String),
+}
+
 /// With [`HttpOptions::adopt_signed_tokens`](crate::HttpOptions::adopt_signed_tokens), the
-/// connection a valid, unexpired token names, started here although another server issued it.
-fn adopt(shared: &HubShared, uri: &http::Uri) -> Option<Arc<Connection>> {
+/// connection a valid, unexpired token names, started here although another server issued it,
+/// provided no server has started it before (when
+/// [`HttpOptions::connection_claims`](crate::HttpOptions::connection_claims) is set).
+pub(crate) async fn adopt(shared: &HubShared, uri: &http::Uri) -> Adoption {
     if !shared.options.adopt_signed_tokens {
-        return None;
+        return Adoption::Refused;
     }
-    let token = request_token(uri)?;
-    let claims = token::verify(&shared.options.token_key, &token)?;
-    if claims.expires <= SystemTime::now() {
-        return None;
-    }
+    let Some(token) = request_token(uri) else {
+        return Adoption::Refused;
+    };
+    let Some(claims) = token::verify(&shared.options.token_key, &token) else {
+        return Adoption::Refused;
+    };
+    let Ok(remaining) = claims.expires.duration_since(SystemTime::now()) else {
+        return Adoption::Refused;
+    };
     let id = claims.public_id(&token);
+    if let Some(record) = &shared.options.connection_claims {
+        match record.claim(&id, remaining).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::debug!(connection_id = %id, "not adopted: it started on another server");
+                return Adoption::Refused;
+            }
+            Err(reason) => return Adoption::Unconfirmed(reason),
+        }
+    }
     match shared
         .store
         .create(token.clone(), id, claims.stateful_reconnect)
     {
         Ok(connection) => {
             tracing::debug!(connection_id = %connection.id, "adopted a connection negotiated elsewhere");
-            Some(connection)
+            Adoption::Adopted(connection)
         }
         // Another request adopted it a moment ago.
-        Err(StoreRefusal::Exists) => shared.store.get(&token),
-        Err(_) => None,
+        Err(StoreRefusal::Exists) => shared
+            .store
+            .get(&token)
+            .map_or(Adoption::Refused, Adoption::Adopted),
+        Err(_) => Adoption::Refused,
+    }
+}
+
+/// Whether a connection this server negotiated may start here: it may unless the fleet's
+/// record says another server started it (adopting the token), in which case the socket
+/// is a reconnect after that server died and this pending connection is stale. When the
+/// record cannot be reached it may (this server issued the token).
+async fn first_start(shared: &HubShared, connection: &Connection) -> bool {
+    let Some(record) = &shared.options.connection_claims else {
+        return true;
+    };
+    match record
+        .claim(&connection.id, shared.options.token_lifetime)
+        .await
+    {
+        Ok(first) => first,
+        Err(reason) => {
+            tracing::debug!(connection_id = %connection.id, %reason, "starting unrecorded");
+            true
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! Shared by the `scaleout_*` tests: a real `redis-server` (Debian's package) on a free
 //! loopback port with no persistence, stopped when dropped; a fleet of hub servers, each a
-//! `HubService` on its own loopback port, sharing that Redis and one token key; and a raw
+//! `HubService` on its own loopback port, sharing that Redis and one token key and relaying
+//! the requests of Server-Sent Events and long polling to each other; and a raw
 //! WebSocket client speaking the JSON hub protocol.
 
 #![allow(dead_code)]
@@ -287,6 +288,7 @@ impl HubServer {
         let http = HttpOptions::default()
             .token_key(key.clone())
             .adopt_signed_tokens(true)
+            .relay(manager.clone())
             .authenticator(users);
         let service = HubService::new("/hub", test_hub(manager.clone()), http);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

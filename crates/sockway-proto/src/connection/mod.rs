@@ -17,6 +17,7 @@
 //! becomes `Closed`. Then the server closes TCP at once; the client waits for the server to do
 //! so (section 7.1.1), which [`Connection::closes_transport_first`] tells the driver.
 
+mod prepared;
 mod read;
 mod timers;
 mod write;
@@ -30,6 +31,7 @@ use crate::error::ProtocolError;
 use crate::message::{Message, MessageKind};
 use crate::Role;
 
+pub use prepared::PreparedFrame;
 use read::Reader;
 pub use timers::{KeepAlive, Millis, Timeout};
 pub use write::Compression;

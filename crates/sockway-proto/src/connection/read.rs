@@ -91,8 +91,9 @@ struct MessageInProgress {
     size: usize,
     /// Present for text messages.
     utf8: Option<Utf8Validator>,
-    /// Earlier fragments, for [`Delivery::Messages`].
-    assembled: BytesMut,
+    /// Earlier fragments, for [`Delivery::Messages`]; boxed, since most messages are one
+    /// frame and every connection keeps room for this struct.
+    assembled: Option<Box<BytesMut>>,
     /// RSV1 was set on the first frame: the payload is compressed (RFC 7692 section 6), and
     /// [`Reader::inflating`] holds its inflated state.
     compressed: bool,
@@ -296,7 +297,7 @@ fn check_header(conn: &mut Connection, header: &FrameHeader) -> Result<(), Proto
         kind: kind.unwrap_or(MessageKind::Binary),
         size: 0,
         utf8: (kind == Some(MessageKind::Text)).then(Utf8Validator::new),
-        assembled: BytesMut::new(),
+        assembled: None,
         compressed,
         reads: 0,
     });
@@ -371,18 +372,20 @@ fn finish_data_frame(
         }));
     }
     if !fin {
-        message.assembled.extend_from_slice(&payload);
-        let held = !message.assembled.is_empty();
+        let assembled = message.assembled.get_or_insert_with(Box::default);
+        assembled.extend_from_slice(&payload);
+        let held = !assembled.is_empty();
         message.set_held(held);
         return Ok(None);
     }
-    let mut assembled = std::mem::take(&mut message.assembled);
+    let assembled = message.assembled.take();
     conn.reader.message = None;
-    let data = if assembled.is_empty() {
-        payload
-    } else {
-        assembled.extend_from_slice(&payload);
-        assembled.freeze()
+    let data = match assembled {
+        Some(mut assembled) if !assembled.is_empty() => {
+            assembled.extend_from_slice(&payload);
+            assembled.freeze()
+        }
+        _ => payload,
     };
     Ok(Some(Event::Message(match kind {
         MessageKind::Text => Message::Text(TextBytes::from_validated(data)),
@@ -455,7 +458,10 @@ fn take_held(reader: &mut Reader) -> Option<Event> {
     message.set_handed_out();
     let data = match reader.inflating.as_mut().filter(|_| message.compressed) {
         Some(inflating) => Bytes::from(std::mem::take(&mut inflating.inflated)),
-        None => std::mem::take(&mut message.assembled).freeze(),
+        None => message
+            .assembled
+            .take()
+            .map_or_else(Bytes::new, |assembled| assembled.freeze()),
     };
     Some(Event::Fragment {
         kind: message.kind,

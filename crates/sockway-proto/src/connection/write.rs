@@ -296,6 +296,39 @@ impl Writer {
         self.shared.push_back(payload.clone());
     }
 
+    /// Copies the shared runs into `out`, so the output holds no other buffer (see
+    /// [`Connection::own_output`]).
+    pub(super) fn unshare(&mut self) {
+        if self.shared.is_empty() {
+            return;
+        }
+        let mut all = BytesMut::with_capacity(self.len());
+        for run in self.shared.drain(..) {
+            all.extend_from_slice(&run);
+        }
+        self.shared_len = 0;
+        all.extend_from_slice(&self.out);
+        self.out = all;
+        self.out_peak = self.out_peak.max(self.out.len());
+    }
+
+    /// Appends a frame encoded elsewhere (a server's [`super::PreparedFrame`]): shared as it
+    /// is when large and the output is vectored, copied otherwise.
+    pub(super) fn push_encoded(&mut self, frame: &Bytes) {
+        if self.share_payloads && frame.len() >= SHARE_MIN {
+            if !self.out.is_empty() {
+                let head = self.out.split().freeze();
+                self.shared_len += head.len();
+                self.shared.push_back(head);
+            }
+            self.shared_len += frame.len();
+            self.shared.push_back(frame.clone());
+        } else {
+            self.out.extend_from_slice(frame);
+            self.out_peak = self.out_peak.max(self.out.len());
+        }
+    }
+
     /// Appends a control frame whose payload the caller has bounded to 125 bytes.
     pub(super) fn write_control(&mut self, opcode: OpCode, payload: &[u8]) {
         self.write_frame(opcode, payload, true, 0);
@@ -357,6 +390,15 @@ impl Connection {
     /// several runs. Off by default: the output is one contiguous run.
     pub fn set_vectored_output(&mut self, vectored: bool) {
         self.writer.share_payloads = vectored;
+    }
+
+    /// Copies the output queued without copying (see [`Connection::set_vectored_output`])
+    /// into the connection's own buffer. For a driver whose payloads are slices of a large
+    /// shared read buffer: when the transport did not take all the output, this keeps a
+    /// backed-up connection from holding a whole read buffer per payload it still owes
+    /// (each payload is copied at most once, and only then).
+    pub fn own_output(&mut self) {
+        self.writer.unshare();
     }
 
     fn ensure_open(&self) -> Result<(), SendError> {

@@ -14,6 +14,11 @@
 //!   [`HandshakeError`] (which knows its status code and headers); [`select_subprotocol`] and
 //!   [`response_headers`] build the answer.
 //! - [`client`]: [`generate_key`], the [`RequestHeaders`] builder and [`validate_response`].
+//! - [`head`]: HTTP/1.1 heads, sans-I/O: [`find_head_end`], [`check_head`] against
+//!   [`HeadLimits`], [`parse_request`], [`parse_response`], the HTTP/2 [`H2_PREFACE`].
+//! - [`answer`]: the whole server side in one call, as python-websockets'
+//!   `ServerProtocol.accept` / `reject`: [`accept`] takes request head bytes and gives an
+//!   [`Accepted`] handshake or a [`Refusal`]; [`check_origin`] applies the one [`OriginPolicy`].
 //! - [`headers`]: the shared header grammar: token lists ([`header_has_token`]) and the
 //!   `Sec-WebSocket-Extensions` grammar ([`parse_extensions`], [`ExtensionOffer`]).
 
@@ -22,9 +27,21 @@ use base64::Engine as _;
 use http::{Method, StatusCode, Version};
 use sha1::{Digest, Sha1};
 
+pub mod answer;
 pub mod client;
+pub mod head;
 pub mod headers;
+pub mod limits;
+pub mod origin;
 pub mod server;
+
+pub use answer::{accept, check_origin, Accepted, Refusal, ServerRules};
+pub use head::{
+    check_head, find_head_end, parse_request, parse_response, HeadError, RequestHead, ResponseHead,
+    H2_PREFACE,
+};
+pub use limits::HeadLimits;
+pub use origin::{InvalidOrigin, OriginPolicy};
 
 pub use client::{
     generate_key, host_header_value, validate_response, Negotiated, RequestHeaders, ResponseError,

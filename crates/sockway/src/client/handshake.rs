@@ -1,12 +1,15 @@
 //! The client's opening handshake over HTTP/1.1 (RFC 6455 section 4.1): write the upgrade
-//! request, read the response head with a bounded buffer, and check it with
+//! request, read the response head with a bounded buffer (parsed by the core's
+//! [`sockway_proto::handshake::parse_response`]), and check it with
 //! [`sockway_proto::handshake::validate_response`]. Bytes after the head are the first frames.
 
 use bytes::{BufMut as _, BytesMut};
 use http::header::{HeaderMap, HeaderName, HeaderValue, USER_AGENT};
 use http::StatusCode;
 use sockway_proto::deflate::{self, DeflateConfig, DeflateParams};
-use sockway_proto::handshake::{self, Negotiated, RequestHeaders, RequestKind, ResponseError};
+use sockway_proto::handshake::{
+    self, HeadError, HeadLimits, Negotiated, RequestHeaders, RequestKind, ResponseError,
+};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::error::ClientError;
@@ -134,26 +137,33 @@ pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
 }
 
 /// Reads until a whole response head has arrived, never holding more than
-/// `max_response_head` bytes of an incomplete head.
+/// `max_response_head` bytes of an incomplete head; the core's
+/// [`handshake::parse_response`] decides where the head ends and whether it keeps within the
+/// limits.
 async fn read_response<S: AsyncRead + Unpin>(
     io: &mut S,
     options: &RequestOptions,
 ) -> Result<(ResponseHead, BytesMut), ClientError> {
-    let max = options.max_response_head.max(64);
-    let mut buf = BytesMut::with_capacity(max.min(4096));
+    let limits = HeadLimits {
+        max_bytes: options.max_response_head.max(64),
+        max_fields: options.max_response_headers.clamp(1, 1024),
+    };
+    let mut buf = BytesMut::with_capacity(limits.max_bytes.min(4096));
     loop {
         if !buf.is_empty() {
-            if let Some((head, len)) = parse_head(&buf, options.max_response_headers)? {
-                let leftover = buf.split_off(len);
+            let parsed =
+                handshake::parse_response(&buf, &limits).map_err(|e| head_error(&e, options))?;
+            if let Some(head) = parsed {
+                let leftover = buf.split_off(head.len);
+                let head = ResponseHead {
+                    status: head.status,
+                    headers: head.headers,
+                };
                 return Ok((head, leftover));
             }
         }
-        if buf.len() >= max {
-            return Err(ClientError::InvalidResponse(format!(
-                "the response head exceeds {max} bytes (raise max_response_head_size if it is legitimate)"
-            )));
-        }
-        let room = (max - buf.len()).min(8192);
+        // Read at most one byte past the limit, so that an oversized head is told apart.
+        let room = (limits.max_bytes + 1 - buf.len().min(limits.max_bytes)).min(8192);
         buf.reserve(room);
         let n = io
             .read_buf(&mut (&mut buf).limit(room))
@@ -167,42 +177,19 @@ async fn read_response<S: AsyncRead + Unpin>(
     }
 }
 
-/// Parses a response head; `None` while incomplete.
-fn parse_head(
-    buf: &[u8],
-    max_headers: usize,
-) -> Result<Option<(ResponseHead, usize)>, ClientError> {
-    let mut slots = vec![httparse::EMPTY_HEADER; max_headers.clamp(1, 1024)];
-    let mut response = httparse::Response::new(&mut slots);
-    let len = match response.parse(buf) {
-        Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(httparse::Error::TooManyHeaders) => {
-            return Err(ClientError::InvalidResponse(format!(
-                "the response has more than {max_headers} header lines"
-            )))
-        }
-        Err(e) => {
-            return Err(ClientError::InvalidResponse(format!(
-                "malformed HTTP response: {e}"
-            )))
-        }
-    };
-    let status = response
-        .code
-        .and_then(|code| StatusCode::from_u16(code).ok())
-        .ok_or_else(|| ClientError::InvalidResponse("invalid status code".into()))?;
-    let mut headers = HeaderMap::with_capacity(response.headers.len());
-    for header in response.headers.iter() {
-        let name = HeaderName::from_bytes(header.name.as_bytes()).map_err(|_| {
-            ClientError::InvalidResponse(format!("invalid header name {:?}", header.name))
-        })?;
-        let value = HeaderValue::from_bytes(header.value).map_err(|_| {
-            ClientError::InvalidResponse(format!("invalid value for header {name}"))
-        })?;
-        headers.append(name, value);
-    }
-    Ok(Some((ResponseHead { status, headers }, len)))
+/// The client's wording of a response head the core refused.
+fn head_error(error: &HeadError, options: &RequestOptions) -> ClientError {
+    ClientError::InvalidResponse(match error {
+        HeadError::TooLarge { limit } => format!(
+            "the response head exceeds {limit} bytes (raise max_response_head_size if it is \
+             legitimate)"
+        ),
+        HeadError::TooManyFields { .. } => format!(
+            "the response has more than {} header lines",
+            options.max_response_headers
+        ),
+        HeadError::Malformed(reason) => format!("malformed HTTP response: {reason}"),
+    })
 }
 
 #[cfg(test)]

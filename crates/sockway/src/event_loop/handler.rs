@@ -5,9 +5,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use sockway_proto::error::SendError;
-use sockway_proto::{CloseCode, Connection, Message};
+use sockway_proto::{CloseCode, Connection, Message, PreparedFrame};
 
-use super::sender::{ConnId, Sender};
+use super::sender::{ConnId, SendRefused, Sender};
+use super::topics::{SubscribeRefused, Topics};
 use super::worker::Shared;
 
 /// The application's side of an [`super::EventLoopServer`]: callbacks run on the worker
@@ -57,6 +58,7 @@ pub struct Conn<'a> {
     pub(super) protocol: &'a mut Connection,
     pub(super) id: ConnId,
     pub(super) shared: &'a Arc<Shared>,
+    pub(super) topics: &'a mut Topics,
 }
 
 impl Conn<'_> {
@@ -91,6 +93,33 @@ impl Conn<'_> {
     /// messages still arrive until the peer's reply, then the server closes TCP.
     pub fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), SendError> {
         self.protocol.close(code, reason)
+    }
+
+    /// Subscribes this connection to `topic` (until it closes or unsubscribes): it then
+    /// gets every message published to the topic, from [`Conn::publish`] or
+    /// [`Sender::publish`] on any thread. `Ok(false)` when it was subscribed already; refused
+    /// beyond [`super::EventLoopOptions::max_subscriptions`] topics.
+    pub fn subscribe(&mut self, topic: &str) -> Result<bool, SubscribeRefused> {
+        self.topics.subscribe(self.id, topic)
+    }
+
+    /// Unsubscribes this connection from `topic`; `false` when it was not subscribed.
+    pub fn unsubscribe(&mut self, topic: &str) -> bool {
+        self.topics.unsubscribe(self.id, topic)
+    }
+
+    /// Sends `message` to every connection subscribed to `topic`, this one included when it
+    /// is subscribed (as uWebSockets' `App::publish`; see [`Sender::publish`] for the
+    /// rules). The frame is built once; this worker's subscribers get it at the end of the
+    /// loop turn, together with everything else published in it (one write per socket).
+    pub fn publish(&mut self, topic: &str, message: &Message) -> Result<(), SendRefused> {
+        let frame = PreparedFrame::new(message);
+        self.topics.queue(topic, frame.clone());
+        if self.shared.workers.len() > 1 {
+            self.sender()
+                .publish_prepared(topic, &frame, Some(self.id.worker))?;
+        }
+        Ok(())
     }
 
     /// Bytes queued and not yet written: a handler that sends more than it receives can

@@ -1,16 +1,13 @@
-//! The opening handshake of the event-loop server: the request head parsed with `httparse`
-//! from the connection's input, checked by [`sockway_proto::handshake::validate_request`]
-//! (RFC 6455 section 4.2.1), the origin and subprotocol decided, and the response (101, or
-//! the refusal's status with a plain-text reason) written as bytes to send.
+//! The opening handshake of the event-loop server: the core's
+//! [`sockway_proto::handshake::accept`] reads the request head from the connection's input and
+//! answers it (RFC 6455 section 4.2, the origin by the one [`OriginPolicy`] rule), and this
+//! module turns its answer into the bytes to send.
+//!
+//! [`OriginPolicy`]: sockway_proto::handshake::OriginPolicy
 
-use std::fmt::Write as _;
-
-use bytes::{BufMut, BytesMut};
-use http::header::{HeaderName, HeaderValue};
-use http::{HeaderMap, Method, StatusCode, Version};
-use sockway_proto::handshake::{
-    response_headers, response_status, select_subprotocol, validate_request,
-};
+use bytes::BytesMut;
+use http::{HeaderMap, StatusCode};
+use sockway_proto::handshake::{self, Refusal, ServerRules};
 
 use super::options::EventLoopOptions;
 
@@ -42,133 +39,28 @@ pub(super) enum Outcome {
 
 /// Looks at the request head in `input` (bytes from the connection start).
 pub(super) fn examine(input: &[u8], options: &EventLoopOptions) -> Outcome {
-    let mut fields = vec![httparse::EMPTY_HEADER; options.limits.max_headers];
-    let mut request = httparse::Request::new(&mut fields);
-    let head_len = match request.parse(input) {
-        Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) if input.len() <= options.limits.max_header_bytes => {
-            return Outcome::Incomplete
-        }
-        Ok(httparse::Status::Partial) | Err(httparse::Error::TooManyHeaders) => {
-            return Outcome::Refuse(refusal(
-                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                &HeaderMap::new(),
-                "request head too large",
-            ))
-        }
-        Err(error) => {
-            return Outcome::Refuse(refusal(
-                StatusCode::BAD_REQUEST,
-                &HeaderMap::new(),
-                &format!("malformed request: {error}"),
-            ))
-        }
+    let rules = ServerRules {
+        limits: options.limits.head(),
+        origins: &options.origins,
+        subprotocols: &options.subprotocols,
     };
-    if head_len > options.limits.max_header_bytes {
-        return Outcome::Refuse(refusal(
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            &HeaderMap::new(),
-            "request head too large",
-        ));
-    }
-    match decide(&request, options) {
-        Ok(mut accepted) => {
-            accepted.head_len = head_len;
-            Outcome::Accept(accepted)
-        }
-        Err(refused) => Outcome::Refuse(refused),
+    match handshake::accept(input, &rules) {
+        Ok(None) => Outcome::Incomplete,
+        Ok(Some(accepted)) => Outcome::Accept(Accepted {
+            response: accepted.to_http1(),
+            head_len: accepted.head_len,
+            path: accepted.target,
+            origin: accepted.offer.origin,
+            subprotocol: accepted.subprotocol,
+        }),
+        Err(refusal) => Outcome::Refuse(refusal.to_http1()),
     }
 }
 
-/// Validates a complete request and builds the response.
-fn decide(request: &httparse::Request, options: &EventLoopOptions) -> Result<Accepted, BytesMut> {
-    let method = Method::from_bytes(request.method.unwrap_or("").as_bytes())
-        .map_err(|_| refusal(StatusCode::BAD_REQUEST, &HeaderMap::new(), "bad method"))?;
-    let version = match request.version {
-        Some(1) => Version::HTTP_11,
-        _ => Version::HTTP_10,
-    };
-    let mut headers = HeaderMap::with_capacity(request.headers.len());
-    for field in request.headers.iter() {
-        let name = HeaderName::from_bytes(field.name.as_bytes());
-        let value = HeaderValue::from_bytes(field.value);
-        let (Ok(name), Ok(value)) = (name, value) else {
-            return Err(refusal(
-                StatusCode::BAD_REQUEST,
-                &HeaderMap::new(),
-                "malformed header field",
-            ));
-        };
-        headers.append(name, value);
-    }
-    let offer = validate_request(&method, version, &headers, None).map_err(|error| {
-        refusal(
-            error.status(),
-            &error.response_headers(),
-            &error.to_string(),
-        )
-    })?;
-    if let (Some(allowed), Some(origin)) = (&options.allowed_origins, &offer.origin) {
-        if !allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)) {
-            return Err(refusal(
-                StatusCode::FORBIDDEN,
-                &HeaderMap::new(),
-                "origin not allowed",
-            ));
-        }
-    }
-    let subprotocol = select_subprotocol(&offer.subprotocols, &options.subprotocols);
-    let headers = response_headers(&offer, subprotocol, None).map_err(|_| {
-        refusal(
-            StatusCode::BAD_REQUEST,
-            &HeaderMap::new(),
-            "cannot answer this handshake",
-        )
-    })?;
-    Ok(Accepted {
-        response: response_bytes(response_status(offer.kind), &headers, ""),
-        head_len: 0,
-        path: request.path.unwrap_or("/").to_owned(),
-        origin: offer.origin,
-        subprotocol: subprotocol.map(str::to_owned),
-    })
-}
-
-/// A refusal: `status`, its headers, `Connection: close`, and `reason` as a plain-text body.
+/// A refusal: `status`, its headers, `Connection: close`, and `reason` as a plain-text body,
+/// written by the core's [`Refusal::to_http1`].
 pub(super) fn refusal(status: StatusCode, headers: &HeaderMap, reason: &str) -> BytesMut {
-    let mut headers = headers.clone();
-    headers.insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    headers.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
-    response_bytes(status, &headers, reason)
-}
-
-/// An HTTP/1.1 response head with `headers`, a `Content-Length` when `body` is not empty
-/// (or the status is not 101), and `body`.
-fn response_bytes(status: StatusCode, headers: &HeaderMap, body: &str) -> BytesMut {
-    let mut head = String::with_capacity(160 + body.len());
-    let _ = write!(
-        head,
-        "HTTP/1.1 {} {}\r\n",
-        status.as_u16(),
-        status.canonical_reason().unwrap_or("")
-    );
-    for (name, value) in headers {
-        head.push_str(name.as_str());
-        head.push_str(": ");
-        head.push_str(value.to_str().unwrap_or(""));
-        head.push_str("\r\n");
-    }
-    if status != StatusCode::SWITCHING_PROTOCOLS {
-        let _ = write!(head, "content-length: {}\r\n", body.len());
-    }
-    head.push_str("\r\n");
-    let mut bytes = BytesMut::with_capacity(head.len() + body.len());
-    bytes.put_slice(head.as_bytes());
-    bytes.put_slice(body.as_bytes());
-    bytes
+    Refusal::with_headers(status, headers.clone(), reason).to_http1()
 }
 
 #[cfg(test)]
@@ -263,8 +155,11 @@ mod tests {
         };
         let response = text(&response);
         assert!(response.starts_with("HTTP/1.1 403 "));
-        assert!(response.ends_with("origin not allowed"));
-        let options = EventLoopOptions::default().allowed_origins(["https://GOOD.example"]);
+        assert!(response.contains("origin https://good.example is not allowed"));
+        // The async server's rule: ports normalised, case ignored, an empty list allows all.
+        let options = EventLoopOptions::default().allowed_origins(["https://GOOD.example:443"]);
+        assert!(matches!(examine(UPGRADE, &options), Outcome::Accept(_)));
+        let options = EventLoopOptions::default().allowed_origins(Vec::<String>::new());
         assert!(matches!(examine(UPGRADE, &options), Outcome::Accept(_)));
     }
 }

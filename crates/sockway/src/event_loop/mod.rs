@@ -13,7 +13,9 @@
 //! A handler answers from its callbacks through [`Conn`]; to reach other connections (a
 //! broadcast, a room, a push from another thread) it names them by [`ConnId`] and queues
 //! through a [`Sender`] (from [`Conn::sender`] or [`RunningServer::sender`]), which wakes
-//! their worker once per batch.
+//! their worker once per batch. For fan-out, [`Conn::subscribe`] puts a connection on a
+//! topic and [`Conn::publish`] or [`Sender::publish`] sends a message, framed once, to every
+//! subscriber (uWebSockets' `subscribe` and `publish`).
 //!
 //! Worker 0 accepts and deals each connection to the worker with the fewest, so they spread
 //! evenly; a connection then stays on its worker (no work stealing). On a machine whose
@@ -51,9 +53,11 @@
 
 mod handler;
 mod handshake;
+mod held;
 mod options;
 mod sender;
 mod slot;
+mod topics;
 mod worker;
 
 use std::io;
@@ -67,6 +71,7 @@ use mio::{Interest, Poll, Waker};
 pub use handler::{Conn, Handler, OpenRequest};
 pub use options::EventLoopOptions;
 pub use sender::{ConnId, SendRefused, Sender};
+pub use topics::SubscribeRefused;
 use worker::{Shared, Worker, LISTENER, WAKER};
 
 /// A callback-driven WebSocket server; see the module documentation.

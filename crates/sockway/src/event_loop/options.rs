@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use sockway_proto::handshake::OriginPolicy;
+
 use crate::config::WebSocketConfig;
 use crate::limits::ServerLimits;
 
@@ -25,15 +27,19 @@ pub struct EventLoopOptions {
     /// Subprotocols this server speaks, in order of preference (RFC 6455 section 4.2.2): the
     /// first one the client offered is chosen. Default: none.
     pub subprotocols: Vec<String>,
-    /// When set, only requests whose `Origin` is in this list (or that carry none, as
-    /// non-browser clients do) are accepted; others get 403 (RFC 6455 section 10.2).
-    pub allowed_origins: Option<Vec<String>>,
+    /// Which origins may connect, by the same rule as the async server's
+    /// `AcceptOptions::origins` (ports normalised, an empty list allows all, requests without
+    /// `Origin` pass); others get 403 (RFC 6455 section 10.2). Default: any.
+    pub origins: OriginPolicy,
     /// How many times a worker polls without blocking after its last event before it sleeps
     /// in the poller; default 20 (some 10 µs). On a busy server the next event usually comes
     /// within that, and a thread that never went to sleep need not be woken: measured on two
     /// cores with 10 connections, 0 instead of 20 cost 25 % more CPU per message (context
     /// switches). An idle worker spins once after its last event, then sleeps. 0 turns it off.
     pub busy_polls: u32,
+    /// Most topics one connection may subscribe to ([`super::Conn::subscribe`]); each costs
+    /// an entry in its worker's topic registry. Default 1,024.
+    pub max_subscriptions: usize,
 }
 
 impl Default for EventLoopOptions {
@@ -43,8 +49,9 @@ impl Default for EventLoopOptions {
             websocket: WebSocketConfig::for_server(),
             limits: ServerLimits::default(),
             subprotocols: Vec::new(),
-            allowed_origins: None,
+            origins: OriginPolicy::Any,
             busy_polls: 20,
+            max_subscriptions: 1024,
         }
     }
 }
@@ -97,19 +104,27 @@ impl EventLoopOptions {
         self
     }
 
-    /// Sets [`EventLoopOptions::allowed_origins`].
+    /// Sets [`EventLoopOptions::origins`] to these origins (`scheme://host[:port]`, matched on
+    /// scheme, host and port ignoring case; an empty list allows any), as
+    /// [`OriginPolicy::list`].
     pub fn allowed_origins<I, S>(mut self, origins: I) -> Self
     where
         I: IntoIterator<Item = S>,
-        S: Into<String>,
+        S: AsRef<str>,
     {
-        self.allowed_origins = Some(origins.into_iter().map(Into::into).collect());
+        self.origins = OriginPolicy::list(origins);
         self
     }
 
     /// Sets [`EventLoopOptions::busy_polls`].
     pub fn busy_polls(mut self, polls: u32) -> Self {
         self.busy_polls = polls;
+        self
+    }
+
+    /// Sets [`EventLoopOptions::max_subscriptions`].
+    pub fn max_subscriptions(mut self, max: usize) -> Self {
+        self.max_subscriptions = max;
         self
     }
 

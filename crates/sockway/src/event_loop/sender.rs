@@ -1,12 +1,13 @@
 //! Reaching a connection from outside its callbacks: [`ConnId`] names it across threads, and
 //! a [`Sender`] queues messages or a close for it on its worker, waking the worker once per
 //! batch. This is how one connection's message reaches connections on other workers
-//! (broadcast, rooms) and how other threads push to clients.
+//! (broadcast, rooms) and how other threads push to clients. [`Sender::publish`] reaches
+//! every subscriber of a topic with one command per worker (see the `topics` module).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use sockway_proto::{CloseCode, Message};
+use sockway_proto::{CloseCode, Message, PreparedFrame};
 
 use super::worker::{lock, Shared};
 
@@ -27,8 +28,16 @@ pub struct ConnId {
 /// What a [`Sender`] asks a worker to do.
 #[derive(Debug)]
 pub(super) enum Command {
-    Send(Message),
-    Close(CloseCode, String),
+    /// Send a message to one connection.
+    Send(ConnId, Message),
+    /// Start one connection's close handshake.
+    Close(ConnId, CloseCode, String),
+    /// Subscribe a connection to a topic.
+    Subscribe(ConnId, Arc<str>),
+    /// Unsubscribe a connection from a topic.
+    Unsubscribe(ConnId, Arc<str>),
+    /// Write a frame to every subscriber of a topic on the worker.
+    Publish(Arc<str>, PreparedFrame),
 }
 
 /// Why a [`Sender`] did not queue a command.
@@ -60,19 +69,66 @@ pub struct Sender {
 impl Sender {
     /// Queues `message` for connection `id`.
     pub fn send(&self, id: ConnId, message: Message) -> Result<(), SendRefused> {
-        self.queue(id, Command::Send(message))
+        self.queue(id.worker, Command::Send(id, message))
     }
 
     /// Queues the start of the close handshake for connection `id` (RFC 6455 section 7.1.2).
     pub fn close(&self, id: ConnId, code: CloseCode, reason: &str) -> Result<(), SendRefused> {
-        self.queue(id, Command::Close(code, reason.to_owned()))
+        self.queue(id.worker, Command::Close(id, code, reason.to_owned()))
     }
 
-    fn queue(&self, id: ConnId, command: Command) -> Result<(), SendRefused> {
+    /// Queues subscribing connection `id` to `topic` (from its callbacks,
+    /// [`super::Conn::subscribe`] does it at once and says whether it was refused). A
+    /// subscription over [`super::EventLoopOptions::max_subscriptions`] is dropped.
+    pub fn subscribe(&self, id: ConnId, topic: &str) -> Result<(), SendRefused> {
+        self.queue(id.worker, Command::Subscribe(id, Arc::from(topic)))
+    }
+
+    /// Queues unsubscribing connection `id` from `topic`.
+    pub fn unsubscribe(&self, id: ConnId, topic: &str) -> Result<(), SendRefused> {
+        self.queue(id.worker, Command::Unsubscribe(id, Arc::from(topic)))
+    }
+
+    /// Sends `message` to every connection subscribed to `topic`: framed once, one command
+    /// per worker, and the same bytes written to each subscriber (uWebSockets' `publish`).
+    /// A subscriber whose unsent output is over
+    /// [`crate::WebSocketConfig::write_buffer_limit`] misses it, so one slow client never
+    /// holds up the others or grows the server's memory. [`SendRefused::Full`] when a
+    /// worker's queue was full: that worker's subscribers miss this message.
+    pub fn publish(&self, topic: &str, message: &Message) -> Result<(), SendRefused> {
+        self.publish_prepared(topic, &PreparedFrame::new(message), None)
+    }
+
+    /// [`Sender::publish`] of a frame prepared already, to every worker but `skip`.
+    pub(super) fn publish_prepared(
+        &self,
+        topic: &str,
+        frame: &PreparedFrame,
+        skip: Option<u16>,
+    ) -> Result<(), SendRefused> {
+        let name: Arc<str> = Arc::from(topic);
+        let mut outcome = Ok(());
+        for worker in 0..self.shared.workers.len() {
+            let worker = worker as u16;
+            if Some(worker) == skip {
+                continue;
+            }
+            let queued = self.queue(worker, Command::Publish(Arc::clone(&name), frame.clone()));
+            if let Err(refused) = queued {
+                if refused == SendRefused::Stopped {
+                    return Err(refused);
+                }
+                outcome = Err(refused);
+            }
+        }
+        outcome
+    }
+
+    fn queue(&self, worker: u16, command: Command) -> Result<(), SendRefused> {
         let link = self
             .shared
             .workers
-            .get(usize::from(id.worker))
+            .get(usize::from(worker))
             .ok_or(SendRefused::Unknown)?;
         if self.shared.stopping.load(Ordering::Acquire) {
             return Err(SendRefused::Stopped);
@@ -84,7 +140,7 @@ impl Sender {
         // One wake per batch: a queue that was not empty has a wake on its way already (the
         // worker empties the queue in one take, after that wake).
         let wake = queue.is_empty();
-        queue.push((id, command));
+        queue.push(command);
         drop(queue);
         if wake {
             let _ = link.waker.wake();

@@ -13,15 +13,17 @@ use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
-use bytes::{Buf, BytesMut};
+use bytes::BytesMut;
 use mio::net::TcpStream;
 use sockway_proto::connection::Delivery;
-use sockway_proto::{CloseCode, Connection, ConnectionState, Event, Message, Role};
+use sockway_proto::{CloseCode, Connection, ConnectionState, Event, Message, PreparedFrame, Role};
 
 use super::handler::{Conn, Handler, OpenRequest};
 use super::handshake::{self, Outcome};
+use super::held::Held;
 use super::options::EventLoopOptions;
 use super::sender::ConnId;
+use super::topics::Topics;
 use super::worker::Shared;
 
 /// Most bytes one read asks for.
@@ -56,6 +58,8 @@ pub(super) struct Context<'a, H> {
     pub(super) options: &'a EventLoopOptions,
     /// The worker's shared read buffer.
     pub(super) scratch: &'a mut BytesMut,
+    /// The worker's topics, for the handler's subscriptions and publishes.
+    pub(super) topics: &'a mut Topics,
     /// What the server's workers share, for the handler's [`super::Sender`]s.
     pub(super) shared: &'a Arc<Shared>,
     /// The worker's clock, in milliseconds since it started (wrapping).
@@ -95,9 +99,9 @@ pub(super) struct Slot<S> {
     stream: TcpStream,
     id: ConnId,
     /// Received bytes that wait for more: part of a request head or of a frame.
-    input: BytesMut,
+    input: Held,
     /// Bytes to send before the protocol's output: the handshake response or a refusal.
-    raw: BytesMut,
+    raw: Held,
     /// When the close handshake started or the refusal was queued, if it did (worker clock;
     /// see [`closing_time`]).
     closing_at: Option<NonZeroU32>,
@@ -114,8 +118,8 @@ impl<S> Slot<S> {
         Self {
             stream,
             id,
-            input: BytesMut::new(),
-            raw: BytesMut::new(),
+            input: Held::default(),
+            raw: Held::default(),
             closing_at: None,
             draining: false,
             phase: Phase::Handshake {
@@ -143,6 +147,30 @@ impl<S> Slot<S> {
                 let _ = open.protocol.send(message);
             }
         }
+        if self.draining {
+            return Next::Keep;
+        }
+        self.after_io(cx.now)
+    }
+
+    /// Queues a published frame without writing it (the worker writes each subscriber once,
+    /// with [`Slot::write_queued`]); `false` when it was dropped: the WebSocket is not open,
+    /// or its unsent output is over `limit` (a slow subscriber misses messages rather than
+    /// growing the server's memory).
+    pub(super) fn queue_prepared(&mut self, frame: &PreparedFrame, limit: usize) -> bool {
+        match &mut self.phase {
+            Phase::Open(open) if !self.draining && open.protocol.output_len() <= limit => {
+                open.protocol.send_prepared(frame).is_ok()
+            }
+            _ => false,
+        }
+    }
+
+    /// Writes what [`Slot::queue_prepared`] queued.
+    pub(super) fn write_queued<H: Handler<Session = S>>(
+        &mut self,
+        cx: &mut Context<'_, H>,
+    ) -> Next {
         if self.draining {
             return Next::Keep;
         }
@@ -269,7 +297,7 @@ impl<S> Slot<S> {
         let limit = cx.options.limits.max_header_bytes + 1;
         loop {
             let room = limit.saturating_sub(self.input.len()).clamp(1, HEAD_READ);
-            match read_into(&self.stream, &mut self.input, room) {
+            match read_into(&self.stream, self.input.buffer(), room) {
                 Ok(0) => return Next::Remove,
                 Ok(n) => {
                     if let Phase::Handshake { heard_at, .. } = &mut self.phase {
@@ -288,11 +316,14 @@ impl<S> Slot<S> {
             Outcome::Incomplete => Next::Keep,
             Outcome::Refuse(response) => self.refuse(response, cx.now),
             Outcome::Accept(accepted) => {
-                self.input.advance(accepted.head_len);
-                self.input = BytesMut::from(&self.input[..]);
-                self.raw = accepted.response;
+                let rest = BytesMut::from(&self.input[accepted.head_len..]);
+                self.input.put(rest);
+                self.raw.put(accepted.response);
                 let mut protocol =
                     Connection::new(Role::Server, cx.options.websocket.protocol.clone());
+                // `flush` writes several runs at once, so large payloads (echoed or
+                // published) are written from where they are instead of copied.
+                protocol.set_vectored_output(true);
                 let request = OpenRequest {
                     path: &accepted.path,
                     origin: accepted.origin.as_deref(),
@@ -304,6 +335,7 @@ impl<S> Slot<S> {
                         protocol: &mut protocol,
                         id: self.id,
                         shared: cx.shared,
+                        topics: cx.topics,
                     },
                     &request,
                 );
@@ -312,9 +344,9 @@ impl<S> Slot<S> {
                     session: Some(session),
                     paused: false,
                 });
-                let mut pending = std::mem::take(&mut self.input);
+                let mut pending = self.input.take();
                 self.handle_input(cx, &mut pending, false);
-                self.keep_own(pending);
+                self.input.put(pending);
                 self.read_open(cx)
             }
         }
@@ -322,8 +354,8 @@ impl<S> Slot<S> {
 
     /// Queues `response` and closes once it is written.
     fn refuse(&mut self, response: BytesMut, now: u32) -> Next {
-        self.raw = response;
-        self.input = BytesMut::new();
+        self.raw.put(response);
+        self.input.clear();
         self.phase = Phase::Refusing;
         self.closing_at = Some(closing_time(now));
         self.after_io(now)
@@ -362,12 +394,21 @@ impl<S> Slot<S> {
             }
             let own = !self.input.is_empty();
             // A frame's start is held: read onto it, growing with it, never more than
-            // READ_SIZE at once. Otherwise into the worker's buffer.
+            // READ_SIZE at once. Otherwise into the worker's buffer, into the room it has
+            // left while that is within HEAD_READ of READ_SIZE: small messages move its
+            // start back (in `reserve`) once every so many reads rather than on each, and a
+            // large frame still finds nearly READ_SIZE of room.
             let (buffer, room) = if own {
                 let room = self.input.len().clamp(HEAD_READ, READ_SIZE);
-                (&mut self.input, room)
+                (self.input.buffer(), room)
             } else {
-                (&mut *cx.scratch, READ_SIZE)
+                let spare = cx.scratch.capacity() - cx.scratch.len();
+                let room = if spare >= READ_SIZE - HEAD_READ {
+                    spare.min(READ_SIZE)
+                } else {
+                    READ_SIZE
+                };
+                (&mut *cx.scratch, room)
             };
             match read_into(&self.stream, buffer, room) {
                 Ok(0) => {
@@ -379,14 +420,14 @@ impl<S> Slot<S> {
                 }
                 Ok(n) => {
                     if own {
-                        let mut pending = std::mem::take(&mut self.input);
+                        let mut pending = self.input.take();
                         self.handle_input(cx, &mut pending, false);
-                        self.keep_own(pending);
+                        self.input.put(pending);
                     } else {
                         let mut pending = std::mem::take(cx.scratch);
                         self.handle_input(cx, &mut pending, true);
                         if !pending.is_empty() {
-                            self.input = BytesMut::from(&pending[..]);
+                            self.input.put(BytesMut::from(&pending[..]));
                             pending.clear();
                         }
                         *cx.scratch = pending;
@@ -426,6 +467,7 @@ impl<S> Slot<S> {
                             protocol: &mut open.protocol,
                             id: self.id,
                             shared: cx.shared,
+                            topics: cx.topics,
                         };
                         cx.handler.message(&mut conn, session, message);
                     }
@@ -437,16 +479,6 @@ impl<S> Slot<S> {
         if open.protocol.output_len() > cx.options.websocket.write_buffer_limit {
             open.paused = true;
         }
-    }
-
-    /// Keeps the unread rest of the connection's own input (part of a frame), or frees the
-    /// buffer once nothing is left in it.
-    fn keep_own(&mut self, rest: BytesMut) {
-        self.input = if rest.is_empty() {
-            BytesMut::new()
-        } else {
-            rest
-        };
     }
 
     /// Writes what can be written, then decides whether the connection goes on.
@@ -480,7 +512,7 @@ impl<S> Slot<S> {
         if !self.draining {
             self.draining = true;
             self.closing_at.get_or_insert(closing_time(now));
-            self.input = BytesMut::new();
+            self.input.clear();
             if self.stream.shutdown(std::net::Shutdown::Write).is_err() {
                 return Next::Remove;
             }
@@ -517,7 +549,7 @@ impl<S> Slot<S> {
                 Err(e) => return Err(e),
             }
         }
-        self.raw = BytesMut::new();
+        self.raw.clear();
         let Phase::Open(open) = &mut self.phase else {
             return Ok(());
         };
@@ -533,7 +565,12 @@ impl<S> Slot<S> {
             match written {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => open.protocol.advance_output(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // Large payloads may be slices of the worker's 64 KiB read buffer: what waits
+                    // is copied out, so a peer that does not read pins no read buffers.
+                    open.protocol.own_output();
+                    return Ok(());
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }

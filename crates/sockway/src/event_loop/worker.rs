@@ -28,6 +28,7 @@ use super::handler::Handler;
 use super::options::EventLoopOptions;
 use super::sender::{Command, ConnId};
 use super::slot::{millis, Context, Next, Slot};
+use super::topics::Topics;
 
 /// The listener's token.
 pub(super) const LISTENER: Token = Token(usize::MAX - 1);
@@ -56,7 +57,7 @@ pub(super) struct WorkerLink {
     /// Connections dealt to it and not adopted yet.
     pub(super) inbox: Mutex<Vec<(TcpStream, SocketAddr)>>,
     /// Commands from [`super::Sender`]s for its connections.
-    pub(super) commands: Mutex<Vec<(ConnId, Command)>>,
+    pub(super) commands: Mutex<Vec<Command>>,
     /// Wakes its poller.
     pub(super) waker: Waker,
 }
@@ -104,6 +105,13 @@ pub(super) struct Worker<H: Handler> {
     /// The generation the next adopted connection gets (see [`ConnId`]).
     next_generation: u32,
     scratch: BytesMut,
+    /// The topics this worker's connections subscribed to, and this turn's publishes.
+    topics: Topics,
+    /// Slots a publish queued output for this turn (kept for its room).
+    touched: Vec<usize>,
+    /// The worker clock as read once in this loop turn (see [`Worker::parts`]): reading
+    /// it costs a `clock_gettime` and a conversion, per event otherwise.
+    turn_clock: Option<u64>,
     started: Instant,
 }
 
@@ -118,6 +126,7 @@ impl<H: Handler> Worker<H> {
         options: Arc<EventLoopOptions>,
         shared: Arc<Shared>,
     ) -> Self {
+        let max_subscriptions = options.max_subscriptions;
         Self {
             index,
             poll,
@@ -128,6 +137,9 @@ impl<H: Handler> Worker<H> {
             slots: Slab::new(),
             next_generation: 0,
             scratch: BytesMut::new(),
+            topics: Topics::new(max_subscriptions),
+            touched: Vec::new(),
+            turn_clock: None,
             started: Instant::now(),
         }
     }
@@ -148,6 +160,7 @@ impl<H: Handler> Worker<H> {
                 Duration::from_millis(next_tick.saturating_sub(self.now()).min(tick).into())
             };
             let polled = self.poll.poll(&mut events, Some(wait));
+            self.turn_clock = None;
             if !events.is_empty() {
                 spins = 0;
             }
@@ -170,7 +183,12 @@ impl<H: Handler> Worker<H> {
                     }
                 }
             }
-            let now = self.now();
+            while self.topics.has_pending() {
+                self.deliver_published();
+            }
+            let now = self
+                .turn_clock
+                .map_or_else(|| self.now(), |clock| clock as u32);
             if stopping_since.is_none() && self.shared.stopping.load(Ordering::Acquire) {
                 stopping_since = Some(now);
                 self.begin_stop();
@@ -286,18 +304,69 @@ impl<H: Handler> Worker<H> {
     /// Carries out what [`super::Sender`]s queued for this worker's connections.
     fn run_commands(&mut self) {
         let commands = std::mem::take(&mut *lock(&self.shared.workers[self.index].commands));
-        for (id, command) in commands {
+        for command in commands {
+            let id = match &command {
+                Command::Publish(topic, frame) => {
+                    self.topics.queue(topic, frame.clone());
+                    continue;
+                }
+                Command::Send(id, _)
+                | Command::Close(id, _, _)
+                | Command::Subscribe(id, _)
+                | Command::Unsubscribe(id, _) => *id,
+            };
             let key = id.key as usize;
             let (slots, mut cx) = self.parts();
             let Some(slot) = slots.get_mut(key).filter(|slot| slot.id() == id) else {
                 continue;
             };
             let next = match command {
-                Command::Send(message) => slot.deliver(&mut cx, &message),
-                Command::Close(code, reason) => slot.close(&mut cx, code, &reason),
+                Command::Send(_, message) => slot.deliver(&mut cx, &message),
+                Command::Close(_, code, reason) => slot.close(&mut cx, code, &reason),
+                Command::Subscribe(_, topic) => {
+                    if let Err(refused) = self.topics.subscribe(id, &topic) {
+                        tracing::debug!(%refused, "event loop: subscription dropped");
+                    }
+                    continue;
+                }
+                Command::Unsubscribe(_, topic) => {
+                    self.topics.unsubscribe(id, &topic);
+                    continue;
+                }
+                Command::Publish(..) => continue,
             };
             self.settle(key, next);
         }
+    }
+
+    /// Delivers this turn's publishes: each frame queued into every subscriber's output,
+    /// then each subscriber written once (uWebSockets' corking: one system call per socket
+    /// per turn, however many messages it got).
+    fn deliver_published(&mut self) {
+        let pending = self.topics.take_pending();
+        let limit = self.options.websocket.write_buffer_limit;
+        let mut touched = std::mem::take(&mut self.touched);
+        for (topic, frame) in &pending {
+            for id in self.topics.subscribers(topic) {
+                let key = id.key as usize;
+                let slot = self.slots.get_mut(key).filter(|slot| slot.id() == *id);
+                if slot.is_some_and(|slot| slot.queue_prepared(frame, limit)) {
+                    touched.push(key);
+                }
+            }
+        }
+        self.topics.restore_pending(pending);
+        touched.sort_unstable();
+        touched.dedup();
+        for &key in &touched {
+            let (slots, mut cx) = self.parts();
+            if let Some(slot) = slots.get_mut(key) {
+                let next = slot.write_queued(&mut cx);
+                self.settle(key, next);
+            }
+        }
+        touched.clear();
+        self.touched = touched;
     }
 
     /// Removes connection `key` if it is done; tells the handler when it is draining.
@@ -320,13 +389,22 @@ impl<H: Handler> Worker<H> {
             .fetch_sub(1, Ordering::AcqRel);
     }
 
-    /// The connections, and what a connection needs from the worker while it works.
+    /// The connections, and what a connection needs from the worker while it works (the
+    /// clock read at most once per loop turn).
     fn parts(&mut self) -> (&mut Slots<H::Session>, Context<'_, H>) {
-        let clock = self.clock();
+        let clock = match self.turn_clock {
+            Some(clock) => clock,
+            None => {
+                let clock = self.clock();
+                self.turn_clock = Some(clock);
+                clock
+            }
+        };
         let cx = Context {
             handler: &mut self.handler,
             options: &self.options,
             scratch: &mut self.scratch,
+            topics: &mut self.topics,
             shared: &self.shared,
             now: clock as u32,
             clock,
@@ -385,6 +463,7 @@ impl<H: Handler> Worker<H> {
             return;
         };
         let _ = self.poll.registry().deregister(slot.stream());
+        self.topics.remove_conn(slot.id());
         slot.finish(&mut self.handler);
         self.uncount();
         if self.slots.is_empty() && self.slots.capacity() > 1024 {

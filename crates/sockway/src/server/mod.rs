@@ -30,7 +30,6 @@ pub mod axum;
 mod info;
 mod layer;
 mod options;
-mod origin;
 mod rejection;
 mod runner;
 mod shutdown;
@@ -41,13 +40,13 @@ mod upgrade;
 pub use info::{ConnectionInfo, TlsInfo, UpgradeInfo};
 pub use layer::{service_fn, ServiceFn, WebSocketLayer, WebSocketService};
 pub use options::AcceptOptions;
-pub use origin::{InvalidOrigin, OriginPolicy};
 pub use rejection::Rejection;
 pub use runner::{serve, Server, ServerOptions};
 #[cfg(feature = "tls")]
 pub use runner::{ServerTls, TlsConfigError};
 pub use shutdown::ShutdownHandle;
 pub use signals::StopSignals;
+pub use sockway_proto::handshake::{InvalidOrigin, OriginPolicy};
 pub use stream::ServerStream;
 /// tower's `Layer` trait, re-exported so applications can apply [`WebSocketLayer`] without
 /// another dependency.

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use sockway_proto::deflate::DeflateConfig;
+use sockway_proto::handshake::OriginPolicy;
 
-use super::origin::OriginPolicy;
 use crate::config::{KeepAlive, WebSocketConfig};
 
 /// Per-route acceptance settings, with ASP.NET Core's `WebSocketOptions` defaults.
@@ -108,6 +108,15 @@ impl AcceptOptions {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
+        let origins: Vec<S> = origins.into_iter().collect();
+        for origin in origins.iter().map(AsRef::as_ref) {
+            if !OriginPolicy::is_origin(origin) {
+                tracing::warn!(
+                    origin,
+                    "ignoring an allowed origin that is not scheme://host[:port]"
+                );
+            }
+        }
         self.origins = OriginPolicy::list(origins);
         self
     }

@@ -178,9 +178,7 @@ impl Handshake {
             mut info,
             tracking,
         } = self;
-        if !options.origins.allows(offer.origin.as_deref()) {
-            return Err(origin_refused(offer.origin.as_deref().unwrap_or_default()));
-        }
+        handshake::check_origin(&offer, &options.origins)?;
         let subprotocol = handshake::select_subprotocol(&offer.subprotocols, &options.subprotocols)
             .map(str::to_owned);
         let deflate = options
@@ -215,17 +213,6 @@ impl Handshake {
 /// An `OnUpgrade` to hold until the real one is taken from the request.
 fn placeholder_upgrade() -> OnUpgrade {
     hyper::upgrade::on(Request::new(()))
-}
-
-fn origin_refused(origin: &str) -> Rejection {
-    let shown: String = origin.chars().take(200).collect();
-    Rejection::new(
-        StatusCode::FORBIDDEN,
-        format!(
-            "origin {shown} is not allowed to open a WebSocket here: it is not in this \
-             endpoint's list of allowed origins (RFC 6455 section 10.2)"
-        ),
-    )
 }
 
 /// The socket [`accept`] promised: resolves once the handshake response has gone out and

@@ -38,11 +38,13 @@ enum Teardown {
 /// stack probing.
 const STACK_READ: usize = 4096;
 
-/// The same once a read found more than [`STACK_READ`] waiting: stack room costs an idle
-/// socket nothing, so it is sized for one read to take a whole message of a few dozen
-/// kilobytes, rather than by [`WebSocketConfig::read_buffer_size`]; only the bytes that
-/// arrived are kept.
-const LARGE_STACK_READ: usize = 32 * 1024;
+/// The read once one found more than [`STACK_READ`] waiting: sized for one read to take a
+/// whole message of a few dozen kilobytes, rather than by
+/// [`WebSocketConfig::read_buffer_size`]. It goes straight into a heap buffer, which is freed
+/// again when nothing arrived, so a waiting socket holds none; a large message read there
+/// becomes its payload without being copied (uWebSockets likewise parses large messages
+/// where they were read).
+const LARGE_READ: usize = 32 * 1024;
 
 /// The most output-buffer room an idle socket keeps, so that small messages reuse their
 /// buffer while a quiet socket does not hold the room a large message needed.
@@ -98,7 +100,7 @@ pub(crate) struct Engine<S: AsyncRead + AsyncWrite + Unpin> {
     /// large message takes a few large reads, and a socket of small messages stays small.
     read_size: u32,
     /// Whether the last read onto the stack filled its small room (or, from the large one,
-    /// got at least that much), so that the next one uses [`LARGE_STACK_READ`].
+    /// got at least that much), so that the next one uses [`LARGE_READ`].
     large_reads: bool,
     teardown: Teardown,
     close_deadline: Option<Pin<Box<Sleep>>>,
@@ -329,11 +331,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
     }
 
     /// [`Engine::poll_fill`] for a released (empty, unallocated) receive buffer: a read of
-    /// [`STACK_READ`] bytes, or [`LARGE_STACK_READ`] while messages are large.
+    /// [`STACK_READ`] bytes onto the stack, or of [`LARGE_READ`] while messages are large.
     fn poll_fill_from_stack(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         let size = self.config.read_buffer_size.min(STACK_READ);
         let n = if self.large_reads {
-            ready!(self.poll_fill_from_large_stack(cx))?
+            ready!(self.poll_fill_large(cx))?
         } else {
             let mut stack = [std::mem::MaybeUninit::<u8>::uninit(); STACK_READ];
             ready!(self.poll_fill_from(cx, &mut stack[..size]))?
@@ -342,12 +344,29 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
         Poll::Ready(Ok(n))
     }
 
-    /// The large stack read, in a function of its own so that only it pays for probing its
-    /// pages.
-    #[inline(never)]
-    fn poll_fill_from_large_stack(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        let mut stack = [std::mem::MaybeUninit::<u8>::uninit(); LARGE_STACK_READ];
-        self.poll_fill_from(cx, &mut stack)
+    /// The large read (see [`LARGE_READ`]): into a fresh heap buffer that becomes the
+    /// receive buffer, or is freed when nothing arrived.
+    fn poll_fill_large(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        let mut buf = BytesMut::with_capacity(LARGE_READ);
+        let mut read_buf = ReadBuf::uninit(&mut buf.spare_capacity_mut()[..LARGE_READ]);
+        ready!(Pin::new(&mut self.io).poll_read(cx, &mut read_buf))?;
+        let n = read_buf.filled().len();
+        if n == 0 {
+            // End of stream: nothing to keep.
+            return Poll::Ready(Ok(0));
+        }
+        // SAFETY: `ReadBuf` guarantees its first `n` bytes, the start of `buf`'s spare
+        // capacity, were initialised by the read.
+        unsafe { buf.set_len(n) };
+        if n == LARGE_READ {
+            // More is waiting: room for the rest of the frame arriving, as in `poll_fill_from`.
+            self.grow_read_size();
+            let most = MAX_READ_SIZE.max(self.config.read_buffer_size);
+            let rest = rest_of_first_frame(&buf).unwrap_or(0).min(most);
+            buf.reserve(rest.max(self.read_size as usize));
+        }
+        self.read_buf = buf;
+        Poll::Ready(Ok(n))
     }
 
     /// Reads into `scratch` and keeps what arrived in the receive buffer.

@@ -14,7 +14,7 @@ use std::task::{Context, Poll};
 use bytes::BytesMut;
 use sockway_proto::connection::Compression;
 use sockway_proto::deflate::DeflateParams;
-use sockway_proto::{CloseCode, ConnectionState, Message, MessageKind, Role};
+use sockway_proto::{CloseCode, ConnectionState, Message, MessageKind, PreparedFrame, Role};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::config::WebSocketConfig;
@@ -215,6 +215,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// Writes everything queued.
     pub async fn flush(&mut self) -> Result<(), Error> {
         ops::flush(self).await
+    }
+
+    /// Sends a message framed once for many sockets ([`crate::topics`], publish/subscribe)
+    /// and waits until it is written; see [`sockway_proto::Connection::send_prepared`].
+    pub async fn send_prepared(&mut self, frame: &PreparedFrame) -> Result<(), Error> {
+        ops::send(self, Sends::MessageEnd, |conn| conn.send_prepared(frame)).await
+    }
+
+    /// Queues a prepared message without flushing, like [`Self::feed`]: a task that
+    /// drains its [`crate::topics::Subscriber`] feeds every waiting frame, then flushes once.
+    pub async fn feed_prepared(&mut self, frame: &PreparedFrame) -> Result<(), Error> {
+        ops::queue(self, Sends::MessageEnd, |conn| conn.send_prepared(frame)).await
     }
 
     /// Sends a ping (at most 125 bytes of payload).

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
 
 use futures_util::task::AtomicWaker;
-use sockway_proto::{CloseCode, Message, MessageKind};
+use sockway_proto::{CloseCode, Message, MessageKind, PreparedFrame};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::engine::{Engine, Stats};
@@ -209,6 +209,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketWriter<S> {
     /// Writes everything queued.
     pub async fn flush(&mut self) -> Result<(), Error> {
         ops::flush(self).await
+    }
+
+    /// Sends a message framed once for many sockets ([`crate::topics`], publish/subscribe)
+    /// and waits until it is written; see [`sockway_proto::Connection::send_prepared`].
+    pub async fn send_prepared(&mut self, frame: &PreparedFrame) -> Result<(), Error> {
+        ops::send(self, Sends::MessageEnd, |conn| conn.send_prepared(frame)).await
+    }
+
+    /// Queues a prepared message without flushing, like [`Self::feed`]: a task that
+    /// drains its [`crate::topics::Subscriber`] feeds every waiting frame, then flushes once.
+    pub async fn feed_prepared(&mut self, frame: &PreparedFrame) -> Result<(), Error> {
+        ops::queue(self, Sends::MessageEnd, |conn| conn.send_prepared(frame)).await
     }
 
     /// Sends a ping.

@@ -20,10 +20,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use h2::client::{Connection, SendRequest};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::client::transport::ClientStream;
 use crate::client::url::Target;
 
 /// How long a connection without sockets stays open for the next one.
@@ -265,14 +265,19 @@ impl ConnectionPool {
     }
 
     /// Adds a freshly opened connection and starts the task that drives it; the task removes
-    /// it again when it ends or has been idle for [`IDLE_TIMEOUT`].
-    pub(crate) fn insert(
+    /// it again when it ends or has been idle for [`IDLE_TIMEOUT`]. Generic over the transport
+    /// `T` so that the pool need not know the client's transport type (which holds the pool's
+    /// streams: naming it here would tie the two modules in a cycle).
+    pub(crate) fn insert<T>(
         &self,
         key: &PoolKey,
         send: SendRequest<Bytes>,
-        connection: Connection<ClientStream, Bytes>,
+        connection: Connection<T, Bytes>,
         facts: ConnectionFacts,
-    ) -> PooledConnection {
+    ) -> PooledConnection
+    where
+        T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
         let facts = ConnectionFacts {
             id: NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed),
             ..facts
@@ -305,8 +310,8 @@ impl ConnectionPool {
 /// Drives one connection's I/O until it ends; takes it out of the pool when it ends or has
 /// had no sockets for [`IDLE_TIMEOUT`] (the pool's handle is then dropped, and the connection
 /// closes with `GOAWAY` once its last stream is gone).
-async fn drive(
-    connection: Connection<ClientStream, Bytes>,
+async fn drive<T: AsyncRead + AsyncWrite + Unpin>(
+    connection: Connection<T, Bytes>,
     state: Arc<ConnectionState>,
     pool: Weak<PoolInner>,
     key: PoolKey,

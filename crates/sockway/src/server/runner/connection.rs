@@ -19,11 +19,12 @@ use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use sockway_proto::handshake::{self, H2_PREFACE};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
 use tower_service::Service;
 
-use super::head::{read_head, HeadError, HeadLimits, Rewind};
+use super::head::{read_head, HeadError, Rewind};
 use super::options::ServerOptions;
 use super::refuse::Refusal;
 use super::BoxError;
@@ -32,9 +33,7 @@ use crate::server::shutdown::{ConnectionPermit, Signal, Tracking, Waiter};
 
 /// The first line of the HTTP/2 connection preface (RFC 9113 section 3.4), as the head
 /// reader sees it: it ends in an empty line, so it reads as a request head without fields.
-const H2_PREFACE_HEAD: &[u8] = b"PRI * HTTP/2.0\r\n\r\n";
-/// The whole client connection preface (RFC 9113 section 3.4).
-const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+const H2_PREFACE_HEAD: &[u8] = H2_PREFACE.split_at(18).0;
 
 /// What every connection task of one server shares.
 pub(super) struct Shared {
@@ -163,10 +162,7 @@ async fn serve_after_head<I, S, B>(
     let options = &shared.options;
     let peer = service.info.peer_addr;
     let mut head = BytesMut::new();
-    let limits = HeadLimits {
-        max_bytes: options.limits.max_header_bytes,
-        max_headers: options.limits.max_headers,
-    };
+    let limits = options.limits.head();
     let read = tokio::select! {
         read = tokio::time::timeout(
             options.limits.handshake_timeout,
@@ -176,20 +172,10 @@ async fn serve_after_head<I, S, B>(
     };
     let refusal = match read {
         Ok(Ok(())) => None,
-        Ok(Err(HeadError::TooLarge)) => Some(Refusal::new(
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            format!(
-                "the request head is larger than this server's limit of {} bytes",
-                options.limits.max_header_bytes
-            ),
-        )),
-        Ok(Err(HeadError::TooManyHeaders(count))) => Some(Refusal::new(
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            format!(
-                "the request has {count} header fields, more than this server's limit of {}",
-                options.limits.max_headers
-            ),
-        )),
+        Ok(Err(HeadError::Limit(error))) => {
+            let refusal = handshake::Refusal::from_head(&error);
+            Some(Refusal::new(refusal.status(), refusal.body()))
+        }
         Ok(Err(HeadError::Closed)) => return,
         Ok(Err(HeadError::Io(error))) => {
             tracing::debug!(%peer, %error, "reading the request head failed");

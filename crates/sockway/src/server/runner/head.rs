@@ -1,40 +1,33 @@
 //! Reading a connection's first request head with a bounded buffer, before hyper sees it, so
 //! that an oversized head gets a real 431 with a body and a slow one (slowloris) is cut off
-//! at the handshake timeout. The bytes read are then replayed to hyper by [`Rewind`].
+//! at the handshake timeout. Where the head ends and whether it keeps within the limits is
+//! the core's rule ([`handshake::check_head`]); this module only reads. The bytes read are then replayed to hyper by [`Rewind`].
 
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::{Buf, BytesMut};
+use sockway_proto::handshake::{self, HeadLimits};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
-
-/// Limits on the request head.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct HeadLimits {
-    /// Most bytes the head (request line, header fields, blank line) may take.
-    pub(super) max_bytes: usize,
-    /// Most header fields it may have.
-    pub(super) max_headers: usize,
-}
 
 /// Why no complete head was read.
 #[derive(Debug)]
 pub(super) enum HeadError {
-    /// The head passed `max_bytes` without ending.
-    TooLarge,
-    /// The head ended but has more than `max_headers` fields.
-    TooManyHeaders(usize),
+    /// The head broke a limit (431); the core's [`Refusal::from_head`] says why.
+    ///
+    /// [`Refusal::from_head`]: sockway_proto::handshake::Refusal::from_head
+    Limit(handshake::HeadError),
     /// The peer closed the connection first.
     Closed,
     /// The transport failed.
     Io(io::Error),
 }
 
-/// Reads into `buf` until it holds a complete request head (ending in an empty line), and
-/// checks it against `limits`. Bytes after the head (a pipelined request, an HTTP/2 preface's
-/// tail) stay in `buf`. The caller bounds the time; `buf` keeps what arrived so far, so the
-/// caller can tell a silent connection from a slow one.
+/// Reads into `buf` until it holds a complete request head, checked against `limits` by the
+/// core's [`handshake::check_head`]. Bytes after the head (a pipelined request, an HTTP/2
+/// preface's tail) stay in `buf`. The caller bounds the time; `buf` keeps what arrived so far,
+/// so the caller can tell a silent connection from a slow one.
 pub(super) async fn read_head<R: AsyncRead + Unpin>(
     io: &mut R,
     buf: &mut BytesMut,
@@ -42,15 +35,11 @@ pub(super) async fn read_head<R: AsyncRead + Unpin>(
 ) -> Result<(), HeadError> {
     let mut searched = 0;
     loop {
-        if let Some(end) = find_head_end(buf, searched) {
-            let fields = count_fields(&buf[..end]);
-            if fields > limits.max_headers {
-                return Err(HeadError::TooManyHeaders(fields));
-            }
+        if handshake::check_head(buf, searched, &limits)
+            .map_err(HeadError::Limit)?
+            .is_some()
+        {
             return Ok(());
-        }
-        if buf.len() > limits.max_bytes {
-            return Err(HeadError::TooLarge);
         }
         // Look again only where a terminator could newly appear.
         searched = buf.len().saturating_sub(3);
@@ -68,30 +57,6 @@ pub(super) async fn read_head<R: AsyncRead + Unpin>(
             return Err(HeadError::Closed);
         }
     }
-}
-
-/// The index just past the empty line ending the head (`\r\n\r\n`, or `\n\n`, which
-/// RFC 9112 section 2.2 lets a recipient accept), searching from `from`.
-fn find_head_end(buf: &[u8], from: usize) -> Option<usize> {
-    let mut i = from;
-    while i < buf.len() {
-        if buf[i] == b'\n' {
-            if buf.get(i + 1) == Some(&b'\n') {
-                return Some(i + 2);
-            }
-            if buf.get(i + 1) == Some(&b'\r') && buf.get(i + 2) == Some(&b'\n') {
-                return Some(i + 3);
-            }
-        }
-        i += 1;
-    }
-    None
-}
-
-/// Header fields in a complete head: its lines minus the request line and the empty line.
-fn count_fields(head: &[u8]) -> usize {
-    let lines = head.iter().filter(|&&b| b == b'\n').count();
-    lines.saturating_sub(2)
 }
 
 /// A transport that first yields bytes already read from it.
@@ -168,7 +133,7 @@ mod tests {
 
     const LIMITS: HeadLimits = HeadLimits {
         max_bytes: 64,
-        max_headers: 2,
+        max_fields: 2,
     };
 
     async fn read(input: &[u8]) -> (Result<(), HeadError>, BytesMut) {
@@ -191,12 +156,17 @@ mod tests {
         let long = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(100));
         assert!(matches!(
             read(long.as_bytes()).await.0,
-            Err(HeadError::TooLarge)
+            Err(HeadError::Limit(handshake::HeadError::TooLarge {
+                limit: 64
+            }))
         ));
         let many = b"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n";
         assert!(matches!(
             read(many).await.0,
-            Err(HeadError::TooManyHeaders(3))
+            Err(HeadError::Limit(handshake::HeadError::TooManyFields {
+                count: 3,
+                limit: 2
+            }))
         ));
         assert!(matches!(read(b"GET / HT").await.0, Err(HeadError::Closed)));
     }

@@ -2,6 +2,9 @@
 //! apply to WebSockets, so this check is what stops another site's page from opening a socket
 //! with the user's cookies (cross-site WebSocket hijacking). It is no authentication: any
 //! non-browser client can send whatever `Origin` it likes.
+//!
+//! One rule for every server: the async server, the event-loop server and the gateway all
+//! decide with [`OriginPolicy::allows`].
 
 /// Which origins may open a WebSocket.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -19,9 +22,9 @@ pub enum OriginPolicy {
 
 impl OriginPolicy {
     /// A policy allowing `origins`; an empty list allows any. Entries that are not origins
-    /// (`scheme://host[:port]`) are skipped with a warning, but a non-empty list never turns
-    /// into "any": if every entry is invalid, only requests without `Origin` pass. Use
-    /// [`OriginPolicy::try_list`] to reject such entries instead.
+    /// (`scheme://host[:port]`, see [`OriginPolicy::is_origin`]) are skipped, but a non-empty
+    /// list never turns into "any": if every entry is invalid, only requests without `Origin`
+    /// pass. Use [`OriginPolicy::try_list`] to reject such entries instead.
     pub fn list<I, S>(origins: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -31,13 +34,7 @@ impl OriginPolicy {
         let mut list = Vec::new();
         for origin in origins {
             any_given = true;
-            match normalize(origin.as_ref()) {
-                Some(o) => list.push(o),
-                None => tracing::warn!(
-                    origin = origin.as_ref(),
-                    "ignoring an allowed origin that is not scheme://host[:port]"
-                ),
-            }
+            list.extend(normalize(origin.as_ref()));
         }
         if any_given {
             Self::List(list)
@@ -63,6 +60,12 @@ impl OriginPolicy {
         } else {
             Self::List(list)
         })
+    }
+
+    /// Whether `origin` is an origin as [`OriginPolicy::list`] understands it
+    /// (`scheme://host[:port]`, RFC 6454 section 6.1); the opaque `null` origin is not.
+    pub fn is_origin(origin: &str) -> bool {
+        normalize(origin).is_some()
     }
 
     /// Whether a request with this `Origin` header (or none) may connect.
