@@ -225,9 +225,11 @@ async fn answer(
     }
     Ok(match request.uri().path() {
         "/metrics" => {
-            let text = shared
-                .metrics
-                .render(runtime.upstreams.values(), shared.sessions.count());
+            let idle = |b: &crate::pool::Backend| shared.connections.idle(&b.id) as u64;
+            let text =
+                shared
+                    .metrics
+                    .render(runtime.upstreams.values(), shared.sessions.count(), &idle);
             let mut response = Response::new(full(text));
             response.headers_mut().insert(
                 CONTENT_TYPE,

@@ -16,6 +16,8 @@ use std::net::{IpAddr, SocketAddr};
 use http::header::{HeaderName, HeaderValue, FORWARDED};
 use http::HeaderMap;
 
+use crate::config::Cidr;
+
 /// `X-Forwarded-For`.
 pub const X_FORWARDED_FOR: &str = "x-forwarded-for";
 /// `X-Forwarded-Proto`.
@@ -29,70 +31,15 @@ pub const X_REAL_IP: &str = "x-real-ip";
 /// `X-Original-Host` (Azure Application Gateway's name for the host the client asked for).
 pub const X_ORIGINAL_HOST: &str = "x-original-host";
 
-/// An address range (`10.0.0.0/8`, `2001:db8::/32`, or one address without `/len`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cidr {
-    network: IpAddr,
-    prefix: u8,
-}
-
-impl Cidr {
-    /// Parses `addr/len` or a single address; the error says what is wrong, for validation.
-    pub fn parse(text: &str) -> Result<Cidr, String> {
-        let (addr, prefix) = match text.split_once('/') {
-            Some((a, p)) => (a, Some(p)),
-            None => (text, None),
-        };
-        let network: IpAddr = addr
-            .trim()
-            .parse()
-            .map_err(|_| format!("{text:?} is not an IP address or CIDR range"))?;
-        let max = if network.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            None => max,
-            Some(p) => match p.trim().parse::<u8>() {
-                Ok(n) if n <= max => n,
-                _ => return Err(format!("{text:?}: the prefix length must be 0-{max}")),
-            },
-        };
-        Ok(Cidr { network, prefix })
-    }
-
-    /// Whether `ip` is in the range (an IPv4-mapped IPv6 address counts as its IPv4 one).
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.network.to_canonical(), ip.to_canonical()) {
-            (IpAddr::V4(n), IpAddr::V4(a)) => {
-                prefix_equal(&n.octets(), &a.octets(), self.prefix.min(32))
-            }
-            (IpAddr::V6(n), IpAddr::V6(a)) => prefix_equal(&n.octets(), &a.octets(), self.prefix),
-            _ => false,
-        }
-    }
-}
-
-fn prefix_equal(a: &[u8], b: &[u8], bits: u8) -> bool {
-    let whole = usize::from(bits / 8);
-    if a[..whole] != b[..whole] {
-        return false;
-    }
-    let rest = bits % 8;
-    if rest == 0 {
-        return true;
-    }
-    let mask = 0xffu8 << (8 - rest);
-    (a[whole] & mask) == (b[whole] & mask)
-}
-
 /// The peers whose forwarding headers are believed (`trustedProxies`); empty by default, so
 /// a gateway on the internet believes nobody.
 #[derive(Debug, Clone, Default)]
 pub struct TrustedProxies(Vec<Cidr>);
 
 impl TrustedProxies {
-    /// From the configuration's list; entries that do not parse are skipped (validation
-    /// reports them before a configuration gets here).
-    pub fn new(ranges: &[String]) -> Self {
-        Self(ranges.iter().filter_map(|r| Cidr::parse(r).ok()).collect())
+    /// From the configuration's list.
+    pub fn new(ranges: &[Cidr]) -> Self {
+        Self(ranges.to_vec())
     }
 
     /// Whether `peer` is in one of the ranges.

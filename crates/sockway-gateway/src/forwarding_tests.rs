@@ -83,27 +83,9 @@ fn ipv6_peers_are_quoted_in_forwarded() {
 }
 
 #[test]
-fn cidr_ranges_match_by_prefix() {
-    let net = Cidr::parse("10.1.0.0/16").unwrap();
-    assert!(net.contains("10.1.200.3".parse().unwrap()));
-    assert!(!net.contains("10.2.0.1".parse().unwrap()));
-    assert!(net.contains("::ffff:10.1.0.9".parse().unwrap()));
-    let odd = Cidr::parse("192.168.0.0/23").unwrap();
-    assert!(odd.contains("192.168.1.255".parse().unwrap()));
-    assert!(!odd.contains("192.168.2.0".parse().unwrap()));
-    let one = Cidr::parse("127.0.0.1").unwrap();
-    assert!(one.contains("127.0.0.1".parse().unwrap()));
-    assert!(!one.contains("127.0.0.2".parse().unwrap()));
-    let v6 = Cidr::parse("2001:db8::/32").unwrap();
-    assert!(v6.contains("2001:db8:1::1".parse().unwrap()));
-    assert!(!v6.contains("10.0.0.1".parse().unwrap()));
-    assert!(Cidr::parse("0.0.0.0/0")
-        .unwrap()
-        .contains("8.8.8.8".parse().unwrap()));
-    for bad in ["10.0.0.0/33", "10.0.0/8", "x", "::/129", "10.0.0.0/-1"] {
-        assert!(Cidr::parse(bad).is_err(), "{bad}");
-    }
-    let trusted = TrustedProxies::new(&["10.0.0.0/8".into(), "::1".into()]);
+fn trusted_proxies_are_the_listed_ranges() {
+    let ranges = ["10.0.0.0/8", "::1"].map(|r| Cidr::parse(r).unwrap());
+    let trusted = TrustedProxies::new(&ranges);
     assert!(trusted.trusts("10.3.3.3".parse().unwrap()));
     assert!(trusted.trusts("::1".parse().unwrap()));
     assert!(!trusted.trusts("127.0.0.1".parse().unwrap()));

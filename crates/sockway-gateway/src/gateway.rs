@@ -11,6 +11,7 @@ use tokio::sync::watch;
 
 use crate::config::{self, GatewayConfig};
 use crate::drain::{drain_backend, CloseOrder};
+use crate::error::GatewayError;
 use crate::handover::{admin_key, front_key, Inherited};
 use crate::health_view::BackendHealth;
 use crate::listener::{self, Front};
@@ -27,7 +28,7 @@ pub struct Gateway {
 struct Inner {
     shared: Arc<Shared>,
     path: Option<PathBuf>,
-    fronts: Mutex<HashMap<(String, u16), Front>>,
+    fronts: Mutex<HashMap<SocketAddr, Front>>,
     probes: Mutex<ProbeSet>,
     shutdown: watch::Sender<bool>,
     admin: Option<SocketAddr>,
@@ -39,15 +40,18 @@ struct Inner {
 
 impl Gateway {
     /// Loads `path` and starts; see [`Gateway::start`].
-    pub async fn start_file(path: &Path) -> Result<Gateway, String> {
-        let config = config::load(path).map_err(|e| e.to_string())?;
+    pub async fn start_file(path: &Path) -> Result<Gateway, GatewayError> {
+        let config = config::load(path)?;
         Self::start(config, Some(path.to_owned())).await
     }
 
     /// Starts a gateway for a configuration that passed [`config::validate()`]: binds every
     /// listener (failing if one cannot be bound) and the admin listener, and starts probing.
     /// `path` is the file later reloads read.
-    pub async fn start(config: GatewayConfig, path: Option<PathBuf>) -> Result<Gateway, String> {
+    pub async fn start(
+        config: GatewayConfig,
+        path: Option<PathBuf>,
+    ) -> Result<Gateway, GatewayError> {
         Self::start_inherited(config, path, &mut Inherited::default()).await
     }
 
@@ -57,36 +61,48 @@ impl Gateway {
         config: GatewayConfig,
         path: Option<PathBuf>,
         inherited: &mut Inherited,
-    ) -> Result<Gateway, String> {
+    ) -> Result<Gateway, GatewayError> {
         let issues = config::validate(&config);
         if !issues.is_empty() {
-            return Err(config::ConfigError::Invalid(issues).to_string());
+            return Err(config::ConfigError::Invalid(issues).into());
         }
-        let admin_address = config.admin.as_ref().map(|a| a.address.clone());
+        let admin_address = config.admin.as_ref().map(|a| a.address);
         let runtime = Runtime::build(config, None, 1)?;
         let fronts_wanted = runtime.fronts();
         let max_body = runtime.limits.probe_max_body_bytes;
         let shared = Shared::new(runtime);
+        let probes = ProbeSet::start(
+            shared.current().upstreams.values(),
+            max_body,
+            &shared.sessions,
+        );
+        if !inherited.is_empty() {
+            // Taking over from a running gateway: both processes accept from the same
+            // sockets, so this one starts accepting only once it knows which backends are
+            // up; otherwise its first requests would get 502 while the old one serves fine.
+            first_probes(&shared).await;
+        }
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut fronts = HashMap::new();
-        for (bind, port) in fronts_wanted {
-            let socket = match inherited.take(&front_key(&bind, port)) {
+        for address in fronts_wanted {
+            let socket = match inherited.take(&front_key(address)) {
                 Some(socket) => socket,
-                None => listener::bind(&bind, port).await?,
+                None => listener::bind(address).await?,
             };
-            let front = listener::start(shared.clone(), socket, port, shutdown_rx.clone())?;
+            let front =
+                listener::start(shared.clone(), socket, address.port(), shutdown_rx.clone())?;
             tracing::info!(address = %front.local_addr, "listening");
-            fronts.insert((bind, port), front);
+            fronts.insert(address, front);
         }
         #[cfg(unix)]
         let mut admin_socket = None;
         let admin = match admin_address {
             Some(address) => {
-                let socket = match inherited.take(&admin_key(&address)) {
+                let socket = match inherited.take(&admin_key(address)) {
                     Some(socket) => socket,
-                    None => tokio::net::TcpListener::bind(&address)
+                    None => tokio::net::TcpListener::bind(address)
                         .await
-                        .map_err(|e| format!("cannot listen on admin address {address}: {e}"))?,
+                        .map_err(|source| GatewayError::AdminListen { address, source })?,
                 };
                 #[cfg(unix)]
                 {
@@ -95,7 +111,7 @@ impl Gateway {
                         .as_fd()
                         .try_clone_to_owned()
                         .ok()
-                        .map(|fd| (admin_key(&address), fd));
+                        .map(|fd| (admin_key(address), fd));
                 }
                 let addr = crate::admin::start(shared.clone(), socket, shutdown_rx.clone());
                 tracing::info!(address = %addr, "admin listener (/metrics, /healthz)");
@@ -103,11 +119,6 @@ impl Gateway {
             }
             None => None,
         };
-        let probes = ProbeSet::start(
-            shared.current().upstreams.values(),
-            max_body,
-            &shared.sessions,
-        );
         Ok(Gateway {
             inner: Arc::new(Inner {
                 shared,
@@ -138,11 +149,11 @@ impl Gateway {
     pub fn handover_sockets(&self) -> Vec<(String, std::os::fd::OwnedFd)> {
         let mut out = Vec::new();
         if let Ok(fronts) = self.inner.fronts.lock() {
-            for ((bind, port), front) in fronts.iter() {
+            for (address, front) in fronts.iter() {
                 let socket = front.socket.lock().ok();
                 let fd = socket.as_ref().and_then(|s| s.as_ref()?.try_clone().ok());
                 if let Some(fd) = fd {
-                    out.push((front_key(bind, *port), fd));
+                    out.push((front_key(*address), fd));
                 }
             }
         }
@@ -155,25 +166,6 @@ impl Gateway {
             out.push((key, fd));
         }
         out
-    }
-
-    /// Waits until every backend has been probed once (bounded by the longest probe
-    /// timeout), so that a gateway taking over from another serves from its first request
-    /// instead of answering 502 while its backends still count as unhealthy.
-    pub async fn first_probes(&self) {
-        let runtime = self.inner.shared.current();
-        let limit = runtime
-            .upstreams
-            .values()
-            .map(|u| u.probe.timeout)
-            .max()
-            .unwrap_or_default();
-        let deadline = tokio::time::Instant::now() + limit;
-        while tokio::time::Instant::now() < deadline
-            && runtime.backends().any(|b| b.last_probe().is_none())
-        {
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
     }
 
     /// The admin listener's address, if configured.
@@ -203,11 +195,12 @@ impl Gateway {
 
     /// The `/metrics` text.
     pub fn metrics_text(&self) -> String {
-        let runtime = self.inner.shared.current();
-        self.inner
-            .shared
+        let shared = &self.inner.shared;
+        let runtime = shared.current();
+        let idle = |b: &crate::pool::Backend| shared.connections.idle(&b.id) as u64;
+        shared
             .metrics
-            .render(runtime.upstreams.values(), self.sessions())
+            .render(runtime.upstreams.values(), self.sessions(), &idle)
     }
 
     /// Every backend's health, sorted by pool, settings and address.
@@ -241,15 +234,15 @@ impl Gateway {
     /// Applies the running configuration again, which reads its certificate, key and root
     /// files anew (see [`Gateway::apply`]; on an error, such as a key that does not match its
     /// certificate yet, what runs stays).
-    pub async fn reload_tls(&self) -> Result<(), String> {
+    pub async fn reload_tls(&self) -> Result<(), GatewayError> {
         let config = self.inner.shared.current().config.clone();
         self.apply(config).await
     }
 
     /// Re-reads the configuration file and applies it (see [`Gateway::apply`]).
-    pub async fn reload(&self) -> Result<(), String> {
+    pub async fn reload(&self) -> Result<(), GatewayError> {
         let Some(path) = self.inner.path.clone() else {
-            return Err("the gateway was not started from a file".into());
+            return Err(GatewayError::NoFile);
         };
         match config::load(&path) {
             Ok(config) => self.apply(config).await,
@@ -259,7 +252,7 @@ impl Gateway {
                     .metrics
                     .reloads_failed
                     .fetch_add(1, Ordering::Relaxed);
-                Err(e.to_string())
+                Err(e.into())
             }
         }
     }
@@ -270,7 +263,7 @@ impl Gateway {
     /// drained (their sessions close with 1001 after the drain timeout, or at once without
     /// draining). On any error (invalid configuration, certificate, port in use) the old
     /// configuration stays.
-    pub async fn apply(&self, config: GatewayConfig) -> Result<(), String> {
+    pub async fn apply(&self, config: GatewayConfig) -> Result<(), GatewayError> {
         let _serial = self.inner.reload_lock.lock().await;
         let result = self.apply_locked(config).await;
         let counter = match &result {
@@ -281,16 +274,16 @@ impl Gateway {
         result
     }
 
-    async fn apply_locked(&self, config: GatewayConfig) -> Result<(), String> {
+    async fn apply_locked(&self, config: GatewayConfig) -> Result<(), GatewayError> {
         let issues = config::validate(&config);
         if !issues.is_empty() {
-            return Err(config::ConfigError::Invalid(issues).to_string());
+            return Err(config::ConfigError::Invalid(issues).into());
         }
         let shared = &self.inner.shared;
         let old = shared.current();
         let runtime = Runtime::build(config, Some(&old), old.generation + 1)?;
         let wanted = runtime.fronts();
-        let have: Vec<(String, u16)> = self
+        let have: Vec<SocketAddr> = self
             .inner
             .fronts
             .lock()
@@ -298,7 +291,7 @@ impl Gateway {
             .unwrap_or_default();
         let mut new_sockets = Vec::new();
         for key in wanted.iter().filter(|k| !have.contains(k)) {
-            new_sockets.push((key.clone(), listener::bind(&key.0, key.1).await?));
+            new_sockets.push((*key, listener::bind(*key).await?));
         }
         let max_body = runtime.limits.probe_max_body_bytes;
         // A backend is removed when no backend with its address, port and protocol is left:
@@ -309,12 +302,16 @@ impl Gateway {
         shared.swap(runtime);
         let current = shared.current();
         {
-            let mut fronts = self.inner.fronts.lock().map_err(|_| "poisoned")?;
+            let mut fronts = self
+                .inner
+                .fronts
+                .lock()
+                .map_err(|_| GatewayError::Poisoned)?;
             for (key, socket) in new_sockets {
                 let front = listener::start(
                     shared.clone(),
                     socket,
-                    key.1,
+                    key.port(),
                     self.inner.shutdown.subscribe(),
                 )?;
                 tracing::info!(address = %front.local_addr, "listening");
@@ -392,5 +389,24 @@ impl Gateway {
             tracing::info!(sessions = n, "closing WebSocket sessions with 1001");
             sessions.wait_empty(limits.close_grace * 3).await;
         }
+    }
+}
+
+/// Waits until every backend has been probed once (bounded by the longest probe timeout),
+/// so that a gateway taking over from another serves from its first request instead of
+/// answering 502 while its backends still count as unhealthy.
+async fn first_probes(shared: &Shared) {
+    let runtime = shared.current();
+    let limit = runtime
+        .upstreams
+        .values()
+        .map(|u| u.probe.timeout)
+        .max()
+        .unwrap_or_default();
+    let deadline = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < deadline
+        && runtime.backends().any(|b| b.last_probe().is_none())
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
 }

@@ -12,6 +12,7 @@
 //! with the directory's permissions, so only who may change the configuration may take over.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 #[cfg(unix)]
@@ -27,14 +28,15 @@ pub fn socket_path(config: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// The key of a front's socket.
-pub fn front_key(bind: &str, port: u16) -> String {
-    format!("{bind}:{port}")
+/// The key of a front's socket (`ip:port`, IPv6 without brackets, as earlier versions
+/// wrote it, so that they can hand over to this one).
+pub fn front_key(address: SocketAddr) -> String {
+    format!("{}:{}", address.ip(), address.port())
 }
 
 /// The key of the admin socket bound to `address`: a new configuration with another admin
 /// address binds its own.
-pub fn admin_key(address: &str) -> String {
+pub fn admin_key(address: SocketAddr) -> String {
     format!("admin {address}")
 }
 

@@ -1,58 +1,66 @@
 //! # sockway-gateway
 //!
-//! A WebSocket-aware application gateway in the shape of Azure Application Gateway (the
-//! seed 003): `httpListeners` (HTTP and HTTPS, multi-site by host name and SNI) route through
+//! A WebSocket-aware application gateway in the shape of Azure Application Gateway:
+//! `httpListeners` (HTTP and HTTPS, multi-site by host name and SNI) route through
 //! `requestRoutingRules` (`Basic` or `PathBasedRouting` with `urlPathMaps`) to
 //! `backendAddressPools`, talking to backends with `backendHttpSettingsCollection` (port,
 //! protocol, request timeout, cookie affinity, connection draining) and watching them with
 //! `probes`. WebSockets need no switch: every listener forwards the upgrade handshake and
 //! relays the session; the request timeout is the session's idle limit.
 //!
-//! - [`config`]: the model (JSON or TOML), defaults and validation with exact error paths.
-//! - [`routing`], [`balance`]: pure routing and backend choice.
-//! - [`probe`]: HTTP, HTTPS and WebSocket health probes.
-//! - [`proxy`]: forwarding requests and WebSocket sessions; [`forwarding`]: the forwarding
-//!   headers and `trustedProxies`.
-//! - [`Gateway`]: running it, reloads ([`reload`]), draining ([`drain`]), shutdown, and the
-//!   zero-downtime upgrade ([`handover`]).
-//! - [`slots`]: connection limits per bound address and per client; [`outlier`]: passive
-//!   health from real traffic.
-//! - [`metrics`], [`access_log`], [`health_view`]: observability.
+//! The public surface is [`config`] (the model, parsed once with every error and its path),
+//! [`Gateway`] and [`run`] (running it, reloads through [`reload`], the zero-downtime
+//! upgrade through [`handover`]) and [`tls`] (certificate loading). Inside, modules depend
+//! one way, each only on those before it:
+//!
+//! 1. `config`: the typed model; a leaf.
+//! 2. `routing`, `balance`: pure routing and backend choice.
+//! 3. `pool` (live backends, health, counters), with `outlier` (passive health), `drain`
+//!    (the session registry) and `metrics`.
+//! 4. `probe` (health probes) and `proxy` (forwarding requests, relaying WebSocket
+//!    sessions, the backend connection cache), over `state` (the live configuration
+//!    generation), `conn` (what is known about a client connection), `forwarding`,
+//!    `access_log`, `guard` and `slots`.
+//! 5. `listener`: accepting connections, TLS, the HTTP/1.1 and HTTP/2 servers.
+//! 6. `gateway`, `admin`, `reload`, `handover`: the running gateway.
 //!
 //! See `docs/gateway.md` for the configuration reference and behaviour.
 
 #![warn(missing_docs)]
 
-pub mod access_log;
+mod access_log;
 mod admin;
-pub mod balance;
+mod balance;
 pub mod config;
-pub mod drain;
-pub mod forwarding;
+mod conn;
+mod drain;
+mod error;
+mod forwarding;
 mod gateway;
-pub mod guard;
+mod guard;
 pub mod handover;
-pub mod health_view;
-pub mod listener;
-pub mod metrics;
-pub mod outlier;
-pub mod pool;
-pub mod preface;
-pub mod probe;
-pub mod proxy;
+mod health_view;
+mod listener;
+mod metrics;
+mod outlier;
+mod pool;
+mod preface;
+mod probe;
+mod proxy;
 pub mod reload;
-pub mod routing;
-pub mod slots;
-pub mod state;
+mod routing;
+mod slots;
+mod state;
 pub mod tls;
 
+pub use error::GatewayError;
 pub use gateway::Gateway;
 pub use health_view::BackendHealth;
 
 /// Runs the gateway from `path` until Ctrl-C or SIGTERM, reloading on SIGHUP and when the
 /// file changes, then shuts down cleanly. If a gateway already runs with the same file, this
 /// one takes over its listening sockets and the old one drains and exits ([`handover`]).
-pub async fn run(path: &std::path::Path) -> Result<(), String> {
+pub async fn run(path: &std::path::Path) -> Result<(), GatewayError> {
     // Listening for the signals before the listeners open: one sent as soon as the gateway
     // announces itself is acted on instead of ending the process by its default action.
     let mut stop = sockway::server::StopSignals::install();
@@ -71,8 +79,8 @@ pub async fn run_until(
     path: &std::path::Path,
     hangup: reload::Hangup,
     stop: impl std::future::Future<Output = ()>,
-) -> Result<(), String> {
-    let config = config::load(path).map_err(|e| e.to_string())?;
+) -> Result<(), GatewayError> {
+    let config = config::load(path)?;
     let socket_path = handover::socket_path(path);
     let mut inherited = handover::Inherited::default();
     #[cfg(unix)]
@@ -90,7 +98,6 @@ pub async fn run_until(
     let gateway = Gateway::start_inherited(config, Some(path.to_owned()), &mut inherited).await?;
     #[cfg(unix)]
     if let Some(taken) = taken {
-        gateway.first_probes().await;
         if taken.ready().await {
             tracing::info!("the previous gateway stopped accepting; it drains its sessions");
         } else {

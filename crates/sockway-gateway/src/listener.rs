@@ -1,9 +1,8 @@
 //! Front-end sockets: one accept loop per bound address (`bindAddress:port`; listeners that
 //! share a port share it), TLS for `Https` ports with the certificate picked by SNI, the
 //! framing guard, and hyper's automatic HTTP/1.1 / HTTP/2 server with upgrades and extended
-//! CONNECT (RFC 8441) turned on. Every listener carries WebSockets; there is no switch (seed
-//! 003: "WebSocket 지원을 선택적으로 사용하거나 사용하지 않도록 설정하는 사용자 구성 가능
-//! 설정은 없습니다").
+//! CONNECT (RFC 8441) turned on. Every listener carries WebSockets; there is no switch, as
+//! Azure Application Gateway has no user setting to turn WebSocket support on or off.
 //!
 //! A plain connection whose first bytes are not the HTTP/2 preface ([`crate::preface`]) is
 //! served by hyper's HTTP/1 server directly, not through the automatic one: its IO type is
@@ -21,15 +20,16 @@ use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 use crate::config::Protocol;
+use crate::conn::ConnInfo;
+use crate::error::GatewayError;
 use crate::guard::{GuardState, HeadGuard};
 use crate::preface::{self, Preface};
-use crate::proxy::{self, ConnInfo};
-pub use crate::slots::{ConnectionSlot, OpenConnections};
-use crate::slots::{Full, SlotLimits};
-use crate::state::{Runtime, Shared};
+use crate::proxy;
+use crate::slots::Full;
+use crate::slots::{ConnectionSlot, OpenConnections};
+use crate::state::Shared;
 
 /// A running accept loop.
 #[derive(Debug)]
@@ -42,7 +42,6 @@ pub struct Front {
     #[cfg(unix)]
     pub socket: std::sync::Mutex<Option<std::os::fd::OwnedFd>>,
     stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
 }
 
 impl Front {
@@ -54,24 +53,13 @@ impl Front {
             socket.take();
         }
     }
-
-    /// Whether the loop has ended.
-    pub fn is_finished(&self) -> bool {
-        self.task.is_finished()
-    }
 }
 
-/// Binds `bind:port`.
-pub async fn bind(bind: &str, port: u16) -> Result<TcpListener, String> {
-    let addr = format!("{bind}:{port}");
-    let addr = if bind.contains(':') {
-        format!("[{bind}]:{port}")
-    } else {
-        addr
-    };
-    TcpListener::bind(&addr)
+/// Binds `address`.
+pub async fn bind(address: SocketAddr) -> Result<TcpListener, GatewayError> {
+    TcpListener::bind(address)
         .await
-        .map_err(|e| format!("cannot listen on {addr}: {e}"))
+        .map_err(|source| GatewayError::Listen { address, source })
 }
 
 /// Starts accepting on `listener` for the listeners on `port`. `shutdown` asks every
@@ -81,8 +69,8 @@ pub fn start(
     listener: TcpListener,
     port: u16,
     shutdown: watch::Receiver<bool>,
-) -> Result<Front, String> {
-    let local_addr = listener.local_addr().map_err(|e| e.to_string())?;
+) -> Result<Front, GatewayError> {
+    let local_addr = listener.local_addr().map_err(GatewayError::LocalAddress)?;
     #[cfg(unix)]
     let socket = {
         use std::os::fd::AsFd;
@@ -90,7 +78,7 @@ pub fn start(
     };
     let (stop, mut stop_rx) = watch::channel(false);
     let open = Arc::new(OpenConnections::default());
-    let task = tokio::spawn(async move {
+    tokio::spawn(async move {
         loop {
             let accepted = tokio::select! {
                 a = listener.accept() => a,
@@ -107,7 +95,7 @@ pub fn start(
             let _ = stream.set_nodelay(true);
             // Read at every accept, so that a reload changes the limits of a running listener.
             let runtime = shared.current();
-            let limits = slot_limits(&runtime, peer.ip());
+            let limits = runtime.slot_limits(peer.ip());
             let permit = match ConnectionSlot::take(&open, &shared.clients, peer.ip(), limits) {
                 Ok(permit) => permit,
                 Err(full) => {
@@ -127,18 +115,7 @@ pub fn start(
         #[cfg(unix)]
         socket,
         stop,
-        task,
     })
-}
-
-/// The limits a connection or HTTP/2 session from `ip` is taken under: peers listed in
-/// `trustedProxies` carry many clients and are exempt from the per-client limit.
-pub fn slot_limits(runtime: &Runtime, ip: std::net::IpAddr) -> SlotLimits {
-    SlotLimits {
-        per_address: runtime.limits.max_connections,
-        per_client: (!runtime.trusted_proxies.trusts(ip))
-            .then_some(runtime.limits.max_connections_per_client),
-    }
 }
 
 /// Answers 503 on a plain connection beyond a limit (a TLS one is just closed).

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::pool::Upstream;
+use crate::pool::{Backend, Upstream};
 
 /// Gateway-wide counters (per-backend ones live in [`crate::pool::BackendStats`]).
 #[derive(Debug, Default)]
@@ -39,11 +39,13 @@ impl Metrics {
         }
     }
 
-    /// Renders every metric.
+    /// Renders every metric; `idle` says how many kept-alive connections wait on a backend
+    /// (the proxy's connection cache holds them).
     pub fn render<'a>(
         &self,
         upstreams: impl IntoIterator<Item = &'a Arc<Upstream>>,
         sessions: usize,
+        idle: &dyn Fn(&Backend) -> u64,
     ) -> String {
         let mut out = String::new();
         fn family(out: &mut String, name: &str, kind: &str, help: &str) -> String {
@@ -52,97 +54,97 @@ impl Metrics {
         }
         let mut lines: Vec<String> = Vec::new();
         let upstreams: Vec<&Arc<Upstream>> = upstreams.into_iter().collect();
-        type Getter = fn(&crate::pool::Backend) -> u64;
+        type Getter<'g> = &'g dyn Fn(&Backend) -> u64;
         let per_backend: [(&str, &str, &str, Getter); 15] = [
             (
                 "sockway_gateway_backend_healthy",
                 "gauge",
                 "1 if the backend is in the rotation by its probes.",
-                |b| u64::from(b.is_healthy()),
+                &|b: &Backend| u64::from(b.is_healthy()),
             ),
             (
                 "sockway_gateway_backend_ejected",
                 "gauge",
                 "1 while outlier ejection keeps the backend out of the rotation.",
-                |b| u64::from(b.passive.is_ejected()),
+                &|b: &Backend| u64::from(b.passive.is_ejected()),
             ),
             (
                 "sockway_gateway_backend_ejections_total",
                 "counter",
                 "Times the backend was ejected for failing in a row under real traffic.",
-                |b| b.passive.ejections(),
+                &|b: &Backend| b.passive.ejections(),
             ),
             (
                 "sockway_gateway_backend_active",
                 "gauge",
                 "Open requests and WebSocket sessions on the backend.",
-                |b| b.active() as u64,
+                &|b: &Backend| b.active() as u64,
             ),
             (
                 "sockway_gateway_backend_sessions",
                 "gauge",
                 "Open WebSocket sessions on the backend.",
-                |b| b.stats.sessions.load(Ordering::Relaxed) as u64,
+                &|b: &Backend| b.stats.sessions.load(Ordering::Relaxed) as u64,
             ),
             (
                 "sockway_gateway_backend_requests_total",
                 "counter",
                 "Ordinary requests forwarded to the backend.",
-                |b| b.stats.requests.load(Ordering::Relaxed),
+                &|b: &Backend| b.stats.requests.load(Ordering::Relaxed),
             ),
             (
                 "sockway_gateway_backend_reused_connections_total",
                 "counter",
                 "Ordinary requests sent on a kept-alive connection.",
-                |b| b.stats.reused.load(Ordering::Relaxed),
+                &|b: &Backend| b.stats.reused.load(Ordering::Relaxed),
             ),
             (
                 "sockway_gateway_backend_idle_connections",
                 "gauge",
                 "Kept-alive connections to the backend waiting for a request.",
-                |b| b.idle.len() as u64,
+                idle,
             ),
             (
                 "sockway_gateway_backend_handshakes_total",
                 "counter",
                 "WebSocket handshakes the backend accepted.",
-                |b| b.stats.handshakes_ok.load(Ordering::Relaxed),
+                &|b: &Backend| b.stats.handshakes_ok.load(Ordering::Relaxed),
             ),
             (
                 "sockway_gateway_backend_handshake_failures_total",
                 "counter",
                 "WebSocket handshakes that failed at the backend.",
-                |b| b.stats.handshakes_failed.load(Ordering::Relaxed),
+                &|b: &Backend| b.stats.handshakes_failed.load(Ordering::Relaxed),
             ),
             (
                 "sockway_gateway_backend_sent_bytes_total",
                 "counter",
                 "WebSocket bytes relayed to the backend.",
-                |b| b.stats.bytes_to_backend.load(Ordering::Relaxed),
+                &|b: &Backend| b.stats.bytes_to_backend.load(Ordering::Relaxed),
             ),
             (
                 "sockway_gateway_backend_received_bytes_total",
                 "counter",
                 "WebSocket bytes relayed from the backend.",
-                |b| b.stats.bytes_from_backend.load(Ordering::Relaxed),
+                &|b: &Backend| b.stats.bytes_from_backend.load(Ordering::Relaxed),
             ),
             (
                 "sockway_gateway_backend_errors_total",
                 "counter",
                 "Connect failures, timeouts and broken responses.",
-                |b| b.stats.errors.load(Ordering::Relaxed),
+                &|b: &Backend| b.stats.errors.load(Ordering::Relaxed),
             ),
             (
                 "sockway_gateway_probe_success_total",
                 "counter",
                 "Good health probes.",
-                |b| b.stats.probes_ok.load(Ordering::Relaxed),
+                &|b: &Backend| b.stats.probes_ok.load(Ordering::Relaxed),
             ),
             (
                 "sockway_gateway_probe_failure_total",
                 "counter",
                 "Failed health probes.",
-                |b| b.stats.probes_failed.load(Ordering::Relaxed),
+                &|b: &Backend| b.stats.probes_failed.load(Ordering::Relaxed),
             ),
         ];
         for (name, kind, help, get) in per_backend {
@@ -237,7 +239,7 @@ mod tests {
         m.response("web\"1", 200);
         m.response("web\"1", 200);
         m.refusal("ambiguous_length");
-        let text = m.render([], 3);
+        let text = m.render([], 3, &|_| 0);
         assert!(
             text.contains(
                 "sockway_gateway_responses_total{listener=\"web\\\"1\",status=\"200\"} 2"

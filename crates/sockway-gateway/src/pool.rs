@@ -12,12 +12,9 @@ use std::time::{Duration, SystemTime};
 use crate::balance::{self, BackendView};
 use crate::config::{
     BackendHttpSettings, GatewayConfig, LoadBalancing, Probe, ProbeMatch, ProbeProtocol, Protocol,
-    Switch,
+    StatusRange, Switch,
 };
 use crate::outlier::PassiveHealth;
-use crate::probe::StatusRange;
-use crate::proxy::keepalive::IdleConnections;
-use crate::proxy::BackendBody;
 use crate::routing::UpstreamKey;
 
 /// What identifies a backend across reloads.
@@ -93,8 +90,6 @@ pub struct Backend {
     active: AtomicUsize,
     /// Counters.
     pub stats: BackendStats,
-    /// Kept-alive connections waiting for the next ordinary request.
-    pub idle: Arc<IdleConnections<BackendBody>>,
     /// What real traffic says (outlier ejection).
     pub passive: PassiveHealth,
     last_probe: Mutex<Option<ProbeReport>>,
@@ -111,7 +106,6 @@ impl Backend {
             failures: AtomicU32::new(0),
             active: AtomicUsize::new(0),
             stats: BackendStats::default(),
-            idle: Arc::default(),
             passive: PassiveHealth::default(),
             last_probe: Mutex::new(None),
         }
@@ -348,10 +342,6 @@ impl Upstream {
     }
 }
 
-fn secs(value: f64) -> Duration {
-    Duration::try_from_secs_f64(value).unwrap_or(Duration::from_secs(1))
-}
-
 /// The backend keys of upstreams `keys` in `config` (unknown names are skipped).
 fn backend_keys(config: &GatewayConfig, keys: &[UpstreamKey]) -> HashSet<BackendKey> {
     let mut out = HashSet::new();
@@ -369,7 +359,7 @@ fn backend_keys(config: &GatewayConfig, keys: &[UpstreamKey]) -> HashSet<Backend
         };
         out.extend(pool.backend_addresses.iter().map(|a| BackendKey {
             upstream: key.clone(),
-            host: a.host().to_owned(),
+            host: a.host(),
             port: a.port.unwrap_or(s.port),
             protocol: s.protocol,
         }));
@@ -407,13 +397,15 @@ impl Reuse<'_> {
 
 /// Builds the upstreams `keys` of a validated configuration, reusing backends of `previous`
 /// with the same key, or the same identity when only names changed (so sessions, health and
-/// counters survive a reload that renames a pool or settings).
-pub fn build_upstreams(
+/// counters survive a reload that renames a pool or settings). Keys naming no pool or
+/// settings are skipped (validation refuses them before a configuration gets here); the only
+/// error is `tls`'s, for settings whose TLS files cannot be used.
+pub fn build_upstreams<E>(
     config: &GatewayConfig,
     keys: &[UpstreamKey],
     previous: &HashMap<BackendKey, Arc<Backend>>,
-    tls: &mut dyn FnMut(&BackendHttpSettings) -> Result<tokio_rustls::TlsConnector, String>,
-) -> Result<HashMap<UpstreamKey, Arc<Upstream>>, String> {
+    tls: &mut dyn FnMut(&BackendHttpSettings) -> Result<tokio_rustls::TlsConnector, E>,
+) -> Result<HashMap<UpstreamKey, Arc<Upstream>>, E> {
     let mut reuse = Reuse {
         previous,
         wanted: backend_keys(config, keys),
@@ -424,24 +416,25 @@ pub fn build_upstreams(
         let pool = config
             .backend_address_pools
             .iter()
-            .find(|p| p.name == key.pool)
-            .ok_or_else(|| format!("no pool {:?}", key.pool))?;
-        let s = config
+            .find(|p| p.name == key.pool);
+        let settings = config
             .backend_http_settings_collection
             .iter()
-            .find(|s| s.name == key.settings)
-            .ok_or_else(|| format!("no backend settings {:?}", key.settings))?;
+            .find(|s| s.name == key.settings);
+        let (Some(pool), Some(s)) = (pool, settings) else {
+            continue;
+        };
         let settings = Settings {
             name: s.name.clone(),
             protocol: s.protocol,
-            request_timeout: secs(s.request_timeout),
+            request_timeout: s.request_timeout.duration(),
             affinity_cookie: (s.cookie_based_affinity == Switch::Enabled)
                 .then(|| s.affinity_cookie_name.clone()),
             drain: s
                 .connection_draining
                 .as_ref()
                 .filter(|d| d.enabled)
-                .map(|d| secs(d.drain_timeout_in_sec)),
+                .map(|d| d.drain_timeout_in_sec.duration()),
             host: match (&s.host_name, s.pick_host_name_from_backend_address) {
                 (Some(h), _) => HostPolicy::Fixed(h.clone()),
                 (None, true) => HostPolicy::BackendAddress,
@@ -460,7 +453,7 @@ pub fn build_upstreams(
             .map(|a| {
                 let bkey = BackendKey {
                     upstream: key.clone(),
-                    host: a.host().to_owned(),
+                    host: a.host(),
                     port: a.port.unwrap_or(s.port),
                     protocol: s.protocol,
                 };
@@ -524,15 +517,10 @@ fn probe_spec(config: &GatewayConfig, s: &BackendHttpSettings) -> ProbeSpec {
         host,
         path: probe.path.clone(),
         port: probe.port,
-        interval: secs(probe.interval),
-        timeout: secs(probe.timeout),
+        interval: probe.interval.duration(),
+        timeout: probe.timeout.duration(),
         unhealthy_threshold: probe.unhealthy_threshold.max(1),
-        statuses: probe
-            .match_
-            .status_codes
-            .iter()
-            .filter_map(|r| StatusRange::parse(r).ok())
-            .collect(),
+        statuses: probe.match_.status_codes.clone(),
         body: probe.match_.body.clone(),
         min_servers: probe.min_servers as usize,
     }

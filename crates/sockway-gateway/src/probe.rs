@@ -5,8 +5,8 @@
 //! right `Sec-WebSocket-Accept`, RFC 6455 section 4.1) and then closes with 1000.
 //!
 //! A backend is unhealthy until its first good probe, and leaves the rotation after
-//! `unhealthyThreshold` consecutive failures; one good probe brings it back. The seed (003)
-//! says a backend that does not answer its HTTP/HTTPS probes is removed from the pool;
+//! `unhealthyThreshold` consecutive failures; one good probe brings it back. As in Azure
+//! Application Gateway, a backend that does not answer its HTTP/HTTPS probes leaves the pool;
 //! the `WebSocket` type is sockway's addition, for backends that only speak WebSocket.
 
 use std::sync::Arc;
@@ -16,7 +16,7 @@ use bytes::Bytes;
 use http::header::{
     CONNECTION, HOST, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION, UPGRADE, USER_AGENT,
 };
-use http::{Method, Request, StatusCode};
+use http::{Method, Request};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 use sockway_proto::handshake::{self, RequestKind};
@@ -32,46 +32,6 @@ use crate::tls;
 
 /// The `User-Agent` of probes.
 pub const PROBE_USER_AGENT: &str = "sockway-gateway-probe/1";
-
-/// An inclusive range of HTTP status codes, from `"200-399"` or `"204"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StatusRange {
-    /// Lowest status accepted.
-    pub low: u16,
-    /// Highest status accepted.
-    pub high: u16,
-}
-
-impl StatusRange {
-    /// Parses `NNN` or `NNN-NNN` (100-599, low ≤ high).
-    pub fn parse(text: &str) -> Result<StatusRange, String> {
-        let status = |s: &str| -> Result<u16, String> {
-            let s = s.trim();
-            match s.parse::<u16>() {
-                Ok(n) if (100..=599).contains(&n) && s.len() == 3 => Ok(n),
-                _ => Err(format!(
-                    "{text:?} is not a status code or range (like \"200-399\" or \"204\")"
-                )),
-            }
-        };
-        let (low, high) = match text.split_once('-') {
-            Some((a, b)) => (status(a)?, status(b)?),
-            None => {
-                let n = status(text)?;
-                (n, n)
-            }
-        };
-        if low > high {
-            return Err(format!("{text:?}: the range is backwards"));
-        }
-        Ok(StatusRange { low, high })
-    }
-
-    /// Whether `status` is in the range.
-    pub fn contains(&self, status: StatusCode) -> bool {
-        (self.low..=self.high).contains(&status.as_u16())
-    }
-}
 
 /// Probe tasks of one configuration generation; dropping the set stops them.
 #[derive(Debug, Default)]
@@ -290,33 +250,6 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn status_ranges_parse_and_match() {
-        let r = StatusRange::parse("200-399").unwrap();
-        assert!(r.contains(StatusCode::OK));
-        assert!(r.contains(StatusCode::from_u16(399).unwrap()));
-        assert!(!r.contains(StatusCode::NOT_FOUND));
-        assert_eq!(
-            StatusRange::parse("204"),
-            Ok(StatusRange {
-                low: 204,
-                high: 204
-            })
-        );
-        for bad in [
-            "",
-            "2xx",
-            "399-200",
-            "99",
-            "600",
-            "200-",
-            "0200",
-            "200-399-500",
-        ] {
-            assert!(StatusRange::parse(bad).is_err(), "{bad:?}");
-        }
-    }
 
     #[test]
     fn substring_search() {

@@ -10,62 +10,7 @@
 
 use std::collections::HashMap;
 
-use crate::config::{GatewayConfig, Protocol, RuleType};
-
-/// One path pattern of a path rule.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PathPattern {
-    /// Matches this path only (lower-cased).
-    Exact(String),
-    /// Matches paths starting with this (lower-cased, ends with `/`).
-    Prefix(String),
-}
-
-impl PathPattern {
-    /// Parses `/x`, `/x/*` or `/*`. The error says what is wrong, for validation.
-    pub fn parse(pattern: &str) -> Result<PathPattern, String> {
-        if !pattern.starts_with('/') {
-            return Err(format!("{pattern:?} must start with '/'"));
-        }
-        if pattern.len() > 1024 {
-            return Err("a path pattern is at most 1024 characters".to_owned());
-        }
-        if pattern
-            .bytes()
-            .any(|b| b <= b' ' || b == 0x7f || b == b'?' || b == b'#')
-        {
-            return Err(format!(
-                "{pattern:?} may not contain spaces, control characters, '?' or '#'"
-            ));
-        }
-        let lower = pattern.to_ascii_lowercase();
-        match lower.find('*') {
-            None => Ok(PathPattern::Exact(lower)),
-            Some(i) if i == lower.len() - 1 && lower[..i].ends_with('/') => {
-                Ok(PathPattern::Prefix(lower[..i].to_owned()))
-            }
-            Some(_) => Err(format!(
-                "{pattern:?}: '*' is only allowed at the end, after '/' (like /chat/*)"
-            )),
-        }
-    }
-
-    /// Whether `path` (already lower-cased, no query) matches.
-    pub fn matches(&self, path: &str) -> bool {
-        match self {
-            PathPattern::Exact(p) => p == path,
-            PathPattern::Prefix(p) => path.starts_with(p.as_str()),
-        }
-    }
-
-    /// Ordering weight: exact patterns first, then longer prefixes.
-    fn rank(&self) -> (u8, usize) {
-        match self {
-            PathPattern::Exact(p) => (1, p.len()),
-            PathPattern::Prefix(p) => (0, p.len()),
-        }
-    }
-}
+use crate::config::{GatewayConfig, PathPattern, RuleType};
 
 /// A (pool, settings) pair: the unit that has backends, health and balancing state.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -106,10 +51,6 @@ pub enum Target {
 pub struct ListenerRoute {
     /// The listener's name.
     pub name: String,
-    /// Its protocol.
-    pub protocol: Protocol,
-    /// Its port.
-    pub port: u16,
     /// Host names (lower-case; `*.x` patterns kept as written); empty means any host.
     pub host_names: Vec<String>,
     /// The rule's name.
@@ -172,11 +113,7 @@ impl RouteTable {
                             .iter()
                             .map(|r| CompiledPathRule {
                                 name: r.name.clone(),
-                                patterns: r
-                                    .paths
-                                    .iter()
-                                    .filter_map(|p| PathPattern::parse(p).ok())
-                                    .collect(),
+                                patterns: r.paths.clone(),
                                 upstream: UpstreamKey {
                                     pool: r.backend_address_pool.clone(),
                                     settings: r.backend_http_settings.clone(),
@@ -192,8 +129,6 @@ impl RouteTable {
             };
             ports.entry(listener.port).or_default().push(ListenerRoute {
                 name: listener.name.clone(),
-                protocol: listener.protocol,
-                port: listener.port,
                 host_names: listener
                     .host_names
                     .iter()
@@ -254,11 +189,6 @@ impl RouteTable {
             }
         }
         routes.iter().find(|r| r.host_names.is_empty())
-    }
-
-    /// Whether any listener is on `port`.
-    pub fn has_port(&self, port: u16) -> bool {
-        self.ports.contains_key(&port)
     }
 }
 

@@ -38,26 +38,6 @@ fn table() -> RouteTable {
 }
 
 #[test]
-fn patterns_parse_exact_and_prefix_and_refuse_inner_stars() {
-    assert_eq!(
-        PathPattern::parse("/Chat/*"),
-        Ok(PathPattern::Prefix("/chat/".into()))
-    );
-    assert_eq!(
-        PathPattern::parse("/api"),
-        Ok(PathPattern::Exact("/api".into()))
-    );
-    assert_eq!(
-        PathPattern::parse("/*"),
-        Ok(PathPattern::Prefix("/".into()))
-    );
-    assert!(PathPattern::parse("chat/*").is_err());
-    assert!(PathPattern::parse("/a*").is_err());
-    assert!(PathPattern::parse("/a/*/b").is_err());
-    assert!(PathPattern::parse("/a?x").is_err());
-}
-
-#[test]
 fn longest_prefix_wins_and_exact_beats_prefix() {
     let t = table();
     let l = t.listener(8080, Some("anything")).unwrap();

@@ -37,6 +37,15 @@ impl OpenConnections {
 pub struct PerClient(Mutex<HashMap<IpAddr, usize>>);
 
 impl PerClient {
+    /// Connections open from `ip` now.
+    #[cfg(test)]
+    pub fn count(&self, ip: IpAddr) -> usize {
+        self.0
+            .lock()
+            .map(|m| m.get(&ip).copied().unwrap_or(0))
+            .unwrap_or(0)
+    }
+
     fn try_take(&self, ip: IpAddr, max: usize) -> bool {
         let Ok(mut map) = self.0.lock() else {
             return true;
@@ -61,14 +70,6 @@ impl PerClient {
                 }
             }
         }
-    }
-
-    /// Connections open from `ip` now.
-    pub fn count(&self, ip: IpAddr) -> usize {
-        self.0
-            .lock()
-            .map(|m| m.get(&ip).copied().unwrap_or(0))
-            .unwrap_or(0)
     }
 }
 

@@ -5,6 +5,7 @@
 //! sessions keep running.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -12,12 +13,15 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::config::{GatewayConfig, HttpListener, Protocol};
 use crate::drain::Sessions;
+use crate::error::GatewayError;
 use crate::forwarding::TrustedProxies;
 use crate::metrics::Metrics;
 use crate::pool::{build_upstreams, Backend, BackendKey, Upstream};
+use crate::proxy::body::BackendBody;
 use crate::proxy::error_pages::ErrorPages;
-use crate::proxy::keepalive::KeepAlive;
+use crate::proxy::keepalive::{ConnectionCache, KeepAlive};
 use crate::routing::{RouteTable, UpstreamKey};
+use crate::slots::SlotLimits;
 use crate::tls;
 
 /// Limits, as durations.
@@ -51,10 +55,6 @@ pub struct RuntimeLimits {
     pub backend_connect_attempts: u32,
     /// Outlier ejection (`None`: off).
     pub outlier: Option<crate::outlier::Outlier>,
-}
-
-fn secs(v: f64) -> Duration {
-    Duration::try_from_secs_f64(v).unwrap_or(Duration::from_secs(1))
 }
 
 /// A live configuration generation.
@@ -96,14 +96,18 @@ impl Runtime {
         config: GatewayConfig,
         previous: Option<&Runtime>,
         generation: u64,
-    ) -> Result<Runtime, String> {
+    ) -> Result<Runtime, GatewayError> {
         let routes = RouteTable::build(&config);
         let old: HashMap<BackendKey, Arc<Backend>> = previous
             .map(|p| p.backends().map(|b| (b.key.clone(), b.clone())).collect())
             .unwrap_or_default();
         let upstreams = build_upstreams(&config, &routes.upstreams(), &old, &mut |s| {
-            tls::connector(s.trusted_root_certificate.as_deref())
-                .map_err(|e| format!("backendHttpSettings {:?}: {e}", s.name))
+            tls::connector(s.trusted_root_certificate.as_deref()).map_err(|reason| {
+                GatewayError::Tls {
+                    place: format!("backendHttpSettings {:?}", s.name),
+                    reason,
+                }
+            })
         })?;
         let mut by_port: HashMap<u16, Vec<&HttpListener>> = HashMap::new();
         for l in config
@@ -115,30 +119,33 @@ impl Runtime {
         }
         let mut acceptors = HashMap::new();
         for (port, listeners) in by_port {
-            let acceptor = tls::acceptor(&listeners).map_err(|e| format!("port {port}: {e}"))?;
+            let acceptor = tls::acceptor(&listeners).map_err(|reason| GatewayError::Tls {
+                place: format!("port {port}"),
+                reason,
+            })?;
             acceptors.insert(port, acceptor);
         }
         let l = &config.limits;
         let limits = RuntimeLimits {
             max_connections: l.max_connections,
             max_header_bytes: l.max_header_bytes,
-            header_read_timeout: secs(l.header_read_timeout),
+            header_read_timeout: l.header_read_timeout.duration(),
             max_request_body_bytes: l.max_request_body_bytes,
             relay_buffer_bytes: l.relay_buffer_bytes,
             probe_max_body_bytes: l.probe_max_body_bytes,
-            close_grace: secs(l.close_grace),
-            shutdown_timeout: secs(l.shutdown_timeout),
+            close_grace: l.close_grace.duration(),
+            shutdown_timeout: l.shutdown_timeout.duration(),
             http2_max_streams: l.http2_max_streams,
-            reload_poll_interval: secs(l.reload_poll_interval),
+            reload_poll_interval: l.reload_poll_interval.duration(),
             backend_keep_alive: KeepAlive {
-                idle: Duration::try_from_secs_f64(l.backend_keep_alive).unwrap_or_default(),
+                idle: l.backend_keep_alive.duration(),
                 max_idle: l.backend_max_idle,
             },
             max_connections_per_client: l.max_connections_per_client,
             backend_connect_attempts: l.backend_connect_attempts,
             outlier: (l.outlier_consecutive_failures > 0).then(|| crate::outlier::Outlier {
                 failures: l.outlier_consecutive_failures,
-                ejection: secs(l.outlier_ejection_time),
+                ejection: l.outlier_ejection_time.duration(),
             }),
         };
         let error_pages = ErrorPages::load(&config)?;
@@ -159,17 +166,27 @@ impl Runtime {
         self.upstreams.values().flat_map(|u| u.backends.iter())
     }
 
-    /// Bound addresses (`bindAddress:port`) with their listeners' protocol.
-    pub fn fronts(&self) -> Vec<(String, u16)> {
-        let mut fronts: Vec<(String, u16)> = self
+    /// Bound addresses (`bindAddress:port`), each once.
+    pub fn fronts(&self) -> Vec<SocketAddr> {
+        let mut fronts: Vec<SocketAddr> = self
             .config
             .http_listeners
             .iter()
-            .map(|l| (l.bind_address.clone(), l.port))
+            .map(|l| SocketAddr::new(l.bind_address, l.port))
             .collect();
         fronts.sort();
         fronts.dedup();
         fronts
+    }
+
+    /// The connection limits for a client at `ip`: per bound address, and per client
+    /// unless `ip` is a trusted proxy (it carries many clients).
+    pub fn slot_limits(&self, ip: std::net::IpAddr) -> SlotLimits {
+        SlotLimits {
+            per_address: self.limits.max_connections,
+            per_client: (!self.trusted_proxies.trusts(ip))
+                .then_some(self.limits.max_connections_per_client),
+        }
     }
 
     /// The protocol of the listeners on `port`.
@@ -192,6 +209,8 @@ pub struct Shared {
     pub metrics: Metrics,
     /// Connections open per client address (`limits.maxConnectionsPerClient`).
     pub clients: Arc<crate::slots::PerClient>,
+    /// Idle connections to backends, kept for the next ordinary request.
+    pub connections: ConnectionCache<BackendBody>,
 }
 
 impl Shared {
@@ -202,6 +221,7 @@ impl Shared {
             sessions: Arc::new(Sessions::default()),
             metrics: Metrics::default(),
             clients: Arc::default(),
+            connections: ConnectionCache::default(),
         })
     }
 
@@ -213,8 +233,11 @@ impl Shared {
         }
     }
 
-    /// Installs a new generation; returns the previous one.
+    /// Installs a new generation; returns the previous one. Idle connections to backends
+    /// the new generation does not have are dropped.
     pub fn swap(&self, runtime: Runtime) -> Arc<Runtime> {
+        self.connections
+            .retain(|id| runtime.backends().any(|b| b.id == id));
         let mut slot = match self.runtime.write() {
             Ok(w) => w,
             Err(poisoned) => poisoned.into_inner(),

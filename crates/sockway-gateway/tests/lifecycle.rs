@@ -138,7 +138,7 @@ async fn reload_keeps_sessions_and_removed_backends_drain_with_1001() {
     // An invalid file is refused and changes nothing.
     std::fs::write(&path, "{\"httpListeners\": []}").unwrap();
     let err = gateway.reload().await.unwrap_err();
-    assert!(err.contains("httpListeners"), "{err}");
+    assert!(err.to_string().contains("httpListeners"), "{err}");
     assert_eq!(gateway.generation(), 2);
 
     // Reload 2: b leaves the pool. Its session lives through the drain timeout (1 s), then

@@ -22,7 +22,7 @@ async fn https_listener_to_https_backend_carries_websockets() {
         name: "backend".into(),
         protocol: sockway_gateway::config::Protocol::Https,
         port: 1,
-        bind_address: "127.0.0.1".into(),
+        bind_address: std::net::Ipv4Addr::LOCALHOST.into(),
         certificate_file: Some(pki.cert.display().to_string()),
         key_file: Some(pki.key.display().to_string()),
         host_names: vec![],

@@ -108,7 +108,7 @@ async fn a_second_gateway_takes_over_without_refusing_a_connection() {
     .await;
     assert_eq!(code, Some(1001));
     let exited = bounded("the old gateway exits by itself", old).await;
-    assert_eq!(exited.unwrap(), Ok(()));
+    exited.unwrap().expect("the gateway exits cleanly");
     drop(stop_old);
 
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -131,7 +131,7 @@ async fn a_second_gateway_takes_over_without_refusing_a_connection() {
     drop(fresh);
     let _ = stop_new.send(());
     let exited = bounded("the new gateway stops", new).await;
-    assert_eq!(exited.unwrap(), Ok(()));
+    exited.unwrap().expect("the gateway exits cleanly");
     assert!(
         !sockway_gateway::handover::socket_path(&path).exists(),
         "a gateway that stops removes its hand-over socket"

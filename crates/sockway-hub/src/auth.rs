@@ -12,7 +12,7 @@ use futures_util::future::BoxFuture;
 use http::header::AUTHORIZATION;
 use http::HeaderMap;
 
-use crate::negotiate::query_param;
+use crate::query::query_param;
 
 /// What the hook is given: the bearer token, if the request carried one, and the request.
 #[derive(Debug, Clone, Copy)]

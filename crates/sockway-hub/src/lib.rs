@@ -12,12 +12,16 @@ pub mod link;
 pub mod auth;
 pub mod claims;
 mod connections;
+mod endpoint;
 pub mod negotiate;
+mod query;
+mod response;
 pub mod service;
 pub mod token;
 pub mod transport;
 
-pub use service::{HttpOptions, HubService, NotFound};
+pub use endpoint::{HubService, NotFound};
+pub use service::HttpOptions;
 pub use transport::HubBody;
 
 mod args;

@@ -13,9 +13,11 @@ use serde::Serialize;
 
 use crate::auth::resolve_user;
 use crate::link::TransportKind;
+pub use crate::query::query_param;
+use crate::response::{full, no_cache, HubBody};
 use crate::service::{method_not_allowed, unauthorized, HubShared};
 use crate::token;
-use crate::transport::{full, no_cache, HubBody};
+pub use crate::transport::transport_entry;
 
 /// The highest negotiate version there is.
 pub const NEGOTIATE_VERSION: u32 = 1;
@@ -70,16 +72,6 @@ struct NegotiateResponse<'a> {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     use_stateful_reconnect: bool,
     available_transports: Vec<AvailableTransport>,
-}
-
-/// The name of a transport in `availableTransports`, and the transfer formats it carries
-/// (Server-Sent Events carry text only).
-pub fn transport_entry(kind: TransportKind) -> (&'static str, &'static [&'static str]) {
-    match kind {
-        TransportKind::WebSockets => ("WebSockets", &["Text", "Binary"]),
-        TransportKind::ServerSentEvents => ("ServerSentEvents", &["Text"]),
-        TransportKind::LongPolling => ("LongPolling", &["Text", "Binary"]),
-    }
 }
 
 /// A successful negotiate body. `token` is `None` for version 0, whose clients use the id.
@@ -163,44 +155,6 @@ fn json(status: StatusCode, body: Vec<u8>) -> Response<HubBody> {
     let mut response = full(status, "application/json", body);
     no_cache(response.headers_mut());
     response
-}
-
-/// The first value of query parameter `key` (ignoring ASCII case), percent-decoded as
-/// `application/x-www-form-urlencoded` (`+` is a space). Invalid escapes stay as they are.
-pub fn query_param(query: Option<&str>, key: &str) -> Option<String> {
-    query?.split('&').find_map(|pair| {
-        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        decode(name)
-            .eq_ignore_ascii_case(key)
-            .then(|| decode(value))
-    })
-}
-
-fn decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                (Some(high), Some(low)) => {
-                    out.push(high << 4 | low);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            other => out.push(other),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn hex(digit: u8) -> Option<u8> {
-    (digit as char)
-        .to_digit(16)
-        .and_then(|d| u8::try_from(d).ok())
 }
 
 /// A fresh connection id and token for negotiate `version`: version 0 has no token, so its

@@ -70,6 +70,19 @@ impl fmt::Display for CloseCode {
     }
 }
 
+/// Which close code fails the connection for each violation: the mapping of section 7.4.1,
+/// beside the codes themselves.
+impl ProtocolError {
+    /// The close code that reports this violation (section 7.4.1).
+    pub fn close_code(&self) -> CloseCode {
+        match self {
+            Self::InvalidUtf8 | Self::InvalidCloseReason => CloseCode::INVALID_PAYLOAD,
+            Self::FrameTooBig { .. } | Self::MessageTooBig { .. } => CloseCode::MESSAGE_TOO_BIG,
+            _ => CloseCode::PROTOCOL_ERROR,
+        }
+    }
+}
+
 /// The largest close reason: a control payload holds 125 bytes, two of which carry the code.
 pub const MAX_REASON_LEN: usize = 123;
 

@@ -1,7 +1,6 @@
 //! What can go wrong: violations by the peer ([`ProtocolError`], each with the close code that
-//! RFC 6455 section 7.4.1 assigns) and misuse by the local application ([`SendError`]).
-
-use crate::close::CloseCode;
+//! RFC 6455 section 7.4.1 assigns, which `close` maps) and misuse by the local application
+//! ([`SendError`]).
 
 /// The peer broke the protocol or a limit; the connection is failed with [`Self::close_code`]
 /// (RFC 6455 section 7.1.7).
@@ -63,17 +62,6 @@ pub enum ProtocolError {
     /// An extension failed to process a message (for example, corrupt compressed data).
     #[error("extension error: {0}")]
     Extension(String),
-}
-
-impl ProtocolError {
-    /// The close code that reports this violation (section 7.4.1).
-    pub fn close_code(&self) -> CloseCode {
-        match self {
-            Self::InvalidUtf8 | Self::InvalidCloseReason => CloseCode::INVALID_PAYLOAD,
-            Self::FrameTooBig { .. } | Self::MessageTooBig { .. } => CloseCode::MESSAGE_TOO_BIG,
-            _ => CloseCode::PROTOCOL_ERROR,
-        }
-    }
 }
 
 /// The local application asked for something the protocol does not allow now.

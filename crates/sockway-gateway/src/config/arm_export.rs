@@ -12,8 +12,9 @@
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use serde_path_to_error::Segment;
 
-use super::validate::Issue;
+use super::issue::Issue;
 
 /// Fields of Application Gateway's schema that sockway does not implement: warned, ignored.
 const UNSUPPORTED: &[&str] = &[
@@ -137,30 +138,84 @@ fn not_implemented(path: &str) -> Issue {
 
 /// Deserializes `value`, removing each unknown field that Application Gateway's schema has
 /// but this gateway does not implement (one warning each, with its path) and each metadata
-/// field (silently), until it loads or fails on something else.
+/// field (silently), and putting a placeholder ([`super::values`]) where a value does not
+/// parse (one issue each, with its path), until it loads or fails on something else. The
+/// issues come back with the result: a document with any is refused.
 pub(super) fn deserialize_tolerant<T: DeserializeOwned>(
     mut value: Value,
     warnings: &mut Vec<Issue>,
-) -> Result<T, serde_path_to_error::Error<serde_json::Error>> {
-    // Each round removes one field, so a document cannot loop more often than it has keys.
-    let mut budget = count_keys(&value) + 1;
+) -> Result<(T, Vec<Issue>), serde_path_to_error::Error<serde_json::Error>> {
+    let mut issues = Vec::new();
+    // Each round removes a field or replaces a scalar for good, so a document cannot loop
+    // more often than it has keys and values.
+    let mut budget = count_nodes(&value) + 1;
     loop {
         let error = match serde_path_to_error::deserialize::<_, T>(value.clone()) {
-            Ok(config) => return Ok(config),
+            Ok(config) => return Ok((config, issues)),
             Err(error) => error,
         };
-        let field = unknown_field(&error.inner().to_string());
-        let known = field
-            .as_deref()
-            .filter(|f| UNSUPPORTED.contains(f) || METADATA.contains(f));
-        if budget == 0 || known.is_none() || !remove_at(&mut value, error.path()) {
+        if budget == 0 {
             return Err(error);
         }
         budget -= 1;
-        if known.is_some_and(|f| UNSUPPORTED.contains(&f)) {
-            warnings.push(not_implemented(&error.path().to_string()));
+        let field = unknown_field(&error.inner().to_string());
+        if let Some(field) = field {
+            let known = UNSUPPORTED.contains(&field.as_str()) || METADATA.contains(&field.as_str());
+            if !known || !remove_at(&mut value, error.path()) {
+                return Err(error);
+            }
+            if UNSUPPORTED.contains(&field.as_str()) {
+                warnings.push(not_implemented(&error.path().to_string()));
+            }
+        } else if let Some(fixed) = with_placeholder::<T>(&value, error.path()) {
+            issues.push(Issue::new(
+                error.path().to_string(),
+                error.inner().to_string(),
+            ));
+            value = fixed;
+        } else {
+            return Err(error);
         }
     }
+}
+
+/// `value` with the scalar at `path` replaced by the first placeholder that makes the error
+/// there go away; `None` when the error is not about a scalar's value (a missing field, a
+/// wrong structure) or no placeholder helps (an unknown enum variant).
+fn with_placeholder<T: DeserializeOwned>(
+    value: &Value,
+    path: &serde_path_to_error::Path,
+) -> Option<Value> {
+    let here = path.to_string();
+    for placeholder in super::values::placeholders() {
+        let mut candidate = value.clone();
+        let slot = node_at(&mut candidate, path.iter())?;
+        if slot.is_object() || slot.is_array() {
+            return None;
+        }
+        *slot = placeholder;
+        match serde_path_to_error::deserialize::<_, T>(candidate.clone()) {
+            Err(e) if e.path().to_string() == here => continue,
+            _ => return Some(candidate),
+        }
+    }
+    None
+}
+
+/// The node at the end of `path`, if there is one.
+fn node_at<'a, 'p>(
+    value: &'a mut Value,
+    path: impl IntoIterator<Item = &'p Segment>,
+) -> Option<&'a mut Value> {
+    let mut here = value;
+    for segment in path {
+        here = match (segment, here) {
+            (Segment::Map { key }, Value::Object(map)) => map.get_mut(key)?,
+            (Segment::Seq { index }, Value::Array(items)) => items.get_mut(*index)?,
+            _ => return None,
+        };
+    }
+    Some(here)
 }
 
 /// The field name of serde's "unknown field `x`, expected ..." message.
@@ -169,37 +224,22 @@ fn unknown_field(message: &str) -> Option<String> {
     Some(rest.split('`').next()?.to_owned())
 }
 
-fn count_keys(value: &Value) -> usize {
+fn count_nodes(value: &Value) -> usize {
     match value {
-        Value::Object(map) => map.len() + map.values().map(count_keys).sum::<usize>(),
-        Value::Array(items) => items.iter().map(count_keys).sum(),
-        _ => 0,
+        Value::Object(map) => 1 + map.values().map(count_nodes).sum::<usize>(),
+        Value::Array(items) => 1 + items.iter().map(count_nodes).sum::<usize>(),
+        _ => 1,
     }
 }
 
 /// Removes the field at `path` (whose last segment is the field's key); whether it was there.
 fn remove_at(value: &mut Value, path: &serde_path_to_error::Path) -> bool {
-    use serde_path_to_error::Segment;
     let segments: Vec<&Segment> = path.iter().collect();
     let Some((Segment::Map { key }, parents)) = segments.split_last() else {
         return false;
     };
-    let mut here = value;
-    for segment in parents {
-        here = match (segment, here) {
-            (Segment::Map { key }, Value::Object(map)) => match map.get_mut(key) {
-                Some(v) => v,
-                None => return false,
-            },
-            (Segment::Seq { index }, Value::Array(items)) => match items.get_mut(*index) {
-                Some(v) => v,
-                None => return false,
-            },
-            _ => return false,
-        };
-    }
-    match here {
-        Value::Object(map) => map.remove(key).is_some(),
+    match node_at(value, parents.iter().copied()) {
+        Some(Value::Object(map)) => map.remove(key).is_some(),
         _ => false,
     }
 }

@@ -1,22 +1,26 @@
 //! Default values of the configuration, one function per field so serde can use them.
-//! The probe and backend defaults are Azure Application Gateway's (the seed 003 points to its
-//! health probe overview): probe every 30 s, time out after 30 s, unhealthy after 3
+//! The probe and backend defaults are Azure Application Gateway's (its health probe
+//! overview): probe every 30 s, time out after 30 s, unhealthy after 3
 //! consecutive failures, healthy on status 200-399, request timeout 20 s, affinity cookie
 //! `ApplicationGatewayAffinity`.
 
+use std::net::{IpAddr, Ipv4Addr};
+
+use super::values::{Seconds, StatusRange};
+
 /// Default bind address of a listener: every IPv4 interface.
-pub fn bind_address() -> String {
-    "0.0.0.0".to_owned()
+pub fn bind_address() -> IpAddr {
+    IpAddr::V4(Ipv4Addr::UNSPECIFIED)
 }
 
 /// Default request timeout, seconds (Azure's default).
-pub fn request_timeout() -> f64 {
-    20.0
+pub fn request_timeout() -> Seconds {
+    Seconds::from_secs(20)
 }
 
 /// Default connection draining timeout, seconds.
-pub fn drain_timeout() -> f64 {
-    30.0
+pub fn drain_timeout() -> Seconds {
+    Seconds::from_secs(30)
 }
 
 /// The affinity cookie's name, as Azure names it.
@@ -28,8 +32,11 @@ pub fn affinity_cookie_name() -> String {
 }
 
 /// Default healthy status range.
-pub fn status_codes() -> Vec<String> {
-    vec!["200-399".to_owned()]
+pub fn status_codes() -> Vec<StatusRange> {
+    vec![StatusRange {
+        low: 200,
+        high: 399,
+    }]
 }
 
 /// Default probe path.
@@ -38,13 +45,13 @@ pub fn probe_path() -> String {
 }
 
 /// Default probe interval, seconds.
-pub fn probe_interval() -> f64 {
-    30.0
+pub fn probe_interval() -> Seconds {
+    Seconds::from_secs(30)
 }
 
 /// Default probe timeout, seconds.
-pub fn probe_timeout() -> f64 {
-    30.0
+pub fn probe_timeout() -> Seconds {
+    Seconds::from_secs(30)
 }
 
 /// Default consecutive failures before a backend is unhealthy.
@@ -63,8 +70,8 @@ pub fn max_header_bytes() -> usize {
 }
 
 /// Default time to receive a request head, seconds.
-pub fn header_read_timeout() -> f64 {
-    10.0
+pub fn header_read_timeout() -> Seconds {
+    Seconds::from_secs(10)
 }
 
 /// Default largest request body, bytes (100 MiB).
@@ -83,13 +90,13 @@ pub fn probe_max_body_bytes() -> usize {
 }
 
 /// Default grace for a closing session, seconds.
-pub fn close_grace() -> f64 {
-    5.0
+pub fn close_grace() -> Seconds {
+    Seconds::from_secs(5)
 }
 
 /// Default wait for sessions on shutdown, seconds.
-pub fn shutdown_timeout() -> f64 {
-    30.0
+pub fn shutdown_timeout() -> Seconds {
+    Seconds::from_secs(30)
 }
 
 /// Default HTTP/2 concurrent streams per connection.
@@ -98,13 +105,13 @@ pub fn http2_max_streams() -> u32 {
 }
 
 /// Default interval between checks of the configuration file's mtime, seconds.
-pub fn reload_poll_interval() -> f64 {
-    1.0
+pub fn reload_poll_interval() -> Seconds {
+    Seconds::from_secs(1)
 }
 
 /// Default idle time of a kept-alive backend connection, seconds.
-pub fn backend_keep_alive() -> f64 {
-    4.0
+pub fn backend_keep_alive() -> Seconds {
+    Seconds::from_secs(4)
 }
 
 /// Default most idle connections kept per backend.
@@ -141,6 +148,6 @@ pub fn outlier_consecutive_failures() -> u32 {
 }
 
 /// Default ejection time, seconds (Envoy's `base_ejection_time` default).
-pub fn outlier_ejection_time() -> f64 {
-    30.0
+pub fn outlier_ejection_time() -> Seconds {
+    Seconds::from_secs(30)
 }

@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::values::{ErrorStatus, FieldName, HeaderTemplate};
+
 /// How a redirect answers: Application Gateway's four types, plus 308.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub enum RedirectType {
@@ -62,11 +64,11 @@ pub struct RedirectConfiguration {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HeaderConfiguration {
     /// The header's name.
-    pub header_name: String,
+    pub header_name: FieldName,
     /// Its value, with server variables like `{var_client_ip}` or `{http_req_Origin}`; empty
     /// removes the header, as in Application Gateway.
-    #[serde(default)]
-    pub header_value: String,
+    #[serde(default = "empty_template")]
+    pub header_value: HeaderTemplate,
 }
 
 /// What a rewrite rule does.
@@ -96,6 +98,10 @@ pub struct RewriteRule {
     pub action_set: RewriteActionSet,
 }
 
+fn empty_template() -> HeaderTemplate {
+    HeaderTemplate::empty()
+}
+
 fn default_sequence() -> u32 {
     100
 }
@@ -117,7 +123,7 @@ pub struct RewriteRuleSet {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CustomErrorConfiguration {
     /// Application Gateway's spelling, `HttpStatus502`, or the bare number.
-    pub status_code: String,
+    pub status_code: ErrorStatus,
     /// An HTML file (at most 1 MiB), read when the configuration loads. Application
     /// Gateway fetches `customErrorPageUrl` instead; sockway reads files only.
     #[serde(default)]
@@ -129,12 +135,8 @@ pub struct CustomErrorConfiguration {
 
 impl CustomErrorConfiguration {
     /// The status, from `HttpStatus502` or `502`.
-    pub fn status(&self) -> Option<u16> {
-        let digits = self
-            .status_code
-            .strip_prefix("HttpStatus")
-            .unwrap_or(&self.status_code);
-        digits.parse().ok().filter(|s| (400..=599).contains(s))
+    pub fn status(&self) -> u16 {
+        self.status_code.get()
     }
 
     /// The file to read: `customErrorPageFile`, or the path of a `file://` page URL.

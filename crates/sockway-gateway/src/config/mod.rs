@@ -1,20 +1,32 @@
 //! Loading the gateway configuration: JSON (`.json`) or TOML (`.toml`), one serde model
-//! ([`schema`]), with ARM template spellings accepted (the private `normalize` pass), and a validation pass
-//! ([`validate()`]) that reports every problem with its exact path.
+//! ([`schema`]) whose strings are parsed into typed values as the document is read
+//! ([`values`]: path patterns, status ranges, address ranges, durations), with ARM template
+//! spellings accepted (the private `normalize` pass) and the rules between fields checked
+//! ([`validate()`]). Every problem is reported with its exact path, all of them at once; the
+//! runtime only ever gets a configuration that passed, and never parses its strings again.
+//!
+//! This module is a leaf: it uses nothing else of the crate.
 
 mod arm_export;
 pub mod defaults;
 mod features;
+mod issue;
 mod normalize;
 pub mod schema;
 pub mod validate;
 mod validate_features;
+pub mod values;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub use issue::Issue;
 pub use schema::*;
-pub use validate::{validate, Issue};
+pub use validate::validate;
+pub use values::{
+    Cidr, ErrorStatus, FieldName, HeaderTemplate, InvalidValue, PathKind, PathPattern, Seconds,
+    StatusRange,
+};
 
 /// Why a configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -91,31 +103,25 @@ impl Format {
     }
 }
 
-/// Reads, parses and validates a configuration file.
+/// Reads and parses a configuration file (every check of [`from_str`]).
 pub fn load(path: &Path) -> Result<GatewayConfig, ConfigError> {
     let format = Format::from_path(path).ok_or_else(|| ConfigError::Format(path.into()))?;
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
         path: path.into(),
         source,
     })?;
-    let config = parse(&text, format).map_err(|e| match e {
+    from_str(&text, format).map_err(|e| match e {
         ConfigError::Syntax { message, .. } => ConfigError::Syntax {
             path: path.into(),
             message,
         },
         other => other,
-    })?;
-    let issues = validate(&config);
-    if issues.is_empty() {
-        Ok(config)
-    } else {
-        Err(ConfigError::Invalid(issues))
-    }
+    })
 }
 
-/// Parses a document (no validation beyond types; see [`validate()`]), logging once each
-/// warning of [`parse_with_warnings`].
-pub fn parse(text: &str, format: Format) -> Result<GatewayConfig, ConfigError> {
+/// Parses a document held in memory and checks it ([`parse_with_warnings`]), logging once
+/// each warning.
+pub fn from_str(text: &str, format: Format) -> Result<GatewayConfig, ConfigError> {
     let (config, warnings) = parse_with_warnings(text, format)?;
     for warning in &warnings {
         tracing::warn!("configuration: {warning}");
@@ -123,9 +129,11 @@ pub fn parse(text: &str, format: Format) -> Result<GatewayConfig, ConfigError> {
     Ok(config)
 }
 
-/// Parses a document and lists what was ignored: an ARM template's other resources and the
-/// Application Gateway fields this gateway does not implement, each with its path (see the
-/// private `arm_export` module). Unknown fields outside Application Gateway's schema are
+/// Parses and checks a document: every value that does not parse and every broken rule
+/// ([`validate()`]) is an [`Issue`] with its path, all of them in one
+/// [`ConfigError::Invalid`]. Also lists what was ignored: an ARM template's other resources
+/// and the Application Gateway fields this gateway does not implement, each with its path (see
+/// the private `arm_export` module). Unknown fields outside Application Gateway's schema are
 /// still errors.
 pub fn parse_with_warnings(
     text: &str,
@@ -142,19 +150,20 @@ pub fn parse_with_warnings(
     let mut warnings = Vec::new();
     let value = arm_export::unwrap_template(value, &mut warnings);
     let value = normalize::normalize(value).map_err(ConfigError::Invalid)?;
-    let config = arm_export::deserialize_tolerant(value, &mut warnings).map_err(|e| {
-        let path = e.path().to_string();
-        syntax(format!("{path}: {}", e.inner()))
-    })?;
-    Ok((config, warnings))
-}
-
-/// Parses and validates a document held in memory.
-pub fn from_str(text: &str, format: Format) -> Result<GatewayConfig, ConfigError> {
-    let config = parse(text, format)?;
-    let issues = validate(&config);
+    let (config, mut issues) =
+        arm_export::deserialize_tolerant::<GatewayConfig>(value, &mut warnings).map_err(|e| {
+            let path = e.path().to_string();
+            syntax(format!("{path}: {}", e.inner()))
+        })?;
+    let unparsed = issues.len();
+    for issue in validate(&config) {
+        // A rule about a value that did not parse would only repeat its issue.
+        if !issues[..unparsed].iter().any(|i| i.covers(&issue.path)) {
+            issues.push(issue);
+        }
+    }
     if issues.is_empty() {
-        Ok(config)
+        Ok((config, warnings))
     } else {
         Err(ConfigError::Invalid(issues))
     }

@@ -1,4 +1,4 @@
-//! Accepting the ARM template spellings of the seed (003): each element may keep its fields
+//! Accepting the spellings of Azure's ARM templates for Application Gateway: each element may keep its fields
 //! in a `properties` object, keys may start with a capital (`RuleType`, `Protocol`),
 //! references may be `{"id": ".../backendAddressPools/ContosoServerPool"}`, and listeners may
 //! name a `frontendPort` and an `sslCertificate` from top-level `frontendPorts` and
@@ -7,7 +7,7 @@
 
 use serde_json::{Map, Value};
 
-use super::validate::Issue;
+use super::issue::Issue;
 
 /// Rewrites a parsed document into the plain shape [`super::schema`] reads.
 pub(super) fn normalize(value: Value) -> Result<Value, Vec<Issue>> {

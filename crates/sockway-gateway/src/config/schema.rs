@@ -1,5 +1,5 @@
-//! The configuration model, in the shape of the Azure Application Gateway template that the
-//! seed (003, "BackendAddressPool, BackendHttpSetting 및 라우팅 규칙 구성") shows:
+//! The configuration model, in the shape of Azure Application Gateway's ARM template (its
+//! backend pools, backend HTTP settings and routing rules):
 //! `httpListeners`, `backendAddressPools`, `backendHttpSettingsCollection`,
 //! `requestRoutingRules`, `urlPathMaps` and `probes`, plus sockway's own `loadBalancing`,
 //! `limits` and `admin`.
@@ -7,23 +7,27 @@
 //! Field names are the template's (camelCase). Before these types see a document,
 //! the loader's normalize pass lifts ARM's `properties` objects into their element, lower-cases the
 //! first letter of keys (`RuleType` → `ruleType`) and turns `{"id": ".../pools/name"}`
-//! references into plain names, so a template excerpt like the seed's loads as is.
+//! references into plain names, so an excerpt of such a template loads as is.
 //!
+//! Values with a grammar are typed ([`super::values`]) and parsed as the document is read.
 //! Durations are seconds and may be fractional (`0.2`); Azure only takes whole seconds, but
 //! short intervals make tests fast. Every field not marked required has a default from
 //! [`super::defaults`].
+
+use std::net::{IpAddr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
 
 use super::defaults;
 pub use super::features::*;
+use super::values::{Cidr, PathPattern, Seconds, StatusRange};
 
 /// The whole gateway configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GatewayConfig {
     /// Front-end listeners: where clients connect (HTTP or HTTPS; both carry WebSockets, as
-    /// the seed says: "WebSocket 지원을 ... 사용하지 않도록 설정하는 ... 설정은 없습니다").
+    /// in Application Gateway, which has no setting to turn WebSocket support off).
     #[serde(default)]
     pub http_listeners: Vec<HttpListener>,
     /// Groups of backend servers.
@@ -50,7 +54,7 @@ pub struct GatewayConfig {
     /// Peers (CIDRs or single addresses) whose forwarding headers are believed and extended;
     /// everyone else's are replaced ([`crate::forwarding`]). Default empty: nobody.
     #[serde(default)]
-    pub trusted_proxies: Vec<String>,
+    pub trusted_proxies: Vec<Cidr>,
     /// What the access log records.
     #[serde(default)]
     pub access_log: AccessLog,
@@ -114,11 +118,11 @@ pub struct HttpListener {
     /// `Http` or `Https`; default `Http`.
     #[serde(default)]
     pub protocol: Protocol,
-    /// TCP port (required). The seed uses 80 and 443.
+    /// TCP port (required), such as 80 or 443.
     pub port: u16,
     /// Address to bind; default `0.0.0.0`.
     #[serde(default = "defaults::bind_address")]
-    pub bind_address: String,
+    pub bind_address: IpAddr,
     /// PEM certificate chain for `Https`.
     #[serde(default)]
     pub certificate_file: Option<String>,
@@ -144,7 +148,7 @@ pub struct BackendAddress {
     pub fqdn: Option<String>,
     /// An IPv4 or IPv6 address.
     #[serde(default)]
-    pub ip_address: Option<String>,
+    pub ip_address: Option<IpAddr>,
     /// Port for this server; default the backend settings' port.
     #[serde(default)]
     pub port: Option<u16>,
@@ -152,11 +156,12 @@ pub struct BackendAddress {
 
 impl BackendAddress {
     /// The host part: the FQDN or the IP address (whichever is set).
-    pub fn host(&self) -> &str {
-        self.fqdn
-            .as_deref()
-            .or(self.ip_address.as_deref())
-            .unwrap_or_default()
+    pub fn host(&self) -> String {
+        match (&self.fqdn, self.ip_address) {
+            (Some(fqdn), _) => fqdn.clone(),
+            (None, Some(ip)) => ip.to_string(),
+            (None, None) => String::new(),
+        }
     }
 }
 
@@ -205,7 +210,7 @@ pub struct ConnectionDraining {
     pub enabled: bool,
     /// Seconds, 1-3600 (Azure's range). Default 30.
     #[serde(default = "defaults::drain_timeout")]
-    pub drain_timeout_in_sec: f64,
+    pub drain_timeout_in_sec: Seconds,
 }
 
 /// Backend HTTP settings (`backendHttpSettingsCollection[]`).
@@ -221,9 +226,9 @@ pub struct BackendHttpSettings {
     pub protocol: Protocol,
     /// Seconds, 1-86400 (fractions allowed), default 20 (Azure's default). It bounds the wait
     /// for the backend's response head and is also the idle limit of a relayed WebSocket
-    /// session (the seed: "HTTP 설정의 요청 시간 제한 값은 WebSocket 세션에도 적용 됩니다").
+    /// session, as Application Gateway applies its request timeout to WebSocket sessions too.
     #[serde(default = "defaults::request_timeout")]
-    pub request_timeout: f64,
+    pub request_timeout: Seconds,
     /// Whether the gateway pings a relayed WebSocket's quiet side before `requestTimeout`
     /// ends the session, closing it only if it does not answer; default on. Without it a
     /// quiet socket is closed after `requestTimeout` (20 s by default), while ASP.NET Core
@@ -319,7 +324,7 @@ pub struct PathRule {
     /// Unique within the map.
     pub name: String,
     /// Patterns: exact (`/api`) or prefix ending in `/*` (`/chat/*`).
-    pub paths: Vec<String>,
+    pub paths: Vec<PathPattern>,
     /// Pool for matching requests.
     pub backend_address_pool: String,
     /// Settings for matching requests.
@@ -344,7 +349,7 @@ pub enum ProbeProtocol {
 pub struct ProbeMatch {
     /// Status codes or ranges (`"200-399"`, `"204"`); default `["200-399"]`.
     #[serde(default = "defaults::status_codes")]
-    pub status_codes: Vec<String>,
+    pub status_codes: Vec<StatusRange>,
     /// A substring the body must contain (the first `limits.probeMaxBodyBytes` are read).
     #[serde(default)]
     pub body: Option<String>,
@@ -379,10 +384,10 @@ pub struct Probe {
     pub port: Option<u16>,
     /// Seconds between probes; default 30.
     #[serde(default = "defaults::probe_interval")]
-    pub interval: f64,
+    pub interval: Seconds,
     /// Seconds a probe may take; default 30.
     #[serde(default = "defaults::probe_timeout")]
-    pub timeout: f64,
+    pub timeout: Seconds,
     /// Consecutive failures that take a backend out; default 3.
     #[serde(default = "defaults::unhealthy_threshold")]
     pub unhealthy_threshold: u32,
@@ -409,7 +414,7 @@ pub struct Limits {
     pub max_header_bytes: usize,
     /// Seconds a client has to send a request head; default 10.
     #[serde(default = "defaults::header_read_timeout")]
-    pub header_read_timeout: f64,
+    pub header_read_timeout: Seconds,
     /// Largest request body in bytes; a larger `Content-Length` gets 413, a longer chunked
     /// body is cut. Default 100 MiB.
     #[serde(default = "defaults::max_request_body_bytes")]
@@ -423,22 +428,22 @@ pub struct Limits {
     /// Seconds a relayed session gets to finish after one side ended or the gateway sent its
     /// close frames; default 5.
     #[serde(default = "defaults::close_grace")]
-    pub close_grace: f64,
+    pub close_grace: Seconds,
     /// Seconds the gateway waits on shutdown for sessions to end before closing them with
     /// 1001; default 30.
     #[serde(default = "defaults::shutdown_timeout")]
-    pub shutdown_timeout: f64,
+    pub shutdown_timeout: Seconds,
     /// Most concurrent HTTP/2 streams per client connection; default 100.
     #[serde(default = "defaults::http2_max_streams")]
     pub http2_max_streams: u32,
     /// Seconds between checks of the configuration file's modification time; default 1.
     #[serde(default = "defaults::reload_poll_interval")]
-    pub reload_poll_interval: f64,
+    pub reload_poll_interval: Seconds,
     /// Seconds an idle connection to a backend is kept for the next ordinary request; 0 opens
     /// a connection per request. Default 4: below the keep-alive timeouts of common servers
     /// (Node's 5 s), so that a backend rarely closes one just as it is reused.
     #[serde(default = "defaults::backend_keep_alive")]
-    pub backend_keep_alive: f64,
+    pub backend_keep_alive: Seconds,
     /// Most idle connections kept per backend; default 32.
     #[serde(default = "defaults::backend_max_idle")]
     pub backend_max_idle: usize,
@@ -459,7 +464,7 @@ pub struct Limits {
     /// Seconds an ejected backend stays out of the rotation; default 30 (Envoy's
     /// `base_ejection_time`).
     #[serde(default = "defaults::outlier_ejection_time")]
-    pub outlier_ejection_time: f64,
+    pub outlier_ejection_time: Seconds,
 }
 
 impl Default for Limits {
@@ -490,7 +495,7 @@ impl Default for Limits {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Admin {
     /// `host:port` to bind, e.g. `127.0.0.1:9090`. Keep it off public interfaces.
-    pub address: String,
+    pub address: SocketAddr,
     /// A secret every request must present as `Authorization: Bearer <token>` (RFC 6750
     /// section 2.1). Without it only loopback peers are answered, wherever it is bound.
     #[serde(default)]

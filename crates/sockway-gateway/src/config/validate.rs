@@ -4,41 +4,17 @@
 //! and all of them are collected, not just the first.
 
 use std::collections::{HashMap, HashSet};
-use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
+pub use super::issue::Issue;
 use super::schema::*;
+use super::values::Seconds;
 
 /// Shortest duration accepted where fractions are allowed (probe interval and timeout,
 /// request timeout), seconds.
 pub const MIN_SECONDS: f64 = 0.05;
 /// Longest request timeout and probe interval/timeout, seconds (Azure's 86400).
 pub const MAX_SECONDS: f64 = 86_400.0;
-
-/// One problem: where (a path like `probes[0].interval`) and what.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Issue {
-    /// The path of the field, in the document's own spelling.
-    pub path: String,
-    /// What is wrong with it.
-    pub message: String,
-}
-
-impl Issue {
-    /// A problem at `path`.
-    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            path: path.into(),
-            message: message.into(),
-        }
-    }
-}
-
-impl fmt::Display for Issue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.path, self.message)
-    }
-}
 
 /// Checks every rule; an empty list means the configuration is valid.
 pub fn validate(config: &GatewayConfig) -> Vec<Issue> {
@@ -52,7 +28,6 @@ pub fn validate(config: &GatewayConfig) -> Vec<Issue> {
     v.probes(config);
     v.limits(&config.limits);
     v.admin(config);
-    v.trusted_proxies(config);
     v.access_log(&config.access_log);
     let mut issues = v.issues;
     issues.extend(super::validate_features::validate(config));
@@ -87,8 +62,9 @@ impl Validator {
         }
     }
 
-    fn seconds(&mut self, path: String, value: f64, min: f64, max: f64) {
-        if !(value.is_finite() && value >= min && value <= max) {
+    fn seconds(&mut self, path: String, value: Seconds, min: f64, max: f64) {
+        let value = value.as_f64();
+        if !(value >= min && value <= max) {
             self.push(path, format!("{value} is out of range {min}-{max} seconds"));
         }
     }
@@ -155,17 +131,11 @@ impl Validator {
             self.push("httpListeners", "at least one listener is needed");
         }
         // port -> (first index, bind, protocol, catch-all index, host names)
-        let mut by_port: HashMap<u16, (usize, &str, Protocol, Option<usize>)> = HashMap::new();
+        let mut by_port: HashMap<u16, (usize, IpAddr, Protocol, Option<usize>)> = HashMap::new();
         let mut hosts: HashMap<(u16, String), usize> = HashMap::new();
         for (i, l) in c.http_listeners.iter().enumerate() {
             let p = |f: &str| format!("httpListeners[{i}].{f}");
             self.port(p("port"), l.port);
-            if l.bind_address.parse::<IpAddr>().is_err() {
-                self.push(
-                    p("bindAddress"),
-                    format!("{:?} is not an IP address", l.bind_address),
-                );
-            }
             match l.protocol {
                 Protocol::Https => {
                     for (field, file) in [
@@ -208,7 +178,7 @@ impl Validator {
             let catch_all = l.host_names.is_empty().then_some(i);
             match by_port.get_mut(&l.port) {
                 None => {
-                    by_port.insert(l.port, (i, &l.bind_address, l.protocol, catch_all));
+                    by_port.insert(l.port, (i, l.bind_address, l.protocol, catch_all));
                 }
                 Some((first, bind, protocol, other_catch_all)) => {
                     if *bind != l.bind_address || *protocol != l.protocol {
@@ -250,11 +220,7 @@ impl Validator {
                             self.push(p(".fqdn"), format!("{fqdn:?} is not a DNS name"));
                         }
                     }
-                    (None, Some(ip)) => {
-                        if ip.parse::<IpAddr>().is_err() {
-                            self.push(p(".ipAddress"), format!("{ip:?} is not an IP address"));
-                        }
-                    }
+                    (None, Some(_)) => {}
                 }
                 if let Some(port) = a.port {
                     self.port(p(".port"), port);
@@ -436,12 +402,11 @@ impl Validator {
                     self.push(p("paths"), "a path rule needs at least one path");
                 }
                 for (k, path) in r.paths.iter().enumerate() {
-                    if let Err(why) = crate::routing::PathPattern::parse(path) {
-                        self.push(p(&format!("paths[{k}]")), why);
-                    } else if let Some(first) = paths.insert(path.to_ascii_lowercase(), j) {
+                    let text = path.as_str();
+                    if let Some(first) = paths.insert(text.to_ascii_lowercase(), j) {
                         self.push(
                             p(&format!("paths[{k}]")),
-                            format!("path {path:?} is also in pathRules[{first}]"),
+                            format!("path {text:?} is also in pathRules[{first}]"),
                         );
                     }
                 }
@@ -476,11 +441,6 @@ impl Validator {
             }
             if probe.match_.status_codes.is_empty() {
                 self.push(p("match.statusCodes"), "list at least one status or range");
-            }
-            for (j, range) in probe.match_.status_codes.iter().enumerate() {
-                if let Err(why) = crate::probe::StatusRange::parse(range) {
-                    self.push(p(&format!("match.statusCodes[{j}]")), why);
-                }
             }
             if probe.match_.body.as_deref() == Some("") {
                 self.push(
@@ -548,19 +508,12 @@ impl Validator {
 
     fn admin(&mut self, c: &GatewayConfig) {
         let Some(admin) = &c.admin else { return };
-        match admin.address.parse::<SocketAddr>() {
-            Err(_) => self.push(
+        let port = admin.address.port();
+        if let Some(i) = c.http_listeners.iter().position(|l| l.port == port) {
+            self.push(
                 "admin.address",
-                format!("{:?} is not an ip:port address", admin.address),
-            ),
-            Ok(addr) => {
-                if let Some(i) = c.http_listeners.iter().position(|l| l.port == addr.port()) {
-                    self.push(
-                        "admin.address",
-                        format!("port {} is also httpListeners[{i}]'s port", addr.port()),
-                    );
-                }
-            }
+                format!("port {port} is also httpListeners[{i}]'s port"),
+            );
         }
         if let Some(token) = &admin.bearer_token {
             // RFC 6750 section 2.1's b64token, long enough not to be guessed.
@@ -572,14 +525,6 @@ impl Validator {
                     "admin.bearerToken",
                     "must be 16-4096 characters of A-Z a-z 0-9 - . _ ~ + / (optionally ending in =)",
                 );
-            }
-        }
-    }
-
-    fn trusted_proxies(&mut self, c: &GatewayConfig) {
-        for (i, range) in c.trusted_proxies.iter().enumerate() {
-            if let Err(e) = crate::forwarding::Cidr::parse(range) {
-                self.push(format!("trustedProxies[{i}]"), e);
             }
         }
     }

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use super::validate::Issue;
+use super::issue::Issue;
 use super::{CustomErrorConfiguration, GatewayConfig};
 
 /// The largest custom error page, bytes: it is held in memory and sent as is.
@@ -41,35 +41,6 @@ pub(super) fn validate(c: &GatewayConfig) -> Vec<Issue> {
                 format!("{url:?} is not an absolute http:// or https:// URL"),
             ),
             _ => {}
-        }
-    }
-    for (i, set) in c.rewrite_rule_sets.iter().enumerate() {
-        for (j, rule) in set.rewrite_rules.iter().enumerate() {
-            let actions = &rule.action_set;
-            let lists = [
-                (
-                    "requestHeaderConfigurations",
-                    &actions.request_header_configurations,
-                ),
-                (
-                    "responseHeaderConfigurations",
-                    &actions.response_header_configurations,
-                ),
-            ];
-            for (list, headers) in lists {
-                for (k, h) in headers.iter().enumerate() {
-                    let p = format!("rewriteRuleSets[{i}].rewriteRules[{j}].actionSet.{list}[{k}]");
-                    if http::HeaderName::from_bytes(h.header_name.as_bytes()).is_err() {
-                        push(
-                            format!("{p}.headerName"),
-                            format!("{:?} is not a header name", h.header_name),
-                        );
-                    }
-                    if let Err(why) = crate::proxy::rewrite::check_template(&h.header_value) {
-                        push(format!("{p}.headerValue"), why);
-                    }
-                }
-            }
         }
     }
     for (i, r) in c.request_routing_rules.iter().enumerate() {
@@ -134,16 +105,9 @@ fn pages(section: &str, pages: &[CustomErrorConfiguration], push: &mut impl FnMu
     let mut seen = HashSet::new();
     for (i, page) in pages.iter().enumerate() {
         let p = |f: &str| format!("{section}[{i}].{f}");
-        match page.status() {
-            None => push(
-                p("statusCode"),
-                format!(
-                    "{:?} is not a status 400-599 (like HttpStatus502)",
-                    page.status_code
-                ),
-            ),
-            Some(s) if !seen.insert(s) => push(p("statusCode"), format!("{s} is listed twice")),
-            Some(_) => {}
+        let status = page.status();
+        if !seen.insert(status) {
+            push(p("statusCode"), format!("{status} is listed twice"));
         }
         match page.file() {
             None => push(

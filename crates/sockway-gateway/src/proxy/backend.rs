@@ -16,8 +16,8 @@ use tokio_rustls::TlsConnector;
 
 use std::sync::atomic::Ordering;
 
-use super::keepalive::{self, Attempt, KeepAlive, Route};
-use super::BackendBody;
+use super::body::BackendBody;
+use super::keepalive::{self, Attempt, ConnectionCache, KeepAlive, Route};
 use crate::pool::Backend;
 use crate::tls;
 
@@ -127,41 +127,32 @@ pub enum SendError<B> {
     Exchange(String),
 }
 
-impl<B> SendError<B> {
-    /// What failed.
-    pub fn why(&self) -> &str {
-        match self {
-            SendError::Connect { why, .. } | SendError::Exchange(why) => why,
-        }
-    }
-}
-
 /// Sends `request` to `backend`, on one of its idle connections when there is one that can
 /// take it, on a new connection otherwise; the connection goes back to the idle list when the
-/// response has been read (per `keep`).
+/// response has been read (per `keep`). The idle connections are `cache`'s list for the
+/// backend.
 pub async fn send(
     backend: &Backend,
+    cache: &ConnectionCache<BackendBody>,
     tls: Option<&TlsConnector>,
     sni: &str,
     request: Request<BackendBody>,
     keep: KeepAlive,
 ) -> Result<http::Response<hyper::body::Incoming>, SendError<BackendBody>> {
     let authority = backend.authority();
+    let idle = cache.of(&backend.id);
     let route = Route {
         tls: tls.is_some(),
         sni: sni.to_owned(),
     };
     let mut request = request;
-    while let Some(mut sender) = backend.idle.take(&route, keep) {
+    while let Some(mut sender) = idle.take(&route, keep) {
         match keepalive::try_send(&mut sender, request).await {
             Attempt::Done(result) => {
                 backend.stats.reused.fetch_add(1, Ordering::Relaxed);
                 let response = result
                     .map_err(|e| SendError::Exchange(format!("request to {authority}: {e}")))?;
-                backend
-                    .idle
-                    .clone()
-                    .give_back_when_ready(sender, route, keep);
+                idle.give_back_when_ready(sender, route, keep);
                 return Ok(response);
             }
             // Closed by the backend while idle: nothing was written; try the next one.
@@ -184,10 +175,7 @@ pub async fn send(
         .send_request(request)
         .await
         .map_err(|e| SendError::Exchange(format!("request to {authority}: {e}")))?;
-    backend
-        .idle
-        .clone()
-        .give_back_when_ready(sender, route, keep);
+    idle.give_back_when_ready(sender, route, keep);
     Ok(response)
 }
 

@@ -17,6 +17,10 @@ use tokio::time::Sleep;
 /// Errors inside bodies.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// The body of an ordinary request on its way to a backend: the client's, watched for the
+/// size and idle limits.
+pub type BackendBody = Watched<hyper::body::Incoming>;
+
 /// The body of every gateway response.
 pub type ProxyBody = UnsyncBoxBody<Bytes, BoxError>;
 

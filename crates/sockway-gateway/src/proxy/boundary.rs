@@ -67,6 +67,7 @@ impl FrameTracker {
     }
 
     /// Frames that started so far.
+    #[cfg(test)]
     pub fn frames(&self) -> u64 {
         self.frames
     }

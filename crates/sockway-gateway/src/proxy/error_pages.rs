@@ -11,6 +11,7 @@ use http::{HeaderValue, Response};
 
 use super::body::{full, ProxyBody};
 use crate::config::{CustomErrorConfiguration, GatewayConfig};
+use crate::error::GatewayError;
 
 /// Pages by (listener name, or `None` for the gateway-wide ones, status).
 #[derive(Debug, Clone, Default)]
@@ -18,18 +19,20 @@ pub struct ErrorPages(HashMap<(Option<String>, u16), Bytes>);
 
 impl ErrorPages {
     /// Reads every page file of a validated configuration.
-    pub fn load(config: &GatewayConfig) -> Result<ErrorPages, String> {
+    pub fn load(config: &GatewayConfig) -> Result<ErrorPages, GatewayError> {
         let mut pages = HashMap::new();
         let mut read = |listener: Option<&str>, list: &[CustomErrorConfiguration]| {
             for page in list {
-                let (Some(status), Some(file)) = (page.status(), page.file()) else {
+                let (status, Some(file)) = (page.status(), page.file()) else {
                     continue;
                 };
-                let bytes =
-                    std::fs::read(file).map_err(|e| format!("custom error page {file}: {e}"))?;
+                let bytes = std::fs::read(file).map_err(|source| GatewayError::ErrorPage {
+                    file: file.to_owned(),
+                    source,
+                })?;
                 pages.insert((listener.map(str::to_owned), status), Bytes::from(bytes));
             }
-            Ok::<(), String>(())
+            Ok::<(), GatewayError>(())
         };
         read(None, &config.custom_error_configurations)?;
         for l in &config.http_listeners {

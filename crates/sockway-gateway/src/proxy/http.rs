@@ -75,6 +75,7 @@ pub(crate) async fn forward(mut fwd: Forward, request: Request<Incoming>) -> Res
         let sni = retry::sni(settings, &backend);
         let send = backend::send(
             &backend,
+            &fwd.shared.connections,
             settings.tls.as_ref(),
             &sni,
             out,

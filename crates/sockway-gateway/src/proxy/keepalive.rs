@@ -11,7 +11,8 @@
 //! writing, so nothing is ever sent twice. WebSocket upgrades always use a new connection,
 //! which the session then owns.
 
-use std::sync::Mutex;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hyper::client::conn::http1::SendRequest;
@@ -73,11 +74,6 @@ impl<B> IdleConnections<B> {
     pub fn len(&self) -> usize {
         self.list.lock().map_or(0, |list| list.len())
     }
-
-    /// Whether no connection is idle.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 impl<B: Send + 'static> IdleConnections<B> {
@@ -124,6 +120,58 @@ impl<B: Send + 'static> IdleConnections<B> {
                 since: Instant::now(),
             });
         });
+    }
+}
+
+/// The proxy's connection cache: every backend's idle connections, by backend id
+/// ([`crate::pool::Backend::id`], stable across reloads as the backend itself is). A reload
+/// drops the lists of backends that left ([`ConnectionCache::retain`]).
+pub struct ConnectionCache<B> {
+    backends: Mutex<HashMap<String, Arc<IdleConnections<B>>>>,
+}
+
+impl<B> Default for ConnectionCache<B> {
+    fn default() -> Self {
+        Self {
+            backends: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<B> std::fmt::Debug for ConnectionCache<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let backends = self.backends.lock().map_or(0, |map| map.len());
+        f.debug_struct("ConnectionCache")
+            .field("backends", &backends)
+            .finish()
+    }
+}
+
+impl<B> ConnectionCache<B> {
+    /// The idle list of backend `id`, made empty on first use.
+    pub fn of(&self, id: &str) -> Arc<IdleConnections<B>> {
+        let mut map = match self.backends.lock() {
+            Ok(map) => map,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        map.entry(id.to_owned()).or_default().clone()
+    }
+
+    /// Idle connections held now to backend `id` (the
+    /// `sockway_gateway_backend_idle_connections` gauge).
+    pub fn idle(&self, id: &str) -> usize {
+        self.backends
+            .lock()
+            .ok()
+            .and_then(|map| map.get(id).map(|list| list.len()))
+            .unwrap_or(0)
+    }
+
+    /// Keeps the lists of the backends `keep` says yes to; the others' connections close.
+    pub fn retain(&self, keep: impl Fn(&str) -> bool) {
+        if let Ok(mut map) = self.backends.lock() {
+            map.retain(|id, _| keep(id));
+        }
     }
 }
 

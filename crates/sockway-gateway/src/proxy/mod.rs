@@ -23,7 +23,6 @@ pub mod upgraded;
 pub mod websocket;
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -31,34 +30,12 @@ use ::http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 use crate::access_log::{redact_target, version_name, RequestRecord};
-use crate::guard::{GuardState, REFUSAL_HEADER};
+use crate::conn::ConnInfo;
+use crate::guard::REFUSAL_HEADER;
 use crate::pool::{ActiveGuard, Upstream};
 use crate::routing::ListenerRoute;
 use crate::state::{Runtime, Shared};
 use body::{refusal, refusal_and_close, ProxyBody};
-
-/// The body of an ordinary request on its way to a backend: the client's, watched for the
-/// size and idle limits.
-pub type BackendBody = body::Watched<Incoming>;
-
-/// What the service knows about the client connection.
-#[derive(Debug)]
-pub struct ConnInfo {
-    /// The client's address.
-    pub peer: SocketAddr,
-    /// The port it connected to.
-    pub local_port: u16,
-    /// Whether it came over TLS.
-    pub secure: bool,
-    /// The server name the client sent in its TLS handshake (SNI, RFC 6066 section 3), which
-    /// picked the certificate; `None` on plain connections or without SNI.
-    pub sni: Option<String>,
-    /// Shared with the connection's [`crate::guard::HeadGuard`].
-    pub guard: Arc<GuardState>,
-    /// The connection's slot under `limits.maxConnections`; a WebSocket session keeps it
-    /// (through this struct) until the relay ends, so sessions count as connections.
-    pub permit: crate::listener::ConnectionSlot,
-}
 
 /// Everything a forwarder needs for one request.
 pub(crate) struct Forward {

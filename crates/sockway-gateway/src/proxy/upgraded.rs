@@ -81,11 +81,6 @@ impl Side {
         }
     }
 
-    /// Whether this end is a plain TCP socket read and written directly.
-    pub fn is_tcp(&self) -> bool {
-        matches!(self.read, ReadSide::Tcp(_))
-    }
-
     /// The client's end of an upgrade served by the gateway's listener.
     pub fn client(upgraded: Upgraded) -> Self {
         match upgraded.downcast::<FrontIo>() {

@@ -1,5 +1,5 @@
-//! Forwarding a WebSocket handshake and relaying the session (seed 003: the Upgrade
-//! handshake is forwarded; after 101 the gateway relays the bidirectional stream).
+//! Forwarding a WebSocket handshake and relaying the session (as Azure Application Gateway
+//! does: the Upgrade handshake is forwarded; after 101 the gateway relays both directions).
 //!
 //! The client's handshake is checked first (RFC 6455 section 4.2.1, via
 //! `sockway_proto::handshake::validate_request`), so a broken one is refused by the gateway
@@ -63,7 +63,7 @@ pub(crate) async fn forward(
     let extended = offer.kind == RequestKind::ExtendedConnect;
     // On HTTP/2 many sessions share the connection's slot: each takes one of its own.
     let session_slot = if extended {
-        let limits = crate::listener::slot_limits(&fwd.runtime, fwd.conn.peer.ip());
+        let limits = fwd.runtime.slot_limits(fwd.conn.peer.ip());
         match fwd.conn.permit.another(limits) {
             Ok(slot) => Some(slot),
             Err(full) => {

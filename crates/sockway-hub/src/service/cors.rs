@@ -17,7 +17,7 @@ use http::header::{
 };
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 
-use crate::transport::{self, HubBody};
+use crate::response::{self, HubBody};
 
 /// The request headers a preflight allows: those the official clients send
 /// (`X-Requested-With`, `X-SignalR-User-Agent`, `Authorization` for bearer tokens,
@@ -84,7 +84,7 @@ impl CorsPolicy {
             return None;
         }
         let Some(origin) = self.allowed(request.headers().get(ORIGIN)) else {
-            let mut response = transport::text(
+            let mut response = response::text(
                 StatusCode::FORBIDDEN,
                 "the request's Origin is not among the hub's allowed origins",
             );
@@ -93,7 +93,7 @@ impl CorsPolicy {
                 .insert(VARY, HeaderValue::from_static("Origin"));
             return Some(response);
         };
-        let mut response = transport::text(StatusCode::NO_CONTENT, "");
+        let mut response = response::text(StatusCode::NO_CONTENT, "");
         response.headers_mut().remove(http::header::CONTENT_TYPE);
         let headers = response.headers_mut();
         allow(headers, origin);
@@ -170,7 +170,7 @@ mod tests {
         assert!(policy
             .preflight(&preflight("https://a.example"), "POST")
             .is_none());
-        let mut response = transport::text(StatusCode::OK, "x");
+        let mut response = response::text(StatusCode::OK, "x");
         let origin = HeaderValue::from_static("https://a.example");
         policy.decorate(Some(&origin), &mut response);
         assert!(response

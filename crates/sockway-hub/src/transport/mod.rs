@@ -9,60 +9,17 @@ pub(crate) mod websocket;
 
 use std::sync::Arc;
 
-use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, EXPIRES, PRAGMA};
-use http::{HeaderMap, HeaderValue, Response, StatusCode};
-use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt as _, Full};
+use http::{HeaderMap, Response, StatusCode};
 use sockway::server::UpgradeInfo;
 
 use crate::connections::{Connection, TransportRefusal};
 use crate::link::{ConnectionInfo, TransportKind};
-use crate::negotiate::query_param;
+use crate::query::query_param;
 use crate::service::HubShared;
 use crate::token;
 
-/// The error type of response bodies that the hub service passes through.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// The body of every response of the hub service: fixed bytes, an event stream, or the body
-/// of the service it falls back to.
-pub type HubBody = UnsyncBoxBody<Bytes, BoxError>;
-
-/// A response with a fixed body.
-pub(crate) fn full(
-    status: StatusCode,
-    content_type: &'static str,
-    body: impl Into<Bytes>,
-) -> Response<HubBody> {
-    let body = Full::new(body.into())
-        .map_err(|never| match never {})
-        .boxed_unsync();
-    let mut response = Response::new(body);
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-    response
-}
-
-/// A plain-text response, as the reference server sends its refusals.
-pub(crate) fn text(status: StatusCode, message: impl Into<Bytes>) -> Response<HubBody> {
-    full(status, "text/plain", message)
-}
-
-/// The headers ASP.NET Core puts on long-polling responses so that no cache keeps a poll.
-pub(crate) fn no_cache(headers: &mut HeaderMap) {
-    headers.insert(
-        CACHE_CONTROL,
-        HeaderValue::from_static("no-cache, no-store"),
-    );
-    headers.insert(PRAGMA, HeaderValue::from_static("no-cache"));
-    headers.insert(
-        EXPIRES,
-        HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"),
-    );
-}
+pub(crate) use crate::response::{full, no_cache, text};
+pub use crate::response::{BoxError, HubBody};
 
 /// The `id` of a request, if present and not empty.
 pub(crate) fn request_token(uri: &http::Uri) -> Option<String> {
@@ -112,9 +69,19 @@ pub(crate) fn refusal(refusal: TransportRefusal) -> Response<HubBody> {
     }
 }
 
+/// The name of a transport in `availableTransports`, and the transfer formats it carries
+/// (Server-Sent Events carry text only).
+pub fn transport_entry(kind: TransportKind) -> (&'static str, &'static [&'static str]) {
+    match kind {
+        TransportKind::WebSockets => ("WebSockets", &["Text", "Binary"]),
+        TransportKind::ServerSentEvents => ("ServerSentEvents", &["Text"]),
+        TransportKind::LongPolling => ("LongPolling", &["Text", "Binary"]),
+    }
+}
+
 /// The 404 for a transport this endpoint does not offer (ASP.NET Core's wording).
 pub(crate) fn not_offered(kind: TransportKind) -> Response<HubBody> {
-    let (name, _) = crate::negotiate::transport_entry(kind);
+    let (name, _) = transport_entry(kind);
     text(
         StatusCode::NOT_FOUND,
         format!("{name} transport not supported by this end point type"),

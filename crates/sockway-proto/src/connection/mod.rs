@@ -33,7 +33,7 @@ use crate::Role;
 
 pub use prepared::PreparedFrame;
 use read::Reader;
-pub use timers::{KeepAlive, Millis, Timeout};
+pub use timers::{KeepAlive, Millis, Timeout, Timers};
 pub use write::Compression;
 use write::Writer;
 
@@ -103,8 +103,11 @@ pub struct Connection {
     closed_locally: bool,
     /// A keep-alive ping went out and nothing arrived since (see [`timers`]).
     ping_sent: bool,
-    /// When the peer was last heard from, on the driver's clock (see [`timers`]).
+    /// When the peer was last heard from, on the driver's clock; once closing, when the
+    /// current closing phase's clock started (see [`timers`]).
     heard_at: Millis,
+    /// Which closing phase `heard_at` counts, if any (see [`timers`]).
+    close_clock: timers::CloseClock,
 }
 
 /// How the connection ends, behind one pointer: most of a connection's life has no close
@@ -134,6 +137,7 @@ impl Connection {
             closed_locally: false,
             ping_sent: false,
             heard_at: 0,
+            close_clock: timers::CloseClock::Idle,
         }
     }
 

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use sockway_proto::error::SendError;
 use sockway_proto::{CloseCode, Connection, Message, PreparedFrame};
 
-use super::sender::{ConnId, SendRefused, Sender};
+use super::sender::{SendRefused, Sender};
+use super::shared::{ConnId, Shared};
 use super::topics::{SubscribeRefused, Topics};
-use super::worker::Shared;
 
 /// The application's side of an [`super::EventLoopServer`]: callbacks run on the worker
 /// thread that owns the connection, one at a time per thread, so they must not block (hand

@@ -56,6 +56,7 @@ mod handshake;
 mod held;
 mod options;
 mod sender;
+mod shared;
 mod slot;
 mod topics;
 mod worker;
@@ -70,9 +71,11 @@ use mio::{Interest, Poll, Waker};
 
 pub use handler::{Conn, Handler, OpenRequest};
 pub use options::EventLoopOptions;
-pub use sender::{ConnId, SendRefused, Sender};
+pub use sender::{SendRefused, Sender};
+pub use shared::ConnId;
+use shared::Shared;
 pub use topics::SubscribeRefused;
-use worker::{Shared, Worker, LISTENER, WAKER};
+use worker::{Worker, LISTENER, WAKER};
 
 /// A callback-driven WebSocket server; see the module documentation.
 #[derive(Debug, Clone)]

@@ -9,36 +9,11 @@ use std::sync::Arc;
 
 use sockway_proto::{CloseCode, Message, PreparedFrame};
 
-use super::worker::{lock, Shared};
+use super::shared::{lock, Command, ConnId, Shared};
 
 /// Most commands waiting for one worker; beyond it [`Sender::send`] refuses with
 /// [`SendRefused::Full`], so a producer faster than the worker cannot grow memory.
 pub(super) const MAX_QUEUED: usize = 64 * 1024;
-
-/// A connection's name, valid across threads: its worker, its slot, and the slot's
-/// generation, so that a message for a closed connection never reaches the one that later
-/// takes its slot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ConnId {
-    pub(super) worker: u16,
-    pub(super) key: u32,
-    pub(super) generation: u32,
-}
-
-/// What a [`Sender`] asks a worker to do.
-#[derive(Debug)]
-pub(super) enum Command {
-    /// Send a message to one connection.
-    Send(ConnId, Message),
-    /// Start one connection's close handshake.
-    Close(ConnId, CloseCode, String),
-    /// Subscribe a connection to a topic.
-    Subscribe(ConnId, Arc<str>),
-    /// Unsubscribe a connection from a topic.
-    Unsubscribe(ConnId, Arc<str>),
-    /// Write a frame to every subscriber of a topic on the worker.
-    Publish(Arc<str>, PreparedFrame),
-}
 
 /// Why a [`Sender`] did not queue a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

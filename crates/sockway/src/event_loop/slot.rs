@@ -15,16 +15,15 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 use mio::net::TcpStream;
-use sockway_proto::connection::Delivery;
+use sockway_proto::connection::{Delivery, Timeout};
 use sockway_proto::{CloseCode, Connection, ConnectionState, Event, Message, PreparedFrame, Role};
 
 use super::handler::{Conn, Handler, OpenRequest};
 use super::handshake::{self, Outcome};
 use super::held::Held;
 use super::options::EventLoopOptions;
-use super::sender::ConnId;
+use super::shared::{ConnId, Shared};
 use super::topics::Topics;
-use super::worker::Shared;
 
 /// Most bytes one read asks for.
 pub(super) const READ_SIZE: usize = 64 * 1024;
@@ -102,8 +101,8 @@ pub(super) struct Slot<S> {
     input: Held,
     /// Bytes to send before the protocol's output: the handshake response or a refusal.
     raw: Held,
-    /// When the close handshake started or the refusal was queued, if it did (worker clock;
-    /// see [`closing_time`]).
+    /// When a refusal was queued, if one was (worker clock; see [`closing_time`]): it has the
+    /// close timeout to go out. An open connection's closing is timed by its core.
     closing_at: Option<NonZeroU32>,
     /// Everything is sent and this side's write half is shut: input is read and dropped
     /// until the peer closes too (or the close timeout), so that closing the socket with
@@ -203,10 +202,12 @@ impl<S> Slot<S> {
         }
     }
 
-    /// Checks the phase's deadline; sends a keep-alive ping when one is due.
+    /// Checks the phase's deadline: the handshake timeout, a refusal's close timeout, and
+    /// for an open connection the core's timers (a keep-alive ping, a silent peer, a close
+    /// handshake or teardown that ran out of time).
     pub(super) fn on_tick<H: Handler<Session = S>>(&mut self, cx: &mut Context<'_, H>) -> Next {
         let options = cx.options;
-        if let Some(since) = self.closing_at {
+        if let (Phase::Refusing, Some(since)) = (&self.phase, self.closing_at) {
             let close_ms = millis(options.websocket.close_timeout);
             return if cx.now.wrapping_sub(since.get()) >= close_ms {
                 Next::Remove
@@ -228,22 +229,34 @@ impl<S> Slot<S> {
             }
             Phase::Refusing => Next::Keep,
             Phase::Open(open) => {
-                let Some(keep_alive) = options.websocket.keep_alive else {
-                    return Next::Keep;
-                };
-                // The core's rule: a ping after the interval, failure after the timeout. The
-                // tick is this driver's sleep; the ping or close frame goes out below.
-                let _ = open.protocol.handle_timeout(cx.clock, &keep_alive);
-                let quiet = cx.clock.saturating_sub(open.protocol.last_heard());
-                if open.protocol.output_len() == 0 && quiet >= 1000 {
-                    open.protocol.release_idle_output(0);
+                // The core's rules: a ping after the interval, failure after the timeout, and
+                // the close timeout once closing. The tick is this driver's sleep; a ping or
+                // close frame goes out below.
+                let timers = crate::socket::timers(&options.websocket);
+                if let Some(Timeout::CloseTimedOut(_)) =
+                    open.protocol.handle_timeout(cx.clock, &timers)
+                {
+                    return Next::Remove;
                 }
-                if open.paused {
-                    return self.read_open(cx);
-                }
-                self.after_io(cx.now)
+                self.after_tick(cx)
             }
         }
+    }
+
+    /// The rest of a tick for an open connection: release idle output room, resume reading
+    /// held back by backpressure, write what is queued.
+    fn after_tick<H: Handler<Session = S>>(&mut self, cx: &mut Context<'_, H>) -> Next {
+        let Phase::Open(open) = &mut self.phase else {
+            return Next::Keep;
+        };
+        let quiet = cx.clock.saturating_sub(open.protocol.last_heard());
+        if open.protocol.output_len() == 0 && quiet >= 1000 {
+            open.protocol.release_idle_output(0);
+        }
+        if open.paused {
+            return self.read_open(cx);
+        }
+        self.after_io(cx.now)
     }
 
     /// Starts the close handshake with `code` (server shutdown: 1001), or ends a connection
@@ -493,15 +506,10 @@ impl<S> Slot<S> {
             Phase::Refusing => Next::Keep,
             Phase::Open(open) => match open.protocol.state() {
                 ConnectionState::Open => Next::Keep,
-                ConnectionState::CloseSent => {
-                    self.closing_at.get_or_insert(closing_time(now));
-                    Next::Keep
-                }
+                // The core's close timeout bounds the rest (see `on_tick`).
+                ConnectionState::CloseSent => Next::Keep,
                 ConnectionState::Closed if output_empty => self.drain(now),
-                ConnectionState::Closed => {
-                    self.closing_at.get_or_insert(closing_time(now));
-                    Next::Keep
-                }
+                ConnectionState::Closed => Next::Keep,
             },
         }
     }
@@ -511,7 +519,9 @@ impl<S> Slot<S> {
     fn drain(&mut self, now: u32) -> Next {
         if !self.draining {
             self.draining = true;
-            self.closing_at.get_or_insert(closing_time(now));
+            if matches!(self.phase, Phase::Refusing) {
+                self.closing_at.get_or_insert(closing_time(now));
+            }
             self.input.clear();
             if self.stream.shutdown(std::net::Shutdown::Write).is_err() {
                 return Next::Remove;

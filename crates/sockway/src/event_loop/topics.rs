@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use sockway_proto::PreparedFrame;
 
-use super::sender::ConnId;
+use super::shared::ConnId;
 
 /// Why a subscription was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

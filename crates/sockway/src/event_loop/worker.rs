@@ -14,19 +14,19 @@
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use mio::net::{TcpListener, TcpStream};
-use mio::{Events, Interest, Poll, Token, Waker};
+use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 use sockway_proto::CloseCode;
 
 use super::handler::Handler;
 use super::options::EventLoopOptions;
-use super::sender::{Command, ConnId};
+use super::shared::{lock, Command, ConnId, Shared};
 use super::slot::{millis, Context, Next, Slot};
 use super::topics::Topics;
 
@@ -37,57 +37,6 @@ pub(super) const WAKER: Token = Token(usize::MAX - 2);
 /// The answer to a connection over [`EventLoopOptions::max_connections`].
 const FULL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; \
     charset=utf-8\r\nconnection: close\r\nretry-after: 5\r\ncontent-length: 11\r\n\r\nserver full";
-
-/// What every worker of one server shares.
-#[derive(Debug)]
-pub(super) struct Shared {
-    /// Connections open across all workers.
-    pub(super) connections: AtomicUsize,
-    /// Set once shutdown starts.
-    pub(super) stopping: AtomicBool,
-    /// One link per worker, by index.
-    pub(super) workers: Vec<WorkerLink>,
-}
-
-/// How the other threads reach one worker.
-#[derive(Debug)]
-pub(super) struct WorkerLink {
-    /// Connections this worker has, or has been dealt.
-    pub(super) open: AtomicUsize,
-    /// Connections dealt to it and not adopted yet.
-    pub(super) inbox: Mutex<Vec<(TcpStream, SocketAddr)>>,
-    /// Commands from [`super::Sender`]s for its connections.
-    pub(super) commands: Mutex<Vec<Command>>,
-    /// Wakes its poller.
-    pub(super) waker: Waker,
-}
-
-impl Shared {
-    /// Shared state for workers reached through `wakers`.
-    pub(super) fn new(wakers: Vec<Waker>) -> Self {
-        let workers = wakers
-            .into_iter()
-            .map(|waker| WorkerLink {
-                open: AtomicUsize::new(0),
-                inbox: Mutex::new(Vec::new()),
-                commands: Mutex::new(Vec::new()),
-                waker,
-            })
-            .collect();
-        Self {
-            connections: AtomicUsize::new(0),
-            stopping: AtomicBool::new(false),
-            workers,
-        }
-    }
-
-    /// The worker with the fewest connections (the first of them on a tie).
-    fn least_loaded(&self) -> usize {
-        (0..self.workers.len())
-            .min_by_key(|&index| self.workers[index].open.load(Ordering::Relaxed))
-            .unwrap_or(0)
-    }
-}
 
 /// A worker's connections, by the key of their token.
 type Slots<S> = Slab<Box<Slot<S>>>;
@@ -470,14 +419,6 @@ impl<H: Handler> Worker<H> {
             self.slots.shrink_to_fit();
         }
     }
-}
-
-/// A queue's lock, even if a thread panicked while holding it (a `Vec` push cannot leave
-/// it inconsistent).
-pub(super) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Accept errors that concern one connection only (it went away before it was accepted).

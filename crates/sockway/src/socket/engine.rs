@@ -248,8 +248,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
     /// deadline on the runtime's shared wheel. Called when the engine is about to wait for the
     /// peer.
     fn poll_keep_alive(&mut self, cx: &mut Context<'_>) -> Option<Result<Option<Event>, Error>> {
-        let settings = self.config.keep_alive.as_ref()?;
-        match self.keep_alive.as_mut()?.poll(&mut self.conn, settings, cx) {
+        let timers = super::timers(&self.config);
+        if self.keep_alive.is_none()
+            && self.conn.state() == sockway_proto::ConnectionState::CloseSent
+        {
+            // A close frame went out: the core's close timeout needs the clock, keep-alive
+            // or not.
+            self.keep_alive = Some(KeepAliveTimer::default());
+        }
+        match self.keep_alive.as_mut()?.poll(&mut self.conn, &timers, cx) {
             KeepAliveAction::Wait => None,
             KeepAliveAction::Ping => {
                 let _ = self.poll_write_out(cx);
@@ -259,6 +266,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
                 self.keep_alive = None;
                 self.teardown = Teardown::Done;
                 Some(Err(Error::KeepAliveTimeout(silent)))
+            }
+            KeepAliveAction::CloseTimedOut => {
+                self.keep_alive = None;
+                self.teardown = Teardown::Done;
+                Some(Err(Error::CloseTimeout))
             }
         }
     }
@@ -452,9 +464,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
         loop {
             match self.teardown {
                 Teardown::NotStarted => {
+                    // The core's close timeout bounds the teardown: start its clock and
+                    // sleep until its deadline.
                     self.teardown = Teardown::Flushing;
-                    self.close_deadline =
-                        Some(Box::pin(tokio::time::sleep(self.config.close_timeout)));
+                    let timers = super::timers(&self.config);
+                    let _ = self.conn.handle_timeout(clock::now(), &timers);
+                    match self.conn.poll_timeout(&timers) {
+                        Some(due) => {
+                            self.close_deadline =
+                                Some(Box::pin(tokio::time::sleep_until(clock::at(due))));
+                        }
+                        None => self.teardown = Teardown::Done,
+                    }
                 }
                 Teardown::Flushing => {
                     if self.poll_deadline(cx) {
@@ -500,16 +521,29 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
         }
     }
 
-    /// Whether the close deadline has passed (then teardown is cut short).
+    /// Whether the core gave up on closing, its deadline come (then teardown is cut short).
     fn poll_deadline(&mut self, cx: &mut Context<'_>) -> bool {
-        let expired = self
-            .close_deadline
-            .as_mut()
-            .is_some_and(|d| d.as_mut().poll(cx).is_ready());
-        if expired {
-            self.teardown = Teardown::Done;
+        let Some(deadline) = self.close_deadline.as_mut() else {
+            return false;
+        };
+        if deadline.as_mut().poll(cx).is_pending() {
+            return false;
         }
-        expired
+        let timers = super::timers(&self.config);
+        match self.conn.handle_timeout(clock::now(), &timers) {
+            Some(_) => {
+                self.teardown = Teardown::Done;
+                true
+            }
+            None => {
+                // Woken a little early for the core's clock: sleep until its deadline.
+                match self.conn.poll_timeout(&timers) {
+                    Some(due) => deadline.as_mut().reset(clock::at(due)),
+                    None => self.teardown = Teardown::Done,
+                }
+                self.teardown == Teardown::Done || self.poll_deadline(cx)
+            }
+        }
     }
 
     /// A transport error ends everything at once.
@@ -535,5 +569,35 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Drop for Engine<S> {
             }
         }
         let _ = Pin::new(&mut self.io).poll_shutdown(&mut cx);
+    }
+}
+
+/// The clock the engine gives the core while closing: milliseconds since one epoch per
+/// process, on tokio's clock (so that tests with paused time see it move).
+mod clock {
+    use std::sync::OnceLock;
+    use std::time::Duration;
+
+    use tokio::time::Instant;
+
+    fn epoch() -> Instant {
+        static EPOCH: OnceLock<Instant> = OnceLock::new();
+        *EPOCH.get_or_init(Instant::now)
+    }
+
+    /// Now, in whole milliseconds since the epoch, rounded up (so that a sleep until a
+    /// deadline never wakes before the core counts it as come).
+    pub(super) fn now() -> u64 {
+        let elapsed = Instant::now().saturating_duration_since(epoch());
+        let millis = elapsed.as_millis() + u128::from(elapsed.subsec_nanos() % 1_000_000 != 0);
+        u64::try_from(millis).unwrap_or(u64::MAX)
+    }
+
+    /// The instant `millis` after the epoch.
+    pub(super) fn at(millis: u64) -> Instant {
+        let epoch = epoch();
+        epoch
+            .checked_add(Duration::from_millis(millis))
+            .unwrap_or(epoch + Duration::from_secs(86_400 * 365))
     }
 }

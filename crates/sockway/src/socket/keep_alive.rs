@@ -25,8 +25,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use sockway_proto::connection::{KeepAlive, Timeout};
+use sockway_proto::connection::{Timeout, Timers};
 use sockway_proto::Connection;
+use sockway_proto::ConnectionState;
 use tokio::runtime::{Handle, Id};
 use tokio::time::{Instant, Sleep};
 
@@ -289,6 +290,9 @@ pub(crate) enum KeepAliveAction {
     /// The peer stayed silent for the timeout after the ping: the core failed the connection
     /// (close 1001 queued). Holds how long the peer was silent.
     TimedOut(Duration),
+    /// The peer did not answer this side's close frame within the close timeout: the core
+    /// gave up on the handshake; the transport is dropped.
+    CloseTimedOut,
 }
 
 /// One socket's place in the wheel, kept inline in its engine.
@@ -309,6 +313,9 @@ pub(crate) struct KeepAliveTimer {
     index: u32,
     /// Whether bytes arrived since the core was last told.
     heard: bool,
+    /// Whether the connection was seen closing: the core's close timeout replaced the
+    /// keep-alive deadline.
+    closing: bool,
     /// The deadline armed in the wheel, in the wheel's milliseconds (0 before the first).
     armed: u64,
     /// The waker the armed deadline will wake.
@@ -338,7 +345,7 @@ impl KeepAliveTimer {
     pub(crate) fn poll(
         &mut self,
         conn: &mut Connection,
-        settings: &KeepAlive,
+        settings: &Timers,
         cx: &mut Context<'_>,
     ) -> KeepAliveAction {
         // The path of every wait: the armed deadline has not passed, for this task, and a
@@ -348,7 +355,12 @@ impl KeepAliveTimer {
                 self.heard = false;
                 conn.heard(wheel.now_rounded_up());
             }
-            if wheel.scanned.load(Ordering::Acquire) < self.armed
+            if !self.closing && conn.state() != ConnectionState::Open {
+                // The close clock starts now: let the core see the time at once rather than
+                // at the keep-alive deadline armed before.
+                self.closing = true;
+                self.armed = 0;
+            } else if wheel.scanned.load(Ordering::Acquire) < self.armed
                 && self
                     .armed_with
                     .as_ref()
@@ -367,7 +379,7 @@ impl KeepAliveTimer {
     fn poll_due(
         &mut self,
         conn: &mut Connection,
-        settings: &KeepAlive,
+        settings: &Timers,
         cx: &mut Context<'_>,
     ) -> KeepAliveAction {
         let Some(wheel) = &self.wheel else {
@@ -393,6 +405,10 @@ impl KeepAliveTimer {
                 self.stop();
                 return KeepAliveAction::TimedOut(silent);
             }
+            Some(Timeout::CloseTimedOut(_)) => {
+                self.stop();
+                return KeepAliveAction::CloseTimedOut;
+            }
         };
         self.arm(next_deadline(conn, settings), cx.waker());
         action
@@ -412,7 +428,7 @@ impl KeepAliveTimer {
 }
 
 /// The core's next deadline, as the wheel counts (`NEVER` once the connection is closed).
-fn next_deadline(conn: &Connection, settings: &KeepAlive) -> u64 {
+fn next_deadline(conn: &Connection, settings: &Timers) -> u64 {
     conn.poll_timeout(settings)
         .map_or(NEVER, |due| due.min(NEVER - 1))
 }
@@ -428,6 +444,7 @@ mod tests {
     use std::time::Duration;
 
     use tokio::io::{duplex, AsyncReadExt, DuplexStream};
+    use sockway_proto::connection::KeepAlive;
     use tokio::time::{timeout, Instant};
 
     use super::*;

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::BytesMut;
-use sockway_proto::connection::Compression;
+use sockway_proto::connection::{Compression, Timers};
 use sockway_proto::deflate::DeflateParams;
 use sockway_proto::{CloseCode, ConnectionState, Message, MessageKind, PreparedFrame, Role};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -306,5 +306,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     pub fn split(self) -> (WebSocketReader<S>, WebSocketWriter<S>) {
         let Inner { engine, leftover } = *self.inner;
         split::split(engine, leftover)
+    }
+}
+
+/// The core's timer settings for sockets configured by `config`: its keep-alive and close
+/// timeout (the core owns the rules, see `sockway_proto::connection::Timers`).
+pub(crate) fn timers(config: &WebSocketConfig) -> Timers {
+    Timers {
+        keep_alive: config.keep_alive,
+        close_timeout: config.close_timeout,
     }
 }
