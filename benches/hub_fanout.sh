@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Fan-out through the hub over WebSockets on loopback: for N in --clients and each protocol,
 # a fresh server (the sample chat hub, 2 worker threads) and `hub_bench fanout`: N receivers
-# and one sender on SendMessage (every client gets ReceiveMessage), up to 16 messages in
-# flight, 1 s warm-up, then --seconds measured. Prints one line per run (deliveries per second
-# counted at the N receivers, latency p50 and p99 in microseconds) and, per case, the median
-# and range of --runs runs. Every process stops by itself.
+# in one group (joined with the bench server's `Join`) and one sender on SendMessageToGroup
+# (every member gets Send), up to 16
+# messages in flight, 1 s warm-up, then --seconds measured. The cases are interleaved: --runs
+# rounds, each running every case once, so a change in the machine's load spreads over all
+# of them. Prints one line per run (deliveries per second counted at the N receivers, latency
+# p50 and p99 in microseconds) and, per case, the median and range of its runs. Every process
+# stops by itself.
 #
 # Usage: benches/hub_fanout.sh [--clients "100 1000"] [--protocols "json messagepack"]
 #                              [--runs 3] [--seconds 5] [--no-build]
@@ -16,6 +19,8 @@ PROTOCOLS="json messagepack"
 RUNS=3
 SECONDS_PER_RUN=5
 BUILD=1
+# The group the receivers join.
+GROUP=bench
 while (($#)); do
   case "$1" in
     --clients) CLIENTS="$2"; shift ;;
@@ -23,7 +28,7 @@ while (($#)); do
     --runs) RUNS="$2"; shift ;;
     --seconds) SECONDS_PER_RUN="$2"; shift ;;
     --no-build) BUILD=0 ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -65,20 +70,24 @@ stop_server() {
 # median and range of the numbers on stdin
 summary() { sort -n | awk '{v[NR]=$1} END {printf "median %s (range %s-%s)", v[int((NR+1)/2)], v[1], v[NR]}'; }
 
-echo "hub fan-out: $RUNS runs of ${SECONDS_PER_RUN}s per case; $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "hub fan-out: $RUNS runs of ${SECONDS_PER_RUN}s per case, the cases interleaved (every case once per round); $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
+for run in $(seq "$RUNS"); do
+  for n in $CLIENTS; do
+    for protocol in $PROTOCOLS; do
+      start_server
+      line="$(timeout 120 "$BIN" fanout "ws://$ADDR/chatHub" "$n" "$protocol" "$SECONDS_PER_RUN" "$GROUP")"
+      stop_server
+      echo "  round $run: $line (load $(cut -d' ' -f1 /proc/loadavg))"
+      echo "$line" >>"$WORK/case-$n-$protocol"
+    done
+  done
+done
 for n in $CLIENTS; do
   for protocol in $PROTOCOLS; do
-    : >"$WORK/case"
-    for run in $(seq "$RUNS"); do
-      start_server
-      line="$(timeout 120 "$BIN" fanout "ws://$ADDR/chatHub" "$n" "$protocol" "$SECONDS_PER_RUN")"
-      stop_server
-      echo "  run $run: $line"
-      echo "$line" >>"$WORK/case"
-    done
-    rate="$(sed 's/.*deliveries_per_sec=\([0-9]*\).*/\1/' "$WORK/case" | summary)"
-    p99="$(sed 's/.*p99_us=\([0-9]*\).*/\1/' "$WORK/case" | summary)"
-    p50="$(sed 's/.*p50_us=\([0-9]*\).*/\1/' "$WORK/case" | summary)"
+    case_file="$WORK/case-$n-$protocol"
+    rate="$(sed 's/.*deliveries_per_sec=\([0-9]*\).*/\1/' "$case_file" | summary)"
+    p99="$(sed 's/.*p99_us=\([0-9]*\).*/\1/' "$case_file" | summary)"
+    p50="$(sed 's/.*p50_us=\([0-9]*\).*/\1/' "$case_file" | summary)"
     echo "N=$n $protocol: deliveries/s $rate; p50 us $p50; p99 us $p99"
   done
 done

@@ -9,13 +9,14 @@
 //! inbound channel close.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::channel::{self, Receiver, Sender};
 use crate::link::{self, Inbound, Outbound, OutboundReceiver, TransportKind};
 
 /// The limits the store enforces, taken from the service's options.
@@ -89,16 +90,19 @@ pub(crate) struct Connection {
     /// Whether stateful reconnect was agreed at negotiate.
     pub stateful: bool,
     /// The hub's receiver and outbound handle, until the first transport starts the hub.
-    link: Mutex<Option<(mpsc::Receiver<Inbound>, Outbound)>>,
+    link: Mutex<Option<(Receiver<Inbound>, Outbound)>>,
     /// A handle on the hub's queue, to close it when the hub finishes or the connection goes.
     closer: Outbound,
     /// Where transports put what the client sends; `None` once the connection is removed.
-    inbound: Mutex<Option<mpsc::Sender<Inbound>>>,
+    inbound: Mutex<Option<Sender<Inbound>>>,
     /// What the hub queued for the client; held by the transport that is sending.
     pub outbound: Arc<tokio::sync::Mutex<OutboundReceiver>>,
     /// The number of the latest request attached; a poll or socket that replaces another
-    /// bumps it, and the one replaced ends.
-    attachment: watch::Sender<u64>,
+    /// bumps it, and the one replaced ends. (An atomic and a `Notify`: a `watch` channel
+    /// would cost some 350 bytes more per connection.)
+    attachment: AtomicU64,
+    /// Wakes the requests waiting in [`superseded`](Self::superseded).
+    attached: Notify,
     /// A POST is being read (a second one gets 409).
     pub posting: AtomicBool,
     /// Cancelled when the connection is removed.
@@ -112,12 +116,12 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Connection {
     /// A clone of the inbound sender, while the connection exists.
-    pub fn inbound(&self) -> Option<mpsc::Sender<Inbound>> {
+    pub fn inbound(&self) -> Option<Sender<Inbound>> {
         lock(&self.inbound).clone()
     }
 
     /// The hub's side of the link, once: `None` when a transport already started the hub.
-    pub fn take_link(&self) -> Option<(mpsc::Receiver<Inbound>, Outbound)> {
+    pub fn take_link(&self) -> Option<(Receiver<Inbound>, Outbound)> {
         lock(&self.link).take()
     }
 
@@ -153,23 +157,30 @@ impl Connection {
         state.active = true;
         state.lost = false;
         state.last_seen = Instant::now();
-        let mut number = 0;
-        self.attachment.send_modify(|current| {
-            *current = current.wrapping_add(1);
-            number = *current;
-        });
+        let number = self
+            .attachment
+            .fetch_add(1, Ordering::AcqRel)
+            .wrapping_add(1);
+        self.attached.notify_waiters();
         Ok(number)
     }
 
     /// Resolves once a newer request has attached in place of attachment `number`.
     pub async fn superseded(&self, number: u64) {
-        let mut current = self.attachment.subscribe();
-        let _ = current.wait_for(|current| *current != number).await;
+        loop {
+            let changed = self.attached.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if !self.is_current(number) {
+                return;
+            }
+            changed.await;
+        }
     }
 
     /// Whether attachment `number` is still the latest.
     pub fn is_current(&self, number: u64) -> bool {
-        *self.attachment.borrow() == number
+        self.attachment.load(Ordering::Acquire) == number
     }
 
     /// Attachment `number` ended; the connection goes idle unless a newer request attached
@@ -237,7 +248,7 @@ impl ConnectionStore {
     ) -> Result<Arc<Connection>, StoreRefusal> {
         self.start_sweeper();
         let limits = &self.inner.limits;
-        let (inbound_tx, inbound_rx) = mpsc::channel(limits.inbound_capacity.max(1));
+        let (inbound_tx, inbound_rx) = channel::bounded(limits.inbound_capacity);
         let (outbound, outbound_rx) = link::outbound(limits.outbound_capacity);
         let connection = Arc::new(Connection {
             token: token.clone(),
@@ -247,7 +258,8 @@ impl ConnectionStore {
             link: Mutex::new(Some((inbound_rx, outbound))),
             inbound: Mutex::new(Some(inbound_tx)),
             outbound: Arc::new(tokio::sync::Mutex::new(outbound_rx)),
-            attachment: watch::Sender::new(0),
+            attachment: AtomicU64::new(0),
+            attached: Notify::new(),
             posting: AtomicBool::new(false),
             ended: CancellationToken::new(),
             state: Mutex::new(State {

@@ -7,6 +7,7 @@ pub mod protocol;
 pub mod relay;
 mod relay_dispatch;
 
+pub mod channel;
 pub mod link;
 
 pub mod auth;

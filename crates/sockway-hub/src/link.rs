@@ -15,8 +15,9 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 
+use crate::channel;
 use crate::protocol::TransferFormat;
 
 /// The transports of the SignalR transport protocol, by their names in `availableTransports`.
@@ -41,7 +42,9 @@ pub struct ConnectionInfo {
     pub transport: TransportKind,
     /// Whether the client asked for stateful reconnect and the server allowed it.
     pub stateful_reconnect: bool,
-    /// The headers of the request that opened the transport.
+    /// The headers of the request that opened the transport, but the WebSocket handshake's
+    /// own (`Connection`, `Upgrade`, `Sec-WebSocket-Key`, `-Version` and `-Extensions`), which
+    /// say nothing once the socket is open and would cost every connection memory.
     pub headers: http::HeaderMap,
     /// The URI of that request (its query carries the client's parameters).
     pub uri: http::Uri,
@@ -55,7 +58,7 @@ pub struct LinkedConnection {
     /// Who and how.
     pub info: ConnectionInfo,
     /// What the client sends; closed when the client is gone for good.
-    pub inbound: mpsc::Receiver<Inbound>,
+    pub inbound: channel::Receiver<Inbound>,
     /// Where the hub puts frames for the client.
     pub outbound: Outbound,
 }
@@ -94,14 +97,14 @@ pub enum OutboundError {
 /// ends the connection instead of buffering without limit.
 #[derive(Debug, Clone)]
 pub struct Outbound {
-    frames: mpsc::Sender<Bytes>,
+    frames: channel::Sender<Bytes>,
     shared: Arc<Shared>,
 }
 
 /// The transport's side of the queue: frames to send, in order, and the end of the connection.
 #[derive(Debug)]
 pub struct OutboundReceiver {
-    frames: mpsc::Receiver<Bytes>,
+    frames: channel::Receiver<Bytes>,
     shared: Arc<Shared>,
 }
 
@@ -117,7 +120,7 @@ struct Shared {
 
 /// A new outbound queue holding at most `capacity` frames.
 pub fn outbound(capacity: usize) -> (Outbound, OutboundReceiver) {
-    let (frames, receiver) = mpsc::channel(capacity.max(1));
+    let (frames, receiver) = channel::bounded(capacity);
     let shared = Arc::new(Shared::default());
     (
         Outbound {
@@ -138,8 +141,8 @@ impl Outbound {
             return Err(OutboundError::Closed);
         }
         self.frames.try_send(frame).map_err(|error| match error {
-            mpsc::error::TrySendError::Full(_) => OutboundError::Full,
-            mpsc::error::TrySendError::Closed(_) => OutboundError::Closed,
+            channel::TrySendError::Full(_) => OutboundError::Full,
+            channel::TrySendError::Closed(_) => OutboundError::Closed,
         })
     }
 
@@ -182,7 +185,7 @@ impl OutboundReceiver {
     /// queued frame has been taken.
     pub async fn recv(&mut self) -> Option<Bytes> {
         loop {
-            if let Ok(frame) = self.frames.try_recv() {
+            if let Some(frame) = self.frames.try_recv() {
                 return Some(frame);
             }
             if self.shared.closed.load(Ordering::Acquire) {
@@ -204,12 +207,12 @@ impl OutboundReceiver {
 
     /// A frame already queued, without waiting (for batching several into one write).
     pub fn try_recv(&mut self) -> Option<Bytes> {
-        self.frames.try_recv().ok()
+        self.frames.try_recv()
     }
 
     /// Drops every queued frame (a lost transport's frames, before a reconnect's replay).
     pub fn clear(&mut self) {
-        while self.frames.try_recv().is_ok() {}
+        self.frames.clear();
     }
 
     /// Whether the hub has closed the connection.

@@ -241,9 +241,19 @@ impl ConnectionSink {
     /// Ends the connection with a `Close` carrying `error`, delivered after what is queued
     /// even when the queue is full.
     pub(crate) fn close_with_error(&self, error: &str) {
+        self.close(error, false);
+    }
+
+    /// Ends the connection like [`close_with_error`](Self::close_with_error), with
+    /// `allowReconnect: true`: the client may connect again (a client timeout).
+    pub(crate) fn close_allowing_reconnect(&self, error: &str) {
+        self.close(error, true);
+    }
+
+    fn close(&self, error: &str, allow_reconnect: bool) {
         let close = HubMessage::Close(Close {
             error: Some(error.to_owned()),
-            allow_reconnect: false,
+            allow_reconnect,
         });
         self.finish(encode(self.protocol, &close).ok());
     }

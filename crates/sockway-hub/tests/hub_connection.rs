@@ -146,8 +146,14 @@ async fn a_silent_client_times_out_with_an_error() {
     });
     let mut client = connect(&hub, "a").await;
     client.send(json!({"type": 6})).await;
-    let error = error_of(&client.closed().await);
-    assert!(error.contains("client timeout"), "{error}");
+    let close = client.closed().await;
+    assert_eq!(
+        error_of(&close),
+        "Connection closed with an error. OperationCanceledException: Client hasn't sent a \
+         message/ping within the configured ClientTimeoutInterval.",
+        "ASP.NET Core's text"
+    );
+    assert_eq!(close["allowReconnect"], true, "{close}");
 }
 
 #[tokio::test]

@@ -2,6 +2,7 @@
 //! running it within the connection's parallel-invocation limit, and sending its
 //! `Completion` or its stream (ASP.NET Core's `DefaultHubDispatcher`).
 
+use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 
@@ -9,7 +10,7 @@ use futures_util::{FutureExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{Connection, End};
+use super::{Connection, End, Running};
 use crate::args::RawStream;
 use crate::clients::InvokeRule;
 use crate::method::{ItemStream, Method, UnaryFuture};
@@ -116,9 +117,7 @@ impl Connection {
                         return;
                     };
                     if registered {
-                        if let Ok(mut running) = running.lock() {
-                            running.remove(&invocation_id);
-                        }
+                        finished(&running, &invocation_id);
                     }
                     let outcome = match outcome {
                         Ok(Ok(Some(result))) => Outcome::Result(result),
@@ -144,9 +143,7 @@ impl Connection {
                 let running = self.running.clone();
                 tokio::spawn(async move {
                     let outcome = pump(&sink, &invocation_id, stream, &token).await;
-                    if let Ok(mut running) = running.lock() {
-                        running.remove(&invocation_id);
-                    }
+                    finished(&running, &invocation_id);
                     let completion = HubMessage::Completion(Completion {
                         invocation_id,
                         outcome,
@@ -291,6 +288,17 @@ async fn pump(
         });
         if sink.send_own(&message).await.is_err() {
             return Outcome::Void;
+        }
+    }
+}
+
+/// Forgets the call `invocation_id` ended; the map's memory goes with its last call, so an
+/// idle connection holds none (docs/hub.md, "Idle memory").
+fn finished(running: &Mutex<HashMap<String, Running>>, invocation_id: &str) {
+    if let Ok(mut running) = running.lock() {
+        running.remove(invocation_id);
+        if running.is_empty() {
+            *running = HashMap::new();
         }
     }
 }

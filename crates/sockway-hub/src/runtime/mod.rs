@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::args::StreamEvent;
+use crate::channel::Receiver;
 use crate::clients::InvokeRule;
 use crate::context::Items;
 use crate::link::{
@@ -30,8 +31,14 @@ use handshake::Handshake;
 
 impl ConnectionHandler for Hub {
     fn run(&self, connection: LinkedConnection) -> BoxFuture<'static, ()> {
-        let hub = self.clone();
-        Box::pin(async move { run(hub, connection).await })
+        // Taken apart here so the future holds pointers, not a `ConnectionInfo` it has
+        // moved from (an async fn keeps its arguments' room for its whole life).
+        let LinkedConnection {
+            info,
+            inbound,
+            outbound,
+        } = connection;
+        Box::pin(run(self.clone(), Arc::new(info), inbound, outbound))
     }
 }
 
@@ -48,16 +55,19 @@ enum End {
     Left,
     /// The server closes the connection with this error.
     Error(String),
+    /// The client sent nothing for the client timeout: the server closes the connection with
+    /// [`CLIENT_TIMEOUT_ERROR`] and lets the client reconnect, as ASP.NET Core does.
+    TimedOut,
     /// The sink was closed (a slow client, a send that found the transport gone).
     Closed,
 }
 
-async fn run(hub: Hub, connection: LinkedConnection) {
-    let LinkedConnection {
-        info,
-        mut inbound,
-        outbound,
-    } = connection;
+async fn run(
+    hub: Hub,
+    info: Arc<ConnectionInfo>,
+    mut inbound: Receiver<Inbound>,
+    outbound: Outbound,
+) {
     let mut buffer = BytesMut::new();
     let (protocol, version) = match agree(&hub, &info, &mut inbound, &outbound, &mut buffer).await {
         Some(agreed) => agreed,
@@ -69,7 +79,6 @@ async fn run(hub: Hub, connection: LinkedConnection) {
     let options = &hub.inner.options;
     let replay_limit = (info.stateful_reconnect && version >= STATEFUL_RECONNECT_VERSION)
         .then_some(options.stateful_reconnect_buffer_size);
-    let info = Arc::new(info);
     let sink = Arc::new(ConnectionSink::new(
         info.connection_id.clone(),
         info.user.clone(),
@@ -110,6 +119,10 @@ async fn run(hub: Hub, connection: LinkedConnection) {
             sink.close_with_error(&error);
             Some(error)
         }
+        End::TimedOut => {
+            sink.close_allowing_reconnect(CLIENT_TIMEOUT_ERROR);
+            Some(CLIENT_TIMEOUT_ERROR.to_owned())
+        }
         End::Closed => None,
     };
     connection.stop();
@@ -120,6 +133,15 @@ async fn run(hub: Hub, connection: LinkedConnection) {
     }
 }
 
+/// The `Close` error for a client that sent nothing for the client timeout: ASP.NET Core's
+/// `HubConnectionContext.CheckClientTimeout` records an `OperationCanceledException` with this
+/// text and aborts allowing reconnect, and `HubConnectionHandler.SendCloseAsync` sends
+/// "Connection closed with an error." with the exception (its detailed form, as the hub's other
+/// `Close` errors) and `allowReconnect: true`.
+pub(crate) const CLIENT_TIMEOUT_ERROR: &str = "Connection closed with an error. \
+    OperationCanceledException: Client hasn't sent a message/ping within the configured \
+    ClientTimeoutInterval.";
+
 /// The first hub protocol version with `Ack` and `Sequence`: a client that asks for an older
 /// one gets no stateful reconnect even when negotiate allowed it, as in ASP.NET Core 8.
 const STATEFUL_RECONNECT_VERSION: i64 = 2;
@@ -129,7 +151,7 @@ const STATEFUL_RECONNECT_VERSION: i64 = 2;
 async fn agree(
     hub: &Hub,
     info: &ConnectionInfo,
-    inbound: &mut mpsc::Receiver<Inbound>,
+    inbound: &mut Receiver<Inbound>,
     outbound: &Outbound,
     buffer: &mut BytesMut,
 ) -> Option<(Protocol, i64)> {
@@ -222,7 +244,7 @@ impl Connection {
 
     /// The message loop. Message handling is boxed so that the loop's own future, which every
     /// idle connection holds, stays small (1.2 KB instead of 2.6 KB for the whole task).
-    async fn serve(&mut self, inbound: &mut mpsc::Receiver<Inbound>) -> End {
+    async fn serve(&mut self, inbound: &mut Receiver<Inbound>) -> End {
         if let Err(end) = Box::pin(self.process()).await {
             return end;
         }
@@ -322,11 +344,7 @@ impl Connection {
         let timeout = options.client_timeout_interval;
         let timed_out = self.timeout_armed && self.last_received.elapsed() >= timeout;
         if check_timeout && timed_out {
-            return Err(End::Error(format!(
-                "Connection closed with an error. The client sent no message for {} ms \
-                 (the client timeout).",
-                timeout.as_millis()
-            )));
+            return Err(End::TimedOut);
         }
         if !check_timeout {
             self.last_received = Instant::now();

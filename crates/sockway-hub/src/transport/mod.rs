@@ -9,7 +9,8 @@ pub(crate) mod websocket;
 
 use std::sync::Arc;
 
-use http::{Response, StatusCode};
+use http::{HeaderMap, Response, StatusCode};
+use sockway::server::UpgradeInfo;
 
 use crate::connections::{Connection, TransportRefusal};
 use crate::link::{ConnectionInfo, TransportKind};
@@ -94,16 +95,62 @@ pub(crate) fn connection_info<B>(
     user: Option<String>,
     request: &http::Request<B>,
 ) -> ConnectionInfo {
+    // Copies: hyper's header values and URI are slices of its read buffer, which clones
+    // would keep alive (8 KiB or more) for as long as the connection lasts.
+    let (uri, headers) = UpgradeInfo::owned_request_parts(request.uri(), &kept_headers(request));
     ConnectionInfo {
         connection_id: connection.id.clone(),
         user,
         transport: kind,
         stateful_reconnect: connection.stateful,
-        headers: request.headers().clone(),
-        uri: request.uri().clone(),
+        headers,
+        uri,
         peer_addr: request
             .extensions()
             .get::<sockway::server::ConnectionInfo>()
             .map(|info| info.peer_addr),
+    }
+}
+
+/// The WebSocket handshake's own headers (RFC 6455 section 4.1, and RFC 7692's extension
+/// offer): they say nothing to the hub once the socket is open, and each kept costs a
+/// connection about 100 bytes for as long as it lasts (docs/hub.md, "Idle memory").
+static HANDSHAKE_HEADERS: [http::HeaderName; 5] = [
+    http::header::CONNECTION,
+    http::header::UPGRADE,
+    http::header::SEC_WEBSOCKET_KEY,
+    http::header::SEC_WEBSOCKET_VERSION,
+    http::header::SEC_WEBSOCKET_EXTENSIONS,
+];
+
+/// The request's headers but [`HANDSHAKE_HEADERS`], for [`ConnectionInfo::headers`].
+fn kept_headers<B>(request: &http::Request<B>) -> HeaderMap {
+    let mut headers = request.headers().clone();
+    for name in &HANDSHAKE_HEADERS {
+        headers.remove(name);
+    }
+    headers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_handshake_headers_are_not_kept() {
+        let request = http::Request::builder()
+            .uri("/hub?id=abc")
+            .header("host", "example.test")
+            .header("connection", "Upgrade")
+            .header("upgrade", "websocket")
+            .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+            .header("sec-websocket-version", "13")
+            .header("sec-websocket-extensions", "permessage-deflate")
+            .header("cookie", "session=1")
+            .body(())
+            .unwrap();
+        let kept = kept_headers(&request);
+        let names: Vec<&str> = kept.keys().map(|name| name.as_str()).collect();
+        assert_eq!(names, ["host", "cookie"]);
     }
 }

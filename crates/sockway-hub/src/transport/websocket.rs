@@ -22,9 +22,9 @@ use http_body_util::BodyExt as _;
 use sockway::proto::message::TextBytes;
 use sockway::server::{Handshake, PendingWebSocket, ServerWebSocket};
 use sockway::{CloseCode, Message};
-use tokio::sync::mpsc;
 
 use super::{connection_info, lookup, not_offered, refusal, request_token, text, HubBody, Unknown};
+use crate::channel::Sender;
 use crate::connections::{Connection, StoreRefusal};
 use crate::link::{ConnectionInfo, Inbound, OutboundReceiver, TransportKind};
 use crate::negotiate::new_identity;
@@ -91,7 +91,12 @@ pub(crate) async fn start<B>(
     }
     match handshake.accept(&options) {
         Ok((response, pending)) => {
-            let info = connection_info(&connection, TransportKind::WebSockets, user, &request);
+            let info = Box::new(connection_info(
+                &connection,
+                TransportKind::WebSockets,
+                user,
+                &request,
+            ));
             tokio::spawn(run(shared.clone(), connection, number, info, pending));
             boxed(response)
         }
@@ -204,7 +209,7 @@ async fn run(
     shared: Arc<HubShared>,
     connection: Arc<Connection>,
     number: u64,
-    info: ConnectionInfo,
+    info: Box<ConnectionInfo>,
     pending: PendingWebSocket,
 ) {
     let Ok(mut socket) = pending.await else {
@@ -224,9 +229,15 @@ async fn serve(
     shared: &HubShared,
     connection: &Arc<Connection>,
     number: u64,
-    info: ConnectionInfo,
+    info: Box<ConnectionInfo>,
     socket: &mut ServerWebSocket,
 ) -> End {
+    // Unboxed in a block of its own, so the box is freed now rather than when this
+    // function returns (at the end of the connection).
+    let info = {
+        let boxed = info;
+        *boxed
+    };
     let reconnect = !shared.start(connection, info);
     let mut outbound = tokio::select! {
         outbound = connection.outbound.lock() => outbound,
@@ -253,7 +264,7 @@ async fn serve(
 async fn pump(
     socket: &mut ServerWebSocket,
     outbound: &mut OutboundReceiver,
-    inbound: &mpsc::Sender<Inbound>,
+    inbound: &Sender<Inbound>,
     connection: &Connection,
     number: u64,
 ) -> End {

@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::{json, Value};
+use sockway_hub::channel::{bounded, Sender};
 use sockway_hub::link::{
     outbound, ConnectionHandler, ConnectionInfo, Inbound, LinkedConnection, OutboundReceiver,
     TransportKind,
 };
 use sockway_hub::Hub;
-use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 /// The bound of every wait: generous, CI is a loaded 2-core machine.
@@ -35,7 +35,7 @@ pub fn info(connection_id: &str, stateful_reconnect: bool) -> ConnectionInfo {
 /// One client connection to a hub under test.
 pub struct TestClient {
     pub id: String,
-    pub inbound: mpsc::Sender<Inbound>,
+    pub inbound: Sender<Inbound>,
     pub outbound: OutboundReceiver,
     records: VecDeque<Vec<u8>>,
     pub task: JoinHandle<()>,
@@ -43,7 +43,7 @@ pub struct TestClient {
 
 /// Links a connection with `info` to `hub` (queue of `capacity` frames); no handshake yet.
 pub fn open(hub: &Hub, info: ConnectionInfo, capacity: usize) -> TestClient {
-    let (inbound, receiver) = mpsc::channel(64);
+    let (inbound, receiver) = bounded(64);
     let (sender, outbound) = outbound(capacity);
     let id = info.connection_id.clone();
     let task = tokio::spawn(hub.run(LinkedConnection {

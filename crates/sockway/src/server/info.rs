@@ -105,8 +105,10 @@ impl UpgradeInfo {
 impl UpgradeInfo {
     /// Copies of `headers` and `uri` in storage of their own. hyper's values are slices of its
     /// HTTP/1 read buffer (16 KiB here), so keeping clones of them in an `UpgradeInfo`, which
-    /// lives as long as the socket's handler, would keep that whole buffer alive.
-    pub(crate) fn owned_request_parts(uri: &Uri, headers: &HeaderMap) -> (Uri, HeaderMap) {
+    /// lives as long as the socket's handler, would keep that whole buffer alive. Public for
+    /// anything else that keeps a request's headers as long as a connection (sockway-hub's
+    /// `ConnectionInfo`).
+    pub fn owned_request_parts(uri: &Uri, headers: &HeaderMap) -> (Uri, HeaderMap) {
         (owned_uri(uri), owned_headers(headers))
     }
 }
