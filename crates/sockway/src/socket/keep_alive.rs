@@ -443,8 +443,8 @@ impl Drop for KeepAliveTimer {
 mod tests {
     use std::time::Duration;
 
-    use tokio::io::{duplex, AsyncReadExt, DuplexStream};
     use sockway_proto::connection::KeepAlive;
+    use tokio::io::{duplex, AsyncReadExt, DuplexStream};
     use tokio::time::{timeout, Instant};
 
     use super::*;
