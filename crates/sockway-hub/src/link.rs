@@ -118,6 +118,24 @@ struct Shared {
     last: Mutex<Option<Bytes>>,
 }
 
+/// Resolves once the hub has closed the connection (see [`OutboundReceiver::close_signal`]).
+#[derive(Debug, Clone)]
+pub struct CloseSignal(Arc<Shared>);
+
+impl CloseSignal {
+    /// Waits until the hub has closed the connection.
+    pub async fn closed(&self) {
+        loop {
+            // Made before the check: `notify_waiters` reaches a `Notified` from its creation.
+            let notified = self.0.notify.notified();
+            if self.0.closed.load(Ordering::Acquire) {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
 /// A new outbound queue holding at most `capacity` frames.
 pub fn outbound(capacity: usize) -> (Outbound, OutboundReceiver) {
     let (frames, receiver) = channel::bounded(capacity);
@@ -218,6 +236,12 @@ impl OutboundReceiver {
     /// Whether the hub has closed the connection.
     pub fn is_closed(&self) -> bool {
         self.shared.closed.load(Ordering::Acquire)
+    }
+
+    /// A handle that tells when the hub closes the connection, usable while this receiver is
+    /// busy (a transport blocked writing to a client that does not read).
+    pub fn close_signal(&self) -> CloseSignal {
+        CloseSignal(self.shared.clone())
     }
 
     /// How frames must be carried now (see [`Outbound::set_transfer_format`]).

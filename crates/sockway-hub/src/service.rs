@@ -32,6 +32,7 @@ pub struct HttpOptions {
     pub(crate) poll_timeout: Duration,
     pub(crate) max_poll_bytes: usize,
     pub(crate) post_timeout: Duration,
+    pub(crate) close_timeout: Duration,
     pub(crate) max_receive_size: usize,
     pub(crate) outbound_capacity: usize,
     pub(crate) inbound_capacity: usize,
@@ -56,6 +57,7 @@ impl std::fmt::Debug for HttpOptions {
             .field("poll_timeout", &self.poll_timeout)
             .field("max_poll_bytes", &self.max_poll_bytes)
             .field("post_timeout", &self.post_timeout)
+            .field("close_timeout", &self.close_timeout)
             .field("max_receive_size", &self.max_receive_size)
             .field("outbound_capacity", &self.outbound_capacity)
             .field("inbound_capacity", &self.inbound_capacity)
@@ -84,6 +86,7 @@ impl Default for HttpOptions {
             poll_timeout: Duration::from_secs(90),
             max_poll_bytes: 1024 * 1024,
             post_timeout: Duration::from_secs(30),
+            close_timeout: Duration::from_secs(5),
             max_receive_size: 1024 * 1024,
             outbound_capacity: 1024,
             inbound_capacity: 64,
@@ -217,6 +220,15 @@ impl HttpOptions {
     /// ([`crate::claims`]). When the record cannot be reached such a token gets 503.
     pub fn connection_claims(mut self, claims: Arc<dyn ConnectionClaims>) -> Self {
         self.connection_claims = Some(claims);
+        self
+    }
+
+    /// How long a WebSocket whose connection the hub has closed may take to write what was
+    /// queued for it and its `Close` (5 s, ASP.NET Core's `WebSocketOptions.CloseTimeout`);
+    /// past it the socket is dropped, so a client that stopped reading cannot hold the
+    /// connection's socket and queue for ever.
+    pub fn close_timeout(mut self, timeout: Duration) -> Self {
+        self.close_timeout = timeout;
         self
     }
 

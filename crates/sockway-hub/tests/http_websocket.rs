@@ -268,3 +268,38 @@ async fn frames_queued_together_arrive_as_separate_messages_in_order() {
         assert_eq!(next(&mut socket).await, Message::text(expected));
     }
 }
+
+/// A client that sends but never reads blocks the transport's writes; once the hub closes
+/// the connection, the socket gets `close_timeout` to take the rest, then it is dropped (the
+/// client's next write fails) instead of being held for ever.
+#[tokio::test]
+async fn a_client_that_never_reads_is_dropped_after_the_close_timeout() {
+    use tokio::io::AsyncWriteExt;
+
+    let server = TestServer::start(
+        HttpOptions::default()
+            .transports(&[TransportKind::WebSockets])
+            .close_timeout(Duration::from_millis(500)),
+    )
+    .await;
+    let stream = raw_websocket(server.addr, "").await;
+    let (_unread, mut writer) = stream.into_split();
+    // Masked text frames of 60,000 bytes (mask key 0, so the payload stays as written), each
+    // echoed by the stand-in hub: the echoes fill the client's receive buffer, the server
+    // stops reading, and this writer blocks until the server drops the socket.
+    let mut frame = vec![0x81, 0x80 | 126, 0xEA, 0x60, 0, 0, 0, 0];
+    frame.extend(std::iter::repeat_n(b'a', 60_000));
+    let flood = tokio::spawn(async move {
+        loop {
+            if writer.write_all(&frame).await.is_err() {
+                return;
+            }
+        }
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    server.hub.close_all();
+    tokio::time::timeout(LIMIT, flood)
+        .await
+        .expect("the server kept the socket of a client that does not read")
+        .unwrap();
+}

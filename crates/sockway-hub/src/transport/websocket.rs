@@ -14,7 +14,7 @@
 //!   dropped, the hub is told [`Inbound::Reconnected`] and replays what is unacknowledged.
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
@@ -203,6 +203,9 @@ enum End {
     Lost,
     /// A newer socket took over the connection (stateful reconnect).
     Replaced,
+    /// The hub closed the connection and the client did not take what was left within the
+    /// close timeout: the socket is dropped without a close handshake.
+    Abandoned,
 }
 
 async fn run(
@@ -218,7 +221,7 @@ async fn run(
     };
     let end = serve(&shared, &connection, number, info, &mut socket).await;
     finish(&shared, &connection, number, end);
-    if !matches!(end, End::Lost) {
+    if !matches!(end, End::Lost | End::Abandoned) {
         let _ = socket.close(CloseCode::NORMAL, "").await;
     }
 }
@@ -257,7 +260,16 @@ async fn serve(
             return End::Closed;
         }
     }
-    pump(socket, &mut outbound, &inbound, connection, number).await
+    let close_timeout = shared.options.close_timeout;
+    pump(
+        socket,
+        &mut outbound,
+        &inbound,
+        connection,
+        number,
+        close_timeout,
+    )
+    .await
 }
 
 /// Carries frames both ways until one side ends.
@@ -267,6 +279,7 @@ async fn pump(
     inbound: &Sender<Inbound>,
     connection: &Connection,
     number: u64,
+    close_timeout: Duration,
 ) -> End {
     loop {
         tokio::select! {
@@ -276,7 +289,22 @@ async fn pump(
                 let Some(frame) = frame else {
                     return End::HubClosed;
                 };
-                if let Err(end) = write_batch(socket, outbound, frame).await {
+                // A client that stopped reading blocks the write; once the hub has closed the
+                // connection (its queue filled up) or it was removed, the write gets
+                // `close_timeout` more, then the socket is dropped.
+                let signal = outbound.close_signal();
+                let gave_up = async {
+                    tokio::select! {
+                        () = signal.closed() => {}
+                        () = connection.ended.cancelled() => {}
+                    }
+                    tokio::time::sleep(close_timeout).await;
+                };
+                let written = tokio::select! {
+                    written = write_batch(socket, outbound, frame) => written,
+                    () = gave_up => Err(End::Abandoned),
+                };
+                if let Err(end) = written {
                     return end;
                 }
             }
