@@ -147,3 +147,22 @@ pub async fn run_until(
     gateway.shutdown().await;
     Ok(())
 }
+
+/// For the fuzz targets only (the routing module is private): builds the route table of a
+/// configuration that loaded without issues and looks up a few hosts and paths in it, which
+/// must not panic whatever the configuration holds.
+#[doc(hidden)]
+pub fn fuzz_route_lookups(config: &config::GatewayConfig) {
+    let table = routing::RouteTable::build(config);
+    for listener in &config.http_listeners {
+        let hosts = listener.host_names.iter().map(String::as_str).map(Some);
+        for host in hosts.chain([None, Some("unknown.invalid"), Some("")]) {
+            if let Some(route) = table.listener(listener.port, host) {
+                for path in ["/", "/a/b", "/A/%2e%2e/", ""] {
+                    let _ = route.route(path);
+                }
+            }
+        }
+    }
+    let _ = table.upstreams();
+}
