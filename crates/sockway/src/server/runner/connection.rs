@@ -76,9 +76,7 @@ pub(super) async fn serve_connection<S, B>(
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
-    // Polled by reference only while a TLS handshake is awaited.
-    #[cfg_attr(not(feature = "tls"), allow(unused_mut))]
-    let mut shutdown = shared.shutdown.waiter();
+    let shutdown = shared.shutdown.waiter();
     let service = ConnectionService {
         inner: service,
         info,
@@ -90,55 +88,78 @@ pub(super) async fn serve_connection<S, B>(
     };
     #[cfg(feature = "tls")]
     if let Some(acceptor) = &shared.tls {
-        let accept = tokio::time::timeout(
-            shared.options.limits.handshake_timeout,
-            acceptor.accept(stream),
-        );
-        let accepted = tokio::select! {
-            accepted = accept => accepted,
-            () = &mut shutdown => return,
-        };
-        let tls = match accepted {
-            Ok(Ok(tls)) => tls,
-            Ok(Err(error)) => {
-                tracing::debug!(peer = %info.peer_addr, %error, "TLS handshake failed");
-                return;
-            }
-            Err(_) => {
-                tracing::debug!(peer = %info.peer_addr, "TLS handshake timed out");
-                return;
-            }
-        };
-        let negotiated = super::tls::negotiated(&tls);
-        let h2 = negotiated.alpn.as_deref() == Some(super::tls::ALPN_H2);
-        let service = ConnectionService {
-            tls: Some(negotiated),
-            ..service
-        };
-        if h2 {
-            let mut tls = tls;
-            let mut preface = BytesMut::new();
-            let read = read_preface(
-                &mut tls,
-                &mut preface,
-                shared.options.limits.handshake_timeout,
-            );
-            let complete = tokio::select! {
-                complete = read => complete,
-                () = &mut shutdown => return,
-            };
-            if !complete {
-                tracing::debug!(peer = %info.peer_addr, "no HTTP/2 preface in time; closing");
-                return;
-            }
-            let io = Rewind::new(tls, preface);
-            serve_http(&shared, io, Protocol::Http2, service, shutdown).await;
-        } else {
-            serve_after_head(&shared, tls, service, shutdown, false).await;
-        }
+        // Boxed so that the TLS path's larger state does not size the future of every plain
+        // connection too (and so the memory each new connection takes while it handshakes).
+        Box::pin(serve_tls(&shared, acceptor, stream, service, shutdown)).await;
         return;
     }
     serve_after_head(&shared, stream, service, shutdown, shared.options.http2).await;
+}
+
+/// Serves a connection over TLS: the handshake (bounded by the handshake timeout), then
+/// HTTP/2 when ALPN chose it, HTTP/1.1 otherwise.
+#[cfg(feature = "tls")]
+async fn serve_tls<S, B>(
+    shared: &Shared,
+    acceptor: &tokio_rustls::TlsAcceptor,
+    stream: TcpStream,
+    service: ConnectionService<S>,
+    // Polled by reference only while the TLS handshake and the preface are awaited.
+    mut shutdown: Waiter,
+) where
+    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    let accept = tokio::time::timeout(
+        shared.options.limits.handshake_timeout,
+        acceptor.accept(stream),
+    );
+    let accepted = tokio::select! {
+        accepted = accept => accepted,
+        () = &mut shutdown => return,
+    };
+    let tls = match accepted {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(error)) => {
+            tracing::debug!(peer = %service.info.peer_addr, %error, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(peer = %service.info.peer_addr, "TLS handshake timed out");
+            return;
+        }
+    };
+    let negotiated = super::tls::negotiated(&tls);
+    let h2 = negotiated.alpn.as_deref() == Some(super::tls::ALPN_H2);
+    let service = ConnectionService {
+        tls: Some(negotiated),
+        ..service
+    };
+    if h2 {
+        let mut tls = tls;
+        let mut preface = BytesMut::new();
+        let read = read_preface(
+            &mut tls,
+            &mut preface,
+            shared.options.limits.handshake_timeout,
+        );
+        let complete = tokio::select! {
+            complete = read => complete,
+            () = &mut shutdown => return,
+        };
+        if !complete {
+            tracing::debug!(peer = %service.info.peer_addr, "no HTTP/2 preface in time; closing");
+            return;
+        }
+        let io = Rewind::new(tls, preface);
+        serve_http(shared, io, Protocol::Http2, service, shutdown).await;
+    } else {
+        serve_after_head(shared, tls, service, shutdown, false).await;
+    }
 }
 
 /// Reads the first request head within the limits (answering 431/408 itself), then serves
@@ -194,7 +215,9 @@ async fn serve_after_head<I, S, B>(
     };
     if let Some(refusal) = refusal {
         tracing::debug!(%peer, status = %refusal.status, reason = %refusal.message, "request refused");
-        refusal.send(io).await;
+        // Boxed: a refusal is rare, and its drain buffer would otherwise enlarge every
+        // connection's future (and so the memory each new connection takes).
+        Box::pin(refusal.send(io)).await;
         return;
     }
     let protocol = if h2c && head.starts_with(H2_PREFACE_HEAD) {
