@@ -281,6 +281,7 @@ async fn pump(
     number: u64,
     close_timeout: Duration,
 ) -> End {
+    let signal = outbound.close_signal();
     loop {
         tokio::select! {
             () = connection.ended.cancelled() => return End::Closed,
@@ -292,7 +293,6 @@ async fn pump(
                 // A client that stopped reading blocks the write; once the hub has closed the
                 // connection (its queue filled up) or it was removed, the write gets
                 // `close_timeout` more, then the socket is dropped.
-                let signal = outbound.close_signal();
                 let gave_up = async {
                     tokio::select! {
                         () = signal.closed() => {}
