@@ -186,8 +186,8 @@ pub async fn run_browser_page(
     stdout.into_owned()
 }
 
-/// Removes terminal colour codes.
-fn strip_ansi(line: &str) -> String {
+/// Removes terminal colour codes (also used by the hub tests' `hub_support`).
+pub fn strip_ansi(line: &str) -> String {
     let mut out = String::with_capacity(line.len());
     let mut chars = line.chars();
     while let Some(c) = chars.next() {

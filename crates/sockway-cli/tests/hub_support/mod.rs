@@ -126,7 +126,7 @@ pub async fn start_hub_with(peers: &Path, extra: &[String]) -> HubProcess {
     tokio::spawn(async move {
         let mut lines = BufReader::new(stderr).lines();
         while let Ok(Some(line)) = lines.next_line().await {
-            let _ = tx.send(strip_ansi(&line));
+            let _ = tx.send(crate::echo_support::strip_ansi(&line));
         }
     });
     let mut history = Vec::new();
@@ -273,22 +273,4 @@ pub fn assert_scenarios(
 fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
-/// Removes terminal colour codes.
-fn strip_ansi(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
