@@ -29,6 +29,11 @@
 #     difference divided by the difference in echoes; plain, and TLS unless --no-tls),
 #     which the load on a shared machine does not change. `--reps 0 --instructions` runs
 #     only that part.
+#   --syscalls: then also count each proxy's system calls per message with `strace -c -f`
+#     attached to it (1 worker, 10 connections, each selected case's payload, `--count`
+#     20000 echoes; plain fronts), as a table of the calls made at least 0.05 times per echo
+#     plus the total. strace slows the proxy down, which the counts per echo barely show.
+#     `--reps 0 --syscalls` runs only that part.
 # GATEWAY_BIN=path runs another build of `sockway` as the gateway (an A/B of a relay change).
 # Needs nginx (Debian's `nginx` package): installed with apt-get when missing (as root or
 # through sudo), like scripts/install-peers.sh does for its peers.
@@ -46,6 +51,7 @@ PROXY_THREADS=1
 PROXY_TLS=1
 GENERATOR_THREADS=2
 INSTRUCTIONS=0
+SYSCALLS=0
 # name:connections:payload
 ALL_CASES="c100x20b:100:20 c10x1k:10:1024 c200x16k:200:16384"
 CASES=""
@@ -61,8 +67,9 @@ while (($#)); do
     --proxy-threads) PROXY_THREADS="$2"; shift ;;
     --no-build) BUILD=0 ;;
     --instructions) INSTRUCTIONS=1 ;;
+    --syscalls) SYSCALLS=1 ;;
     --no-tls) PROXY_TLS=0 ;;
-    -h|--help) sed -n '2,37p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,42p' "$0"; exit 0 ;;
     *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -100,6 +107,45 @@ proxy_instructions() {
     results+=("$ir" "$echoes")
   done
   echo "$proxy $(( (results[2] - results[0]) / (results[3] - results[1]) ))"
+}
+
+# System calls per message of proxy $1 (gateway or nginx) for payload $2: `strace -c -f`
+# attached while 10 connections echo 20000 messages. Prints "PROXY PAYLOAD calls/echo ...".
+proxy_syscalls() {
+  local proxy="$1" payload="$2" pid out="$WORK/strace/$1.$2" echoes
+  if [[ "$proxy" == gateway ]]; then
+    PROXY_THREADS=1 start_gateway
+    pid="$GATEWAY_PID"
+  else
+    PROXY_THREADS=1 start_nginx
+    pid="$NGINX_WORKER"
+  fi
+  target_url "$proxy"
+  strace -c -f -q -o "$out.strace" -p "$pid" &
+  local tracer=$!
+  sleep 1
+  "$SOCKWAY" bench "$URL" --connections 10 --payload "$payload" --warmup 0 --duration 300 \
+    --count 20000 --threads 1 --json "$out.json" >"$out.txt" 2>&1 || true
+  kill -INT "$tracer" 2>/dev/null || true
+  wait "$tracer" 2>/dev/null || true
+  stop_pid "$GATEWAY_PID"
+  stop_pid "$NGINX_PID"
+  GATEWAY_PID="" NGINX_PID=""
+  echoes="$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["total_echoes"])' "$out.json" 2>/dev/null || true)"
+  [[ -n "$echoes" && -s "$out.strace" ]] || { echo "  $proxy $payload B: no strace result (see $out.*)" >&2; return 0; }
+  python3 - "$out.strace" "$echoes" "$proxy" "$payload" <<'PY'
+import sys
+path, echoes, proxy, payload = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+calls = {}
+for line in open(path):
+    parts = line.split()
+    # "% time seconds usecs/call calls [errors] syscall"
+    if len(parts) >= 5 and parts[0][0].isdigit() and parts[-1] != "total":
+        calls[parts[-1]] = int(parts[3])
+total = sum(calls.values()) / echoes
+shown = ", ".join(f"{name} {n / echoes:.2f}" for name, n in sorted(calls.items(), key=lambda c: -c[1]) if n / echoes >= 0.05)
+print(f"{proxy} {payload} B: {total:.2f} calls per echo ({shown}; {echoes} echoes)")
+PY
 }
 
 trap 'stop_all' EXIT
@@ -159,6 +205,21 @@ if ((INSTRUCTIONS)); then
     done
   else
     echo "instructions per message: valgrind is not installed (apt-get install -y valgrind); skipped" >&2
+  fi
+fi
+if ((SYSCALLS)); then
+  if command -v strace >/dev/null; then
+    rm -rf "$WORK/strace"
+    mkdir -p "$WORK/strace"
+    echo "system calls per message (strace -c -f, 1 worker, 10 connections):"
+    for spec in $(selected_cases); do
+      IFS=: read -r _ _ payload <<<"$spec"
+      for proxy in gateway nginx; do
+        echo "  $(proxy_syscalls "$proxy" "$payload")"
+      done
+    done
+  else
+    echo "system calls per message: strace is not installed (apt-get install -y strace); skipped" >&2
   fi
 fi
 stop_all

@@ -34,6 +34,8 @@ pub struct FrameTracker {
     close_code: Option<u16>,
     saw_close: bool,
     frames: u64,
+    /// The payload length of the frame that started last (0 before the first).
+    last_len: u64,
 }
 
 /// The first two payload bytes of a close frame (its status code, RFC 6455 section 5.5.1),
@@ -64,6 +66,36 @@ impl FrameTracker {
     /// Whether a close frame has passed (with or without a code).
     pub fn close_seen(&self) -> bool {
         self.close_code.is_some() || self.saw_close
+    }
+
+    /// Payload bytes of the current frame still to come that can pass without being looked
+    /// at: all of them mid-payload, except in a close frame, whose code is read as it passes;
+    /// 0 at a boundary or inside a header.
+    pub fn payload_left(&self) -> u64 {
+        if self.in_payload && self.close.is_none() {
+            self.remaining
+        } else {
+            0
+        }
+    }
+
+    /// Notes that `n` payload bytes went through unseen (spliced, never in user space); `n`
+    /// is at most [`payload_left`](Self::payload_left), more is cut to it.
+    pub fn skip(&mut self, n: u64) {
+        let n = n.min(self.payload_left());
+        if n == 0 {
+            return;
+        }
+        self.remaining -= n;
+        if self.remaining == 0 {
+            self.end_frame();
+        }
+    }
+
+    /// The payload length of the frame that started last: a large one says the next is
+    /// likely large too (the relay's cue to look at the next header before reading it).
+    pub fn last_len(&self) -> u64 {
+        self.last_len
     }
 
     /// Frames that started so far.
@@ -112,6 +144,7 @@ impl FrameTracker {
 
     fn start_payload(&mut self, header: RawFrameHeader) {
         self.frames += 1;
+        self.last_len = header.payload_len;
         if header.opcode == CLOSE {
             self.saw_close = true;
             if header.payload_len >= 2 {
@@ -253,6 +286,27 @@ mod tests {
         t.feed(&[0x82, 127, 0x80, 0, 0, 0, 0, 0, 0, 0, 1]);
         assert!(!t.at_boundary());
         assert_eq!(t.frames(), 2);
+    }
+
+    #[test]
+    fn skipped_payload_ends_the_frame_like_fed_payload() {
+        let mut t = FrameTracker::new();
+        t.feed(&[0x82, 126, 0x40, 0x00]);
+        assert_eq!(t.payload_left(), 16_384);
+        assert_eq!(t.last_len(), 16_384);
+        t.skip(16_000);
+        assert_eq!(t.payload_left(), 384);
+        t.skip(1_000);
+        assert!(t.at_boundary());
+        assert_eq!(t.payload_left(), 0);
+        // A close frame's payload is never skipped: its code is read as it passes.
+        t.feed(&[0x88, 2]);
+        assert_eq!(t.payload_left(), 0);
+        t.skip(2);
+        assert!(!t.at_boundary());
+        t.feed(&[0x03, 0xe8]);
+        assert_eq!(t.close_code(), Some(1000));
+        assert_eq!(t.last_len(), 2);
     }
 
     #[test]

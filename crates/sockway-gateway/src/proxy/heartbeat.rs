@@ -245,6 +245,32 @@ impl PongFilter {
         }
     }
 
+    /// Payload bytes of the current frame that may pass unscanned (spliced): what is left of
+    /// a frame being relayed, everything once the stream no longer parses as frames, and
+    /// nothing at a boundary, inside a header or while a pong is being collected.
+    pub fn payload_left(&self) -> u64 {
+        if self.lost {
+            u64::MAX
+        } else if self.pong.is_some() || !self.header.is_empty() {
+            0
+        } else {
+            self.left
+        }
+    }
+
+    /// Whether the next byte starts a frame (or the stream is no longer followed): a data
+    /// frame's header scanned here is then relayed as it is.
+    pub fn at_boundary(&self) -> bool {
+        self.lost || (self.left == 0 && self.pong.is_none() && self.header.is_empty())
+    }
+
+    /// Notes that `n` payload bytes passed unscanned (at most [`payload_left`](Self::payload_left)).
+    pub fn skip(&mut self, n: u64) {
+        if !self.lost {
+            self.left -= n.min(self.left);
+        }
+    }
+
     /// Adds bytes of `rest` to the pong being collected; when it is complete, drops it if it
     /// answers the gateway's ping and relays it (into `out`) otherwise. A frame too long to be
     /// a pong is relayed and followed to its end. Returns how many bytes of `rest` it took.

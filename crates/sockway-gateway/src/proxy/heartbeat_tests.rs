@@ -118,3 +118,25 @@ fn quiet_sides_are_pinged_and_closed_only_if_they_do_not_answer() {
     assert_eq!(beat.next(s(20)), Beat::WaitUntil(21_000));
     assert_eq!(beat.next(s(21)), Beat::Unanswered(BACKEND));
 }
+
+#[test]
+fn skipped_payload_keeps_the_filter_in_step() {
+    let ours = [7u8; PAYLOAD_LEN];
+    let mut filter = PongFilter::new(ours);
+    assert!(filter.at_boundary());
+    let big = frame(OpCode::Binary, &vec![b'x'; 20_000], Some([1, 2, 3, 4]));
+    // The header and a few payload bytes are scanned, the rest passes unscanned.
+    assert_eq!(filter.scan(&big[..20]), Scanned::Pass);
+    assert_eq!(filter.payload_left(), 20_000 - 12);
+    assert!(!filter.at_boundary());
+    filter.skip(20_000 - 12);
+    assert!(filter.at_boundary());
+    assert_eq!(filter.payload_left(), 0);
+    // The pong after it is still taken out.
+    let pong = frame(OpCode::Pong, &ours, Some([5, 6, 7, 8]));
+    assert_eq!(filter.scan(&pong[..3]), Scanned::Edited(Vec::new()));
+    assert_eq!(filter.payload_left(), 0);
+    assert!(!filter.at_boundary());
+    assert_eq!(filter.scan(&pong[3..]), Scanned::Edited(Vec::new()));
+    assert!(filter.at_boundary());
+}

@@ -19,6 +19,8 @@ pub mod relay;
 mod retry;
 pub mod rewrite;
 mod scratch;
+#[cfg(target_os = "linux")]
+mod splice;
 pub mod upgraded;
 pub mod websocket;
 

@@ -32,6 +32,8 @@
 //! A direction's copy loop is written by hand ([`Pump::poll_copy`]): it reads into its
 //! thread's buffer and writes what it read in the same poll, so that an idle session holds
 //! no relay buffer; only bytes the destination does not take at once get one of their own.
+//! Between two plain TCP sockets on Linux, large payloads skip that buffer: they are spliced
+//! socket → pipe → socket (`relay_splice.rs`).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -51,6 +53,12 @@ use super::heartbeat::{Beat, Heartbeat, PongFilter, Scanned};
 use super::scratch;
 use super::upgraded::{ReadSide, Side, WriteSide};
 use crate::drain::CloseOrder;
+#[cfg(target_os = "linux")]
+use splice_step::Spliced;
+use splice_step::{splicer_for, Splicer};
+
+#[path = "relay_splice.rs"]
+mod splice_step;
 
 /// Relay settings.
 #[derive(Debug, Clone, Copy)]
@@ -91,6 +99,9 @@ pub struct Counters {
     pub up: AtomicU64,
     /// Backend → client.
     pub down: AtomicU64,
+    /// Of those, the bytes spliced (Linux, plain TCP both sides): they never entered user
+    /// space.
+    pub spliced: AtomicU64,
 }
 
 /// Longer-lived byte counters a relay adds to as bytes move (the backend's statistics).
@@ -342,6 +353,7 @@ impl<T: Totals> Pump<T> {
         let mut tracker = FrameTracker::new();
         let mut filter =
             (self.shared.heartbeat.as_ref()).map(|h| PongFilter::new(h.payload[self.way]));
+        let mut splicer = splicer_for(&src, &dst);
         let order = 'copy: {
             if !prefix.is_empty() {
                 match self
@@ -355,7 +367,8 @@ impl<T: Totals> Pump<T> {
             }
             loop {
                 let step = std::future::poll_fn(|cx| {
-                    self.poll_copy(cx, &mut src, &mut dst, &mut tracker, &mut filter)
+                    let io = (&mut src, &mut dst);
+                    self.poll_copy(cx, io, &mut tracker, &mut filter, &mut splicer)
                 })
                 .await;
                 let backlog = match step {
@@ -377,7 +390,8 @@ impl<T: Totals> Pump<T> {
                                 "backend went away"
                             },
                         };
-                        self.finish(&mut dst, &tracker, Some(order)).await;
+                        let clean = splicer.as_ref().is_none_or(|s| s.held() == 0);
+                        self.finish(&mut dst, &tracker, clean, Some(order)).await;
                         return;
                     }
                 };
@@ -388,7 +402,10 @@ impl<T: Totals> Pump<T> {
                 }
             }
         };
-        self.finish(&mut dst, &tracker, order).await;
+        // Bytes still in a pipe are the rest of a frame: no close frame after them.
+        let clean = splicer.as_ref().is_none_or(|s| s.held() == 0);
+        drop(splicer);
+        self.finish(&mut dst, &tracker, clean, order).await;
         // Read and drop what the source still sends (its close reply) until it ends.
         let mut sink = vec![0u8; DRAIN_BUFFER];
         let _ = tokio::time::timeout(config.close_grace, async {
@@ -412,27 +429,35 @@ impl<T: Totals> Pump<T> {
     fn poll_copy(
         &self,
         cx: &mut Context<'_>,
-        src: &mut ReadSide,
-        dst: &mut WriteSide,
+        (src, dst): (&mut ReadSide, &mut WriteSide),
         tracker: &mut FrameTracker,
         filter: &mut Option<PongFilter>,
+        splicer: &mut Option<Splicer>,
     ) -> Poll<Step> {
         let shared = &*self.shared;
         scratch::with(shared.config.buffer, |buf| loop {
-            // Never after a close frame went that way (RFC 6455 section 5.5.1).
-            let ping_ok = tracker.at_boundary() && !tracker.close_seen();
+            // Never after a close frame went that way (RFC 6455 section 5.5.1), nor while a
+            // pipe holds the rest of a frame.
+            let clean = splicer.as_ref().is_none_or(|s| s.held() == 0);
+            let ping_ok = clean && tracker.at_boundary() && !tracker.close_seen();
             if let Some(interrupt) = self.due(ping_ok) {
                 return Poll::Ready(Step::Interrupted(interrupt));
+            }
+            #[cfg(target_os = "linux")]
+            if let Some(sp) = splicer.as_mut() {
+                match self.poll_splice(cx, sp, src, dst, tracker, filter) {
+                    Spliced::Moved => continue,
+                    Spliced::Not => {}
+                    Spliced::Done(poll) => return poll,
+                }
             }
             let mut read = ReadBuf::new(buf);
             match Pin::new(&mut *src).poll_read(cx, &mut read) {
                 Poll::Pending => {
-                    shared.wakers[self.way].register(cx.waker());
-                    // An order or ping may have come before the waker was left.
-                    return match self.due(ping_ok) {
-                        Some(interrupt) => Poll::Ready(Step::Interrupted(interrupt)),
-                        None => Poll::Pending,
-                    };
+                    if let Some(sp) = splicer.as_mut() {
+                        sp.release();
+                    }
+                    return self.wait(cx, ping_ok);
                 }
                 Poll::Ready(Err(_)) => return Poll::Ready(Step::Ended),
                 Poll::Ready(Ok(())) => {}
@@ -457,6 +482,17 @@ impl<T: Totals> Pump<T> {
                 }
             }
         })
+    }
+
+    /// Leaves this direction's waker with the relay (for close orders and pings) once its
+    /// I/O is pending, and answers `Pending` unless an order or (when `ping_ok`) a ping came
+    /// before the waker was left.
+    fn wait(&self, cx: &mut Context<'_>, ping_ok: bool) -> Poll<Step> {
+        self.shared.wakers[self.way].register(cx.waker());
+        match self.due(ping_ok) {
+            Some(interrupt) => Poll::Ready(Step::Interrupted(interrupt)),
+            None => Poll::Pending,
+        }
     }
 
     /// Notes that the source was heard now (the idle limit's clock, read once per chunk,
@@ -540,14 +576,25 @@ impl<T: Totals> Pump<T> {
         if let Some(code) = tracker.close_code() {
             self.shared.close_codes[self.way].store(u32::from(code) + 1, Ordering::Relaxed);
         }
+        self.count(bytes.len());
+    }
+
+    /// Counts `n` bytes written to the destination.
+    fn count(&self, n: usize) {
         let own = if self.way == UP {
             &self.counters.up
         } else {
             &self.counters.down
         };
         for counter in [own, self.totals.totals()[self.way]] {
-            counter.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            counter.fetch_add(n as u64, Ordering::Relaxed);
         }
+    }
+
+    /// Counts `n` bytes that went through a pipe, and notes that bytes move.
+    fn spliced(&self, n: usize) {
+        self.counters.spliced.fetch_add(n as u64, Ordering::Relaxed);
+        self.shared.touch(self.shared.start.elapsed());
     }
 
     /// Runs `io` unless a close order is (or gets) given: then `Err` with it. The order is
@@ -591,13 +638,20 @@ impl<T: Totals> Pump<T> {
         ping.then_some(Interrupt::Ping)
     }
 
-    /// Writes a close frame for `order` (if at a frame boundary and no close went this way
-    /// yet) and shuts the destination's write side.
-    async fn finish(&self, dst: &mut WriteSide, tracker: &FrameTracker, order: Option<CloseOrder>) {
+    /// Writes a close frame for `order` (if at a frame boundary, nothing of a frame is left
+    /// in a pipe (`clean`) and no close went this way yet) and shuts the destination's write
+    /// side.
+    async fn finish(
+        &self,
+        dst: &mut WriteSide,
+        tracker: &FrameTracker,
+        clean: bool,
+        order: Option<CloseOrder>,
+    ) {
         let mask = self.way == UP;
         let _ = tokio::time::timeout(self.shared.config.close_grace, async {
             if let Some(order) = order {
-                if tracker.at_boundary() && !tracker.close_seen() {
+                if clean && tracker.at_boundary() && !tracker.close_seen() {
                     let frame = close_frame(order.code, order.reason, mask);
                     if dst.write_all(&frame).await.is_err() {
                         return;

@@ -12,8 +12,9 @@ use tokio::sync::watch;
 
 use super::{relay, Counters, RelayConfig, Side, Totals};
 
+/// Totals nobody reads (also used by the splice step's tests).
 #[derive(Default)]
-struct NoTotals([AtomicU64; 2]);
+pub(super) struct NoTotals([AtomicU64; 2]);
 
 impl Totals for NoTotals {
     fn totals(&self) -> [&AtomicU64; 2] {
@@ -22,7 +23,7 @@ impl Totals for NoTotals {
 }
 
 /// A connected loopback pair: (the peer's end, the relay's end).
-async fn pair() -> (TcpStream, TcpStream) {
+pub(super) async fn pair() -> (TcpStream, TcpStream) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let peer = TcpStream::connect(listener.local_addr().unwrap())
         .await
