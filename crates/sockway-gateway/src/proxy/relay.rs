@@ -443,8 +443,13 @@ impl<T: Totals> Pump<T> {
             if let Some(interrupt) = self.due(ping_ok) {
                 return Poll::Ready(Step::Interrupted(interrupt));
             }
+            // Only while a pipe holds bytes or frames are large: a stream of small messages
+            // pays two comparisons here.
             #[cfg(target_os = "linux")]
-            if let Some(sp) = splicer.as_mut() {
+            if let Some(sp) = splicer
+                .as_mut()
+                .filter(|sp| sp.held() > 0 || tracker.last_len() >= splice_step::SPLICE_MIN)
+            {
                 match self.poll_splice(cx, sp, src, dst, tracker, filter) {
                     Spliced::Moved => continue,
                     Spliced::Not => {}
