@@ -74,11 +74,12 @@ struct Inflating {
 struct FrameInProgress {
     opcode: OpCode,
     fin: bool,
+    /// The masking key as seen from the first byte not yet handed out: rotated by the
+    /// payload bytes handed out so far, so that unmasking resumes there without keeping
+    /// their count (section 5.3: byte `i` is masked with key byte `i mod 4`).
     mask: Option<[u8; 4]>,
     /// Payload bytes not yet handed out (they sit at the front of the input).
     remaining: usize,
-    /// Payload bytes already handed out, which is where unmasking resumes.
-    consumed: usize,
     /// Bytes at the front of the input already unmasked and validated.
     ready: usize,
 }
@@ -169,7 +170,6 @@ pub(super) fn next_event(
                 fin: header.fin,
                 mask: header.mask,
                 remaining,
-                consumed: 0,
                 ready: 0,
             });
         }
@@ -186,7 +186,7 @@ pub(super) fn next_event(
         if available > frame.ready {
             let fresh = &mut input[frame.ready..available];
             if let Some(key) = frame.mask {
-                apply_mask(fresh, key, frame.consumed + frame.ready);
+                apply_mask(fresh, key, frame.ready);
             }
             if !control {
                 // Compressed text is validated after inflating.
@@ -205,7 +205,9 @@ pub(super) fn next_event(
             }
             let mut data = input.split_to(frame.ready).freeze();
             frame.remaining -= frame.ready;
-            frame.consumed += frame.ready;
+            if let Some(key) = frame.mask.as_mut() {
+                key.rotate_left(frame.ready % 4);
+            }
             frame.ready = 0;
             let kind = message.as_ref().map_or(MessageKind::Binary, |m| m.kind);
             if let Some(message) = message.as_mut() {

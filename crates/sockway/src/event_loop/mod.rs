@@ -58,6 +58,7 @@ mod options;
 mod sender;
 mod shared;
 mod slot;
+mod slots;
 mod topics;
 mod worker;
 
@@ -69,7 +70,7 @@ use std::thread::JoinHandle;
 
 use mio::{Interest, Poll, Waker};
 
-pub use handler::{Conn, Handler, OpenRequest};
+pub use handler::{Conn, Handler, LentMessage, OpenRequest};
 pub use options::EventLoopOptions;
 pub use sender::{SendRefused, Sender};
 pub use shared::ConnId;
