@@ -241,8 +241,12 @@ impl Writer {
                 }
             }
         }
-        if n > 0 {
-            self.out.advance(n.min(self.out.len()));
+        if n >= self.out.len() {
+            // All sent: the next frames go where these were, so the buffer's start is not
+            // moved on (and memory past it not touched) by every write.
+            self.out.clear();
+        } else if n > 0 {
+            self.out.advance(n);
         }
         if self.len() < PONG_BACKLOG {
             self.release_pong();

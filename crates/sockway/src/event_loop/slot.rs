@@ -208,7 +208,9 @@ impl<S> Slot<S> {
         if self.draining {
             return self.discard_input();
         }
-        if writable && self.flush().is_err() {
+        // Readiness is edge-triggered with both interests, so nearly every event says
+        // writable: write first only when something waits.
+        if writable && self.has_output() && self.flush().is_err() {
             return Next::Remove;
         }
         let opening = matches!(self.phase, Phase::Handshake { .. });

@@ -4,7 +4,9 @@
 //! value or the next free key), which with its doubling growth is some 26 bytes per idle
 //! connection. Here an entry is an `Option<Box<T>>`, 8 bytes (the box's null pointer is the
 //! `None`), and the free keys wait in a stack of their own, which only holds keys freed and
-//! not reused yet. Keys are reused last-freed first, as the slab does.
+//! not reused yet. Keys are reused last-freed first, as the slab does. The entries grow by a
+//! quarter at a time, not by doubling: with 10,000 connections doubling leaves up to 6,384
+//! entries (5 bytes per connection) unused.
 
 /// Boxed values by key; a key stays valid until its value is removed.
 #[derive(Debug)]
@@ -49,6 +51,12 @@ impl<T> Slots<T> {
             }
             None => {
                 let key = u32::try_from(self.entries.len()).ok()?;
+                if self.entries.len() == self.entries.capacity() {
+                    // A quarter more at a time rather than double: at most a fifth of the
+                    // entries stand empty, a pointer each, after a burst of connections.
+                    let more = (self.entries.len() / 4).max(64);
+                    self.entries.reserve_exact(more);
+                }
                 self.entries.push(Some(value));
                 key
             }

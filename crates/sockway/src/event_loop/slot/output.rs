@@ -53,6 +53,16 @@ impl<S> Slot<S> {
         }
     }
 
+    /// Whether a refusal or protocol output waits to be written.
+    #[inline]
+    pub(super) fn has_output(&self) -> bool {
+        match &self.phase {
+            Phase::Open(open) => open.protocol.has_output(),
+            Phase::Refusing { .. } => !self.held.is_empty(),
+            Phase::Handshake { .. } => false,
+        }
+    }
+
     /// Writes the held refusal, or the protocol's output, until the socket stops taking it.
     pub(super) fn flush(&mut self) -> io::Result<()> {
         match &mut self.phase {
