@@ -30,15 +30,34 @@ use crate::{Hub, HubContext};
 use handshake::Handshake;
 
 impl ConnectionHandler for Hub {
+    /// The connection's whole life: the handshake, then the message loop. An async block, not
+    /// an async fn: an async fn keeps its arguments twice for its whole life, and the block
+    /// keeps only what it captures (the queues, not a moved-from `ConnectionInfo`); what the
+    /// handshake leaves (its buffer) is not kept beside the connection's state either.
     fn run(&self, connection: LinkedConnection) -> BoxFuture<'static, ()> {
-        // Taken apart here so the future holds pointers, not a `ConnectionInfo` it has
-        // moved from (an async fn keeps its arguments' room for its whole life).
         let LinkedConnection {
             info,
-            inbound,
+            mut inbound,
             outbound,
         } = connection;
-        Box::pin(run(self.clone(), Arc::new(info), inbound, outbound))
+        let hub = self.clone();
+        let info = Arc::new(info);
+        Box::pin(async move {
+            let mut connection = {
+                let mut buffer = BytesMut::new();
+                match agree(&hub, &info, &mut inbound, &outbound, &mut buffer).await {
+                    Some((protocol, version)) => {
+                        let waker = inbound.waker();
+                        Connection::new(hub, info, outbound, waker, (protocol, version), buffer)
+                    }
+                    None => {
+                        outbound.close();
+                        return;
+                    }
+                }
+            };
+            connection.run(&mut inbound).await;
+        })
     }
 }
 
@@ -60,33 +79,6 @@ enum End {
     TimedOut,
     /// The sink was closed (a slow client, a send that found the transport gone).
     Closed,
-}
-
-/// The connection's whole life: the handshake, then the message loop. Not an `async fn`: an
-/// async fn keeps its arguments twice for its whole life, and what the handshake leaves
-/// (the buffer, the queues) would stay in every idle connection's future.
-fn run(
-    hub: Hub,
-    info: Arc<ConnectionInfo>,
-    mut inbound: Receiver<Inbound>,
-    outbound: Outbound,
-) -> impl std::future::Future<Output = ()> + Send {
-    async move {
-        let mut connection = {
-            let mut buffer = BytesMut::new();
-            match agree(&hub, &info, &mut inbound, &outbound, &mut buffer).await {
-                Some((protocol, version)) => {
-                    let waker = inbound.waker();
-                    Connection::new(hub, info, outbound, waker, (protocol, version), buffer)
-                }
-                None => {
-                    outbound.close();
-                    return;
-                }
-            }
-        };
-        connection.run(&mut inbound).await;
-    }
 }
 
 /// The `Close` error for a client that sent nothing for the client timeout: ASP.NET Core's
