@@ -86,6 +86,7 @@ impl FrameHeader {
     /// again: parsing is stateless, so a stream split at any byte yields the same headers),
     /// `Ok(Some((header, header_len)))` once complete. Fails on a reserved opcode and on a
     /// 64-bit length with its most significant bit set (section 5.2).
+    #[inline]
     pub fn parse(buf: &[u8]) -> Result<Option<(Self, usize)>, ProtocolError> {
         let [b0, b1, ..] = *buf else {
             return Ok(None);
@@ -93,12 +94,15 @@ impl FrameHeader {
         // Both refusals come as soon as the bytes they judge are in, before the masking key.
         let opcode =
             OpCode::from_bits(b0 & 0x0F).ok_or(ProtocolError::ReservedOpcode(b0 & 0x0F))?;
-        if b1 & 0x7F == 127 && buf.len() >= 10 && buf[2] & 0x80 != 0 {
-            return Err(ProtocolError::LengthTopBitSet);
-        }
         let Some((raw, header_len)) = RawFrameHeader::parse(buf) else {
+            if b1 & 0x7F == 127 && buf.len() >= 10 && buf[2] & 0x80 != 0 {
+                return Err(ProtocolError::LengthTopBitSet);
+            }
             return Ok(None);
         };
+        if raw.payload_len >> 63 != 0 {
+            return Err(ProtocolError::LengthTopBitSet);
+        }
         let header = Self {
             fin: raw.fin,
             rsv: raw.rsv,
@@ -184,26 +188,28 @@ impl RawFrameHeader {
     /// Never fails: every byte sequence is some header.
     #[inline]
     pub fn parse(buf: &[u8]) -> Option<(Self, usize)> {
-        let [b0, b1, ..] = *buf else {
+        let [b0, b1, ref rest @ ..] = *buf else {
             return None;
         };
-        let len = header_len(b1);
-        let head = buf.get(..len)?;
-        let (payload_len, mut at) = match b1 & 0x7F {
-            126 => (u64::from(u16::from_be_bytes([head[2], head[3]])), 4),
-            127 => {
-                let mut raw = [0u8; 8];
-                raw.copy_from_slice(&head[2..10]);
-                (u64::from_be_bytes(raw), 10)
+        // Each length form reads its bytes with one bounds check (the 7-bit form, the
+        // common one, with none).
+        let (payload_len, rest, len) = match b1 & 0x7F {
+            126 => {
+                let (ext, rest) = rest.split_first_chunk::<2>()?;
+                (u64::from(u16::from_be_bytes(*ext)), rest, 4)
             }
-            small => (u64::from(small), 2),
+            127 => {
+                let (ext, rest) = rest.split_first_chunk::<8>()?;
+                (u64::from_be_bytes(*ext), rest, 10)
+            }
+            small => (u64::from(small), rest, 2),
         };
-        let mask = (b1 & 0x80 != 0).then(|| {
-            let key = [head[at], head[at + 1], head[at + 2], head[at + 3]];
-            at += 4;
-            key
-        });
-        debug_assert_eq!(at, len);
+        let (mask, len) = if b1 & 0x80 != 0 {
+            (Some(*rest.first_chunk::<4>()?), len + 4)
+        } else {
+            (None, len)
+        };
+        debug_assert_eq!(len, header_len(b1));
         let header = Self {
             fin: b0 & 0x80 != 0,
             rsv: (b0 >> 4) & 0b111,

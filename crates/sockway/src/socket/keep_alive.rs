@@ -2,283 +2,19 @@
 //! are RFC 6455 section 5.5.2-5.5.3) for every socket on a runtime, kept by one shared timer.
 //! The rule (when to ping, when to give up) is the core's: [`Connection::poll_timeout`] says
 //! when the socket next needs the clock and [`Connection::handle_timeout`] acts; this module
-//! only sleeps until that deadline, on the wheel's clock.
-//!
-//! A tokio `Sleep` per socket costs an idle connection about 170 bytes of heap and one timer
-//! entry. Instead, every socket on a runtime registers in that runtime's [`Wheel`]: a slab of
-//! (deadline, waker) pairs, 24 bytes each, and one driver task that sleeps until the earliest
-//! deadline, wakes the sockets whose deadline passed, and sleeps again. A socket keeps its own
-//! bookkeeping inline ([`KeepAliveTimer`]) and touches the shared wheel only when it arms a
-//! new deadline: once per keep-alive interval while the peer is heard from, not per message.
-//!
-//! The slab keeps its high-water mark (24 bytes per socket at the busiest moment); vacant
-//! slots are reused.
-//!
-//! Deadlines are whole milliseconds since the wheel's start; the driver lets at least
-//! [`MIN_SCAN_GAP_MS`] (more with many sockets) pass between two scans of the slab, so its
-//! work stays small however the deadlines are spread.
+//! only sleeps until that deadline, on the runtime's [`Wheel`], and tells the core when the
+//! peer was heard from, on the wheel's coarse clock.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
-use std::task::{Context, Poll, Waker};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Context, Waker};
 use std::time::Duration;
 
 use sockway_proto::connection::{Timeout, Timers};
 use sockway_proto::Connection;
 use sockway_proto::ConnectionState;
-use tokio::runtime::{Handle, Id};
-use tokio::time::{Instant, Sleep};
 
-/// "No deadline" in a slot or a timer.
-const NEVER: u64 = u64::MAX;
-
-/// The least time between two scans of a wheel's slab, in milliseconds.
-const MIN_SCAN_GAP_MS: u64 = 10;
-
-/// The scan gap grows by a millisecond per this many registered sockets, so that a wheel with
-/// a million sockets scans about once a second rather than a hundred times.
-const SOCKETS_PER_GAP_MS: u64 = 1000;
-
-/// The wheels of the runtimes that have one, by runtime. Few entries: one per runtime that
-/// ran a socket with keep-alive on.
-static WHEELS: Mutex<Vec<(Id, Weak<Wheel>)>> = Mutex::new(Vec::new());
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Every keep-alive deadline of one runtime's sockets, and the driver task that serves them.
-#[derive(Debug)]
-pub(crate) struct Wheel {
-    /// Deadlines are milliseconds since this instant.
-    epoch: Instant,
-    /// Whether a driver task is running for this wheel (changed only with `state` locked;
-    /// read without the lock before every wait).
-    driver_alive: AtomicBool,
-    /// The time of the latest scan: every deadline at or before it has been woken. A socket
-    /// compares its deadline with it instead of reading the clock.
-    scanned: AtomicU64,
-    state: Mutex<WheelState>,
-}
-
-#[derive(Debug, Default)]
-struct WheelState {
-    slots: Vec<Slot>,
-    /// Indices of vacant slots.
-    vacant: Vec<u32>,
-    /// The deadline the driver sleeps until (`NEVER`: it waits to be woken).
-    next_scan: u64,
-    /// The driver's waker, to wake it when a deadline earlier than `next_scan` is armed.
-    driver: Option<Waker>,
-}
-
-/// One socket's deadline and the waker to wake when it passes.
-#[derive(Debug)]
-struct Slot {
-    deadline: u64,
-    waker: Option<Waker>,
-}
-
-impl Wheel {
-    /// The current runtime's wheel, made on first use; `None` outside a tokio runtime.
-    fn for_current_runtime() -> Option<Arc<Wheel>> {
-        let id = Handle::try_current().ok()?.id();
-        let mut wheels = lock(&WHEELS);
-        wheels.retain(|(_, wheel)| wheel.strong_count() > 0);
-        if let Some(wheel) = wheels
-            .iter()
-            .find(|(owner, _)| *owner == id)
-            .and_then(|(_, wheel)| wheel.upgrade())
-        {
-            return Some(wheel);
-        }
-        let wheel = Arc::new(Wheel {
-            epoch: Instant::now(),
-            driver_alive: AtomicBool::new(false),
-            scanned: AtomicU64::new(0),
-            state: Mutex::new(WheelState {
-                next_scan: NEVER,
-                ..WheelState::default()
-            }),
-        });
-        wheels.push((id, Arc::downgrade(&wheel)));
-        Some(wheel)
-    }
-
-    /// Milliseconds since the wheel's start (whole ones, rounded down).
-    fn now(&self) -> u64 {
-        let elapsed = self.epoch.elapsed();
-        elapsed
-            .as_secs()
-            .saturating_mul(1000)
-            .saturating_add(u64::from(elapsed.subsec_millis()))
-    }
-
-    /// Milliseconds since the wheel's start, rounded up: the time to tell the core the peer
-    /// was heard at, so that a deadline counted from it never comes early.
-    fn now_rounded_up(&self) -> u64 {
-        let elapsed = self.epoch.elapsed();
-        elapsed
-            .as_secs()
-            .saturating_mul(1000)
-            .saturating_add(u64::from(elapsed.subsec_nanos().div_ceil(1_000_000)))
-    }
-
-    /// The instant of a deadline.
-    fn instant(&self, deadline: u64) -> Instant {
-        self.epoch + Duration::from_millis(deadline)
-    }
-
-    fn register(&self) -> u32 {
-        let mut state = lock(&self.state);
-        let vacant = Slot {
-            deadline: NEVER,
-            waker: None,
-        };
-        match state.vacant.pop() {
-            Some(index) => {
-                state.slots[index as usize] = vacant;
-                index
-            }
-            None => {
-                state.slots.push(vacant);
-                u32::try_from(state.slots.len() - 1).unwrap_or(u32::MAX)
-            }
-        }
-    }
-
-    fn unregister(&self, index: u32) {
-        let mut state = lock(&self.state);
-        if let Some(slot) = state.slots.get_mut(index as usize) {
-            slot.deadline = NEVER;
-            let waker = slot.waker.take();
-            state.vacant.push(index);
-            drop(state);
-            drop(waker);
-        }
-    }
-
-    /// Has the driver wake `waker` once `deadline` has passed, starting a driver if none runs.
-    fn arm(self: &Arc<Self>, index: u32, deadline: u64, waker: &Waker) {
-        let mut state = lock(&self.state);
-        let Some(slot) = state.slots.get_mut(index as usize) else {
-            return;
-        };
-        slot.deadline = deadline;
-        match &mut slot.waker {
-            Some(current) => current.clone_from(waker),
-            None => slot.waker = Some(waker.clone()),
-        }
-        if !self.driver_alive.load(Ordering::Acquire) {
-            if let Ok(handle) = Handle::try_current() {
-                // Made here, in the socket's task and before the driver counts as running: on
-                // a runtime without timers this panics where every socket is used, as a
-                // socket's own sleep would, not in a driver task started again and again.
-                let sleep = Box::pin(tokio::time::sleep(Duration::ZERO));
-                self.driver_alive.store(true, Ordering::Release);
-                state.next_scan = NEVER;
-                drop(state);
-                handle.spawn(drive(Arc::downgrade(self), sleep));
-            }
-            return;
-        }
-        if deadline < state.next_scan {
-            state.next_scan = deadline;
-            if let Some(driver) = &state.driver {
-                driver.wake_by_ref();
-            }
-        }
-    }
-
-    /// Takes the wakers of every slot whose deadline is `now` or earlier, and says when to
-    /// scan next (`NEVER` if nothing is armed).
-    fn expire(&self, now: u64, driver: &Waker) -> (Vec<Waker>, u64) {
-        let mut state = lock(&self.state);
-        self.scanned.fetch_max(now, Ordering::AcqRel);
-        let mut due = Vec::new();
-        let mut next = NEVER;
-        for slot in &mut state.slots {
-            if slot.deadline <= now {
-                slot.deadline = NEVER;
-                due.extend(slot.waker.take());
-            } else {
-                next = next.min(slot.deadline);
-            }
-        }
-        if next != NEVER {
-            let occupied = (state.slots.len() - state.vacant.len()) as u64;
-            next = next.max(now + MIN_SCAN_GAP_MS + occupied / SOCKETS_PER_GAP_MS);
-        }
-        state.next_scan = next;
-        match &mut state.driver {
-            Some(current) => current.clone_from(driver),
-            None => state.driver = Some(driver.clone()),
-        }
-        (due, next)
-    }
-}
-
-impl Drop for Wheel {
-    fn drop(&mut self) {
-        // Lets a driver waiting without a deadline see that the wheel is gone and end.
-        let driver = lock(&self.state).driver.take();
-        if let Some(driver) = driver {
-            driver.wake();
-        }
-    }
-}
-
-/// Marks the wheel driverless when the driver task ends (or its runtime drops it), and wakes
-/// every registered socket so that each arms again and starts a new driver where it runs.
-struct DriverGuard(Weak<Wheel>);
-
-impl Drop for DriverGuard {
-    fn drop(&mut self) {
-        let Some(wheel) = self.0.upgrade() else {
-            return;
-        };
-        let wakers: Vec<Waker> = {
-            let mut state = lock(&wheel.state);
-            wheel.driver_alive.store(false, Ordering::Release);
-            state.driver = None;
-            state
-                .slots
-                .iter_mut()
-                .filter_map(|slot| slot.waker.take())
-                .collect()
-        };
-        for waker in wakers {
-            waker.wake();
-        }
-    }
-}
-
-/// The driver task of a wheel: wakes the sockets whose deadline passed, then sleeps until the
-/// next one. Ends when the wheel is gone.
-async fn drive(wheel: Weak<Wheel>, mut sleep: Pin<Box<Sleep>>) {
-    let _guard = DriverGuard(wheel.clone());
-    std::future::poll_fn(|cx| loop {
-        let Some(strong) = wheel.upgrade() else {
-            return Poll::Ready(());
-        };
-        let (due, next) = strong.expire(strong.now(), cx.waker());
-        let next = (next != NEVER).then(|| strong.instant(next));
-        drop(strong);
-        for waker in due {
-            waker.wake();
-        }
-        let Some(next) = next else {
-            return Poll::Pending;
-        };
-        sleep.as_mut().reset(next);
-        if sleep.as_mut().poll(cx).is_pending() {
-            return Poll::Pending;
-        }
-    })
-    .await;
-}
+use super::wheel::{Wheel, NEVER};
 
 /// What the socket should do after [`KeepAliveTimer::poll`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -298,13 +34,16 @@ pub(crate) enum KeepAliveAction {
 /// One socket's place in the wheel, kept inline in its engine.
 ///
 /// Reads never touch the wheel: they only set `heard`. When the engine is about to wait, it
-/// tells the core the peer was heard at the wheel's time (one clock read), and checks with one
-/// atomic load whether the wheel has scanned past the armed deadline. Only then does the core
-/// decide ([`Connection::handle_timeout`]): heard from since, so nothing yet; quiet for the
-/// interval, so ping; silent after the ping, so give up; and the timer arms the core's next
-/// deadline ([`Connection::poll_timeout`]). A busy connection costs no shared-state update per
-/// message, and a ping still goes out after `interval` of silence (to within the wheel's scan
-/// gap).
+/// notes the wheel's coarse clock (one atomic load; see [`Wheel::horizon`]) as the time the
+/// peer was heard by, and checks with one more load whether the wheel has scanned past the
+/// armed deadline. Only then is the core told when the peer was last heard from
+/// ([`Wheel::heard_by`], [`Connection::heard`]) and decides
+/// ([`Connection::handle_timeout`]): heard from since, so nothing yet; quiet for the interval,
+/// so ping; silent after the ping, so give up; and the timer arms the core's next deadline
+/// ([`Connection::poll_timeout`]). A busy connection costs no clock read and no shared-state
+/// update per message, and a ping still goes out after `interval` of silence, never before
+/// (to within the wheel's scan gap and two ticks of its coarse clock, at most about 3 % of the
+/// interval).
 #[derive(Debug, Default)]
 pub(crate) struct KeepAliveTimer {
     /// The runtime's wheel, once registered in it (at the first wait).
@@ -318,6 +57,9 @@ pub(crate) struct KeepAliveTimer {
     closing: bool,
     /// The deadline armed in the wheel, in the wheel's milliseconds (0 before the first).
     armed: u64,
+    /// The coarse clock's horizon taken when the peer was last heard from, not yet told to
+    /// the core (0: none).
+    heard_by: u64,
     /// The waker the armed deadline will wake.
     armed_with: Option<Waker>,
 }
@@ -353,7 +95,14 @@ impl KeepAliveTimer {
         if let Some(wheel) = &self.wheel {
             if self.heard {
                 self.heard = false;
-                conn.heard(wheel.now_rounded_up());
+                if let Some(keep_alive) = &settings.keep_alive {
+                    self.heard_by = wheel.horizon();
+                    if self.heard_by == 0 {
+                        // The coarse clock is stopped: read the clock, and start it.
+                        conn.heard(wheel.now_rounded_up());
+                        wheel.start_ticking(keep_alive.interval);
+                    }
+                }
             }
             if !self.closing && conn.state() != ConnectionState::Open {
                 // The close clock starts now: let the core see the time at once rather than
@@ -397,6 +146,10 @@ impl KeepAliveTimer {
         if wheel.scanned.load(Ordering::Acquire) < self.armed {
             self.arm(self.armed, cx.waker());
             return KeepAliveAction::Wait;
+        }
+        if self.heard_by != 0 {
+            conn.heard(wheel.heard_by(self.heard_by));
+            self.heard_by = 0;
         }
         let action = match conn.handle_timeout(wheel.now(), settings) {
             None => KeepAliveAction::Wait,
@@ -492,6 +245,36 @@ mod tests {
             peer.read_exact(&mut ping).await.unwrap();
             assert_eq!(ping, [0x89, 0x00], "a ping went out before giving up");
         }
+    }
+
+    /// Messages closer together than the wheel's tick (10 ms for a 640 ms interval) keep its
+    /// coarse clock running, so the socket notes the clock's horizon instead of reading the
+    /// clock: the ping still comes one interval after the last message, never before.
+    #[tokio::test(start_paused = true)]
+    async fn a_peer_heard_between_ticks_is_pinged_one_interval_after_its_last_message() {
+        use tokio::io::AsyncWriteExt;
+        const MESSAGES: usize = 200;
+        let (mut peer, mut socket) = quiet_server(640, 1_000);
+        let talker = tokio::spawn(async move {
+            for _ in 0..MESSAGES {
+                tokio::time::sleep(Duration::from_millis(3)).await;
+                peer.write_all(&CLIENT_FRAME).await.unwrap();
+            }
+            let mut first = [0u8; 1];
+            peer.read_exact(&mut first).await.unwrap();
+            (first[0], Instant::now(), peer)
+        });
+        for _ in 0..MESSAGES {
+            socket.recv().await.unwrap().unwrap();
+        }
+        let last_message = Instant::now();
+        let error = socket.recv().await.unwrap_err();
+        assert!(matches!(error, Error::KeepAliveTimeout(_)), "{error}");
+        let (first_byte, pinged_at, _peer) = talker.await.unwrap();
+        assert_eq!(first_byte, 0x89);
+        assert!(pinged_at >= last_message + Duration::from_millis(640));
+        // Two ticks of the coarse clock and a scan gap at most.
+        assert!(pinged_at <= last_message + Duration::from_millis(640 + 50));
     }
 
     #[tokio::test(start_paused = true)]

@@ -6,6 +6,7 @@ mod ops;
 mod recv;
 mod split;
 mod stream;
+mod wheel;
 
 use std::future::{poll_fn, Future};
 use std::sync::Arc;
