@@ -148,6 +148,11 @@ impl<T> Sender<T> {
     pub fn is_closed(&self) -> bool {
         !self.shared.lock().receiver
     }
+
+    /// Wakes the receiver's [`recv_unless`](Receiver::recv_unless) to check its condition.
+    pub fn wake_receiver(&self) {
+        self.shared.readable.notify_one();
+    }
 }
 
 /// The receiving side.
@@ -176,18 +181,23 @@ impl<T> Drop for Receiver<T> {
 impl<T> Receiver<T> {
     /// The next item, waiting for one; `None` once every sender is gone and nothing is left.
     pub async fn recv(&mut self) -> Option<T> {
+        self.recv_unless(|| false).await
+    }
+
+    /// Like [`recv`](Self::recv), but `None` as soon as `stop` holds while nothing is queued
+    /// (checked again whenever a sender calls [`Sender::wake_receiver`]): one wait where a
+    /// select over this and a second wake-up would hold two, for each idle connection
+    /// (docs/hub.md, "Idle memory").
+    pub async fn recv_unless(&mut self, stop: impl Fn() -> bool) -> Option<T> {
         loop {
             let arrived = self.shared.readable.notified();
             tokio::pin!(arrived);
             arrived.as_mut().enable();
-            {
-                let state = self.shared.lock();
-                if state.items.is_empty() && state.senders == 0 {
-                    return None;
-                }
-            }
             if let Some(item) = self.take() {
                 return Some(item);
+            }
+            if stop() || self.shared.lock().senders == 0 {
+                return self.take();
             }
             arrived.await;
         }
@@ -211,6 +221,12 @@ impl<T> Receiver<T> {
         Some(item)
     }
 
+    /// A handle that wakes this receiver's [`recv_unless`](Self::recv_unless) without being
+    /// a sender (the channel still ends with its last sender).
+    pub fn waker(&self) -> Waker<T> {
+        Waker(self.shared.clone())
+    }
+
     /// Drops every queued item.
     pub fn clear(&mut self) {
         let items = std::mem::take(&mut self.shared.lock().items);
@@ -221,6 +237,23 @@ impl<T> Receiver<T> {
     /// Whether every sender is gone.
     pub fn is_closed(&self) -> bool {
         self.shared.lock().senders == 0
+    }
+}
+
+/// Wakes a [`Receiver`] waiting in [`recv_unless`](Receiver::recv_unless) to check its
+/// condition again (see [`Receiver::waker`]).
+pub struct Waker<T>(Arc<Shared<T>>);
+
+impl<T> std::fmt::Debug for Waker<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.describe("Waker", f)
+    }
+}
+
+impl<T> Waker<T> {
+    /// Wakes the receiver.
+    pub fn wake(&self) {
+        self.0.readable.notify_one();
     }
 }
 
@@ -282,6 +315,36 @@ mod tests {
         drop(tx);
         let read = tokio::time::timeout(WAIT, reader).await.unwrap().unwrap();
         assert_eq!(read, (Some(7), None));
+    }
+
+    #[tokio::test]
+    async fn recv_unless_stops_when_woken_with_its_condition_met() {
+        let (tx, mut rx) = bounded::<u8>(2);
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let waker = rx.waker();
+        let flag = stop.clone();
+        let reader = tokio::spawn(async move {
+            let first = rx
+                .recv_unless(|| flag.load(std::sync::atomic::Ordering::Acquire))
+                .await;
+            let second = rx
+                .recv_unless(|| flag.load(std::sync::atomic::Ordering::Acquire))
+                .await;
+            (first, second, rx)
+        });
+        tx.try_send(1).unwrap();
+        tokio::task::yield_now().await;
+        stop.store(true, std::sync::atomic::Ordering::Release);
+        waker.wake();
+        let (first, second, rx) = tokio::time::timeout(WAIT, reader).await.unwrap().unwrap();
+        assert_eq!(first, Some(1));
+        assert_eq!(second, None, "the condition ends the wait, not the channel");
+        assert!(
+            !rx.is_closed(),
+            "a waker is not a sender, and the sender is still there"
+        );
+        drop(tx);
+        assert!(rx.is_closed());
     }
 
     #[tokio::test]

@@ -8,13 +8,14 @@
 //! that stopped polling. Removing a connection drops its inbound sender, so the hub sees the
 //! inbound channel close.
 
-use std::collections::HashMap;
+use std::borrow::Borrow;
+use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 
 use crate::channel::{self, Receiver, Sender};
 use crate::link::{self, Inbound, Outbound, OutboundReceiver, TransportKind};
@@ -80,6 +81,15 @@ struct State {
     hub_done: bool,
 }
 
+/// Why [`Connection::released`] resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Release {
+    /// The connection was removed from the store.
+    Removed,
+    /// A newer request attached in place of this one.
+    Superseded,
+}
+
 /// One logical connection.
 #[derive(Debug)]
 pub(crate) struct Connection {
@@ -101,12 +111,14 @@ pub(crate) struct Connection {
     /// bumps it, and the one replaced ends. (An atomic and a `Notify`: a `watch` channel
     /// would cost some 350 bytes more per connection.)
     attachment: AtomicU64,
-    /// Wakes the requests waiting in [`superseded`](Self::superseded).
+    /// Wakes the requests waiting in [`superseded`](Self::superseded) and
+    /// [`ended`](Self::ended).
     attached: Notify,
     /// A POST is being read (a second one gets 409).
     pub posting: AtomicBool,
-    /// Cancelled when the connection is removed.
-    pub ended: CancellationToken,
+    /// Set when the connection is removed. (A flag and the `Notify` above: a
+    /// `CancellationToken` would cost some 110 bytes more per connection.)
+    removed: AtomicBool,
     state: Mutex<State>,
 }
 
@@ -142,7 +154,7 @@ impl Connection {
     /// number change and steps aside ([`superseded`](Self::superseded)). Otherwise a second
     /// request of the same transport gets 409, as in the reference server.
     pub fn try_attach(&self, kind: TransportKind) -> Result<u64, TransportRefusal> {
-        if self.ended.is_cancelled() {
+        if self.removed.load(Ordering::Acquire) {
             return Err(TransportRefusal::Gone);
         }
         let mut state = lock(&self.state);
@@ -172,6 +184,37 @@ impl Connection {
             tokio::pin!(changed);
             changed.as_mut().enable();
             if !self.is_current(number) {
+                return;
+            }
+            changed.await;
+        }
+    }
+
+    /// Resolves once the connection has been removed, or a newer request has attached in
+    /// place of attachment `number`, saying which: one wait for a request that must stop in
+    /// either case, where two would cost each idle socket some 100 bytes more.
+    pub async fn released(&self, number: u64) -> Release {
+        loop {
+            let changed = self.attached.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if self.removed.load(Ordering::Acquire) {
+                return Release::Removed;
+            }
+            if !self.is_current(number) {
+                return Release::Superseded;
+            }
+            changed.await;
+        }
+    }
+
+    /// Resolves once the connection has been removed from the store.
+    pub async fn ended(&self) {
+        loop {
+            let changed = self.attached.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if self.removed.load(Ordering::Acquire) {
                 return;
             }
             changed.await;
@@ -212,9 +255,36 @@ impl Connection {
     }
 }
 
+/// A connection in the store, found by its token: the set's entries need no copy of the token
+/// (a map keyed by it would hold a second copy of every token, about 100 bytes per
+/// connection; docs/hub.md, "Idle memory").
+#[derive(Debug)]
+struct Held(Arc<Connection>);
+
+impl Borrow<str> for Held {
+    fn borrow(&self) -> &str {
+        &self.0.token
+    }
+}
+
+impl PartialEq for Held {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.token == other.0.token
+    }
+}
+
+impl Eq for Held {}
+
+impl Hash for Held {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // As `str` hashes, so that lookups by `&str` find it (`Borrow`'s rule).
+        self.0.token.as_str().hash(state);
+    }
+}
+
 #[derive(Debug)]
 struct StoreInner {
-    connections: Mutex<HashMap<String, Arc<Connection>>>,
+    connections: Mutex<HashSet<Held>>,
     limits: StoreLimits,
     sweeper: AtomicBool,
     closing: AtomicBool,
@@ -231,7 +301,7 @@ impl ConnectionStore {
     pub fn new(limits: StoreLimits) -> Self {
         Self {
             inner: Arc::new(StoreInner {
-                connections: Mutex::new(HashMap::new()),
+                connections: Mutex::new(HashSet::new()),
                 limits,
                 sweeper: AtomicBool::new(false),
                 closing: AtomicBool::new(false),
@@ -251,7 +321,7 @@ impl ConnectionStore {
         let (inbound_tx, inbound_rx) = channel::bounded(limits.inbound_capacity);
         let (outbound, outbound_rx) = link::outbound(limits.outbound_capacity);
         let connection = Arc::new(Connection {
-            token: token.clone(),
+            token,
             id,
             stateful,
             closer: outbound.clone(),
@@ -261,7 +331,7 @@ impl ConnectionStore {
             attachment: AtomicU64::new(0),
             attached: Notify::new(),
             posting: AtomicBool::new(false),
-            ended: CancellationToken::new(),
+            removed: AtomicBool::new(false),
             state: Mutex::new(State {
                 transport: None,
                 active: false,
@@ -277,16 +347,18 @@ impl ConnectionStore {
         if connections.len() >= limits.max_connections {
             return Err(StoreRefusal::Full);
         }
-        if connections.contains_key(&token) {
+        if connections.contains(connection.token.as_str()) {
             return Err(StoreRefusal::Exists);
         }
-        connections.insert(token, connection.clone());
+        connections.insert(Held(connection.clone()));
         Ok(connection)
     }
 
     /// The connection with `token`, if this server holds it.
     pub fn get(&self, token: &str) -> Option<Arc<Connection>> {
-        lock(&self.inner.connections).get(token).cloned()
+        lock(&self.inner.connections)
+            .get(token)
+            .map(|held| held.0.clone())
     }
 
     /// How many connections are held.
@@ -298,16 +370,17 @@ impl ConnectionStore {
     pub fn remove(&self, connection: &Connection) {
         let removed = {
             let mut connections = lock(&self.inner.connections);
-            match connections.get(&connection.token) {
-                Some(held) if std::ptr::eq(Arc::as_ptr(held), connection) => {
-                    connections.remove(&connection.token)
+            match connections.get(connection.token.as_str()) {
+                Some(held) if std::ptr::eq(Arc::as_ptr(&held.0), connection) => {
+                    connections.take(connection.token.as_str())
                 }
                 _ => None,
             }
         };
         lock(&connection.inbound).take();
         connection.closer.close();
-        connection.ended.cancel();
+        connection.removed.store(true, Ordering::Release);
+        connection.attached.notify_waiters();
         drop(removed);
     }
 
@@ -316,7 +389,10 @@ impl ConnectionStore {
     /// `HttpConnectionManager.CloseConnections` when the application stops).
     pub fn close_all(&self) {
         self.inner.closing.store(true, Ordering::Release);
-        let all: Vec<Arc<Connection>> = lock(&self.inner.connections).values().cloned().collect();
+        let all: Vec<Arc<Connection>> = lock(&self.inner.connections)
+            .iter()
+            .map(|held| held.0.clone())
+            .collect();
         for connection in all {
             self.remove(&connection);
         }
@@ -361,9 +437,9 @@ async fn sweep(store: Weak<StoreInner>) {
         };
         let now = Instant::now();
         let expired: Vec<Arc<Connection>> = lock(&inner.connections)
-            .values()
-            .filter(|connection| connection.expired(now, &inner.limits))
-            .cloned()
+            .iter()
+            .filter(|held| held.0.expired(now, &inner.limits))
+            .map(|held| held.0.clone())
             .collect();
         let store = ConnectionStore { inner };
         for connection in expired {
@@ -434,6 +510,27 @@ mod tests {
 
         let plain = store.create("w".into(), "w".into(), false);
         assert_eq!(plain.err(), Some(StoreRefusal::Full), "the limit is 2");
+    }
+
+    #[tokio::test]
+    async fn released_says_whether_the_request_was_replaced_or_the_connection_removed() {
+        let store = ConnectionStore::new(limits());
+        let c = store.create("r".into(), "r".into(), true).unwrap();
+        let first = c.try_attach(TransportKind::WebSockets).unwrap();
+        let second = c.try_attach(TransportKind::WebSockets).unwrap();
+        let wait = Duration::from_secs(20);
+        let replaced = tokio::time::timeout(wait, c.released(first)).await;
+        assert_eq!(replaced, Ok(Release::Superseded));
+        let waiting = {
+            let c = c.clone();
+            tokio::spawn(async move { c.released(second).await })
+        };
+        tokio::task::yield_now().await;
+        store.remove(&c);
+        let removed = tokio::time::timeout(wait, waiting).await.unwrap().unwrap();
+        assert_eq!(removed, Release::Removed);
+        tokio::time::timeout(wait, c.ended()).await.unwrap();
+        assert!(store.get("r").is_none(), "found by token until removed");
     }
 
     #[tokio::test]

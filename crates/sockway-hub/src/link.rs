@@ -169,7 +169,7 @@ impl Outbound {
     pub fn close(&self) {
         self.shared.closed.store(true, Ordering::Release);
         self.shared.notify.notify_waiters();
-        self.shared.notify.notify_one();
+        self.frames.wake_receiver();
     }
 
     /// Ends the connection like [`close`](Self::close), with `frame` sent after every queued
@@ -202,24 +202,11 @@ impl OutboundReceiver {
     /// The next frame to send; `None` once the hub has closed the connection and every
     /// queued frame has been taken.
     pub async fn recv(&mut self) -> Option<Bytes> {
-        loop {
-            if let Some(frame) = self.frames.try_recv() {
-                return Some(frame);
-            }
-            if self.shared.closed.load(Ordering::Acquire) {
-                return self
-                    .shared
-                    .last
-                    .lock()
-                    .ok()
-                    .and_then(|mut last| last.take());
-            }
-            tokio::select! {
-                frame = self.frames.recv() => {
-                    return frame.or_else(|| self.shared.last.lock().ok()?.take());
-                }
-                () = self.shared.notify.notified() => {}
-            }
+        let shared = &self.shared;
+        let closed = || shared.closed.load(Ordering::Acquire);
+        match self.frames.recv_unless(closed).await {
+            Some(frame) => Some(frame),
+            None => shared.last.lock().ok().and_then(|mut last| last.take()),
         }
     }
 

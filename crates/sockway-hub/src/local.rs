@@ -1,7 +1,9 @@
 //! The routing layer for one server: connections, groups and users held in memory (ASP.NET
 //! Core's `DefaultHubLifetimeManager`).
 
+use std::borrow::Borrow;
 use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -24,16 +26,42 @@ pub struct LocalLifetimeManager {
 
 #[derive(Debug, Default)]
 struct State {
-    connections: HashMap<String, Entry>,
+    /// Each connection's sink, with the groups it is in.
+    connections: HashMap<Connected, Groups>,
     groups: HashMap<String, HashSet<String>>,
     users: HashMap<String, HashSet<String>>,
 }
 
+/// A connection's sink as the key of [`State::connections`], found by the connection's id:
+/// the map keeps no copy of the id, and each entry is two pointers (a `String` key and a
+/// `HashSet` beside the sink made every idle connection pay about 130 bytes of table;
+/// docs/hub.md, "Idle memory").
 #[derive(Debug)]
-struct Entry {
-    sink: Arc<ConnectionSink>,
-    groups: HashSet<String>,
+struct Connected(Arc<ConnectionSink>);
+
+impl Borrow<str> for Connected {
+    fn borrow(&self) -> &str {
+        self.0.connection_id()
+    }
 }
+
+impl PartialEq for Connected {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.connection_id() == other.0.connection_id()
+    }
+}
+
+impl Eq for Connected {}
+
+impl Hash for Connected {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // As `str` hashes, so that lookups by `&str` find it (`Borrow`'s rule).
+        self.0.connection_id().hash(state);
+    }
+}
+
+/// The groups a connection is in; no allocation until it joins one.
+type Groups = Option<Box<HashSet<String>>>;
 
 /// A client-result invocation waiting for the client's `Completion`.
 #[derive(Debug)]
@@ -73,17 +101,17 @@ impl LocalLifetimeManager {
         let by_ids = |ids: &mut dyn Iterator<Item = &String>| -> Vec<Arc<ConnectionSink>> {
             let mut seen = HashSet::new();
             ids.filter(|id| seen.insert(id.as_str()))
-                .filter_map(|id| state.connections.get(id))
-                .map(|entry| entry.sink.clone())
+                .filter_map(|id| state.connections.get_key_value(id.as_str()))
+                .map(|(connected, _)| connected.0.clone())
                 .collect()
         };
         match target {
-            Target::All => state.connections.values().map(|e| e.sink.clone()).collect(),
+            Target::All => state.connections.keys().map(|c| c.0.clone()).collect(),
             Target::AllExcept(excluded) => state
                 .connections
-                .iter()
-                .filter(|(id, _)| !excluded.contains(id))
-                .map(|(_, e)| e.sink.clone())
+                .keys()
+                .filter(|c| !excluded.iter().any(|id| id.as_str() == c.0.connection_id()))
+                .map(|c| c.0.clone())
                 .collect(),
             Target::Connection(id) => by_ids(&mut std::iter::once(id)),
             Target::Connections(ids) => by_ids(&mut ids.iter()),
@@ -123,31 +151,21 @@ impl LocalLifetimeManager {
 
     fn connect(&self, sink: Arc<ConnectionSink>) {
         let mut state = self.write();
-        let id = sink.connection_id().to_owned();
         if let Some(user) = sink.user() {
-            state
-                .users
-                .entry(user.to_owned())
-                .or_default()
-                .insert(id.clone());
+            let id = sink.connection_id().to_owned();
+            state.users.entry(user.to_owned()).or_default().insert(id);
         }
-        state.connections.insert(
-            id,
-            Entry {
-                sink,
-                groups: HashSet::new(),
-            },
-        );
+        state.connections.insert(Connected(sink), None);
     }
 
     fn disconnect(&self, connection_id: &str) {
         {
             let mut state = self.write();
-            if let Some(entry) = state.connections.remove(connection_id) {
-                for group in entry.groups {
+            if let Some((connected, groups)) = state.connections.remove_entry(connection_id) {
+                for group in groups.into_iter().flat_map(|groups| *groups) {
                     remove_member(&mut state.groups, &group, connection_id);
                 }
-                if let Some(user) = entry.sink.user() {
+                if let Some(user) = connected.0.user() {
                     remove_member(&mut state.users, user, connection_id);
                 }
             }
@@ -158,10 +176,10 @@ impl LocalLifetimeManager {
 
     fn join(&self, connection_id: &str, group: &str) {
         let mut state = self.write();
-        let Some(entry) = state.connections.get_mut(connection_id) else {
+        let Some(groups) = state.connections.get_mut(connection_id) else {
             return;
         };
-        entry.groups.insert(group.to_owned());
+        groups.get_or_insert_default().insert(group.to_owned());
         state
             .groups
             .entry(group.to_owned())
@@ -171,8 +189,13 @@ impl LocalLifetimeManager {
 
     fn leave(&self, connection_id: &str, group: &str) {
         let mut state = self.write();
-        if let Some(entry) = state.connections.get_mut(connection_id) {
-            entry.groups.remove(group);
+        if let Some(groups) = state.connections.get_mut(connection_id) {
+            if let Some(set) = groups {
+                set.remove(group);
+                if set.is_empty() {
+                    *groups = None;
+                }
+            }
         }
         remove_member(&mut state.groups, group, connection_id);
     }
@@ -186,8 +209,8 @@ impl LocalLifetimeManager {
         let sink = self
             .read()
             .connections
-            .get(&connection_id)
-            .map(|entry| entry.sink.clone())
+            .get_key_value(connection_id.as_str())
+            .map(|(connected, _)| connected.0.clone())
             .ok_or_else(|| {
                 HubError::new(format!("Connection '{connection_id}' does not exist."))
             })?;

@@ -208,7 +208,7 @@ where
         relay.hold(id.clone()).await;
         let relay = relay.clone();
         tokio::spawn(async move {
-            connection.ended.cancelled().await;
+            connection.ended().await;
             relay.release(id).await;
         });
     }

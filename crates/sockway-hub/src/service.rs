@@ -295,12 +295,28 @@ pub(crate) struct HubShared {
 }
 
 impl HubShared {
-    /// Hands the connection to the hub if no transport has yet; `false` when the hub already
-    /// runs it (a new poll, or a WebSocket reconnecting).
+    /// Hands the connection to the hub in a task of its own if no transport has yet; `false`
+    /// when the hub already runs it (a new poll, or a WebSocket reconnecting).
     pub fn start(&self, connection: &Arc<Connection>, info: ConnectionInfo) -> bool {
-        let Some((inbound, outbound)) = connection.take_link() else {
-            return false;
-        };
+        match self.hub_run(connection, info) {
+            Some(run) => {
+                tokio::spawn(run);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The hub's run of the connection, for the caller to drive, if no transport has started
+    /// it yet: a WebSocket without stateful reconnect, whose connection ends with its socket,
+    /// runs it inside its own task, which spares each connection a task and its header
+    /// (docs/hub.md, "Idle memory"). It ends with the store told that the hub is done.
+    pub fn hub_run(
+        &self,
+        connection: &Arc<Connection>,
+        info: ConnectionInfo,
+    ) -> Option<impl std::future::Future<Output = ()> + Send + 'static> {
+        let (inbound, outbound) = connection.take_link()?;
         let run = self.handler.run(LinkedConnection {
             info,
             inbound,
@@ -308,7 +324,7 @@ impl HubShared {
         });
         let store = self.store.clone();
         let connection = connection.clone();
-        tokio::spawn(async move {
+        Some(async move {
             // A handler that panics still ends its connection instead of leaving the client
             // attached to nothing.
             if std::panic::AssertUnwindSafe(run)
@@ -319,8 +335,7 @@ impl HubShared {
                 tracing::error!(connection_id = %connection.id, "the hub's handler panicked");
             }
             store.hub_finished(&connection);
-        });
-        true
+        })
     }
 
     /// Whether `kind` is offered.

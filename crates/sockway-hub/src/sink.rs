@@ -2,13 +2,14 @@
 //! timing, the slow-client rule and stateful reconnect's numbering see all of them.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use bytes::Bytes;
 use tokio::sync::Notify;
 
-use crate::link::{Outbound, OutboundError};
+use crate::channel::Waker;
+use crate::link::{ConnectionInfo, Inbound, Outbound, OutboundError};
 use crate::protocol::{Close, HubMessage, Outgoing, Protocol};
 use crate::replay::Replay;
 use crate::serialized::{encode, SerializedMessage};
@@ -27,11 +28,15 @@ pub enum SendError {
 /// The writing side of one connection, shared by its own tasks and the routing layer.
 #[derive(Debug)]
 pub struct ConnectionSink {
-    connection_id: String,
-    user: Option<String>,
+    /// Who: the connection's id and user (shared with the hub's contexts, not copied).
+    info: Arc<ConnectionInfo>,
     protocol: Protocol,
     outbound: Outbound,
-    replay: Option<Mutex<Replay>>,
+    /// Wakes the connection's message loop when the sink closes.
+    wake_loop: Option<Waker<Inbound>>,
+    /// Boxed: most connections have no stateful reconnect, and the state inline would cost
+    /// each of them some 100 bytes (docs/hub.md, "Idle memory").
+    replay: Option<Box<Mutex<Replay>>>,
     /// Wakes senders waiting for room in the replay buffer, and the connection's loop when the
     /// sink closes.
     changed: Notify,
@@ -45,18 +50,18 @@ impl ConnectionSink {
     /// A sink writing `protocol` into `outbound`; `replay_limit` is set when the connection
     /// uses stateful reconnect.
     pub(crate) fn new(
-        connection_id: String,
-        user: Option<String>,
+        info: Arc<ConnectionInfo>,
         protocol: Protocol,
         outbound: Outbound,
+        wake_loop: Option<Waker<Inbound>>,
         replay_limit: Option<usize>,
     ) -> Self {
         ConnectionSink {
-            connection_id,
-            user,
+            info,
             protocol,
             outbound,
-            replay: replay_limit.map(|limit| Mutex::new(Replay::new(limit))),
+            wake_loop,
+            replay: replay_limit.map(|limit| Box::new(Mutex::new(Replay::new(limit)))),
             changed: Notify::new(),
             closed: AtomicBool::new(false),
             started: Instant::now(),
@@ -66,12 +71,12 @@ impl ConnectionSink {
 
     /// The connection's id.
     pub fn connection_id(&self) -> &str {
-        &self.connection_id
+        &self.info.connection_id
     }
 
     /// The connection's user, if authenticated.
     pub fn user(&self) -> Option<&str> {
-        self.user.as_deref()
+        self.info.user.as_deref()
     }
 
     /// The protocol the connection speaks.
@@ -272,6 +277,9 @@ impl ConnectionSink {
             None => self.outbound.close(),
         }
         self.changed.notify_waiters();
+        if let Some(waker) = &self.wake_loop {
+            waker.wake();
+        }
     }
 
     fn ended(&self) -> SendError {

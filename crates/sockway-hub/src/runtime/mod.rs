@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::args::StreamEvent;
-use crate::channel::Receiver;
+use crate::channel::{Receiver, Waker};
 use crate::clients::InvokeRule;
 use crate::context::Items;
 use crate::link::{
@@ -30,15 +30,34 @@ use crate::{Hub, HubContext};
 use handshake::Handshake;
 
 impl ConnectionHandler for Hub {
+    /// The connection's whole life: the handshake, then the message loop. An async block, not
+    /// an async fn: an async fn keeps its arguments twice for its whole life, and the block
+    /// keeps only what it captures (the queues, not a moved-from `ConnectionInfo`); what the
+    /// handshake leaves (its buffer) is not kept beside the connection's state either.
     fn run(&self, connection: LinkedConnection) -> BoxFuture<'static, ()> {
-        // Taken apart here so the future holds pointers, not a `ConnectionInfo` it has
-        // moved from (an async fn keeps its arguments' room for its whole life).
         let LinkedConnection {
             info,
-            inbound,
+            mut inbound,
             outbound,
         } = connection;
-        Box::pin(run(self.clone(), Arc::new(info), inbound, outbound))
+        let hub = self.clone();
+        let info = Arc::new(info);
+        Box::pin(async move {
+            let mut connection = {
+                let mut buffer = BytesMut::new();
+                match agree(&hub, &info, &mut inbound, &outbound, &mut buffer).await {
+                    Some((protocol, version)) => {
+                        let waker = inbound.waker();
+                        Connection::new(hub, info, outbound, waker, (protocol, version), buffer)
+                    }
+                    None => {
+                        outbound.close();
+                        return;
+                    }
+                }
+            };
+            connection.run(&mut inbound).await;
+        })
     }
 }
 
@@ -60,77 +79,6 @@ enum End {
     TimedOut,
     /// The sink was closed (a slow client, a send that found the transport gone).
     Closed,
-}
-
-async fn run(
-    hub: Hub,
-    info: Arc<ConnectionInfo>,
-    mut inbound: Receiver<Inbound>,
-    outbound: Outbound,
-) {
-    let mut buffer = BytesMut::new();
-    let (protocol, version) = match agree(&hub, &info, &mut inbound, &outbound, &mut buffer).await {
-        Some(agreed) => agreed,
-        None => {
-            outbound.close();
-            return;
-        }
-    };
-    let options = &hub.inner.options;
-    let replay_limit = (info.stateful_reconnect && version >= STATEFUL_RECONNECT_VERSION)
-        .then_some(options.stateful_reconnect_buffer_size);
-    let sink = Arc::new(ConnectionSink::new(
-        info.connection_id.clone(),
-        info.user.clone(),
-        protocol,
-        outbound,
-        replay_limit,
-    ));
-    let lifetime = hub.inner.lifetime.clone();
-    lifetime.on_connected(sink.clone()).await;
-    let items = Items::default();
-    let mut connection = Connection {
-        slots: Arc::new(Semaphore::new(
-            options.maximum_parallel_invocations_per_client.max(1),
-        )),
-        hub: hub.clone(),
-        sink: sink.clone(),
-        info: info.clone(),
-        items: items.clone(),
-        protocol,
-        buffer,
-        uploads: HashMap::new(),
-        running: Arc::new(Mutex::new(HashMap::new())),
-        ended: CancellationToken::new(),
-        last_received: Instant::now(),
-        timeout_armed: false,
-        last_ack: Instant::now(),
-    };
-    let end = match connected(&hub, &connection).await {
-        Err(error) => End::Error(error),
-        Ok(()) => connection.serve(&mut inbound).await,
-    };
-    let error = match end {
-        End::Left => {
-            sink.abort();
-            None
-        }
-        End::Error(error) => {
-            sink.close_with_error(&error);
-            Some(error)
-        }
-        End::TimedOut => {
-            sink.close_allowing_reconnect(CLIENT_TIMEOUT_ERROR);
-            Some(CLIENT_TIMEOUT_ERROR.to_owned())
-        }
-        End::Closed => None,
-    };
-    connection.stop();
-    lifetime.on_disconnected(info.connection_id.clone()).await;
-    if let Some(hook) = &hub.inner.on_disconnected {
-        let context = connection.context(InvokeRule::Free, connection.ended.clone());
-        hook(context, error).await;
-    }
 }
 
 /// The `Close` error for a client that sent nothing for the client timeout: ASP.NET Core's
@@ -225,6 +173,81 @@ pub(crate) struct Connection {
 }
 
 impl Connection {
+    /// The connection's state once the handshake agreed on `protocol` at `version`.
+    fn new(
+        hub: Hub,
+        info: Arc<ConnectionInfo>,
+        outbound: Outbound,
+        wake_loop: Waker<Inbound>,
+        (protocol, version): (Protocol, i64),
+        buffer: BytesMut,
+    ) -> Self {
+        let options = &hub.inner.options;
+        let replay_limit = (info.stateful_reconnect && version >= STATEFUL_RECONNECT_VERSION)
+            .then_some(options.stateful_reconnect_buffer_size);
+        let sink = Arc::new(ConnectionSink::new(
+            info.clone(),
+            protocol,
+            outbound,
+            Some(wake_loop),
+            replay_limit,
+        ));
+        let slots = Arc::new(Semaphore::new(
+            options.maximum_parallel_invocations_per_client.max(1),
+        ));
+        Connection {
+            slots,
+            hub,
+            sink,
+            info,
+            items: Items::default(),
+            protocol,
+            buffer,
+            uploads: HashMap::new(),
+            running: Arc::new(Mutex::new(HashMap::new())),
+            ended: CancellationToken::new(),
+            last_received: Instant::now(),
+            timeout_armed: false,
+            last_ack: Instant::now(),
+        }
+    }
+
+    /// Tells the routing layer and the hooks, runs the message loop, and ends the
+    /// connection the way the loop says.
+    async fn run(&mut self, inbound: &mut Receiver<Inbound>) {
+        self.hub
+            .inner
+            .lifetime
+            .on_connected(self.sink.clone())
+            .await;
+        let end = match connected(&self.hub, self).await {
+            Err(error) => End::Error(error),
+            Ok(()) => self.serve(inbound).await,
+        };
+        let error = match end {
+            End::Left => {
+                self.sink.abort();
+                None
+            }
+            End::Error(error) => {
+                self.sink.close_with_error(&error);
+                Some(error)
+            }
+            End::TimedOut => {
+                self.sink.close_allowing_reconnect(CLIENT_TIMEOUT_ERROR);
+                Some(CLIENT_TIMEOUT_ERROR.to_owned())
+            }
+            End::Closed => None,
+        };
+        self.stop();
+        let id = self.info.connection_id.clone();
+        self.hub.inner.lifetime.on_disconnected(id).await;
+        if let Some(hook) = &self.hub.inner.on_disconnected {
+            let context = self.context(InvokeRule::Free, self.ended.clone());
+            hook(context, error).await;
+        }
+    }
+
     fn tick(&self) -> std::time::Duration {
         let stateful = self.sink.replay_state().is_some();
         self.hub.inner.options.tick(stateful)
@@ -253,8 +276,9 @@ impl Connection {
         loop {
             let sink = self.sink.clone();
             tokio::select! {
-                () = sink.closed() => return End::Closed,
-                event = inbound.recv() => match event {
+                // One wait for both: the sink wakes it when it closes.
+                event = inbound.recv_unless(|| sink.is_closed()) => match event {
+                    None if sink.is_closed() => return End::Closed,
                     None => return End::Left,
                     Some(Inbound::Data(data)) => {
                         self.last_received = Instant::now();

@@ -59,7 +59,7 @@ async fn poll_inner<B>(
         // The poll this one replaces lets go of the queue as soon as it sees the new number.
         let taken = tokio::select! {
             guard = connection.outbound.lock() => Some(guard),
-            () = connection.ended.cancelled() => None,
+            () = connection.ended() => None,
             () = connection.superseded(number) => None,
         };
         match taken {
@@ -67,7 +67,7 @@ async fn poll_inner<B>(
             Some(mut outbound) => {
                 tokio::select! {
                     biased;
-                    () = connection.ended.cancelled() => Outcome::Superseded,
+                    () = connection.ended() => Outcome::Superseded,
                     () = connection.superseded(number) => Outcome::Superseded,
                     frame = outbound.recv() => match frame {
                         None => Outcome::HubClosed,

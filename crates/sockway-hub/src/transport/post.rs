@@ -65,7 +65,7 @@ where
                 "the request body did not arrive in time",
             ),
         },
-        () = connection.ended.cancelled() => return gone(),
+        () = connection.ended() => return gone(),
     };
     let data = match body {
         Ok(collected) => collected.to_bytes(),
@@ -87,7 +87,7 @@ where
     };
     let delivered = tokio::select! {
         sent = inbound.send(Inbound::Data(data)) => sent.is_ok(),
-        () = connection.ended.cancelled() => false,
+        () = connection.ended() => false,
     };
     if delivered {
         text(StatusCode::OK, "")

@@ -114,14 +114,14 @@ async fn next_chunk(mut state: Stream) -> Option<(Chunk, Stream)> {
         None => {
             let guard = tokio::select! {
                 guard = connection.outbound.clone().lock_owned() => guard,
-                () = connection.ended.cancelled() => return None,
+                () = connection.ended() => return None,
             };
             state.outbound.insert(guard)
         }
     };
     let first = tokio::select! {
         frame = outbound.recv() => frame?,
-        () = connection.ended.cancelled() => return None,
+        () = connection.ended() => return None,
     };
     let mut chunk = BytesMut::new();
     write_event(&first, &mut chunk);

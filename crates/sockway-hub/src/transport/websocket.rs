@@ -13,10 +13,12 @@
 //!   a new socket with the same token takes over: the frames queued for the lost socket are
 //!   dropped, the hub is told [`Inbound::Reconnected`] and replays what is unacknowledged.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
+use futures_util::FutureExt as _;
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt as _;
 use sockway::proto::message::TextBytes;
@@ -24,9 +26,9 @@ use sockway::server::{Handshake, PendingWebSocket, ServerWebSocket};
 use sockway::{CloseCode, Message};
 
 use super::{connection_info, lookup, not_offered, refusal, request_token, text, HubBody, Unknown};
-use crate::channel::Sender;
-use crate::connections::{Connection, StoreRefusal};
-use crate::link::{ConnectionInfo, Inbound, OutboundReceiver, TransportKind};
+use crate::channel::{Sender, TrySendError};
+use crate::connections::{Connection, Release, StoreRefusal};
+use crate::link::{CloseSignal, ConnectionInfo, Inbound, OutboundReceiver, TransportKind};
 use crate::negotiate::new_identity;
 use crate::protocol::TransferFormat;
 use crate::service::HubShared;
@@ -208,44 +210,84 @@ enum End {
     Abandoned,
 }
 
-async fn run(
+/// Runs the socket once hyper hands it over. Not an `async fn`: an async fn keeps its
+/// arguments twice for its whole life, and the pending socket (48 bytes) would stay in the
+/// task of every connection (docs/hub.md, "Idle memory").
+fn run(
     shared: Arc<HubShared>,
     connection: Arc<Connection>,
     number: u64,
     info: Box<ConnectionInfo>,
     pending: PendingWebSocket,
-) {
-    let Ok(mut socket) = pending.await else {
-        finish(&shared, &connection, number, End::Lost);
-        return;
-    };
-    let end = serve(&shared, &connection, number, info, &mut socket).await;
-    finish(&shared, &connection, number, end);
+) -> impl Future<Output = ()> + Send {
+    pending.then(move |socket| async move {
+        let Ok(mut socket) = socket else {
+            finish(&shared, &connection, number, End::Lost);
+            return;
+        };
+        // Unboxed in a block of its own, so the box is freed now rather than at the end of
+        // the connection.
+        let (hub, reconnect) = {
+            let boxed = info;
+            let info = *boxed;
+            if connection.stateful {
+                // The connection may outlive this socket: the hub runs in a task of its own.
+                (None, !shared.start(&connection, info))
+            } else {
+                let hub = shared.hub_run(&connection, info);
+                let reconnect = hub.is_none();
+                (hub, reconnect)
+            }
+        };
+        let mut link = Link {
+            socket: &mut socket,
+            connection: &connection,
+            number,
+            close_timeout: shared.options.close_timeout,
+        };
+        match hub {
+            // Without stateful reconnect the connection ends with this socket, so the hub's
+            // loop runs in this task beside it: one task per connection instead of two.
+            Some(hub) => {
+                futures_util::future::join(hub, carry(&shared, &mut link, reconnect)).await;
+            }
+            None => carry(&shared, &mut link, reconnect).await,
+        }
+    })
+}
+
+/// What the pump works with, behind one pointer: an async fn keeps each argument twice.
+struct Link<'a> {
+    socket: &'a mut ServerWebSocket,
+    connection: &'a Connection,
+    number: u64,
+    close_timeout: Duration,
+}
+
+/// Carries frames until the socket ends, then settles the connection and closes the socket.
+async fn carry(shared: &HubShared, link: &mut Link<'_>, reconnect: bool) {
+    let end = serve(link, reconnect).await;
+    finish(shared, link.connection, link.number, end);
     if !matches!(end, End::Lost | End::Abandoned) {
-        let _ = socket.close(CloseCode::NORMAL, "").await;
+        let _ = link.socket.close(CloseCode::NORMAL, "").await;
+    }
+}
+
+/// Why [`Connection::released`] ended a socket.
+fn released(release: Release) -> End {
+    match release {
+        Release::Removed => End::Closed,
+        Release::Superseded => End::Replaced,
     }
 }
 
 /// Takes the connection's queue (once a socket this one replaces has let go of it), tells
 /// the hub of a reconnect, and pumps.
-async fn serve(
-    shared: &HubShared,
-    connection: &Arc<Connection>,
-    number: u64,
-    info: Box<ConnectionInfo>,
-    socket: &mut ServerWebSocket,
-) -> End {
-    // Unboxed in a block of its own, so the box is freed now rather than when this
-    // function returns (at the end of the connection).
-    let info = {
-        let boxed = info;
-        *boxed
-    };
-    let reconnect = !shared.start(connection, info);
+async fn serve(link: &mut Link<'_>, reconnect: bool) -> End {
+    let connection = link.connection;
     let mut outbound = tokio::select! {
         outbound = connection.outbound.lock() => outbound,
-        () = connection.superseded(number) => return End::Replaced,
-        () = connection.ended.cancelled() => return End::Closed,
+        release = connection.released(link.number) => return released(release),
     };
     let Some(inbound) = connection.inbound() else {
         return End::Closed;
@@ -254,66 +296,52 @@ async fn serve(
         outbound.clear();
         let told = tokio::select! {
             sent = inbound.send(Inbound::Reconnected) => sent.is_ok(),
-            () = connection.ended.cancelled() => false,
+            () = connection.ended() => false,
         };
         if !told {
             return End::Closed;
         }
     }
-    let close_timeout = shared.options.close_timeout;
-    pump(
-        socket,
-        &mut outbound,
-        &inbound,
-        connection,
-        number,
-        close_timeout,
-    )
-    .await
+    pump(link, &mut outbound, &inbound).await
 }
 
 /// Carries frames both ways until one side ends.
 async fn pump(
-    socket: &mut ServerWebSocket,
+    link: &mut Link<'_>,
     outbound: &mut OutboundReceiver,
     inbound: &Sender<Inbound>,
-    connection: &Connection,
-    number: u64,
-    close_timeout: Duration,
 ) -> End {
+    let connection = link.connection;
     let signal = outbound.close_signal();
     loop {
         tokio::select! {
-            () = connection.ended.cancelled() => return End::Closed,
-            () = connection.superseded(number) => return End::Replaced,
+            release = connection.released(link.number) => return released(release),
             frame = outbound.recv() => {
                 let Some(frame) = frame else {
                     return End::HubClosed;
                 };
-                // A client that stopped reading blocks the write; once the hub has closed the
-                // connection (its queue filled up) or it was removed, the write gets
-                // `close_timeout` more, then the socket is dropped.
-                let gave_up = async {
-                    tokio::select! {
-                        () = signal.closed() => {}
-                        () = connection.ended.cancelled() => {}
-                    }
-                    tokio::time::sleep(close_timeout).await;
-                };
-                let written = tokio::select! {
-                    written = write_batch(socket, outbound, frame) => written,
-                    () = gave_up => Err(End::Abandoned),
-                };
-                if let Err(end) = written {
+                // Boxed: the write's state would otherwise double the room every idle
+                // connection's task keeps for this loop (docs/hub.md, "Idle memory").
+                let close_timeout = link.close_timeout;
+                let write = write_or_give_up(link.socket, outbound, frame, &signal, connection, close_timeout);
+                if let Err(end) = Box::pin(write).await {
                     return end;
                 }
             }
-            received = socket.recv() => match received {
+            received = link.socket.recv() => match received {
                 Ok(Some(message)) => {
                     let data = Inbound::Data(message.into_bytes());
-                    let sent = tokio::select! {
-                        sent = inbound.send(data) => sent.is_ok(),
-                        () = connection.ended.cancelled() => false,
+                    let sent = match inbound.try_send(data) {
+                        Ok(()) => true,
+                        Err(TrySendError::Closed(_)) => false,
+                        // The hub is behind: wait for room (boxed, as the write above).
+                        Err(TrySendError::Full(data)) => Box::pin(async {
+                            tokio::select! {
+                                sent = inbound.send(data) => sent.is_ok(),
+                                () = connection.ended() => false,
+                            }
+                        })
+                        .await,
                     };
                     if !sent {
                         return End::Closed;
@@ -323,6 +351,30 @@ async fn pump(
                 Err(_) => return End::Lost,
             },
         }
+    }
+}
+
+/// Writes `frame` and what else is queued ([`write_batch`]). A client that stopped reading
+/// blocks the write; once the hub has closed the connection (its queue filled up) or it was
+/// removed, the write gets `close_timeout` more, then the socket is dropped.
+async fn write_or_give_up(
+    socket: &mut ServerWebSocket,
+    outbound: &mut OutboundReceiver,
+    frame: Bytes,
+    signal: &CloseSignal,
+    connection: &Connection,
+    close_timeout: Duration,
+) -> Result<(), End> {
+    let gave_up = async {
+        tokio::select! {
+            () = signal.closed() => {}
+            () = connection.ended() => {}
+        }
+        tokio::time::sleep(close_timeout).await;
+    };
+    tokio::select! {
+        written = write_batch(socket, outbound, frame) => written,
+        () = gave_up => Err(End::Abandoned),
     }
 }
 
