@@ -191,12 +191,12 @@ impl Writer {
 
     pub(super) fn advance(&mut self, mut n: usize) {
         if self.shared.is_empty() {
-            self.out.advance(n.min(self.out.len()));
+            self.advance_out(n);
             n = 0;
         }
         while n > 0 {
             let Some(front) = self.shared.front_mut() else {
-                self.out.advance(n.min(self.out.len()));
+                self.advance_out(n);
                 break;
             };
             let step = n.min(front.len());
@@ -209,6 +209,17 @@ impl Writer {
         }
         if self.len() < PONG_BACKLOG {
             self.release_pong();
+        }
+    }
+
+    /// Drops the first `n` bytes of `out`. When that is all of them (the usual case: the
+    /// transport took everything), `out` is cleared instead, so its room stays where it
+    /// starts and the next frame is written there without the buffer moving back.
+    fn advance_out(&mut self, n: usize) {
+        if n >= self.out.len() {
+            self.out.clear();
+        } else {
+            self.out.advance(n);
         }
     }
 
