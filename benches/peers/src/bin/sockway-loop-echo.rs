@@ -1,16 +1,20 @@
 //! sockway's event-loop echo server for the comparison: [`EventLoopServer`] with THREADS
 //! worker threads (its own threads, not a tokio runtime: that is the point of it), echoing
-//! whole messages from the `message` callback. Settings are the library defaults (keep-alive
-//! on) except the 64 MiB message limit and a connection limit high enough for the
-//! idle-memory run. It has no permessage-deflate.
+//! whole messages from the `lent_message` callback (the message lent from the worker's read
+//! buffer and sent back from there, as uWebSockets' echo sends the view its handler gets).
+//! Settings are the library defaults (keep-alive on) except the 64 MiB message limit and a
+//! connection limit high enough for the idle-memory run. It has no permessage-deflate.
 
 use std::net::SocketAddr;
 
-use sockway::event_loop::{Conn, EventLoopOptions, EventLoopServer, Handler, OpenRequest};
+use sockway::event_loop::{
+    Conn, EventLoopOptions, EventLoopServer, Handler, LentMessage, OpenRequest,
+};
 use sockway::Message;
 use sockway_bench_peers::{args, refuse_tls, ALLOCATOR_NAME, MAX_MESSAGE};
 
-/// Echoes every message back.
+/// Echoes every message back, from where it was read (as uWebSockets' echo sends the view
+/// its handler was given).
 #[derive(Clone)]
 struct Echo;
 
@@ -21,6 +25,10 @@ impl Handler for Echo {
 
     fn message(&mut self, conn: &mut Conn<'_>, _session: &mut (), message: Message) {
         let _ = conn.send(&message);
+    }
+
+    fn lent_message(&mut self, conn: &mut Conn<'_>, _session: &mut (), message: LentMessage<'_>) {
+        let _ = conn.send_lent(&message);
     }
 }
 

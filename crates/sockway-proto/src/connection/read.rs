@@ -74,11 +74,12 @@ struct Inflating {
 struct FrameInProgress {
     opcode: OpCode,
     fin: bool,
+    /// The masking key as seen from the first byte not yet handed out: rotated by the
+    /// payload bytes handed out so far, so that unmasking resumes there without keeping
+    /// their count (section 5.3: byte `i` is masked with key byte `i mod 4`).
     mask: Option<[u8; 4]>,
     /// Payload bytes not yet handed out (they sit at the front of the input).
     remaining: usize,
-    /// Payload bytes already handed out, which is where unmasking resumes.
-    consumed: usize,
     /// Bytes at the front of the input already unmasked and validated.
     ready: usize,
 }
@@ -154,6 +155,14 @@ pub(super) fn next_event(
     {
         return Ok(take_held(&mut conn.reader));
     }
+    if delivery == Delivery::Messages
+        && conn.reader.frame.is_none()
+        && conn.reader.message.is_none()
+    {
+        if let Some(event) = whole_small_message(conn, input) {
+            return event.map(Some);
+        }
+    }
     loop {
         if conn.reader.frame.is_none() {
             let Some((header, header_len)) = FrameHeader::parse(input)? else {
@@ -169,7 +178,6 @@ pub(super) fn next_event(
                 fin: header.fin,
                 mask: header.mask,
                 remaining,
-                consumed: 0,
                 ready: 0,
             });
         }
@@ -186,7 +194,7 @@ pub(super) fn next_event(
         if available > frame.ready {
             let fresh = &mut input[frame.ready..available];
             if let Some(key) = frame.mask {
-                apply_mask(fresh, key, frame.consumed + frame.ready);
+                apply_mask(fresh, key, frame.ready);
             }
             if !control {
                 // Compressed text is validated after inflating.
@@ -205,7 +213,9 @@ pub(super) fn next_event(
             }
             let mut data = input.split_to(frame.ready).freeze();
             frame.remaining -= frame.ready;
-            frame.consumed += frame.ready;
+            if let Some(key) = frame.mask.as_mut() {
+                key.rotate_left(frame.ready % 4);
+            }
             frame.ready = 0;
             let kind = message.as_ref().map_or(MessageKind::Binary, |m| m.kind);
             if let Some(message) = message.as_mut() {
@@ -230,6 +240,54 @@ pub(super) fn next_event(
             return Ok(Some(event));
         }
     }
+}
+
+/// A server's usual input, taken in one step: a whole message in one final, masked text or
+/// binary frame with a 7- or 16-bit length (RFC 6455 section 5.2), no reserved bit, within
+/// both size limits, at the front of `input`, while no frame or message is in progress.
+/// Checked and unmasked exactly as the general path would (text validated as UTF-8, section
+/// 8.1), without its frame and message bookkeeping; `None` for anything else, which the
+/// general path then reads.
+#[inline]
+fn whole_small_message(
+    conn: &Connection,
+    input: &mut BytesMut,
+) -> Option<Result<Event, ProtocolError>> {
+    let [b0, b1, ..] = input[..] else {
+        return None;
+    };
+    let kind = match b0 {
+        0x81 => MessageKind::Text,
+        0x82 => MessageKind::Binary,
+        _ => return None,
+    };
+    if conn.role != Role::Server || b1 & 0x80 == 0 {
+        return None;
+    }
+    let (len, header_len) = match b1 & 0x7F {
+        127 => return None,
+        126 => match input.get(2..4) {
+            Some(&[high, low]) => (usize::from(u16::from_be_bytes([high, low])), 8),
+            _ => return None,
+        },
+        short => (usize::from(short), 6),
+    };
+    let limit = conn.config.max_frame_size.min(conn.config.max_message_size);
+    if len > limit || input.len() < header_len + len {
+        return None;
+    }
+    let at = header_len - 4;
+    let key = [input[at], input[at + 1], input[at + 2], input[at + 3]];
+    input.advance(header_len);
+    apply_mask(&mut input[..len], key, 0);
+    if kind == MessageKind::Text && simdutf8::basic::from_utf8(&input[..len]).is_err() {
+        return Some(Err(ProtocolError::InvalidUtf8));
+    }
+    let data = take_front(input, len);
+    Some(Ok(Event::Message(match kind {
+        MessageKind::Text => Message::Text(TextBytes::from_validated(data)),
+        MessageKind::Binary => Message::Binary(data),
+    })))
 }
 
 /// The first `n` bytes of `input`, as `Bytes`. When they are all of it (the usual case: one

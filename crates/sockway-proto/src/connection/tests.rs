@@ -608,3 +608,42 @@ fn a_piece_handed_out_mid_message_is_remembered_until_the_message_ends() {
     ));
     assert!(!conn.message_handed_out());
 }
+
+#[test]
+fn an_output_buffer_is_traded_only_while_no_output_waits() {
+    let mut conn = server();
+    let mut lent = BytesMut::with_capacity(4096);
+    lent.extend_from_slice(b"HTTP/1.1 101 ...\r\n\r\n");
+    assert!(conn.trade_output_buffer(&mut lent));
+    assert_eq!(lent.capacity(), 0, "the connection's own buffer came back");
+    conn.send_binary(b"hi").unwrap();
+    assert_eq!(conn.output(), b"HTTP/1.1 101 ...\r\n\r\n\x82\x02hi");
+    let mut other = BytesMut::new();
+    assert!(!conn.trade_output_buffer(&mut other), "output waits");
+    let n = conn.output_len();
+    conn.advance_output(n);
+    assert!(conn.trade_output_buffer(&mut lent));
+    assert!(lent.is_empty() && lent.capacity() >= 4000);
+    assert_eq!(conn.output_len(), 0);
+}
+
+#[test]
+fn pieces_of_a_masked_frame_unmask_at_every_split() {
+    let payload: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
+    let bytes = raw(true, 0, 0x2, &payload);
+    for step in [1, 2, 3, 5, 7, 64, 333] {
+        let mut conn = server();
+        let mut input = BytesMut::new();
+        let mut got = Vec::new();
+        for chunk in bytes.chunks(step) {
+            input.extend_from_slice(chunk);
+            while let Some(event) = conn.read_event(&mut input, Delivery::Pieces).unwrap() {
+                let Event::Fragment { data, .. } = event else {
+                    panic!("unexpected {event:?}");
+                };
+                got.extend_from_slice(&data);
+            }
+        }
+        assert_eq!(got, payload, "split every {step} bytes");
+    }
+}

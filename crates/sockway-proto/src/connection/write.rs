@@ -24,11 +24,10 @@ use crate::Role;
 #[derive(Debug)]
 pub(super) struct Writer {
     role: Role,
-    /// Output queued ahead of `out` without copying: frame headers (and whatever was in `out`
-    /// before them) and the payloads of large unmasked frames, in order; never an empty one.
-    shared: VecDeque<Bytes>,
-    /// Bytes in `shared`.
-    shared_len: usize,
+    /// Output queued ahead of `out` without copying (see [`SharedRuns`]); made by the first
+    /// such frame and kept until [`Writer::release_if_empty`], as most connections never
+    /// send a large payload and every connection would otherwise carry 40 bytes for it.
+    shared: Option<Box<SharedRuns>>,
     /// Whether large payloads may be queued without copying (see
     /// [`Connection::set_vectored_output`]).
     share_payloads: bool,
@@ -45,6 +44,33 @@ pub(super) struct Writer {
     deflating: Option<Box<Deflating>>,
     /// The latest ping's payload while the output is backed up (see [`Writer::answer_ping`]).
     pending_pong: Option<Box<HeldPong>>,
+}
+
+/// Output queued without copying: frame headers (and whatever was in `out` before them) and
+/// the payloads of large unmasked frames, in order; never an empty run.
+#[derive(Debug, Default)]
+struct SharedRuns {
+    runs: VecDeque<Bytes>,
+    /// Bytes in `runs`.
+    len: usize,
+}
+
+impl SharedRuns {
+    fn push(&mut self, run: Bytes) {
+        self.len += run.len();
+        self.runs.push_back(run);
+    }
+
+    /// Moves every run onto the front of `out`, copying them.
+    fn drain_into(&mut self, capacity: usize, tail: &[u8]) -> BytesMut {
+        let mut all = BytesMut::with_capacity(capacity);
+        for run in self.runs.drain(..) {
+            all.extend_from_slice(&run);
+        }
+        self.len = 0;
+        all.extend_from_slice(tail);
+        all
+    }
 }
 
 /// The payload of a pong held back while the output is backed up: rare, and at most 125 bytes
@@ -107,8 +133,7 @@ impl Writer {
     pub(super) fn new(role: Role) -> Self {
         Self {
             role,
-            shared: VecDeque::new(),
-            shared_len: 0,
+            shared: None,
             share_payloads: false,
             out: BytesMut::new(),
             out_peak: 0,
@@ -146,13 +171,17 @@ impl Writer {
     /// The first contiguous run of waiting output.
     #[inline]
     pub(super) fn output(&self) -> &[u8] {
-        self.shared
-            .front()
-            .map_or(&self.out[..], |front| &front[..])
+        match self.shared.as_ref().and_then(|shared| shared.runs.front()) {
+            Some(front) => &front[..],
+            None => &self.out[..],
+        }
     }
 
-    /// All waiting output bytes.
-    #[inline]
+    /// The runs queued without copying, when there are some.
+    fn runs(&self) -> Option<&SharedRuns> {
+        self.shared.as_deref().filter(|shared| shared.len != 0)
+    }
+
     /// See [`Connection::release_idle_output`].
     pub(super) fn release_if_empty(&mut self, keep: usize) {
         if self.len() != 0 {
@@ -162,24 +191,32 @@ impl Writer {
             self.out = BytesMut::new();
         }
         self.out_peak = 0;
-        if self.shared.capacity() > 0 {
-            self.shared = VecDeque::new();
-        }
+        self.shared = None;
     }
 
     /// Room held by the output buffers, for tests of [`Writer::release_if_empty`].
     #[cfg(test)]
     pub(super) fn held(&self) -> (usize, usize) {
-        (self.out.capacity(), self.shared.capacity())
+        let shared = self
+            .shared
+            .as_ref()
+            .map_or(0, |shared| shared.runs.capacity());
+        (self.out.capacity(), shared)
     }
 
+    /// All waiting output bytes.
+    #[inline]
     pub(super) fn len(&self) -> usize {
-        self.shared_len + self.out.len()
+        self.shared.as_ref().map_or(0, |shared| shared.len) + self.out.len()
     }
 
     /// Fills `slices` with the waiting output in order; returns how many it filled.
     pub(super) fn slices<'a>(&'a self, slices: &mut [IoSlice<'a>]) -> usize {
-        let runs = self.shared.iter().map(|b| &b[..]);
+        let runs = self
+            .runs()
+            .into_iter()
+            .flat_map(|shared| shared.runs.iter());
+        let runs = runs.map(|run| &run[..]);
         let out = Some(&self.out[..]).filter(|out| !out.is_empty());
         let mut filled = 0;
         for (slot, run) in slices.iter_mut().zip(runs.chain(out)) {
@@ -190,51 +227,43 @@ impl Writer {
     }
 
     pub(super) fn advance(&mut self, mut n: usize) {
-        if self.shared.is_empty() {
-            self.advance_out(n);
-            n = 0;
-        }
-        while n > 0 {
-            let Some(front) = self.shared.front_mut() else {
-                self.advance_out(n);
-                break;
-            };
-            let step = n.min(front.len());
-            front.advance(step);
-            self.shared_len -= step;
-            n -= step;
-            if front.is_empty() {
-                self.shared.pop_front();
+        if let Some(shared) = self.shared.as_deref_mut() {
+            while n > 0 {
+                let Some(front) = shared.runs.front_mut() else {
+                    break;
+                };
+                let step = n.min(front.len());
+                front.advance(step);
+                shared.len -= step;
+                n -= step;
+                if front.is_empty() {
+                    shared.runs.pop_front();
+                }
             }
+        }
+        if n >= self.out.len() {
+            // All sent: the next frames go where these were, so the buffer's start is not
+            // moved on (and memory past it not touched) by every write.
+            self.out.clear();
+        } else if n > 0 {
+            self.out.advance(n);
         }
         if self.len() < PONG_BACKLOG {
             self.release_pong();
         }
     }
 
-    /// Drops the first `n` bytes of `out`. When that is all of them (the usual case: the
-    /// transport took everything), `out` is cleared instead, so its room stays where it
-    /// starts and the next frame is written there without the buffer moving back.
-    fn advance_out(&mut self, n: usize) {
-        if n >= self.out.len() {
-            self.out.clear();
-        } else {
-            self.out.advance(n);
-        }
-    }
-
     pub(super) fn take(&mut self) -> BytesMut {
         self.release_pong();
-        if self.shared.is_empty() {
-            return self.out.split();
+        let capacity = self.len();
+        match self.shared.as_deref_mut().filter(|shared| shared.len != 0) {
+            None => self.out.split(),
+            Some(shared) => {
+                let all = shared.drain_into(capacity, &self.out);
+                self.out.clear();
+                all
+            }
         }
-        let mut all = BytesMut::with_capacity(self.len());
-        for run in self.shared.drain(..) {
-            all.extend_from_slice(&run);
-        }
-        self.shared_len = 0;
-        all.extend_from_slice(&self.out.split());
-        all
     }
 
     /// Answers a ping with a pong carrying its payload (section 5.5.2). While more than
@@ -302,24 +331,19 @@ impl Writer {
         let header_len = header.encode(&mut raw);
         self.out.extend_from_slice(&raw[..header_len]);
         let head = self.out.split().freeze();
-        self.shared_len += head.len() + payload.len();
-        self.shared.push_back(head);
-        self.shared.push_back(payload.clone());
+        let shared = self.shared.get_or_insert_with(Box::default);
+        shared.push(head);
+        shared.push(payload.clone());
     }
 
     /// Copies the shared runs into `out`, so the output holds no other buffer (see
     /// [`Connection::own_output`]).
     pub(super) fn unshare(&mut self) {
-        if self.shared.is_empty() {
+        let capacity = self.len();
+        let Some(shared) = self.shared.as_deref_mut().filter(|shared| shared.len != 0) else {
             return;
-        }
-        let mut all = BytesMut::with_capacity(self.len());
-        for run in self.shared.drain(..) {
-            all.extend_from_slice(&run);
-        }
-        self.shared_len = 0;
-        all.extend_from_slice(&self.out);
-        self.out = all;
+        };
+        self.out = shared.drain_into(capacity, &self.out);
         self.out_peak = self.out_peak.max(self.out.len());
     }
 
@@ -327,13 +351,11 @@ impl Writer {
     /// is when large and the output is vectored, copied otherwise.
     pub(super) fn push_encoded(&mut self, frame: &Bytes) {
         if self.share_payloads && frame.len() >= SHARE_MIN {
+            let shared = self.shared.get_or_insert_with(Box::default);
             if !self.out.is_empty() {
-                let head = self.out.split().freeze();
-                self.shared_len += head.len();
-                self.shared.push_back(head);
+                shared.push(self.out.split().freeze());
             }
-            self.shared_len += frame.len();
-            self.shared.push_back(frame.clone());
+            shared.push(frame.clone());
         } else {
             self.out.extend_from_slice(frame);
             self.out_peak = self.out_peak.max(self.out.len());
@@ -410,6 +432,22 @@ impl Connection {
     /// (each payload is copied at most once, and only then).
     pub fn own_output(&mut self) {
         self.writer.unshare();
+    }
+
+    /// When no output waits, trades the connection's output buffer for `buffer` and returns
+    /// `true`: whatever `buffer` holds becomes the waiting output, and `buffer` gets the
+    /// connection's empty buffer (with its room). Otherwise it changes nothing and returns
+    /// `false`. A driver with many connections lends one warm buffer to whichever connection
+    /// it serves and takes it back once the output is written, as uWebSockets writes every
+    /// socket's output of a loop turn through one per-loop cork buffer: no connection then
+    /// holds an output buffer while idle, and none is allocated per connection.
+    pub fn trade_output_buffer(&mut self, buffer: &mut BytesMut) -> bool {
+        if self.writer.len() != 0 {
+            return false;
+        }
+        std::mem::swap(&mut self.writer.out, buffer);
+        self.writer.out_peak = self.writer.out.len();
+        true
     }
 
     fn ensure_open(&self) -> Result<(), SendError> {

@@ -1,11 +1,12 @@
 //! What the application gives the event-loop server ([`Handler`]) and what it gets in its
 //! callbacks ([`Conn`], [`OpenRequest`]).
 
+use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use sockway_proto::error::SendError;
-use sockway_proto::{CloseCode, Connection, Message, PreparedFrame};
+use sockway_proto::{CloseCode, Connection, Message, MessageKind, PreparedFrame};
 
 use super::sender::{SendRefused, Sender};
 use super::shared::{ConnId, Shared};
@@ -30,11 +31,94 @@ pub trait Handler: Clone + Send + 'static {
     /// long, copy it (`Bytes::copy_from_slice`) rather than hold the whole buffer.
     fn message(&mut self, conn: &mut Conn<'_>, session: &mut Self::Session, message: Message);
 
+    /// A whole message, lent for this call only, as uWebSockets hands its message handler a
+    /// view into its receive buffer: a handler that only reads the message, or sends it on
+    /// with [`Conn::send_lent`], overrides this and saves the copy (and allocation) that
+    /// detaching a small message from the worker's read buffer costs. The default gives
+    /// [`Handler::message`] an owned message ([`LentMessage::into_owned`]).
+    fn lent_message(
+        &mut self,
+        conn: &mut Conn<'_>,
+        session: &mut Self::Session,
+        message: LentMessage<'_>,
+    ) {
+        self.message(conn, session, message.into_owned());
+    }
+
     /// The connection is over; called once per opened connection. `code` is the WebSocket
     /// connection close code of RFC 6455 section 7.1.5: the peer's status, 1005 when its close
     /// frame carried none, 1006 when the connection ended without a close frame from the peer.
     fn close(&mut self, session: Self::Session, code: CloseCode) {
         let _ = (session, code);
+    }
+}
+
+/// Messages read into the worker's shared buffer and smaller than this are copied out of it
+/// when the handler takes them ([`LentMessage::into_owned`]: a few nanoseconds); larger ones
+/// are handed out in place, and one that the handler keeps holds at most 64 KiB of shared
+/// buffer, 16 times its size or less.
+const DETACH_BELOW: usize = 4096;
+
+/// A whole message lent to [`Handler::lent_message`]: readable during the call, sent on
+/// without a copy by [`Conn::send_lent`], kept by [`LentMessage::into_owned`]. Text is
+/// already validated as UTF-8 (RFC 6455 section 8.1).
+#[derive(Debug)]
+pub struct LentMessage<'a> {
+    message: Message,
+    /// Whether the bytes are a slice of the worker's shared read buffer.
+    shared: bool,
+    /// Ties the loan to the call.
+    _call: PhantomData<&'a mut ()>,
+}
+
+impl LentMessage<'_> {
+    /// A message whose bytes are a slice of the worker's shared read buffer when `shared`.
+    pub(super) fn new(message: Message, shared: bool) -> Self {
+        Self {
+            message,
+            shared,
+            _call: PhantomData,
+        }
+    }
+
+    /// Text or binary.
+    pub fn kind(&self) -> MessageKind {
+        self.message.kind()
+    }
+
+    /// The payload.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.message.as_bytes()
+    }
+
+    /// The text, for a text message.
+    pub fn as_text(&self) -> Option<&str> {
+        match &self.message {
+            Message::Text(text) => Some(text),
+            Message::Binary(_) => None,
+        }
+    }
+
+    /// The payload's length in bytes.
+    pub fn len(&self) -> usize {
+        self.message.len()
+    }
+
+    /// Whether the payload is empty.
+    pub fn is_empty(&self) -> bool {
+        self.message.is_empty()
+    }
+
+    /// The message to keep: a small one is copied out of the worker's read buffer (so that
+    /// keeping it does not keep the whole buffer alive), a large one shares it.
+    pub fn into_owned(self) -> Message {
+        if !self.shared || self.message.len() >= DETACH_BELOW {
+            return self.message;
+        }
+        match self.message {
+            Message::Text(text) => Message::text(String::from(&*text)),
+            Message::Binary(bytes) => Message::binary(bytes::Bytes::copy_from_slice(&bytes)),
+        }
     }
 }
 
@@ -77,6 +161,12 @@ impl Conn<'_> {
     /// Queues a whole message as one frame.
     pub fn send(&mut self, message: &Message) -> Result<(), SendError> {
         self.protocol.send(message)
+    }
+
+    /// Queues a lent message as one frame (an echo): a large payload is written from where
+    /// it was read, not copied.
+    pub fn send_lent(&mut self, message: &LentMessage<'_>) -> Result<(), SendError> {
+        self.protocol.send(&message.message)
     }
 
     /// Queues a text message.

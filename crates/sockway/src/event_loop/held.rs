@@ -1,9 +1,9 @@
 //! A byte buffer that costs one pointer while it holds nothing.
 //!
-//! A slot keeps two buffers that are empty for nearly all of its life: the part of a request
-//! head or of a frame that waits for more bytes, and the handshake answer or refusal not yet
-//! written. Inline, each `BytesMut` is 32 bytes in every idle connection; behind an optional
-//! box it is 8, and the box exists only while bytes are held.
+//! A slot keeps one buffer that is empty for nearly all of its life: the part of a request
+//! head or of a frame that waits for more bytes, or a refusal not yet written. Inline, a
+//! `BytesMut` is 32 bytes in every idle connection; behind an optional box it is 8, and the
+//! box exists only while bytes are held.
 
 use std::ops::Deref;
 

@@ -10,7 +10,8 @@
 //! read and write as far as it can (edge-triggered: until the socket has nothing more), and
 //! every tick walks all connections for their deadlines: handshake and close timeouts and
 //! keep-alive pings. Nothing is allocated per message by the loop itself; per connection it
-//! holds one boxed [`Slot`] and a slab entry.
+//! holds one boxed [`Slot`] and one pointer in [`Slots`]. A worker keeps two buffers for all
+//! its connections: the shared read buffer and the cork buffer their output is written from.
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
@@ -21,13 +22,13 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
-use slab::Slab;
 use sockway_proto::CloseCode;
 
 use super::handler::Handler;
 use super::options::EventLoopOptions;
 use super::shared::{lock, Command, ConnId, Shared};
 use super::slot::{millis, Context, Next, Slot};
+use super::slots::Slots;
 use super::topics::Topics;
 
 /// The listener's token.
@@ -38,9 +39,6 @@ pub(super) const WAKER: Token = Token(usize::MAX - 2);
 const FULL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; \
     charset=utf-8\r\nconnection: close\r\nretry-after: 5\r\ncontent-length: 11\r\n\r\nserver full";
 
-/// A worker's connections, by the key of their token.
-type Slots<S> = Slab<Box<Slot<S>>>;
-
 /// One worker's state.
 pub(super) struct Worker<H: Handler> {
     /// This worker's index in [`Shared::workers`].
@@ -50,10 +48,13 @@ pub(super) struct Worker<H: Handler> {
     pub(super) handler: H,
     pub(super) options: Arc<EventLoopOptions>,
     pub(super) shared: Arc<Shared>,
-    slots: Slots<H::Session>,
+    /// Connections by the key of their token.
+    slots: Slots<Slot<H::Session>>,
     /// The generation the next adopted connection gets (see [`ConnId`]).
     next_generation: u32,
     scratch: BytesMut,
+    /// The output buffer lent to the connection being served (see `slot::output`).
+    cork: BytesMut,
     /// The topics this worker's connections subscribed to, and this turn's publishes.
     topics: Topics,
     /// Slots a publish queued output for this turn (kept for its room).
@@ -83,9 +84,10 @@ impl<H: Handler> Worker<H> {
             handler,
             options,
             shared,
-            slots: Slab::new(),
+            slots: Slots::default(),
             next_generation: 0,
             scratch: BytesMut::new(),
+            cork: BytesMut::new(),
             topics: Topics::new(max_subscriptions),
             touched: Vec::new(),
             turn_clock: None,
@@ -155,8 +157,7 @@ impl<H: Handler> Worker<H> {
             }
         }
         self.adopt_dealt();
-        let keys: Vec<usize> = self.slots.iter().map(|(key, _)| key).collect();
-        for key in keys {
+        for key in self.slots.keys() {
             self.remove(key);
         }
         Ok(())
@@ -170,7 +171,12 @@ impl<H: Handler> Worker<H> {
     /// The worker clock without wrapping, for the core's keep-alive rule: milliseconds since
     /// the worker started.
     fn clock(&self) -> u64 {
-        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+        // Seconds and the millisecond part apart: `as_millis` would divide a `u128`.
+        let elapsed = self.started.elapsed();
+        elapsed
+            .as_secs()
+            .saturating_mul(1000)
+            .saturating_add(u64::from(elapsed.subsec_millis()))
     }
 
     /// Accepts every waiting connection.
@@ -230,11 +236,13 @@ impl<H: Handler> Worker<H> {
         }
         let _ = stream.set_nodelay(true);
         let now = self.now();
-        let entry = self.slots.vacant_entry();
-        let key = entry.key();
+        let Some(key) = self.slots.next_key() else {
+            self.uncount();
+            return;
+        };
         let registered = self.poll.registry().register(
             &mut stream,
-            Token(key),
+            Token(key as usize),
             Interest::READABLE | Interest::WRITABLE,
         );
         if registered.is_err() {
@@ -243,11 +251,12 @@ impl<H: Handler> Worker<H> {
         }
         let id = ConnId {
             worker: self.index as u16,
-            key: key as u32,
+            key,
             generation: self.next_generation,
         };
         self.next_generation = self.next_generation.wrapping_add(1);
-        entry.insert(Box::new(Slot::new(stream, peer_addr, id, now)));
+        self.slots
+            .insert(Box::new(Slot::new(stream, peer_addr, id, now)));
     }
 
     /// Carries out what [`super::Sender`]s queued for this worker's connections.
@@ -266,12 +275,12 @@ impl<H: Handler> Worker<H> {
             };
             let key = id.key as usize;
             let (slots, mut cx) = self.parts();
-            let Some(slot) = slots.get_mut(key).filter(|slot| slot.id() == id) else {
+            let Some(slot) = slots.get_mut(key).filter(|slot| slot.is(id)) else {
                 continue;
             };
             let next = match command {
                 Command::Send(_, message) => slot.deliver(&mut cx, &message),
-                Command::Close(_, code, reason) => slot.close(&mut cx, code, &reason),
+                Command::Close(_, code, reason) => slot.close(code, &reason),
                 Command::Subscribe(_, topic) => {
                     if let Err(refused) = self.topics.subscribe(id, &topic) {
                         tracing::debug!(%refused, "event loop: subscription dropped");
@@ -298,7 +307,7 @@ impl<H: Handler> Worker<H> {
         for (topic, frame) in &pending {
             for id in self.topics.subscribers(topic) {
                 let key = id.key as usize;
-                let slot = self.slots.get_mut(key).filter(|slot| slot.id() == *id);
+                let slot = self.slots.get_mut(key).filter(|slot| slot.is(*id));
                 if slot.is_some_and(|slot| slot.queue_prepared(frame, limit)) {
                     touched.push(key);
                 }
@@ -308,9 +317,8 @@ impl<H: Handler> Worker<H> {
         touched.sort_unstable();
         touched.dedup();
         for &key in &touched {
-            let (slots, mut cx) = self.parts();
-            if let Some(slot) = slots.get_mut(key) {
-                let next = slot.write_queued(&mut cx);
+            if let Some(slot) = self.slots.get_mut(key) {
+                let next = slot.write_queued();
                 self.settle(key, next);
             }
         }
@@ -340,7 +348,7 @@ impl<H: Handler> Worker<H> {
 
     /// The connections, and what a connection needs from the worker while it works (the
     /// clock read at most once per loop turn).
-    fn parts(&mut self) -> (&mut Slots<H::Session>, Context<'_, H>) {
+    fn parts(&mut self) -> (&mut Slots<Slot<H::Session>>, Context<'_, H>) {
         let clock = match self.turn_clock {
             Some(clock) => clock,
             None => {
@@ -353,8 +361,10 @@ impl<H: Handler> Worker<H> {
             handler: &mut self.handler,
             options: &self.options,
             scratch: &mut self.scratch,
+            cork: &mut self.cork,
             topics: &mut self.topics,
             shared: &self.shared,
+            worker: self.index as u16,
             now: clock as u32,
             clock,
         };
@@ -382,9 +392,7 @@ impl<H: Handler> Worker<H> {
         if let Some(mut listener) = self.listener.take() {
             let _ = self.poll.registry().deregister(&mut listener);
         }
-        self.for_each_slot(|slot, cx| {
-            slot.close(cx, CloseCode::GOING_AWAY, "server shutting down")
-        });
+        self.for_each_slot(|slot, _| slot.close(CloseCode::GOING_AWAY, "server shutting down"));
     }
 
     /// Runs `step` on every connection, removing those it is done with.
@@ -408,16 +416,13 @@ impl<H: Handler> Worker<H> {
 
     /// Closes and forgets connection `key`.
     fn remove(&mut self, key: usize) {
-        let Some(mut slot) = self.slots.try_remove(key) else {
+        let Some(mut slot) = self.slots.remove(key) else {
             return;
         };
         let _ = self.poll.registry().deregister(slot.stream());
-        self.topics.remove_conn(slot.id());
+        self.topics.remove_conn(slot.id(self.index as u16));
         slot.finish(&mut self.handler);
         self.uncount();
-        if self.slots.is_empty() && self.slots.capacity() > 1024 {
-            self.slots.shrink_to_fit();
-        }
     }
 }
 
