@@ -76,6 +76,7 @@ pub(crate) struct Waiter {
 
 impl Waiter {
     /// Ready once the signal has fired.
+    #[inline]
     pub(crate) fn poll_fired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         if self.state.fired.load(Ordering::SeqCst) {
             return Poll::Ready(());
@@ -87,6 +88,15 @@ impl Waiter {
                 return Poll::Pending;
             }
         }
+        self.register(cx)
+    }
+
+    /// [`Waiter::poll_fired`] with a waker the signal's map does not hold yet: puts it there
+    /// (under the lock), then looks at the signal again. Out of line, so that the check above,
+    /// made before every wait of every socket, stays a few instructions.
+    #[cold]
+    #[inline(never)]
+    fn register(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         {
             let mut waiters = self
                 .state

@@ -3,6 +3,7 @@
 //! transport in the order RFC 6455 section 7.1.1 asks for. All state lives here, not in
 //! futures, which is what makes receiving cancel-safe.
 
+use std::cell::Cell;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
@@ -40,11 +41,45 @@ const STACK_READ: usize = 4096;
 
 /// The read once one found more than [`STACK_READ`] waiting: sized for one read to take a
 /// whole message of a few dozen kilobytes, rather than by
-/// [`WebSocketConfig::read_buffer_size`]. It goes straight into a heap buffer, which is freed
-/// again when nothing arrived, so a waiting socket holds none; a large message read there
+/// [`WebSocketConfig::read_buffer_size`]. It goes straight into a heap buffer, which is given
+/// back when nothing arrived, so a waiting socket holds none; a large message read there
 /// becomes its payload without being copied (uWebSockets likewise parses large messages
 /// where they were read).
 const LARGE_READ: usize = 32 * 1024;
+
+thread_local! {
+    /// The buffer of this thread's last large read (see [`LARGE_READ`]), once the bytes read
+    /// into it were split off, or whole when the read found nothing. When the message read
+    /// into it is gone (an echo's, once written), the next large read on this thread takes
+    /// the whole allocation again instead of allocating 32 KiB and freeing them per message
+    /// (uWebSockets keeps one receive buffer per thread for the same reason). While a
+    /// handler still holds that message, the next read allocates afresh and the message
+    /// keeps its memory. One buffer per thread, however many sockets: a waiting socket
+    /// holds none.
+    static SPARE_READ: Cell<Option<BytesMut>> = const { Cell::new(None) };
+}
+
+/// A buffer with room for a [`LARGE_READ`]: this thread's spare one when nothing else uses
+/// it any more, else a new one.
+fn take_spare_read() -> BytesMut {
+    if let Some(mut spare) = SPARE_READ.try_with(Cell::take).ok().flatten() {
+        // Whole already (the last read found nothing), or whole again once the message that
+        // shared it is gone.
+        if spare.capacity() >= LARGE_READ || spare.try_reclaim(LARGE_READ) {
+            return spare;
+        }
+    }
+    BytesMut::with_capacity(LARGE_READ)
+}
+
+/// Keeps `buf` (empty; maybe sharing its allocation with a message just read) as this
+/// thread's spare read buffer.
+fn keep_spare_read(buf: BytesMut) {
+    debug_assert!(buf.is_empty());
+    // After the thread's locals are gone (a socket polled while its thread exits), it is
+    // simply freed.
+    let _ = SPARE_READ.try_with(|spare| spare.set(Some(buf)));
+}
 
 /// The most output-buffer room an idle socket keeps, so that small messages reuse their
 /// buffer while a quiet socket does not hold the room a large message needed.
@@ -356,20 +391,33 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
         Poll::Ready(Ok(n))
     }
 
-    /// The large read (see [`LARGE_READ`]): into a fresh heap buffer that becomes the
-    /// receive buffer, or is freed when nothing arrived.
+    /// The large read (see [`LARGE_READ`]): into this thread's spare buffer or a new one.
+    /// When what arrived starts with a whole frame, it becomes the receive buffer, split off
+    /// the front of the buffer, and the rest goes back to the spare (so a message read there
+    /// is a view of it); when nothing arrived, the buffer goes back whole; when a frame is
+    /// still arriving, the whole buffer is this socket's receive buffer, as before.
     fn poll_fill_large(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        let mut buf = BytesMut::with_capacity(LARGE_READ);
+        let mut buf = take_spare_read();
         let mut read_buf = ReadBuf::uninit(&mut buf.spare_capacity_mut()[..LARGE_READ]);
-        ready!(Pin::new(&mut self.io).poll_read(cx, &mut read_buf))?;
+        let polled = Pin::new(&mut self.io).poll_read(cx, &mut read_buf);
         let n = read_buf.filled().len();
-        if n == 0 {
-            // End of stream: nothing to keep.
-            return Poll::Ready(Ok(0));
+        if !matches!(polled, Poll::Ready(Ok(()))) || n == 0 {
+            // Waiting, failed, or the end of the stream: nothing to keep.
+            keep_spare_read(buf);
+            return polled.map_ok(|()| 0);
         }
         // SAFETY: `ReadBuf` guarantees its first `n` bytes, the start of `buf`'s spare
         // capacity, were initialised by the read.
         unsafe { buf.set_len(n) };
+        if n < LARGE_READ && rest_of_first_frame(&buf) == Some(0) {
+            // The first frame is all here (the usual case): what arrived is split off, and
+            // the rest of the buffer is kept for the thread's next large read.
+            self.read_buf = buf.split_to(n);
+            keep_spare_read(buf);
+            return Poll::Ready(Ok(n));
+        }
+        // Part of a frame: the rest is read into this buffer's room, which stays this
+        // socket's alone, as it may move when it grows.
         if n == LARGE_READ {
             // More is waiting: room for the rest of the frame arriving, as in `poll_fill_from`.
             self.grow_read_size();
@@ -601,3 +649,7 @@ mod clock {
             .unwrap_or(epoch + Duration::from_secs(86_400 * 365))
     }
 }
+
+#[cfg(test)]
+#[path = "engine_tests.rs"]
+mod tests;
