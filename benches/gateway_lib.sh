@@ -89,8 +89,7 @@ EOF
 # ports; sets GATEWAY_PID, GATEWAY_PORT (and GATEWAY_TLS_PORT) once its backend is healthy.
 start_gateway() {
   local wrapper="${1:-}" log="$WORK/gateway.log" config="$WORK/gateway.json"
-  GATEWAY_PORT="$(free_port)"
-  GATEWAY_TLS_PORT="$(free_port)"
+  read -r GATEWAY_PORT GATEWAY_TLS_PORT < <(free_ports 2)
   write_gateway_config "$config"
   : >"$log"
   # shellcheck disable=SC2086 # the wrapper is a word list on purpose
@@ -107,8 +106,7 @@ start_nginx() {
   local wrapper="${1:-}" nginx_dir="$WORK/nginx" master=on tls_lines=""
   local conf="$nginx_dir/nginx.conf" log="$nginx_dir/error.log"
   [[ -n "$wrapper" ]] && master=off
-  NGINX_PORT="$(free_port)"
-  NGINX_TLS_PORT="$(free_port)"
+  read -r NGINX_PORT NGINX_TLS_PORT < <(free_ports 2)
   if ((PROXY_TLS)); then
     local tls
     tls="$(tls_dir)"

@@ -80,6 +80,16 @@ free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+# $1 distinct free ports on 127.0.0.1, on one line (all bound at once, so two calls of
+# free_port in a row cannot hand out the same port twice).
+free_ports() {
+  python3 -c 'import socket, sys
+sockets = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in sockets:
+    s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in sockets))' "$1"
+}
+
 # The command line of server $1 with $2 worker threads, listening on a free port.
 server_command() {
   case "$1" in
