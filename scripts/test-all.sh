@@ -24,7 +24,7 @@ mkdir -p "$LOGS"
 # Where the Rust tests find the peers and the binary under test.
 export SOCKWAY_PEERS_PYTHON="$ROOT/target/peers/venv/bin/python"
 export SOCKWAY_PEERS_NODE_DIR="$ROOT/tests/peers"
-export SOCKWAY_BIN="$ROOT/target/release/sockway"
+export SOCKWAY_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/sockway"
 # A clean clone gains nothing from incremental files, and they doubled the debug target's
 # size (2.2 GB of 5.6 GB); CI machines can be short of disk.
 export CARGO_INCREMENTAL=0
