@@ -122,14 +122,7 @@ impl Refusal {
     /// may quote the origin), `connection: close` and the body with a final newline.
     pub fn to_http1(&self) -> BytesMut {
         let mut headers = self.0.headers.clone();
-        headers.insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
-        headers.insert(
-            HeaderName::from_static("x-content-type-options"),
-            HeaderValue::from_static("nosniff"),
-        );
+        mark_plain_text(&mut headers);
         headers.insert(CONNECTION, HeaderValue::from_static("close"));
         let body = format!("{}\n", self.0.body);
         write_http1(self.0.status, &headers, Some(&body))
@@ -238,6 +231,20 @@ fn write_http1(status: StatusCode, headers: &HeaderMap, body: Option<&str>) -> B
     bytes.put_slice(head.as_bytes());
     bytes.put_slice(body.unwrap_or_default().as_bytes());
     bytes
+}
+
+/// Marks a refusal's body as what it is: `content-type: text/plain; charset=utf-8`, and
+/// `x-content-type-options: nosniff`, since the explanation may quote request values (an
+/// origin) that a browser must not sniff as markup. Every server's refusal carries both.
+pub fn mark_plain_text(headers: &mut HeaderMap) {
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(
+        HeaderName::from_static("x-content-type-options"),
+        HeaderValue::from_static("nosniff"),
+    );
 }
 
 #[cfg(test)]

@@ -35,7 +35,7 @@ pub mod limits;
 pub mod origin;
 pub mod server;
 
-pub use answer::{accept, check_origin, Accepted, Refusal, ServerRules};
+pub use answer::{accept, check_origin, mark_plain_text, Accepted, Refusal, ServerRules};
 pub use head::{
     check_head, find_head_end, parse_request, parse_response, HeadError, RequestHead, ResponseHead,
     H2_PREFACE,

@@ -1,10 +1,9 @@
 //! [`Rejection`]: a refused handshake, as the HTTP response that says why.
 
 use bytes::Bytes;
-use http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
 use http::{HeaderMap, Response, StatusCode};
 use http_body_util::Full;
-use sockway_proto::handshake::{HandshakeError, Refusal};
+use sockway_proto::handshake::{mark_plain_text, HandshakeError, Refusal};
 
 /// Why a WebSocket request was refused, as the HTTP response that says so: a status, the
 /// headers that status requires, and a plain-text body explaining the refusal. A thin wrapper
@@ -53,15 +52,7 @@ impl Rejection {
         let mut response = Response::new(Full::new(Bytes::from(format!("{message}\n"))));
         *response.status_mut() = status;
         *response.headers_mut() = headers;
-        let headers = response.headers_mut();
-        headers.insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
-        headers.insert(
-            HeaderName::from_static("x-content-type-options"),
-            HeaderValue::from_static("nosniff"),
-        );
+        mark_plain_text(response.headers_mut());
         response
     }
 }
