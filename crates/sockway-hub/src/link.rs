@@ -67,6 +67,14 @@ pub struct LinkedConnection {
 pub trait ConnectionHandler: Send + Sync + 'static {
     /// Runs the connection until it ends (the hub closes it, or the client is gone).
     fn run(&self, connection: LinkedConnection) -> BoxFuture<'static, ()>;
+
+    /// The hub, when this handler is one (`None` by default). A WebSocket without stateful
+    /// reconnect then runs the hub's message loop in the socket's own loop, with no queue of
+    /// inbound events and no second future (docs/hub.md, "Idle memory", change 12); any other
+    /// handler gets [`run`](Self::run) and the queues of a [`LinkedConnection`].
+    fn hub(&self) -> Option<&crate::Hub> {
+        None
+    }
 }
 
 /// What a transport delivers to the hub. The channel closing means the client is gone.

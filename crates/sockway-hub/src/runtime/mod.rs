@@ -4,6 +4,11 @@
 
 mod dispatch;
 mod handshake;
+mod session;
+mod ticker;
+
+pub(crate) use session::{Session, Stop};
+pub(crate) use ticker::Ticker;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -47,7 +52,7 @@ impl ConnectionHandler for Hub {
                 let mut buffer = BytesMut::new();
                 match agree(&hub, &info, &mut inbound, &outbound, &mut buffer).await {
                     Some((protocol, version)) => {
-                        let waker = inbound.waker();
+                        let waker = Some(inbound.waker());
                         Connection::new(hub, info, outbound, waker, (protocol, version), buffer)
                     }
                     None => {
@@ -58,6 +63,10 @@ impl ConnectionHandler for Hub {
             };
             connection.run(&mut inbound).await;
         })
+    }
+
+    fn hub(&self) -> Option<&Hub> {
+        Some(self)
     }
 }
 
@@ -103,25 +112,10 @@ async fn agree(
     outbound: &Outbound,
     buffer: &mut BytesMut,
 ) -> Option<(Protocol, i64)> {
-    let options = &hub.inner.options;
-    let limit = options.maximum_receive_message_size;
-    let deadline = tokio::time::Instant::now() + options.handshake_timeout;
+    let deadline = tokio::time::Instant::now() + hub.inner.options.handshake_timeout;
     loop {
-        match handshake::read(buffer, limit, info.transport) {
-            Handshake::Incomplete => {}
-            Handshake::Agreed(protocol, version) => {
-                outbound.set_transfer_format(protocol.transfer_format());
-                let response = Bytes::from(handshake::response(None));
-                return outbound
-                    .try_send(response)
-                    .ok()
-                    .map(|()| (protocol, version));
-            }
-            Handshake::Refused(error) => {
-                tracing::debug!(connection = %info.connection_id, %error, "handshake refused");
-                let _ = outbound.try_send(Bytes::from(handshake::response(Some(&error))));
-                return None;
-            }
+        if let Some(agreed) = answer(hub, info, outbound, buffer) {
+            return agreed;
         }
         match tokio::time::timeout_at(deadline, inbound.recv()).await {
             Ok(Some(Inbound::Data(data))) => buffer.extend_from_slice(&data),
@@ -131,6 +125,36 @@ async fn agree(
                 tracing::debug!(connection = %info.connection_id, "handshake timed out");
                 return None;
             }
+        }
+    }
+}
+
+/// Reads the handshake request in `buffer`, if it is complete, and answers it: `None` while
+/// it is incomplete, then the protocol and version agreed, or `Some(None)` when the
+/// connection must end (refused, or the answer could not be queued).
+fn answer(
+    hub: &Hub,
+    info: &ConnectionInfo,
+    outbound: &Outbound,
+    buffer: &mut BytesMut,
+) -> Option<Option<(Protocol, i64)>> {
+    let limit = hub.inner.options.maximum_receive_message_size;
+    match handshake::read(buffer, limit, info.transport) {
+        Handshake::Incomplete => None,
+        Handshake::Agreed(protocol, version) => {
+            outbound.set_transfer_format(protocol.transfer_format());
+            let response = Bytes::from(handshake::response(None));
+            Some(
+                outbound
+                    .try_send(response)
+                    .ok()
+                    .map(|()| (protocol, version)),
+            )
+        }
+        Handshake::Refused(error) => {
+            tracing::debug!(connection = %info.connection_id, %error, "handshake refused");
+            let _ = outbound.try_send(Bytes::from(handshake::response(Some(&error))));
+            Some(None)
         }
     }
 }
@@ -178,7 +202,7 @@ impl Connection {
         hub: Hub,
         info: Arc<ConnectionInfo>,
         outbound: Outbound,
-        wake_loop: Waker<Inbound>,
+        wake_loop: Option<Waker<Inbound>>,
         (protocol, version): (Protocol, i64),
         buffer: BytesMut,
     ) -> Self {
@@ -189,7 +213,7 @@ impl Connection {
             info.clone(),
             protocol,
             outbound,
-            Some(wake_loop),
+            wake_loop,
             replay_limit,
         ));
         let slots = Arc::new(Semaphore::new(
@@ -215,15 +239,27 @@ impl Connection {
     /// Tells the routing layer and the hooks, runs the message loop, and ends the
     /// connection the way the loop says.
     async fn run(&mut self, inbound: &mut Receiver<Inbound>) {
+        let end = match self.start().await {
+            Err(end) => end,
+            Ok(()) => self.serve(inbound).await,
+        };
+        let error = self.close(end);
+        self.disconnected(error).await;
+    }
+
+    /// Tells the routing layer and the `on_connected` hook of the new connection.
+    async fn start(&mut self) -> Result<(), End> {
         self.hub
             .inner
             .lifetime
             .on_connected(self.sink.clone())
             .await;
-        let end = match connected(&self.hub, self).await {
-            Err(error) => End::Error(error),
-            Ok(()) => self.serve(inbound).await,
-        };
+        connected(&self.hub, self).await.map_err(End::Error)
+    }
+
+    /// Ends the connection the way `end` says (a `Close` with its error, or none) and
+    /// cancels its calls; returns the error for the `on_disconnected` hook.
+    fn close(&mut self, end: End) -> Option<String> {
         let error = match end {
             End::Left => {
                 self.sink.abort();
@@ -240,6 +276,11 @@ impl Connection {
             End::Closed => None,
         };
         self.stop();
+        error
+    }
+
+    /// Tells the routing layer and the `on_disconnected` hook that the connection is gone.
+    async fn disconnected(&self, error: Option<String>) {
         let id = self.info.connection_id.clone();
         self.hub.inner.lifetime.on_disconnected(id).await;
         if let Some(hook) = &self.hub.inner.on_disconnected {

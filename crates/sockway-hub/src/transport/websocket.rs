@@ -14,6 +14,7 @@
 //!   dropped, the hub is told [`Inbound::Reconnected`] and replays what is unacknowledged.
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -31,6 +32,7 @@ use crate::connections::{Connection, Release, StoreRefusal};
 use crate::link::{CloseSignal, ConnectionInfo, Inbound, OutboundReceiver, TransportKind};
 use crate::negotiate::new_identity;
 use crate::protocol::TransferFormat;
+use crate::runtime::{Session, Stop, Ticker};
 use crate::service::HubShared;
 use crate::token;
 
@@ -227,16 +229,22 @@ fn run(
         };
         // Unboxed in a block of its own, so the box is freed now rather than at the end of
         // the connection.
-        let (hub, reconnect) = {
+        let (hub, reconnect, session) = {
             let boxed = info;
             let info = *boxed;
             if connection.stateful {
                 // The connection may outlive this socket: the hub runs in a task of its own.
-                (None, !shared.start(&connection, info))
+                (None, !shared.start(&connection, info), None)
+            } else if let Some(hub) = shared.handler.hub() {
+                match connection.take_link() {
+                    // The connection ends with this socket: the socket's loop runs the hub's.
+                    Some((_, outbound)) => (None, false, Some(Session::new(hub, info, outbound))),
+                    None => (None, true, None),
+                }
             } else {
                 let hub = shared.hub_run(&connection, info);
                 let reconnect = hub.is_none();
-                (hub, reconnect)
+                (hub, reconnect, None)
             }
         };
         let mut link = Link {
@@ -245,13 +253,14 @@ fn run(
             number,
             close_timeout: shared.options.close_timeout,
         };
-        match hub {
+        match (session, hub) {
+            (Some(session), _) => converse(&shared, &mut link, session).await,
             // Without stateful reconnect the connection ends with this socket, so the hub's
             // loop runs in this task beside it: one task per connection instead of two.
-            Some(hub) => {
+            (None, Some(hub)) => {
                 futures_util::future::join(hub, carry(&shared, &mut link, reconnect)).await;
             }
-            None => carry(&shared, &mut link, reconnect).await,
+            (None, None) => carry(&shared, &mut link, reconnect).await,
         }
     })
 }
@@ -259,7 +268,7 @@ fn run(
 /// What the pump works with, behind one pointer: an async fn keeps each argument twice.
 struct Link<'a> {
     socket: &'a mut ServerWebSocket,
-    connection: &'a Connection,
+    connection: &'a Arc<Connection>,
     number: u64,
     close_timeout: Duration,
 }
@@ -271,6 +280,169 @@ async fn carry(shared: &HubShared, link: &mut Link<'_>, reconnect: bool) {
     if !matches!(end, End::Lost | End::Abandoned) {
         let _ = link.socket.close(CloseCode::NORMAL, "").await;
     }
+}
+
+/// Runs the hub's side of the connection in the socket's loop ([`Session`]), then settles
+/// the connection and closes the socket.
+async fn converse(shared: &HubShared, link: &mut Link<'_>, mut session: Session) {
+    let connection = link.connection;
+    let end = match take_outbound(connection, link.number).await {
+        Ok(mut outbound) => {
+            let end = talk(shared, link, &mut outbound, &mut session).await;
+            if session.is_open() {
+                let stop = if outbound.is_closed() {
+                    Stop::CLOSED
+                } else {
+                    Stop::LEFT
+                };
+                stop_hub(shared, connection, &mut session, stop);
+            }
+            end
+        }
+        Err(end) => {
+            stop_hub(shared, connection, &mut session, Stop::LEFT);
+            end
+        }
+    };
+    finish(shared, connection, link.number, end);
+    if !matches!(end, End::Lost | End::Abandoned) {
+        let _ = link.socket.close(CloseCode::NORMAL, "").await;
+    }
+}
+
+/// The connection's outbound queue, once a socket this one replaces has let go of it.
+async fn take_outbound(
+    connection: &Connection,
+    number: u64,
+) -> Result<tokio::sync::MutexGuard<'_, OutboundReceiver>, End> {
+    tokio::select! {
+        outbound = connection.outbound.lock() => Ok(outbound),
+        release = connection.released(number) => Err(released(release)),
+    }
+}
+
+/// The socket's loop with the hub's in it: reads a message and hands it to the hub, writes
+/// what the hub queued, and ticks the hub's timers, until the socket or the connection ends.
+/// Once the hub's side has ended, the loop only writes what is left (the hub's `Close`).
+async fn talk(
+    shared: &HubShared,
+    link: &mut Link<'_>,
+    outbound: &mut OutboundReceiver,
+    session: &mut Session,
+) -> End {
+    let connection = link.connection;
+    let ticker = match shared.handler.hub() {
+        Some(hub) => Ticker::for_current_runtime(Session::tick_period(hub)),
+        None => None,
+    };
+    loop {
+        let open = session.is_open();
+        let ticking = open && ticker.is_some();
+        tokio::select! {
+            release = connection.released(link.number) => return released(release),
+            frame = outbound.recv() => {
+                if open && outbound.is_closed() {
+                    stop_hub(shared, connection, session, Stop::CLOSED);
+                }
+                let Some(frame) = frame else {
+                    return End::HubClosed;
+                };
+                // Boxed, as every cold state: the idle future keeps only the loop's waits.
+                if let Err(end) = Box::pin(write(link, outbound, frame)).await {
+                    return end;
+                }
+            }
+            received = link.socket.recv() => match received {
+                Ok(Some(message)) => {
+                    if !open {
+                        continue;
+                    }
+                    let work = session.received(message.into_bytes());
+                    match Box::pin(busy(link, outbound, work)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(stop)) => stop_hub(shared, connection, session, stop),
+                        Err(end) => return end,
+                    }
+                }
+                Ok(None) => return End::Closed,
+                Err(_) => return End::Lost,
+            },
+            () = tick(ticker.as_deref()), if ticking => {
+                if let Err(stop) = session.tick() {
+                    stop_hub(shared, connection, session, stop);
+                }
+            }
+        }
+    }
+}
+
+/// The next tick of `ticker` (never without one).
+async fn tick(ticker: Option<&Ticker>) {
+    match ticker {
+        Some(ticker) => ticker.tick().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Awaits the hub's handling of a message while writing what it queues meanwhile (it may
+/// wait for a reply that needs those frames delivered); the socket is not read until it
+/// is done.
+async fn busy<F: Future>(
+    link: &mut Link<'_>,
+    outbound: &mut OutboundReceiver,
+    work: F,
+) -> Result<F::Output, End> {
+    let mut work = std::pin::pin!(work);
+    loop {
+        tokio::select! {
+            biased;
+            output = &mut work => return Ok(output),
+            release = link.connection.released(link.number) => return Err(released(release)),
+            frame = outbound.recv() => {
+                let Some(frame) = frame else {
+                    return Err(End::HubClosed);
+                };
+                write(link, outbound, frame).await?;
+            }
+        }
+    }
+}
+
+/// Writes `frame` and what else is queued, giving up as [`write_or_give_up`] does.
+async fn write(
+    link: &mut Link<'_>,
+    outbound: &mut OutboundReceiver,
+    frame: Bytes,
+) -> Result<(), End> {
+    let signal = outbound.close_signal();
+    let close_timeout = link.close_timeout;
+    write_or_give_up(
+        link.socket,
+        outbound,
+        frame,
+        &signal,
+        link.connection,
+        close_timeout,
+    )
+    .await
+}
+
+/// Ends the session's hub side for `stop`, and runs what is left of it (the routing layer,
+/// the `on_disconnected` hook) in a task beside the socket's last writes; the store hears
+/// that the hub is done once it has run.
+fn stop_hub(shared: &HubShared, connection: &Arc<Connection>, session: &mut Session, stop: Stop) {
+    let store = shared.store.clone();
+    let Some(rest) = session.end(stop) else {
+        store.hub_finished(connection);
+        return;
+    };
+    let connection = connection.clone();
+    tokio::spawn(async move {
+        if AssertUnwindSafe(rest).catch_unwind().await.is_err() {
+            tracing::error!(connection_id = %connection.id, "the hub's disconnect hook panicked");
+        }
+        store.hub_finished(&connection);
+    });
 }
 
 /// Why [`Connection::released`] ended a socket.
