@@ -29,7 +29,9 @@ use sockway::{CloseCode, Message};
 use super::{connection_info, lookup, not_offered, refusal, request_token, text, HubBody, Unknown};
 use crate::channel::{Sender, TrySendError};
 use crate::connections::{Connection, Release, StoreRefusal};
-use crate::link::{CloseSignal, ConnectionInfo, Inbound, OutboundReceiver, TransportKind};
+use crate::link::{
+    CloseSignal, ConnectionInfo, Inbound, Outbound, OutboundReceiver, TransportKind,
+};
 use crate::negotiate::new_identity;
 use crate::protocol::TransferFormat;
 use crate::runtime::{Session, Stop, Ticker};
@@ -227,40 +229,40 @@ fn run(
             finish(&shared, &connection, number, End::Lost);
             return;
         };
-        // Unboxed in a block of its own, so the box is freed now rather than at the end of
-        // the connection.
-        let (hub, reconnect, session) = {
-            let boxed = info;
-            let info = *boxed;
-            if connection.stateful {
-                // The connection may outlive this socket: the hub runs in a task of its own.
-                (None, !shared.start(&connection, info), None)
-            } else if let Some(hub) = shared.handler.hub() {
-                match connection.take_link() {
-                    // The connection ends with this socket: the socket's loop runs the hub's.
-                    Some((_, outbound)) => (None, false, Some(Session::new(hub, info, outbound))),
-                    None => (None, true, None),
-                }
-            } else {
-                let hub = shared.hub_run(&connection, info);
-                let reconnect = hub.is_none();
-                (hub, reconnect, None)
-            }
-        };
         let mut link = Link {
             socket: &mut socket,
             connection: &connection,
             number,
             close_timeout: shared.options.close_timeout,
         };
-        match (session, hub) {
-            (Some(session), _) => converse(&shared, &mut link, session).await,
+        // The connection ends with this socket: the socket's loop runs the hub's.
+        if !connection.stateful && shared.handler.hub().is_some() {
+            if let Some((_, outbound)) = connection.take_link() {
+                converse(&shared, &mut link, info, outbound).await;
+                return;
+            }
+        }
+        // Unboxed in a block of its own, so the box is freed now rather than at the end of
+        // the connection.
+        let (hub, reconnect) = {
+            let boxed = info;
+            let info = *boxed;
+            if connection.stateful {
+                // The connection may outlive this socket: the hub runs in a task of its own.
+                (None, !shared.start(&connection, info))
+            } else {
+                let hub = shared.hub_run(&connection, info);
+                let reconnect = hub.is_none();
+                (hub, reconnect)
+            }
+        };
+        match hub {
             // Without stateful reconnect the connection ends with this socket, so the hub's
             // loop runs in this task beside it: one task per connection instead of two.
-            (None, Some(hub)) => {
+            Some(hub) => {
                 futures_util::future::join(hub, carry(&shared, &mut link, reconnect)).await;
             }
-            (None, None) => carry(&shared, &mut link, reconnect).await,
+            None => carry(&shared, &mut link, reconnect).await,
         }
     })
 }
@@ -284,8 +286,23 @@ async fn carry(shared: &HubShared, link: &mut Link<'_>, reconnect: bool) {
 
 /// Runs the hub's side of the connection in the socket's loop ([`Session`]), then settles
 /// the connection and closes the socket.
-async fn converse(shared: &HubShared, link: &mut Link<'_>, mut session: Session) {
+async fn converse(
+    shared: &HubShared,
+    link: &mut Link<'_>,
+    info: Box<ConnectionInfo>,
+    outbound: Outbound,
+) {
     let connection = link.connection;
+    let Some(hub) = shared.handler.hub() else {
+        return;
+    };
+    // Unboxed in a block of its own, so the box is freed now rather than at the end of the
+    // connection; the session is kept once (not as an argument, which an async fn keeps
+    // twice).
+    let mut session = {
+        let boxed = info;
+        Session::new(hub, *boxed, outbound)
+    };
     let end = match take_outbound(connection, link.number).await {
         Ok(mut outbound) => {
             let end = talk(shared, link, &mut outbound, &mut session).await;
