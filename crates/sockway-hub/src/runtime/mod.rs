@@ -6,7 +6,7 @@ mod calls;
 mod dispatch;
 mod handshake;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
@@ -127,8 +127,7 @@ async fn agree(
 }
 
 /// Runs the `on_connected` hook; its error ends the connection.
-async fn connected(connection: &mut Connection) -> Result<(), String> {
-    let hub = connection.hub.clone();
+async fn connected(hub: &Hub, connection: &Connection) -> Result<(), String> {
     let Some(hook) = &hub.inner.on_connected else {
         return Ok(());
     };
@@ -146,9 +145,11 @@ pub(crate) struct Connection {
     /// Received bytes not yet parsed into messages.
     buffer: BytesMut,
     /// The invocation slots, running calls and items, while a call or context uses them
-    /// ([`calls`](Self::calls)). The connection's end needs no token of its own: a call's
-    /// context sees it as its sink closing ([`HubContext::cancelled`]).
-    calls: Option<Box<Calls>>,
+    /// ([`calls`](Self::calls)); behind a lock so that [`context`](Self::context) can make
+    /// them from a shared borrow (the hooks run with one). The connection's end needs no
+    /// token of its own: a call's context sees it as its sink closing
+    /// ([`HubContext::cancelled`]).
+    calls: Mutex<Option<Box<Calls>>>,
     /// Client-to-server streams by stream id.
     uploads: Uploads,
     last_received: Instant,
@@ -186,7 +187,7 @@ impl Connection {
             info,
             protocol,
             buffer,
-            calls: None,
+            calls: Mutex::new(None),
             uploads: Uploads::default(),
             last_received: Instant::now(),
             timeout_armed: false,
@@ -202,7 +203,7 @@ impl Connection {
             .lifetime
             .on_connected(self.sink.clone())
             .await;
-        let end = match connected(self).await {
+        let end = match connected(&self.hub, self).await {
             Err(error) => End::Error(error),
             Ok(()) => self.serve(inbound).await,
         };
@@ -224,8 +225,7 @@ impl Connection {
         self.stop();
         let id = self.info.connection_id.clone();
         self.hub.inner.lifetime.on_disconnected(id).await;
-        let hub = self.hub.clone();
-        if let Some(hook) = &hub.inner.on_disconnected {
+        if let Some(hook) = &self.hub.inner.on_disconnected {
             let context = self.context(InvokeRule::Free, None);
             hook(context, error).await;
         }
@@ -239,11 +239,16 @@ impl Connection {
     /// A context for a call or hook: `cancellation` is the call's own (`None` for a hook,
     /// which the connection's end alone cancels).
     pub(crate) fn context(
-        &mut self,
+        &self,
         rule: InvokeRule,
         cancellation: Option<CancellationToken>,
     ) -> HubContext {
-        let items = self.calls().items.clone();
+        let items = {
+            let mut calls = self.calls.lock().unwrap_or_else(PoisonError::into_inner);
+            let parallel = self.parallel_invocations();
+            let calls = calls.get_or_insert_with(|| Box::new(Calls::new(parallel)));
+            calls.items.clone()
+        };
         HubContext::new(
             self.sink.clone(),
             self.info.clone(),
@@ -326,8 +331,8 @@ impl Connection {
             HubMessage::StreamItem(item) => self.upload_item(item.invocation_id, item.item).await,
             HubMessage::Completion(completion) => self.completion(completion).await,
             HubMessage::CancelInvocation { invocation_id } => {
-                let calls = self.calls.as_ref();
-                if let Some(running) = calls.and_then(|calls| calls.running.lock().ok()) {
+                let calls = self.calls.get_mut().unwrap_or_else(PoisonError::into_inner);
+                if let Some(running) = calls.as_ref().and_then(|calls| calls.running.lock().ok()) {
                     if let Some(call) = running.get(&invocation_id) {
                         call.token.cancel();
                     }
@@ -414,19 +419,25 @@ impl Connection {
 
     /// The calls' state, made on first use.
     fn calls(&mut self) -> &mut Calls {
-        let parallel = self
-            .hub
+        let parallel = self.parallel_invocations();
+        let calls = self.calls.get_mut().unwrap_or_else(PoisonError::into_inner);
+        calls.get_or_insert_with(|| Box::new(Calls::new(parallel)))
+    }
+
+    /// How many invocations of the connection may run at once (the reference's
+    /// `MaximumParallelInvocationsPerClient`).
+    fn parallel_invocations(&self) -> usize {
+        self.hub
             .inner
             .options
-            .maximum_parallel_invocations_per_client;
-        self.calls
-            .get_or_insert_with(|| Box::new(Calls::new(parallel)))
+            .maximum_parallel_invocations_per_client
     }
 
     /// Drops the calls' state when nothing uses it, so an idle connection keeps none.
     fn release_calls(&mut self) {
-        if self.calls.as_ref().is_some_and(|calls| calls.unused()) {
-            self.calls = None;
+        let calls = self.calls.get_mut().unwrap_or_else(PoisonError::into_inner);
+        if calls.as_ref().is_some_and(|calls| calls.unused()) {
+            *calls = None;
         }
     }
 
