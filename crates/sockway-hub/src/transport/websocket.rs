@@ -352,6 +352,10 @@ async fn talk(
         Some(hub) => Ticker::for_current_runtime(Session::tick_period(hub)),
         None => None,
     };
+    // Made once per tick, not per turn of the loop: every turn would otherwise register in
+    // and leave the ticker's list of waiters, one lock shared by every connection of the
+    // runtime, for each frame written.
+    let mut next_tick = std::pin::pin!(tick(ticker.as_deref()));
     loop {
         let open = session.is_open();
         let ticking = open && ticker.is_some();
@@ -384,7 +388,8 @@ async fn talk(
                 Ok(None) => return End::Closed,
                 Err(_) => return End::Lost,
             },
-            () = tick(ticker.as_deref()), if ticking => {
+            () = &mut next_tick, if ticking => {
+                next_tick.set(tick(ticker.as_deref()));
                 if let Err(stop) = session.tick() {
                     stop_hub(shared, connection, session, stop);
                 }
