@@ -496,7 +496,7 @@ impl<S> Slot<S> {
 fn read_into(stream: &TcpStream, buffer: &mut BytesMut, room: usize) -> io::Result<usize> {
     buffer.reserve(room);
     let spare: &mut [MaybeUninit<u8>] = &mut buffer.spare_capacity_mut()[..room];
-    let n = socket2::SockRef::from(stream).recv(spare)?;
+    let n = super::sys::recv(stream, spare)?;
     // SAFETY: `recv` initialised the first `n` bytes of the spare capacity, which start at
     // `buffer.len()`, and `n <= room <= spare capacity`.
     unsafe { buffer.set_len(buffer.len() + n) };

@@ -85,7 +85,7 @@ impl<S> Slot<S> {
                 while protocol.has_output() {
                     let run = protocol.output();
                     let written = if run.len() == protocol.output_len() {
-                        (&self.stream).write(run)
+                        super::super::sys::send(&self.stream, run)
                     } else {
                         let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
                         let count = protocol.output_slices(&mut slices);
