@@ -379,4 +379,6 @@ impl Connection {
 #[cfg(test)]
 mod deflate_tests;
 #[cfg(test)]
+mod in_place_tests;
+#[cfg(test)]
 mod tests;

@@ -16,12 +16,12 @@ use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use mio::net::TcpStream;
 use sockway_proto::connection::{Delivery, Timeout};
 use sockway_proto::{CloseCode, Connection, ConnectionState, Event, Message, PreparedFrame};
 
-use super::handler::{Conn, Handler, LentMessage};
+use super::handler::{Conn, Handler, LentMessage, DETACH_BELOW};
 use super::handshake;
 use super::held::Held;
 use super::options::EventLoopOptions;
@@ -422,6 +422,36 @@ impl<S> Slot<S> {
             return;
         };
         open.protocol.heard(cx.clock);
+        if shared {
+            // Small whole messages are lent where they lie, and the bytes they took are
+            // dropped once for the whole batch (cleared when it was all of the input).
+            let mut used = 0;
+            while let Some(read) = open
+                .protocol
+                .read_message_in_place(&mut input[used..], DETACH_BELOW - 1)
+            {
+                let Ok((view, taken)) = read else {
+                    input.clear();
+                    return;
+                };
+                if let Some(session) = open.session.as_mut() {
+                    let mut conn = Conn {
+                        protocol: &mut open.protocol,
+                        id,
+                        shared: cx.shared,
+                        topics: cx.topics,
+                    };
+                    cx.handler
+                        .lent_message(&mut conn, session, LentMessage::view(view));
+                }
+                used += taken;
+            }
+            if used == input.len() {
+                input.clear();
+            } else if used > 0 {
+                input.advance(used);
+            }
+        }
         loop {
             match open.protocol.read_event(input, Delivery::Messages) {
                 Ok(Some(Event::Message(message))) => {
