@@ -142,10 +142,7 @@ impl Message {
 
     /// Which kind this is.
     pub fn kind(&self) -> MessageKind {
-        match self {
-            Self::Text(_) => MessageKind::Text,
-            Self::Binary(_) => MessageKind::Binary,
-        }
+        self.view().kind()
     }
 
     /// The payload bytes.
@@ -153,6 +150,14 @@ impl Message {
         match self {
             Self::Text(t) => t.as_bytes(),
             Self::Binary(b) => b,
+        }
+    }
+
+    /// The message as a view of its bytes.
+    pub fn view(&self) -> MessageView<'_> {
+        match self {
+            Self::Text(t) => MessageView::Text(t.as_str()),
+            Self::Binary(b) => MessageView::Binary(b),
         }
     }
 

@@ -83,6 +83,28 @@ struct Open<S> {
     paused: bool,
 }
 
+impl<S> Open<S> {
+    /// Lends `message` to the handler, with this connection (`id`) to answer on; dropped
+    /// once the handler has had [`Handler::close`].
+    #[inline]
+    fn lend<H: Handler<Session = S>>(
+        &mut self,
+        cx: &mut Context<'_, H>,
+        id: ConnId,
+        message: LentMessage<'_>,
+    ) {
+        if let Some(session) = self.session.as_mut() {
+            let mut conn = Conn {
+                protocol: &mut self.protocol,
+                id,
+                shared: cx.shared,
+                topics: cx.topics,
+            };
+            cx.handler.lent_message(&mut conn, session, message);
+        }
+    }
+}
+
 /// The phase a connection is in. The whole slot is boxed and nearly every slot is `Open`,
 /// so boxing that variant as well would only add an allocation per connection.
 #[allow(clippy::large_enum_variant)]
@@ -434,16 +456,7 @@ impl<S> Slot<S> {
                     input.clear();
                     return;
                 };
-                if let Some(session) = open.session.as_mut() {
-                    let mut conn = Conn {
-                        protocol: &mut open.protocol,
-                        id,
-                        shared: cx.shared,
-                        topics: cx.topics,
-                    };
-                    cx.handler
-                        .lent_message(&mut conn, session, LentMessage::view(view));
-                }
+                open.lend(cx, id, LentMessage::view(view));
                 used += taken;
             }
             if used == input.len() {
@@ -455,16 +468,7 @@ impl<S> Slot<S> {
         loop {
             match open.protocol.read_event(input, Delivery::Messages) {
                 Ok(Some(Event::Message(message))) => {
-                    if let Some(session) = open.session.as_mut() {
-                        let mut conn = Conn {
-                            protocol: &mut open.protocol,
-                            id,
-                            shared: cx.shared,
-                            topics: cx.topics,
-                        };
-                        let message = LentMessage::new(message, shared);
-                        cx.handler.lent_message(&mut conn, session, message);
-                    }
+                    open.lend(cx, id, LentMessage::new(message, shared));
                 }
                 Ok(Some(Event::Close(_))) | Ok(None) | Err(_) => break,
                 Ok(Some(_)) => {}
