@@ -356,6 +356,7 @@ impl Connection {
     }
 
     /// Marks the first `n` output bytes as sent (they may span runs).
+    #[inline]
     pub fn advance_output(&mut self, n: usize) {
         self.writer.advance(n);
     }

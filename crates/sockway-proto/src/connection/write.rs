@@ -226,6 +226,7 @@ impl Writer {
         filled
     }
 
+    #[inline]
     pub(super) fn advance(&mut self, mut n: usize) {
         if let Some(shared) = self.shared.as_deref_mut() {
             while n > 0 {
@@ -248,7 +249,7 @@ impl Writer {
         } else if n > 0 {
             self.out.advance(n);
         }
-        if self.len() < PONG_BACKLOG {
+        if self.pending_pong.is_some() && self.len() < PONG_BACKLOG {
             self.release_pong();
         }
     }
@@ -467,6 +468,7 @@ impl Connection {
     /// it serves and takes it back once the output is written, as uWebSockets writes every
     /// socket's output of a loop turn through one per-loop cork buffer: no connection then
     /// holds an output buffer while idle, and none is allocated per connection.
+    #[inline]
     pub fn trade_output_buffer(&mut self, buffer: &mut BytesMut) -> bool {
         if self.writer.len() != 0 {
             return false;
