@@ -330,7 +330,12 @@ impl Writer {
         let mut raw = [0u8; MAX_HEADER_LEN];
         let header_len = header.encode(&mut raw);
         self.out.reserve(header_len + payload.len());
-        self.out.extend_from_slice(&raw[..header_len]);
+        if header_len == 2 {
+            // A constant length: two stores instead of a call to `memcpy`.
+            self.out.extend_from_slice(&raw[..2]);
+        } else {
+            self.out.extend_from_slice(&raw[..header_len]);
+        }
         let start = self.out.len();
         self.out.extend_from_slice(payload);
         if let Some(key) = mask {

@@ -448,9 +448,9 @@ impl<S> Slot<S> {
             // Small whole messages are lent where they lie, and the bytes they took are
             // dropped once for the whole batch (cleared when it was all of the input).
             let mut used = 0;
-            while let Some(read) = open
-                .protocol
-                .read_message_in_place(&mut input[used..], DETACH_BELOW - 1)
+            while let Some(read) = Some(&mut input[used..])
+                .filter(|rest| !rest.is_empty())
+                .and_then(|rest| open.protocol.read_message_in_place(rest, DETACH_BELOW - 1))
             {
                 let Ok((view, taken)) = read else {
                     input.clear();

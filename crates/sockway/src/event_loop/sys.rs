@@ -1,17 +1,17 @@
-//! A socket's `recv` and `send` as plain system calls, without glibc's cancellation-point
-//! wrappers.
+//! A socket's `recv`, `send` and `writev` as plain system calls, without glibc's
+//! cancellation-point wrappers.
 //!
-//! glibc's `recv` and `send` are POSIX thread-cancellation points: in a process with more
-//! than one thread (every event-loop server: the workers and the thread that started them)
-//! each call enables and then disables asynchronous cancellation around the system call,
-//! about 65 instructions per call pair and more than the rest of the wrapper (callgrind,
-//! `benches/instructions.sh`). A single-threaded process such as uWebSockets' skips that step.
-//! Nothing here uses thread cancellation, so the worker enters the kernel through glibc's
-//! `syscall(2)`, which is no cancellation point: the same `recvfrom` and `sendto` system calls
-//! with the same arguments and errors (`errno`, read by [`io::Error::last_os_error`]). On
-//! other platforms the standard library's calls are used.
+//! glibc's `recv`, `send` and `writev` are POSIX thread-cancellation points: in a process
+//! with more than one thread (every event-loop server: the workers and the thread that
+//! started them) each call enables and then disables asynchronous cancellation around the
+//! system call, about 65 instructions per call pair and more than the rest of the wrapper
+//! (callgrind, `benches/instructions.sh`). A single-threaded process such as uWebSockets'
+//! skips that step. Nothing here uses thread cancellation, so the worker enters the kernel
+//! through glibc's `syscall(2)`, which is no cancellation point: the same `recvfrom`,
+//! `sendto` and `writev` system calls with the same arguments and errors (`errno`, read by
+//! [`io::Error::last_os_error`]). On other platforms the standard library's calls are used.
 
-use std::io;
+use std::io::{self, IoSlice};
 use std::mem::MaybeUninit;
 
 use mio::net::TcpStream;
@@ -24,6 +24,8 @@ mod raw {
     use std::ffi::{c_long, c_void};
     use std::os::fd::AsRawFd;
 
+    use std::io::IoSlice;
+
     use mio::net::TcpStream;
 
     /// `recvfrom` and `sendto` in the kernel's system call table (`asm/unistd_64.h`;
@@ -32,10 +34,14 @@ mod raw {
     const SYS_RECVFROM: c_long = 45;
     #[cfg(target_arch = "x86_64")]
     const SYS_SENDTO: c_long = 44;
+    #[cfg(target_arch = "x86_64")]
+    const SYS_WRITEV: c_long = 20;
     #[cfg(target_arch = "aarch64")]
     const SYS_RECVFROM: c_long = 207;
     #[cfg(target_arch = "aarch64")]
     const SYS_SENDTO: c_long = 206;
+    #[cfg(target_arch = "aarch64")]
+    const SYS_WRITEV: c_long = 66;
     /// `send(2)`'s flag that turns a write to a closed peer into `EPIPE` instead of
     /// `SIGPIPE`, as the standard library's `TcpStream::write` passes it.
     const MSG_NOSIGNAL: c_long = 0x4000;
@@ -82,6 +88,22 @@ mod raw {
             ) as isize
         }
     }
+
+    /// `writev(fd, slices, count)`: bytes written, or -1 with `errno` set.
+    #[inline]
+    pub(super) fn writev(stream: &TcpStream, slices: &[IoSlice<'_>]) -> isize {
+        // SAFETY: `IoSlice` is ABI-compatible with `struct iovec` on Unix (the standard
+        // library's guarantee), each one valid for reads of its length while `slices` is
+        // borrowed, and the descriptor is the open socket `stream` borrows.
+        unsafe {
+            syscall(
+                SYS_WRITEV,
+                stream.as_raw_fd() as c_long,
+                slices.as_ptr().cast::<c_void>(),
+                slices.len() as c_long,
+            ) as isize
+        }
+    }
 }
 
 /// Reads into `spare` from `stream`; how many bytes were read (0 at end of stream).
@@ -106,6 +128,17 @@ pub(super) fn send(stream: &TcpStream, buf: &[u8]) -> io::Result<usize> {
     usize::try_from(n).map_err(|_| io::Error::last_os_error())
 }
 
+/// Writes `slices` to `stream` in order with one `writev`; how many bytes the socket took.
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+#[inline]
+pub(super) fn writev(stream: &TcpStream, slices: &[IoSlice<'_>]) -> io::Result<usize> {
+    let n = raw::writev(stream, slices);
+    usize::try_from(n).map_err(|_| io::Error::last_os_error())
+}
+
 /// Reads into `spare` from `stream`; how many bytes were read (0 at end of stream).
 #[cfg(not(all(
     target_os = "linux",
@@ -122,4 +155,13 @@ pub(super) fn recv(stream: &TcpStream, spare: &mut [MaybeUninit<u8>]) -> io::Res
 )))]
 pub(super) fn send(stream: &TcpStream, buf: &[u8]) -> io::Result<usize> {
     std::io::Write::write(&mut &*stream, buf)
+}
+
+/// Writes `slices` to `stream` in order with one vectored write; how many bytes it took.
+#[cfg(not(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+)))]
+pub(super) fn writev(stream: &TcpStream, slices: &[IoSlice<'_>]) -> io::Result<usize> {
+    std::io::Write::write_vectored(&mut &*stream, slices)
 }

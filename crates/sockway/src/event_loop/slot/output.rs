@@ -89,7 +89,7 @@ impl<S> Slot<S> {
                     } else {
                         let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
                         let count = protocol.output_slices(&mut slices);
-                        (&self.stream).write_vectored(&slices[..count])
+                        super::super::sys::writev(&self.stream, &slices[..count])
                     };
                     match written {
                         Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
