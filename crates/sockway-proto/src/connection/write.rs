@@ -514,11 +514,13 @@ impl Connection {
     }
 
     /// Queues a whole text message.
+    #[inline]
     pub fn send_text(&mut self, text: &str) -> Result<(), SendError> {
         self.send_whole(MessageKind::Text, text.as_bytes())
     }
 
     /// Queues a whole binary message.
+    #[inline]
     pub fn send_binary(&mut self, data: &[u8]) -> Result<(), SendError> {
         self.send_whole(MessageKind::Binary, data)
     }

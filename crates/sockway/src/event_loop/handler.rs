@@ -193,6 +193,7 @@ impl Conn<'_> {
 
     /// Queues a lent message as one frame (an echo): a large payload is written from where
     /// it was read, not copied.
+    #[inline]
     pub fn send_lent(&mut self, message: &LentMessage<'_>) -> Result<(), SendError> {
         match &message.lent {
             Lent::View(MessageView::Text(text)) => self.protocol.send_text(text),

@@ -84,12 +84,15 @@ struct Open<S> {
 }
 
 impl<S> Open<S> {
-    /// Lends `message` to the handler, with this connection (`id`) to answer on; dropped
-    /// once the handler has had [`Handler::close`].
+    /// Lends `message` to the handler, with this connection (`id`) to answer on (and the
+    /// worker's `shared` state and `topics` for its senders and subscriptions); dropped once
+    /// the handler has had [`Handler::close`].
     #[inline]
     fn lend<H: Handler<Session = S>>(
         &mut self,
-        cx: &mut Context<'_, H>,
+        handler: &mut H,
+        shared: &Arc<Shared>,
+        topics: &mut Topics,
         id: ConnId,
         message: LentMessage<'_>,
     ) {
@@ -97,10 +100,10 @@ impl<S> Open<S> {
             let mut conn = Conn {
                 protocol: &mut self.protocol,
                 id,
-                shared: cx.shared,
-                topics: cx.topics,
+                shared,
+                topics,
             };
-            cx.handler.lent_message(&mut conn, session, message);
+            handler.lent_message(&mut conn, session, message);
         }
     }
 }
@@ -408,16 +411,14 @@ impl<S> Slot<S> {
                 Ok(n) => {
                     if own {
                         let mut pending = self.held.take();
-                        self.handle_input(cx, &mut pending, false);
+                        self.handle_input(cx, Some(&mut pending), false);
                         self.held.put(pending);
                     } else {
-                        let mut pending = std::mem::take(cx.scratch);
-                        self.handle_input(cx, &mut pending, true);
-                        if !pending.is_empty() {
-                            self.held.put(BytesMut::from(&pending[..]));
-                            pending.clear();
+                        self.handle_input(cx, None, true);
+                        if !cx.scratch.is_empty() {
+                            self.held.put(BytesMut::from(&cx.scratch[..]));
+                            cx.scratch.clear();
                         }
-                        *cx.scratch = pending;
                     }
                     if n < room {
                         return self.after_io();
@@ -430,18 +431,23 @@ impl<S> Slot<S> {
         }
     }
 
-    /// Hands every event in `input` to the handler; marks backpressure. Messages from the
-    /// worker's shared buffer (`shared`) are lent as such ([`LentMessage`]), so that one the
-    /// handler keeps is copied out of it rather than keeping the whole buffer alive.
-    fn handle_input<H: Handler<Session = S>>(
+    /// Hands every event in `input` (the worker's shared read buffer when `None`) to the
+    /// handler; marks backpressure. Messages from the worker's shared buffer (`shared`) are
+    /// lent as such ([`LentMessage`]), so that one the handler keeps is copied out of it
+    /// rather than keeping the whole buffer alive.
+    pub(super) fn handle_input<H: Handler<Session = S>>(
         &mut self,
         cx: &mut Context<'_, H>,
-        input: &mut BytesMut,
+        input: Option<&mut BytesMut>,
         shared: bool,
     ) {
         let id = self.id(cx.worker);
         let Phase::Open(open) = &mut self.phase else {
             return;
+        };
+        let input = match input {
+            Some(input) => input,
+            None => &mut *cx.scratch,
         };
         open.protocol.heard(cx.clock);
         if shared {
@@ -456,7 +462,13 @@ impl<S> Slot<S> {
                     input.clear();
                     return;
                 };
-                open.lend(cx, id, LentMessage::view(view));
+                open.lend(
+                    cx.handler,
+                    cx.shared,
+                    cx.topics,
+                    id,
+                    LentMessage::view(view),
+                );
                 used += taken;
             }
             if used == input.len() {
@@ -468,7 +480,13 @@ impl<S> Slot<S> {
         loop {
             match open.protocol.read_event(input, Delivery::Messages) {
                 Ok(Some(Event::Message(message))) => {
-                    open.lend(cx, id, LentMessage::new(message, shared));
+                    open.lend(
+                        cx.handler,
+                        cx.shared,
+                        cx.topics,
+                        id,
+                        LentMessage::new(message, shared),
+                    );
                 }
                 Ok(Some(Event::Close(_))) | Ok(None) | Err(_) => break,
                 Ok(Some(_)) => {}
