@@ -545,6 +545,7 @@ impl<S> Slot<S> {
 }
 
 /// Reads up to `room` bytes onto the end of `buffer`.
+#[inline]
 fn read_into(stream: &TcpStream, buffer: &mut BytesMut, room: usize) -> io::Result<usize> {
     buffer.reserve(room);
     let spare: &mut [MaybeUninit<u8>] = &mut buffer.spare_capacity_mut()[..room];

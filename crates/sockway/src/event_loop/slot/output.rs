@@ -18,6 +18,7 @@ use super::{Phase, Slot, CORK_KEEP, CORK_SIZE, WRITE_SLICES};
 
 /// Empties the cork buffer, and gives it room again when the last one stayed with a
 /// connection whose output the socket did not take.
+#[inline]
 pub(super) fn warm_cork(cork: &mut BytesMut) {
     cork.clear();
     if cork.capacity() == 0 {
