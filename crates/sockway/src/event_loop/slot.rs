@@ -238,18 +238,30 @@ impl<S> Slot<S> {
         if writable && self.has_output() && self.flush().is_err() {
             return Next::Remove;
         }
-        let opening = matches!(self.phase, Phase::Handshake { .. });
-        // An accepted handshake lends itself the cork buffer, with the 101 response in it.
-        let lent = self.lend_cork(cx.cork);
-        let next = match self.phase {
-            Phase::Handshake { peer_addr, .. } if readable => self.read_head(cx, peer_addr),
-            // Reading also resumes input that backpressure held back, once the output drained.
-            Phase::Open(ref open) if readable || open.paused => self.read_open(cx),
-            _ => self.after_io(),
-        };
-        let opened = opening && matches!(self.phase, Phase::Open(_));
-        self.return_cork(lent || opened, cx.cork);
-        next
+        match self.phase {
+            Phase::Open(ref open) => {
+                // Reading also resumes input that backpressure held back, once the output
+                // drained.
+                let read = readable || open.paused;
+                let lent = self.lend_cork(cx.cork);
+                let next = if read {
+                    self.read_open(cx)
+                } else {
+                    self.after_io()
+                };
+                self.return_cork(lent, cx.cork);
+                next
+            }
+            Phase::Handshake { peer_addr, .. } if readable => {
+                // An accepted handshake lends itself the cork buffer, with the 101 response
+                // in it.
+                let next = self.read_head(cx, peer_addr);
+                let opened = matches!(self.phase, Phase::Open(_));
+                self.return_cork(opened, cx.cork);
+                next
+            }
+            Phase::Handshake { .. } | Phase::Refusing { .. } => self.after_io(),
+        }
     }
 
     /// Checks the phase's deadline: the handshake timeout, a refusal's close timeout, and
