@@ -188,6 +188,7 @@ target_url() {
   case "$1" in
     direct) URL="ws://127.0.0.1:$BACKEND_PORT/ws"; PID_ARGS=(--server-pid "$BACKEND_PID") ;;
     gateway) URL="ws://127.0.0.1:$GATEWAY_PORT/ws"; PID_ARGS=(--server-pid "$GATEWAY_PID") ;;
+    gateway-uring) URL="ws://127.0.0.1:$URING_PORT/ws"; PID_ARGS=(--server-pid "$URING_PID") ;;
     gateway-tls)
       URL="wss://127.0.0.1:$GATEWAY_TLS_PORT/ws"
       URL_ARGS=(--insecure)

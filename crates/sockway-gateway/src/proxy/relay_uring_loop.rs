@@ -110,8 +110,8 @@ pub(in super::super) struct Ring {
     generation: u64,
     /// Directions whose receive found the pool empty (checked against the session).
     starved: Vec<(usize, usize)>,
-    /// Buffers given back this turn.
-    returned: usize,
+    /// Pool buffers the kernel filled and the loop has not given back yet.
+    held: usize,
     /// Where the inbox's eventfd is read to.
     wake: Box<[u8; 8]>,
 }
@@ -136,7 +136,7 @@ impl Ring {
             free: Vec::new(),
             generation: 0,
             starved: Vec::new(),
-            returned: 0,
+            held: 0,
             wake: Box::new([0; 8]),
         })
     }
@@ -315,6 +315,7 @@ impl Ring {
         way.recv = false;
         match (result, cqueue::buffer_select(flags)) {
             (n, Some(bid)) if n > 0 => {
+                self.held += 1;
                 let since = now.saturating_duration_since(way.pump.shared.start);
                 let bytes = self.pool.bytes(bid, n as usize);
                 let out = match way.pump.heard_at(since, bytes, &mut way.filter) {
@@ -342,6 +343,7 @@ impl Ring {
             }
             (n, bid) => {
                 if let Some(bid) = bid {
+                    self.held += 1;
                     self.give(bid);
                 }
                 // The end, an error or a cancellation: the task finds out which.
@@ -529,12 +531,15 @@ impl Ring {
     /// Gives a buffer back to the pool.
     fn give(&mut self, bid: u16) {
         self.pool.give(bid);
-        self.returned += 1;
+        self.held = self.held.saturating_sub(1);
     }
 
-    /// Arms again as many starved receives as buffers came back this turn.
+    /// Arms again as many starved receives as the pool has buffers the loop does not hold
+    /// (a receive that still finds none, because the kernel filled them for completions
+    /// not seen yet, starves again until those are handled).
     fn feed_starved(&mut self) {
-        while self.returned > 0 {
+        let mut free = usize::from(POOL).saturating_sub(self.held);
+        while free > 0 {
             let Some((slot, w)) = self.starved.pop() else {
                 break;
             };
@@ -543,12 +548,11 @@ impl Ring {
             };
             if s.ways[w].starved {
                 s.ways[w].starved = false;
-                self.returned -= 1;
+                free -= 1;
                 self.step(&mut s, w);
             }
             self.settle(s);
         }
-        self.returned = 0;
     }
 }
 

@@ -266,3 +266,27 @@ async fn close_orders_and_the_idle_limit_close_with_1001() {
         assert_eq!(outcome.ended_by_gateway, Some(want));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_sessions_at_once_share_the_buffer_pool_without_stalling() {
+    // 100 sessions × 2 directions reading 16 KiB at a time want more buffers than a ring's
+    // pool has (64): receives that find it empty wait for buffers to come back.
+    let mut sessions = Vec::new();
+    for _ in 0..100 {
+        sessions.push(session(Duration::from_secs(60), false, b"").await);
+    }
+    let up: Vec<u8> = (0..64)
+        .flat_map(|i| frame(0x82, &payload(4000, i), Some([7; 4])))
+        .collect();
+    let down: Vec<u8> = (0..64)
+        .flat_map(|i| frame(0x82, &payload(4000, i), None))
+        .collect();
+    let all = sessions.iter_mut().map(|s| both_ways(s, &up, &down));
+    futures_util::future::join_all(all).await;
+    for s in sessions {
+        drop((s.client, s.backend));
+        let outcome = ends(s.relay).await;
+        assert_eq!(outcome.bytes_up, up.len() as u64);
+        assert_eq!(outcome.bytes_down, down.len() as u64);
+    }
+}
