@@ -45,7 +45,9 @@
 #     threads). It costs less per message, so more of the 2 CPUs is left to the proxies and
 #     they, not the generator, set the pace. Plain fronts only (load_test has no TLS); no
 #     latencies (load_test measures none); printouts every 4 s, so --warmup and --duration
-#     are rounded to multiples of 4 s.
+#     are rounded to multiples of 4 s. load_test asks for `/`, which `sockway echo` does not
+#     serve: the backend is then the bench peers' `sockway-echo` (2 threads; BACKEND_BIN, by
+#     default $PEERS_BIN/sockway-echo, built when missing).
 # Every run also reports the CPU seconds of the generator (with /usr/bin/time, when
 # installed), the backend and the proxy over the whole run (warm-up included) and their
 # shares of the 2 CPUs: throughput is bound by the CPU the three share, so a proxy cheaper
@@ -242,7 +244,15 @@ PY
 trap 'stop_pid "$URING_PID"; stop_all' EXIT
 raise_fd_limit
 ensure_nginx
-[[ "$GENERATOR" == load_test && ! -x "$UWS_DIR/load_test" ]] && build_uws
+if [[ "$GENERATOR" == load_test ]]; then
+  [[ -x "$UWS_DIR/load_test" ]] || build_uws
+  BACKEND_BIN="${BACKEND_BIN:-$PEERS_BIN/sockway-echo}"
+  if [[ ! -x "$BACKEND_BIN" ]]; then
+    echo "building: the bench peers' sockway-echo (release)" >&2
+    cargo build --release --quiet --manifest-path "$ROOT/benches/peers/Cargo.toml" \
+      --target-dir "$PEERS_TARGET" --bin sockway-echo
+  fi
+fi
 if ((BUILD)); then
   echo "building: sockway (release)" >&2
   (cd "$ROOT" && cargo build --release --quiet -p sockway-cli)
