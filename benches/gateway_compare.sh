@@ -8,8 +8,9 @@
 # the echo, requestTimeout 3600 s, relayBufferBytes 16384) and nginx (proxy_http_version 1.1,
 # Upgrade/Connection headers, proxy_buffering off, proxy_buffer_size 16k, proxy_buffers
 # 4 16k, read/send timeouts 3600 s) run side by side with the same number of workers
-# (--proxy-threads: the gateway's tokio worker threads = nginx's worker_processes; default
-# 1). Access logs are off for both (the gateway runs with RUST_LOG=warn plus its probe's
+# (--proxy-threads: the gateway's `--worker-threads` = nginx's worker_processes; default
+# 1, which runs the gateway on one thread, a tokio current-thread runtime, like one nginx
+# worker process). Access logs are off for both (the gateway runs with RUST_LOG=warn plus its probe's
 # health lines; nginx has access_log off). For every repetition and case the targets (direct,
 # gateway, nginx, gateway-tls, nginx-tls) run back to back (interleaved); each run connects, warms up (discarded), measures. The
 # generator reads the proxy's CPU time from /proc around the measured window (the gateway's

@@ -6,7 +6,7 @@
 # only.
 #
 # Settings read by the functions (the scripts set them before calling):
-#   PROXY_THREADS   the gateway's tokio worker threads = nginx's worker_processes (default 1)
+#   PROXY_THREADS   the gateway's --worker-threads = nginx's worker_processes (default 1)
 #   PROXY_TLS       1: both proxies also get a TLS front (the same self-signed certificate,
 #                   lib.sh's tls_dir) besides the plain one (default 0)
 #   GATEWAY_LIMITS  extra members of the gateway's `limits` object, as JSON text without
@@ -107,8 +107,8 @@ start_gateway() {
   write_gateway_config "$config"
   : >"$log"
   # shellcheck disable=SC2086 # the wrapper is a word list on purpose
-  TOKIO_WORKER_THREADS="$PROXY_THREADS" RUST_LOG=warn,sockway_gateway::probe=info \
-    $wrapper "${GATEWAY_BIN:-$SOCKWAY}" gateway --config "$config" >"$log" 2>&1 &
+  RUST_LOG=warn,sockway_gateway::probe=info \
+    $wrapper "${GATEWAY_BIN:-$SOCKWAY}" --worker-threads "$PROXY_THREADS" gateway --config "$config" >"$log" 2>&1 &
   GATEWAY_PID=$!
   wait_for_line "$log" "backend is healthy" "$GATEWAY_PID"
 }

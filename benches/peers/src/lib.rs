@@ -42,6 +42,11 @@ pub struct Args {
     pub compression: bool,
     /// Serve TLS with `cert.pem` and `key.pem` of this directory (`--tls DIR`).
     pub tls: Option<PathBuf>,
+    /// One single-threaded runtime per worker thread, each with its own `SO_REUSEPORT`
+    /// listener on the port (`--per-core`), instead of one multi-threaded runtime: the layout
+    /// of uWebSockets' processes, for the servers that can run that way
+    /// ([`reuse_port_listeners`]).
+    pub per_core: bool,
 }
 
 /// Parses `PORT [THREADS] [--compression] [--tls DIR]` (THREADS defaults to 2), exiting with
@@ -50,7 +55,8 @@ pub struct Args {
 pub fn args(name: &str, supports_compression: bool) -> Args {
     let mut argv: Vec<String> = std::env::args().skip(1).collect();
     let compression = argv.iter().any(|arg| arg == "--compression");
-    argv.retain(|arg| arg != "--compression");
+    let per_core = argv.iter().any(|arg| arg == "--per-core");
+    argv.retain(|arg| arg != "--compression" && arg != "--per-core");
     let tls = argv.iter().position(|arg| arg == "--tls").map(|at| {
         let dir = argv.get(at + 1).cloned().unwrap_or_default();
         argv.drain(at..(at + 2).min(argv.len()));
@@ -74,11 +80,12 @@ pub fn args(name: &str, supports_compression: bool) -> Args {
                 threads,
                 compression,
                 tls,
+                per_core,
             }
         }
         _ => {
             eprintln!(
-                "usage: {name} PORT [THREADS] [--compression] [--tls DIR]   \
+                "usage: {name} PORT [THREADS] [--compression] [--tls DIR] [--per-core]   \
                  (PORT 0 picks a free port; THREADS >= 1; DIR holds cert.pem and key.pem)"
             );
             std::process::exit(2);
@@ -121,6 +128,23 @@ where
         );
         serve(listener).await;
     });
+}
+
+/// The listeners of a server that runs one loop per thread (`--per-core`): `args.threads`
+/// listeners on one port of 127.0.0.1 with `SO_REUSEPORT`, so that the kernel spreads the
+/// connections over them (sockway's [`sockway::server::reuse_port_listeners`]); prints the
+/// startup line, naming `layout` (how the threads run).
+pub fn reuse_port_listeners(name: &str, args: &Args, layout: &str) -> Vec<std::net::TcpListener> {
+    let address = SocketAddr::from(([127, 0, 0, 1], args.port));
+    let listeners = sockway::server::reuse_port_listeners(address, args.threads).expect("bind");
+    let address = listeners[0].local_addr().expect("local address");
+    println!(
+        "{name} listening on {address} ({layout}, {} threads, one SO_REUSEPORT listener each, \
+         max message {} MiB, no compression, {ALLOCATOR_NAME})",
+        args.threads,
+        MAX_MESSAGE >> 20,
+    );
+    listeners
 }
 
 /// Accepts the next connection with `TCP_NODELAY` set, retrying after transient errors

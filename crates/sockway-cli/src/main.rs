@@ -12,6 +12,11 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "sockway", version, about)]
 struct Cli {
+    /// Threads that run the command's tasks (tokio workers): by default one per CPU (or
+    /// TOKIO_WORKER_THREADS). 1 runs everything on one thread with no scheduler shared
+    /// between threads (tokio's current_thread runtime), as one nginx worker process does.
+    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    worker_threads: Option<u16>,
     #[command(subcommand)]
     command: Command,
 }
@@ -39,7 +44,7 @@ fn main() -> std::process::ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match runtime(cli.worker_threads) {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("sockway: cannot start the runtime: {error}");
@@ -61,5 +66,21 @@ fn main() -> std::process::ExitCode {
             eprintln!("sockway: {error}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// The runtime for `--worker-threads`: tokio's default multi-threaded one, one with N workers,
+/// or with 1 a current-thread runtime (I/O and timers on the main thread, blocking work on
+/// tokio's blocking pool as always).
+fn runtime(worker_threads: Option<u16>) -> std::io::Result<tokio::runtime::Runtime> {
+    match worker_threads {
+        None => tokio::runtime::Runtime::new(),
+        Some(1) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        Some(threads) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(usize::from(threads))
+            .enable_all()
+            .build(),
     }
 }

@@ -210,9 +210,30 @@ async fn limits_answer_431_408_and_503() {
 #[cfg(unix)]
 #[tokio::test]
 async fn ctrl_c_closes_open_sockets_with_1001_and_exits() {
-    let mut server = start_echo(&[]).await;
+    ctrl_c_closes_and_exits(&[]).await;
+}
+
+/// The same on one thread (`--worker-threads 1`: a current-thread runtime), echoing first.
+#[cfg(unix)]
+#[tokio::test]
+async fn one_worker_thread_echoes_and_shuts_down_the_same() {
+    ctrl_c_closes_and_exits(&["--worker-threads", "1"]).await;
+}
+
+#[cfg(unix)]
+async fn ctrl_c_closes_and_exits(args: &[&str]) {
+    let mut server = start_echo(args).await;
     let (status, _, mut stream) = exchange(&server, &handshake("")).await;
     assert_eq!(status, 101);
+    // A masked text frame "hi" comes back unmasked.
+    stream
+        .write_all(&[0x81, 0x82, 1, 2, 3, 4, b'h' ^ 1, b'i' ^ 2])
+        .await
+        .unwrap();
+    let echoed = tokio::time::timeout(STEP, read_frame(&mut stream))
+        .await
+        .expect("echo timed out");
+    assert_eq!(echoed, Some((0x1, b"hi".to_vec())));
     let pid = server.child.id().expect("pid");
     let kill = std::process::Command::new("kill")
         .args(["-INT", &pid.to_string()])

@@ -36,6 +36,12 @@ impl Items {
     pub fn remove<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
         self.lock().remove::<T>()
     }
+
+    /// Whether no other handle on these items exists and none is stored: then a fresh
+    /// `Items` made later is the same as this one (the connection drops them while idle).
+    pub(crate) fn is_unused(&self) -> bool {
+        Arc::strong_count(&self.0) == 1 && self.lock().is_empty()
+    }
 }
 
 /// The context of one hub method call or hook: who called, and how to reach clients.
@@ -46,7 +52,9 @@ pub struct HubContext {
     pub(crate) clients: CallerClients,
     pub(crate) groups: Groups,
     pub(crate) sink: Arc<ConnectionSink>,
-    pub(crate) cancellation: CancellationToken,
+    /// The call's own cancellation (`CancelInvocation`); `None` for a hook. The connection's
+    /// end is the sink closing.
+    pub(crate) cancellation: Option<CancellationToken>,
 }
 
 impl HubContext {
@@ -57,7 +65,7 @@ impl HubContext {
         lifetime: Arc<dyn HubLifetimeManager>,
         rule: InvokeRule,
         invoke_timeout: Duration,
-        cancellation: CancellationToken,
+        cancellation: Option<CancellationToken>,
     ) -> Self {
         HubContext {
             clients: CallerClients {
@@ -80,12 +88,22 @@ impl HubContext {
     /// (`HubProtocol.md`, "Cancellation"; the reference's `CancellationToken` parameter), or
     /// the connection ended. A method may stop early; its `Completion` is sent either way.
     pub async fn cancelled(&self) {
-        self.cancellation.cancelled().await;
+        match &self.cancellation {
+            Some(token) => tokio::select! {
+                () = token.cancelled() => {}
+                () = self.sink.closed() => {}
+            },
+            None => self.sink.closed().await,
+        }
     }
 
     /// Whether the call is cancelled (see [`cancelled`](Self::cancelled)).
     pub fn is_cancelled(&self) -> bool {
-        self.cancellation.is_cancelled()
+        self.sink.is_closed()
+            || self
+                .cancellation
+                .as_ref()
+                .is_some_and(CancellationToken::is_cancelled)
     }
 
     /// Ends the caller's connection (ASP.NET Core's `HubCallerContext.Abort`): the client gets

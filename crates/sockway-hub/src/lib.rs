@@ -9,6 +9,7 @@ mod relay_dispatch;
 
 pub mod channel;
 pub mod link;
+mod request_head;
 
 pub mod auth;
 pub mod claims;

@@ -20,6 +20,8 @@ use tokio::sync::Notify;
 use crate::channel;
 use crate::protocol::TransferFormat;
 
+pub use crate::request_head::{HeaderIter, Headers, RequestHead};
+
 /// The transports of the SignalR transport protocol, by their names in `availableTransports`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TransportKind {
@@ -42,12 +44,12 @@ pub struct ConnectionInfo {
     pub transport: TransportKind,
     /// Whether the client asked for stateful reconnect and the server allowed it.
     pub stateful_reconnect: bool,
-    /// The headers of the request that opened the transport, but the WebSocket handshake's
-    /// own (`Connection`, `Upgrade`, `Sec-WebSocket-Key`, `-Version` and `-Extensions`), which
-    /// say nothing once the socket is open and would cost every connection memory.
-    pub headers: http::HeaderMap,
-    /// The URI of that request (its query carries the client's parameters).
-    pub uri: http::Uri,
+    /// The request that opened the transport, in one compact buffer: its authority, path and
+    /// query (the query carries the client's parameters), and its headers but the WebSocket
+    /// handshake's own (`Connection`, `Upgrade`, `Sec-WebSocket-Key`, `-Version` and
+    /// `-Extensions`), which say nothing once the socket is open and would cost every
+    /// connection memory.
+    pub request: RequestHead,
     /// The client's address, when the server knows it.
     pub peer_addr: Option<std::net::SocketAddr>,
 }

@@ -53,6 +53,14 @@ async fn a_negotiated_token_opens_its_connection_once() {
         .unwrap();
     let info = server.started().await;
     assert_eq!(info.connection_id, id);
+    assert_eq!(info.request.path(), "/hub");
+    assert_eq!(info.request.query(), Some(format!("id={token}").as_str()));
+    let host = server.addr.to_string();
+    assert_eq!(info.request.headers().get_str("Host"), Some(host.as_str()));
+    assert!(
+        !info.request.headers().contains("sec-websocket-key"),
+        "the handshake's own headers are not kept"
+    );
     let second = connect(&ws_url(server.addr, &format!("?id={token}"))).await;
     assert_eq!(status(second.err().unwrap()), 409);
     let post = request(server.addr, "POST", &format!("/hub?id={token}"), &[], b"x").await;

@@ -11,7 +11,7 @@ use sockway::server::{
     UpgradeInfo, WebSocketLayer,
 };
 use sockway::DeflateConfig;
-use sockway_bench_peers::{args, run, tls_pem, MAX_MESSAGE};
+use sockway_bench_peers::{args, reuse_port_listeners, run, tls_pem, MAX_MESSAGE};
 
 /// Echoes every message back until the peer closes. Like the peers' handlers, which are
 /// given nothing of the request, it keeps nothing of it: the request's info (headers and all)
@@ -34,22 +34,27 @@ async fn not_found(_request: Request<Incoming>) -> Response<Body> {
 
 fn main() {
     let args = args("sockway-echo", true);
-    let (compression, tls) = (args.compression, args.tls.clone());
-    run("sockway-echo", args, |listener| async move {
-        let accept = AcceptOptions::default()
-            .max_message_size(MAX_MESSAGE)
-            .compression(compression.then(DeflateConfig::default));
-        let app = WebSocketLayer::new(echo)
-            .options(accept)
-            .layer(service_fn(not_found));
-        let options = ServerOptions::default()
-            .max_connections(1_000_000)
-            .handle_signals(false);
-        let mut server = Server::new(options);
-        if let Some(dir) = &tls {
-            let (cert, key) = tls_pem(dir);
-            server = server.tls(ServerTls::from_pem(&cert, &key).expect("cert.pem and key.pem"));
-        }
-        server.serve(listener, app).await;
-    });
+    let accept = AcceptOptions::default()
+        .max_message_size(MAX_MESSAGE)
+        .compression(args.compression.then(DeflateConfig::default));
+    let app = WebSocketLayer::new(echo)
+        .options(accept)
+        .layer(service_fn(not_found));
+    let options = ServerOptions::default()
+        .max_connections(1_000_000)
+        .handle_signals(false);
+    let mut server = Server::new(options);
+    if let Some(dir) = &args.tls {
+        let (cert, key) = tls_pem(dir);
+        server = server.tls(ServerTls::from_pem(&cert, &key).expect("cert.pem and key.pem"));
+    }
+    if args.per_core {
+        let layout = "Server::serve_per_core: a tokio current_thread runtime per thread";
+        let listeners = reuse_port_listeners("sockway-echo", &args, layout);
+        server
+            .serve_per_core(listeners, app)
+            .expect("server threads");
+    } else {
+        run("sockway-echo", args, |listener| server.serve(listener, app));
+    }
 }

@@ -57,12 +57,9 @@ struct Ring {
 fn main() {
     let args = args("uring-echo", false);
     refuse_tls("uring-echo", &args);
-    let first = reuse_port_listener(SocketAddr::from(([127, 0, 0, 1], args.port)));
-    let address = first.local_addr().expect("local address");
-    let mut listeners = vec![first];
-    for _ in 1..args.threads {
-        listeners.push(reuse_port_listener(address));
-    }
+    let address = SocketAddr::from(([127, 0, 0, 1], args.port));
+    let listeners = sockway::server::reuse_port_listeners(address, args.threads).expect("bind");
+    let address = listeners[0].local_addr().expect("local address");
     println!(
         "uring-echo listening on {address} (experiment: io_uring, {} rings, one per thread, \
          SO_REUSEPORT, max message {} MiB, no compression, {ALLOCATOR_NAME})",
@@ -71,7 +68,11 @@ fn main() {
     );
     let threads: Vec<_> = listeners
         .into_iter()
-        .map(|listener| std::thread::spawn(move || run(listener)))
+        .map(|listener| {
+            // The ring waits for connections itself: a blocking listener.
+            listener.set_nonblocking(false).expect("blocking listener");
+            std::thread::spawn(move || run(listener))
+        })
         .collect();
     for thread in threads {
         if let Err(error) = thread.join().expect("ring thread") {
@@ -79,17 +80,6 @@ fn main() {
             std::process::exit(1);
         }
     }
-}
-
-/// A listener on `address` that other listeners may share (`SO_REUSEPORT`).
-fn reuse_port_listener(address: SocketAddr) -> TcpListener {
-    use socket2::{Domain, Socket, Type};
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
-    socket.set_reuse_address(true).expect("SO_REUSEADDR");
-    socket.set_reuse_port(true).expect("SO_REUSEPORT");
-    socket.bind(&address.into()).expect("bind");
-    socket.listen(1024).expect("listen");
-    socket.into()
 }
 
 /// Serves one ring until it fails.

@@ -2,7 +2,6 @@
 //! running it within the connection's parallel-invocation limit, and sending its
 //! `Completion` or its stream (ASP.NET Core's `DefaultHubDispatcher`).
 
-use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 
@@ -10,7 +9,8 @@ use futures_util::{FutureExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{Connection, End, Running};
+use super::calls::{Running, RunningMap};
+use super::{Connection, End};
 use crate::args::RawStream;
 use crate::clients::InvokeRule;
 use crate::method::{ItemStream, Method, UnaryFuture};
@@ -74,8 +74,8 @@ impl Connection {
         }
         let receivers = self.open_uploads(&stream_ids);
         let slot = Arc::new(Mutex::new(None));
-        let token = self.ended.child_token();
-        let context = self.context(InvokeRule::ReleaseSlot(slot.clone()), token.clone());
+        let token = CancellationToken::new();
+        let context = self.context(InvokeRule::ReleaseSlot(slot.clone()), Some(token.clone()));
         let bound = match &entry.method {
             Method::Unary(call) => call(context, arguments, receivers).map(Bound::Unary),
             Method::Stream(call) => call(context, arguments, receivers).map(Bound::Stream),
@@ -98,8 +98,9 @@ impl Connection {
         match bound {
             Bound::Unary(future) => {
                 if !is_stream {
+                    let slots = self.calls().slots.clone();
                     let permit = self
-                        .while_ticking(self.slots.clone().acquire_owned())
+                        .while_ticking(slots.acquire_owned())
                         .await?
                         .map_err(|_| End::Closed)?;
                     if let Ok(mut slot) = slot.lock() {
@@ -109,7 +110,7 @@ impl Connection {
                 let registered = invocation_id
                     .as_ref()
                     .is_some_and(|id| self.register(id, &token, false));
-                let running = self.running.clone();
+                let running = self.calls().running.clone();
                 tokio::spawn(async move {
                     let outcome = AssertUnwindSafe(future).catch_unwind().await;
                     slot.lock().map(|mut slot| slot.take()).ok();
@@ -140,7 +141,7 @@ impl Connection {
             Bound::Stream(stream) => {
                 let invocation_id = invocation_id.unwrap_or_default();
                 self.register(&invocation_id, &token, true);
-                let running = self.running.clone();
+                let running = self.calls().running.clone();
                 tokio::spawn(async move {
                     let outcome = pump(&sink, &invocation_id, stream, &token).await;
                     finished(&running, &invocation_id);
@@ -157,15 +158,15 @@ impl Connection {
 
     /// Records a running call under its id so `CancelInvocation` reaches it; a unary call
     /// whose id is already taken is not recorded (returns false).
-    fn register(&self, invocation_id: &str, token: &CancellationToken, stream: bool) -> bool {
-        let Ok(mut running) = self.running.lock() else {
+    fn register(&mut self, invocation_id: &str, token: &CancellationToken, stream: bool) -> bool {
+        let Ok(mut running) = self.calls().running.lock() else {
             return false;
         };
         if !stream && running.contains_key(invocation_id) {
             return false;
         }
         let token = token.clone();
-        running.insert(invocation_id.to_owned(), super::Running { token, stream });
+        running.insert(invocation_id.to_owned(), Running { token, stream });
         true
     }
 
@@ -187,14 +188,15 @@ impl Connection {
     /// `maximum_streams_per_client` allows.
     fn stream_refusal(&mut self, invocation_id: Option<&str>, streaming: bool) -> Option<String> {
         self.uploads.retain(|_, sender| !sender.is_closed());
-        let running = self.running.lock().ok()?;
+        let open_uploads = self.uploads.len();
+        let limit = self.hub.inner.options.maximum_streams_per_client;
+        let running = self.calls().running.lock().ok()?;
         let in_use = |id: &&str| running.get(*id).is_some_and(|call| call.stream);
         if let Some(id) = invocation_id.filter(|id| streaming && in_use(id)) {
             return Some(format!("Invocation ID '{id}' is already in use."));
         }
         let streams = running.values().filter(|call| call.stream).count();
-        let open = streams + self.uploads.len();
-        let limit = self.hub.inner.options.maximum_streams_per_client;
+        let open = streams + open_uploads;
         (open >= limit).then(|| {
             format!("Too many streams: this connection already has {open} open (the limit).")
         })
@@ -265,6 +267,7 @@ async fn pump(
     loop {
         let next = tokio::select! {
             () = token.cancelled() => return Outcome::Void,
+            () = sink.closed() => return Outcome::Void,
             next = AssertUnwindSafe(stream.next()).catch_unwind() => next,
         };
         let item = match next {
@@ -294,11 +297,11 @@ async fn pump(
 
 /// Forgets the call `invocation_id` ended; the map's memory goes with its last call, so an
 /// idle connection holds none (docs/hub.md, "Idle memory").
-fn finished(running: &Mutex<HashMap<String, Running>>, invocation_id: &str) {
+fn finished(running: &RunningMap, invocation_id: &str) {
     if let Ok(mut running) = running.lock() {
         running.remove(invocation_id);
         if running.is_empty() {
-            *running = HashMap::new();
+            *running = Default::default();
         }
     }
 }

@@ -2,22 +2,19 @@
 //! `HubConnectionContext`): the handshake, then the message loop with its timers, limits and
 //! stateful reconnect, until the client leaves or the hub ends the connection.
 
+mod calls;
 mod dispatch;
 mod handshake;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::future::BoxFuture;
-use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use crate::args::StreamEvent;
 use crate::channel::{Receiver, Waker};
 use crate::clients::InvokeRule;
-use crate::context::Items;
 use crate::link::{
     ConnectionHandler, ConnectionInfo, Inbound, LinkedConnection, Outbound, TransportKind,
 };
@@ -27,6 +24,7 @@ use crate::serialized::is_trackable;
 use crate::sink::ConnectionSink;
 use crate::{Hub, HubContext};
 
+use calls::{Calls, Uploads};
 use handshake::Handshake;
 
 impl ConnectionHandler for Hub {
@@ -59,13 +57,6 @@ impl ConnectionHandler for Hub {
             connection.run(&mut inbound).await;
         })
     }
-}
-
-/// A running call, for `CancelInvocation` and the stream limit.
-struct Running {
-    token: CancellationToken,
-    /// Whether it is a server-to-client stream.
-    stream: bool,
 }
 
 /// Why the message loop ended.
@@ -140,7 +131,7 @@ async fn connected(hub: &Hub, connection: &Connection) -> Result<(), String> {
     let Some(hook) = &hub.inner.on_connected else {
         return Ok(());
     };
-    hook(connection.context(InvokeRule::Forbidden, connection.ended.clone()))
+    hook(connection.context(InvokeRule::Forbidden, None))
         .await
         .map_err(|error| format!("Connection closed with an error. HubException: {error}"))
 }
@@ -150,19 +141,17 @@ pub(crate) struct Connection {
     hub: Hub,
     sink: Arc<ConnectionSink>,
     info: Arc<ConnectionInfo>,
-    items: Items,
     protocol: Protocol,
     /// Received bytes not yet parsed into messages.
     buffer: BytesMut,
-    /// One permit per invocation that may run at once.
-    slots: Arc<Semaphore>,
+    /// The invocation slots, running calls and items, while a call or context uses them
+    /// ([`calls`](Self::calls)); behind a lock so that [`context`](Self::context) can make
+    /// them from a shared borrow (the hooks run with one). The connection's end needs no
+    /// token of its own: a call's context sees it as its sink closing
+    /// ([`HubContext::cancelled`]).
+    calls: Mutex<Option<Box<Calls>>>,
     /// Client-to-server streams by stream id.
-    uploads: HashMap<String, mpsc::Sender<StreamEvent>>,
-    /// Running invocations and server-to-client streams by invocation id, for
-    /// `CancelInvocation`.
-    running: Arc<Mutex<HashMap<String, Running>>>,
-    /// Cancelled when the connection ends; every call's cancellation is a child of it.
-    ended: CancellationToken,
+    uploads: Uploads,
     last_received: Instant,
     /// Whether the client timeout runs: from the client's first `Ping`, as the reference's
     /// `StartClientTimeout`, so a client that never pings (the JavaScript client over long
@@ -192,20 +181,14 @@ impl Connection {
             Some(wake_loop),
             replay_limit,
         ));
-        let slots = Arc::new(Semaphore::new(
-            options.maximum_parallel_invocations_per_client.max(1),
-        ));
         Connection {
-            slots,
             hub,
             sink,
             info,
-            items: Items::default(),
             protocol,
             buffer,
-            uploads: HashMap::new(),
-            running: Arc::new(Mutex::new(HashMap::new())),
-            ended: CancellationToken::new(),
+            calls: Mutex::new(None),
+            uploads: Uploads::default(),
             last_received: Instant::now(),
             timeout_armed: false,
             last_ack: Instant::now(),
@@ -243,7 +226,7 @@ impl Connection {
         let id = self.info.connection_id.clone();
         self.hub.inner.lifetime.on_disconnected(id).await;
         if let Some(hook) = &self.hub.inner.on_disconnected {
-            let context = self.context(InvokeRule::Free, self.ended.clone());
+            let context = self.context(InvokeRule::Free, None);
             hook(context, error).await;
         }
     }
@@ -253,11 +236,23 @@ impl Connection {
         self.hub.inner.options.tick(stateful)
     }
 
-    pub(crate) fn context(&self, rule: InvokeRule, cancellation: CancellationToken) -> HubContext {
+    /// A context for a call or hook: `cancellation` is the call's own (`None` for a hook,
+    /// which the connection's end alone cancels).
+    pub(crate) fn context(
+        &self,
+        rule: InvokeRule,
+        cancellation: Option<CancellationToken>,
+    ) -> HubContext {
+        let items = {
+            let mut calls = self.calls.lock().unwrap_or_else(PoisonError::into_inner);
+            let parallel = self.parallel_invocations();
+            let calls = calls.get_or_insert_with(|| Box::new(Calls::new(parallel)));
+            calls.items.clone()
+        };
         HubContext::new(
             self.sink.clone(),
             self.info.clone(),
-            self.items.clone(),
+            items,
             self.hub.inner.lifetime.clone(),
             rule,
             self.hub.inner.options.client_result_timeout,
@@ -314,6 +309,7 @@ impl Connection {
                         // An idle connection keeps no read buffer.
                         self.buffer = BytesMut::new();
                     }
+                    self.release_calls();
                     return Ok(());
                 }
                 Err(error) => return Err(End::Error(protocol_error(&error))),
@@ -335,7 +331,8 @@ impl Connection {
             HubMessage::StreamItem(item) => self.upload_item(item.invocation_id, item.item).await,
             HubMessage::Completion(completion) => self.completion(completion).await,
             HubMessage::CancelInvocation { invocation_id } => {
-                if let Ok(running) = self.running.lock() {
+                let calls = self.calls.get_mut().unwrap_or_else(PoisonError::into_inner);
+                if let Some(running) = calls.as_ref().and_then(|calls| calls.running.lock().ok()) {
                     if let Some(call) = running.get(&invocation_id) {
                         call.token.cancel();
                     }
@@ -420,10 +417,36 @@ impl Connection {
         }
     }
 
-    /// Cancels the connection's calls and streams when it is gone.
+    /// The calls' state, made on first use.
+    fn calls(&mut self) -> &mut Calls {
+        let parallel = self.parallel_invocations();
+        let calls = self.calls.get_mut().unwrap_or_else(PoisonError::into_inner);
+        calls.get_or_insert_with(|| Box::new(Calls::new(parallel)))
+    }
+
+    /// How many invocations of the connection may run at once (the reference's
+    /// `MaximumParallelInvocationsPerClient`).
+    fn parallel_invocations(&self) -> usize {
+        self.hub
+            .inner
+            .options
+            .maximum_parallel_invocations_per_client
+    }
+
+    /// Drops the calls' state when nothing uses it, so an idle connection keeps none.
+    fn release_calls(&mut self) {
+        let calls = self.calls.get_mut().unwrap_or_else(PoisonError::into_inner);
+        if calls.as_ref().is_some_and(|calls| calls.unused()) {
+            *calls = None;
+        }
+    }
+
+    /// Cancels the connection's calls and streams when it is gone: the uploads end, and
+    /// every context's [`cancelled`](HubContext::cancelled) resolves as the sink is closed
+    /// (it is already, but for a connection whose transport closed it).
     fn stop(&mut self) {
         self.uploads.clear();
-        self.ended.cancel();
+        self.sink.abort();
     }
 }
 

@@ -9,11 +9,10 @@ pub(crate) mod websocket;
 
 use std::sync::Arc;
 
-use http::{HeaderMap, Response, StatusCode};
-use sockway::server::UpgradeInfo;
+use http::{Response, StatusCode};
 
 use crate::connections::{Connection, TransportRefusal};
-use crate::link::{ConnectionInfo, TransportKind};
+use crate::link::{ConnectionInfo, RequestHead, TransportKind};
 use crate::query::query_param;
 use crate::service::HubShared;
 use crate::token;
@@ -97,14 +96,13 @@ pub(crate) fn connection_info<B>(
 ) -> ConnectionInfo {
     // Copies: hyper's header values and URI are slices of its read buffer, which clones
     // would keep alive (8 KiB or more) for as long as the connection lasts.
-    let (uri, headers) = UpgradeInfo::owned_request_parts(request.uri(), &kept_headers(request));
+    let head = RequestHead::new(request.uri(), request.headers(), &HANDSHAKE_HEADERS);
     ConnectionInfo {
         connection_id: connection.id.clone(),
         user,
         transport: kind,
         stateful_reconnect: connection.stateful,
-        headers,
-        uri,
+        request: head,
         peer_addr: request
             .extensions()
             .get::<sockway::server::ConnectionInfo>()
@@ -113,8 +111,9 @@ pub(crate) fn connection_info<B>(
 }
 
 /// The WebSocket handshake's own headers (RFC 6455 section 4.1, and RFC 7692's extension
-/// offer): they say nothing to the hub once the socket is open, and each kept costs a
-/// connection about 100 bytes for as long as it lasts (docs/hub.md, "Idle memory").
+/// offer), left out of [`ConnectionInfo::request`]: they say nothing to the hub once the
+/// socket is open, and each kept costs a connection memory for as long as it lasts
+/// (docs/hub.md, "Idle memory").
 static HANDSHAKE_HEADERS: [http::HeaderName; 5] = [
     http::header::CONNECTION,
     http::header::UPGRADE,
@@ -122,15 +121,6 @@ static HANDSHAKE_HEADERS: [http::HeaderName; 5] = [
     http::header::SEC_WEBSOCKET_VERSION,
     http::header::SEC_WEBSOCKET_EXTENSIONS,
 ];
-
-/// The request's headers but [`HANDSHAKE_HEADERS`], for [`ConnectionInfo::headers`].
-fn kept_headers<B>(request: &http::Request<B>) -> HeaderMap {
-    let mut headers = request.headers().clone();
-    for name in &HANDSHAKE_HEADERS {
-        headers.remove(name);
-    }
-    headers
-}
 
 #[cfg(test)]
 mod tests {
@@ -149,8 +139,9 @@ mod tests {
             .header("cookie", "session=1")
             .body(())
             .unwrap();
-        let kept = kept_headers(&request);
-        let names: Vec<&str> = kept.keys().map(|name| name.as_str()).collect();
+        let head = RequestHead::new(request.uri(), request.headers(), &HANDSHAKE_HEADERS);
+        let names: Vec<&str> = head.headers().iter().map(|(name, _)| name).collect();
         assert_eq!(names, ["host", "cookie"]);
+        assert_eq!(head.query(), Some("id=abc"));
     }
 }

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use sockway_hub::channel::{bounded, Sender};
 use sockway_hub::link::{
     outbound, ConnectionHandler, ConnectionInfo, Inbound, LinkedConnection, OutboundReceiver,
-    TransportKind,
+    RequestHead, TransportKind,
 };
 use sockway_hub::Hub;
 use tokio::task::JoinHandle;
@@ -26,8 +26,11 @@ pub fn info(connection_id: &str, stateful_reconnect: bool) -> ConnectionInfo {
         user: None,
         transport: TransportKind::WebSockets,
         stateful_reconnect,
-        headers: http::HeaderMap::new(),
-        uri: http::Uri::from_static("/hub"),
+        request: RequestHead::new(
+            &http::Uri::from_static("/hub"),
+            &http::HeaderMap::new(),
+            &[],
+        ),
         peer_addr: None,
     }
 }

@@ -20,7 +20,8 @@
 //!   (RFC 9113, with extended CONNECT, RFC 8441) on one port, optionally over TLS
 //!   ([`Server::tls`], feature `tls`) where ALPN (RFC 7301) picks the version per connection.
 //!   The same handler serves sockets of both versions; [`UpgradeInfo::http_version`] tells
-//!   which one a socket arrived over.
+//!   which one a socket arrived over. [`Server::serve_per_core`] runs it as one
+//!   single-threaded runtime per thread on [`reuse_port_listeners`] instead.
 //!
 //! The accepted socket is `Send + 'static`: keep it in the handler, or hand it to a background
 //! task (see the `broadcaster` example). Dropping an open socket closes it with 1001.
@@ -41,7 +42,7 @@ pub use info::{ConnectionInfo, TlsInfo, UpgradeInfo};
 pub use layer::{service_fn, ServiceFn, WebSocketLayer, WebSocketService};
 pub use options::AcceptOptions;
 pub use rejection::Rejection;
-pub use runner::{serve, Server, ServerOptions};
+pub use runner::{reuse_port_listeners, serve, Server, ServerOptions};
 #[cfg(feature = "tls")]
 pub use runner::{ServerTls, TlsConfigError};
 pub use shutdown::ShutdownHandle;

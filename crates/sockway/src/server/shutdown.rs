@@ -179,12 +179,15 @@ pub(crate) struct ConnectionCounter {
     live: Arc<watch::Sender<usize>>,
 }
 
-impl ConnectionCounter {
-    pub(crate) fn new() -> Self {
+impl Default for ConnectionCounter {
+    fn default() -> Self {
         Self {
             live: Arc::new(watch::Sender::new(0)),
         }
     }
+}
+
+impl ConnectionCounter {
 
     /// How many connections are live now.
     pub(crate) fn live(&self) -> usize {
@@ -317,7 +320,7 @@ mod tests {
 
     #[test]
     fn permits_count_until_the_last_clone_drops() {
-        let counter = ConnectionCounter::new();
+        let counter = ConnectionCounter::default();
         let permit = counter.acquire();
         let clone = permit.clone();
         assert_eq!(counter.live(), 1);

@@ -12,10 +12,16 @@
 //! [`super::accept`] on this server sends close 1001 ("going away", RFC 6455 section 7.4.1) the
 //! next time it is polled (at once if its task is waiting to receive), and the runner waits
 //! for the connections to finish, up to the drain deadline.
+//!
+//! [`Server::serve`] runs on the caller's runtime; [`Server::serve_per_core`] instead runs one
+//! single-threaded runtime per thread, each accepting on a listener of its own on the same
+//! port (`SO_REUSEPORT`, [`reuse_port_listeners`]), so that no connection moves between
+//! threads, as in uWebSockets' and nginx's one loop per worker.
 
 mod connection;
 mod head;
 mod options;
+mod per_core;
 mod refuse;
 #[cfg(feature = "tls")]
 mod tls;
@@ -40,6 +46,7 @@ use super::signals::StopSignals;
 use connection::{serve_connection, Shared};
 pub(crate) use head::Rewind;
 pub use options::ServerOptions;
+pub use per_core::reuse_port_listeners;
 use refuse::Refusal;
 #[cfg(feature = "tls")]
 pub use tls::{ServerTls, TlsConfigError};
@@ -65,6 +72,9 @@ const HYPER_MIN_BUF: usize = 8192;
 pub struct Server {
     options: ServerOptions,
     handle: ShutdownHandle,
+    /// The live connections of this server and its clones, which the connection limit counts
+    /// and the drain waits for (one count for every thread of [`Server::serve_per_core`]).
+    counter: ConnectionCounter,
     /// Listeners installed before `serve` (see [`Server::signals`]), taken by the first serve.
     signals: Arc<Mutex<Option<StopSignals>>>,
     #[cfg(feature = "tls")]
@@ -77,6 +87,7 @@ impl Server {
         Self {
             options,
             handle: ShutdownHandle::default(),
+            counter: ConnectionCounter::default(),
             signals: Arc::default(),
             #[cfg(feature = "tls")]
             tls: None,
@@ -128,6 +139,7 @@ impl Server {
         let Self {
             options,
             handle,
+            counter,
             signals,
             #[cfg(feature = "tls")]
             tls,
@@ -153,7 +165,6 @@ impl Server {
             shutdown: handle.signal().clone(),
             options,
         });
-        let counter = ConnectionCounter::new();
         let refusing = Arc::new(AtomicUsize::new(0));
         let mut tasks = JoinSet::new();
         let mut stop = handle.wait();
