@@ -489,6 +489,7 @@ impl Ring {
             ..
         } = *s;
         let mut carries = Vec::with_capacity(2);
+        let mut cut = false;
         for mut way in ways {
             let mut pending = Vec::new();
             if way.pinging {
@@ -500,7 +501,7 @@ impl Ring {
                         }
                     }
                     // Cut in the middle: the destination's stream cannot go on.
-                    Out::Own { .. } => return tracing::debug!("a ping was cut; session dropped"),
+                    Out::Own { .. } => cut = true,
                     _ => {}
                 }
             }
@@ -519,6 +520,10 @@ impl Ring {
                 filter: way.filter,
                 pending,
             });
+        }
+        if cut {
+            // Every buffer is back in the pool; the sockets close as they are dropped.
+            return tracing::debug!("a ping was cut; session dropped");
         }
         let Some(parts) = into_runtime(&runtime, client, backend) else {
             return;
