@@ -22,7 +22,8 @@
 #
 # Usage: benches/gateway_compare.sh [--quick] [--reps R] [--duration S] [--warmup S]
 #                                   [--cases "c100x20b c10x1k c200x16k"] [--proxy-threads N]
-#                                   [--no-build] [--no-tls] [--instructions]
+#                                   [--no-build] [--no-tls] [--instructions] [--syscalls]
+#                                   [--uring] [--generator sockway|load_test]
 #   --quick: 1 repetition of 4 s (the default is 3 repetitions of 6 s + 2 s warm-up).
 #   --no-tls: plain fronts only.
 #   --instructions: then also count each proxy's instructions per message under callgrind
@@ -35,6 +36,23 @@
 #     20000 echoes; plain fronts), as a table of the calls made at least 0.05 times per echo
 #     plus the total. strace slows the proxy down, which the counts per echo barely show.
 #     `--reps 0 --syscalls` runs only that part.
+#   --uring: adds the target gateway-uring: a second gateway, the same build with
+#     `"relayIoUring": true` in its limits (plain TCP sessions relayed on io_uring, relay
+#     change 6 in docs/benchmarks.md), run interleaved with the others on the plain front,
+#     and counted by --syscalls too (callgrind cannot run it: valgrind 3.19 stalls the
+#     process while the ring's thread waits in io_uring_enter).
+#   --generator load_test: uWebSockets' C generator (1 thread; built by lib.sh's build_uws,
+#     or taken from UWS_DIR) through benches/load_test.py instead of `sockway bench` (2
+#     threads). It costs less per message, so more of the 2 CPUs is left to the proxies and
+#     they, not the generator, set the pace. Plain fronts only (load_test has no TLS); no
+#     latencies (load_test measures none); printouts every 4 s, so --warmup and --duration
+#     are rounded to multiples of 4 s. load_test asks for `/`, which `sockway echo` does not
+#     serve: the backend is then the bench peers' `sockway-echo` (2 threads; BACKEND_BIN, by
+#     default $PEERS_BIN/sockway-echo, built when missing).
+# Every run also reports the CPU seconds of the generator (with /usr/bin/time, when
+# installed), the backend and the proxy over the whole run (warm-up included) and their
+# shares of the 2 CPUs: throughput is bound by the CPU the three share, so a proxy cheaper
+# by a factor gives more throughput only in proportion to its share of the total.
 # GATEWAY_BIN=path runs another build of `sockway` as the gateway (an A/B of a relay change).
 # Needs nginx (Debian's `nginx` package): installed with apt-get when missing (as root or
 # through sudo), like scripts/install-peers.sh does for its peers.
@@ -52,6 +70,8 @@ PROXY_THREADS=1
 PROXY_TLS=1
 GENERATOR_THREADS=2
 INSTRUCTIONS=0
+GENERATOR=sockway
+URING=0
 SYSCALLS=0
 # name:connections:payload
 ALL_CASES="c100x20b:100:20 c10x1k:10:1024 c200x16k:200:16384"
@@ -70,17 +90,36 @@ while (($#)); do
     --instructions) INSTRUCTIONS=1 ;;
     --syscalls) SYSCALLS=1 ;;
     --no-tls) PROXY_TLS=0 ;;
-    -h|--help) sed -n '2,42p' "$0"; exit 0 ;;
+    --generator) GENERATOR="$2"; shift ;;
+    --uring) URING=1 ;;
+    -h|--help) sed -n '2,56p' "$0"; exit 0 ;;
     *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
 done
 
+case "$GENERATOR" in
+  sockway) GENERATOR_NAME="sockway bench, $GENERATOR_THREADS threads" ;;
+  load_test) GENERATOR_NAME="uWebSockets load_test, 1 thread"; PROXY_TLS=0 ;;
+  *) echo "unknown generator: $GENERATOR (sockway or load_test)" >&2; exit 2 ;;
+esac
+
 WORK="$OUT/gateway_compare"
 RUNS="$WORK/runs"
 # shellcheck source=benches/gateway_lib.sh
 source "$(dirname "$0")/gateway_lib.sh"
+((URING)) && TARGETS="direct gateway gateway-uring nginx"
 ((PROXY_TLS)) && TARGETS+=" gateway-tls nginx-tls"
+URING_LIMITS="\"relayIoUring\": true${GATEWAY_LIMITS:+, $GATEWAY_LIMITS}"
+
+# Starts the io_uring gateway (under wrapper $1, if any); sets URING_PID and URING_PORT.
+start_uring_gateway() {
+  # A configuration file of its own: the gateway reloads it when it changes.
+  local WORK="$WORK/uring"
+  mkdir -p "$WORK"
+  GATEWAY_LIMITS="$URING_LIMITS" start_gateway "${1:-}"
+  URING_PID="$GATEWAY_PID" URING_PORT="$GATEWAY_PORT" GATEWAY_PID=""
+}
 
 # Instructions per message of proxy $1 (gateway, nginx, gateway-tls or nginx-tls) under
 # callgrind: two fixed runs of 10 connections x 20 B, the difference of instructions over
@@ -114,7 +153,10 @@ proxy_instructions() {
 # attached while 10 connections echo 20000 messages. Prints "PROXY PAYLOAD calls/echo ...".
 proxy_syscalls() {
   local proxy="$1" payload="$2" pid out="$WORK/strace/$1.$2" echoes
-  if [[ "$proxy" == gateway ]]; then
+  if [[ "$proxy" == gateway-uring ]]; then
+    PROXY_THREADS=1 start_uring_gateway
+    pid="$URING_PID"
+  elif [[ "$proxy" == gateway ]]; then
     PROXY_THREADS=1 start_gateway
     pid="$GATEWAY_PID"
   else
@@ -130,8 +172,9 @@ proxy_syscalls() {
   kill -INT "$tracer" 2>/dev/null || true
   wait "$tracer" 2>/dev/null || true
   stop_pid "$GATEWAY_PID"
+  stop_pid "$URING_PID"
   stop_pid "$NGINX_PID"
-  GATEWAY_PID="" NGINX_PID=""
+  GATEWAY_PID="" NGINX_PID="" URING_PID=""
   echoes="$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["total_echoes"])' "$out.json" 2>/dev/null || true)"
   [[ -n "$echoes" && -s "$out.strace" ]] || { echo "  $proxy $payload B: no strace result (see $out.*)" >&2; return 0; }
   python3 - "$out.strace" "$echoes" "$proxy" "$payload" <<'PY'
@@ -149,9 +192,68 @@ print(f"{proxy} {payload} B: {total:.2f} calls per echo ({shown}; {echoes} echoe
 PY
 }
 
-trap 'stop_all' EXIT
+# CPU seconds (user + system) process $1 has used so far, or nothing once it is gone.
+cpu_seconds() {
+  [[ -n "$1" && -r "/proc/$1/stat" ]] || return 0
+  awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / hz }' "/proc/$1/stat"
+}
+
+# Runs the generator against target $1 (URL, URL_ARGS and PID_ARGS set by target_url):
+# $2 connections of $3-byte messages, writing $4.json and $4.txt, and $4.share: the CPU
+# seconds of generator, backend and proxy over the whole run, the run's wall seconds.
+run_target() {
+  local target="$1" conns="$2" payload="$3" base="$4" port proxy_pid backend_before
+  local proxy_before started timer=()
+  port="${URL#*://127.0.0.1:}"
+  port="${port%%/*}"
+  proxy_pid="${PID_ARGS[1]:-}"
+  [[ "$target" == direct ]] && proxy_pid=""
+  [[ -x /usr/bin/time ]] && timer=(/usr/bin/time -f "%U %S" -o "$base.time")
+  backend_before="$(cpu_seconds "$BACKEND_PID")"
+  proxy_before="$(cpu_seconds "$proxy_pid")"
+  started="$(date +%s.%N)"
+  if [[ "$GENERATOR" == load_test ]]; then
+    "${timer[@]}" python3 "$(dirname "$0")/load_test.py" --load-test "$UWS_DIR/load_test" \
+      --port "$port" --connections "$conns" --payload "$payload" --warmup "$WARMUP" \
+      --duration "$DURATION" --pids "${PID_ARGS[1]:-}" --label "$target" --json "$base.json" \
+      >"$base.txt" 2>&1
+  else
+    "${timer[@]}" "$SOCKWAY" bench "$URL" "${URL_ARGS[@]}" --connections "$conns" \
+      --payload "$payload" --duration "$DURATION" --warmup "$WARMUP" \
+      --threads "$GENERATOR_THREADS" "${PID_ARGS[@]}" --label "$target" \
+      --json "$base.json" >"$base.txt" 2>&1
+  fi
+  local status=$?
+  python3 - "$started" "$(date +%s.%N)" "$base.time" "$backend_before" \
+    "$(cpu_seconds "$BACKEND_PID")" "$proxy_before" "$(cpu_seconds "$proxy_pid")" >"$base.share" <<'PY'
+import sys
+start, end, timing, b0, b1, p0, p1 = sys.argv[1:]
+wall = float(end) - float(start)
+try:
+    generator = sum(float(x) for x in open(timing).read().split()[-2:])
+except (OSError, ValueError):
+    generator = None
+backend = float(b1) - float(b0) if b0 and b1 else None
+proxy = float(p1) - float(p0) if p0 and p1 else None
+parts = [("generator", generator), ("backend", backend), ("proxy", proxy)]
+shown = ", ".join(f"{name} {v:.2f} s ({v / wall / 2:.0%})" for name, v in parts if v is not None)
+print(f"CPU over {wall:.1f} s (share of 2 CPUs): {shown}")
+PY
+  return "$status"
+}
+
+trap 'stop_pid "$URING_PID"; stop_all' EXIT
 raise_fd_limit
 ensure_nginx
+if [[ "$GENERATOR" == load_test ]]; then
+  [[ -x "$UWS_DIR/load_test" ]] || build_uws
+  BACKEND_BIN="${BACKEND_BIN:-$PEERS_BIN/sockway-echo}"
+  if [[ ! -x "$BACKEND_BIN" ]]; then
+    echo "building: the bench peers' sockway-echo (release)" >&2
+    cargo build --release --quiet --manifest-path "$ROOT/benches/peers/Cargo.toml" \
+      --target-dir "$PEERS_TARGET" --bin sockway-echo
+  fi
+fi
 if ((BUILD)); then
   echo "building: sockway (release)" >&2
   (cd "$ROOT" && cargo build --release --quiet -p sockway-cli)
@@ -162,6 +264,8 @@ mkdir -p "$RUNS"
 started=$(date +%s)
 load_start="$(cut -d' ' -f1-3 /proc/loadavg)"
 start_backend
+URING_PID=""
+((URING)) && start_uring_gateway
 start_gateway
 start_nginx
 versions="$(proxy_versions)"
@@ -169,25 +273,25 @@ echo "machine: $(machine_line); load average before: $load_start"
 fronts="plain"
 ((PROXY_TLS)) && fronts="plain :$GATEWAY_PORT / :$NGINX_PORT, TLS :$GATEWAY_TLS_PORT / :$NGINX_TLS_PORT"
 echo "targets: direct 127.0.0.1:$BACKEND_PORT, gateway :$GATEWAY_PORT (pid $GATEWAY_PID), nginx :$NGINX_PORT (worker pid $NGINX_WORKER); fronts: $fronts; $versions"
-echo "plan: $REPS repetition(s), ${WARMUP} s warm-up + ${DURATION} s measured per run; proxy workers: $PROXY_THREADS; generator: sockway bench, $GENERATOR_THREADS threads"
+echo "plan: $REPS repetition(s), ${WARMUP} s warm-up + ${DURATION} s measured per run; proxy workers: $PROXY_THREADS; generator: $GENERATOR_NAME; gateway limits: {${GATEWAY_LIMITS}}"
 for rep in $(seq 1 "$REPS"); do
   for spec in $(selected_cases); do
     IFS=: read -r case conns payload <<<"$spec"
     for target in $TARGETS; do
       target_url "$target"
       base="$RUNS/$case.$target.$rep"
-      if ! "$SOCKWAY" bench "$URL" "${URL_ARGS[@]}" --connections "$conns" \
-        --payload "$payload" --duration "$DURATION" --warmup "$WARMUP" \
-        --threads "$GENERATOR_THREADS" "${PID_ARGS[@]}" --label "$target" \
-        --json "$base.json" >"$base.txt" 2>&1; then
+      if ! run_target "$target" "$conns" "$payload" "$base"; then
         echo "  (run failed; see $base.txt)" >&2
       fi
       printf 'rep %s %-9s %-11s %s\n' "$rep" "$case" "$target" \
-        "$(grep -E 'throughput|server cost' "$base.txt" | sed -E 's/^ +//' | tr '\n' ' ' | cut -c1-140)"
+        "$(grep -E 'throughput|server cost|Msg/sec|msg/s' "$base.txt" | sed -E 's/^ +//' | tr '\n' ' ' | cut -c1-140)"
+      printf '    %s\n' "$(cat "$base.share")"
     done
   done
 done
 load_end="$(cut -d' ' -f1-3 /proc/loadavg)"
+stop_pid "$URING_PID"
+URING_PID=""
 stop_pid "$GATEWAY_PID"
 stop_pid "$NGINX_PID"
 GATEWAY_PID="" NGINX_PID=""
@@ -215,7 +319,7 @@ if ((SYSCALLS)); then
     echo "system calls per message (strace -c -f, 1 worker, 10 connections):"
     for spec in $(selected_cases); do
       IFS=: read -r _ _ payload <<<"$spec"
-      for proxy in gateway nginx; do
+      for proxy in gateway $( ((URING)) && echo gateway-uring) nginx; do
         echo "  $(proxy_syscalls "$proxy" "$payload")"
       done
     done
@@ -228,6 +332,6 @@ stop_all
 python3 "$(dirname "$0")/gateway_report.py" --runs "$RUNS" --out "$OUT/gateway_compare.json" \
   --machine "$(machine_line)" --versions "$versions" --proxy-threads "$PROXY_THREADS" \
   --instructions "$instructions" \
-  --plan "$REPS x (${WARMUP} s warm-up + ${DURATION} s), generator sockway bench with $GENERATOR_THREADS threads" \
+  --plan "$REPS x (${WARMUP} s warm-up + ${DURATION} s), generator $GENERATOR_NAME" \
   --load "before $load_start, after $load_end"
 echo "total time: $(( $(date +%s) - started )) s"

@@ -20,6 +20,7 @@
 # limit of 20,000 that is --sessions 9900 at most (the script says so if the limit is too low).
 #
 # Usage: benches/gateway_idle_memory.sh [--sessions N] [--rounds R] [--tls] [--no-build]
+# GATEWAY_LIMITS (JSON members, e.g. `"relayIoUring": true`) is added to the gateway's limits.
 # Writes target/bench/gateway_idle_memory.json and prints a table. Loopback only; every run
 # ends by itself (the generator holds the sessions until the RSS is stable, at most 20 s).
 set -euo pipefail
@@ -36,7 +37,7 @@ while (($#)); do
     --rounds) ROUNDS="$2"; shift ;;
     --tls) TARGETS+=" gateway-tls nginx-tls" ;;
     --no-build) BUILD=0 ;;
-    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
     *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -46,7 +47,7 @@ WORK="$OUT/gateway_idle"
 PROXY_THREADS=1
 PROXY_TLS=0
 [[ "$TARGETS" == *tls* ]] && PROXY_TLS=1
-GATEWAY_LIMITS="\"maxConnections\": $((SESSIONS + 100)), \"maxConnectionsPerClient\": $((SESSIONS + 100))"
+GATEWAY_LIMITS="\"maxConnections\": $((SESSIONS + 100)), \"maxConnectionsPerClient\": $((SESSIONS + 100))${GATEWAY_LIMITS:+, $GATEWAY_LIMITS}"
 # nginx starts closing connections it may reuse (fresh ones waiting for their request) once
 # fewer than 1/16 of worker_connections are free, so it gets a sixteenth more than it holds.
 NGINX_CONNECTIONS=$(((2 * SESSIONS + 100) * 17 / 16))

@@ -12,6 +12,10 @@
 #   GATEWAY_LIMITS  extra members of the gateway's `limits` object, as JSON text without
 #                   braces (e.g. `"maxConnections": 20000`; default none)
 #   NGINX_CONNECTIONS nginx's worker_connections (default 4096)
+#   BACKEND_BIN     another echo backend, started as `BACKEND_BIN 0 2` (port 0, 2 threads),
+#                   for generators that ask for `/` rather than `/ws` (uWebSockets'
+#                   load_test): the bench peers' `sockway-echo` answers an upgrade on any
+#                   path. Its `GET /` answers 404, which the gateway's probe then accepts.
 
 # lib.sh gives SOCKWAY (the build in CARGO_TARGET_DIR when set), free_port, stop_pid,
 # wait_for_line, tls_dir and machine_line.
@@ -19,6 +23,7 @@ PROXY_THREADS="${PROXY_THREADS:-1}"
 PROXY_TLS="${PROXY_TLS:-0}"
 GATEWAY_LIMITS="${GATEWAY_LIMITS:-}"
 NGINX_CONNECTIONS="${NGINX_CONNECTIONS:-4096}"
+BACKEND_BIN="${BACKEND_BIN:-}"
 BACKEND_PID=""
 GATEWAY_PID=""
 NGINX_PID=""
@@ -54,6 +59,13 @@ stop_all() {
 start_backend() {
   local log="$WORK/backend.log"
   : >"$log"
+  if [[ -n "$BACKEND_BIN" ]]; then
+    "$BACKEND_BIN" 0 2 >"$log" 2>&1 &
+    BACKEND_PID=$!
+    wait_for_line "$log" "listening on" "$BACKEND_PID"
+    BACKEND_PORT="$(grep -m1 "listening on" "$log" | sed -E 's/.*listening on [^ ]*:([0-9]+).*/\1/')"
+    return
+  fi
   RUST_LOG=warn,sockway::echo=info "$SOCKWAY" echo --listen 127.0.0.1:0 >"$log" 2>&1 &
   BACKEND_PID=$!
   wait_for_line "$log" "echo server listening" "$BACKEND_PID"
@@ -65,6 +77,8 @@ start_backend() {
 # 3600 s, relayBufferBytes 16384, an HTTP probe every 10 s, plus GATEWAY_LIMITS.
 write_gateway_config() {
   local config="$1" tls listeners rules
+  local match=""
+  [[ -n "$BACKEND_BIN" ]] && match=', "match": {"statusCodes": ["200-499"]}'
   listeners="{\"name\": \"web\", \"protocol\": \"Http\", \"port\": $GATEWAY_PORT, \"bindAddress\": \"127.0.0.1\"}"
   rules="{\"name\": \"all\", \"ruleType\": \"Basic\", \"httpListener\": \"web\", \"backendAddressPool\": \"echo\", \"backendHttpSettings\": \"plain\"}"
   if ((PROXY_TLS)); then
@@ -78,7 +92,7 @@ write_gateway_config() {
   "backendAddressPools": [{"name": "echo", "backendAddresses": [{"ipAddress": "127.0.0.1", "port": $BACKEND_PORT}]}],
   "backendHttpSettingsCollection": [{"name": "plain", "port": $BACKEND_PORT, "protocol": "Http",
     "requestTimeout": 3600, "probe": "page"}],
-  "probes": [{"name": "page", "path": "/", "interval": 10, "timeout": 5}],
+  "probes": [{"name": "page", "path": "/", "interval": 10, "timeout": 5$match}],
   "requestRoutingRules": [$rules],
   "limits": {"relayBufferBytes": 16384${GATEWAY_LIMITS:+, $GATEWAY_LIMITS}}
 }
@@ -188,6 +202,7 @@ target_url() {
   case "$1" in
     direct) URL="ws://127.0.0.1:$BACKEND_PORT/ws"; PID_ARGS=(--server-pid "$BACKEND_PID") ;;
     gateway) URL="ws://127.0.0.1:$GATEWAY_PORT/ws"; PID_ARGS=(--server-pid "$GATEWAY_PID") ;;
+    gateway-uring) URL="ws://127.0.0.1:$URING_PORT/ws"; PID_ARGS=(--server-pid "$URING_PID") ;;
     gateway-tls)
       URL="wss://127.0.0.1:$GATEWAY_TLS_PORT/ws"
       URL_ARGS=(--insecure)

@@ -15,9 +15,14 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from report import CASE_TITLES, fmt, load_runs, order, ratio, summarise  # noqa: E402
 
-TARGETS = ["direct", "gateway", "nginx", "gateway-tls", "nginx-tls"]
-# Front name -> (gateway target, nginx target).
-FRONTS = {"plain": ("gateway", "nginx"), "tls": ("gateway-tls", "nginx-tls")}
+TARGETS = ["direct", "gateway", "gateway-uring", "nginx", "gateway-tls", "nginx-tls"]
+# Front name -> (gateway target, nginx target); "uring": the gateway relaying on io_uring
+# (gateway_compare.sh --uring), on the plain front.
+FRONTS = {
+    "plain": ("gateway", "nginx"),
+    "uring": ("gateway-uring", "nginx"),
+    "tls": ("gateway-tls", "nginx-tls"),
+}
 CASES = ["c100x20b", "c10x1k", "c200x16k"]
 
 

@@ -19,6 +19,7 @@
 # Usage: benches/gateway_upgrade_load.sh [--upgrades K] [--interval S] [--sessions N]
 #                                        [--rate MSGS] [--payload BYTES] [--no-build]
 # Defaults: 3 upgrades 8 s apart, 100 sessions, 5,000 messages/s in all, 1 KiB payloads.
+# GATEWAY_LIMITS (JSON members, e.g. `"relayIoUring": true`) is added to the gateway's limits.
 # Prints the counts and writes target/bench/gateway_upgrade_load.json. Loopback only; every
 # process ends by itself or is stopped at the end.
 set -euo pipefail
@@ -39,7 +40,7 @@ while (($#)); do
     --rate) RATE="$2"; shift ;;
     --payload) PAYLOAD="$2"; shift ;;
     --no-build) BUILD=0 ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
     *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -49,7 +50,7 @@ WORK="$OUT/gateway_upgrade"
 PROXY_THREADS=1
 PROXY_TLS=0
 DURATION=$(((UPGRADES + 1) * INTERVAL))
-GATEWAY_LIMITS="\"shutdownTimeout\": $((DURATION + 60)), \"closeGrace\": 2"
+GATEWAY_LIMITS="\"shutdownTimeout\": $((DURATION + 60)), \"closeGrace\": 2${GATEWAY_LIMITS:+, $GATEWAY_LIMITS}"
 # shellcheck source=benches/gateway_lib.sh
 source "$(dirname "$0")/gateway_lib.sh"
 

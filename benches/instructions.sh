@@ -12,6 +12,11 @@
 # --payload B and --connections C change the message size and the connection count. uws
 # (uWebSockets) runs its -march=x86-64-v3 build, as valgrind cannot run AVX-512.
 #
+# A/B of a change: server sockway-baseline is sockway-echo from BASELINE_BIN (lib.sh); for
+# any other server, PEERS_TARGET=DIR runs the build in DIR/release (e.g. a copy of
+# sockway-loop-echo built before the change), one run per build. The callgrind files stay
+# in target/bench/callgrind-PAYLOAD/SERVER.N.callgrind for callgrind_annotate.
+#
 # Usage: benches/instructions.sh [--servers "sockway node ..."] [--small N] [--large N]
 #                                [--payload B] [--connections C]
 # Writes target/bench/instructions.json (instructions-PAYLOAD.json when --payload is given)
@@ -34,7 +39,7 @@ while (($#)); do
     --payload) PAYLOAD="$2"; RESULT="$OUT/instructions-$2.json"; shift ;;
     --connections) CONNECTIONS="$2"; shift ;;
     --build) build_all ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
     *) echo "unknown option: $1" >&2; exit 2 ;;
   esac
   shift

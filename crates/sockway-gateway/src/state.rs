@@ -37,6 +37,8 @@ pub struct RuntimeLimits {
     pub max_request_body_bytes: u64,
     /// Relay buffer per direction.
     pub relay_buffer_bytes: usize,
+    /// Relay plain TCP sessions on io_uring.
+    pub relay_io_uring: bool,
     /// Probe body bytes read.
     pub probe_max_body_bytes: usize,
     /// Grace to finish closing.
@@ -132,6 +134,7 @@ impl Runtime {
             header_read_timeout: l.header_read_timeout.duration(),
             max_request_body_bytes: l.max_request_body_bytes,
             relay_buffer_bytes: l.relay_buffer_bytes,
+            relay_io_uring: l.relay_io_uring,
             probe_max_body_bytes: l.probe_max_body_bytes,
             close_grace: l.close_grace.duration(),
             shutdown_timeout: l.shutdown_timeout.duration(),

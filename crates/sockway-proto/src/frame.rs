@@ -125,6 +125,7 @@ impl FrameHeader {
 
     /// Encodes the header into `dst` using the minimal length encoding (section 5.2: "the
     /// minimal number of bytes MUST be used"), returning the number of bytes written.
+    #[inline]
     pub fn encode(&self, dst: &mut [u8; MAX_HEADER_LEN]) -> usize {
         dst[0] = (u8::from(self.fin) << 7) | ((self.rsv & 0b111) << 4) | self.opcode.bits();
         let mask_bit = if self.mask.is_some() { 0x80 } else { 0 };

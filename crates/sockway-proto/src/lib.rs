@@ -30,7 +30,7 @@ pub use config::Config;
 pub use connection::{Connection, ConnectionState, Event, PreparedFrame};
 pub use error::{ProtocolError, SendError};
 pub use frame::{FrameHeader, OpCode};
-pub use message::{Message, MessageKind};
+pub use message::{Message, MessageKind, MessageView};
 
 /// Which end of the connection this is: it decides masking (RFC 6455 section 5.1) and who
 /// closes the TCP connection first (section 7.1.1).

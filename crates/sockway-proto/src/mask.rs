@@ -89,8 +89,15 @@ fn mask_words(buf: &mut [u8], key: [u8; 4]) {
         word.copy_from_slice(chunk);
         chunk.copy_from_slice(&(u64::from_ne_bytes(word) ^ pattern).to_ne_bytes());
     }
-    // Every chunk above was a multiple of four bytes long, so the rest starts at key[0].
-    for (i, byte) in chunks.into_remainder().iter_mut().enumerate() {
+    // Every chunk above was a multiple of four bytes long, so the rest starts at key[0]:
+    // four bytes of it at once when there are four (a 20-byte payload then needs no byte
+    // loop at all), then the last zero to three.
+    let rest = chunks.into_remainder();
+    let (four, tail) = rest.split_at_mut(rest.len() & 4);
+    if let Ok(four) = <&mut [u8; 4]>::try_from(four) {
+        *four = (u32::from_ne_bytes(*four) ^ u32::from_ne_bytes(key)).to_ne_bytes();
+    }
+    for (i, byte) in tail.iter_mut().enumerate() {
         *byte ^= key[i & 3];
     }
 }

@@ -83,6 +83,43 @@ impl From<&'static str> for TextBytes {
     }
 }
 
+/// A whole data message lent where it was read ([`crate::Connection::read_message_in_place`]):
+/// a view into the driver's receive buffer, as uWebSockets hands its message handler a
+/// `string_view`. Text is validated UTF-8 (RFC 6455 section 8.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageView<'a> {
+    /// A text message.
+    Text(&'a str),
+    /// A binary message.
+    Binary(&'a [u8]),
+}
+
+impl MessageView<'_> {
+    /// Which kind this is.
+    pub fn kind(&self) -> MessageKind {
+        match self {
+            Self::Text(_) => MessageKind::Text,
+            Self::Binary(_) => MessageKind::Binary,
+        }
+    }
+
+    /// The payload bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            Self::Text(text) => text.as_bytes(),
+            Self::Binary(bytes) => bytes,
+        }
+    }
+
+    /// The message to keep: its bytes copied.
+    pub fn to_message(&self) -> Message {
+        match self {
+            Self::Text(text) => Message::text(String::from(*text)),
+            Self::Binary(bytes) => Message::binary(Bytes::copy_from_slice(bytes)),
+        }
+    }
+}
+
 /// A whole data message.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Message {
@@ -105,10 +142,7 @@ impl Message {
 
     /// Which kind this is.
     pub fn kind(&self) -> MessageKind {
-        match self {
-            Self::Text(_) => MessageKind::Text,
-            Self::Binary(_) => MessageKind::Binary,
-        }
+        self.view().kind()
     }
 
     /// The payload bytes.
@@ -116,6 +150,14 @@ impl Message {
         match self {
             Self::Text(t) => t.as_bytes(),
             Self::Binary(b) => b,
+        }
+    }
+
+    /// The message as a view of its bytes.
+    pub fn view(&self) -> MessageView<'_> {
+        match self {
+            Self::Text(t) => MessageView::Text(t.as_str()),
+            Self::Binary(b) => MessageView::Binary(b),
         }
     }
 

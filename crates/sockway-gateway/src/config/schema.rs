@@ -422,6 +422,12 @@ pub struct Limits {
     /// Buffer per direction of a relayed WebSocket session; default 16 KiB.
     #[serde(default = "defaults::relay_buffer_bytes")]
     pub relay_buffer_bytes: usize,
+    /// Relay upgraded plain-TCP WebSocket sessions on io_uring (Linux 6.1 or later): one
+    /// ring per worker thread submits every read and write of a loop turn in one system
+    /// call. Off by default (see docs/benchmarks.md, "Gateway relay: io_uring"); where the
+    /// kernel refuses io_uring the relay falls back to epoll and logs a warning.
+    #[serde(default)]
+    pub relay_io_uring: bool,
     /// Bytes of a probe answer's body that are read and matched; default 64 KiB.
     #[serde(default = "defaults::probe_max_body_bytes")]
     pub probe_max_body_bytes: usize,
@@ -475,6 +481,7 @@ impl Default for Limits {
             header_read_timeout: defaults::header_read_timeout(),
             max_request_body_bytes: defaults::max_request_body_bytes(),
             relay_buffer_bytes: defaults::relay_buffer_bytes(),
+            relay_io_uring: false,
             probe_max_body_bytes: defaults::probe_max_body_bytes(),
             close_grace: defaults::close_grace(),
             shutdown_timeout: defaults::shutdown_timeout(),

@@ -85,6 +85,14 @@ impl Heartbeat {
         self.sent[side].store(millis(now) + 1, Ordering::Relaxed);
     }
 
+    /// A ping noted as sent to `side` was not written after all (the io_uring relay
+    /// cancelled it when handing the session back): it is wanted again.
+    #[cfg(target_os = "linux")]
+    pub fn ping_lost(&self, side: usize) {
+        self.sent[side].store(0, Ordering::Relaxed);
+        self.wanted[side].store(true, Ordering::Relaxed);
+    }
+
     /// The controller's next step at `now` (see [`Beat`]).
     pub fn next(&self, now: Duration) -> Beat {
         let now = millis(now) + 1;

@@ -35,7 +35,6 @@
 //! Between two plain TCP sockets on Linux, large payloads skip that buffer: they are spliced
 //! socket → pipe → socket (`relay_splice.rs`).
 
-use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -44,7 +43,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::task::AtomicWaker;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -59,6 +58,11 @@ use splice_step::{splicer_for, Splicer};
 
 #[path = "relay_splice.rs"]
 mod splice_step;
+#[cfg(target_os = "linux")]
+#[path = "relay_uring.rs"]
+mod uring;
+#[path = "relay_write.rs"]
+mod write;
 
 /// Relay settings.
 #[derive(Debug, Clone, Copy)]
@@ -72,6 +76,9 @@ pub struct RelayConfig {
     pub close_grace: Duration,
     /// Ping quiet sides before the idle limit ([`super::heartbeat`]).
     pub keep_alive: bool,
+    /// Relay plain TCP sessions on the worker threads' io_uring loops (Linux;
+    /// `relay_uring.rs`) instead of tokio's epoll-driven sockets.
+    pub io_uring: bool,
 }
 
 /// How a relay went.
@@ -204,10 +211,7 @@ pub async fn relay<T: Totals>(
         counters: counters.clone(),
         totals,
     };
-    let mut tasks = Directions([
-        tokio::spawn(up.run(client.prefix, client.read, backend.write)),
-        tokio::spawn(down.run(backend.prefix, backend.read, client.write)),
-    ]);
+    let mut tasks = Directions(spawn_directions(client, backend, up, down));
     let controller = async {
         let mut orders_open = true;
         loop {
@@ -301,6 +305,43 @@ pub async fn relay<T: Totals>(
     }
 }
 
+/// Starts the two directions' tasks: on an io_uring loop when the setting asks for it and
+/// both ends are plain TCP (Linux; each task then waits until the loop hands its direction
+/// back, see `relay_uring.rs`), else on tokio's sockets.
+fn spawn_directions<T: Totals>(
+    client: Side,
+    backend: Side,
+    up: Pump<T>,
+    down: Pump<T>,
+) -> [JoinHandle<()>; 2] {
+    #[cfg(target_os = "linux")]
+    let (client, backend) = match up.shared.config.io_uring {
+        false => (client, backend),
+        true => match uring::offer(client, backend, [up.erased(), down.erased()]) {
+            Ok([up_back, down_back]) => {
+                return [
+                    tokio::spawn(up.resume(up_back)),
+                    tokio::spawn(down.resume(down_back)),
+                ]
+            }
+            Err(sides) => *sides,
+        },
+    };
+    [
+        tokio::spawn(up.run(client.prefix, None, client.read, backend.write)),
+        tokio::spawn(down.run(backend.prefix, None, backend.read, client.write)),
+    ]
+}
+
+/// Where a direction stands when a task takes it over from an io_uring loop: its frame
+/// tracker and pong filter, and bytes read (heard and filtered) that the destination has
+/// not taken yet.
+struct Carry {
+    tracker: FrameTracker,
+    filter: Option<PongFilter>,
+    pending: Vec<u8>,
+}
+
 /// Why waiting on a read or write was cut short.
 enum Interrupt {
     /// A close order was given.
@@ -336,7 +377,7 @@ enum Written {
 }
 
 /// One direction of a relay.
-struct Pump<T> {
+struct Pump<T: ?Sized> {
     /// [`UP`] or [`DOWN`].
     way: usize,
     shared: Arc<Shared>,
@@ -345,16 +386,43 @@ struct Pump<T> {
 }
 
 impl<T: Totals> Pump<T> {
-    /// Relays `prefix`, then what `src` sends, to `dst`; then closes `dst`'s way. With
-    /// keep-alive, the source's bytes go through its [`PongFilter`] and a ping wanted towards
-    /// the destination is written at its next frame boundary.
-    async fn run(self, prefix: Bytes, mut src: ReadSide, mut dst: WriteSide) {
+    /// The same direction, with its totals behind a trait object (for an io_uring loop).
+    #[cfg(target_os = "linux")]
+    fn erased(&self) -> Pump<dyn Totals> {
+        Pump {
+            way: self.way,
+            shared: self.shared.clone(),
+            counters: self.counters.clone(),
+            totals: self.totals.clone(),
+        }
+    }
+}
+
+impl<T: Totals + ?Sized> Pump<T> {
+    /// Relays what `carry` holds (from an io_uring loop), then `prefix`, then what `src`
+    /// sends, to `dst`; then closes `dst`'s way. With keep-alive, the source's bytes go
+    /// through its [`PongFilter`] and a ping wanted towards the destination is written at
+    /// its next frame boundary.
+    async fn run(self, prefix: Bytes, carry: Option<Carry>, mut src: ReadSide, mut dst: WriteSide) {
         let config = self.shared.config;
-        let mut tracker = FrameTracker::new();
-        let mut filter =
-            (self.shared.heartbeat.as_ref()).map(|h| PongFilter::new(h.payload[self.way]));
+        let Carry {
+            mut tracker,
+            mut filter,
+            pending,
+        } = carry.unwrap_or_else(|| Carry {
+            tracker: FrameTracker::new(),
+            filter: (self.shared.heartbeat.as_ref()).map(|h| PongFilter::new(h.payload[self.way])),
+            pending: Vec::new(),
+        });
         let mut splicer = splicer_for(&src, &dst);
         let order = 'copy: {
+            if !pending.is_empty() {
+                match self.write_out(&mut dst, &pending, &mut tracker).await {
+                    Written::All => {}
+                    Written::Stopped(order) => break 'copy Some(order),
+                    Written::Failed => return,
+                }
+            }
             if !prefix.is_empty() {
                 match self
                     .relay_chunk(&mut dst, &prefix, &mut tracker, &mut filter)
@@ -504,7 +572,11 @@ impl<T: Totals> Pump<T> {
     /// and, with keep-alive, its [`Heartbeat`]) and takes the pongs to the gateway's pings
     /// out of `bytes`.
     fn heard(&self, bytes: &[u8], filter: &mut Option<PongFilter>) -> Scanned {
-        let now = self.shared.start.elapsed();
+        self.heard_at(self.shared.start.elapsed(), bytes, filter)
+    }
+
+    /// [`heard`](Self::heard) with the clock already read (`now`, since the relay's start).
+    fn heard_at(&self, now: Duration, bytes: &[u8], filter: &mut Option<PongFilter>) -> Scanned {
         self.shared.touch(now);
         match (self.shared.heartbeat.as_ref(), filter.as_mut()) {
             (Some(heartbeat), Some(filter)) => {
@@ -528,50 +600,6 @@ impl<T: Totals> Pump<T> {
             Scanned::Pass => self.write_out(dst, bytes, tracker).await,
             Scanned::Edited(kept) => self.write_out(dst, &kept, tracker).await,
         }
-    }
-
-    /// Writes the keep-alive ping towards the destination (called at a frame boundary).
-    async fn ping(&self, dst: &mut WriteSide) -> Written {
-        let Some(heartbeat) = self.shared.heartbeat.as_ref() else {
-            return Written::All;
-        };
-        let side = 1 - self.way;
-        let frame = heartbeat.ping_frame(side);
-        // Noted before writing: an answer may come back before the write returns.
-        heartbeat.ping_sent(side, self.shared.start.elapsed());
-        match self.unless_stopped(dst.write_all(&frame)).await {
-            Ok(Ok(())) => Written::All,
-            Ok(Err(_)) => Written::Failed,
-            Err(order) => Written::Stopped(order),
-        }
-    }
-
-    /// Writes all of `bytes` to `dst`, tracking frames and counting bytes as they go.
-    async fn write_out(
-        &self,
-        dst: &mut WriteSide,
-        bytes: &[u8],
-        tracker: &mut FrameTracker,
-    ) -> Written {
-        let mut pos = 0;
-        while pos < bytes.len() {
-            let written = match self.unless_stopped(dst.write(&bytes[pos..])).await {
-                Ok(written) => written,
-                Err(order) => return Written::Stopped(order),
-            };
-            match written {
-                Ok(0) | Err(_) => return Written::Failed,
-                Ok(w) => {
-                    self.wrote(tracker, &bytes[pos..pos + w]);
-                    pos += w;
-                    if pos < bytes.len() {
-                        // A partial write: the destination is slow, but bytes still move.
-                        self.shared.touch(self.shared.start.elapsed());
-                    }
-                }
-            }
-        }
-        Written::All
     }
 
     /// Notes bytes written to the destination: follows their frames (and a close code
@@ -602,31 +630,6 @@ impl<T: Totals> Pump<T> {
         self.shared.touch(self.shared.start.elapsed());
     }
 
-    /// Runs `io` unless a close order is (or gets) given: then `Err` with it. The order is
-    /// checked at every poll; while `io` is pending this direction's waker is left with the
-    /// relay, which wakes it when it gives the order.
-    async fn unless_stopped<O>(&self, io: impl Future<Output = O>) -> Result<O, CloseOrder> {
-        let mut io = std::pin::pin!(io);
-        let shared = &*self.shared;
-        std::future::poll_fn(|cx| {
-            if let Some(order) = shared.stop.get() {
-                return Poll::Ready(Err(order.clone()));
-            }
-            match io.as_mut().poll(cx) {
-                Poll::Ready(out) => Poll::Ready(Ok(out)),
-                Poll::Pending => {
-                    shared.wakers[self.way].register(cx.waker());
-                    // The order may have been given before the waker was left.
-                    match shared.stop.get() {
-                        Some(order) => Poll::Ready(Err(order.clone())),
-                        None => Poll::Pending,
-                    }
-                }
-            }
-        })
-        .await
-    }
-
     /// What should cut the copy loop short now: a close order, or (when `ping_ok`: the
     /// destination is at a frame boundary) a keep-alive ping wanted towards the destination;
     /// the relay wakes this direction when it gives either.
@@ -641,32 +644,6 @@ impl<T: Totals> Pump<T> {
                 .as_ref()
                 .is_some_and(|h| h.ping_wanted(1 - self.way));
         ping.then_some(Interrupt::Ping)
-    }
-
-    /// Writes a close frame for `order` (if at a frame boundary, nothing of a frame is left
-    /// in a pipe (`clean`) and no close went this way yet) and shuts the destination's write
-    /// side.
-    async fn finish(
-        &self,
-        dst: &mut WriteSide,
-        tracker: &FrameTracker,
-        clean: bool,
-        order: Option<CloseOrder>,
-    ) {
-        let mask = self.way == UP;
-        let _ = tokio::time::timeout(self.shared.config.close_grace, async {
-            if let Some(order) = order {
-                if clean && tracker.at_boundary() && !tracker.close_seen() {
-                    let frame = close_frame(order.code, order.reason, mask);
-                    if dst.write_all(&frame).await.is_err() {
-                        return;
-                    }
-                }
-            }
-            let _ = dst.flush().await;
-            let _ = dst.shutdown().await;
-        })
-        .await;
     }
 }
 

@@ -80,7 +80,7 @@ pub(super) fn splicer_for(src: &ReadSide, dst: &WriteSide) -> Option<Splicer> {
 const CHUNK: u64 = 65_536;
 
 #[cfg(target_os = "linux")]
-impl<T: Totals> Pump<T> {
+impl<T: Totals + ?Sized> Pump<T> {
     /// One splice step of the copy loop (see the module documentation): writes out what the
     /// pipe holds, or moves the next large payload into it, or says to read normally.
     pub(super) fn poll_splice(

@@ -8,14 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use sockway_proto::frame::encode_frame;
-use sockway_proto::OpCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::super::tests::{pair, NoTotals};
+use super::super::tests::{frame, pair, payload, stalled_destination, NoTotals};
 use super::super::{relay, Counters, RelayConfig, RelayOutcome, Side};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -36,6 +34,7 @@ async fn session(
         buffer: 16384,
         close_grace: Duration::from_secs(1),
         keep_alive,
+        io_uring: false,
     };
     let (orders, receiver) = watch::channel(None);
     let counters = Arc::new(Counters::default());
@@ -55,18 +54,6 @@ async fn session(
         }
     });
     (client, backend, counters, relay)
-}
-
-/// A frame: `opcode`'s byte as given (FIN and opcode bits), masked when `mask` is set.
-fn frame(first: u8, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
-    let mut bytes = encode_frame(OpCode::Binary, payload, mask);
-    bytes[0] = first;
-    bytes
-}
-
-/// `len` bytes in which a reordering or a lost chunk shows.
-fn payload(len: usize, seed: usize) -> Vec<u8> {
-    (0..len).map(|i| (i * 31 + i / 251 + seed) as u8).collect()
 }
 
 /// What a side sends: large frames of every size class (16 KiB to 1 MiB), small ones between
@@ -191,42 +178,12 @@ async fn a_source_ending_mid_payload_gets_its_half_frame_and_no_close_frame() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_destination_that_stops_reading_holds_the_relay_back() {
-    let (mut client, mut backend, counters, relay) = session(true).await;
+    let (mut client, backend, counters, relay) = session(true).await;
     // 48 MiB in 1 MiB frames, made as they go: more than the loopback sockets' buffers on
-    // the way can hold.
-    const FRAMES: usize = 48;
+    // the way can hold; the relay takes only what they and one pipe hold.
     let one = |i: usize| frame(0x82, &payload(1 << 20, i), None);
-    let total = (0..FRAMES).map(|i| one(i).len() as u64).sum::<u64>();
-    let writer = tokio::spawn(async move {
-        for i in 0..FRAMES {
-            backend.write_all(&one(i)).await.unwrap();
-        }
-        backend
-    });
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    // Nothing read: the relay took only what the sockets and one pipe hold, so the backend
-    // cannot have written everything.
-    assert!(
-        !writer.is_finished(),
-        "the relay took 48 MiB the client never read"
-    );
-    assert!(counters.down.load(Ordering::Relaxed) < total);
-    let read_all = async {
-        for i in 0..FRAMES {
-            let want = one(i);
-            let mut got = vec![0u8; want.len()];
-            client.read_exact(&mut got).await.unwrap();
-            assert!(got == want, "frame {i} arrived changed or out of order");
-        }
-    };
-    tokio::time::timeout(WAIT, read_all)
-        .await
-        .expect("the relayed bytes within 30 s");
+    let (total, backend) = stalled_destination(&mut client, backend, &counters, 48, one).await;
     assert!(counters.spliced.load(Ordering::Relaxed) > total / 2);
-    let backend = tokio::time::timeout(WAIT, writer)
-        .await
-        .expect("written")
-        .unwrap();
     drop((client, backend));
     let outcome = tokio::time::timeout(WAIT, relay)
         .await

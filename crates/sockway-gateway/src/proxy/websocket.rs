@@ -253,6 +253,7 @@ pub(crate) async fn forward(
         buffer: runtime.limits.relay_buffer_bytes,
         close_grace: runtime.limits.close_grace,
         keep_alive: upstream.settings.websocket_keep_alive,
+        io_uring: runtime.limits.relay_io_uring,
     };
     let grace = runtime.limits.close_grace;
     drop(runtime);

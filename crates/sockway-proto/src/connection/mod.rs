@@ -356,6 +356,7 @@ impl Connection {
     }
 
     /// Marks the first `n` output bytes as sent (they may span runs).
+    #[inline]
     pub fn advance_output(&mut self, n: usize) {
         self.writer.advance(n);
     }
@@ -378,5 +379,7 @@ impl Connection {
 
 #[cfg(test)]
 mod deflate_tests;
+#[cfg(test)]
+mod in_place_tests;
 #[cfg(test)]
 mod tests;

@@ -9,7 +9,7 @@ use crate::deflate::{Decompressor, InflateError};
 use crate::error::ProtocolError;
 use crate::frame::{FrameHeader, OpCode, MAX_CONTROL_PAYLOAD, RSV1};
 use crate::mask::apply_mask;
-use crate::message::{Message, MessageKind, TextBytes};
+use crate::message::{Message, MessageKind, MessageView, TextBytes};
 use crate::utf8::Utf8Validator;
 use crate::Role;
 
@@ -253,41 +253,120 @@ fn whole_small_message(
     conn: &Connection,
     input: &mut BytesMut,
 ) -> Option<Result<Event, ProtocolError>> {
-    let [b0, b1, ..] = input[..] else {
-        return None;
-    };
-    let kind = match b0 {
-        0x81 => MessageKind::Text,
-        0x82 => MessageKind::Binary,
-        _ => return None,
-    };
-    if conn.role != Role::Server || b1 & 0x80 == 0 {
-        return None;
-    }
-    let (len, header_len) = match b1 & 0x7F {
-        127 => return None,
-        126 => match input.get(2..4) {
-            Some(&[high, low]) => (usize::from(u16::from_be_bytes([high, low])), 8),
-            _ => return None,
-        },
-        short => (usize::from(short), 6),
-    };
-    let limit = conn.config.max_frame_size.min(conn.config.max_message_size);
-    if len > limit || input.len() < header_len + len {
-        return None;
-    }
-    let at = header_len - 4;
-    let key = [input[at], input[at + 1], input[at + 2], input[at + 3]];
-    input.advance(header_len);
-    apply_mask(&mut input[..len], key, 0);
-    if kind == MessageKind::Text && simdutf8::basic::from_utf8(&input[..len]).is_err() {
+    let frame = WholeFrame::at_front(conn, input, usize::MAX)?;
+    let payload = frame.unmask(input);
+    if frame.kind == MessageKind::Text && simdutf8::basic::from_utf8(payload).is_err() {
         return Some(Err(ProtocolError::InvalidUtf8));
     }
-    let data = take_front(input, len);
-    Some(Ok(Event::Message(match kind {
+    input.advance(frame.header_len);
+    let data = take_front(input, frame.len);
+    Some(Ok(Event::Message(match frame.kind {
         MessageKind::Text => Message::Text(TextBytes::from_validated(data)),
         MessageKind::Binary => Message::Binary(data),
     })))
+}
+
+/// A whole small message's frame at the front of the input (see [`whole_small_message`]).
+struct WholeFrame {
+    kind: MessageKind,
+    header_len: usize,
+    /// The payload's length.
+    len: usize,
+}
+
+impl WholeFrame {
+    /// The frame at the front of `input` if it is a whole final, masked text or binary frame
+    /// with a 7- or 16-bit length, no reserved bit, a payload of at most `max_len` bytes and
+    /// within both size limits, and the connection a server's with no frame or message in
+    /// progress; `None` otherwise.
+    #[inline]
+    fn at_front(conn: &Connection, input: &[u8], max_len: usize) -> Option<Self> {
+        let [b0, b1, ..] = input[..] else {
+            return None;
+        };
+        let kind = match b0 {
+            0x81 => MessageKind::Text,
+            0x82 => MessageKind::Binary,
+            _ => return None,
+        };
+        if conn.role != Role::Server || b1 & 0x80 == 0 {
+            return None;
+        }
+        let (len, header_len) = match b1 & 0x7F {
+            127 => return None,
+            126 => match input.get(2..4) {
+                Some(&[high, low]) => (usize::from(u16::from_be_bytes([high, low])), 8),
+                _ => return None,
+            },
+            short => (usize::from(short), 6),
+        };
+        let limit = conn
+            .config
+            .max_frame_size
+            .min(conn.config.max_message_size)
+            .min(max_len);
+        if len > limit || input.len() < header_len + len {
+            return None;
+        }
+        Some(Self {
+            kind,
+            header_len,
+            len,
+        })
+    }
+
+    /// Unmasks the payload in place (section 5.3); the payload. Text is still to be
+    /// validated as UTF-8 (section 8.1).
+    #[inline]
+    fn unmask<'a>(&self, input: &'a mut [u8]) -> &'a [u8] {
+        let at = self.header_len - 4;
+        let key = [input[at], input[at + 1], input[at + 2], input[at + 3]];
+        let payload = &mut input[self.header_len..self.header_len + self.len];
+        apply_mask(payload, key, 0);
+        payload
+    }
+}
+
+impl Connection {
+    /// Reads a whole small message where it lies, for a driver that lends messages to its
+    /// application instead of handing them over (uWebSockets gives its message handler a
+    /// view into its receive buffer): when `input` starts with a whole message in one
+    /// final, masked text or binary frame of at most `max_len` payload bytes (7- or 16-bit
+    /// length, no reserved bit, within both size limits) and no frame or message is in
+    /// progress, the payload is unmasked in place, text validated as UTF-8 (RFC 6455
+    /// section 8.1), and the message returned as a view into `input` with the number of
+    /// bytes its frame took. `None` for anything else, and for a client or a closed
+    /// connection: the driver then reads on with [`Connection::read_event`], after dropping
+    /// the bytes it consumed here. Invalid UTF-8 fails the connection (1007, queued) and
+    /// returns the error, as [`Connection::read_event`] would; the driver drops its input.
+    #[inline]
+    pub fn read_message_in_place<'a>(
+        &mut self,
+        input: &'a mut [u8],
+        max_len: usize,
+    ) -> Option<Result<(MessageView<'a>, usize), ProtocolError>> {
+        if self.state == ConnectionState::Closed
+            || self.reader.frame.is_some()
+            || self.reader.message.is_some()
+        {
+            return None;
+        }
+        let frame = WholeFrame::at_front(self, input, max_len)?;
+        let end = frame.header_len + frame.len;
+        let payload = frame.unmask(input);
+        let view = match frame.kind {
+            MessageKind::Binary => MessageView::Binary(payload),
+            MessageKind::Text => match simdutf8::basic::from_utf8(payload) {
+                Ok(text) => MessageView::Text(text),
+                Err(_) => {
+                    let error = ProtocolError::InvalidUtf8;
+                    self.fail(error.clone());
+                    return Some(Err(error));
+                }
+            },
+        };
+        Some(Ok((view, end)))
+    }
 }
 
 /// The first `n` bytes of `input`, as `Bytes`. When they are all of it (the usual case: one

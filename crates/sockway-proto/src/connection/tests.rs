@@ -8,7 +8,7 @@ use crate::frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
 use crate::mask::apply_mask;
 
 /// A raw frame as a client would send it (masked), with any header bits the test wants.
-fn raw(fin: bool, rsv: u8, opcode_bits: u8, payload: &[u8]) -> Vec<u8> {
+pub(super) fn raw(fin: bool, rsv: u8, opcode_bits: u8, payload: &[u8]) -> Vec<u8> {
     let key = [0x37, 0xfa, 0x21, 0x3d];
     let mut out = vec![(u8::from(fin) << 7) | (rsv << 4) | opcode_bits];
     let len = payload.len();
@@ -28,7 +28,7 @@ fn raw(fin: bool, rsv: u8, opcode_bits: u8, payload: &[u8]) -> Vec<u8> {
     out
 }
 
-fn server() -> Connection {
+pub(super) fn server() -> Connection {
     Connection::new(Role::Server, Config::default())
 }
 
@@ -50,7 +50,7 @@ fn feed(
 }
 
 /// The close code of the close frame a server queued, read back through a client.
-fn queued_close_code(conn: &mut Connection) -> Option<CloseCode> {
+pub(super) fn queued_close_code(conn: &mut Connection) -> Option<CloseCode> {
     let out = conn.take_output();
     let mut client = Connection::new(Role::Client, Config::default());
     let (events, _) = feed(&mut client, &out, Delivery::Messages);

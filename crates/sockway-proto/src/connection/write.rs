@@ -226,6 +226,7 @@ impl Writer {
         filled
     }
 
+    #[inline]
     pub(super) fn advance(&mut self, mut n: usize) {
         if let Some(shared) = self.shared.as_deref_mut() {
             while n > 0 {
@@ -248,7 +249,7 @@ impl Writer {
         } else if n > 0 {
             self.out.advance(n);
         }
-        if self.len() < PONG_BACKLOG {
+        if self.pending_pong.is_some() && self.len() < PONG_BACKLOG {
             self.release_pong();
         }
     }
@@ -293,17 +294,48 @@ impl Writer {
     /// Appends one frame: header, then the payload (masked for a client).
     pub(super) fn write_frame(&mut self, opcode: OpCode, payload: &[u8], fin: bool, rsv: u8) {
         let mask = (self.role == Role::Client).then(rand::random::<[u8; 4]>);
-        let header = FrameHeader {
-            fin,
-            rsv,
-            opcode,
-            mask,
-            payload_len: payload.len() as u64,
-        };
+        self.encode_frame(
+            FrameHeader {
+                fin,
+                rsv,
+                opcode,
+                mask,
+                payload_len: payload.len() as u64,
+            },
+            payload,
+        );
+    }
+
+    /// A server's whole uncompressed message as one frame: [`Writer::write_frame`] with
+    /// what a server's data frame always is (final, no reserved bit, unmasked) known here,
+    /// so that the small echo's frame is a few stores and a copy.
+    #[inline]
+    fn write_server_frame(&mut self, opcode: OpCode, payload: &[u8]) {
+        self.encode_frame(
+            FrameHeader {
+                fin: true,
+                rsv: 0,
+                opcode,
+                mask: None,
+                payload_len: payload.len() as u64,
+            },
+            payload,
+        );
+    }
+
+    /// Appends `header` and `payload`, masking the payload with the header's key if any.
+    #[inline(always)]
+    fn encode_frame(&mut self, header: FrameHeader, payload: &[u8]) {
+        let mask = header.mask;
         let mut raw = [0u8; MAX_HEADER_LEN];
         let header_len = header.encode(&mut raw);
         self.out.reserve(header_len + payload.len());
-        self.out.extend_from_slice(&raw[..header_len]);
+        if header_len == 2 {
+            // A constant length: two stores instead of a call to `memcpy`.
+            self.out.extend_from_slice(&raw[..2]);
+        } else {
+            self.out.extend_from_slice(&raw[..header_len]);
+        }
         let start = self.out.len();
         self.out.extend_from_slice(payload);
         if let Some(key) = mask {
@@ -441,6 +473,7 @@ impl Connection {
     /// it serves and takes it back once the output is written, as uWebSockets writes every
     /// socket's output of a loop turn through one per-loop cork buffer: no connection then
     /// holds an output buffer while idle, and none is allocated per connection.
+    #[inline]
     pub fn trade_output_buffer(&mut self, buffer: &mut BytesMut) -> bool {
         if self.writer.len() != 0 {
             return false;
@@ -481,11 +514,13 @@ impl Connection {
     }
 
     /// Queues a whole text message.
+    #[inline]
     pub fn send_text(&mut self, text: &str) -> Result<(), SendError> {
         self.send_whole(MessageKind::Text, text.as_bytes())
     }
 
     /// Queues a whole binary message.
+    #[inline]
     pub fn send_binary(&mut self, data: &[u8]) -> Result<(), SendError> {
         self.send_whole(MessageKind::Binary, data)
     }
@@ -494,6 +529,14 @@ impl Connection {
         self.ensure_open()?;
         if self.writer.sending.is_some() {
             return Err(SendError::MessageInProgress);
+        }
+        if self.role == Role::Server && self.writer.deflating.is_none() {
+            let opcode = match kind {
+                MessageKind::Text => OpCode::Text,
+                MessageKind::Binary => OpCode::Binary,
+            };
+            self.writer.write_server_frame(opcode, payload);
+            return Ok(());
         }
         self.writer
             .write_fragment(kind, payload, None, true, Compression::Allowed)

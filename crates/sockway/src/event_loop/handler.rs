@@ -1,12 +1,11 @@
 //! What the application gives the event-loop server ([`Handler`]) and what it gets in its
 //! callbacks ([`Conn`], [`OpenRequest`]).
 
-use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use sockway_proto::error::SendError;
-use sockway_proto::{CloseCode, Connection, Message, MessageKind, PreparedFrame};
+use sockway_proto::{CloseCode, Connection, Message, MessageKind, MessageView, PreparedFrame};
 
 use super::sender::{SendRefused, Sender};
 use super::shared::{ConnId, Shared};
@@ -57,67 +56,96 @@ pub trait Handler: Clone + Send + 'static {
 /// when the handler takes them ([`LentMessage::into_owned`]: a few nanoseconds); larger ones
 /// are handed out in place, and one that the handler keeps holds at most 64 KiB of shared
 /// buffer, 16 times its size or less.
-const DETACH_BELOW: usize = 4096;
+pub(super) const DETACH_BELOW: usize = 4096;
 
 /// A whole message lent to [`Handler::lent_message`]: readable during the call, sent on
 /// without a copy by [`Conn::send_lent`], kept by [`LentMessage::into_owned`]. Text is
 /// already validated as UTF-8 (RFC 6455 section 8.1).
 #[derive(Debug)]
 pub struct LentMessage<'a> {
-    message: Message,
-    /// Whether the bytes are a slice of the worker's shared read buffer.
-    shared: bool,
-    /// Ties the loan to the call.
-    _call: PhantomData<&'a mut ()>,
+    lent: Lent<'a>,
 }
 
-impl LentMessage<'_> {
+/// Where a lent message's bytes are.
+#[derive(Debug)]
+enum Lent<'a> {
+    /// A small message read in one frame: a view into the worker's shared read buffer,
+    /// unmasked in place ([`sockway_proto::Connection::read_message_in_place`]).
+    View(MessageView<'a>),
+    /// A message of its own; its bytes are a slice of the worker's shared read buffer when
+    /// `shared`.
+    Owned { message: Message, shared: bool },
+}
+
+impl<'a> LentMessage<'a> {
     /// A message whose bytes are a slice of the worker's shared read buffer when `shared`.
     pub(super) fn new(message: Message, shared: bool) -> Self {
         Self {
-            message,
-            shared,
-            _call: PhantomData,
+            lent: Lent::Owned { message, shared },
+        }
+    }
+
+    /// A small message viewed where it was read.
+    pub(super) fn view(view: MessageView<'a>) -> Self {
+        Self {
+            lent: Lent::View(view),
         }
     }
 
     /// Text or binary.
     pub fn kind(&self) -> MessageKind {
-        self.message.kind()
+        match &self.lent {
+            Lent::View(view) => view.kind(),
+            Lent::Owned { message, .. } => message.kind(),
+        }
     }
 
     /// The payload.
     pub fn as_bytes(&self) -> &[u8] {
-        self.message.as_bytes()
+        match &self.lent {
+            Lent::View(view) => view.as_bytes(),
+            Lent::Owned { message, .. } => message.as_bytes(),
+        }
     }
 
     /// The text, for a text message.
     pub fn as_text(&self) -> Option<&str> {
-        match &self.message {
-            Message::Text(text) => Some(text),
-            Message::Binary(_) => None,
+        match &self.lent {
+            Lent::View(MessageView::Text(text)) => Some(text),
+            Lent::Owned {
+                message: Message::Text(text),
+                ..
+            } => Some(text),
+            Lent::View(MessageView::Binary(_)) | Lent::Owned { .. } => None,
         }
     }
 
     /// The payload's length in bytes.
     pub fn len(&self) -> usize {
-        self.message.len()
+        self.as_bytes().len()
     }
 
     /// Whether the payload is empty.
     pub fn is_empty(&self) -> bool {
-        self.message.is_empty()
+        self.len() == 0
     }
 
     /// The message to keep: a small one is copied out of the worker's read buffer (so that
     /// keeping it does not keep the whole buffer alive), a large one shares it.
     pub fn into_owned(self) -> Message {
-        if !self.shared || self.message.len() >= DETACH_BELOW {
-            return self.message;
-        }
-        match self.message {
-            Message::Text(text) => Message::text(String::from(&*text)),
-            Message::Binary(bytes) => Message::binary(bytes::Bytes::copy_from_slice(&bytes)),
+        match self.lent {
+            Lent::View(view) => view.to_message(),
+            Lent::Owned { message, shared } => {
+                if !shared || message.len() >= DETACH_BELOW {
+                    return message;
+                }
+                match message {
+                    Message::Text(text) => Message::text(String::from(&*text)),
+                    Message::Binary(bytes) => {
+                        Message::binary(bytes::Bytes::copy_from_slice(&bytes))
+                    }
+                }
+            }
         }
     }
 }
@@ -165,8 +193,13 @@ impl Conn<'_> {
 
     /// Queues a lent message as one frame (an echo): a large payload is written from where
     /// it was read, not copied.
+    #[inline]
     pub fn send_lent(&mut self, message: &LentMessage<'_>) -> Result<(), SendError> {
-        self.protocol.send(&message.message)
+        match &message.lent {
+            Lent::View(MessageView::Text(text)) => self.protocol.send_text(text),
+            Lent::View(MessageView::Binary(bytes)) => self.protocol.send_binary(bytes),
+            Lent::Owned { message, .. } => self.protocol.send(message),
+        }
     }
 
     /// Queues a text message.

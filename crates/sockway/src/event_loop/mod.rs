@@ -62,6 +62,7 @@ mod sender;
 mod shared;
 mod slot;
 mod slots;
+mod sys;
 mod topics;
 mod worker;
 

@@ -16,12 +16,12 @@ use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use mio::net::TcpStream;
 use sockway_proto::connection::{Delivery, Timeout};
 use sockway_proto::{CloseCode, Connection, ConnectionState, Event, Message, PreparedFrame};
 
-use super::handler::{Conn, Handler, LentMessage};
+use super::handler::{Conn, Handler, LentMessage, DETACH_BELOW};
 use super::handshake;
 use super::held::Held;
 use super::options::EventLoopOptions;
@@ -81,6 +81,31 @@ struct Open<S> {
     session: Option<S>,
     /// Input is left unread until the peer takes some output (backpressure).
     paused: bool,
+}
+
+impl<S> Open<S> {
+    /// Lends `message` to the handler, with this connection (`id`) to answer on (and the
+    /// worker's `shared` state and `topics` for its senders and subscriptions); dropped once
+    /// the handler has had [`Handler::close`].
+    #[inline]
+    fn lend<H: Handler<Session = S>>(
+        &mut self,
+        handler: &mut H,
+        shared: &Arc<Shared>,
+        topics: &mut Topics,
+        id: ConnId,
+        message: LentMessage<'_>,
+    ) {
+        if let Some(session) = self.session.as_mut() {
+            let mut conn = Conn {
+                protocol: &mut self.protocol,
+                id,
+                shared,
+                topics,
+            };
+            handler.lent_message(&mut conn, session, message);
+        }
+    }
 }
 
 /// The phase a connection is in. The whole slot is boxed and nearly every slot is `Open`,
@@ -213,18 +238,30 @@ impl<S> Slot<S> {
         if writable && self.has_output() && self.flush().is_err() {
             return Next::Remove;
         }
-        let opening = matches!(self.phase, Phase::Handshake { .. });
-        // An accepted handshake lends itself the cork buffer, with the 101 response in it.
-        let lent = self.lend_cork(cx.cork);
-        let next = match self.phase {
-            Phase::Handshake { peer_addr, .. } if readable => self.read_head(cx, peer_addr),
-            // Reading also resumes input that backpressure held back, once the output drained.
-            Phase::Open(ref open) if readable || open.paused => self.read_open(cx),
-            _ => self.after_io(),
-        };
-        let opened = opening && matches!(self.phase, Phase::Open(_));
-        self.return_cork(lent || opened, cx.cork);
-        next
+        match self.phase {
+            Phase::Open(ref open) => {
+                // Reading also resumes input that backpressure held back, once the output
+                // drained.
+                let read = readable || open.paused;
+                let lent = self.lend_cork(cx.cork);
+                let next = if read {
+                    self.read_open(cx)
+                } else {
+                    self.after_io()
+                };
+                self.return_cork(lent, cx.cork);
+                next
+            }
+            Phase::Handshake { peer_addr, .. } if readable => {
+                // An accepted handshake lends itself the cork buffer, with the 101 response
+                // in it.
+                let next = self.read_head(cx, peer_addr);
+                let opened = matches!(self.phase, Phase::Open(_));
+                self.return_cork(opened, cx.cork);
+                next
+            }
+            Phase::Handshake { .. } | Phase::Refusing { .. } => self.after_io(),
+        }
     }
 
     /// Checks the phase's deadline: the handshake timeout, a refusal's close timeout, and
@@ -386,16 +423,14 @@ impl<S> Slot<S> {
                 Ok(n) => {
                     if own {
                         let mut pending = self.held.take();
-                        self.handle_input(cx, &mut pending, false);
+                        self.handle_input(cx, Some(&mut pending), false);
                         self.held.put(pending);
                     } else {
-                        let mut pending = std::mem::take(cx.scratch);
-                        self.handle_input(cx, &mut pending, true);
-                        if !pending.is_empty() {
-                            self.held.put(BytesMut::from(&pending[..]));
-                            pending.clear();
+                        self.handle_input(cx, None, true);
+                        if !cx.scratch.is_empty() {
+                            self.held.put(BytesMut::from(&cx.scratch[..]));
+                            cx.scratch.clear();
                         }
-                        *cx.scratch = pending;
                     }
                     if n < room {
                         return self.after_io();
@@ -408,33 +443,62 @@ impl<S> Slot<S> {
         }
     }
 
-    /// Hands every event in `input` to the handler; marks backpressure. Messages from the
-    /// worker's shared buffer (`shared`) are lent as such ([`LentMessage`]), so that one the
-    /// handler keeps is copied out of it rather than keeping the whole buffer alive.
-    fn handle_input<H: Handler<Session = S>>(
+    /// Hands every event in `input` (the worker's shared read buffer when `None`) to the
+    /// handler; marks backpressure. Messages from the worker's shared buffer (`shared`) are
+    /// lent as such ([`LentMessage`]), so that one the handler keeps is copied out of it
+    /// rather than keeping the whole buffer alive.
+    pub(super) fn handle_input<H: Handler<Session = S>>(
         &mut self,
         cx: &mut Context<'_, H>,
-        input: &mut BytesMut,
+        input: Option<&mut BytesMut>,
         shared: bool,
     ) {
         let id = self.id(cx.worker);
         let Phase::Open(open) = &mut self.phase else {
             return;
         };
+        let input = match input {
+            Some(input) => input,
+            None => &mut *cx.scratch,
+        };
         open.protocol.heard(cx.clock);
+        if shared {
+            // Small whole messages are lent where they lie, and the bytes they took are
+            // dropped once for the whole batch (cleared when it was all of the input).
+            let mut used = 0;
+            while let Some(read) = Some(&mut input[used..])
+                .filter(|rest| !rest.is_empty())
+                .and_then(|rest| open.protocol.read_message_in_place(rest, DETACH_BELOW - 1))
+            {
+                let Ok((view, taken)) = read else {
+                    input.clear();
+                    return;
+                };
+                open.lend(
+                    cx.handler,
+                    cx.shared,
+                    cx.topics,
+                    id,
+                    LentMessage::view(view),
+                );
+                used += taken;
+            }
+            if used == input.len() {
+                input.clear();
+            } else if used > 0 {
+                input.advance(used);
+            }
+        }
         loop {
             match open.protocol.read_event(input, Delivery::Messages) {
                 Ok(Some(Event::Message(message))) => {
-                    if let Some(session) = open.session.as_mut() {
-                        let mut conn = Conn {
-                            protocol: &mut open.protocol,
-                            id,
-                            shared: cx.shared,
-                            topics: cx.topics,
-                        };
-                        let message = LentMessage::new(message, shared);
-                        cx.handler.lent_message(&mut conn, session, message);
-                    }
+                    open.lend(
+                        cx.handler,
+                        cx.shared,
+                        cx.topics,
+                        id,
+                        LentMessage::new(message, shared),
+                    );
                 }
                 Ok(Some(Event::Close(_))) | Ok(None) | Err(_) => break,
                 Ok(Some(_)) => {}
@@ -493,10 +557,11 @@ impl<S> Slot<S> {
 }
 
 /// Reads up to `room` bytes onto the end of `buffer`.
+#[inline]
 fn read_into(stream: &TcpStream, buffer: &mut BytesMut, room: usize) -> io::Result<usize> {
     buffer.reserve(room);
     let spare: &mut [MaybeUninit<u8>] = &mut buffer.spare_capacity_mut()[..room];
-    let n = socket2::SockRef::from(stream).recv(spare)?;
+    let n = super::sys::recv(stream, spare)?;
     // SAFETY: `recv` initialised the first `n` bytes of the spare capacity, which start at
     // `buffer.len()`, and `n <= room <= spare capacity`.
     unsafe { buffer.set_len(buffer.len() + n) };

@@ -99,7 +99,9 @@ impl<H: Handler> Worker<H> {
     pub(super) fn run(mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         let tick = tick_interval(&self.options);
-        let mut next_tick = self.now().wrapping_add(tick);
+        // The clock as of the last loop turn (read once per turn, see `turn_clock`).
+        let mut now = self.now();
+        let mut next_tick = now.wrapping_add(tick);
         let mut stopping_since: Option<u32> = None;
         // Polls without blocking since the last event (see `EventLoopOptions::busy_polls`).
         let mut spins = 0u32;
@@ -108,7 +110,7 @@ impl<H: Handler> Worker<H> {
                 spins += 1;
                 Duration::ZERO
             } else {
-                Duration::from_millis(next_tick.saturating_sub(self.now()).min(tick).into())
+                Duration::from_millis(next_tick.saturating_sub(now).min(tick).into())
             };
             let polled = self.poll.poll(&mut events, Some(wait));
             self.turn_clock = None;
@@ -137,7 +139,7 @@ impl<H: Handler> Worker<H> {
             while self.topics.has_pending() {
                 self.deliver_published();
             }
-            let now = self
+            now = self
                 .turn_clock
                 .map_or_else(|| self.now(), |clock| clock as u32);
             if stopping_since.is_none() && self.shared.stopping.load(Ordering::Acquire) {
@@ -146,7 +148,8 @@ impl<H: Handler> Worker<H> {
             }
             if now.wrapping_sub(next_tick) < u32::MAX / 2 {
                 self.tick();
-                next_tick = self.now().wrapping_add(tick);
+                now = self.now();
+                next_tick = now.wrapping_add(tick);
             }
             if let Some(since) = stopping_since {
                 let drained =
@@ -377,8 +380,12 @@ impl<H: Handler> Worker<H> {
         let Some(slot) = slots.get_mut(key) else {
             return;
         };
-        let next = slot.on_ready(&mut cx, readable, writable);
-        self.settle(key, next);
+        // `settle`, without looking the slot up again.
+        match slot.on_ready(&mut cx, readable, writable) {
+            Next::Keep if slot.is_draining() => slot.end_session(cx.handler),
+            Next::Keep => {}
+            Next::Remove => self.remove(key),
+        }
     }
 
     /// Runs every connection's deadlines.

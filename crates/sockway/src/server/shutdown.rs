@@ -188,7 +188,6 @@ impl Default for ConnectionCounter {
 }
 
 impl ConnectionCounter {
-
     /// How many connections are live now.
     pub(crate) fn live(&self) -> usize {
         *self.live.borrow()

@@ -121,7 +121,7 @@ impl<S> Slot<S> {
                     session: Some(session),
                     paused: false,
                 });
-                self.handle_input(cx, input, !own);
+                self.handle_input(cx, Some(input), !own);
                 Head::Opened
             }
         }

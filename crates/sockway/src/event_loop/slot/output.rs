@@ -18,6 +18,7 @@ use super::{Phase, Slot, CORK_KEEP, CORK_SIZE, WRITE_SLICES};
 
 /// Empties the cork buffer, and gives it room again when the last one stayed with a
 /// connection whose output the socket did not take.
+#[inline]
 pub(super) fn warm_cork(cork: &mut BytesMut) {
     cork.clear();
     if cork.capacity() == 0 {
@@ -85,11 +86,11 @@ impl<S> Slot<S> {
                 while protocol.has_output() {
                     let run = protocol.output();
                     let written = if run.len() == protocol.output_len() {
-                        (&self.stream).write(run)
+                        super::super::sys::send(&self.stream, run)
                     } else {
                         let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
                         let count = protocol.output_slices(&mut slices);
-                        (&self.stream).write_vectored(&slices[..count])
+                        super::super::sys::writev(&self.stream, &slices[..count])
                     };
                     match written {
                         Ok(0) => return Err(io::ErrorKind::WriteZero.into()),

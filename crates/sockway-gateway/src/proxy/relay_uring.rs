@@ -1,0 +1,279 @@
+//! The relay on io_uring (Linux, plain TCP on both sides, the `relayIoUring` setting).
+//!
+//! A relayed message costs the gateway one read and one write per direction, and at 20 B
+//! the system calls themselves, their entries and epoll's re-checks of each ready socket are
+//! most of its CPU (docs/benchmarks.md, "Gateway relay"). io_uring takes the calls out of
+//! the loop: one ring per worker thread ([`rings`]) keeps a receive armed on every session's
+//! sockets and submits all the sends and new receives of a loop turn with the wait for the
+//! next completions in one `io_uring_enter` (`relay_uring_loop.rs`). Reads land in a pool of
+//! buffers the kernel picks from when data arrives (a provided-buffer ring), so an idle
+//! session holds no buffer, as on the epoll path (`scratch.rs`).
+//!
+//! The loop only does the steady copy: read, note the activity, filter pongs, write, track
+//! frames, count, and write a wanted keep-alive ping at a frame boundary. Everything else is
+//! the epoll path's, unchanged: on a close order (drain, shutdown, idle limit, unanswered
+//! ping), when a source ends or fails, when a write fails, and when frames of at least
+//! `SPLICE_MIN` bytes come (their payloads are spliced on that path), the loop cancels what
+//! it has in flight and hands both directions back to their tasks ([`Handed`]), with their
+//! frame trackers, pong filters and any bytes read but not yet written; the tasks go on as
+//! if they had relayed from the start. The relay's own task keeps the idle limit and the
+//! close orders as before, and reaches the loop through the directions' wakers ([`Poke`]).
+
+use std::os::fd::{AsFd, AsRawFd};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Wake, Waker};
+
+use bytes::Bytes;
+use nix::sys::eventfd::{EfdFlags, EventFd};
+use tokio::sync::oneshot;
+
+use super::{Carry, Pump, ReadSide, Side, Totals, WriteSide};
+
+#[path = "relay_uring_loop.rs"]
+mod ring;
+
+/// Sessions the io_uring loops took over since the process started (for tests and logs).
+pub(super) static TAKEN: AtomicU64 = AtomicU64::new(0);
+
+/// What a ring hands back to one direction's task.
+pub(super) struct Handed {
+    src: ReadSide,
+    dst: WriteSide,
+    carry: Carry,
+}
+
+/// A session given to a ring: both sockets (blocking: io_uring waits, not the caller), the
+/// bytes each side sent before the relay started, the two directions and where to hand
+/// them back.
+struct NewSession {
+    client: std::net::TcpStream,
+    backend: std::net::TcpStream,
+    /// The client's prefix, then the backend's.
+    prefixes: [Bytes; 2],
+    pumps: [Pump<dyn Totals>; 2],
+    back: [oneshot::Sender<Handed>; 2],
+    /// The runtime the sockets go back to.
+    runtime: tokio::runtime::Handle,
+}
+
+/// A message to a ring.
+enum Msg {
+    New(Box<NewSession>),
+    /// A session's waker was woken: a close order or a wanted ping (its key).
+    Poke(u64),
+}
+
+/// A ring's mailbox: messages from other threads, and the eventfd the ring keeps a read on.
+struct Inbox {
+    queue: Mutex<Vec<Msg>>,
+    wake: EventFd,
+}
+
+impl Inbox {
+    fn send(&self, msg: Msg) {
+        let first = {
+            let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+            queue.push(msg);
+            queue.len() == 1
+        };
+        // The ring empties the queue after every wake-up, so only the first message since
+        // then needs to wake it.
+        if first {
+            let _ = self.wake.write(1);
+        }
+    }
+
+    fn take(&self, into: &mut Vec<Msg>) {
+        let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        into.append(&mut queue);
+    }
+}
+
+/// The waker a ring leaves in a session's `Shared::wakers`: waking it (a close order, a
+/// ping wanted) tells the ring to look at the session.
+struct Poke {
+    inbox: Arc<Inbox>,
+    key: u64,
+}
+
+impl Wake for Poke {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.inbox.send(Msg::Poke(self.key));
+    }
+}
+
+impl Poke {
+    fn waker(inbox: &Arc<Inbox>, key: u64) -> Waker {
+        Waker::from(Arc::new(Poke {
+            inbox: inbox.clone(),
+            key,
+        }))
+    }
+}
+
+/// The rings, one per worker thread of the runtime that first asked, started on first use;
+/// `None` if io_uring is not available (an old kernel, or one that refuses it).
+fn rings(buffer: usize) -> Option<&'static [Arc<Inbox>]> {
+    static RINGS: OnceLock<Option<Vec<Arc<Inbox>>>> = OnceLock::new();
+    RINGS
+        .get_or_init(|| {
+            let threads = tokio::runtime::Handle::try_current()
+                .map(|h| h.metrics().num_workers())
+                .unwrap_or(1)
+                .max(1);
+            let started: Result<Vec<_>, _> = (0..threads).map(|_| start(buffer)).collect();
+            started
+                .inspect_err(|error| {
+                    tracing::warn!(%error, "io_uring relay unavailable; relaying with epoll")
+                })
+                .ok()
+        })
+        .as_deref()
+}
+
+/// Starts one ring's thread; fails if its ring cannot be set up.
+fn start(buffer: usize) -> std::io::Result<Arc<Inbox>> {
+    let inbox = Arc::new(Inbox {
+        queue: Mutex::new(Vec::new()),
+        wake: EventFd::from_flags(EfdFlags::EFD_CLOEXEC)?,
+    });
+    let (ready, outcome) = std::sync::mpsc::channel();
+    let theirs = inbox.clone();
+    std::thread::Builder::new()
+        .name("sockway-relay-ring".into())
+        .spawn(move || match ring::Ring::new(theirs, buffer) {
+            Ok(mut ring) => {
+                let _ = ready.send(Ok(()));
+                ring.run();
+            }
+            Err(error) => {
+                let _ = ready.send(Err(error));
+            }
+        })?;
+    outcome
+        .recv()
+        .map_err(std::io::Error::other)
+        .and_then(|started| started)
+        .map(|()| inbox)
+}
+
+/// Gives a session to a ring: both ends must be plain TCP and a ring available, otherwise
+/// they come back unchanged. On success, one receiver per direction ([`super::UP`],
+/// [`super::DOWN`]) gets that direction back when the ring is done with it (dropped, should
+/// the sockets be lost).
+pub(super) fn offer(
+    client: Side,
+    backend: Side,
+    pumps: [Pump<dyn Totals>; 2],
+) -> Result<[oneshot::Receiver<Handed>; 2], Box<(Side, Side)>> {
+    let Some(rings) = rings(pumps[0].shared.config.buffer) else {
+        return Err(Box::new((client, backend)));
+    };
+    let (client, backend) = match (client, backend) {
+        (
+            Side {
+                read: ReadSide::Tcp(cr),
+                write: WriteSide::Tcp(cw),
+                prefix: cp,
+            },
+            Side {
+                read: ReadSide::Tcp(br),
+                write: WriteSide::Tcp(bw),
+                prefix: bp,
+            },
+        ) => match (cr.reunite(cw), br.reunite(bw)) {
+            (Ok(c), Ok(b)) => ((c, cp), (b, bp)),
+            (c, b) => return Err(Box::new((halves(c, cp), halves(b, bp)))),
+        },
+        other => return Err(Box::new(other)),
+    };
+    let (up_tx, up_rx) = oneshot::channel();
+    let (down_tx, down_rx) = oneshot::channel();
+    match (blocking(client.0), blocking(backend.0)) {
+        (Some(c), Some(b)) => {
+            static NEXT: AtomicUsize = AtomicUsize::new(0);
+            let inbox = &rings[NEXT.fetch_add(1, Ordering::Relaxed) % rings.len()];
+            TAKEN.fetch_add(1, Ordering::Relaxed);
+            inbox.send(Msg::New(Box::new(NewSession {
+                client: c,
+                backend: b,
+                prefixes: [client.1, backend.1],
+                pumps,
+                back: [up_tx, down_tx],
+                runtime: tokio::runtime::Handle::current(),
+            })));
+        }
+        // A socket tokio could not let go of is lost: the session ends.
+        _ => tracing::debug!("a relayed socket could not leave the runtime"),
+    }
+    Ok([up_rx, down_rx])
+}
+
+/// A side rebuilt from halves that did not reunite (never two halves of one socket: they
+/// always do).
+fn halves(
+    reunited: Result<tokio::net::TcpStream, tokio::net::tcp::ReuniteError>,
+    prefix: Bytes,
+) -> Side {
+    match reunited {
+        Ok(tcp) => Side::tcp(tcp, prefix),
+        Err(e) => Side {
+            read: ReadSide::Tcp(e.0),
+            write: WriteSide::Tcp(e.1),
+            prefix,
+        },
+    }
+}
+
+/// The socket out of tokio's reactor, in blocking mode for the ring.
+fn blocking(tcp: tokio::net::TcpStream) -> Option<std::net::TcpStream> {
+    let std = tcp.into_std().ok()?;
+    std.set_nonblocking(false).ok()?;
+    Some(std)
+}
+
+/// The sockets back into `runtime`'s reactor, split for the two directions' tasks; `None` if
+/// the runtime cannot take them (it is shutting down).
+fn into_runtime(
+    runtime: &tokio::runtime::Handle,
+    client: std::net::TcpStream,
+    backend: std::net::TcpStream,
+) -> Option<[(ReadSide, WriteSide); 2]> {
+    let _entered = runtime.enter();
+    let mut tcp = [client, backend].into_iter().map(|s| {
+        s.set_nonblocking(true).ok()?;
+        tokio::net::TcpStream::from_std(s).ok()
+    });
+    let (client, backend) = (tcp.next()??, tcp.next()??);
+    let (cr, cw) = client.into_split();
+    let (br, bw) = backend.into_split();
+    Some([
+        (ReadSide::Tcp(cr), WriteSide::Tcp(bw)),
+        (ReadSide::Tcp(br), WriteSide::Tcp(cw)),
+    ])
+}
+
+/// The raw descriptors of a session's sockets, for the ring's requests.
+fn fds(client: &std::net::TcpStream, backend: &std::net::TcpStream) -> [i32; 2] {
+    [client.as_fd().as_raw_fd(), backend.as_fd().as_raw_fd()]
+}
+
+impl<T: Totals> Pump<T> {
+    /// Waits until the ring hands this direction back, then relays it as
+    /// [`run`](Pump::run) does (nothing, if the ring lost it).
+    pub(super) async fn resume(self, back: oneshot::Receiver<Handed>) {
+        if let Ok(handed) = back.await {
+            self.run(Bytes::new(), Some(handed.carry), handed.src, handed.dst)
+                .await;
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "relay_uring_tests.rs"]
+mod tests;

@@ -1,0 +1,649 @@
+//! One io_uring loop: the sessions a ring relays, and the loop turn that submits their
+//! requests and handles what completed (see `relay_uring.rs` for what it does and hands
+//! back).
+//!
+//! Per direction at most one receive and one send are in flight. A receive is armed only
+//! while nothing the source sent waits to be written, so a destination that stops reading
+//! holds back at most one read (`relayBufferBytes`, capped at the pool's buffer size) per
+//! direction, as on the epoll path; the source is not read meanwhile. Receives take their
+//! buffer from the ring's pool (a provided-buffer ring, Linux 5.19) when data arrives; the
+//! buffer goes back once its bytes are written. When the pool runs dry a receive fails
+//! with `ENOBUFS` and is armed again once a buffer comes back.
+
+use std::alloc::Layout;
+use std::io;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use io_uring::types::{BufRingEntry, Fd};
+use io_uring::{cqueue, opcode, squeue, IoUring};
+use nix::errno::Errno;
+use nix::sys::socket::MsgFlags;
+use tokio::sync::oneshot;
+
+use super::super::splice_step::SPLICE_MIN;
+use super::super::{Carry, FrameTracker, Interrupt, PongFilter, Pump, Scanned, Totals};
+use super::{fds, into_runtime, Handed, Inbox, Msg, NewSession, Poke};
+
+/// Buffers in a ring's pool: 64 × 16 KiB (the default `relayBufferBytes`) is 1 MiB per
+/// ring, touched only as far as reads need it.
+const POOL: u16 = 64;
+/// The pool's buffer group id.
+const GROUP: u16 = 0;
+/// The pool's buffers are at most this long; a larger `relayBufferBytes` reads this much at
+/// a time.
+const MAX_BUFFER: usize = 64 * 1024;
+/// Submission queue entries; the completion queue gets eight times as many (the kernel
+/// keeps completions that do not fit until there is room, `IORING_FEAT_NODROP`).
+const ENTRIES: u32 = 1024;
+
+/// What a completion is for, in the low 3 bits of its user data (the session's slot above
+/// them): a receive (+ the direction), a send (+ the direction), the inbox's eventfd, a
+/// cancellation.
+const RECV: u64 = 0;
+const SEND: u64 = 2;
+const WAKE: u64 = 4;
+const CANCEL: u64 = 5;
+
+/// The user data of a request of `kind` for the session in `slot`.
+fn tag(slot: usize, kind: u64) -> u64 {
+    ((slot as u64) << 3) | kind
+}
+
+/// Bytes of a direction waiting to be written, or being written.
+#[derive(Default)]
+enum Out {
+    #[default]
+    Empty,
+    /// In a pool buffer: `at..end` still to write.
+    Pool { bid: u16, at: usize, end: usize },
+    /// Of their own (edited by the pong filter, a prefix, or the gateway's ping).
+    Own { bytes: Vec<u8>, at: usize },
+}
+
+/// One direction of a session on the ring.
+struct Way {
+    pump: Pump<dyn Totals>,
+    tracker: FrameTracker,
+    filter: Option<PongFilter>,
+    src: i32,
+    dst: i32,
+    /// What the send in flight writes (or the next send will).
+    out: Out,
+    /// Bytes read while a ping was being written, to write after it.
+    next: Out,
+    recv: bool,
+    send: bool,
+    /// `out` is the gateway's ping, not the source's bytes.
+    pinging: bool,
+    /// The last receive found the pool empty.
+    starved: bool,
+}
+
+/// A session on the ring.
+struct Session {
+    ways: [Way; 2],
+    client: std::net::TcpStream,
+    backend: std::net::TcpStream,
+    back: [oneshot::Sender<Handed>; 2],
+    runtime: tokio::runtime::Handle,
+    slot: usize,
+    key: u64,
+    /// Handing back: cancelling what is in flight.
+    handing: bool,
+}
+
+impl Session {
+    fn idle(&self) -> bool {
+        self.ways.iter().all(|w| !w.recv && !w.send)
+    }
+}
+
+/// One ring, its buffer pool and its sessions.
+pub(in super::super) struct Ring {
+    uring: IoUring,
+    inbox: Arc<Inbox>,
+    pool: Pool,
+    sessions: Vec<Option<Box<Session>>>,
+    free: Vec<usize>,
+    generation: u64,
+    /// Directions whose receive found the pool empty (checked against the session).
+    starved: Vec<(usize, usize)>,
+    /// Pool buffers the kernel filled and the loop has not given back yet.
+    held: usize,
+    /// Where the inbox's eventfd is read to.
+    wake: Box<[u8; 8]>,
+}
+
+impl Ring {
+    /// A ring (single issuer, deferred task work where the kernel has them) with its pool of
+    /// `buffer`-byte buffers (1 KiB to 64 KiB).
+    pub(in super::super) fn new(inbox: Arc<Inbox>, buffer: usize) -> io::Result<Self> {
+        let uring = IoUring::builder()
+            .setup_single_issuer()
+            .setup_defer_taskrun()
+            .setup_coop_taskrun()
+            .setup_cqsize(ENTRIES * 8)
+            .build(ENTRIES)
+            .or_else(|_| IoUring::builder().setup_cqsize(ENTRIES * 8).build(ENTRIES))?;
+        let pool = Pool::new(&uring, buffer.clamp(1024, MAX_BUFFER))?;
+        Ok(Self {
+            uring,
+            inbox,
+            pool,
+            sessions: Vec::new(),
+            free: Vec::new(),
+            generation: 0,
+            starved: Vec::new(),
+            held: 0,
+            wake: Box::new([0; 8]),
+        })
+    }
+
+    /// The loop: every turn one `io_uring_enter` submits what the last turn queued and
+    /// waits for at least one completion; the completions are then handled in order.
+    pub(in super::super) fn run(&mut self) {
+        self.arm_wake();
+        let mut done = Vec::new();
+        loop {
+            if let Err(error) = self.uring.submit_and_wait(1) {
+                if !matches!(
+                    Errno::from_raw(error.raw_os_error().unwrap_or(0)),
+                    Errno::EINTR | Errno::EBUSY
+                ) {
+                    tracing::error!(%error, "the io_uring relay loop stopped");
+                    return;
+                }
+            }
+            let now = Instant::now();
+            done.extend(
+                self.uring
+                    .completion()
+                    .map(|c| (c.user_data(), c.result(), c.flags())),
+            );
+            for (data, result, flags) in done.drain(..) {
+                self.complete(data, result, flags, now);
+            }
+            self.feed_starved();
+        }
+    }
+
+    fn complete(&mut self, data: u64, result: i32, flags: u32, now: Instant) {
+        let slot = (data >> 3) as usize;
+        match data & 7 {
+            WAKE => {
+                let mut msgs = Vec::new();
+                self.inbox.take(&mut msgs);
+                for msg in msgs {
+                    match msg {
+                        Msg::New(session) => self.admit(*session),
+                        Msg::Poke(key) => self.poke(key),
+                    }
+                }
+                self.arm_wake();
+            }
+            kind @ (RECV | 1) => self.received(slot, (kind - RECV) as usize, result, flags, now),
+            kind @ (SEND | 3) => self.sent(slot, (kind - SEND) as usize, result, now),
+            _ => {}
+        }
+    }
+
+    /// Queues a request; a full submission queue is submitted first.
+    fn push(&mut self, entry: squeue::Entry) {
+        for _ in 0..3 {
+            // SAFETY: every buffer a request names (the eventfd's, a pool buffer, an `Out`'s
+            // bytes) stays where it is until the request's completion has been handled.
+            if unsafe { self.uring.submission().push(&entry) }.is_ok() {
+                return;
+            }
+            let _ = self.uring.submit();
+        }
+        tracing::error!("io_uring submission queue stuck full; a request was dropped");
+    }
+
+    fn arm_wake(&mut self) {
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&self.inbox.wake);
+        let read = opcode::Read::new(Fd(fd), self.wake.as_mut_ptr(), 8);
+        self.push(read.build().user_data(WAKE));
+    }
+
+    /// Takes a new session: its prefixes are written first, its receives armed.
+    fn admit(&mut self, new: NewSession) {
+        let NewSession {
+            client,
+            backend,
+            prefixes,
+            pumps,
+            back,
+            runtime,
+        } = new;
+        let slot = self.free.pop().unwrap_or_else(|| {
+            self.sessions.push(None);
+            self.sessions.len() - 1
+        });
+        self.generation += 1;
+        let key = (self.generation << 32) | slot as u64;
+        let [client_fd, backend_fd] = fds(&client, &backend);
+        let [up, down] = pumps;
+        let way = |pump: Pump<dyn Totals>, src, dst| Way {
+            filter: (pump.shared.heartbeat.as_ref()).map(|h| PongFilter::new(h.payload[pump.way])),
+            pump,
+            tracker: FrameTracker::new(),
+            src,
+            dst,
+            out: Out::Empty,
+            next: Out::Empty,
+            recv: false,
+            send: false,
+            pinging: false,
+            starved: false,
+        };
+        let mut s = Box::new(Session {
+            ways: [
+                way(up, client_fd, backend_fd),
+                way(down, backend_fd, client_fd),
+            ],
+            client,
+            backend,
+            back,
+            runtime,
+            slot,
+            key,
+            handing: false,
+        });
+        self.register(&s);
+        let start = Instant::now();
+        for (w, prefix) in prefixes.into_iter().enumerate() {
+            if !prefix.is_empty() {
+                let way = &mut s.ways[w];
+                let since = start.saturating_duration_since(way.pump.shared.start);
+                way.out = match way.pump.heard_at(since, &prefix, &mut way.filter) {
+                    Scanned::Pass => Out::Own {
+                        bytes: prefix.to_vec(),
+                        at: 0,
+                    },
+                    Scanned::Edited(kept) => Out::Own { bytes: kept, at: 0 },
+                };
+            }
+        }
+        // An order given before the session got here (the waker was not left yet).
+        if s.ways[0].pump.shared.stop.get().is_some() {
+            self.hand_back(&mut s);
+        } else {
+            self.step(&mut s, 0);
+            self.step(&mut s, 1);
+        }
+        self.settle(s);
+    }
+
+    /// Leaves a waker that pokes this ring in the session's `Shared::wakers`.
+    fn register(&self, s: &Session) {
+        let waker = Poke::waker(&self.inbox, s.key);
+        for slot in &s.ways[0].pump.shared.wakers {
+            slot.register(&waker);
+        }
+    }
+
+    /// A session's waker was woken: a close order hands it back; a wanted ping is written
+    /// at the next frame boundary.
+    fn poke(&mut self, key: u64) {
+        let slot = (key & 0xffff_ffff) as usize;
+        let Some(mut s) = self.sessions.get_mut(slot).and_then(Option::take) else {
+            return;
+        };
+        if s.key != key {
+            self.sessions[slot] = Some(s);
+            return;
+        }
+        self.register(&s);
+        if s.ways[0].pump.shared.stop.get().is_some() {
+            self.hand_back(&mut s);
+        } else if !s.handing {
+            self.step(&mut s, 0);
+            self.step(&mut s, 1);
+        }
+        self.settle(s);
+    }
+
+    /// A receive completed.
+    fn received(&mut self, slot: usize, w: usize, result: i32, flags: u32, now: Instant) {
+        let Some(mut s) = self.sessions.get_mut(slot).and_then(Option::take) else {
+            return;
+        };
+        let way = &mut s.ways[w];
+        way.recv = false;
+        match (result, cqueue::buffer_select(flags)) {
+            (n, Some(bid)) if n > 0 => {
+                self.held += 1;
+                let since = now.saturating_duration_since(way.pump.shared.start);
+                let bytes = self.pool.bytes(bid, n as usize);
+                let out = match way.pump.heard_at(since, bytes, &mut way.filter) {
+                    Scanned::Pass => Out::Pool {
+                        bid,
+                        at: 0,
+                        end: n as usize,
+                    },
+                    Scanned::Edited(kept) => {
+                        self.give(bid);
+                        Out::Own { bytes: kept, at: 0 }
+                    }
+                };
+                match way.send {
+                    true => way.next = out,
+                    false => way.out = out,
+                }
+                if !s.handing {
+                    self.step(&mut s, w);
+                }
+            }
+            (n, _) if n == -(Errno::ENOBUFS as i32) && !s.handing => {
+                way.starved = true;
+                self.starved.push((slot, w));
+            }
+            (n, bid) => {
+                if let Some(bid) = bid {
+                    self.held += 1;
+                    self.give(bid);
+                }
+                // The end, an error or a cancellation: the task finds out which.
+                if n != -(Errno::ECANCELED as i32) {
+                    self.hand_back(&mut s);
+                }
+            }
+        }
+        self.settle(s);
+    }
+
+    /// A send completed.
+    fn sent(&mut self, slot: usize, w: usize, result: i32, now: Instant) {
+        let Some(mut s) = self.sessions.get_mut(slot).and_then(Option::take) else {
+            return;
+        };
+        let way = &mut s.ways[w];
+        way.send = false;
+        if result <= 0 {
+            self.hand_back(&mut s);
+            self.settle(s);
+            return;
+        }
+        let n = result as usize;
+        let (bytes, done) = match &mut way.out {
+            Out::Pool { bid, at, end } => {
+                *at += n;
+                (self.pool.bytes(*bid, *at).get(*at - n..), *at >= *end)
+            }
+            Out::Own { bytes, at } => {
+                *at += n;
+                (bytes.get(*at - n..*at), *at >= bytes.len())
+            }
+            Out::Empty => (None, true),
+        };
+        if !way.pinging {
+            way.pump.wrote(&mut way.tracker, bytes.unwrap_or_default());
+        }
+        if done {
+            if let Out::Pool { bid, .. } = std::mem::take(&mut way.out) {
+                self.give(bid);
+            }
+            s.ways[w].pinging = false;
+        } else {
+            // A partial write: the destination is slow, but bytes still move.
+            let shared = &way.pump.shared;
+            shared.touch(now.saturating_duration_since(shared.start));
+        }
+        if !s.handing {
+            self.step(&mut s, w);
+        }
+        self.settle(s);
+    }
+
+    /// Moves a direction on: writes what waits (or a wanted ping at a frame boundary), and
+    /// reads again once nothing of the source's waits; frames large enough to splice, or a
+    /// close order, hand the session back.
+    fn step(&mut self, s: &mut Session, w: usize) {
+        let slot = s.slot;
+        let way = &mut s.ways[w];
+        if way.tracker.last_len() >= SPLICE_MIN && !way.pinging {
+            return self.hand_back(s);
+        }
+        if !way.send {
+            if matches!(way.out, Out::Empty) {
+                way.out = std::mem::take(&mut way.next);
+            }
+            if matches!(way.out, Out::Empty) {
+                let ping_ok = way.tracker.at_boundary() && !way.tracker.close_seen();
+                match way.pump.due(ping_ok) {
+                    Some(Interrupt::Stop(_)) => return self.hand_back(s),
+                    Some(Interrupt::Ping) => {
+                        if let Some(heartbeat) = way.pump.shared.heartbeat.as_ref() {
+                            let side = 1 - way.pump.way;
+                            let bytes = heartbeat.ping_frame(side);
+                            heartbeat.ping_sent(side, way.pump.shared.start.elapsed());
+                            way.out = Out::Own { bytes, at: 0 };
+                            way.pinging = true;
+                        }
+                    }
+                    None => {}
+                }
+            }
+            let pending = match &way.out {
+                Out::Empty => None,
+                Out::Pool { bid, at, end } => {
+                    Some(self.pool.bytes(*bid, *end)[*at..].as_ptr()).map(|p| (p, end - at))
+                }
+                Out::Own { bytes, at } => Some((bytes[*at..].as_ptr(), bytes.len() - at)),
+            };
+            if let Some((ptr, len)) = pending {
+                way.send = true;
+                let flags = MsgFlags::MSG_NOSIGNAL.bits();
+                let send = opcode::Send::new(Fd(way.dst), ptr, len as u32).flags(flags);
+                let entry = send.build().user_data(tag(slot, SEND + w as u64));
+                self.push(entry);
+            }
+        }
+        let way = &mut s.ways[w];
+        let waiting =
+            matches!(way.next, Out::Empty) && (way.pinging || matches!(way.out, Out::Empty));
+        if !way.recv && !way.starved && waiting {
+            way.recv = true;
+            let len = way.pump.shared.config.buffer.min(self.pool.size) as u32;
+            let recv = opcode::Recv::new(Fd(way.src), std::ptr::null_mut(), len).buf_group(GROUP);
+            let entry = recv.build().flags(squeue::Flags::BUFFER_SELECT);
+            self.push(entry.user_data(tag(slot, RECV + w as u64)));
+        }
+    }
+
+    /// Starts handing a session back: what it has in flight is cancelled.
+    fn hand_back(&mut self, s: &mut Session) {
+        if s.handing {
+            return;
+        }
+        s.handing = true;
+        for w in 0..2 {
+            s.ways[w].starved = false;
+            for (busy, kind) in [(s.ways[w].recv, RECV), (s.ways[w].send, SEND)] {
+                if busy {
+                    let cancel = opcode::AsyncCancel::new(tag(s.slot, kind + w as u64));
+                    self.push(cancel.build().user_data(CANCEL));
+                }
+            }
+        }
+    }
+
+    /// Puts a session back in its slot, or, once handing back with nothing in flight, gives
+    /// its directions to their tasks and frees the slot.
+    fn settle(&mut self, s: Box<Session>) {
+        let slot = s.slot;
+        if !(s.handing && s.idle()) {
+            self.sessions[slot] = Some(s);
+            return;
+        }
+        self.free.push(slot);
+        let Session {
+            ways,
+            client,
+            backend,
+            back,
+            runtime,
+            ..
+        } = *s;
+        let mut carries = Vec::with_capacity(2);
+        let mut cut = false;
+        for mut way in ways {
+            let mut pending = Vec::new();
+            if way.pinging {
+                match std::mem::take(&mut way.out) {
+                    // Not written at all: the task writes the ping instead.
+                    Out::Own { at: 0, .. } => {
+                        if let Some(h) = way.pump.shared.heartbeat.as_ref() {
+                            h.ping_lost(1 - way.pump.way);
+                        }
+                    }
+                    // Cut in the middle: the destination's stream cannot go on.
+                    Out::Own { .. } => cut = true,
+                    _ => {}
+                }
+            }
+            for out in [std::mem::take(&mut way.out), std::mem::take(&mut way.next)] {
+                match out {
+                    Out::Empty => {}
+                    Out::Pool { bid, at, end } => {
+                        pending.extend_from_slice(&self.pool.bytes(bid, end)[at..]);
+                        self.give(bid);
+                    }
+                    Out::Own { bytes, at } => pending.extend_from_slice(&bytes[at..]),
+                }
+            }
+            carries.push(Carry {
+                tracker: way.tracker,
+                filter: way.filter,
+                pending,
+            });
+        }
+        if cut {
+            // Every buffer is back in the pool; the sockets close as they are dropped.
+            return tracing::debug!("a ping was cut; session dropped");
+        }
+        let Some(parts) = into_runtime(&runtime, client, backend) else {
+            return;
+        };
+        for ((carry, (src, dst)), tx) in carries.into_iter().zip(parts).zip(back) {
+            let _ = tx.send(Handed { src, dst, carry });
+        }
+    }
+
+    /// Gives a buffer back to the pool.
+    fn give(&mut self, bid: u16) {
+        self.pool.give(bid);
+        self.held = self.held.saturating_sub(1);
+    }
+
+    /// Arms again as many starved receives as the pool has buffers the loop does not hold
+    /// (a receive that still finds none, because the kernel filled them for completions
+    /// not seen yet, starves again until those are handled).
+    fn feed_starved(&mut self) {
+        let mut free = usize::from(POOL).saturating_sub(self.held);
+        while free > 0 {
+            let Some((slot, w)) = self.starved.pop() else {
+                break;
+            };
+            let Some(mut s) = self.sessions.get_mut(slot).and_then(Option::take) else {
+                continue;
+            };
+            if s.ways[w].starved {
+                s.ways[w].starved = false;
+                free -= 1;
+                self.step(&mut s, w);
+            }
+            self.settle(s);
+        }
+    }
+}
+
+/// The ring's provided buffers: `POOL` buffers of `size` bytes and the ring of entries the
+/// kernel takes them from (`IORING_REGISTER_PBUF_RING`).
+struct Pool {
+    entries: *mut BufRingEntry,
+    memory: *mut u8,
+    size: usize,
+    tail: u16,
+}
+
+impl Pool {
+    fn ring_layout() -> Layout {
+        // Page-aligned, as io_uring_register_buf_ring(3) asks.
+        Layout::from_size_align(usize::from(POOL) * size_of::<BufRingEntry>(), 4096)
+            .unwrap_or_else(|_| Layout::new::<u8>())
+    }
+
+    fn memory_layout(size: usize) -> Layout {
+        Layout::from_size_align(usize::from(POOL) * size, 4096)
+            .unwrap_or_else(|_| Layout::new::<u8>())
+    }
+
+    fn new(uring: &IoUring, size: usize) -> io::Result<Self> {
+        // SAFETY: both layouts have a non-zero size; the memory is freed in `drop`.
+        let (entries, memory) = unsafe {
+            (
+                std::alloc::alloc_zeroed(Self::ring_layout()).cast::<BufRingEntry>(),
+                std::alloc::alloc_zeroed(Self::memory_layout(size)),
+            )
+        };
+        if entries.is_null() || memory.is_null() {
+            return Err(io::Error::from(io::ErrorKind::OutOfMemory));
+        }
+        let mut pool = Self {
+            entries,
+            memory,
+            size,
+            tail: 0,
+        };
+        // SAFETY: the entries stay valid until the ring is dropped (the pool is dropped
+        // after it, see `Ring`'s field order).
+        unsafe {
+            uring
+                .submitter()
+                .register_buf_ring_with_flags(entries as u64, POOL, GROUP, 0)?;
+        }
+        for bid in 0..POOL {
+            pool.give(bid);
+        }
+        Ok(pool)
+    }
+
+    /// The first `len` bytes of buffer `bid` (which the kernel filled and handed over).
+    fn bytes(&self, bid: u16, len: usize) -> &[u8] {
+        let bid = usize::from(bid % POOL);
+        // SAFETY: the buffer lies inside `memory`; the kernel does not write to it until it
+        // is given back.
+        unsafe { std::slice::from_raw_parts(self.memory.add(bid * self.size), len.min(self.size)) }
+    }
+
+    /// Puts buffer `bid` back in the ring for the kernel to fill.
+    fn give(&mut self, bid: u16) {
+        let bid = bid % POOL;
+        let index = usize::from(self.tail % POOL);
+        // SAFETY: `index` is inside the entries; the tail is published after the entry is
+        // written, with release ordering, as the kernel reads it with acquire.
+        unsafe {
+            let entry = &mut *self.entries.add(index);
+            entry.set_addr(self.memory.add(usize::from(bid) * self.size) as u64);
+            entry.set_len(self.size as u32);
+            entry.set_bid(bid);
+            self.tail = self.tail.wrapping_add(1);
+            let tail = BufRingEntry::tail(self.entries).cast::<AtomicU16>();
+            (*tail).store(self.tail, Ordering::Release);
+        }
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with these layouts.
+        unsafe {
+            std::alloc::dealloc(self.entries.cast(), Self::ring_layout());
+            std::alloc::dealloc(self.memory, Self::memory_layout(self.size));
+        }
+    }
+}
