@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
-use crate::channel::{self, Receiver, Sender};
+use crate::channel::{Receiver, Sender};
+use crate::inbound_queue::InboundQueue;
 use crate::link::{self, Inbound, Outbound, OutboundReceiver, TransportKind};
 
 /// The limits the store enforces, taken from the service's options.
@@ -99,12 +100,13 @@ pub(crate) struct Connection {
     pub id: String,
     /// Whether stateful reconnect was agreed at negotiate.
     pub stateful: bool,
-    /// The hub's receiver and outbound handle, until the first transport starts the hub.
-    link: Mutex<Option<(Receiver<Inbound>, Outbound)>>,
+    /// The hub's outbound handle, until the first transport starts the hub.
+    link: Mutex<Option<Outbound>>,
     /// A handle on the hub's queue, to close it when the hub finishes or the connection goes.
     closer: Outbound,
-    /// Where transports put what the client sends; `None` once the connection is removed.
-    inbound: Mutex<Option<Sender<Inbound>>>,
+    /// Where transports put what the client sends, made when one first needs it; closed
+    /// once the connection is removed.
+    inbound: InboundQueue,
     /// What the hub queued for the client; held by the transport that is sending.
     pub outbound: Arc<tokio::sync::Mutex<OutboundReceiver>>,
     /// The number of the latest request attached; a poll or socket that replaces another
@@ -129,11 +131,18 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Connection {
     /// A clone of the inbound sender, while the connection exists.
     pub fn inbound(&self) -> Option<Sender<Inbound>> {
-        lock(&self.inbound).clone()
+        self.inbound.sender()
     }
 
     /// The hub's side of the link, once: `None` when a transport already started the hub.
     pub fn take_link(&self) -> Option<(Receiver<Inbound>, Outbound)> {
+        let outbound = self.take_outbound()?;
+        Some((self.inbound.take_receiver()?, outbound))
+    }
+
+    /// The hub's outbound handle alone, once, for a transport that feeds the hub in its own
+    /// loop and so needs no inbound queue: `None` when a transport already started the hub.
+    pub fn take_outbound(&self) -> Option<Outbound> {
         lock(&self.link).take()
     }
 
@@ -318,15 +327,14 @@ impl ConnectionStore {
     ) -> Result<Arc<Connection>, StoreRefusal> {
         self.start_sweeper();
         let limits = &self.inner.limits;
-        let (inbound_tx, inbound_rx) = channel::bounded(limits.inbound_capacity);
         let (outbound, outbound_rx) = link::outbound(limits.outbound_capacity);
         let connection = Arc::new(Connection {
             token,
             id,
             stateful,
             closer: outbound.clone(),
-            link: Mutex::new(Some((inbound_rx, outbound))),
-            inbound: Mutex::new(Some(inbound_tx)),
+            link: Mutex::new(Some(outbound)),
+            inbound: InboundQueue::new(limits.inbound_capacity),
             outbound: Arc::new(tokio::sync::Mutex::new(outbound_rx)),
             attachment: AtomicU64::new(0),
             attached: Notify::new(),
@@ -377,7 +385,7 @@ impl ConnectionStore {
                 _ => None,
             }
         };
-        lock(&connection.inbound).take();
+        connection.inbound.close();
         connection.closer.close();
         connection.removed.store(true, Ordering::Release);
         connection.attached.notify_waiters();

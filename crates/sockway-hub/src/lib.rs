@@ -14,6 +14,7 @@ mod request_head;
 pub mod auth;
 pub mod claims;
 mod connections;
+mod inbound_queue;
 mod endpoint;
 pub mod negotiate;
 mod query;

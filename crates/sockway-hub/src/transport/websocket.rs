@@ -237,7 +237,7 @@ fn run(
         };
         // The connection ends with this socket: the socket's loop runs the hub's.
         if !connection.stateful && shared.handler.hub().is_some() {
-            if let Some((_, outbound)) = connection.take_link() {
+            if let Some(outbound) = connection.take_outbound() {
                 converse(&shared, &mut link, info, outbound).await;
                 return;
             }
