@@ -236,11 +236,17 @@ fn run(
             close_timeout: shared.options.close_timeout,
         };
         // The connection ends with this socket: the socket's loop runs the hub's.
-        if !connection.stateful && shared.handler.hub().is_some() {
-            if let Some(outbound) = connection.take_outbound() {
-                converse(&shared, &mut link, info, outbound).await;
-                return;
-            }
+        // A local moved whole into the conversation (not an `if let` on a temporary, which
+        // the task would keep beside it for the connection's life).
+        let inline = !connection.stateful && shared.handler.hub().is_some();
+        let outbound = if inline {
+            connection.take_outbound()
+        } else {
+            None
+        };
+        if outbound.is_some() {
+            converse(&shared, &mut link, info, outbound).await;
+            return;
         }
         // Unboxed in a block of its own, so the box is freed now rather than at the end of
         // the connection.
@@ -286,44 +292,48 @@ async fn carry(shared: &HubShared, link: &mut Link<'_>, reconnect: bool) {
 
 /// Runs the hub's side of the connection in the socket's loop ([`Session`]), then settles
 /// the connection and closes the socket.
-async fn converse(
-    shared: &HubShared,
-    link: &mut Link<'_>,
+fn converse<'a, 'b>(
+    shared: &'a HubShared,
+    link: &'a mut Link<'b>,
     info: Box<ConnectionInfo>,
-    outbound: Outbound,
-) {
-    let connection = link.connection;
-    let Some(hub) = shared.handler.hub() else {
-        return;
-    };
-    // Unboxed in a block of its own, so the box is freed now rather than at the end of the
-    // connection; the session is kept once (not as an argument, which an async fn keeps
-    // twice).
-    let mut session = {
-        let boxed = info;
-        Session::new(hub, *boxed, outbound)
-    };
-    let end = match take_outbound(connection, link.number).await {
-        Ok(mut outbound) => {
-            let end = talk(shared, link, &mut outbound, &mut session).await;
+    outbound: Option<Outbound>,
+) -> impl Future<Output = ()> + Send + use<'a, 'b> {
+    // The session is made here, before the future: an async fn would keep its arguments
+    // (and the boxed info it no longer needs) beside the session for the connection's life.
+    let mut session = outbound
+        .zip(shared.handler.hub())
+        .map(|(outbound, hub)| Session::new(hub, *info, outbound));
+    async move {
+        // A reference, so the session is kept once, where the future captured it.
+        let Some(session) = session.as_mut() else {
+            return;
+        };
+        let connection = link.connection;
+        let end = 'talked: {
+            // Taken in a `let` of its own, so the `Result` it came in is not kept while the
+            // socket talks.
+            let mut outbound = match take_outbound(connection, link.number).await {
+                Ok(outbound) => outbound,
+                Err(end) => {
+                    stop_hub(shared, connection, session, Stop::LEFT);
+                    break 'talked end;
+                }
+            };
+            let end = talk(shared, link, &mut outbound, session).await;
             if session.is_open() {
                 let stop = if outbound.is_closed() {
                     Stop::CLOSED
                 } else {
                     Stop::LEFT
                 };
-                stop_hub(shared, connection, &mut session, stop);
+                stop_hub(shared, connection, session, stop);
             }
             end
+        };
+        finish(shared, connection, link.number, end);
+        if !matches!(end, End::Lost | End::Abandoned) {
+            let _ = link.socket.close(CloseCode::NORMAL, "").await;
         }
-        Err(end) => {
-            stop_hub(shared, connection, &mut session, Stop::LEFT);
-            end
-        }
-    };
-    finish(shared, connection, link.number, end);
-    if !matches!(end, End::Lost | End::Abandoned) {
-        let _ = link.socket.close(CloseCode::NORMAL, "").await;
     }
 }
 
