@@ -7,7 +7,7 @@
 //! system call, about 65 instructions per call pair and more than the rest of the wrapper
 //! (callgrind, `benches/instructions.sh`). A single-threaded process such as uWebSockets'
 //! skips that step. Nothing here uses thread cancellation, so the worker enters the kernel
-//! through glibc's `syscall(2)`, which is no cancellation point: the same `recvfrom`,
+//! through `syscall(2)` (the `libc` crate's binding), which is no cancellation point: the same `recvfrom`,
 //! `sendto` and `writev` system calls with the same arguments and errors (`errno`, read by
 //! [`io::Error::last_os_error`]). On other platforms the standard library's calls are used.
 
@@ -16,40 +16,13 @@ use std::mem::MaybeUninit;
 
 use mio::net::TcpStream;
 
-#[cfg(all(
-    target_os = "linux",
-    any(target_arch = "x86_64", target_arch = "aarch64")
-))]
+#[cfg(target_os = "linux")]
 mod raw {
-    use std::ffi::{c_long, c_void};
+    use std::io::IoSlice;
     use std::os::fd::AsRawFd;
 
-    use std::io::IoSlice;
-
+    use libc::{c_long, c_void};
     use mio::net::TcpStream;
-
-    /// `recvfrom` and `sendto` in the kernel's system call table (`asm/unistd_64.h`;
-    /// aarch64 uses the generic table, `asm-generic/unistd.h`).
-    #[cfg(target_arch = "x86_64")]
-    const SYS_RECVFROM: c_long = 45;
-    #[cfg(target_arch = "x86_64")]
-    const SYS_SENDTO: c_long = 44;
-    #[cfg(target_arch = "x86_64")]
-    const SYS_WRITEV: c_long = 20;
-    #[cfg(target_arch = "aarch64")]
-    const SYS_RECVFROM: c_long = 207;
-    #[cfg(target_arch = "aarch64")]
-    const SYS_SENDTO: c_long = 206;
-    #[cfg(target_arch = "aarch64")]
-    const SYS_WRITEV: c_long = 66;
-    /// `send(2)`'s flag that turns a write to a closed peer into `EPIPE` instead of
-    /// `SIGPIPE`, as the standard library's `TcpStream::write` passes it.
-    const MSG_NOSIGNAL: c_long = 0x4000;
-
-    extern "C" {
-        /// glibc's indirect system call (`syscall(2)`), which is not a cancellation point.
-        fn syscall(number: c_long, ...) -> c_long;
-    }
 
     /// `recvfrom(fd, buf, len, 0, NULL, NULL)` (every argument a whole `long`, as a variadic
     /// call does not widen an `int`): bytes read, or -1 with `errno` set.
@@ -59,8 +32,8 @@ mod raw {
         // SAFETY: `buf` is valid for writes of `len` bytes (the caller's spare capacity), the
         // descriptor is the open socket `stream` borrows, and the address arguments are null.
         unsafe {
-            syscall(
-                SYS_RECVFROM,
+            libc::syscall(
+                libc::SYS_recvfrom,
                 stream.as_raw_fd() as c_long,
                 buf,
                 len,
@@ -72,17 +45,19 @@ mod raw {
     }
 
     /// `sendto(fd, buf, len, MSG_NOSIGNAL, NULL, 0)`: bytes written, or -1 with `errno` set.
+    /// `MSG_NOSIGNAL` turns a write to a closed peer into `EPIPE` instead of `SIGPIPE`, as
+    /// the standard library's `TcpStream::write` does.
     #[inline]
     pub(super) fn send(stream: &TcpStream, buf: &[u8]) -> isize {
         // SAFETY: `buf` is valid for reads of its length, the descriptor is the open socket
         // `stream` borrows, and no address is given.
         unsafe {
-            syscall(
-                SYS_SENDTO,
+            libc::syscall(
+                libc::SYS_sendto,
                 stream.as_raw_fd() as c_long,
                 buf.as_ptr().cast::<c_void>(),
                 buf.len(),
-                MSG_NOSIGNAL,
+                libc::MSG_NOSIGNAL as c_long,
                 std::ptr::null::<c_void>(),
                 0 as c_long,
             ) as isize
@@ -96,8 +71,8 @@ mod raw {
         // library's guarantee), each one valid for reads of its length while `slices` is
         // borrowed, and the descriptor is the open socket `stream` borrows.
         unsafe {
-            syscall(
-                SYS_WRITEV,
+            libc::syscall(
+                libc::SYS_writev,
                 stream.as_raw_fd() as c_long,
                 slices.as_ptr().cast::<c_void>(),
                 slices.len() as c_long,
@@ -107,10 +82,7 @@ mod raw {
 }
 
 /// Reads into `spare` from `stream`; how many bytes were read (0 at end of stream).
-#[cfg(all(
-    target_os = "linux",
-    any(target_arch = "x86_64", target_arch = "aarch64")
-))]
+#[cfg(target_os = "linux")]
 #[inline]
 pub(super) fn recv(stream: &TcpStream, spare: &mut [MaybeUninit<u8>]) -> io::Result<usize> {
     let n = raw::recv(stream, spare.as_mut_ptr().cast(), spare.len());
@@ -118,10 +90,7 @@ pub(super) fn recv(stream: &TcpStream, spare: &mut [MaybeUninit<u8>]) -> io::Res
 }
 
 /// Writes from `buf` to `stream`; how many bytes the socket took.
-#[cfg(all(
-    target_os = "linux",
-    any(target_arch = "x86_64", target_arch = "aarch64")
-))]
+#[cfg(target_os = "linux")]
 #[inline]
 pub(super) fn send(stream: &TcpStream, buf: &[u8]) -> io::Result<usize> {
     let n = raw::send(stream, buf);
@@ -129,10 +98,7 @@ pub(super) fn send(stream: &TcpStream, buf: &[u8]) -> io::Result<usize> {
 }
 
 /// Writes `slices` to `stream` in order with one `writev`; how many bytes the socket took.
-#[cfg(all(
-    target_os = "linux",
-    any(target_arch = "x86_64", target_arch = "aarch64")
-))]
+#[cfg(target_os = "linux")]
 #[inline]
 pub(super) fn writev(stream: &TcpStream, slices: &[IoSlice<'_>]) -> io::Result<usize> {
     let n = raw::writev(stream, slices);
@@ -140,28 +106,19 @@ pub(super) fn writev(stream: &TcpStream, slices: &[IoSlice<'_>]) -> io::Result<u
 }
 
 /// Reads into `spare` from `stream`; how many bytes were read (0 at end of stream).
-#[cfg(not(all(
-    target_os = "linux",
-    any(target_arch = "x86_64", target_arch = "aarch64")
-)))]
+#[cfg(not(target_os = "linux"))]
 pub(super) fn recv(stream: &TcpStream, spare: &mut [MaybeUninit<u8>]) -> io::Result<usize> {
     socket2::SockRef::from(stream).recv(spare)
 }
 
 /// Writes from `buf` to `stream`; how many bytes the socket took.
-#[cfg(not(all(
-    target_os = "linux",
-    any(target_arch = "x86_64", target_arch = "aarch64")
-)))]
+#[cfg(not(target_os = "linux"))]
 pub(super) fn send(stream: &TcpStream, buf: &[u8]) -> io::Result<usize> {
     std::io::Write::write(&mut &*stream, buf)
 }
 
 /// Writes `slices` to `stream` in order with one vectored write; how many bytes it took.
-#[cfg(not(all(
-    target_os = "linux",
-    any(target_arch = "x86_64", target_arch = "aarch64")
-)))]
+#[cfg(not(target_os = "linux"))]
 pub(super) fn writev(stream: &TcpStream, slices: &[IoSlice<'_>]) -> io::Result<usize> {
     std::io::Write::write_vectored(&mut &*stream, slices)
 }
