@@ -17,6 +17,7 @@
 //! becomes `Closed`. Then the server closes TCP at once; the client waits for the server to do
 //! so (section 7.1.1), which [`Connection::closes_transport_first`] tells the driver.
 
+mod direct;
 mod prepared;
 mod read;
 mod timers;
@@ -31,6 +32,7 @@ use crate::error::ProtocolError;
 use crate::message::{Message, MessageKind};
 use crate::Role;
 
+pub use direct::DirectFrame;
 pub use prepared::PreparedFrame;
 use read::Reader;
 pub use timers::{KeepAlive, Millis, Timeout, Timers};
@@ -351,6 +353,7 @@ impl Connection {
     /// `keep` bytes of room, so that a connection that goes quiet after a large message does
     /// not hold that message's buffer while idle; a small buffer is kept for the next
     /// message. A driver calls it when it is about to wait for the peer.
+    #[inline]
     pub fn release_idle_output(&mut self, keep: usize) {
         self.writer.release_if_empty(keep);
     }

@@ -183,6 +183,7 @@ impl Writer {
     }
 
     /// See [`Connection::release_idle_output`].
+    #[inline]
     pub(super) fn release_if_empty(&mut self, keep: usize) {
         if self.len() != 0 {
             return;
@@ -191,7 +192,9 @@ impl Writer {
             self.out = BytesMut::new();
         }
         self.out_peak = 0;
-        self.shared = None;
+        if self.shared.is_some() {
+            self.shared = None;
+        }
     }
 
     /// Room held by the output buffers, for tests of [`Writer::release_if_empty`].
@@ -377,6 +380,37 @@ impl Writer {
         };
         self.out = shared.drain_into(capacity, &self.out);
         self.out_peak = self.out_peak.max(self.out.len());
+    }
+
+    /// Whether a server's whole uncompressed frame may go out ahead of the queue (see
+    /// [`super::DirectFrame`]): nothing waits to be sent, so order is kept; no fragmented
+    /// message is being sent (section 5.4); no compression; no pong is held back.
+    #[inline]
+    pub(super) fn may_write_direct(&self) -> bool {
+        self.role == Role::Server
+            && self.len() == 0
+            && self.sending.is_none()
+            && self.deflating.is_none()
+            && self.pending_pong.is_none()
+    }
+
+    /// Queues what a driver's own write of a frame left unwritten: `header` and then
+    /// `payload`, of which the first `written` bytes went out. A large rest of the payload is
+    /// shared as [`Writer::write_shared_frame`] shares one, a small one copied.
+    pub(super) fn queue_unwritten(&mut self, header: &[u8], payload: &Bytes, written: usize) {
+        self.out
+            .extend_from_slice(header.get(written..).unwrap_or_default());
+        let rest = payload.slice(written.saturating_sub(header.len()).min(payload.len())..);
+        if self.shares(&rest) {
+            let shared = self.shared.get_or_insert_with(Box::default);
+            if !self.out.is_empty() {
+                shared.push(self.out.split().freeze());
+            }
+            shared.push(rest);
+        } else {
+            self.out.extend_from_slice(&rest);
+            self.out_peak = self.out_peak.max(self.out.len());
+        }
     }
 
     /// Appends a frame encoded elsewhere (a server's [`super::PreparedFrame`]): shared as it

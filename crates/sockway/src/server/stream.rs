@@ -129,6 +129,7 @@ macro_rules! delegate {
 }
 
 impl AsyncRead for ServerStream {
+    #[inline]
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -139,6 +140,7 @@ impl AsyncRead for ServerStream {
 }
 
 impl AsyncWrite for ServerStream {
+    #[inline]
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -147,6 +149,7 @@ impl AsyncWrite for ServerStream {
         delegate!(self, io => io.poll_write(cx, buf))
     }
 
+    #[inline]
     fn poll_write_vectored(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -164,6 +167,7 @@ impl AsyncWrite for ServerStream {
         }
     }
 
+    #[inline]
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         delegate!(self, io => io.poll_flush(cx))
     }

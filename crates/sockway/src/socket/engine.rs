@@ -18,6 +18,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
 
 use super::keep_alive::{KeepAliveAction, KeepAliveTimer};
+use super::small_read::Filled;
 use crate::config::WebSocketConfig;
 use crate::error::Error;
 
@@ -37,7 +38,7 @@ enum Teardown {
 /// The most bytes read onto the stack when the receive buffer is released (see
 /// [`Engine::poll_fill`]) and messages have been small: one page, so the read needs no
 /// stack probing.
-const STACK_READ: usize = 4096;
+pub(super) const STACK_READ: usize = 4096;
 
 /// The read once one found more than [`STACK_READ`] waiting: sized for one read to take a
 /// whole message of a few dozen kilobytes, rather than by
@@ -128,7 +129,7 @@ pub(crate) struct Engine<S: AsyncRead + AsyncWrite + Unpin> {
     pub(crate) conn: Connection,
     /// Shared by every socket a server endpoint accepts with the same settings.
     pub(crate) config: Arc<WebSocketConfig>,
-    read_buf: BytesMut,
+    pub(super) read_buf: BytesMut,
     /// Bytes the next read asks for: [`WebSocketConfig::read_buffer_size`] at first; doubled
     /// (up to [`MAX_READ_SIZE`]) each time a read fills all the room it was given, halved when
     /// a read gets less than half, and reset when the engine waits with an empty buffer. So a
@@ -136,7 +137,7 @@ pub(crate) struct Engine<S: AsyncRead + AsyncWrite + Unpin> {
     read_size: u32,
     /// Whether the last read onto the stack filled its small room (or, from the large one,
     /// got at least that much), so that the next one uses [`LARGE_READ`].
-    large_reads: bool,
+    pub(super) large_reads: bool,
     teardown: Teardown,
     close_deadline: Option<Pin<Box<Sleep>>>,
     /// Keep-alive bookkeeping, inline: `None` when keep-alive is off or has ended.
@@ -144,7 +145,7 @@ pub(crate) struct Engine<S: AsyncRead + AsyncWrite + Unpin> {
     /// An outside request to close (see [`CloseRequest`]).
     pub(crate) close_request: Option<Box<dyn CloseRequest>>,
     /// The error that ended the connection, reported once to the reader (boxed: rare).
-    pending_error: Option<Box<Error>>,
+    pub(super) pending_error: Option<Box<Error>>,
     pub(crate) stats: Stats,
 }
 
@@ -229,7 +230,30 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
                     continue;
                 }
             }
-            let filled = match self.poll_fill(cx) {
+            let polled = if delivery == Delivery::Messages && self.reads_small_messages() {
+                match self.poll_fill_message(cx) {
+                    Poll::Ready(Ok(Filled::Message(n, message))) => {
+                        self.note_activity(n);
+                        match message {
+                            Ok(message) => {
+                                let event = Event::Message(message);
+                                self.on_event(&event);
+                                return Poll::Ready(Ok(Some(event)));
+                            }
+                            Err(e) => {
+                                self.pending_error = Some(Box::new(Error::Protocol(e)));
+                                continue;
+                            }
+                        }
+                    }
+                    Poll::Ready(Ok(Filled::Bytes(n))) => Poll::Ready(Ok(n)),
+                    Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                    Poll::Pending => Poll::Pending,
+                }
+            } else {
+                self.poll_fill(cx)
+            };
+            let filled = match polled {
                 Poll::Ready(filled) => filled,
                 Poll::Pending => {
                     // About to wait: only now do the timers and the outside close request
@@ -260,7 +284,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
         }
     }
 
-    fn on_event(&mut self, event: &Event) {
+    pub(super) fn on_event(&mut self, event: &Event) {
         match event {
             Event::Message(_)
             | Event::Fragment {
@@ -271,7 +295,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
         }
     }
 
-    fn note_activity(&mut self, n: usize) {
+    pub(super) fn note_activity(&mut self, n: usize) {
         self.stats.bytes_received += n as u64;
         if let Some(timer) = &mut self.keep_alive {
             timer.heard();
@@ -439,10 +463,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
         let mut read_buf = ReadBuf::uninit(scratch);
         ready!(Pin::new(&mut self.io).poll_read(cx, &mut read_buf))?;
         let filled = read_buf.filled();
+        self.keep_read(filled, room);
+        Poll::Ready(Ok(filled.len()))
+    }
+
+    /// Keeps `filled`, what a read into `room` bytes outside the (empty, unallocated)
+    /// receive buffer got, in the receive buffer.
+    pub(super) fn keep_read(&mut self, filled: &[u8], room: usize) {
         if filled.len() == room {
-            // The read filled the scratch space: more is waiting. Make room for the rest of
-            // the frame that is arriving (as far as its header says, within the largest read),
-            // so that it takes one more read rather than several growing ones.
+            // The read filled its room: more is waiting. Make room for the rest of the frame
+            // that is arriving (as far as its header says, within the largest read), so that
+            // it takes one more read rather than several growing ones.
             self.grow_read_size();
             let most = MAX_READ_SIZE.max(self.config.read_buffer_size);
             let rest = rest_of_first_frame(filled).unwrap_or(0).min(most);
@@ -450,11 +481,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
                 .reserve(filled.len() + rest.max(self.read_size as usize));
             self.read_buf.extend_from_slice(filled);
         } else {
-            // A buffer of exactly what arrived (the buffer is empty and unallocated here); when
-            // it holds one whole frame, it becomes that message's payload as it is.
+            // A buffer of exactly what arrived; when it holds one whole frame, it becomes
+            // that message's payload as it is.
             self.read_buf = BytesMut::from(filled);
         }
-        Poll::Ready(Ok(filled.len()))
     }
 
     /// Writes some of the queued output: all its runs at once with a vectored write when the
@@ -595,7 +625,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
     }
 
     /// A transport error ends everything at once.
-    fn abort(&mut self, error: io::Error) -> Error {
+    pub(super) fn abort(&mut self, error: io::Error) -> Error {
         self.conn.receive_eof();
         self.teardown = Teardown::Done;
         Error::Io(error)

@@ -1,9 +1,11 @@
 //! [`WebSocket`]: an established WebSocket over any `AsyncRead + AsyncWrite` transport.
 
+mod direct;
 mod engine;
 mod keep_alive;
 mod ops;
 mod recv;
+mod small_read;
 mod split;
 mod stream;
 mod wheel;
@@ -171,8 +173,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         &mut self,
         message: impl Into<Message>,
     ) -> impl Future<Output = Result<(), Error>> + '_ {
-        let message = message.into();
-        ops::send(self, Sends::MessageEnd, move |conn| conn.send(&message))
+        ops::send_message(self, message.into())
     }
 
     /// Sends a text message from a borrowed string.

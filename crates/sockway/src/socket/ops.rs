@@ -6,7 +6,7 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
-use sockway_proto::{Connection, SendError};
+use sockway_proto::{Connection, Message, SendError};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::engine::Engine;
@@ -104,6 +104,55 @@ where
         } else {
             Poll::Ready(Ok(()))
         }
+    }
+}
+
+/// Sends a whole message ([`Engine::send_message`]: written straight to the transport when
+/// nothing is queued) once there is room, then flushes. Like [`Queue`], written by hand to
+/// hold only the socket reference and the message; dropped before the room came, it sent
+/// nothing; after, the whole message.
+pub(crate) struct SendMessage<'a, S, A> {
+    access: &'a mut A,
+    message: Option<Message>,
+    stream: PhantomData<fn() -> S>,
+}
+
+/// Sends `message` and flushes.
+pub(crate) fn send_message<S, A>(access: &mut A, message: Message) -> SendMessage<'_, S, A> {
+    SendMessage {
+        access,
+        message: Some(message),
+        stream: PhantomData,
+    }
+}
+
+impl<S, A> Future for SendMessage<'_, S, A>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    A: EngineAccess<S>,
+{
+    type Output = Result<(), Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if let Some(message) = this.message.take() {
+            let ready = this.access.with_engine(cx, |engine, cx| {
+                let ready = engine.poll_send_ready(cx);
+                if let Poll::Ready(Ok(())) = ready {
+                    return Poll::Ready(engine.send_message(cx, &message));
+                }
+                ready
+            });
+            match ready {
+                Poll::Pending => {
+                    this.message = Some(message);
+                    return Poll::Pending;
+                }
+                Poll::Ready(result) => result?,
+            }
+        }
+        this.access
+            .with_engine(cx, |engine, cx| engine.poll_flush(cx))
     }
 }
 

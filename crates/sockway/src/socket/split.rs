@@ -163,8 +163,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketWriter<S> {
         &mut self,
         message: impl Into<Message>,
     ) -> impl Future<Output = Result<(), Error>> + '_ {
-        let message = message.into();
-        ops::send(self, Sends::MessageEnd, move |conn| conn.send(&message))
+        ops::send_message(self, message.into())
     }
 
     /// Sends a whole message, choosing whether it may be compressed.
