@@ -87,15 +87,19 @@ pub(crate) async fn start<B>(
         Ok(number) => number,
         Err(refused) => return refusal(refused),
     };
-    let mut options = shared
-        .options
-        .websocket
-        .clone()
-        .max_message_size(shared.options.max_receive_size);
-    if shared.options.cors.enabled() {
-        options = options.allowed_origins(shared.options.cors.websocket_origins(&request));
-    }
-    match handshake.accept(&options) {
+    // The socket settings come from the service's one shared copy, not from `options`.
+    let with_cors;
+    let options = if shared.options.cors.enabled() {
+        with_cors = shared
+            .options
+            .websocket
+            .clone()
+            .allowed_origins(shared.options.cors.websocket_origins(&request));
+        &with_cors
+    } else {
+        &shared.options.websocket
+    };
+    match handshake.accept_with_config(options, shared.socket_config.clone()) {
         Ok((response, pending)) => {
             let info = Box::new(connection_info(
                 &connection,
