@@ -19,6 +19,61 @@ use sockway_proto::OpCode;
 
 /// The close opcode's wire value (RFC 6455 section 5.2).
 const CLOSE: u8 = 0x8;
+/// The pong opcode's wire value.
+const PONG: u8 = 0xA;
+
+/// What a chunk made of whole frames does to a [`FrameTracker`] at a frame boundary, found
+/// by [`whole_frames`] in one walk over the chunk's headers, to be applied once the chunk is
+/// written ([`FrameTracker::apply`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WholeFrames {
+    /// Frames in the chunk.
+    frames: u64,
+    /// The payload length of the last one.
+    last_len: u64,
+    /// A close frame is among them.
+    saw_close: bool,
+    /// The status code of the first of them that has one (RFC 6455 section 5.5.1).
+    close_code: Option<u16>,
+}
+
+/// Walks `bytes`, which start at a frame boundary, over its frame headers once: `Some` when
+/// the chunk is whole frames only, and, when `filtered` (a [`super::heartbeat::PongFilter`]
+/// follows the stream), none of them a pong and none a header the filter's strict parse
+/// refuses (a reserved opcode, a 64-bit length with its top bit set; RFC 6455 section 5.2).
+/// Such a chunk passes the filter unchanged and leaves it at a boundary, so the relay walks
+/// it once for both the filter and the tracker; anything else (a frame cut by the chunk's
+/// end, a pong) takes the two walks.
+pub fn whole_frames(mut bytes: &[u8], filtered: bool) -> Option<WholeFrames> {
+    let mut whole = WholeFrames::default();
+    while !bytes.is_empty() {
+        let (header, len) = RawFrameHeader::parse(bytes)?;
+        let refused = header.opcode == PONG
+            || OpCode::from_bits(header.opcode).is_none()
+            || header.payload_len >> 63 != 0;
+        if filtered && refused {
+            return None;
+        }
+        let payload = usize::try_from(header.payload_len).ok()?;
+        let frame = bytes.get(len..)?.get(..payload)?;
+        if header.opcode == CLOSE {
+            whole.saw_close = true;
+            if whole.close_code.is_none() {
+                if let Some(&[a, b]) = frame.first_chunk::<2>() {
+                    let mut code = [a, b];
+                    if let Some(key) = header.mask {
+                        apply_mask(&mut code, key, 0);
+                    }
+                    whole.close_code = Some(u16::from_be_bytes(code));
+                }
+            }
+        }
+        whole.frames += 1;
+        whole.last_len = header.payload_len;
+        bytes = &bytes[len + payload..];
+    }
+    Some(whole)
+}
 
 /// Incremental frame-boundary tracker for one direction.
 #[derive(Debug, Clone, Default)]
@@ -102,6 +157,19 @@ impl FrameTracker {
     #[cfg(test)]
     pub fn frames(&self) -> u64 {
         self.frames
+    }
+
+    /// Notes that a chunk of whole frames went through, as found by [`whole_frames`] when
+    /// this tracker was at a frame boundary (as [`feed`](Self::feed) with the chunk would).
+    pub fn apply(&mut self, whole: WholeFrames) {
+        debug_assert!(self.at_boundary());
+        if whole.frames == 0 {
+            return;
+        }
+        self.frames += whole.frames;
+        self.last_len = whole.last_len;
+        self.saw_close |= whole.saw_close;
+        self.close_code = self.close_code.or(whole.close_code);
     }
 
     /// Feeds bytes that went through, in order.
