@@ -378,6 +378,70 @@ mod tests {
     }
 
     #[test]
+    fn one_walk_over_whole_frames_agrees_with_feeding_them() {
+        // Every header size, masked and not, close frames with and without a code.
+        let mut frames = vec![
+            vec![0x81, 3, b'a', b'b', b'c'],
+            vec![0x82, 0x83, 9, 9, 9, 9, 1, 2, 3],
+            vec![0x88, 0],
+            close_frame(1001, "away", true),
+            close_frame(4000, "", false),
+        ];
+        let mut long = vec![0x82, 126, 0, 200];
+        long.extend(std::iter::repeat_n(7u8, 200));
+        frames.push(long);
+        let mut longest = vec![0x02, 127, 0, 0, 0, 0, 0, 1, 0, 0];
+        longest.extend(std::iter::repeat_n(1u8, 65_536));
+        frames.push(longest);
+        for start in 0..frames.len() {
+            for end in start + 1..=frames.len() {
+                let chunk = frames[start..end].concat();
+                let mut fed = FrameTracker::new();
+                fed.feed(&chunk);
+                let mut walked = FrameTracker::new();
+                walked.apply(whole_frames(&chunk, true).expect("whole frames"));
+                assert!(walked.at_boundary());
+                assert_eq!(walked.frames(), fed.frames(), "frames {start}..{end}");
+                assert_eq!(walked.last_len(), fed.last_len(), "frames {start}..{end}");
+                assert_eq!(
+                    walked.close_code(),
+                    fed.close_code(),
+                    "frames {start}..{end}"
+                );
+                assert_eq!(
+                    walked.close_seen(),
+                    fed.close_seen(),
+                    "frames {start}..{end}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_cut_frame_a_pong_or_a_refused_header_takes_the_two_walks() {
+        let text = [0x81, 2, b'h', b'i'];
+        // A frame cut by the chunk's end, in its header or its payload.
+        assert_eq!(whole_frames(&text[..1], false), None);
+        assert_eq!(whole_frames(&text[..3], false), None);
+        // A pong, a reserved opcode, a length with its top bit set: the filter must see
+        // them, unless no filter follows the stream.
+        let pong = [0x8a, 1, 0];
+        let reserved = [0x83, 0];
+        let top = [0x82, 127, 0x80, 0, 0, 0, 0, 0, 0, 0];
+        for refused in [&pong[..], &reserved[..]] {
+            let chunk = [&text[..], refused].concat();
+            assert_eq!(whole_frames(&chunk, true), None);
+            assert!(whole_frames(&chunk, false).is_some());
+        }
+        assert_eq!(whole_frames(&top, true), None);
+        // A close code already logged stays the first one.
+        let mut t = FrameTracker::new();
+        t.apply(whole_frames(&close_frame(1000, "", false), false).expect("whole"));
+        t.apply(whole_frames(&close_frame(1001, "", true), false).expect("whole"));
+        assert_eq!(t.close_code(), Some(1000));
+    }
+
+    #[test]
     fn close_frames_are_well_formed() {
         let f = close_frame(1001, "idle", false);
         assert_eq!(f, [0x88, 6, 0x03, 0xe9, b'i', b'd', b'l', b'e']);
