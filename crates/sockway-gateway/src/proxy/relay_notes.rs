@@ -79,9 +79,14 @@ impl<T: Totals + ?Sized> Pump<T> {
         tracker: &mut FrameTracker,
         filter: &mut Option<PongFilter>,
     ) -> Written {
-        match self.heard(bytes, tracker, filter) {
-            Heard::Whole(_) | Heard::Pass => self.write_out(dst, bytes, tracker).await,
-            Heard::Edited(kept) => self.write_out(dst, &kept, tracker).await,
+        // Only the edited bytes, if any, are kept across the write.
+        let edited = match self.heard(bytes, tracker, filter) {
+            Heard::Whole(_) | Heard::Pass => None,
+            Heard::Edited(kept) => Some(kept),
+        };
+        match edited {
+            None => self.write_out(dst, bytes, tracker).await,
+            Some(kept) => self.write_out(dst, &kept, tracker).await,
         }
     }
 
