@@ -120,9 +120,16 @@ impl ReadSide {
         #[cfg(target_os = "linux")]
         if let ReadSide::Tcp(half) = self {
             let tcp: &TcpStream = half.as_ref();
-            if drained {
-                std::task::ready!(tcp.poll_read_ready(cx))?;
-            }
+            // A unit of the task's coop budget per read, as `poll_read` takes, so that a
+            // source that never runs dry still lets the thread's other tasks run: taken by
+            // the wait for readiness, or here when there is none.
+            let coop = match drained {
+                true => {
+                    std::task::ready!(tcp.poll_read_ready(cx))?;
+                    None
+                }
+                false => Some(std::task::ready!(tokio::task::coop::poll_proceed(cx))),
+            };
             loop {
                 let mut short = 0;
                 // A short read is reported as `WouldBlock` to `try_io`, which then clears
@@ -136,13 +143,17 @@ impl ReadSide {
                     Ok(n)
                 });
                 if short > 0 {
+                    coop.iter().for_each(|c| c.made_progress());
                     return Poll::Ready(Ok(short));
                 }
                 match read {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         std::task::ready!(tcp.poll_read_ready(cx))?;
                     }
-                    done => return Poll::Ready(done),
+                    done => {
+                        coop.iter().for_each(|c| c.made_progress());
+                        return Poll::Ready(done);
+                    }
                 }
             }
         }
