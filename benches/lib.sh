@@ -99,6 +99,9 @@ server_command() {
     # The same echo server with one single-threaded runtime per worker thread, each on its own
     # SO_REUSEPORT listener (uWebSockets' layout): no task ever moves between threads.
     sockway-percore) echo "$PEERS_BIN/sockway-echo 0 $2 --per-core" ;;
+    # The event loop with a SO_REUSEPORT listener per worker (start_per_worker), the kernel
+    # spreading the connections as over uWebSockets' processes, instead of dealing them.
+    sockway-loop-percore) echo "$PEERS_BIN/sockway-loop-echo 0 $2 --per-core" ;;
     # An experiment, not in ALL_SERVERS: sockway-proto driven by io_uring (uring-echo.rs).
     uring) echo "$PEERS_BIN/uring-echo 0 $2" ;;
     tungstenite) echo "$PEERS_BIN/tungstenite-echo 0 $2" ;;

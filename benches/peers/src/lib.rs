@@ -45,7 +45,7 @@ pub struct Args {
     /// One single-threaded runtime per worker thread, each with its own `SO_REUSEPORT`
     /// listener on the port (`--per-core`), instead of one multi-threaded runtime: the layout
     /// of uWebSockets' processes, for the servers that can run that way
-    /// ([`reuse_port_listeners`]).
+    /// ([`reuse_port_listeners`]); for the event loop, a listener per worker thread.
     pub per_core: bool,
 }
 

@@ -14,6 +14,14 @@ use tokio::sync::Notify;
 
 /// A new channel holding at most `capacity` items (at least one).
 pub fn bounded<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
+    bounded_with(capacity, ())
+}
+
+/// A new channel like [`bounded`], with `extra` state that every handle reaches through
+/// `extra()`, kept in the channel's one allocation: a user that needs more shared state per
+/// channel (the outbound link's close flag and lease) then needs no allocation of its own,
+/// and each handle is one pointer.
+pub fn bounded_with<T, X>(capacity: usize, extra: X) -> (Sender<T, X>, Receiver<T, X>) {
     let shared = Arc::new(Shared {
         state: Mutex::new(State {
             items: VecDeque::new(),
@@ -23,6 +31,7 @@ pub fn bounded<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
         readable: Notify::new(),
         writable: Notify::new(),
         capacity: capacity.max(1),
+        extra,
     });
     (
         Sender {
@@ -32,13 +41,14 @@ pub fn bounded<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
     )
 }
 
-struct Shared<T> {
+struct Shared<T, X> {
     state: Mutex<State<T>>,
     /// Wakes the receiver: an item arrived, or the last sender went.
     readable: Notify,
     /// Wakes senders waiting for room: an item was taken, or the receiver went.
     writable: Notify,
     capacity: usize,
+    extra: X,
 }
 
 struct State<T> {
@@ -47,7 +57,7 @@ struct State<T> {
     receiver: bool,
 }
 
-impl<T> Shared<T> {
+impl<T, X> Shared<T, X> {
     fn lock(&self) -> MutexGuard<'_, State<T>> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -79,17 +89,17 @@ pub struct Closed<T>(pub T);
 
 /// The sending side; clone it for more senders. The receiver sees the end of the channel
 /// when every sender is dropped.
-pub struct Sender<T> {
-    shared: Arc<Shared<T>>,
+pub struct Sender<T, X = ()> {
+    shared: Arc<Shared<T, X>>,
 }
 
-impl<T> std::fmt::Debug for Sender<T> {
+impl<T, X> std::fmt::Debug for Sender<T, X> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         self.shared.describe("Sender", f)
     }
 }
 
-impl<T> Clone for Sender<T> {
+impl<T, X> Clone for Sender<T, X> {
     fn clone(&self) -> Self {
         self.shared.lock().senders += 1;
         Self {
@@ -98,7 +108,7 @@ impl<T> Clone for Sender<T> {
     }
 }
 
-impl<T> Drop for Sender<T> {
+impl<T, X> Drop for Sender<T, X> {
     fn drop(&mut self) {
         let last = {
             let mut state = self.shared.lock();
@@ -111,7 +121,12 @@ impl<T> Drop for Sender<T> {
     }
 }
 
-impl<T> Sender<T> {
+impl<T, X> Sender<T, X> {
+    /// The state given to [`bounded_with`].
+    pub fn extra(&self) -> &X {
+        &self.shared.extra
+    }
+
     /// Queues `item` if there is room, without waiting.
     pub fn try_send(&self, item: T) -> Result<(), TrySendError<T>> {
         {
@@ -156,17 +171,17 @@ impl<T> Sender<T> {
 }
 
 /// The receiving side.
-pub struct Receiver<T> {
-    shared: Arc<Shared<T>>,
+pub struct Receiver<T, X = ()> {
+    shared: Arc<Shared<T, X>>,
 }
 
-impl<T> std::fmt::Debug for Receiver<T> {
+impl<T, X> std::fmt::Debug for Receiver<T, X> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         self.shared.describe("Receiver", f)
     }
 }
 
-impl<T> Drop for Receiver<T> {
+impl<T, X> Drop for Receiver<T, X> {
     fn drop(&mut self) {
         let items = {
             let mut state = self.shared.lock();
@@ -178,10 +193,16 @@ impl<T> Drop for Receiver<T> {
     }
 }
 
-impl<T> Receiver<T> {
+impl<T, X> Receiver<T, X> {
     /// The next item, waiting for one; `None` once every sender is gone and nothing is left.
     pub async fn recv(&mut self) -> Option<T> {
         self.recv_unless(|| false).await
+    }
+
+    /// A handle that takes items for this receiver while the receiver itself stays where it
+    /// is (see [`Taker`]).
+    pub fn taker(&self) -> Taker<T, X> {
+        Taker(self.shared.clone())
     }
 
     /// Like [`recv`](Self::recv), but `None` as soon as `stop` holds while nothing is queued
@@ -189,71 +210,132 @@ impl<T> Receiver<T> {
     /// select over this and a second wake-up would hold two, for each idle connection
     /// (docs/hub.md, "Idle memory").
     pub async fn recv_unless(&mut self, stop: impl Fn() -> bool) -> Option<T> {
-        loop {
-            let arrived = self.shared.readable.notified();
-            tokio::pin!(arrived);
-            arrived.as_mut().enable();
-            if let Some(item) = self.take() {
-                return Some(item);
-            }
-            if stop() || self.shared.lock().senders == 0 {
-                return self.take();
-            }
-            arrived.await;
-        }
+        self.shared.recv_unless(stop).await
     }
 
     /// An item already queued, without waiting. The queue's memory is freed when it empties.
     pub fn try_recv(&mut self) -> Option<T> {
-        self.take()
-    }
-
-    fn take(&self) -> Option<T> {
-        let item = {
-            let mut state = self.shared.lock();
-            let item = state.items.pop_front()?;
-            if state.items.is_empty() {
-                state.items = VecDeque::new();
-            }
-            item
-        };
-        self.shared.writable.notify_one();
-        Some(item)
+        self.shared.take()
     }
 
     /// A handle that wakes this receiver's [`recv_unless`](Self::recv_unless) without being
     /// a sender (the channel still ends with its last sender).
-    pub fn waker(&self) -> Waker<T> {
+    pub fn waker(&self) -> Waker<T, X> {
         Waker(self.shared.clone())
     }
 
     /// Drops every queued item.
     pub fn clear(&mut self) {
-        let items = std::mem::take(&mut self.shared.lock().items);
-        drop(items);
-        self.shared.writable.notify_waiters();
+        self.shared.clear();
     }
 
     /// Whether every sender is gone.
     pub fn is_closed(&self) -> bool {
         self.shared.lock().senders == 0
     }
+
+    /// The state given to [`bounded_with`].
+    pub fn extra(&self) -> &X {
+        &self.shared.extra
+    }
+}
+
+impl<T, X> Shared<T, X> {
+    async fn recv_unless(&self, stop: impl Fn() -> bool) -> Option<T> {
+        loop {
+            let arrived = self.readable.notified();
+            tokio::pin!(arrived);
+            arrived.as_mut().enable();
+            if let Some(item) = self.take() {
+                return Some(item);
+            }
+            if stop() || self.lock().senders == 0 {
+                return self.take();
+            }
+            arrived.await;
+        }
+    }
+
+    fn take(&self) -> Option<T> {
+        let item = {
+            let mut state = self.lock();
+            let item = state.items.pop_front()?;
+            if state.items.is_empty() {
+                state.items = VecDeque::new();
+            }
+            item
+        };
+        self.writable.notify_one();
+        Some(item)
+    }
+
+    fn clear(&self) {
+        let items = std::mem::take(&mut self.lock().items);
+        drop(items);
+        self.writable.notify_waiters();
+    }
+}
+
+/// Takes items on behalf of a [`Receiver`] that stays where it is (see
+/// [`Receiver::taker`]): the receiver's owner can lend its queue to one consumer at a time
+/// without moving the receiver, whose drop still ends the channel. Using two takers (or a
+/// taker and the receiver) at once is not unsafe, but each item goes to only one of them;
+/// the lender keeps to one at a time.
+pub struct Taker<T, X = ()>(Arc<Shared<T, X>>);
+
+impl<T, X> std::fmt::Debug for Taker<T, X> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.describe("Taker", f)
+    }
+}
+
+impl<T, X> Taker<T, X> {
+    /// As [`Receiver::recv_unless`] (`stop` may look at this taker's
+    /// [`extra`](Self::extra)).
+    pub async fn recv_unless(&self, stop: impl Fn() -> bool) -> Option<T> {
+        self.0.recv_unless(stop).await
+    }
+
+    /// As [`Receiver::try_recv`].
+    pub fn try_recv(&mut self) -> Option<T> {
+        self.0.take()
+    }
+
+    /// As [`Receiver::clear`].
+    pub fn clear(&mut self) {
+        self.0.clear();
+    }
+
+    /// As [`Receiver::waker`].
+    pub fn waker(&self) -> Waker<T, X> {
+        Waker(self.0.clone())
+    }
+
+    /// The state given to [`bounded_with`].
+    pub fn extra(&self) -> &X {
+        &self.0.extra
+    }
 }
 
 /// Wakes a [`Receiver`] waiting in [`recv_unless`](Receiver::recv_unless) to check its
 /// condition again (see [`Receiver::waker`]).
-pub struct Waker<T>(Arc<Shared<T>>);
+pub struct Waker<T, X = ()>(Arc<Shared<T, X>>);
 
-impl<T> std::fmt::Debug for Waker<T> {
+impl<T, X> std::fmt::Debug for Waker<T, X> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         self.0.describe("Waker", f)
     }
 }
 
-impl<T> Waker<T> {
+impl<T, X> Waker<T, X> {
     /// Wakes the receiver.
     pub fn wake(&self) {
         self.0.readable.notify_one();
+    }
+
+    /// The state given to [`bounded_with`].
+    pub fn extra(&self) -> &X {
+        &self.0.extra
     }
 }
 

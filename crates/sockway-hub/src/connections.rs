@@ -107,8 +107,8 @@ pub(crate) struct Connection {
     /// Where transports put what the client sends, made when one first needs it; closed
     /// once the connection is removed.
     inbound: InboundQueue,
-    /// What the hub queued for the client; held by the transport that is sending.
-    pub outbound: Arc<tokio::sync::Mutex<OutboundReceiver>>,
+    /// What the hub queued for the client; leased by the transport request that is sending.
+    pub outbound: OutboundReceiver,
     /// The number of the latest request attached; a poll or socket that replaces another
     /// bumps it, and the one replaced ends. (An atomic and a `Notify`: a `watch` channel
     /// would cost some 350 bytes more per connection.)
@@ -335,7 +335,7 @@ impl ConnectionStore {
             closer: outbound.clone(),
             link: Mutex::new(Some(outbound)),
             inbound: InboundQueue::new(limits.inbound_capacity),
-            outbound: Arc::new(tokio::sync::Mutex::new(outbound_rx)),
+            outbound: outbound_rx,
             attachment: AtomicU64::new(0),
             attached: Notify::new(),
             posting: AtomicBool::new(false),

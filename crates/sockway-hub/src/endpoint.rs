@@ -69,7 +69,15 @@ impl HubService<NotFound> {
     pub fn new(path: &str, handler: impl ConnectionHandler, options: HttpOptions) -> Self {
         let path = format!("/{}", path.trim_matches('/'));
         let store = ConnectionStore::new(options.limits());
+        let socket_config = Arc::new(
+            options
+                .websocket
+                .socket
+                .clone()
+                .max_message_size(options.max_receive_size),
+        );
         let shared = Arc::new(HubShared {
+            socket_config,
             options,
             store,
             handler: Arc::new(handler),

@@ -11,11 +11,11 @@
 //! hub then sends a `Sequence` message and replays what the client has not acknowledged.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
 
 use crate::channel;
 use crate::protocol::TransferFormat;
@@ -107,18 +107,32 @@ pub enum OutboundError {
 /// ends the connection instead of buffering without limit.
 #[derive(Debug, Clone)]
 pub struct Outbound {
-    frames: channel::Sender<Bytes>,
-    shared: Arc<Shared>,
+    frames: channel::Sender<Bytes, Shared>,
 }
 
-/// The transport's side of the queue: frames to send, in order, and the end of the connection.
+/// The transports' side of the queue, kept by the connection for its whole life (its drop
+/// ends the queue). A transport request takes frames through an [`OutboundLease`], one
+/// request at a time.
 #[derive(Debug)]
 pub struct OutboundReceiver {
-    frames: channel::Receiver<Bytes>,
-    shared: Arc<Shared>,
+    frames: channel::Receiver<Bytes, Shared>,
 }
 
-#[derive(Debug, Default)]
+/// One transport request's exclusive use of the outbound queue (see
+/// [`OutboundReceiver::lease`]): frames to send, in order, and the end of the connection.
+/// Dropping it lets the next request (a poll or socket that replaces this one) take over.
+#[derive(Debug)]
+pub struct OutboundLease {
+    frames: channel::Taker<Bytes, Shared>,
+    /// Whether this lease holds the queue's one permit (always, as the permit's semaphore is
+    /// never closed), to give back when it is dropped.
+    held: bool,
+}
+
+/// What the hub and the transports share beside the frames, in the frame queue's own
+/// allocation: three allocations (the queue, this, and a lock around the receiver) cost
+/// each idle connection some 100 bytes more (docs/hub.md, "Idle memory").
+#[derive(Debug)]
 struct Shared {
     closed: AtomicBool,
     binary: AtomicBool,
@@ -126,19 +140,23 @@ struct Shared {
     /// A last frame to send after the queued ones, even when the queue was full (the hub's
     /// `Close` for a client that read too slowly).
     last: Mutex<Option<Bytes>>,
+    /// One permit: which transport request takes frames now (a socket, an event stream, a
+    /// poll). Waiters get it in order, as with tokio's fair `Mutex`.
+    lease: Semaphore,
 }
 
-/// Resolves once the hub has closed the connection (see [`OutboundReceiver::close_signal`]).
-#[derive(Debug, Clone)]
-pub struct CloseSignal(Arc<Shared>);
+/// Resolves once the hub has closed the connection (see [`OutboundLease::close_signal`]).
+#[derive(Debug)]
+pub struct CloseSignal(channel::Waker<Bytes, Shared>);
 
 impl CloseSignal {
     /// Waits until the hub has closed the connection.
     pub async fn closed(&self) {
+        let shared = self.0.extra();
         loop {
             // Made before the check: `notify_waiters` reaches a `Notified` from its creation.
-            let notified = self.0.notify.notified();
-            if self.0.closed.load(Ordering::Acquire) {
+            let notified = shared.notify.notified();
+            if shared.closed.load(Ordering::Acquire) {
                 return;
             }
             notified.await;
@@ -148,24 +166,21 @@ impl CloseSignal {
 
 /// A new outbound queue holding at most `capacity` frames.
 pub fn outbound(capacity: usize) -> (Outbound, OutboundReceiver) {
-    let (frames, receiver) = channel::bounded(capacity);
-    let shared = Arc::new(Shared::default());
-    (
-        Outbound {
-            frames,
-            shared: shared.clone(),
-        },
-        OutboundReceiver {
-            frames: receiver,
-            shared,
-        },
-    )
+    let shared = Shared {
+        closed: AtomicBool::new(false),
+        binary: AtomicBool::new(false),
+        notify: Notify::new(),
+        last: Mutex::new(None),
+        lease: Semaphore::new(1),
+    };
+    let (frames, receiver) = channel::bounded_with(capacity, shared);
+    (Outbound { frames }, OutboundReceiver { frames: receiver })
 }
 
 impl Outbound {
     /// Queues `frame` without waiting.
     pub fn try_send(&self, frame: Bytes) -> Result<(), OutboundError> {
-        if self.shared.closed.load(Ordering::Acquire) {
+        if self.frames.extra().closed.load(Ordering::Acquire) {
             return Err(OutboundError::Closed);
         }
         self.frames.try_send(frame).map_err(|error| match error {
@@ -177,8 +192,9 @@ impl Outbound {
     /// Ends the connection from the hub's side: the transport sends what is queued, then
     /// closes (WebSocket close, end of the event stream, 204 to the next poll).
     pub fn close(&self) {
-        self.shared.closed.store(true, Ordering::Release);
-        self.shared.notify.notify_waiters();
+        let shared = self.frames.extra();
+        shared.closed.store(true, Ordering::Release);
+        shared.notify.notify_waiters();
         self.frames.wake_receiver();
     }
 
@@ -186,8 +202,9 @@ impl Outbound {
     /// frame even when the queue is full: how the hub tells a client that does not read fast
     /// enough why it is being closed.
     pub fn close_with(&self, frame: Bytes) {
-        if let Ok(mut last) = self.shared.last.lock() {
-            if !self.shared.closed.load(Ordering::Acquire) {
+        let shared = self.frames.extra();
+        if let Ok(mut last) = shared.last.lock() {
+            if !shared.closed.load(Ordering::Acquire) {
                 *last = Some(frame);
             }
         }
@@ -197,26 +214,91 @@ impl Outbound {
     /// Sets how frames must be carried from now on: the handshake is always text, and a
     /// binary protocol switches WebSocket frames to binary once it is agreed.
     pub fn set_transfer_format(&self, format: TransferFormat) {
-        self.shared
+        self.frames
+            .extra()
             .binary
             .store(format == TransferFormat::Binary, Ordering::Release);
     }
 
     /// Whether [`close`](Self::close) was called or the transport side is gone.
     pub fn is_closed(&self) -> bool {
-        self.shared.closed.load(Ordering::Acquire) || self.frames.is_closed()
+        self.frames.extra().closed.load(Ordering::Acquire) || self.frames.is_closed()
     }
 }
 
 impl OutboundReceiver {
+    /// Waits until no other transport request takes frames, then takes them until the lease
+    /// is dropped. Cancel-safe: a request that stops waiting leaves the queue as it was.
+    pub async fn lease(&self) -> OutboundLease {
+        let held = match self.frames.extra().lease.acquire().await {
+            Ok(permit) => {
+                permit.forget();
+                true
+            }
+            Err(_closed) => false,
+        };
+        OutboundLease {
+            frames: self.frames.taker(),
+            held,
+        }
+    }
+}
+
+impl OutboundReceiver {
+    /// The next frame to send (as [`OutboundLease::recv`]), for the receiver's owner when no
+    /// one else takes from the queue (a [`ConnectionHandler`] test or a custom transport that
+    /// keeps the receiver to itself).
+    pub async fn recv(&mut self) -> Option<Bytes> {
+        self.unleased().recv().await
+    }
+
+    /// As [`OutboundLease::try_recv`], for the receiver's owner (see [`recv`](Self::recv)).
+    pub fn try_recv(&mut self) -> Option<Bytes> {
+        self.unleased().try_recv()
+    }
+
+    /// As [`OutboundLease::clear`], for the receiver's owner (see [`recv`](Self::recv)).
+    pub fn clear(&mut self) {
+        self.unleased().clear();
+    }
+
+    /// As [`OutboundLease::transfer_format`].
+    pub fn transfer_format(&self) -> TransferFormat {
+        self.unleased().transfer_format()
+    }
+
+    /// The queue's frames without taking the lease's permit: for the owner's own use.
+    fn unleased(&self) -> OutboundLease {
+        OutboundLease {
+            frames: self.frames.taker(),
+            held: false,
+        }
+    }
+}
+
+impl Drop for OutboundLease {
+    fn drop(&mut self) {
+        if self.held {
+            self.frames.extra().lease.add_permits(1);
+        }
+    }
+}
+
+impl OutboundLease {
     /// The next frame to send; `None` once the hub has closed the connection and every
     /// queued frame has been taken.
     pub async fn recv(&mut self) -> Option<Bytes> {
-        let shared = &self.shared;
-        let closed = || shared.closed.load(Ordering::Acquire);
-        match self.frames.recv_unless(closed).await {
+        let closed = || self.frames.extra().closed.load(Ordering::Acquire);
+        let frame = self.frames.recv_unless(closed).await;
+        match frame {
             Some(frame) => Some(frame),
-            None => shared.last.lock().ok().and_then(|mut last| last.take()),
+            None => self
+                .frames
+                .extra()
+                .last
+                .lock()
+                .ok()
+                .and_then(|mut last| last.take()),
         }
     }
 
@@ -232,18 +314,18 @@ impl OutboundReceiver {
 
     /// Whether the hub has closed the connection.
     pub fn is_closed(&self) -> bool {
-        self.shared.closed.load(Ordering::Acquire)
+        self.frames.extra().closed.load(Ordering::Acquire)
     }
 
-    /// A handle that tells when the hub closes the connection, usable while this receiver is
+    /// A handle that tells when the hub closes the connection, usable while this lease is
     /// busy (a transport blocked writing to a client that does not read).
     pub fn close_signal(&self) -> CloseSignal {
-        CloseSignal(self.shared.clone())
+        CloseSignal(self.frames.waker())
     }
 
     /// How frames must be carried now (see [`Outbound::set_transfer_format`]).
     pub fn transfer_format(&self) -> TransferFormat {
-        if self.shared.binary.load(Ordering::Acquire) {
+        if self.frames.extra().binary.load(Ordering::Acquire) {
             TransferFormat::Binary
         } else {
             TransferFormat::Text
@@ -257,7 +339,7 @@ mod tests {
 
     #[tokio::test]
     async fn frames_queued_before_close_are_delivered_then_none() {
-        let (tx, mut rx) = outbound(4);
+        let (tx, rx) = outbound(4);
         tx.try_send(Bytes::from_static(b"a")).unwrap();
         tx.try_send(Bytes::from_static(b"b")).unwrap();
         tx.close();
@@ -265,9 +347,10 @@ mod tests {
             tx.try_send(Bytes::from_static(b"c")),
             Err(OutboundError::Closed)
         );
-        assert_eq!(rx.recv().await.as_deref(), Some(&b"a"[..]));
-        assert_eq!(rx.recv().await.as_deref(), Some(&b"b"[..]));
-        assert_eq!(rx.recv().await, None);
+        let mut lease = rx.lease().await;
+        assert_eq!(lease.recv().await.as_deref(), Some(&b"a"[..]));
+        assert_eq!(lease.recv().await.as_deref(), Some(&b"b"[..]));
+        assert_eq!(lease.recv().await, None);
     }
 
     #[tokio::test]
@@ -282,20 +365,38 @@ mod tests {
 
     #[tokio::test]
     async fn close_with_delivers_its_frame_last_even_when_full() {
-        let (tx, mut rx) = outbound(1);
+        let (tx, rx) = outbound(1);
         tx.try_send(Bytes::from_static(b"a")).unwrap();
         tx.close_with(Bytes::from_static(b"bye"));
-        assert_eq!(rx.recv().await.as_deref(), Some(&b"a"[..]));
-        assert_eq!(rx.recv().await.as_deref(), Some(&b"bye"[..]));
-        assert_eq!(rx.recv().await, None);
+        let mut lease = rx.lease().await;
+        assert_eq!(lease.recv().await.as_deref(), Some(&b"a"[..]));
+        assert_eq!(lease.recv().await.as_deref(), Some(&b"bye"[..]));
+        assert_eq!(lease.recv().await, None);
     }
 
     #[tokio::test]
     async fn close_wakes_a_waiting_receiver() {
-        let (tx, mut rx) = outbound(1);
-        let waiter = tokio::spawn(async move { rx.recv().await });
+        let (tx, rx) = outbound(1);
+        let waiter = tokio::spawn(async move { rx.lease().await.recv().await });
         tokio::task::yield_now().await;
         tx.close();
         assert_eq!(waiter.await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn one_lease_at_a_time_and_the_next_takes_over_where_it_stopped() {
+        let (tx, rx) = outbound(4);
+        tx.try_send(Bytes::from_static(b"a")).unwrap();
+        tx.try_send(Bytes::from_static(b"b")).unwrap();
+        let mut first = rx.lease().await;
+        assert_eq!(first.try_recv().as_deref(), Some(&b"a"[..]));
+        let waiting = tokio::time::timeout(std::time::Duration::from_millis(50), rx.lease());
+        assert!(waiting.await.is_err(), "the queue is leased");
+        drop(first);
+        let mut second = tokio::time::timeout(std::time::Duration::from_secs(20), rx.lease())
+            .await
+            .expect("the lease was given back");
+        assert_eq!(second.try_recv().as_deref(), Some(&b"b"[..]));
+        assert_eq!(second.try_recv(), None);
     }
 }

@@ -96,7 +96,10 @@ impl Default for HttpOptions {
             adopt_signed_tokens: false,
             connection_claims: None,
             authenticator: None,
-            websocket: AcceptOptions::default(),
+            // A hub connection is idle most of its life: its socket keeps no output room
+            // between sends (docs/hub.md, "Idle memory").
+            websocket: AcceptOptions::default()
+                .socket_config(sockway::WebSocketConfig::for_server().idle_output_room(0)),
             cors: CorsPolicy::default(),
             relay: None,
         }
@@ -250,7 +253,9 @@ impl HttpOptions {
     }
 
     /// The WebSocket handshake options (allowed origins, keep-alive, compression). The
-    /// message size limit is [`max_receive_size`](Self::max_receive_size)'s.
+    /// message size limit is [`max_receive_size`](Self::max_receive_size)'s. The default's
+    /// sockets keep no output buffer while idle
+    /// ([`WebSocketConfig::idle_output_room`](sockway::WebSocketConfig::idle_output_room) 0).
     pub fn websocket(mut self, options: AcceptOptions) -> Self {
         self.websocket = options;
         self
@@ -292,6 +297,10 @@ pub(crate) struct HubShared {
     pub(crate) handler: Arc<dyn ConnectionHandler>,
     pub(crate) path: String,
     pub(crate) negotiate_path: String,
+    /// The WebSocket transport's socket settings ([`HttpOptions::websocket`] with the message
+    /// limit of [`HttpOptions::max_receive_size`]), made once and shared by every socket: a
+    /// copy per socket would cost each connection about 100 bytes.
+    pub(crate) socket_config: Arc<sockway::WebSocketConfig>,
 }
 
 impl HubShared {

@@ -35,6 +35,12 @@ pub struct WebSocketConfig {
     /// its time driver enabled (otherwise the first wait panics, as creating a tokio `Sleep`
     /// would). The quiet interval is counted from that first wait.
     pub keep_alive: Option<KeepAlive>,
+    /// The most output-buffer room a socket keeps while it waits for the peer; default 256
+    /// bytes. Small messages then reuse one buffer, while a socket that sent a large message
+    /// and went quiet does not hold that message's room. 0 frees the buffer whenever
+    /// everything queued has been sent: one allocation more per burst of sends, and nothing
+    /// held by an idle socket, for servers of many mostly idle connections (the hub's).
+    pub idle_output_room: usize,
 }
 
 impl Default for WebSocketConfig {
@@ -45,6 +51,7 @@ impl Default for WebSocketConfig {
             write_buffer_limit: 128 * 1024,
             close_timeout: Duration::from_secs(5),
             keep_alive: None,
+            idle_output_room: 256,
         }
     }
 }
@@ -88,6 +95,12 @@ impl WebSocketConfig {
     /// Sets [`WebSocketConfig::close_timeout`].
     pub fn close_timeout(mut self, timeout: Duration) -> Self {
         self.close_timeout = timeout;
+        self
+    }
+
+    /// Sets [`WebSocketConfig::idle_output_room`].
+    pub fn idle_output_room(mut self, bytes: usize) -> Self {
+        self.idle_output_room = bytes;
         self
     }
 

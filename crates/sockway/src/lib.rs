@@ -20,6 +20,8 @@ pub mod error;
 pub mod event_loop;
 #[cfg(any(feature = "server", feature = "event-loop"))]
 pub mod limits;
+#[cfg(any(feature = "server", feature = "event-loop"))]
+mod listen;
 #[cfg(feature = "server")]
 pub mod server;
 mod socket;

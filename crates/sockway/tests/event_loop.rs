@@ -298,6 +298,45 @@ async fn deals_connections_evenly_to_the_worker_threads() {
 }
 
 #[tokio::test]
+async fn a_listener_per_worker_serves_one_port_from_every_thread() {
+    let recorder = Recorder::default();
+    let server = EventLoopServer::new(recorder.clone(), EventLoopOptions::default().threads(2))
+        .bind_per_worker(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .unwrap();
+    let mut clients = Vec::new();
+    for i in 0..40 {
+        let mut ws = client(server.local_addr(), &format!("/own{i}")).await;
+        let message = Message::text(format!("hello {i}"));
+        ws.send(message.clone()).await.unwrap();
+        assert_eq!(
+            timeout(STEP, ws.recv()).await.unwrap().unwrap(),
+            Some(message)
+        );
+        recorder.wait_for(&format!("thread /own{i} ")).await;
+        clients.push(ws);
+    }
+    let lines = recorder.lines();
+    let on = |thread: &str| lines.iter().filter(|l| l.ends_with(thread)).count();
+    // The kernel spreads connections by a hash of their addresses: 40 ephemeral ports all
+    // landing on one listener would happen once in 2^39 runs.
+    let spread = (on(" sockway-loop-0"), on(" sockway-loop-1"));
+    assert!(
+        spread.0 > 0 && spread.1 > 0 && spread.0 + spread.1 == 40,
+        "{spread:?}"
+    );
+    drop(clients);
+    stop(server);
+}
+
+#[test]
+fn start_per_worker_refuses_no_listener() {
+    let error = EventLoopServer::new(Recorder::default(), EventLoopOptions::default())
+        .start_per_worker(Vec::new())
+        .unwrap_err();
+    assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput);
+}
+
+#[tokio::test]
 async fn fails_violations_with_the_rfc_close_codes() {
     let config = WebSocketConfig::default().max_message_size(1000);
     let (server, _) = start(EventLoopOptions::default().websocket(config));

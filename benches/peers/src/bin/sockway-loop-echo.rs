@@ -4,6 +4,9 @@
 //! buffer and sent back from there, as uWebSockets' echo sends the view its handler gets).
 //! Settings are the library defaults (keep-alive on) except the 64 MiB message limit and a
 //! connection limit high enough for the idle-memory run. It has no permessage-deflate.
+//! With `--per-core` each worker accepts on a listener of its own on the shared port
+//! (`EventLoopServer::start_per_worker`), as uWebSockets' processes do, instead of worker 0
+//! dealing connections to the least-loaded worker.
 
 use std::net::SocketAddr;
 
@@ -11,7 +14,7 @@ use sockway::event_loop::{
     Conn, EventLoopOptions, EventLoopServer, Handler, LentMessage, OpenRequest,
 };
 use sockway::Message;
-use sockway_bench_peers::{args, refuse_tls, ALLOCATOR_NAME, MAX_MESSAGE};
+use sockway_bench_peers::{args, refuse_tls, reuse_port_listeners, ALLOCATOR_NAME, MAX_MESSAGE};
 
 /// Echoes every message back, from where it was read (as uWebSockets' echo sends the view
 /// its handler was given).
@@ -46,7 +49,15 @@ fn main() {
         .busy_polls(busy_polls)
         .max_connections(1_000_000)
         .websocket(defaults.websocket.clone().max_message_size(MAX_MESSAGE));
-    let server = EventLoopServer::new(Echo, options)
+    let server = EventLoopServer::new(Echo, options);
+    if args.per_core {
+        let layout = format!("event loop, {busy_polls} busy polls");
+        let listeners = reuse_port_listeners("sockway-loop-echo", &args, &layout);
+        let server = server.start_per_worker(listeners).expect("start");
+        server.join().expect("event loop");
+        return;
+    }
+    let server = server
         .bind(SocketAddr::from(([127, 0, 0, 1], args.port)))
         .expect("bind");
     println!(

@@ -58,7 +58,7 @@ async fn poll_inner<B>(
     let outcome = {
         // The poll this one replaces lets go of the queue as soon as it sees the new number.
         let taken = tokio::select! {
-            guard = connection.outbound.lock() => Some(guard),
+            guard = connection.outbound.lease() => Some(guard),
             () = connection.ended() => None,
             () = connection.superseded(number) => None,
         };

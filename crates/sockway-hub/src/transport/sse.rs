@@ -15,11 +15,10 @@ use http::header::{CACHE_CONTROL, CONTENT_ENCODING, PRAGMA};
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt as _, StreamBody};
 use hyper::body::Frame;
-use tokio::sync::OwnedMutexGuard;
 
 use super::{connection_info, lookup, not_offered, refusal, BoxError, HubBody};
 use crate::connections::{Connection, ConnectionStore};
-use crate::link::{OutboundReceiver, TransportKind};
+use crate::link::{OutboundLease, TransportKind};
 use crate::service::HubShared;
 
 /// Writes `frame` as one event.
@@ -54,7 +53,7 @@ impl Drop for Attached {
 
 struct Stream {
     attached: Attached,
-    outbound: Option<OwnedMutexGuard<OutboundReceiver>>,
+    outbound: Option<OutboundLease>,
     preamble: bool,
 }
 
@@ -113,7 +112,7 @@ async fn next_chunk(mut state: Stream) -> Option<(Chunk, Stream)> {
         Some(outbound) => outbound,
         None => {
             let guard = tokio::select! {
-                guard = connection.outbound.clone().lock_owned() => guard,
+                guard = connection.outbound.lease() => guard,
                 () = connection.ended() => return None,
             };
             state.outbound.insert(guard)

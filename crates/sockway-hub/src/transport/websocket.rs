@@ -29,9 +29,7 @@ use sockway::{CloseCode, Message};
 use super::{connection_info, lookup, not_offered, refusal, request_token, text, HubBody, Unknown};
 use crate::channel::{Sender, TrySendError};
 use crate::connections::{Connection, Release, StoreRefusal};
-use crate::link::{
-    CloseSignal, ConnectionInfo, Inbound, Outbound, OutboundReceiver, TransportKind,
-};
+use crate::link::{CloseSignal, ConnectionInfo, Inbound, Outbound, OutboundLease, TransportKind};
 use crate::negotiate::new_identity;
 use crate::protocol::TransferFormat;
 use crate::runtime::{Session, Stop, Ticker};
@@ -87,15 +85,19 @@ pub(crate) async fn start<B>(
         Ok(number) => number,
         Err(refused) => return refusal(refused),
     };
-    let mut options = shared
-        .options
-        .websocket
-        .clone()
-        .max_message_size(shared.options.max_receive_size);
-    if shared.options.cors.enabled() {
-        options = options.allowed_origins(shared.options.cors.websocket_origins(&request));
-    }
-    match handshake.accept(&options) {
+    // The socket settings come from the service's one shared copy, not from `options`.
+    let with_cors;
+    let options = if shared.options.cors.enabled() {
+        with_cors = shared
+            .options
+            .websocket
+            .clone()
+            .allowed_origins(shared.options.cors.websocket_origins(&request));
+        &with_cors
+    } else {
+        &shared.options.websocket
+    };
+    match handshake.accept_with_config(options, shared.socket_config.clone()) {
         Ok((response, pending)) => {
             let info = Box::new(connection_info(
                 &connection,
@@ -338,12 +340,9 @@ fn converse<'a, 'b>(
 }
 
 /// The connection's outbound queue, once a socket this one replaces has let go of it.
-async fn take_outbound(
-    connection: &Connection,
-    number: u64,
-) -> Result<tokio::sync::MutexGuard<'_, OutboundReceiver>, End> {
+async fn take_outbound(connection: &Connection, number: u64) -> Result<OutboundLease, End> {
     tokio::select! {
-        outbound = connection.outbound.lock() => Ok(outbound),
+        outbound = connection.outbound.lease() => Ok(outbound),
         release = connection.released(number) => Err(released(release)),
     }
 }
@@ -354,7 +353,7 @@ async fn take_outbound(
 async fn talk(
     shared: &HubShared,
     link: &mut Link<'_>,
-    outbound: &mut OutboundReceiver,
+    outbound: &mut OutboundLease,
     session: &mut Session,
 ) -> End {
     let connection = link.connection;
@@ -421,7 +420,7 @@ async fn tick(ticker: Option<&Ticker>) {
 /// is done.
 async fn busy<F: Future>(
     link: &mut Link<'_>,
-    outbound: &mut OutboundReceiver,
+    outbound: &mut OutboundLease,
     work: F,
 ) -> Result<F::Output, End> {
     let mut work = std::pin::pin!(work);
@@ -441,11 +440,7 @@ async fn busy<F: Future>(
 }
 
 /// Writes `frame` and what else is queued, giving up as [`write_or_give_up`] does.
-async fn write(
-    link: &mut Link<'_>,
-    outbound: &mut OutboundReceiver,
-    frame: Bytes,
-) -> Result<(), End> {
+async fn write(link: &mut Link<'_>, outbound: &mut OutboundLease, frame: Bytes) -> Result<(), End> {
     let signal = outbound.close_signal();
     let close_timeout = link.close_timeout;
     write_or_give_up(
@@ -490,7 +485,7 @@ fn released(release: Release) -> End {
 async fn serve(link: &mut Link<'_>, reconnect: bool) -> End {
     let connection = link.connection;
     let mut outbound = tokio::select! {
-        outbound = connection.outbound.lock() => outbound,
+        outbound = connection.outbound.lease() => outbound,
         release = connection.released(link.number) => return released(release),
     };
     let Some(inbound) = connection.inbound() else {
@@ -510,11 +505,7 @@ async fn serve(link: &mut Link<'_>, reconnect: bool) -> End {
 }
 
 /// Carries frames both ways until one side ends.
-async fn pump(
-    link: &mut Link<'_>,
-    outbound: &mut OutboundReceiver,
-    inbound: &Sender<Inbound>,
-) -> End {
+async fn pump(link: &mut Link<'_>, outbound: &mut OutboundLease, inbound: &Sender<Inbound>) -> End {
     let connection = link.connection;
     let signal = outbound.close_signal();
     loop {
@@ -563,7 +554,7 @@ async fn pump(
 /// removed, the write gets `close_timeout` more, then the socket is dropped.
 async fn write_or_give_up(
     socket: &mut ServerWebSocket,
-    outbound: &mut OutboundReceiver,
+    outbound: &mut OutboundLease,
     frame: Bytes,
     signal: &CloseSignal,
     connection: &Connection,
@@ -590,7 +581,7 @@ const BATCH: usize = 64;
 /// one message of the current transfer format, then flushes them in one write.
 async fn write_batch(
     socket: &mut ServerWebSocket,
-    outbound: &mut OutboundReceiver,
+    outbound: &mut OutboundLease,
     first: Bytes,
 ) -> Result<(), End> {
     let mut next = Some(first);

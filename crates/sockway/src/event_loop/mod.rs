@@ -100,39 +100,97 @@ impl<H: Handler> EventLoopServer<H> {
         self.start(std::net::TcpListener::bind(addr)?)
     }
 
-    /// Starts the worker threads on a listener bound elsewhere.
+    /// Starts the worker threads on a listener bound elsewhere. Worker 0 accepts and deals
+    /// each connection to the worker with the fewest.
     pub fn start(self, listener: std::net::TcpListener) -> io::Result<RunningServer> {
-        listener.set_nonblocking(true)?;
-        let local_addr = listener.local_addr()?;
-        let options = Arc::new(self.options);
         // A `ConnId` names its worker in 16 bits.
-        let threads = options.threads.clamp(1, usize::from(u16::MAX));
-        let mut polls = Vec::with_capacity(threads);
-        let mut wakers = Vec::with_capacity(threads);
-        for _ in 0..threads {
+        let threads = self.options.threads.clamp(1, usize::from(u16::MAX));
+        let others = std::iter::repeat_with(|| None).take(threads - 1);
+        let listeners = std::iter::once(Some(listener)).chain(others).collect();
+        self.launch(listeners, true)
+    }
+
+    /// Binds [`EventLoopOptions::threads`] listeners to `addr` with `SO_REUSEPORT` (port 0:
+    /// one free port for all) and starts [`start_per_worker`](Self::start_per_worker).
+    pub fn bind_per_worker(self, addr: SocketAddr) -> io::Result<RunningServer> {
+        let threads = self.options.threads.clamp(1, usize::from(u16::MAX));
+        let listeners = crate::listen::reuse_port_listeners(addr, threads)?;
+        self.start_per_worker(listeners)
+    }
+
+    /// Starts one worker per listener (at most 65,535), each accepting on its own and
+    /// keeping what it accepts, with no connection dealt between threads: uWebSockets'
+    /// layout, one loop per process on a port shared with `SO_REUSEPORT` (make the
+    /// listeners with [`bind_per_worker`](Self::bind_per_worker) or
+    /// `sockway::server::reuse_port_listeners`). The kernel spreads new connections by a
+    /// hash of their addresses, so a few connections may land unevenly, where
+    /// [`start`](Self::start) balances them. [`EventLoopOptions::threads`] is not read.
+    pub fn start_per_worker(
+        self,
+        listeners: Vec<std::net::TcpListener>,
+    ) -> io::Result<RunningServer> {
+        if listeners.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "start_per_worker needs at least one listener",
+            ));
+        }
+        let listeners = listeners
+            .into_iter()
+            .take(usize::from(u16::MAX))
+            .map(Some)
+            .collect();
+        self.launch(listeners, false)
+    }
+
+    /// Starts a worker per entry of `listeners`, each registering the listener it is given;
+    /// `deals` as the workers' (see `Worker::deals`).
+    fn launch(
+        self,
+        listeners: Vec<Option<std::net::TcpListener>>,
+        deals: bool,
+    ) -> io::Result<RunningServer> {
+        let mut local_addr = None;
+        let mut workers = Vec::with_capacity(listeners.len());
+        let mut wakers = Vec::with_capacity(listeners.len());
+        for listener in listeners {
             let poll = Poll::new()?;
             wakers.push(Waker::new(poll.registry(), WAKER)?);
-            polls.push(poll);
+            let listener = match listener {
+                Some(listener) => {
+                    listener.set_nonblocking(true)?;
+                    local_addr.get_or_insert(listener.local_addr()?);
+                    let mut listener = mio::net::TcpListener::from_std(listener);
+                    poll.registry()
+                        .register(&mut listener, LISTENER, Interest::READABLE)?;
+                    Some(listener)
+                }
+                None => None,
+            };
+            workers.push((poll, listener));
         }
-        let mut listener = Some(mio::net::TcpListener::from_std(listener));
-        if let (Some(listener), Some(first)) = (listener.as_mut(), polls.first()) {
-            first
-                .registry()
-                .register(listener, LISTENER, Interest::READABLE)?;
-        }
+        let Some(local_addr) = local_addr else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "an event loop needs a listener",
+            ));
+        };
+        let options = Arc::new(self.options);
         let shared = Arc::new(Shared::new(wakers));
         let stop = StopHandle {
             shared: Arc::clone(&shared),
         };
-        let mut threads = Vec::with_capacity(polls.len());
-        for (index, poll) in polls.into_iter().enumerate() {
+        let mut threads = Vec::with_capacity(workers.len());
+        for (index, (poll, listener)) in workers.into_iter().enumerate() {
             let (options, shared) = (Arc::clone(&options), Arc::clone(&shared));
-            let (handler, listener) = (self.handler.clone(), listener.take());
+            let handler = self.handler.clone();
             // The worker is made on its thread: sessions never cross threads, so they need
             // not be `Send`.
             let spawned = std::thread::Builder::new()
                 .name(format!("sockway-loop-{index}"))
-                .spawn(move || Worker::new(index, poll, listener, handler, options, shared).run());
+                .spawn(move || {
+                    Worker::new(index, poll, listener, deals, handler, options, shared).run()
+                });
             match spawned {
                 Ok(thread) => threads.push(thread),
                 Err(error) => {

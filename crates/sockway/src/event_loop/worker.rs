@@ -4,7 +4,9 @@
 //! Worker 0 also owns the listener and deals each accepted connection to the worker with the
 //! fewest open (through that worker's inbox and waker), so connections spread evenly over
 //! the threads however they arrive: with a listener every worker accepts from, the first one
-//! woken takes a whole burst.
+//! woken takes a whole burst. Started with [`super::EventLoopServer::start_per_worker`],
+//! each worker instead accepts on a listener of its own on the shared port and keeps what
+//! it accepts: the kernel spreads the connections, as over uWebSockets' processes.
 //!
 //! The loop waits for readiness, accepts what the listener has, adopts what its inbox holds, lets each ready connection
 //! read and write as far as it can (edge-triggered: until the socket has nothing more), and
@@ -45,6 +47,9 @@ pub(super) struct Worker<H: Handler> {
     index: usize,
     pub(super) poll: Poll,
     pub(super) listener: Option<TcpListener>,
+    /// Whether the connections `listener` accepts are dealt to the least-loaded worker (one
+    /// listener for all workers) or kept by this one (a listener per worker).
+    deals: bool,
     pub(super) handler: H,
     pub(super) options: Arc<EventLoopOptions>,
     pub(super) shared: Arc<Shared>,
@@ -67,11 +72,12 @@ pub(super) struct Worker<H: Handler> {
 
 impl<H: Handler> Worker<H> {
     /// Worker `index` over `poll`, which has its waker (and the listener, if given)
-    /// registered.
+    /// registered; `deals` as [`Worker::deals`].
     pub(super) fn new(
         index: usize,
         poll: Poll,
         listener: Option<TcpListener>,
+        deals: bool,
         handler: H,
         options: Arc<EventLoopOptions>,
         shared: Arc<Shared>,
@@ -81,6 +87,7 @@ impl<H: Handler> Worker<H> {
             index,
             poll,
             listener,
+            deals,
             handler,
             options,
             shared,
@@ -209,7 +216,11 @@ impl<H: Handler> Worker<H> {
                 let _ = stream.shutdown(std::net::Shutdown::Write);
                 continue;
             }
-            let target = self.shared.least_loaded();
+            let target = if self.deals {
+                self.shared.least_loaded()
+            } else {
+                self.index
+            };
             let link = &self.shared.workers[target];
             link.open.fetch_add(1, Ordering::AcqRel);
             if target == self.index {

@@ -166,8 +166,11 @@ impl Handshake {
     }
 
     /// [`Handshake::accept`] with the socket settings given apart (`options.socket` is not
-    /// read), so that an endpoint can share one copy among all its sockets.
-    pub(crate) fn accept_with_config(
+    /// read), so that an endpoint can share one copy among all its sockets: [`accept`]
+    /// makes a copy for each socket, about 100 bytes that every connection keeps.
+    ///
+    /// [`accept`]: Handshake::accept
+    pub fn accept_with_config(
         self,
         options: &AcceptOptions,
         config: Arc<WebSocketConfig>,

@@ -81,10 +81,6 @@ fn keep_spare_read(buf: BytesMut) {
     let _ = SPARE_READ.try_with(|spare| spare.set(Some(buf)));
 }
 
-/// The most output-buffer room an idle socket keeps, so that small messages reuse their
-/// buffer while a quiet socket does not hold the room a large message needed.
-const IDLE_OUTPUT_KEEP: usize = 256;
-
 /// A read size as stored in the engine: no single read asks for 4 GiB.
 fn clamp_u32(size: usize) -> u32 {
     u32::try_from(size).unwrap_or(u32::MAX)
@@ -236,7 +232,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Engine<S> {
                     // need our waker (a connection with data flowing never needs them), and
                     // an idle connection needs no receive buffer and little output room.
                     self.release_empty_read_buf();
-                    self.conn.release_idle_output(IDLE_OUTPUT_KEEP);
+                    self.conn.release_idle_output(self.config.idle_output_room);
                     if let Some(result) = self.poll_keep_alive(cx) {
                         return Poll::Ready(result);
                     }

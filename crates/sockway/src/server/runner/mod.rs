@@ -43,10 +43,10 @@ use tower_service::Service;
 use super::info::ConnectionInfo;
 use super::shutdown::{ConnectionCounter, ShutdownHandle, Signal};
 use super::signals::StopSignals;
+pub use crate::listen::reuse_port_listeners;
 use connection::{serve_connection, Shared};
 pub(crate) use head::Rewind;
 pub use options::ServerOptions;
-pub use per_core::reuse_port_listeners;
 use refuse::Refusal;
 #[cfg(feature = "tls")]
 pub use tls::{ServerTls, TlsConfigError};

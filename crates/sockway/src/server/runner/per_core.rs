@@ -10,52 +10,19 @@
 //! TLS, HTTP/2, limits and graceful shutdown, with one connection count for all threads.
 
 use std::io;
-use std::net::SocketAddr;
 
 use http::{Request, Response};
 use hyper::body::Incoming;
-use socket2::{Domain, Socket, Type};
 use tokio::net::TcpListener;
 use tower_service::Service;
 
 use super::{BoxError, Server};
 
-/// The backlog of each listener, as `tokio::net::TcpListener::bind` uses.
-const BACKLOG: i32 = 1024;
-
-/// `count` (at least 1) listeners on `address`, all with `SO_REUSEPORT` and `SO_REUSEADDR`,
-/// for [`Server::serve_per_core`]; with port 0 the first picks a free port and the others
-/// share it. On Linux the kernel hands each new connection to one of them by a hash of its
-/// addresses.
-pub fn reuse_port_listeners(
-    address: SocketAddr,
-    count: usize,
-) -> io::Result<Vec<std::net::TcpListener>> {
-    let first = reuse_port_listener(address)?;
-    let address = first.local_addr()?;
-    let mut listeners = vec![first];
-    for _ in 1..count.max(1) {
-        listeners.push(reuse_port_listener(address)?);
-    }
-    Ok(listeners)
-}
-
-fn reuse_port_listener(address: SocketAddr) -> io::Result<std::net::TcpListener> {
-    let socket = Socket::new(Domain::for_address(address), Type::STREAM, None)?;
-    socket.set_reuse_address(true)?;
-    #[cfg(all(unix, not(any(target_os = "solaris", target_os = "illumos"))))]
-    socket.set_reuse_port(true)?;
-    socket.set_nonblocking(true)?;
-    socket.bind(&address.into())?;
-    socket.listen(BACKLOG)?;
-    Ok(socket.into())
-}
-
 impl Server {
     /// Serves `service` on every listener in `listeners`, each on a thread of its own running
     /// a single-threaded tokio runtime (timers and I/O enabled), until shutdown, then drains;
     /// blocks the calling thread until every thread has finished. Make the listeners with
-    /// [`reuse_port_listeners`] (one per core is the usual choice).
+    /// [`reuse_port_listeners`](super::reuse_port_listeners) (one per core is the usual choice).
     ///
     /// Everything [`Server::serve`] does holds across the threads: the connection limit counts
     /// all of them, and a shutdown (Ctrl-C, SIGTERM or [`Server::shutdown_handle`]) stops
