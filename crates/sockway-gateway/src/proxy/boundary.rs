@@ -19,6 +19,61 @@ use sockway_proto::OpCode;
 
 /// The close opcode's wire value (RFC 6455 section 5.2).
 const CLOSE: u8 = 0x8;
+/// The pong opcode's wire value.
+const PONG: u8 = 0xA;
+
+/// What a chunk made of whole frames does to a [`FrameTracker`] at a frame boundary, found
+/// by [`whole_frames`] in one walk over the chunk's headers, to be applied once the chunk is
+/// written ([`FrameTracker::apply`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WholeFrames {
+    /// Frames in the chunk.
+    frames: u64,
+    /// The payload length of the last one.
+    last_len: u64,
+    /// A close frame is among them.
+    saw_close: bool,
+    /// The status code of the first of them that has one (RFC 6455 section 5.5.1).
+    close_code: Option<u16>,
+}
+
+/// Walks `bytes`, which start at a frame boundary, over its frame headers once: `Some` when
+/// the chunk is whole frames only, and, when `filtered` (a [`super::heartbeat::PongFilter`]
+/// follows the stream), none of them a pong and none a header the filter's strict parse
+/// refuses (a reserved opcode, a 64-bit length with its top bit set; RFC 6455 section 5.2).
+/// Such a chunk passes the filter unchanged and leaves it at a boundary, so the relay walks
+/// it once for both the filter and the tracker; anything else (a frame cut by the chunk's
+/// end, a pong) takes the two walks.
+pub fn whole_frames(mut bytes: &[u8], filtered: bool) -> Option<WholeFrames> {
+    let mut whole = WholeFrames::default();
+    while !bytes.is_empty() {
+        let (header, len) = RawFrameHeader::parse(bytes)?;
+        let refused = header.opcode == PONG
+            || OpCode::from_bits(header.opcode).is_none()
+            || header.payload_len >> 63 != 0;
+        if filtered && refused {
+            return None;
+        }
+        let payload = usize::try_from(header.payload_len).ok()?;
+        let frame = bytes.get(len..)?.get(..payload)?;
+        if header.opcode == CLOSE {
+            whole.saw_close = true;
+            if whole.close_code.is_none() {
+                if let Some(&[a, b]) = frame.first_chunk::<2>() {
+                    let mut code = [a, b];
+                    if let Some(key) = header.mask {
+                        apply_mask(&mut code, key, 0);
+                    }
+                    whole.close_code = Some(u16::from_be_bytes(code));
+                }
+            }
+        }
+        whole.frames += 1;
+        whole.last_len = header.payload_len;
+        bytes = &bytes[len + payload..];
+    }
+    Some(whole)
+}
 
 /// Incremental frame-boundary tracker for one direction.
 #[derive(Debug, Clone, Default)]
@@ -102,6 +157,19 @@ impl FrameTracker {
     #[cfg(test)]
     pub fn frames(&self) -> u64 {
         self.frames
+    }
+
+    /// Notes that a chunk of whole frames went through, as found by [`whole_frames`] when
+    /// this tracker was at a frame boundary (as [`feed`](Self::feed) with the chunk would).
+    pub fn apply(&mut self, whole: WholeFrames) {
+        debug_assert!(self.at_boundary());
+        if whole.frames == 0 {
+            return;
+        }
+        self.frames += whole.frames;
+        self.last_len = whole.last_len;
+        self.saw_close |= whole.saw_close;
+        self.close_code = self.close_code.or(whole.close_code);
     }
 
     /// Feeds bytes that went through, in order.
@@ -307,6 +375,70 @@ mod tests {
         t.feed(&[0x03, 0xe8]);
         assert_eq!(t.close_code(), Some(1000));
         assert_eq!(t.last_len(), 2);
+    }
+
+    #[test]
+    fn one_walk_over_whole_frames_agrees_with_feeding_them() {
+        // Every header size, masked and not, close frames with and without a code.
+        let mut frames = vec![
+            vec![0x81, 3, b'a', b'b', b'c'],
+            vec![0x82, 0x83, 9, 9, 9, 9, 1, 2, 3],
+            vec![0x88, 0],
+            close_frame(1001, "away", true),
+            close_frame(4000, "", false),
+        ];
+        let mut long = vec![0x82, 126, 0, 200];
+        long.extend(std::iter::repeat_n(7u8, 200));
+        frames.push(long);
+        let mut longest = vec![0x02, 127, 0, 0, 0, 0, 0, 1, 0, 0];
+        longest.extend(std::iter::repeat_n(1u8, 65_536));
+        frames.push(longest);
+        for start in 0..frames.len() {
+            for end in start + 1..=frames.len() {
+                let chunk = frames[start..end].concat();
+                let mut fed = FrameTracker::new();
+                fed.feed(&chunk);
+                let mut walked = FrameTracker::new();
+                walked.apply(whole_frames(&chunk, true).expect("whole frames"));
+                assert!(walked.at_boundary());
+                assert_eq!(walked.frames(), fed.frames(), "frames {start}..{end}");
+                assert_eq!(walked.last_len(), fed.last_len(), "frames {start}..{end}");
+                assert_eq!(
+                    walked.close_code(),
+                    fed.close_code(),
+                    "frames {start}..{end}"
+                );
+                assert_eq!(
+                    walked.close_seen(),
+                    fed.close_seen(),
+                    "frames {start}..{end}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_cut_frame_a_pong_or_a_refused_header_takes_the_two_walks() {
+        let text = [0x81, 2, b'h', b'i'];
+        // A frame cut by the chunk's end, in its header or its payload.
+        assert_eq!(whole_frames(&text[..1], false), None);
+        assert_eq!(whole_frames(&text[..3], false), None);
+        // A pong, a reserved opcode, a length with its top bit set: the filter must see
+        // them, unless no filter follows the stream.
+        let pong = [0x8a, 1, 0];
+        let reserved = [0x83, 0];
+        let top = [0x82, 127, 0x80, 0, 0, 0, 0, 0, 0, 0];
+        for refused in [&pong[..], &reserved[..]] {
+            let chunk = [&text[..], refused].concat();
+            assert_eq!(whole_frames(&chunk, true), None);
+            assert!(whole_frames(&chunk, false).is_some());
+        }
+        assert_eq!(whole_frames(&top, true), None);
+        // A close code already logged stays the first one.
+        let mut t = FrameTracker::new();
+        t.apply(whole_frames(&close_frame(1000, "", false), false).expect("whole"));
+        t.apply(whole_frames(&close_frame(1001, "", true), false).expect("whole"));
+        assert_eq!(t.close_code(), Some(1000));
     }
 
     #[test]

@@ -272,6 +272,11 @@ impl PongFilter {
         self.lost || (self.left == 0 && self.pong.is_none() && self.header.is_empty())
     }
 
+    /// Whether the stream stopped parsing as frames: everything is relayed as it comes.
+    pub fn lost(&self) -> bool {
+        self.lost
+    }
+
     /// Notes that `n` payload bytes passed unscanned (at most [`payload_left`](Self::payload_left)).
     pub fn skip(&mut self, n: u64) {
         if !self.lost {

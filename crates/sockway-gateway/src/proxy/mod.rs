@@ -8,6 +8,7 @@
 
 pub mod backend;
 pub mod body;
+mod clock;
 pub mod boundary;
 pub mod error_pages;
 pub mod headers;

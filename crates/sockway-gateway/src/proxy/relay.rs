@@ -43,19 +43,22 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::task::AtomicWaker;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncReadExt, AsyncWrite};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::boundary::{close_frame, FrameTracker};
+use super::boundary::{close_frame, whole_frames, FrameTracker, WholeFrames};
 use super::heartbeat::{Beat, Heartbeat, PongFilter, Scanned};
-use super::scratch;
 use super::upgraded::{ReadSide, Side, WriteSide};
+use super::{clock, scratch};
 use crate::drain::CloseOrder;
+use notes::Heard;
 #[cfg(target_os = "linux")]
 use splice_step::Spliced;
 use splice_step::{splicer_for, Splicer};
 
+#[path = "relay_notes.rs"]
+mod notes;
 #[path = "relay_splice.rs"]
 mod splice_step;
 #[cfg(target_os = "linux")]
@@ -121,6 +124,8 @@ pub trait Totals: Send + Sync + 'static {
 struct Shared {
     config: RelayConfig,
     start: Instant,
+    /// [`clock::now_ms`] at `start`: the copy loops note activity with that clock.
+    start_ms: u64,
     /// Milliseconds since `start` at the last traffic, for the idle limit.
     activity: AtomicU64,
     /// The close order the directions obey, once given.
@@ -146,6 +151,17 @@ impl Shared {
     fn touch(&self, now: Duration) {
         let ms = now.as_secs().saturating_mul(1000) + u64::from(now.subsec_millis());
         self.activity.store(ms, Ordering::Relaxed);
+    }
+
+    /// The activity clock ([`clock::now_ms`]) since `start`: at most one timer tick behind
+    /// `start.elapsed()`.
+    fn since_start(&self) -> Duration {
+        self.since(clock::now_ms())
+    }
+
+    /// A reading of the activity clock (`now_ms`) as time since `start`.
+    fn since(&self, now_ms: u64) -> Duration {
+        Duration::from_millis(now_ms.saturating_sub(self.start_ms))
     }
 
     fn close_code(&self, way: usize) -> Option<u16> {
@@ -187,6 +203,7 @@ pub async fn relay<T: Totals>(
     let shared = Arc::new(Shared {
         config,
         start,
+        start_ms: clock::now_ms(),
         activity: AtomicU64::new(0),
         stop: OnceLock::new(),
         wakers: [AtomicWaker::new(), AtomicWaker::new()],
@@ -503,6 +520,8 @@ impl<T: Totals + ?Sized> Pump<T> {
         splicer: &mut Option<Splicer>,
     ) -> Poll<Step> {
         let shared = &*self.shared;
+        // Whether the last read drained the source: the next one starts with the wait.
+        let mut drained = false;
         scratch::with(shared.config.buffer, |buf| loop {
             // Never after a close frame went that way (RFC 6455 section 5.5.1), nor while a
             // pipe holds the rest of a frame.
@@ -524,31 +543,32 @@ impl<T: Totals + ?Sized> Pump<T> {
                     Spliced::Done(poll) => return poll,
                 }
             }
-            let mut read = ReadBuf::new(buf);
-            match Pin::new(&mut *src).poll_read(cx, &mut read) {
+            let n = match src.poll_read_now(cx, buf, drained) {
                 Poll::Pending => {
                     if let Some(sp) = splicer.as_mut() {
                         sp.release();
                     }
                     return self.wait(cx, ping_ok);
                 }
-                Poll::Ready(Err(_)) => return Poll::Ready(Step::Ended),
-                Poll::Ready(Ok(())) => {}
-            }
-            let n = read.filled().len();
-            if n == 0 {
-                return Poll::Ready(Step::Ended);
-            }
-            let bytes = match self.heard(&buf[..n], filter) {
-                Scanned::Pass => &buf[..n],
-                Scanned::Edited(kept) => return Poll::Ready(Step::Backlog(kept)),
+                Poll::Ready(Err(_) | Ok(0)) => return Poll::Ready(Step::Ended),
+                Poll::Ready(Ok(n)) => n,
+            };
+            drained = n < buf.len();
+            let (bytes, mut whole) = match self.heard(&buf[..n], tracker, filter) {
+                Heard::Whole(whole) => (&buf[..n], Some(whole)),
+                Heard::Pass => (&buf[..n], None),
+                Heard::Edited(kept) => return Poll::Ready(Step::Backlog(kept)),
             };
             let mut pos = 0;
             while pos < bytes.len() {
-                match Pin::new(&mut *dst).poll_write(cx, &bytes[pos..]) {
+                let written = match dst.try_write_now(&bytes[pos..]) {
+                    Some(written) => Poll::Ready(written),
+                    None => Pin::new(&mut *dst).poll_write(cx, &bytes[pos..]),
+                };
+                match written {
                     Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(Step::Failed),
                     Poll::Ready(Ok(w)) => {
-                        self.wrote(tracker, &bytes[pos..pos + w]);
+                        self.wrote_chunk(tracker, whole.take(), &bytes[pos..pos + w], n);
                         pos += w;
                     }
                     Poll::Pending => return Poll::Ready(Step::Backlog(bytes[pos..].to_vec())),
@@ -566,68 +586,6 @@ impl<T: Totals + ?Sized> Pump<T> {
             Some(interrupt) => Poll::Ready(Step::Interrupted(interrupt)),
             None => Poll::Pending,
         }
-    }
-
-    /// Notes that the source was heard now (the idle limit's clock, read once per chunk,
-    /// and, with keep-alive, its [`Heartbeat`]) and takes the pongs to the gateway's pings
-    /// out of `bytes`.
-    fn heard(&self, bytes: &[u8], filter: &mut Option<PongFilter>) -> Scanned {
-        self.heard_at(self.shared.start.elapsed(), bytes, filter)
-    }
-
-    /// [`heard`](Self::heard) with the clock already read (`now`, since the relay's start).
-    fn heard_at(&self, now: Duration, bytes: &[u8], filter: &mut Option<PongFilter>) -> Scanned {
-        self.shared.touch(now);
-        match (self.shared.heartbeat.as_ref(), filter.as_mut()) {
-            (Some(heartbeat), Some(filter)) => {
-                heartbeat.heard(self.way, now);
-                filter.scan(bytes)
-            }
-            _ => Scanned::Pass,
-        }
-    }
-
-    /// Relays `bytes` the source sent: notes that the source was heard and takes out its
-    /// pongs to the gateway's pings (with keep-alive), then writes the rest.
-    async fn relay_chunk(
-        &self,
-        dst: &mut WriteSide,
-        bytes: &[u8],
-        tracker: &mut FrameTracker,
-        filter: &mut Option<PongFilter>,
-    ) -> Written {
-        match self.heard(bytes, filter) {
-            Scanned::Pass => self.write_out(dst, bytes, tracker).await,
-            Scanned::Edited(kept) => self.write_out(dst, &kept, tracker).await,
-        }
-    }
-
-    /// Notes bytes written to the destination: follows their frames (and a close code
-    /// passing) and counts them.
-    fn wrote(&self, tracker: &mut FrameTracker, bytes: &[u8]) {
-        tracker.feed(bytes);
-        if let Some(code) = tracker.close_code() {
-            self.shared.close_codes[self.way].store(u32::from(code) + 1, Ordering::Relaxed);
-        }
-        self.count(bytes.len());
-    }
-
-    /// Counts `n` bytes written to the destination.
-    fn count(&self, n: usize) {
-        let own = if self.way == UP {
-            &self.counters.up
-        } else {
-            &self.counters.down
-        };
-        for counter in [own, self.totals.totals()[self.way]] {
-            counter.fetch_add(n as u64, Ordering::Relaxed);
-        }
-    }
-
-    /// Counts `n` bytes that went through a pipe, and notes that bytes move.
-    fn spliced(&self, n: usize) {
-        self.counters.spliced.fetch_add(n as u64, Ordering::Relaxed);
-        self.shared.touch(self.shared.start.elapsed());
     }
 
     /// What should cut the copy loop short now: a close order, or (when `ping_ok`: the

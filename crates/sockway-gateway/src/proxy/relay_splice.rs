@@ -149,7 +149,7 @@ impl<T: Totals + ?Sized> Pump<T> {
             Poll::Ready(Ok(n)) => {
                 let seen = n.min(head_len);
                 // A data frame's header at the filter's boundary always passes unedited.
-                let _ = self.heard(&head[..seen], filter);
+                let _ = self.heard(&head[..seen], tracker, filter);
                 tracker.feed(&head[..seen]);
                 let skipped = (n - seen) as u64;
                 tracker.skip(skipped);

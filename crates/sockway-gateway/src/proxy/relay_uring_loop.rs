@@ -14,7 +14,6 @@ use std::alloc::Layout;
 use std::io;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
 
 use io_uring::types::{BufRingEntry, Fd};
 use io_uring::{cqueue, opcode, squeue, IoUring};
@@ -23,7 +22,9 @@ use nix::sys::socket::MsgFlags;
 use tokio::sync::oneshot;
 
 use super::super::splice_step::SPLICE_MIN;
-use super::super::{Carry, FrameTracker, Interrupt, PongFilter, Pump, Scanned, Totals};
+use super::super::{
+    clock, Carry, FrameTracker, Heard, Interrupt, PongFilter, Pump, Totals, WholeFrames,
+};
 use super::{fds, into_runtime, Handed, Inbox, Msg, NewSession, Poke};
 
 /// Buffers in a ring's pool: 64 × 16 KiB (the default `relayBufferBytes`) is 1 MiB per
@@ -67,6 +68,9 @@ struct Way {
     pump: Pump<dyn Totals>,
     tracker: FrameTracker,
     filter: Option<PongFilter>,
+    /// The frames of the source's chunk in `out` (or `next`), when they were walked once
+    /// for the filter and the tracker together: applied if one send writes it all.
+    whole: Option<WholeFrames>,
     src: i32,
     dst: i32,
     /// What the send in flight writes (or the next send will).
@@ -156,7 +160,8 @@ impl Ring {
                     return;
                 }
             }
-            let now = Instant::now();
+            // The activity clock, read once per loop turn.
+            let now = clock::now_ms();
             done.extend(
                 self.uring
                     .completion()
@@ -169,7 +174,7 @@ impl Ring {
         }
     }
 
-    fn complete(&mut self, data: u64, result: i32, flags: u32, now: Instant) {
+    fn complete(&mut self, data: u64, result: i32, flags: u32, now: u64) {
         let slot = (data >> 3) as usize;
         match data & 7 {
             WAKE => {
@@ -230,6 +235,7 @@ impl Ring {
             filter: (pump.shared.heartbeat.as_ref()).map(|h| PongFilter::new(h.payload[pump.way])),
             pump,
             tracker: FrameTracker::new(),
+            whole: None,
             src,
             dst,
             out: Out::Empty,
@@ -253,17 +259,19 @@ impl Ring {
             handing: false,
         });
         self.register(&s);
-        let start = Instant::now();
         for (w, prefix) in prefixes.into_iter().enumerate() {
             if !prefix.is_empty() {
                 let way = &mut s.ways[w];
-                let since = start.saturating_duration_since(way.pump.shared.start);
-                way.out = match way.pump.heard_at(since, &prefix, &mut way.filter) {
-                    Scanned::Pass => Out::Own {
+                let since = way.pump.shared.since_start();
+                way.out = match way
+                    .pump
+                    .heard_at(since, &prefix, &way.tracker, &mut way.filter)
+                {
+                    Heard::Whole(_) | Heard::Pass => Out::Own {
                         bytes: prefix.to_vec(),
                         at: 0,
                     },
-                    Scanned::Edited(kept) => Out::Own { bytes: kept, at: 0 },
+                    Heard::Edited(kept) => Out::Own { bytes: kept, at: 0 },
                 };
             }
         }
@@ -307,7 +315,7 @@ impl Ring {
     }
 
     /// A receive completed.
-    fn received(&mut self, slot: usize, w: usize, result: i32, flags: u32, now: Instant) {
+    fn received(&mut self, slot: usize, w: usize, result: i32, flags: u32, now: u64) {
         let Some(mut s) = self.sessions.get_mut(slot).and_then(Option::take) else {
             return;
         };
@@ -316,19 +324,25 @@ impl Ring {
         match (result, cqueue::buffer_select(flags)) {
             (n, Some(bid)) if n > 0 => {
                 self.held += 1;
-                let since = now.saturating_duration_since(way.pump.shared.start);
+                let since = way.pump.shared.since(now);
                 let bytes = self.pool.bytes(bid, n as usize);
-                let out = match way.pump.heard_at(since, bytes, &mut way.filter) {
-                    Scanned::Pass => Out::Pool {
-                        bid,
-                        at: 0,
-                        end: n as usize,
-                    },
-                    Scanned::Edited(kept) => {
+                let heard = way
+                    .pump
+                    .heard_at(since, bytes, &way.tracker, &mut way.filter);
+                let pool = Out::Pool {
+                    bid,
+                    at: 0,
+                    end: n as usize,
+                };
+                let (out, whole) = match heard {
+                    Heard::Whole(whole) => (pool, Some(whole)),
+                    Heard::Pass => (pool, None),
+                    Heard::Edited(kept) => {
                         self.give(bid);
-                        Out::Own { bytes: kept, at: 0 }
+                        (Out::Own { bytes: kept, at: 0 }, None)
                     }
                 };
+                way.whole = whole;
                 match way.send {
                     true => way.next = out,
                     false => way.out = out,
@@ -356,7 +370,7 @@ impl Ring {
     }
 
     /// A send completed.
-    fn sent(&mut self, slot: usize, w: usize, result: i32, now: Instant) {
+    fn sent(&mut self, slot: usize, w: usize, result: i32, now: u64) {
         let Some(mut s) = self.sessions.get_mut(slot).and_then(Option::take) else {
             return;
         };
@@ -368,6 +382,11 @@ impl Ring {
             return;
         }
         let n = result as usize;
+        let len = match &way.out {
+            Out::Pool { end, .. } => *end,
+            Out::Own { bytes, .. } => bytes.len(),
+            Out::Empty => 0,
+        };
         let (bytes, done) = match &mut way.out {
             Out::Pool { bid, at, end } => {
                 *at += n;
@@ -380,7 +399,10 @@ impl Ring {
             Out::Empty => (None, true),
         };
         if !way.pinging {
-            way.pump.wrote(&mut way.tracker, bytes.unwrap_or_default());
+            // The chunk's first send: all of it at once applies the one walk's result.
+            let whole = way.whole.take();
+            way.pump
+                .wrote_chunk(&mut way.tracker, whole, bytes.unwrap_or_default(), len);
         }
         if done {
             if let Out::Pool { bid, .. } = std::mem::take(&mut way.out) {
@@ -390,7 +412,7 @@ impl Ring {
         } else {
             // A partial write: the destination is slow, but bytes still move.
             let shared = &way.pump.shared;
-            shared.touch(now.saturating_duration_since(shared.start));
+            shared.touch(shared.since(now));
         }
         if !s.handing {
             self.step(&mut s, w);

@@ -3,7 +3,9 @@
 //! prefix), a close passes and is logged, a destination that stops reading holds the ring
 //! back, keep-alive pings go out and their pongs are kept, and close orders and the idle
 //! limit close the session with 1001. Where the kernel refuses io_uring the relay runs on
-//! epoll and the tests say so instead of checking the ring.
+//! epoll and the tests say so instead of checking the ring. The tests marked so run the
+//! epoll path's copy loop with the same streams (its one walk over whole frames for the
+//! frame tracker and the pong filter, its sends and receives without a waker first).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -36,6 +38,11 @@ struct Session {
 /// A relay with io_uring on between two loopback pairs; `prefix` as the client's bytes read
 /// before the relay started.
 async fn session(idle: Duration, keep_alive: bool, prefix: &[u8]) -> Session {
+    session_on(true, idle, keep_alive, prefix).await
+}
+
+/// A relay between two loopback pairs, on io_uring (if the kernel allows it) or on epoll.
+async fn session_on(io_uring: bool, idle: Duration, keep_alive: bool, prefix: &[u8]) -> Session {
     let (client, client_end) = pair().await;
     let (backend_end, backend) = pair().await;
     let config = RelayConfig {
@@ -43,7 +50,7 @@ async fn session(idle: Duration, keep_alive: bool, prefix: &[u8]) -> Session {
         buffer: 16384,
         close_grace: Duration::from_secs(1),
         keep_alive,
-        io_uring: true,
+        io_uring,
     };
     let (orders, receiver) = watch::channel(None);
     let counters = Arc::new(Counters::default());
@@ -61,11 +68,11 @@ async fn session(idle: Duration, keep_alive: bool, prefix: &[u8]) -> Session {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     };
-    if rings(16384).is_some() {
+    if io_uring && rings(16384).is_some() {
         tokio::time::timeout(WAIT, on_ring)
             .await
             .expect("a ring takes the session within 30 s");
-    } else {
+    } else if io_uring {
         eprintln!("io_uring unavailable here: the relay ran on epoll");
     }
     Session {
@@ -148,8 +155,11 @@ async fn ends(relay: JoinHandle<RelayOutcome>) -> RelayOutcome {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn payloads_of_every_size_relay_intact_both_ways() {
-    for (keep_alive, stream) in [(true, small as fn(_) -> _), (false, small), (true, large)] {
-        let mut s = session(Duration::from_secs(60), keep_alive, b"").await;
+    let streams = [(true, small as fn(_) -> _), (false, small), (true, large)];
+    for ((keep_alive, stream), io_uring) in
+        streams.into_iter().flat_map(|s| [(s, true), (s, false)])
+    {
+        let mut s = session_on(io_uring, Duration::from_secs(60), keep_alive, b"").await;
         let up = stream(Some([0x37, 0xfa, 0x21, 0x3d]));
         let down = stream(None);
         both_ways(&mut s, &up, &down).await;
@@ -198,8 +208,15 @@ async fn a_destination_that_stops_reading_holds_the_ring_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_quiet_side_is_pinged_and_its_pong_kept() {
-    // Keep-alive pings a side quiet for half the idle limit (1 s here).
-    let mut s = session(Duration::from_secs(2), true, b"").await;
+    for io_uring in [true, false] {
+        quiet_side_pinged(io_uring).await;
+    }
+}
+
+/// Keep-alive pings a side quiet for half the idle limit (1 s here); its pong to the
+/// gateway's ping does not reach the other side.
+async fn quiet_side_pinged(io_uring: bool) {
+    let mut s = session_on(io_uring, Duration::from_secs(2), true, b"").await;
     both_ways(&mut s, &frame(0x82, b"hi", Some([1, 1, 1, 1])), b"").await;
     let (opcode, payload) = tokio::time::timeout(WAIT, read_frame(&mut s.client))
         .await
@@ -289,4 +306,82 @@ async fn many_sessions_at_once_share_the_buffer_pool_without_stalling() {
         assert_eq!(outcome.bytes_up, up.len() as u64);
         assert_eq!(outcome.bytes_down, down.len() as u64);
     }
+}
+
+/// 20-byte frames, many to a write (so that reads find several whole frames at once), a
+/// pong that answers no ping of the gateway's, and frames of 1 KiB to 1 MiB between them.
+fn many_small(mask: Option<[u8; 4]>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for i in 0..500 {
+        out.extend(frame(0x82, &payload(20, i), mask));
+        if i % 100 == 7 {
+            out.extend(frame(0x8a, b"a stranger's pong", mask));
+            out.extend(frame(0x82, &payload(1024 << (i / 100 * 5 / 2), i), mask));
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whole_frames_many_to_a_read_and_a_close_among_them_both_paths() {
+    for (io_uring, keep_alive) in [(false, true), (false, false), (true, true)] {
+        let mut s = session_on(io_uring, Duration::from_secs(60), keep_alive, b"").await;
+        // A close in the same write as the frames before it: the one walk over a chunk of
+        // whole frames sees it and its code.
+        let mut up = many_small(Some([9, 8, 7, 6]));
+        up.extend(frame(
+            0x88,
+            &[0x03, 0xe9, b'b', b'y', b'e'],
+            Some([5, 5, 5, 5]),
+        ));
+        let mut down = many_small(None);
+        down.extend(frame(0x88, &[0x0f, 0xa0], None));
+        both_ways(&mut s, &up, &down).await;
+        drop((s.client, s.backend));
+        let outcome = ends(s.relay).await;
+        assert_eq!(outcome.client_close, Some(1001), "io_uring: {io_uring}");
+        assert_eq!(outcome.backend_close, Some(4000), "io_uring: {io_uring}");
+        assert_eq!(outcome.bytes_up, up.len() as u64);
+        assert_eq!(outcome.bytes_down, down.len() as u64);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_close_order_mid_frame_shuts_that_way_without_a_close_frame_on_epoll() {
+    let mut s = session_on(false, Duration::from_secs(60), true, b"").await;
+    // Whole frames, then the first 1,000 bytes of a 4,000-byte frame's payload.
+    let mut up = frame(0x82, &payload(20, 1), Some([1, 2, 3, 4]));
+    let cut = frame(0x82, &payload(4_000, 2), Some([1, 2, 3, 4]));
+    up.extend_from_slice(&cut[..8 + 1_000]);
+    both_ways(&mut s, &up, &frame(0x82, b"ok", None)).await;
+    let order = CloseOrder {
+        code: 1001,
+        reason: "shutdown",
+    };
+    s.orders.send_replace(Some(order));
+    // The backend's stream is mid-frame: it ends without a close frame after the half.
+    let mut rest = Vec::new();
+    tokio::time::timeout(WAIT, s.backend.read_to_end(&mut rest))
+        .await
+        .expect("the backend's side shut within 30 s")
+        .unwrap();
+    assert!(rest.is_empty(), "{} bytes after the half frame", rest.len());
+    // The client's stream is at a boundary: it gets close 1001.
+    let (opcode, payload) = tokio::time::timeout(WAIT, read_frame(&mut s.client))
+        .await
+        .expect("a close frame within 30 s");
+    assert_eq!((opcode, &payload[..2]), (0x8, &1001u16.to_be_bytes()[..]));
+    drop((s.client, s.backend));
+    assert_eq!(ends(s.relay).await.ended_by_gateway, Some("shutdown"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destination_that_stops_reading_holds_small_frames_back_on_epoll() {
+    let mut s = session_on(false, Duration::from_secs(60), true, b"").await;
+    // 24 MiB in 1 KiB frames: partial sends, backlogs, and the wait for writability.
+    let one = |i: usize| frame(0x82, &payload(1024, i), None);
+    let (total, backend) =
+        stalled_destination(&mut s.client, s.backend, &s.counters, 24 * 1024, one).await;
+    drop((s.client, backend));
+    assert_eq!(ends(s.relay).await.bytes_down, total);
 }

@@ -45,7 +45,7 @@ impl<T: Totals + ?Sized> Pump<T> {
                     pos += w;
                     if pos < bytes.len() {
                         // A partial write: the destination is slow, but bytes still move.
-                        self.shared.touch(self.shared.start.elapsed());
+                        self.shared.touch(self.shared.since_start());
                     }
                 }
             }
