@@ -8,8 +8,8 @@
 
 pub mod backend;
 pub mod body;
-mod clock;
 pub mod boundary;
+mod clock;
 pub mod error_pages;
 pub mod headers;
 pub mod heartbeat;
