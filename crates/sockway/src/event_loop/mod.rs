@@ -103,8 +103,7 @@ impl<H: Handler> EventLoopServer<H> {
     /// Starts the worker threads on a listener bound elsewhere. Worker 0 accepts and deals
     /// each connection to the worker with the fewest.
     pub fn start(self, listener: std::net::TcpListener) -> io::Result<RunningServer> {
-        // A `ConnId` names its worker in 16 bits.
-        let threads = self.options.threads.clamp(1, usize::from(u16::MAX));
+        let threads = self.worker_count();
         let others = std::iter::repeat_with(|| None).take(threads - 1);
         let listeners = std::iter::once(Some(listener)).chain(others).collect();
         self.launch(listeners, true)
@@ -113,7 +112,7 @@ impl<H: Handler> EventLoopServer<H> {
     /// Binds [`EventLoopOptions::threads`] listeners to `addr` with `SO_REUSEPORT` (port 0:
     /// one free port for all) and starts [`start_per_worker`](Self::start_per_worker).
     pub fn bind_per_worker(self, addr: SocketAddr) -> io::Result<RunningServer> {
-        let threads = self.options.threads.clamp(1, usize::from(u16::MAX));
+        let threads = self.worker_count();
         let listeners = crate::listen::reuse_port_listeners(addr, threads)?;
         self.start_per_worker(listeners)
     }
@@ -141,6 +140,12 @@ impl<H: Handler> EventLoopServer<H> {
             .map(Some)
             .collect();
         self.launch(listeners, false)
+    }
+
+    /// [`EventLoopOptions::threads`], at least 1 and at most 65,535: a `ConnId` names its
+    /// worker in 16 bits.
+    fn worker_count(&self) -> usize {
+        self.options.threads.clamp(1, usize::from(u16::MAX))
     }
 
     /// Starts a worker per entry of `listeners`, each registering the listener it is given;
