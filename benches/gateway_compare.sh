@@ -38,7 +38,9 @@
 #     `--reps 0 --syscalls` runs only that part.
 #   --uring: adds the target gateway-uring: a second gateway, the same build with
 #     `"relayIoUring": true` in its limits (plain TCP sessions relayed on io_uring, relay
-#     change 6 in docs/benchmarks.md), run interleaved with the others on the plain front,
+#     change 6 in docs/benchmarks.md; the default since relay change 11, while the target
+#     gateway always runs the epoll relay, `"relayIoUring": false`), run interleaved with
+#     the others on the plain front,
 #     and counted by --syscalls too (callgrind cannot run it: valgrind 3.19 stalls the
 #     process while the ring's thread waits in io_uring_enter).
 #   --generator load_test: uWebSockets' C generator (1 thread; built by lib.sh's build_uws,
@@ -111,6 +113,9 @@ source "$(dirname "$0")/gateway_lib.sh"
 ((URING)) && TARGETS="direct gateway gateway-uring nginx"
 ((PROXY_TLS)) && TARGETS+=" gateway-tls nginx-tls"
 URING_LIMITS="\"relayIoUring\": true${GATEWAY_LIMITS:+, $GATEWAY_LIMITS}"
+# The target gateway is the epoll relay: io_uring is the default (the target gateway-uring),
+# and callgrind (--instructions) cannot run a ring.
+GATEWAY_LIMITS="\"relayIoUring\": false${GATEWAY_LIMITS:+, $GATEWAY_LIMITS}"
 
 # Starts the io_uring gateway (under wrapper $1, if any); sets URING_PID and URING_PORT.
 start_uring_gateway() {

@@ -84,6 +84,11 @@ pub fn relay_buffer_bytes() -> usize {
     16 * 1024
 }
 
+/// Upgraded plain-TCP sessions are relayed on io_uring where the kernel allows it.
+pub fn relay_io_uring() -> bool {
+    true
+}
+
 /// Default bytes of a probe body read for matching.
 pub fn probe_max_body_bytes() -> usize {
     64 * 1024
