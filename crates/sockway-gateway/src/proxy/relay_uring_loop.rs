@@ -17,6 +17,10 @@ use std::sync::Arc;
 
 use io_uring::types::{BufRingEntry, Fd};
 use io_uring::{cqueue, opcode, squeue, IoUring};
+
+/// `IORING_RECVSEND_POLL_FIRST` (linux/io_uring.h): a receive waits for readiness before its
+/// first try. The io-uring crate keeps its constants private.
+const RECVSEND_POLL_FIRST: u16 = 1;
 use nix::errno::Errno;
 use nix::sys::socket::MsgFlags;
 use tokio::sync::oneshot;
@@ -470,7 +474,12 @@ impl Ring {
         if !way.recv && !way.starved && waiting {
             way.recv = true;
             let len = way.pump.shared.config.buffer.min(self.pool.size) as u32;
-            let recv = opcode::Recv::new(Fd(way.src), std::ptr::null_mut(), len).buf_group(GROUP);
+            // Armed once what was read is written: the peer has rarely answered yet, so the
+            // kernel waits for data first instead of trying a receive that finds none
+            // (`IORING_RECVSEND_POLL_FIRST`, Linux 5.19).
+            let recv = opcode::Recv::new(Fd(way.src), std::ptr::null_mut(), len)
+                .buf_group(GROUP)
+                .ioprio(RECVSEND_POLL_FIRST);
             let entry = recv.build().flags(squeue::Flags::BUFFER_SELECT);
             self.push(entry.user_data(tag(slot, RECV + w as u64)));
         }
