@@ -17,10 +17,6 @@ use std::sync::Arc;
 
 use io_uring::types::{BufRingEntry, Fd};
 use io_uring::{cqueue, opcode, squeue, IoUring};
-
-/// `IORING_RECVSEND_POLL_FIRST` (linux/io_uring.h): a receive waits for readiness before its
-/// first try. The io-uring crate keeps its constants private.
-const RECVSEND_POLL_FIRST: u16 = 1;
 use nix::errno::Errno;
 use nix::sys::socket::MsgFlags;
 use tokio::sync::oneshot;
@@ -30,6 +26,10 @@ use super::super::{
     clock, Carry, FrameTracker, Heard, Interrupt, PongFilter, Pump, Totals, WholeFrames,
 };
 use super::{fds, into_runtime, Handed, Inbox, Msg, NewSession, Poke};
+
+/// `IORING_RECVSEND_POLL_FIRST` (linux/io_uring.h): a receive waits for readiness before its
+/// first try. The io-uring crate keeps its constants private.
+const RECVSEND_POLL_FIRST: u16 = 1;
 
 /// Buffers in a ring's pool: 64 × 16 KiB (the default `relayBufferBytes`) is 1 MiB per
 /// ring, touched only as far as reads need it.
