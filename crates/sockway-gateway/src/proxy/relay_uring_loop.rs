@@ -2,20 +2,22 @@
 //! requests and handles what completed (see `relay_uring.rs` for what it does and hands
 //! back).
 //!
-//! Per direction at most one receive and one send are in flight. A receive is armed only
-//! while nothing the source sent waits to be written, so a destination that stops reading
-//! holds back at most one read (`relayBufferBytes`, capped at the pool's buffer size) per
-//! direction, as on the epoll path; the source is not read meanwhile. Receives take their
-//! buffer from the ring's pool (a provided-buffer ring, Linux 5.19) when data arrives; the
-//! buffer goes back once its bytes are written. When the pool runs dry a receive fails
-//! with `ENOBUFS` and is armed again once a buffer comes back.
+//! Per direction at most one receive and one send are in flight. The receive is multishot
+//! (Linux 6.0): armed once, it stays armed across messages, so a message costs the kernel
+//! no new request and no new wait on the socket. A chunk that arrives while the one before
+//! is still being written waits, unread by the filter and the tracker, and the receive is
+//! cancelled then: a destination that stops reading holds back what the source sent until
+//! the cancellation took effect (one read, and what the kernel had already read in the
+//! same pass), and the source is not read meanwhile; the receive is armed again once all
+//! of it is written. Receives take their buffer from the ring's pool (`relay_uring_pool.rs`)
+//! when data arrives; the buffer goes back once its bytes are written. When the pool runs
+//! dry a receive fails with `ENOBUFS` and is armed again once a buffer comes back.
 
-use std::alloc::Layout;
 use std::io;
-use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
-use io_uring::types::{BufRingEntry, Fd};
+use io_uring::types::Fd;
 use io_uring::{cqueue, opcode, squeue, IoUring};
 use nix::errno::Errno;
 use nix::sys::socket::MsgFlags;
@@ -26,16 +28,17 @@ use super::super::{
     clock, Carry, FrameTracker, Heard, Interrupt, PongFilter, Pump, Totals, WholeFrames,
 };
 use super::{fds, into_runtime, Handed, Inbox, Msg, NewSession, Poke};
+use pool::{Pool, GROUP, POOL};
+
+#[path = "relay_uring_pool.rs"]
+mod pool;
 
 /// `IORING_RECVSEND_POLL_FIRST` (linux/io_uring.h): a receive waits for readiness before its
 /// first try. The io-uring crate keeps its constants private.
 const RECVSEND_POLL_FIRST: u16 = 1;
+/// `IORING_RECV_MULTISHOT` (linux/io_uring.h): the receive stays armed after a completion.
+const RECV_MULTISHOT: u16 = 2;
 
-/// Buffers in a ring's pool: 64 × 16 KiB (the default `relayBufferBytes`) is 1 MiB per
-/// ring, touched only as far as reads need it.
-const POOL: u16 = 64;
-/// The pool's buffer group id.
-const GROUP: u16 = 0;
 /// The pool's buffers are at most this long; a larger `relayBufferBytes` reads this much at
 /// a time.
 const MAX_BUFFER: usize = 64 * 1024;
@@ -79,9 +82,12 @@ struct Way {
     dst: i32,
     /// What the send in flight writes (or the next send will).
     out: Out,
-    /// Bytes read while a ping was being written, to write after it.
+    /// Bytes read while `out` was being written, to hear and write after it.
     next: Out,
+    /// A receive is armed (a multishot one until a completion says no more will come).
     recv: bool,
+    /// Its cancellation was asked for because `next` holds bytes.
+    capped: bool,
     send: bool,
     /// `out` is the gateway's ping, not the source's bytes.
     pinging: bool,
@@ -122,6 +128,8 @@ pub(in super::super) struct Ring {
     held: usize,
     /// Where the inbox's eventfd is read to.
     wake: Box<[u8; 8]>,
+    /// Receives are multishot (until the kernel refuses one).
+    multishot: bool,
 }
 
 impl Ring {
@@ -146,6 +154,7 @@ impl Ring {
             starved: Vec::new(),
             held: 0,
             wake: Box::new([0; 8]),
+            multishot: true,
         })
     }
 
@@ -245,6 +254,7 @@ impl Ring {
             out: Out::Empty,
             next: Out::Empty,
             recv: false,
+            capped: false,
             send: false,
             pinging: false,
             starved: false,
@@ -324,36 +334,29 @@ impl Ring {
             return;
         };
         let way = &mut s.ways[w];
-        way.recv = false;
+        way.recv = cqueue::more(flags);
         match (result, cqueue::buffer_select(flags)) {
             (n, Some(bid)) if n > 0 => {
                 self.held += 1;
-                let since = way.pump.shared.since(now);
-                let bytes = self.pool.bytes(bid, n as usize);
-                let heard = way
-                    .pump
-                    .heard_at(since, bytes, &way.tracker, &mut way.filter);
-                let pool = Out::Pool {
+                let chunk = Out::Pool {
                     bid,
                     at: 0,
                     end: n as usize,
                 };
-                let (out, whole) = match heard {
-                    Heard::Whole(whole) => (pool, Some(whole)),
-                    Heard::Pass => (pool, None),
-                    Heard::Edited(kept) => {
-                        self.give(bid);
-                        (Out::Own { bytes: kept, at: 0 }, None)
-                    }
-                };
-                way.whole = whole;
-                match way.send {
-                    true => way.next = out,
-                    false => way.out = out,
+                if way.send || !matches!(way.out, Out::Empty) {
+                    self.hold(way, tag(slot, RECV + w as u64), chunk);
+                } else {
+                    let since = way.pump.shared.since(now);
+                    self.hear(way, chunk, since);
                 }
                 if !s.handing {
                     self.step(&mut s, w);
                 }
+            }
+            (n, _) if n == -(Errno::EINVAL as i32) && self.multishot && !s.handing => {
+                tracing::warn!("io_uring: no multishot receives here; one receive per read");
+                self.multishot = false;
+                self.step(&mut s, w);
             }
             (n, _) if n == -(Errno::ENOBUFS as i32) && !s.handing => {
                 way.starved = true;
@@ -364,13 +367,65 @@ impl Ring {
                     self.held += 1;
                     self.give(bid);
                 }
-                // The end, an error or a cancellation: the task finds out which.
-                if n != -(Errno::ECANCELED as i32) {
+                if n == -(Errno::ECANCELED as i32) {
+                    // Cancelled to hand back, or to hold no more: armed again once drained.
+                    way.capped = false;
+                    if !s.handing {
+                        self.step(&mut s, w);
+                    }
+                } else {
+                    // The end or an error: the task finds out which.
                     self.hand_back(&mut s);
                 }
             }
         }
         self.settle(s);
+    }
+
+    /// Keeps a chunk read while the one before is being written, and cancels the receive so
+    /// that no more is read until both are written; chunks the kernel had read before the
+    /// cancellation took effect join it (copied, their buffers given back).
+    fn hold(&mut self, way: &mut Way, recv: u64, chunk: Out) {
+        if way.recv && !way.capped {
+            way.capped = true;
+            let cancel = opcode::AsyncCancel::new(recv);
+            self.push(cancel.build().user_data(CANCEL));
+        }
+        let held = match std::mem::take(&mut way.next) {
+            Out::Empty => chunk,
+            earlier => {
+                let mut bytes = Vec::new();
+                self.drain(earlier, &mut bytes);
+                self.drain(chunk, &mut bytes);
+                Out::Own { bytes, at: 0 }
+            }
+        };
+        way.next = held;
+    }
+
+    /// Hears a chunk of the source's (notes the activity, takes out pongs to the gateway's
+    /// pings, walks whole frames) and makes it the bytes to write next.
+    fn hear(&mut self, way: &mut Way, chunk: Out, since: Duration) {
+        let bytes = match &chunk {
+            Out::Empty => return,
+            Out::Pool { bid, at, end } => &self.pool.bytes(*bid, *end)[*at..],
+            Out::Own { bytes, at } => &bytes[*at..],
+        };
+        let heard = way
+            .pump
+            .heard_at(since, bytes, &way.tracker, &mut way.filter);
+        let (out, whole) = match heard {
+            Heard::Whole(whole) => (chunk, Some(whole)),
+            Heard::Pass => (chunk, None),
+            Heard::Edited(kept) => {
+                if let Out::Pool { bid, .. } = chunk {
+                    self.give(bid);
+                }
+                (Out::Own { bytes: kept, at: 0 }, None)
+            }
+        };
+        way.whole = whole;
+        way.out = out;
     }
 
     /// A send completed.
@@ -434,8 +489,10 @@ impl Ring {
             return self.hand_back(s);
         }
         if !way.send {
-            if matches!(way.out, Out::Empty) {
-                way.out = std::mem::take(&mut way.next);
+            if matches!(way.out, Out::Empty) && !matches!(way.next, Out::Empty) {
+                let next = std::mem::take(&mut way.next);
+                let since = way.pump.shared.since_start();
+                self.hear(way, next, since);
             }
             if matches!(way.out, Out::Empty) {
                 let ping_ok = way.tracker.at_boundary() && !way.tracker.close_seen();
@@ -473,13 +530,19 @@ impl Ring {
             matches!(way.next, Out::Empty) && (way.pinging || matches!(way.out, Out::Empty));
         if !way.recv && !way.starved && waiting {
             way.recv = true;
-            let len = way.pump.shared.config.buffer.min(self.pool.size) as u32;
+            let len = way.pump.shared.config.buffer.min(self.pool.size);
             // Armed once what was read is written: the peer has rarely answered yet, so the
             // kernel waits for data first instead of trying a receive that finds none
-            // (`IORING_RECVSEND_POLL_FIRST`, Linux 5.19).
+            // (`IORING_RECVSEND_POLL_FIRST`, Linux 5.19). A multishot receive reads whole
+            // pool buffers (its length must be 0), so a smaller `relayBufferBytes` keeps
+            // single receives.
+            let (len, mode) = match self.multishot && len == self.pool.size {
+                true => (0, RECVSEND_POLL_FIRST | RECV_MULTISHOT),
+                false => (len as u32, RECVSEND_POLL_FIRST),
+            };
             let recv = opcode::Recv::new(Fd(way.src), std::ptr::null_mut(), len)
                 .buf_group(GROUP)
-                .ioprio(RECVSEND_POLL_FIRST);
+                .ioprio(mode);
             let entry = recv.build().flags(squeue::Flags::BUFFER_SELECT);
             self.push(entry.user_data(tag(slot, RECV + w as u64)));
         }
@@ -536,14 +599,14 @@ impl Ring {
                     _ => {}
                 }
             }
-            for out in [std::mem::take(&mut way.out), std::mem::take(&mut way.next)] {
-                match out {
-                    Out::Empty => {}
-                    Out::Pool { bid, at, end } => {
-                        pending.extend_from_slice(&self.pool.bytes(bid, end)[at..]);
-                        self.give(bid);
-                    }
-                    Out::Own { bytes, at } => pending.extend_from_slice(&bytes[at..]),
+            self.drain(std::mem::take(&mut way.out), &mut pending);
+            // Bytes held unheard are heard now (their pongs to the gateway taken out).
+            let mut held = Vec::new();
+            self.drain(std::mem::take(&mut way.next), &mut held);
+            if !held.is_empty() {
+                match way.pump.heard(&held, &way.tracker, &mut way.filter) {
+                    Heard::Edited(kept) => pending.extend_from_slice(&kept),
+                    Heard::Whole(_) | Heard::Pass => pending.extend_from_slice(&held),
                 }
             }
             carries.push(Carry {
@@ -561,6 +624,18 @@ impl Ring {
         };
         for ((carry, (src, dst)), tx) in carries.into_iter().zip(parts).zip(back) {
             let _ = tx.send(Handed { src, dst, carry });
+        }
+    }
+
+    /// Appends what `out` has left to write to `into`, giving its buffer back.
+    fn drain(&mut self, out: Out, into: &mut Vec<u8>) {
+        match out {
+            Out::Empty => {}
+            Out::Pool { bid, at, end } => {
+                into.extend_from_slice(&self.pool.bytes(bid, end)[at..]);
+                self.give(bid);
+            }
+            Out::Own { bytes, at } => into.extend_from_slice(&bytes[at..]),
         }
     }
 
@@ -588,93 +663,6 @@ impl Ring {
                 self.step(&mut s, w);
             }
             self.settle(s);
-        }
-    }
-}
-
-/// The ring's provided buffers: `POOL` buffers of `size` bytes and the ring of entries the
-/// kernel takes them from (`IORING_REGISTER_PBUF_RING`).
-struct Pool {
-    entries: *mut BufRingEntry,
-    memory: *mut u8,
-    size: usize,
-    tail: u16,
-}
-
-impl Pool {
-    fn ring_layout() -> Layout {
-        // Page-aligned, as io_uring_register_buf_ring(3) asks.
-        Layout::from_size_align(usize::from(POOL) * size_of::<BufRingEntry>(), 4096)
-            .unwrap_or_else(|_| Layout::new::<u8>())
-    }
-
-    fn memory_layout(size: usize) -> Layout {
-        Layout::from_size_align(usize::from(POOL) * size, 4096)
-            .unwrap_or_else(|_| Layout::new::<u8>())
-    }
-
-    fn new(uring: &IoUring, size: usize) -> io::Result<Self> {
-        // SAFETY: both layouts have a non-zero size; the memory is freed in `drop`.
-        let (entries, memory) = unsafe {
-            (
-                std::alloc::alloc_zeroed(Self::ring_layout()).cast::<BufRingEntry>(),
-                std::alloc::alloc_zeroed(Self::memory_layout(size)),
-            )
-        };
-        if entries.is_null() || memory.is_null() {
-            return Err(io::Error::from(io::ErrorKind::OutOfMemory));
-        }
-        let mut pool = Self {
-            entries,
-            memory,
-            size,
-            tail: 0,
-        };
-        // SAFETY: the entries stay valid until the ring is dropped (the pool is dropped
-        // after it, see `Ring`'s field order).
-        unsafe {
-            uring
-                .submitter()
-                .register_buf_ring_with_flags(entries as u64, POOL, GROUP, 0)?;
-        }
-        for bid in 0..POOL {
-            pool.give(bid);
-        }
-        Ok(pool)
-    }
-
-    /// The first `len` bytes of buffer `bid` (which the kernel filled and handed over).
-    fn bytes(&self, bid: u16, len: usize) -> &[u8] {
-        let bid = usize::from(bid % POOL);
-        // SAFETY: the buffer lies inside `memory`; the kernel does not write to it until it
-        // is given back.
-        unsafe { std::slice::from_raw_parts(self.memory.add(bid * self.size), len.min(self.size)) }
-    }
-
-    /// Puts buffer `bid` back in the ring for the kernel to fill.
-    fn give(&mut self, bid: u16) {
-        let bid = bid % POOL;
-        let index = usize::from(self.tail % POOL);
-        // SAFETY: `index` is inside the entries; the tail is published after the entry is
-        // written, with release ordering, as the kernel reads it with acquire.
-        unsafe {
-            let entry = &mut *self.entries.add(index);
-            entry.set_addr(self.memory.add(usize::from(bid) * self.size) as u64);
-            entry.set_len(self.size as u32);
-            entry.set_bid(bid);
-            self.tail = self.tail.wrapping_add(1);
-            let tail = BufRingEntry::tail(self.entries).cast::<AtomicU16>();
-            (*tail).store(self.tail, Ordering::Release);
-        }
-    }
-}
-
-impl Drop for Pool {
-    fn drop(&mut self) {
-        // SAFETY: allocated in `new` with these layouts.
-        unsafe {
-            std::alloc::dealloc(self.entries.cast(), Self::ring_layout());
-            std::alloc::dealloc(self.memory, Self::memory_layout(self.size));
         }
     }
 }
