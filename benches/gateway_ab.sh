@@ -8,9 +8,11 @@
 # for each case the ratio B / A of the two runs of each round: throughput and the proxy's CPU
 # per message, median [lowest-highest].
 #
-# Usage: benches/gateway_ab.sh A_BIN B_BIN [--rounds R] [--duration S]
+# Usage: benches/gateway_ab.sh A_BIN B_BIN [--rounds R] [--duration S] [--tls]
 #                               [--cases "c100x20b c10x1k c200x16k"]
 #   A_BIN, B_BIN: two `sockway` binaries (e.g. main's build and a branch's).
+#   --tls: the clients connect to the gateways' TLS front (wss://, ALPN http/1.1, lib.sh's
+#     throwaway certificate) instead of the plain one.
 #
 # Everything stays on 127.0.0.1; every run is bounded in time and connection count.
 set -euo pipefail
@@ -20,7 +22,7 @@ WORK="$OUT/gateway_ab"
 # shellcheck source=benches/gateway_lib.sh
 source "$(dirname "$0")/gateway_lib.sh"
 
-(($# >= 2)) || { sed -n '2,14p' "$0"; exit 2; }
+(($# >= 2)) || { sed -n '2,16p' "$0"; exit 2; }
 BINS=("$1" "$2")
 shift 2
 ROUNDS=6
@@ -31,6 +33,7 @@ while (($#)); do
     --rounds) ROUNDS="$2"; shift ;;
     --duration) DURATION="$2"; shift ;;
     --cases) CASES="$2"; shift ;;
+    --tls) PROXY_TLS=1 ;;
     *) echo "unknown option: $1" >&2; exit 2 ;;
   esac
   shift
@@ -52,9 +55,16 @@ for i in 0 1; do
   mkdir -p "$WORK"
   GATEWAY_BIN="${BINS[$i]}" start_gateway
   PIDS+=("$GATEWAY_PID")
-  PORTS+=("$GATEWAY_PORT")
+  if ((PROXY_TLS)); then
+    PORTS+=("$GATEWAY_TLS_PORT")
+  else
+    PORTS+=("$GATEWAY_PORT")
+  fi
 done
 echo "A ${BINS[0]} (pid ${PIDS[0]}), B ${BINS[1]} (pid ${PIDS[1]}); $(machine_line)"
+SCHEME=ws
+TLS_ARGS=()
+((PROXY_TLS)) && SCHEME=wss TLS_ARGS=(--insecure)
 
 RUNS="$OUT/gateway_ab/runs.txt"
 : >"$RUNS"
@@ -64,7 +74,7 @@ for spec in $ALL_CASES; do
   for round in $(seq "$ROUNDS"); do
     for i in 0 1; do
       json="$OUT/gateway_ab/run.json"
-      "$SOCKWAY" bench "ws://127.0.0.1:${PORTS[$i]}/ws" --connections "$conns" \
+      "$SOCKWAY" bench "$SCHEME://127.0.0.1:${PORTS[$i]}/ws" "${TLS_ARGS[@]}" --connections "$conns" \
         --payload "$payload" --duration "$DURATION" --warmup 1 --threads 2 \
         --server-pid "${PIDS[$i]}" --label "$name" --json "$json" >/dev/null 2>&1
       python3 - "$json" "$name" "$round" "$i" >>"$RUNS" <<'PY'

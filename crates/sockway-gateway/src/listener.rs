@@ -179,12 +179,18 @@ async fn connection(
                 }
                 Err(_) => return,
             };
-            let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+            let alpn = stream.get_ref().1.alpn_protocol();
+            let h2 = alpn == Some(b"h2");
+            // A client that chose HTTP/1.1 by ALPN speaks nothing else on this connection
+            // (RFC 7301 section 3.2): hyper's HTTP/1 server directly, whose upgrades the
+            // relay can take apart (see `upgraded.rs`). Without ALPN the automatic server
+            // still tells the two apart by the preface.
+            let http1_only = alpn == Some(b"http/1.1");
             let sni = stream.get_ref().1.server_name().map(str::to_owned);
             let how = Serve {
                 secure: true,
                 h2,
-                http1_only: false,
+                http1_only,
                 sni,
             };
             serve(shared, stream, peer, port, how, shutdown, permit).await;

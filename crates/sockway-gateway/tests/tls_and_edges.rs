@@ -86,6 +86,74 @@ async fn https_listener_to_https_backend_carries_websockets() {
     gateway.shutdown().await;
 }
 
+/// A client that chose HTTP/1.1 by ALPN: the relay reads its TLS stream directly (taken out
+/// of hyper's upgrade), and a frame sent right behind the upgrade request, which the
+/// listener read ahead, still comes first.
+#[tokio::test]
+async fn an_alpn_http1_client_is_relayed_over_its_own_tls_stream() {
+    let pki = pki("alpn-h1");
+    let backend = Backend::start("plain").await;
+    let port = free_port();
+    let doc = json!({
+        "httpListeners": [{"name": "tls", "protocol": "Https", "port": port, "bindAddress": "127.0.0.1",
+            "certificateFile": pki.cert, "keyFile": pki.key}],
+        "backendAddressPools": [{"name": "pool", "backendAddresses": [{"ipAddress": "127.0.0.1", "port": backend.port()}]}],
+        "backendHttpSettingsCollection": [{"name": "s", "port": 1, "protocol": "Http", "probe": "p"}],
+        "probes": [{"name": "p", "path": "/", "interval": 0.1, "timeout": 2}],
+        "requestRoutingRules": [{"name": "r", "httpListener": "tls", "backendAddressPool": "pool", "backendHttpSettings": "s"}],
+        "limits": {"shutdownTimeout": 0.2, "closeGrace": 0.5}
+    });
+    let gateway = start_gateway(&doc).await;
+    wait_healthy(&gateway, 1).await;
+
+    let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let mut tls = client_tls_offering(&pki.ca, &[b"http/1.1"])
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
+    let mut request = b"GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                   Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        .to_vec();
+    // A masked text frame "whoami" (RFC 6455 section 5.3), in the same write as the request.
+    let mask = [1u8, 2, 3, 4];
+    request.extend_from_slice(&[0x81, 0x86]);
+    request.extend_from_slice(&mask);
+    request.extend(b"whoami".iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    tls.write_all(&request).await.unwrap();
+    let mut buf = BytesMut::new();
+    let end = bounded("101 over TLS", async {
+        loop {
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            assert!(tls.read_buf(&mut buf).await.unwrap() > 0, "closed early");
+        }
+    })
+    .await;
+    assert!(buf.starts_with(b"HTTP/1.1 101"));
+    let leftover = buf.split_off(end);
+    let mut ws = WebSocket::from_raw(tls, Role::Client, WebSocketConfig::default(), leftover);
+    bounded("echoes over the TLS front", async {
+        match ws.recv().await.unwrap() {
+            Some(Message::Text(t)) => assert_eq!(t.as_str(), "plain"),
+            other => panic!("{other:?}"),
+        }
+        for size in [1usize, 200, 70_000, 1 << 20] {
+            let payload: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+            ws.send(Message::binary(payload.clone())).await.unwrap();
+            match ws.recv().await.unwrap() {
+                Some(Message::Binary(b)) => assert!(b[..] == payload[..], "{size} bytes changed"),
+                other => panic!("{other:?}"),
+            }
+        }
+        let info = ws.close(sockway::CloseCode::NORMAL, "done").await.unwrap();
+        assert_eq!(u16::from(info.code), 1000, "the backend's close came back");
+    })
+    .await;
+    gateway.shutdown().await;
+}
+
 /// A backend that completes the handshake by hand and then drops the TCP connection when
 /// told to, without a close frame (like a crashed process).
 async fn vanishing_backend() -> (u16, tokio::sync::watch::Sender<bool>) {

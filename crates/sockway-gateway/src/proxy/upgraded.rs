@@ -9,8 +9,10 @@
 //! (hyper's read-ahead, then the guard's) are kept as that side's [`Side::prefix`]: the relay
 //! sends them on before anything else, so nothing is lost or reordered.
 //!
-//! Anything else (TLS on either side, an HTTP/2 extended CONNECT stream, a guard still
-//! following a request body) keeps its layers, behind `tokio::io::split`.
+//! A client's TLS stream served over HTTP/1 is taken out the same way, and read and written
+//! behind `tokio::io::split` without hyper's layers. Anything else (TLS to the backend, an
+//! HTTP/2 extended CONNECT stream, a guard still following a request body) keeps its layers,
+//! behind `tokio::io::split`.
 
 use std::io;
 use std::pin::Pin;
@@ -28,6 +30,9 @@ use crate::guard::HeadGuard;
 
 /// The IO type the plain-TCP listener serves HTTP/1 on (see [`crate::listener`]).
 pub type FrontIo = TokioIo<HeadGuard<TcpStream>>;
+
+/// The IO type the TLS listener serves HTTP/1 on when the client chose it by ALPN.
+pub type FrontTlsIo = TokioIo<HeadGuard<tokio_rustls::server::TlsStream<TcpStream>>>;
 
 /// Any stream the relay can fall back to.
 pub trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
@@ -81,11 +86,21 @@ impl Side {
         }
     }
 
-    /// The client's end of an upgrade served by the gateway's listener.
+    /// The client's end of an upgrade served by the gateway's listener. Over TLS the relay
+    /// reads the TLS stream itself, without hyper's and the guard's layers around it.
     pub fn client(upgraded: Upgraded) -> Self {
-        match upgraded.downcast::<FrontIo>() {
+        let upgraded = match upgraded.downcast::<FrontIo>() {
+            Ok(parts) => {
+                return match parts.io.into_inner().into_upgraded() {
+                    Ok((tcp, rest)) => Self::tcp(tcp, join(parts.read_buf, &rest)),
+                    Err(guard) => Self::other(Box::new(guard), parts.read_buf),
+                }
+            }
+            Err(upgraded) => upgraded,
+        };
+        match upgraded.downcast::<FrontTlsIo>() {
             Ok(parts) => match parts.io.into_inner().into_upgraded() {
-                Ok((tcp, rest)) => Self::tcp(tcp, join(parts.read_buf, &rest)),
+                Ok((tls, rest)) => Self::other(Box::new(tls), join(parts.read_buf, &rest)),
                 Err(guard) => Self::other(Box::new(guard), parts.read_buf),
             },
             Err(upgraded) => Self::other(Box::new(TokioIo::new(upgraded)), Bytes::new()),

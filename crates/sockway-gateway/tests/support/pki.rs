@@ -57,6 +57,11 @@ pub fn pki_for(tag: &str, names: &[&str]) -> Pki {
 }
 
 pub fn client_tls(ca: &PathBuf) -> tokio_rustls::TlsConnector {
+    client_tls_offering(ca, &[])
+}
+
+/// A client trusting `ca` that offers `alpn` (RFC 7301), in order of preference.
+pub fn client_tls_offering(ca: &PathBuf, alpn: &[&[u8]]) -> tokio_rustls::TlsConnector {
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_file_iter(ca).unwrap() {
         roots.add(cert.unwrap()).unwrap();
@@ -68,5 +73,7 @@ pub fn client_tls(ca: &PathBuf) -> tokio_rustls::TlsConnector {
     .unwrap()
     .with_root_certificates(roots)
     .with_no_client_auth();
+    let mut config = config;
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     tokio_rustls::TlsConnector::from(Arc::new(config))
 }
