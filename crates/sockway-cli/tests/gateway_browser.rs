@@ -18,7 +18,7 @@ use std::path::PathBuf;
 
 use echo_support::{
     lines_until, peers_dir, run_browser_page, screenshot_path, spawn_logged, start_echo,
-    wait_for_line,
+    wait_gateway_ready,
 };
 
 /// The site's name: Chromium resolves it to 127.0.0.1 and sends it as SNI.
@@ -87,8 +87,7 @@ async fn chromium_over_http2_through_the_gateway_reaches_an_http1_backend() {
     std::fs::write(&config, gateway_config(&dir.0, port, backend.addr.port())).expect("config");
     let config = config.to_str().expect("UTF-8 path");
     let (_gateway, mut log) = spawn_logged(&["gateway", "--config", config]);
-    wait_for_line(&mut log, &format!("listening address=127.0.0.1:{port}")).await;
-    wait_for_line(&mut log, "backend is healthy").await;
+    wait_gateway_ready(&mut log, port, 1).await;
 
     // The page reports the HTTP version the backend saw the socket arrive over.
     let page = format!("{origin}/");

@@ -56,6 +56,24 @@ pub async fn wait_for_line(log: &mut UnboundedReceiver<String>, needle: &str) ->
     lines.pop().expect("the line found")
 }
 
+/// Waits (at most [`STEP`] for each line) until a gateway's log has said that it listens on
+/// `port` and that `backends` backends are healthy, in whichever order: its first probes
+/// run while its listeners are being bound, so a backend can be healthy before it listens.
+pub async fn wait_gateway_ready(log: &mut UnboundedReceiver<String>, port: u16, backends: usize) {
+    let listening = format!("listening address=127.0.0.1:{port}");
+    let (mut listens, mut healthy) = (false, 0);
+    while !listens || healthy < backends {
+        let line = tokio::time::timeout(STEP, log.recv())
+            .await
+            .unwrap_or_else(|_| {
+                panic!("gateway not ready: listening {listens}, {healthy} of {backends} healthy")
+            })
+            .expect("the gateway's log ended before it was ready");
+        listens |= line.contains(&listening);
+        healthy += usize::from(line.contains("backend is healthy"));
+    }
+}
+
 /// Reads `log` until (at most [`STEP`]) a line containing `needle`; returns every line read,
 /// that one last.
 pub async fn lines_until(log: &mut UnboundedReceiver<String>, needle: &str) -> Vec<String> {

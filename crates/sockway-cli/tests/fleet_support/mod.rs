@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::echo_support::{spawn_logged, wait_for_line};
+use crate::echo_support::{spawn_logged, wait_gateway_ready};
 use crate::hub_support::{start_hub_with, HubProcess};
 
 /// A `redis-server` of the test's own; killed when dropped.
@@ -198,10 +198,7 @@ pub async fn start_gateway(dir: &TempDir, servers: &[HubProcess]) -> Gateway {
     let backends: Vec<u16> = servers.iter().map(|server| server.addr.port()).collect();
     std::fs::write(&config, gateway_config(port, &backends)).expect("config");
     let (child, mut log) = spawn_logged(&["gateway", "--config", path(&config)]);
-    wait_for_line(&mut log, &format!("listening address=127.0.0.1:{port}")).await;
-    for _ in servers {
-        wait_for_line(&mut log, "backend is healthy").await;
-    }
+    wait_gateway_ready(&mut log, port, servers.len()).await;
     Gateway {
         _child: child,
         hub_url: format!("http://127.0.0.1:{port}/chatHub"),
