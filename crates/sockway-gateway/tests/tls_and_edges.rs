@@ -12,7 +12,7 @@ use sockway::{Message, Role, WebSocket, WebSocketConfig};
 use sockway_gateway::config::HttpListener;
 use support::pki::*;
 use support::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 #[tokio::test]
@@ -53,19 +53,8 @@ async fn https_listener_to_https_backend_carries_websockets() {
     let request = "GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
                    Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
     tls.write_all(request.as_bytes()).await.unwrap();
-    let mut buf = BytesMut::new();
-    let end = bounded("101 over TLS", async {
-        loop {
-            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break i + 4;
-            }
-            assert!(tls.read_buf(&mut buf).await.unwrap() > 0, "closed early");
-        }
-    })
-    .await;
-    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+    let (head, leftover) = read_head(&mut tls).await;
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
-    let leftover = buf.split_off(end);
     let mut ws = WebSocket::from_raw(tls, Role::Client, WebSocketConfig::default(), leftover);
     bounded("echo over TLS both ways", async {
         ws.send_text("headers").await.unwrap();
@@ -84,6 +73,23 @@ async fn https_listener_to_https_backend_carries_websockets() {
     .await;
     drop(ws);
     gateway.shutdown().await;
+}
+
+/// Reads a response head (at most [`bounded`]'s wait): the head as text, and the bytes that
+/// came after it.
+async fn read_head<S: AsyncRead + Unpin>(io: &mut S) -> (String, BytesMut) {
+    let mut buf = BytesMut::new();
+    let end = bounded("101 over TLS", async {
+        loop {
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            assert!(io.read_buf(&mut buf).await.unwrap() > 0, "closed early");
+        }
+    })
+    .await;
+    let rest = buf.split_off(end);
+    (String::from_utf8_lossy(&buf).into_owned(), rest)
 }
 
 /// A client that chose HTTP/1.1 by ALPN: the relay reads its TLS stream directly (taken out
@@ -121,18 +127,8 @@ async fn an_alpn_http1_client_is_relayed_over_its_own_tls_stream() {
     request.extend_from_slice(&mask);
     request.extend(b"whoami".iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
     tls.write_all(&request).await.unwrap();
-    let mut buf = BytesMut::new();
-    let end = bounded("101 over TLS", async {
-        loop {
-            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break i + 4;
-            }
-            assert!(tls.read_buf(&mut buf).await.unwrap() > 0, "closed early");
-        }
-    })
-    .await;
-    assert!(buf.starts_with(b"HTTP/1.1 101"));
-    let leftover = buf.split_off(end);
+    let (head, leftover) = read_head(&mut tls).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
     let mut ws = WebSocket::from_raw(tls, Role::Client, WebSocketConfig::default(), leftover);
     bounded("echoes over the TLS front", async {
         match ws.recv().await.unwrap() {
