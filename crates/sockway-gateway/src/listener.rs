@@ -27,6 +27,7 @@ use crate::error::GatewayError;
 use crate::guard::{GuardState, HeadGuard};
 use crate::preface::{self, Preface};
 use crate::proxy;
+use crate::proxy::front_socket::FrontSocket;
 use crate::slots::Full;
 use crate::slots::{ConnectionSlot, OpenConnections};
 use crate::state::Shared;
@@ -169,8 +170,9 @@ async fn connection(
                 return;
             };
             drop(runtime);
+            let front = FrontSocket::new(stream);
             let tls =
-                tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream)).await;
+                tokio::time::timeout(limits.header_read_timeout, acceptor.accept(front)).await;
             let stream = match tls {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {

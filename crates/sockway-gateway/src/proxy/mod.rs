@@ -11,6 +11,7 @@ pub mod body;
 pub mod boundary;
 mod clock;
 pub mod error_pages;
+pub mod front_socket;
 pub mod headers;
 pub mod heartbeat;
 pub mod http;

@@ -19,6 +19,7 @@
 //! if they had relayed from the start. The relay's own task keeps the idle limit and the
 //! close orders as before, and reaches the loop through the directions' wakers ([`Poke`]).
 
+use std::any::Any;
 use std::os::fd::{AsFd, AsRawFd};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -28,10 +29,13 @@ use bytes::Bytes;
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use tokio::sync::oneshot;
 
+use super::super::upgraded::FrontTls;
 use super::{Carry, Pump, ReadSide, Side, Totals, WriteSide};
 
 #[path = "relay_uring_loop.rs"]
 mod ring;
+#[path = "relay_uring_tls.rs"]
+mod tls;
 
 /// Sessions the io_uring loops took over since the process started (for tests and logs).
 pub(super) static TAKEN: AtomicU64 = AtomicU64::new(0);
@@ -43,11 +47,36 @@ pub(super) struct Handed {
     carry: Carry,
 }
 
+/// The client's end on a ring: its socket, or its TLS stream (whose socket is parked,
+/// [`FrontSocket::park`](super::super::front_socket::FrontSocket::park)).
+enum Front {
+    Tcp(std::net::TcpStream),
+    Tls(Box<FrontTls>),
+}
+
+impl Front {
+    /// The socket's descriptor, for the ring's requests.
+    fn fd(&self) -> i32 {
+        match self {
+            Front::Tcp(tcp) => tcp.as_fd().as_raw_fd(),
+            Front::Tls(tls) => tls.get_ref().0.parked_fd().unwrap_or(-1),
+        }
+    }
+
+    /// The TLS session's connection, if the client speaks TLS.
+    fn tls(&mut self) -> Option<&mut rustls::ServerConnection> {
+        match self {
+            Front::Tcp(_) => None,
+            Front::Tls(tls) => Some(tls.get_mut().1),
+        }
+    }
+}
+
 /// A session given to a ring: both sockets (blocking: io_uring waits, not the caller), the
 /// bytes each side sent before the relay started, the two directions and where to hand
 /// them back.
 struct NewSession {
-    client: std::net::TcpStream,
+    client: Front,
     backend: std::net::TcpStream,
     /// The client's prefix, then the backend's.
     prefixes: [Bytes; 2],
@@ -162,7 +191,8 @@ fn start(buffer: usize) -> std::io::Result<Arc<Inbox>> {
         .map(|()| inbox)
 }
 
-/// Gives a session to a ring: both ends must be plain TCP and a ring available, otherwise
+/// Gives a session to a ring: the backend must be plain TCP, the client plain TCP or a
+/// TLS stream of the gateway's listener ([`FrontTls`]), and a ring available; otherwise
 /// they come back unchanged. On success, one receiver per direction ([`super::UP`],
 /// [`super::DOWN`]) gets that direction back when the ring is done with it (dropped, should
 /// the sockets be lost).
@@ -174,27 +204,52 @@ pub(super) fn offer(
     let Some(rings) = rings(pumps[0].shared.config.buffer) else {
         return Err(Box::new((client, backend)));
     };
-    let (client, backend) = match (client, backend) {
-        (
-            Side {
-                read: ReadSide::Tcp(cr),
-                write: WriteSide::Tcp(cw),
-                prefix: cp,
-            },
-            Side {
-                read: ReadSide::Tcp(br),
-                write: WriteSide::Tcp(bw),
-                prefix: bp,
-            },
-        ) => match (cr.reunite(cw), br.reunite(bw)) {
-            (Ok(c), Ok(b)) => ((c, cp), (b, bp)),
-            (c, b) => return Err(Box::new((halves(c, cp), halves(b, bp)))),
+    let Side {
+        read: ReadSide::Tcp(br),
+        write: WriteSide::Tcp(bw),
+        prefix: bp,
+    } = backend
+    else {
+        return Err(Box::new((client, backend)));
+    };
+    let backend = match br.reunite(bw) {
+        Ok(b) => b,
+        Err(e) => return Err(Box::new((client, halves(Err(e), bp)))),
+    };
+    let (front, cp) = match client {
+        Side {
+            read: ReadSide::Tcp(cr),
+            write: WriteSide::Tcp(cw),
+            prefix,
+        } => match cr.reunite(cw) {
+            Ok(c) => (blocking(c).map(Front::Tcp), prefix),
+            Err(e) => return Err(Box::new((halves(Err(e), prefix), Side::tcp(backend, bp)))),
         },
-        other => return Err(Box::new(other)),
+        Side {
+            read: ReadSide::Other(cr),
+            write: WriteSide::Other(cw),
+            prefix,
+        } if cr.is_pair_of(&cw) => {
+            let stream = cr.unsplit(cw);
+            if !(&*stream as &dyn Any).is::<FrontTls>() {
+                return Err(Box::new((
+                    Side::other(stream, prefix),
+                    Side::tcp(backend, bp),
+                )));
+            }
+            let any: Box<dyn Any + Send> = stream;
+            let Ok(mut tls) = any.downcast::<FrontTls>() else {
+                unreachable!("the type was checked")
+            };
+            let prefix = with_decrypted(&mut tls, prefix);
+            let parked = tls.get_mut().0.park().is_some();
+            (parked.then_some(Front::Tls(tls)), prefix)
+        }
+        client => return Err(Box::new((client, Side::tcp(backend, bp)))),
     };
     let (up_tx, up_rx) = oneshot::channel();
     let (down_tx, down_rx) = oneshot::channel();
-    match (blocking(client.0), blocking(backend.0)) {
+    match (front, blocking(backend)) {
         (Some(c), Some(b)) => {
             static NEXT: AtomicUsize = AtomicUsize::new(0);
             let inbox = &rings[NEXT.fetch_add(1, Ordering::Relaxed) % rings.len()];
@@ -202,7 +257,7 @@ pub(super) fn offer(
             inbox.send(Msg::New(Box::new(NewSession {
                 client: c,
                 backend: b,
-                prefixes: [client.1, backend.1],
+                prefixes: [cp, bp],
                 pumps,
                 back: [up_tx, down_tx],
                 runtime: tokio::runtime::Handle::current(),
@@ -212,6 +267,19 @@ pub(super) fn offer(
         _ => tracing::debug!("a relayed socket could not leave the runtime"),
     }
     Ok([up_rx, down_rx])
+}
+
+/// `prefix` followed by the plaintext the client's TLS connection decrypted and nobody has
+/// read yet (`tokio_rustls` reads records as they come, hyper only what it needs).
+fn with_decrypted(tls: &mut FrontTls, prefix: Bytes) -> Bytes {
+    let mut plain = prefix.to_vec();
+    let before = plain.len();
+    // An error here is the client's, and the connection remembers it for the next read.
+    let _ = tls::decrypted(tls.get_mut().1, &mut plain);
+    match plain.len() == before {
+        true => prefix,
+        false => Bytes::from(plain),
+    }
 }
 
 /// A side rebuilt from halves that did not reunite (never two halves of one socket: they
@@ -241,26 +309,29 @@ fn blocking(tcp: tokio::net::TcpStream) -> Option<std::net::TcpStream> {
 /// the runtime cannot take them (it is shutting down).
 fn into_runtime(
     runtime: &tokio::runtime::Handle,
-    client: std::net::TcpStream,
+    client: Front,
     backend: std::net::TcpStream,
 ) -> Option<[(ReadSide, WriteSide); 2]> {
     let _entered = runtime.enter();
-    let mut tcp = [client, backend].into_iter().map(|s| {
+    let tokio_tcp = |s: std::net::TcpStream| {
         s.set_nonblocking(true).ok()?;
         tokio::net::TcpStream::from_std(s).ok()
-    });
-    let (client, backend) = (tcp.next()??, tcp.next()??);
-    let (cr, cw) = client.into_split();
-    let (br, bw) = backend.into_split();
-    Some([
-        (ReadSide::Tcp(cr), WriteSide::Tcp(bw)),
-        (ReadSide::Tcp(br), WriteSide::Tcp(cw)),
-    ])
-}
-
-/// The raw descriptors of a session's sockets, for the ring's requests.
-fn fds(client: &std::net::TcpStream, backend: &std::net::TcpStream) -> [i32; 2] {
-    [client.as_fd().as_raw_fd(), backend.as_fd().as_raw_fd()]
+    };
+    let (br, bw) = tokio_tcp(backend)?.into_split();
+    let (cr, cw) = match client {
+        Front::Tcp(tcp) => {
+            let (cr, cw) = tokio_tcp(tcp)?.into_split();
+            (ReadSide::Tcp(cr), WriteSide::Tcp(cw))
+        }
+        Front::Tls(mut tls) => {
+            if !tls.get_mut().0.unpark(runtime) {
+                return None;
+            }
+            let side = Side::other(tls, Bytes::new());
+            (side.read, side.write)
+        }
+    };
+    Some([(cr, WriteSide::Tcp(bw)), (ReadSide::Tcp(br), cw)])
 }
 
 impl<T: Totals> Pump<T> {
@@ -277,3 +348,7 @@ impl<T: Totals> Pump<T> {
 #[cfg(test)]
 #[path = "relay_uring_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "relay_uring_tls_tests.rs"]
+mod tls_tests;

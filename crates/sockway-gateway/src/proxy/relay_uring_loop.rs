@@ -25,11 +25,14 @@ use tokio::sync::oneshot;
 
 use super::super::splice_step::SPLICE_MIN;
 use super::super::{
-    clock, Carry, FrameTracker, Heard, Interrupt, PongFilter, Pump, Totals, WholeFrames,
+    clock, FrameTracker, Heard, Interrupt, PongFilter, Pump, Totals, WholeFrames, DOWN, UP,
 };
-use super::{fds, into_runtime, Handed, Inbox, Msg, NewSession, Poke};
+use super::tls::{self, Opened};
+use super::{Front, Handed, Inbox, Msg, NewSession, Poke};
 use pool::{Pool, GROUP, POOL};
 
+#[path = "relay_uring_handback.rs"]
+mod handback;
 #[path = "relay_uring_pool.rs"]
 mod pool;
 
@@ -93,12 +96,15 @@ struct Way {
     pinging: bool,
     /// The last receive found the pool empty.
     starved: bool,
+    /// `out` holds records encrypted for a TLS client: their plaintext was counted when
+    /// they were made, and what is left of them goes to the socket as it is.
+    sealed: bool,
 }
 
 /// A session on the ring.
 struct Session {
     ways: [Way; 2],
-    client: std::net::TcpStream,
+    client: Front,
     backend: std::net::TcpStream,
     back: [oneshot::Sender<Handed>; 2],
     runtime: tokio::runtime::Handle,
@@ -106,6 +112,8 @@ struct Session {
     key: u64,
     /// Handing back: cancelling what is in flight.
     handing: bool,
+    /// The client's TLS session failed: it ends instead of going back to the tasks.
+    broken: bool,
 }
 
 impl Session {
@@ -242,7 +250,8 @@ impl Ring {
         });
         self.generation += 1;
         let key = (self.generation << 32) | slot as u64;
-        let [client_fd, backend_fd] = fds(&client, &backend);
+        let client_fd = client.fd();
+        let backend_fd = std::os::fd::AsRawFd::as_raw_fd(&backend);
         let [up, down] = pumps;
         let way = |pump: Pump<dyn Totals>, src, dst| Way {
             filter: (pump.shared.heartbeat.as_ref()).map(|h| PongFilter::new(h.payload[pump.way])),
@@ -258,6 +267,7 @@ impl Ring {
             send: false,
             pinging: false,
             starved: false,
+            sealed: false,
         };
         let mut s = Box::new(Session {
             ways: [
@@ -271,6 +281,7 @@ impl Ring {
             slot,
             key,
             handing: false,
+            broken: false,
         });
         self.register(&s);
         for (w, prefix) in prefixes.into_iter().enumerate() {
@@ -333,24 +344,49 @@ impl Ring {
         let Some(mut s) = self.sessions.get_mut(slot).and_then(Option::take) else {
             return;
         };
-        let way = &mut s.ways[w];
-        way.recv = cqueue::more(flags);
+        s.ways[w].recv = cqueue::more(flags);
         match (result, cqueue::buffer_select(flags)) {
             (n, Some(bid)) if n > 0 => {
                 self.held += 1;
-                let chunk = Out::Pool {
+                let mut chunk = Out::Pool {
                     bid,
                     at: 0,
                     end: n as usize,
                 };
-                if way.send || !matches!(way.out, Out::Empty) {
+                let mut ended = false;
+                if let (UP, Some(conn)) = (w, s.client.tls()) {
+                    let mut plain = Vec::new();
+                    let opened = tls::open(conn, self.pool.bytes(bid, n as usize), &mut plain);
+                    self.give(bid);
+                    chunk = match plain.is_empty() {
+                        true => Out::Empty,
+                        false => Out::Own {
+                            bytes: plain,
+                            at: 0,
+                        },
+                    };
+                    s.broken = opened.is_err();
+                    ended = opened.map_or(true, |o| o == Opened::Closed);
+                }
+                let way = &mut s.ways[w];
+                if matches!(chunk, Out::Empty) {
+                } else if way.send || !matches!(way.out, Out::Empty) {
                     self.hold(way, tag(slot, RECV + w as u64), chunk);
                 } else {
                     let since = way.pump.shared.since(now);
                     self.hear(way, chunk, since);
                 }
-                if !s.handing {
+                if ended {
+                    // The client closed its TLS session (or broke it): the tasks, or
+                    // nobody, take over.
+                    self.hand_back(&mut s);
+                } else if !s.handing {
                     self.step(&mut s, w);
+                    if w == UP && s.client.tls().is_some_and(|c| c.wants_write()) {
+                        // A reply of TLS's own (a key update) goes out with the client's
+                        // next send.
+                        self.step(&mut s, DOWN);
+                    }
                 }
             }
             (n, _) if n == -(Errno::EINVAL as i32) && self.multishot && !s.handing => {
@@ -359,7 +395,7 @@ impl Ring {
                 self.step(&mut s, w);
             }
             (n, _) if n == -(Errno::ENOBUFS as i32) && !s.handing => {
-                way.starved = true;
+                s.ways[w].starved = true;
                 self.starved.push((slot, w));
             }
             (n, bid) => {
@@ -369,7 +405,7 @@ impl Ring {
                 }
                 if n == -(Errno::ECANCELED as i32) {
                     // Cancelled to hand back, or to hold no more: armed again once drained.
-                    way.capped = false;
+                    s.ways[w].capped = false;
                     if !s.handing {
                         self.step(&mut s, w);
                     }
@@ -457,7 +493,7 @@ impl Ring {
             }
             Out::Empty => (None, true),
         };
-        if !way.pinging {
+        if !way.pinging && !way.sealed {
             // The chunk's first send: all of it at once applies the one walk's result.
             let whole = way.whole.take();
             way.pump
@@ -468,6 +504,7 @@ impl Ring {
                 self.give(bid);
             }
             s.ways[w].pinging = false;
+            s.ways[w].sealed = false;
         } else {
             // A partial write: the destination is slow, but bytes still move.
             let shared = &way.pump.shared;
@@ -485,7 +522,9 @@ impl Ring {
     fn step(&mut self, s: &mut Session, w: usize) {
         let slot = s.slot;
         let way = &mut s.ways[w];
-        if way.tracker.last_len() >= SPLICE_MIN && !way.pinging {
+        // Spliced on plain TCP only: a TLS client's bytes are records, not payloads.
+        if way.tracker.last_len() >= SPLICE_MIN && !way.pinging && matches!(s.client, Front::Tcp(_))
+        {
             return self.hand_back(s);
         }
         if !way.send {
@@ -508,6 +547,14 @@ impl Ring {
                         }
                     }
                     None => {}
+                }
+            }
+            if w == DOWN && !way.sealed {
+                if let Some(conn) = s.client.tls() {
+                    if self.seal(way, conn).is_err() {
+                        s.broken = true;
+                        return self.hand_back(s);
+                    }
                 }
             }
             let pending = match &way.out {
@@ -548,95 +595,33 @@ impl Ring {
         }
     }
 
-    /// Starts handing a session back: what it has in flight is cancelled.
-    fn hand_back(&mut self, s: &mut Session) {
-        if s.handing {
-            return;
-        }
-        s.handing = true;
-        for w in 0..2 {
-            s.ways[w].starved = false;
-            for (busy, kind) in [(s.ways[w].recv, RECV), (s.ways[w].send, SEND)] {
-                if busy {
-                    let cancel = opcode::AsyncCancel::new(tag(s.slot, kind + w as u64));
-                    self.push(cancel.build().user_data(CANCEL));
-                }
-            }
-        }
-    }
-
-    /// Puts a session back in its slot, or, once handing back with nothing in flight, gives
-    /// its directions to their tasks and frees the slot.
-    fn settle(&mut self, s: Box<Session>) {
-        let slot = s.slot;
-        if !(s.handing && s.idle()) {
-            self.sessions[slot] = Some(s);
-            return;
-        }
-        self.free.push(slot);
-        let Session {
-            ways,
-            client,
-            backend,
-            back,
-            runtime,
-            ..
-        } = *s;
-        let mut carries = Vec::with_capacity(2);
-        let mut cut = false;
-        for mut way in ways {
-            let mut pending = Vec::new();
-            if way.pinging {
-                match std::mem::take(&mut way.out) {
-                    // Not written at all: the task writes the ping instead.
-                    Out::Own { at: 0, .. } => {
-                        if let Some(h) = way.pump.shared.heartbeat.as_ref() {
-                            h.ping_lost(1 - way.pump.way);
-                        }
-                    }
-                    // Cut in the middle: the destination's stream cannot go on.
-                    Out::Own { .. } => cut = true,
-                    _ => {}
-                }
-            }
-            self.drain(std::mem::take(&mut way.out), &mut pending);
-            // Bytes held unheard are heard now (their pongs to the gateway taken out).
-            let mut held = Vec::new();
-            self.drain(std::mem::take(&mut way.next), &mut held);
-            if !held.is_empty() {
-                match way.pump.heard(&held, &way.tracker, &mut way.filter) {
-                    Heard::Edited(kept) => pending.extend_from_slice(&kept),
-                    Heard::Whole(_) | Heard::Pass => pending.extend_from_slice(&held),
-                }
-            }
-            carries.push(Carry {
-                tracker: way.tracker,
-                filter: way.filter,
-                pending,
-            });
-        }
-        if cut {
-            // Every buffer is back in the pool; the sockets close as they are dropped.
-            return tracing::debug!("a ping was cut; session dropped");
-        }
-        let Some(parts) = into_runtime(&runtime, client, backend) else {
-            return;
+    /// Encrypts for a TLS client what `way` writes next (after what the connection queued of
+    /// its own), and counts its plaintext as written: the records cannot be taken back.
+    fn seal(&mut self, way: &mut Way, conn: &mut rustls::ServerConnection) -> io::Result<()> {
+        let plain = match &way.out {
+            Out::Empty => &[][..],
+            Out::Pool { bid, at, end } => &self.pool.bytes(*bid, *end)[*at..],
+            Out::Own { bytes, at } => &bytes[*at..],
         };
-        for ((carry, (src, dst)), tx) in carries.into_iter().zip(parts).zip(back) {
-            let _ = tx.send(Handed { src, dst, carry });
+        let mut cipher = Vec::new();
+        tls::seal(conn, plain, &mut cipher)?;
+        if cipher.is_empty() {
+            return Ok(());
         }
-    }
-
-    /// Appends what `out` has left to write to `into`, giving its buffer back.
-    fn drain(&mut self, out: Out, into: &mut Vec<u8>) {
-        match out {
-            Out::Empty => {}
-            Out::Pool { bid, at, end } => {
-                into.extend_from_slice(&self.pool.bytes(bid, end)[at..]);
-                self.give(bid);
-            }
-            Out::Own { bytes, at } => into.extend_from_slice(&bytes[at..]),
+        if !way.pinging && !plain.is_empty() {
+            let whole = way.whole.take();
+            way.pump
+                .wrote_chunk(&mut way.tracker, whole, plain, plain.len());
         }
+        if let Out::Pool { bid, .. } = std::mem::take(&mut way.out) {
+            self.give(bid);
+        }
+        way.out = Out::Own {
+            bytes: cipher,
+            at: 0,
+        };
+        way.sealed = true;
+        Ok(())
     }
 
     /// Gives a buffer back to the pool.

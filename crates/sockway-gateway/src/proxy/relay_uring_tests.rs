@@ -14,7 +14,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use sockway_proto::frame::{encode_frame, RawFrameHeader};
 use sockway_proto::OpCode;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -100,8 +100,9 @@ fn small(mask: Option<[u8; 4]>) -> Vec<u8> {
     out
 }
 
-/// Large frames after small ones: the ring hands the session to the splice path.
-fn large(mask: Option<[u8; 4]>) -> Vec<u8> {
+/// Large frames after small ones: the ring hands a plain session to the splice path (and
+/// keeps a TLS client's, `relay_uring_tls_tests.rs`).
+pub(super) fn large(mask: Option<[u8; 4]>) -> Vec<u8> {
     let mut out = small(mask);
     for (i, len) in [16_384, 20, 1_048_576, 100_000].into_iter().enumerate() {
         out.extend(frame(0x82, &payload(len, i), mask));
@@ -111,13 +112,27 @@ fn large(mask: Option<[u8; 4]>) -> Vec<u8> {
 
 /// Sends `up` from the client and `down` from the backend at once, and reads both.
 async fn both_ways(s: &mut Session, up: &[u8], down: &[u8]) {
-    let (mut client_read, mut client_write) = s.client.split();
-    let (mut backend_read, mut backend_write) = s.backend.split();
+    exchange(&mut s.client, &mut s.backend, up, down).await;
+}
+
+/// Sends `up` from `client` and `down` from `backend` at once, and reads both (also for a
+/// TLS client, `relay_uring_tls_tests.rs`).
+pub(super) async fn exchange(
+    client: &mut (impl AsyncRead + AsyncWrite + Unpin),
+    backend: &mut TcpStream,
+    up: &[u8],
+    down: &[u8],
+) {
+    let (mut client_read, mut client_write) = tokio::io::split(client);
+    let (mut backend_read, mut backend_write) = backend.split();
     let mut got_up = vec![0u8; up.len()];
     let mut got_down = vec![0u8; down.len()];
     let all = async {
         tokio::try_join!(
-            client_write.write_all(up),
+            async {
+                client_write.write_all(up).await?;
+                client_write.flush().await
+            },
             backend_write.write_all(down),
             backend_read.read_exact(&mut got_up),
             client_read.read_exact(&mut got_down),
@@ -132,7 +147,7 @@ async fn both_ways(s: &mut Session, up: &[u8], down: &[u8]) {
 }
 
 /// Reads one frame's header and payload (unmasked as sent: the test's frames are small).
-async fn read_frame(from: &mut TcpStream) -> (u8, Vec<u8>) {
+pub(super) async fn read_frame(from: &mut (impl AsyncRead + Unpin)) -> (u8, Vec<u8>) {
     let mut head = Vec::new();
     loop {
         let mut byte = [0u8];
@@ -146,11 +161,33 @@ async fn read_frame(from: &mut TcpStream) -> (u8, Vec<u8>) {
     }
 }
 
-async fn ends(relay: JoinHandle<RelayOutcome>) -> RelayOutcome {
+pub(super) async fn ends(relay: JoinHandle<RelayOutcome>) -> RelayOutcome {
     tokio::time::timeout(WAIT, relay)
         .await
         .expect("the relay ends within 30 s")
         .unwrap()
+}
+
+/// The sizes of the close frames [`closed_both_ways`] sends up and down.
+pub(super) const CLOSES: [usize; 2] = [8, 4];
+
+/// A close goes each way (the frame tracker kept step: each is seen and its code logged),
+/// then both ends go: the relay's outcome, with both codes checked.
+pub(super) async fn closed_both_ways(
+    mut client: impl AsyncRead + AsyncWrite + Unpin,
+    mut backend: TcpStream,
+    relay: JoinHandle<RelayOutcome>,
+) -> RelayOutcome {
+    let close = frame(0x88, &[0x03, 0xe8], Some([1, 2, 3, 4]));
+    exchange(&mut client, &mut backend, &close, b"").await;
+    let close_back = frame(0x88, &[0x03, 0xe8], None);
+    exchange(&mut client, &mut backend, b"", &close_back).await;
+    assert_eq!([close.len(), close_back.len()], CLOSES);
+    drop((client, backend));
+    let outcome = ends(relay).await;
+    assert_eq!(outcome.client_close, Some(1000));
+    assert_eq!(outcome.backend_close, Some(1000));
+    outcome
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -163,17 +200,9 @@ async fn payloads_of_every_size_relay_intact_both_ways() {
         let up = stream(Some([0x37, 0xfa, 0x21, 0x3d]));
         let down = stream(None);
         both_ways(&mut s, &up, &down).await;
-        // The frame tracker kept step: a close passing through is seen and its code logged.
-        let close = frame(0x88, &[0x03, 0xe8], Some([1, 2, 3, 4]));
-        both_ways(&mut s, &close, b"").await;
-        let close_back = frame(0x88, &[0x03, 0xe8], None);
-        both_ways(&mut s, b"", &close_back).await;
-        drop((s.client, s.backend));
-        let outcome = ends(s.relay).await;
-        assert_eq!(outcome.client_close, Some(1000));
-        assert_eq!(outcome.backend_close, Some(1000));
-        assert_eq!(outcome.bytes_up, (up.len() + close.len()) as u64);
-        assert_eq!(outcome.bytes_down, (down.len() + close_back.len()) as u64);
+        let outcome = closed_both_ways(s.client, s.backend, s.relay).await;
+        assert_eq!(outcome.bytes_up, (up.len() + CLOSES[0]) as u64);
+        assert_eq!(outcome.bytes_down, (down.len() + CLOSES[1]) as u64);
         assert_eq!(outcome.ended_by_gateway, None);
     }
 }
@@ -218,22 +247,30 @@ async fn a_quiet_side_is_pinged_and_its_pong_kept() {
 async fn quiet_side_pinged(io_uring: bool) {
     let mut s = session_on(io_uring, Duration::from_secs(2), true, b"").await;
     both_ways(&mut s, &frame(0x82, b"hi", Some([1, 1, 1, 1])), b"").await;
-    let (opcode, payload) = tokio::time::timeout(WAIT, read_frame(&mut s.client))
+    pinged_and_pong_kept(&mut s.client, &mut s.backend).await;
+}
+
+/// The client, quiet since its last message, gets the gateway's ping and answers it; the
+/// backend sees only what the client sends after the pong (and pings of its own, being
+/// quiet too, which it answers).
+pub(super) async fn pinged_and_pong_kept(
+    client: &mut (impl AsyncRead + AsyncWrite + Unpin),
+    backend: &mut TcpStream,
+) {
+    let (opcode, payload) = tokio::time::timeout(WAIT, read_frame(client))
         .await
         .expect("a ping within 30 s");
     assert_eq!(opcode, 0x9);
     let pong = encode_frame(OpCode::Pong, &payload, Some([4, 3, 2, 1]));
-    s.client.write_all(&pong).await.unwrap();
-    // The pong was the gateway's: the backend sees only what comes after it (and pings of
-    // its own, being quiet too, which it answers).
     let after = frame(0x81, b"after", Some([0; 4]));
-    s.client.write_all(&after).await.unwrap();
+    client.write_all(&[pong, after].concat()).await.unwrap();
+    client.flush().await.unwrap();
     let seen = async {
         loop {
-            match read_frame(&mut s.backend).await {
+            match read_frame(backend).await {
                 (0x9, payload) => {
                     let pong = frame(0x8a, &payload, None);
-                    s.backend.write_all(&pong).await.unwrap();
+                    backend.write_all(&pong).await.unwrap();
                 }
                 other => return other,
             }
@@ -241,6 +278,23 @@ async fn quiet_side_pinged(io_uring: bool) {
     };
     let seen = tokio::time::timeout(WAIT, seen).await.expect("within 30 s");
     assert_eq!(seen, (0x1, b"after".to_vec()));
+}
+
+/// Reads a close frame from `side` (masked when it goes to the backend): its code.
+pub(super) async fn close_code(side: &mut (impl AsyncRead + Unpin), masked: bool) -> u16 {
+    let mut head = [0u8; 2];
+    tokio::time::timeout(WAIT, side.read_exact(&mut head))
+        .await
+        .expect("a close frame within 30 s")
+        .unwrap();
+    assert_eq!(head[0], 0x88);
+    assert_eq!(head[1] & 0x80 != 0, masked);
+    let mut rest = vec![0u8; usize::from(head[1] & 0x7f) + if masked { 4 } else { 0 }];
+    side.read_exact(&mut rest).await.unwrap();
+    match masked {
+        true => u16::from_be_bytes([rest[4] ^ rest[0], rest[5] ^ rest[1]]),
+        false => u16::from_be_bytes([rest[0], rest[1]]),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -261,22 +315,8 @@ async fn close_orders_and_the_idle_limit_close_with_1001() {
             };
             s.orders.send_replace(Some(order));
         }
-        for (side, masked) in [(&mut s.client, false), (&mut s.backend, true)] {
-            let mut head = [0u8; 2];
-            tokio::time::timeout(WAIT, side.read_exact(&mut head))
-                .await
-                .expect("a close frame within 30 s")
-                .unwrap();
-            assert_eq!(head[0], 0x88);
-            assert_eq!(head[1] & 0x80 != 0, masked);
-            let mut rest = vec![0u8; usize::from(head[1] & 0x7f) + if masked { 4 } else { 0 }];
-            side.read_exact(&mut rest).await.unwrap();
-            let code = match masked {
-                true => [rest[4] ^ rest[0], rest[5] ^ rest[1]],
-                false => [rest[0], rest[1]],
-            };
-            assert_eq!(u16::from_be_bytes(code), 1001);
-        }
+        assert_eq!(close_code(&mut s.client, false).await, 1001);
+        assert_eq!(close_code(&mut s.backend, true).await, 1001);
         drop((s.client, s.backend));
         let outcome = ends(s.relay).await;
         let want = if idle { "idle timeout" } else { "shutdown" };

@@ -26,18 +26,23 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 
 use super::backend::BackendIo;
+use super::front_socket::FrontSocket;
 use crate::guard::HeadGuard;
 
 /// The IO type the plain-TCP listener serves HTTP/1 on (see [`crate::listener`]).
 pub type FrontIo = TokioIo<HeadGuard<TcpStream>>;
 
 /// The IO type the TLS listener serves HTTP/1 on when the client chose it by ALPN.
-pub type FrontTlsIo = TokioIo<HeadGuard<tokio_rustls::server::TlsStream<TcpStream>>>;
+pub type FrontTlsIo = TokioIo<HeadGuard<FrontTls>>;
 
-/// Any stream the relay can fall back to.
-pub trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
+/// A client's TLS stream, over a socket the io_uring relay can borrow.
+pub type FrontTls = tokio_rustls::server::TlsStream<FrontSocket>;
 
-impl<T: AsyncRead + AsyncWrite + Send + Unpin> Stream for T {}
+/// Any stream the relay can fall back to (`Any`, so that the io_uring relay can tell a
+/// client's [`FrontTls`] among them).
+pub trait Stream: AsyncRead + AsyncWrite + Send + Unpin + std::any::Any {}
+
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Stream for T {}
 
 /// The reading half of one end.
 pub enum ReadSide {

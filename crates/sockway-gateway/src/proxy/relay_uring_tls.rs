@@ -1,0 +1,202 @@
+//! A client's TLS session on an io_uring loop: the loop receives and sends the encrypted
+//! bytes, and these steps turn them into the relay's plaintext and back through the
+//! session's rustls connection (its buffered API, as `tokio_rustls` drives it, so that the
+//! session can go back to `tokio_rustls` at any point in between).
+
+use std::io::{self, Read};
+
+use rustls::ServerConnection;
+
+/// What the client's encrypted bytes came to.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Opened {
+    /// Plaintext (possibly none: a record not complete yet, or one of TLS's own).
+    Data,
+    /// The client closed its side of the TLS session (`close_notify`, RFC 8446 section
+    /// 6.1); what it sent after that is ignored.
+    Closed,
+}
+
+/// Decrypts `cipher`, received from the client, appending its plaintext to `plain`. An
+/// error is the client's (a bad record, an alert): the connection has queued its alert.
+pub(super) fn open(
+    conn: &mut ServerConnection,
+    mut cipher: &[u8],
+    plain: &mut Vec<u8>,
+) -> io::Result<Opened> {
+    while !cipher.is_empty() {
+        let read = conn.read_tls(&mut cipher)?;
+        let state = conn.process_new_packets().map_err(io::Error::other)?;
+        take_plaintext(conn, state.plaintext_bytes_to_read(), plain)?;
+        if read == 0 || state.peer_has_closed() {
+            return Ok(Opened::Closed);
+        }
+    }
+    Ok(Opened::Data)
+}
+
+/// Moves `n` bytes of plaintext the connection decrypted to the end of `plain`.
+fn take_plaintext(conn: &mut ServerConnection, n: usize, plain: &mut Vec<u8>) -> io::Result<()> {
+    if n > 0 {
+        let start = plain.len();
+        plain.resize(start + n, 0);
+        conn.reader().read_exact(&mut plain[start..])?;
+    }
+    Ok(())
+}
+
+/// Plaintext the connection decrypted before the loop took the session over (read from the
+/// socket by `tokio_rustls` and not yet by its reader), appended to `plain`.
+pub(super) fn decrypted(conn: &mut ServerConnection, plain: &mut Vec<u8>) -> io::Result<()> {
+    let mut chunk = [0u8; 4096];
+    loop {
+        match conn.reader().read(&mut chunk) {
+            Ok(0) => return Ok(()),
+            Ok(n) => plain.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Encrypts `plain` for the client, appending the records (after anything the connection
+/// had queued of its own) to `cipher`.
+pub(super) fn seal(
+    conn: &mut ServerConnection,
+    mut plain: &[u8],
+    cipher: &mut Vec<u8>,
+) -> io::Result<()> {
+    queued(conn, cipher)?;
+    while !plain.is_empty() {
+        let n = io::Write::write(&mut conn.writer(), plain)?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        plain = &plain[n..];
+        queued(conn, cipher)?;
+    }
+    Ok(())
+}
+
+/// Appends what the connection has queued to send on its own (a reply to a key update,
+/// an alert) to `cipher`.
+pub(super) fn queued(conn: &mut ServerConnection, cipher: &mut Vec<u8>) -> io::Result<()> {
+    while conn.wants_write() {
+        conn.write_tls(cipher)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    use rustls::{ClientConfig, ClientConnection, RootCertStore, ServerConfig};
+
+    /// A client and a server connection with the handshake done between them in memory.
+    fn connected() -> (ClientConnection, ServerConnection) {
+        let key = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let cert = CertificateDer::from(key.cert.der().to_vec());
+        let private = PrivateKeyDer::try_from(key.signing_key.serialize_der()).unwrap();
+        let server = ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.clone()], private)
+            .unwrap();
+        let mut roots = RootCertStore::empty();
+        roots.add(cert).unwrap();
+        let client = ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let name = ServerName::try_from("localhost").unwrap();
+        let mut c = ClientConnection::new(Arc::new(client), name).unwrap();
+        let mut s = ServerConnection::new(Arc::new(server)).unwrap();
+        while c.is_handshaking() || s.is_handshaking() || c.wants_write() || s.wants_write() {
+            let mut wire = Vec::new();
+            while c.wants_write() {
+                c.write_tls(&mut wire).unwrap();
+            }
+            let mut plain = Vec::new();
+            open(&mut s, &wire, &mut plain).unwrap();
+            let mut back = Vec::new();
+            queued(&mut s, &mut back).unwrap();
+            let mut rd = &back[..];
+            while !rd.is_empty() {
+                c.read_tls(&mut rd).unwrap();
+                c.process_new_packets().unwrap();
+            }
+        }
+        (c, s)
+    }
+
+    #[test]
+    fn plaintext_crosses_both_ways_in_any_slicing() {
+        let (mut c, mut s) = connected();
+        let message: Vec<u8> = (0..40_000u32).map(|i| i as u8).collect();
+        io::Write::write_all(&mut c.writer(), &message).unwrap();
+        let mut wire = Vec::new();
+        while c.wants_write() {
+            c.write_tls(&mut wire).unwrap();
+        }
+        let mut plain = Vec::new();
+        for piece in wire.chunks(1000) {
+            assert_eq!(open(&mut s, piece, &mut plain).unwrap(), Opened::Data);
+        }
+        assert_eq!(plain, message);
+
+        let mut cipher = Vec::new();
+        seal(&mut s, &message, &mut cipher).unwrap();
+        let mut rd = &cipher[..];
+        let mut got = Vec::new();
+        while !rd.is_empty() {
+            c.read_tls(&mut rd).unwrap();
+            let n = c.process_new_packets().unwrap().plaintext_bytes_to_read();
+            let start = got.len();
+            got.resize(start + n, 0);
+            c.reader().read_exact(&mut got[start..]).unwrap();
+        }
+        assert_eq!(got, message);
+    }
+
+    #[test]
+    fn a_close_notify_closes_and_garbage_is_an_error_with_an_alert() {
+        let (mut c, mut s) = connected();
+        io::Write::write_all(&mut c.writer(), b"last").unwrap();
+        c.send_close_notify();
+        let mut wire = Vec::new();
+        while c.wants_write() {
+            c.write_tls(&mut wire).unwrap();
+        }
+        let mut plain = Vec::new();
+        assert_eq!(open(&mut s, &wire, &mut plain).unwrap(), Opened::Closed);
+        assert_eq!(plain, b"last");
+
+        let (c, mut s) = connected();
+        let garbage = [23u8, 3, 3, 0, 5, 1, 2, 3, 4, 5];
+        assert!(open(&mut s, &garbage, &mut Vec::new()).is_err());
+        let mut alert = Vec::new();
+        queued(&mut s, &mut alert).unwrap();
+        let mut c = c;
+        c.read_tls(&mut &alert[..]).unwrap();
+        assert!(
+            c.process_new_packets().is_err(),
+            "the client hears an alert"
+        );
+    }
+
+    #[test]
+    fn plaintext_decrypted_before_the_takeover_is_kept() {
+        let (mut c, mut s) = connected();
+        io::Write::write_all(&mut c.writer(), b"early").unwrap();
+        let mut wire = Vec::new();
+        while c.wants_write() {
+            c.write_tls(&mut wire).unwrap();
+        }
+        s.read_tls(&mut &wire[..]).unwrap();
+        s.process_new_packets().unwrap();
+        let mut plain = Vec::new();
+        decrypted(&mut s, &mut plain).unwrap();
+        assert_eq!(plain, b"early");
+    }
+}

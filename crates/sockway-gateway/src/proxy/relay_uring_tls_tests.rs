@@ -1,0 +1,220 @@
+//! A client's TLS session on the io_uring relay, over real loopback sockets and a real
+//! rustls client: payloads of every size arrive intact both ways, keep-alive pings reach the
+//! client through its session, a close order hands the session back to tokio's tasks in
+//! the middle of it, the client's `close_notify` ends its way like an end of stream, and a
+//! record that does not decrypt ends the session with an alert. Where the kernel refuses
+//! io_uring the relay runs on epoll and the tests say so instead of checking the ring.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+
+use super::super::super::front_socket::FrontSocket;
+use super::super::tests::{frame, pair, payload, NoTotals};
+use super::super::{relay, Counters, RelayConfig, RelayOutcome, Side};
+use super::tests::{
+    close_code, closed_both_ways, ends, exchange, large, pinged_and_pong_kept, CLOSES,
+};
+use super::{rings, TAKEN};
+use crate::drain::CloseOrder;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// A relay between a TLS client and a plain backend.
+struct Session {
+    client: TlsStream<TcpStream>,
+    backend: TcpStream,
+    orders: watch::Sender<Option<CloseOrder>>,
+    relay: JoinHandle<RelayOutcome>,
+}
+
+/// A server acceptor and a client connector that trusts it, for `localhost`.
+fn tls_pair() -> (TlsAcceptor, TlsConnector) {
+    let key = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let cert = CertificateDer::from(key.cert.der().to_vec());
+    let private = PrivateKeyDer::try_from(key.signing_key.serialize_der()).unwrap();
+    let server = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.clone()], private)
+        .unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert).unwrap();
+    let client = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    (
+        TlsAcceptor::from(Arc::new(server)),
+        TlsConnector::from(Arc::new(client)),
+    )
+}
+
+/// A relay with io_uring on; `early` is sent by the client in its session before the relay
+/// starts and left unread on the gateway's side (decrypted there, but nobody read it yet).
+async fn session(idle: Duration, keep_alive: bool, early: &[u8]) -> Session {
+    let (client, client_end) = pair().await;
+    let (backend_end, backend) = pair().await;
+    let (acceptor, connector) = tls_pair();
+    let name = ServerName::try_from("localhost").unwrap();
+    let (client, front) = tokio::join!(
+        connector.connect(name, client),
+        acceptor.accept(FrontSocket::new(client_end))
+    );
+    let (mut client, mut front) = (client.unwrap(), front.unwrap());
+    if !early.is_empty() {
+        client.write_all(early).await.unwrap();
+        client.flush().await.unwrap();
+        // The gateway's stream reads the records (and decrypts them) without handing out
+        // their plaintext: a read into an empty buffer.
+        let mut none = [0u8; 0];
+        while front.get_ref().1.wants_read() {
+            assert_eq!(front.read(&mut none).await.unwrap(), 0);
+            tokio::task::yield_now().await;
+            if front
+                .get_mut()
+                .1
+                .process_new_packets()
+                .unwrap()
+                .plaintext_bytes_to_read()
+                >= early.len()
+            {
+                break;
+            }
+        }
+    }
+    let config = RelayConfig {
+        idle,
+        buffer: 16384,
+        close_grace: Duration::from_secs(1),
+        keep_alive,
+        io_uring: true,
+    };
+    let (orders, receiver) = watch::channel(None);
+    let taken = TAKEN.load(Ordering::Relaxed);
+    let relay = tokio::spawn(relay(
+        Side::other(Box::new(front), Bytes::new()),
+        Side::tcp(backend_end, Bytes::new()),
+        config,
+        receiver,
+        Arc::new(Counters::default()),
+        Arc::new(NoTotals::default()),
+    ));
+    let on_ring = async {
+        while TAKEN.load(Ordering::Relaxed) == taken {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    if rings(16384).is_some() {
+        tokio::time::timeout(WAIT, on_ring)
+            .await
+            .expect("a ring takes the TLS session within 30 s");
+    } else {
+        eprintln!("io_uring unavailable here: the relay ran on epoll");
+    }
+    Session {
+        client,
+        backend,
+        orders,
+        relay,
+    }
+}
+
+/// Sends `up` from the client and `down` from the backend at once, and reads both.
+async fn both_ways(s: &mut Session, up: &[u8], down: &[u8]) {
+    exchange(&mut s.client, &mut s.backend, up, down).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payloads_of_every_size_cross_a_tls_session_on_the_ring() {
+    let early = frame(0x81, b"early", Some([9, 8, 7, 6]));
+    let mut s = session(Duration::from_secs(60), true, &early).await;
+    let mut want = early.clone();
+    let mut got = vec![0u8; want.len()];
+    tokio::time::timeout(WAIT, s.backend.read_exact(&mut got))
+        .await
+        .expect("the early frame within 30 s")
+        .unwrap();
+    assert_eq!(
+        got, want,
+        "what the client sent before the relay comes first"
+    );
+    let up = large(Some([0x37, 0xfa, 0x21, 0x3d]));
+    let down = large(None);
+    both_ways(&mut s, &up, &down).await;
+    let outcome = closed_both_ways(s.client, s.backend, s.relay).await;
+    want.extend_from_slice(&up);
+    assert_eq!(outcome.bytes_up, (want.len() + CLOSES[0]) as u64);
+    assert_eq!(outcome.bytes_down, (down.len() + CLOSES[1]) as u64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_tls_client_is_pinged_through_its_session_and_its_pong_kept() {
+    let mut s = session(Duration::from_secs(2), true, b"").await;
+    both_ways(&mut s, &frame(0x82, b"hi", Some([1, 1, 1, 1])), b"").await;
+    pinged_and_pong_kept(&mut s.client, &mut s.backend).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_close_order_hands_a_tls_session_back_and_both_sides_hear_1001() {
+    let mut s = session(Duration::from_secs(60), false, b"").await;
+    both_ways(
+        &mut s,
+        &frame(0x82, b"hi", Some([1, 1, 1, 1])),
+        &frame(0x82, &payload(50_000, 1), None),
+    )
+    .await;
+    let order = CloseOrder {
+        code: 1001,
+        reason: "shutdown",
+    };
+    s.orders.send_replace(Some(order));
+    assert_eq!(close_code(&mut s.client, false).await, 1001);
+    assert_eq!(close_code(&mut s.backend, true).await, 1001);
+    drop((s.client, s.backend));
+    assert_eq!(ends(s.relay).await.ended_by_gateway, Some("shutdown"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_s_close_notify_ends_its_way_as_a_client_gone_away() {
+    let mut s = session(Duration::from_secs(60), false, b"").await;
+    both_ways(&mut s, &frame(0x82, b"hi", Some([1, 1, 1, 1])), b"").await;
+    s.client.shutdown().await.unwrap();
+    assert_eq!(close_code(&mut s.backend, true).await, 1001);
+    drop(s.backend);
+    let outcome = ends(s.relay).await;
+    assert_eq!(outcome.backend_close, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_that_does_not_decrypt_ends_the_session_with_an_alert() {
+    let mut s = session(Duration::from_secs(60), false, b"").await;
+    both_ways(&mut s, &frame(0x82, b"hi", Some([1, 1, 1, 1])), b"").await;
+    // An application-data record of garbage, written under the client's TLS layer.
+    let garbage = [
+        23u8, 3, 3, 0, 20, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20,
+    ];
+    s.client.get_mut().0.write_all(&garbage).await.unwrap();
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(WAIT, s.client.read_to_end(&mut rest))
+        .await
+        .expect("the client's session ends within 30 s");
+    assert!(
+        read.is_err(),
+        "the client hears an alert, not a clean end: {read:?}"
+    );
+    let mut left = Vec::new();
+    let backend_end = tokio::time::timeout(WAIT, s.backend.read_to_end(&mut left)).await;
+    assert!(
+        backend_end.is_ok(),
+        "the backend's connection ends within 30 s"
+    );
+    ends(s.relay).await;
+}
