@@ -110,7 +110,10 @@ impl Ring {
                 into.extend_from_slice(&self.pool.bytes(bid, end)[at..]);
                 self.give(bid);
             }
-            Out::Own { bytes, at } => into.extend_from_slice(&bytes[at..]),
+            Out::Own { bytes, at } => {
+                into.extend_from_slice(&bytes[at..]);
+                self.recycle(bytes);
+            }
         }
     }
 }

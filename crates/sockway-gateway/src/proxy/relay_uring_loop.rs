@@ -45,6 +45,8 @@ const RECV_MULTISHOT: u16 = 2;
 /// The pool's buffers are at most this long; a larger `relayBufferBytes` reads this much at
 /// a time.
 const MAX_BUFFER: usize = 64 * 1024;
+/// Byte buffers a ring keeps for reuse ([`Ring::recycle`]).
+const SPARE: usize = 64;
 /// Submission queue entries; the completion queue gets eight times as many (the kernel
 /// keeps completions that do not fit until there is room, `IORING_FEAT_NODROP`).
 const ENTRIES: u32 = 1024;
@@ -138,6 +140,10 @@ pub(in super::super) struct Ring {
     wake: Box<[u8; 8]>,
     /// Receives are multishot (until the kernel refuses one).
     multishot: bool,
+    /// Byte buffers of `Out::Own` that were written, for the next ones (a TLS client's
+    /// plaintext and records): allocating and freeing them for every message had the
+    /// allocator give their pages back and the kernel fault them in again.
+    spare: Vec<Vec<u8>>,
 }
 
 impl Ring {
@@ -163,6 +169,7 @@ impl Ring {
             held: 0,
             wake: Box::new([0; 8]),
             multishot: true,
+            spare: Vec::new(),
         })
     }
 
@@ -355,11 +362,14 @@ impl Ring {
                 };
                 let mut ended = false;
                 if let (UP, Some(conn)) = (w, s.client.tls()) {
-                    let mut plain = Vec::new();
+                    let mut plain = self.spare.pop().unwrap_or_default();
                     let opened = tls::open(conn, self.pool.bytes(bid, n as usize), &mut plain);
                     self.give(bid);
                     chunk = match plain.is_empty() {
-                        true => Out::Empty,
+                        true => {
+                            self.recycle(plain);
+                            Out::Empty
+                        }
                         false => Out::Own {
                             bytes: plain,
                             at: 0,
@@ -454,9 +464,7 @@ impl Ring {
             Heard::Whole(whole) => (chunk, Some(whole)),
             Heard::Pass => (chunk, None),
             Heard::Edited(kept) => {
-                if let Out::Pool { bid, .. } = chunk {
-                    self.give(bid);
-                }
+                self.done_with(chunk);
                 (Out::Own { bytes: kept, at: 0 }, None)
             }
         };
@@ -500,9 +508,8 @@ impl Ring {
                 .wrote_chunk(&mut way.tracker, whole, bytes.unwrap_or_default(), len);
         }
         if done {
-            if let Out::Pool { bid, .. } = std::mem::take(&mut way.out) {
-                self.give(bid);
-            }
+            let written = std::mem::take(&mut way.out);
+            self.done_with(written);
             s.ways[w].pinging = false;
             s.ways[w].sealed = false;
         } else {
@@ -603,9 +610,10 @@ impl Ring {
             Out::Pool { bid, at, end } => &self.pool.bytes(*bid, *end)[*at..],
             Out::Own { bytes, at } => &bytes[*at..],
         };
-        let mut cipher = Vec::new();
+        let mut cipher = self.spare.pop().unwrap_or_default();
         tls::seal(conn, plain, &mut cipher)?;
         if cipher.is_empty() {
+            self.recycle(cipher);
             return Ok(());
         }
         if !way.pinging && !plain.is_empty() {
@@ -613,15 +621,32 @@ impl Ring {
             way.pump
                 .wrote_chunk(&mut way.tracker, whole, plain, plain.len());
         }
-        if let Out::Pool { bid, .. } = std::mem::take(&mut way.out) {
-            self.give(bid);
-        }
+        let plain = std::mem::take(&mut way.out);
+        self.done_with(plain);
         way.out = Out::Own {
             bytes: cipher,
             at: 0,
         };
         way.sealed = true;
         Ok(())
+    }
+
+    /// Gives what `out` held back: its pool buffer, or its bytes' buffer for reuse.
+    fn done_with(&mut self, out: Out) {
+        match out {
+            Out::Empty => {}
+            Out::Pool { bid, .. } => self.give(bid),
+            Out::Own { bytes, .. } => self.recycle(bytes),
+        }
+    }
+
+    /// Keeps a byte buffer for reuse: a few, none larger than the largest pool buffer's
+    /// worth of records.
+    fn recycle(&mut self, mut bytes: Vec<u8>) {
+        if self.spare.len() < SPARE && bytes.capacity() <= 2 * MAX_BUFFER {
+            bytes.clear();
+            self.spare.push(bytes);
+        }
     }
 
     /// Gives a buffer back to the pool.

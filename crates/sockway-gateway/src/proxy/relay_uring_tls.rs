@@ -3,7 +3,7 @@
 //! session's rustls connection (its buffered API, as `tokio_rustls` drives it, so that the
 //! session can go back to `tokio_rustls` at any point in between).
 
-use std::io::{self, Read};
+use std::io::{self, BufRead};
 
 use rustls::ServerConnection;
 
@@ -27,7 +27,7 @@ pub(super) fn open(
     while !cipher.is_empty() {
         let read = conn.read_tls(&mut cipher)?;
         let state = conn.process_new_packets().map_err(io::Error::other)?;
-        take_plaintext(conn, state.plaintext_bytes_to_read(), plain)?;
+        decrypted(conn, plain)?;
         if read == 0 || state.peer_has_closed() {
             return Ok(Opened::Closed);
         }
@@ -35,24 +35,19 @@ pub(super) fn open(
     Ok(Opened::Data)
 }
 
-/// Moves `n` bytes of plaintext the connection decrypted to the end of `plain`.
-fn take_plaintext(conn: &mut ServerConnection, n: usize, plain: &mut Vec<u8>) -> io::Result<()> {
-    if n > 0 {
-        let start = plain.len();
-        plain.resize(start + n, 0);
-        conn.reader().read_exact(&mut plain[start..])?;
-    }
-    Ok(())
-}
-
-/// Plaintext the connection decrypted before the loop took the session over (read from the
-/// socket by `tokio_rustls` and not yet by its reader), appended to `plain`.
+/// Appends the plaintext the connection has decrypted and nobody has read yet to `plain`
+/// (copied once, from the connection's own buffers). Also what `tokio_rustls` had read
+/// from the socket and hyper not from the stream when the loop took the session over.
 pub(super) fn decrypted(conn: &mut ServerConnection, plain: &mut Vec<u8>) -> io::Result<()> {
-    let mut chunk = [0u8; 4096];
+    let mut reader = conn.reader();
     loop {
-        match conn.reader().read(&mut chunk) {
-            Ok(0) => return Ok(()),
-            Ok(n) => plain.extend_from_slice(&chunk[..n]),
+        match reader.fill_buf() {
+            Ok([]) => return Ok(()),
+            Ok(chunk) => {
+                let n = chunk.len();
+                plain.extend_from_slice(chunk);
+                reader.consume(n);
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
             Err(e) => return Err(e),
         }
@@ -67,6 +62,9 @@ pub(super) fn seal(
     cipher: &mut Vec<u8>,
 ) -> io::Result<()> {
     queued(conn, cipher)?;
+    // Records of at most 16 KiB of plaintext, 22 bytes more each (TLS 1.3's header, content
+    // type and tag; TLS 1.2's AES-GCM adds 29).
+    cipher.reserve(plain.len() + 29 * (plain.len() / 16384 + 1));
     while !plain.is_empty() {
         let n = io::Write::write(&mut conn.writer(), plain)?;
         if n == 0 {
@@ -90,6 +88,7 @@ pub(super) fn queued(conn: &mut ServerConnection, cipher: &mut Vec<u8>) -> io::R
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Read;
     use std::sync::Arc;
 
     use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
