@@ -40,7 +40,8 @@
 #     `"relayIoUring": true` in its limits (plain TCP sessions relayed on io_uring, relay
 #     change 6 in docs/benchmarks.md; the default since relay change 11, while the target
 #     gateway always runs the epoll relay, `"relayIoUring": false`), run interleaved with
-#     the others on the plain front,
+#     the others on the plain front, and with a TLS front as gateway-uring-tls (a client's
+#     TLS session on the ring, relay change 15),
 #     and counted by --syscalls too (callgrind cannot run it: valgrind 3.19 stalls the
 #     process while the ring's thread waits in io_uring_enter).
 #   --generator load_test: uWebSockets' C generator (1 thread; built by lib.sh's build_uws,
@@ -112,6 +113,7 @@ RUNS="$WORK/runs"
 source "$(dirname "$0")/gateway_lib.sh"
 ((URING)) && TARGETS="direct gateway gateway-uring nginx"
 ((PROXY_TLS)) && TARGETS+=" gateway-tls nginx-tls"
+((PROXY_TLS && URING)) && TARGETS+=" gateway-uring-tls"
 URING_LIMITS="\"relayIoUring\": true${GATEWAY_LIMITS:+, $GATEWAY_LIMITS}"
 # The target gateway is the epoll relay: io_uring is the default (the target gateway-uring),
 # and callgrind (--instructions) cannot run a ring.
@@ -123,7 +125,8 @@ start_uring_gateway() {
   local WORK="$WORK/uring"
   mkdir -p "$WORK"
   GATEWAY_LIMITS="$URING_LIMITS" start_gateway "${1:-}"
-  URING_PID="$GATEWAY_PID" URING_PORT="$GATEWAY_PORT" GATEWAY_PID=""
+  URING_PID="$GATEWAY_PID" URING_PORT="$GATEWAY_PORT" URING_TLS_PORT="$GATEWAY_TLS_PORT"
+  GATEWAY_PID=""
 }
 
 # Instructions per message of proxy $1 (gateway, nginx, gateway-tls or nginx-tls) under

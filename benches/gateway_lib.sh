@@ -208,6 +208,11 @@ target_url() {
       URL_ARGS=(--insecure)
       PID_ARGS=(--server-pid "$GATEWAY_PID")
       ;;
+    gateway-uring-tls)
+      URL="wss://127.0.0.1:$URING_TLS_PORT/ws"
+      URL_ARGS=(--insecure)
+      PID_ARGS=(--server-pid "$URING_PID")
+      ;;
     nginx | nginx-tls)
       URL="ws://127.0.0.1:$NGINX_PORT/ws"
       if [[ "$1" == nginx-tls ]]; then

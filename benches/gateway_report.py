@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Summarises the runs of benches/gateway_compare.sh: medians of the repetitions per case and
-target (direct, gateway, nginx, and the proxies with a TLS front: gateway-tls, nginx-tls),
+target (direct, gateway, nginx, and the proxies with a TLS front: gateway-tls, nginx-tls; with
+--uring, gateway-uring and gateway-uring-tls),
 printed as a table with the ratio to direct, what each proxy adds to the p50/p99 round trip,
 the proxy's CPU per message, and gateway/nginx ratios per front with their spread (the
 lowest and highest ratio of the repetitions run back to back);
@@ -15,13 +16,14 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from report import CASE_TITLES, fmt, load_runs, order, ratio, summarise  # noqa: E402
 
-TARGETS = ["direct", "gateway", "gateway-uring", "nginx", "gateway-tls", "nginx-tls"]
-# Front name -> (gateway target, nginx target); "uring": the gateway relaying on io_uring
-# (gateway_compare.sh --uring), on the plain front.
+TARGETS = ["direct", "gateway", "gateway-uring", "nginx", "gateway-tls", "gateway-uring-tls", "nginx-tls"]
+# Front name -> (gateway target, nginx target); "uring", "uring-tls": the gateway relaying
+# on io_uring (gateway_compare.sh --uring), on the plain and the TLS front.
 FRONTS = {
     "plain": ("gateway", "nginx"),
     "uring": ("gateway-uring", "nginx"),
     "tls": ("gateway-tls", "nginx-tls"),
+    "uring-tls": ("gateway-uring-tls", "nginx-tls"),
 }
 CASES = ["c100x20b", "c10x1k", "c200x16k"]
 
@@ -89,7 +91,7 @@ def text_table(table):
     lines = [
         "medians of the repetitions; CPU: us per message of the process named (the backend for"
         " direct, the proxy otherwise)",
-        f"{'case':<20}{'target':<12}{'msg/s':>9}{'x direct':>10}{'p50 us':>9}{'p99 us':>9}"
+        f"{'case':<20}{'target':<18}{'msg/s':>9}{'x direct':>10}{'p50 us':>9}{'p99 us':>9}"
         f"{'+p50 us':>9}{'+p99 us':>9}{'CPU us':>8}{'errors':>8}",
     ]
     for case, rows in table.items():
@@ -98,7 +100,7 @@ def text_table(table):
             if not r:
                 continue
             lines.append(
-                f"{CASE_TITLES.get(case, case):<20}{target:<12}"
+                f"{CASE_TITLES.get(case, case):<20}{target:<18}"
                 f"{r['messages_per_second']:>9.0f}"
                 f"{fmt(r.get('throughput_ratio_to_direct')):>10}"
                 f"{fmt(r['p50_us'], '{:.0f}'):>9}{fmt(r['p99_us'], '{:.0f}'):>9}"
@@ -113,7 +115,7 @@ def text_table(table):
             g = rows.get(f"gateway_over_nginx_{front}")
             if g:
                 lines.append(
-                    f"{front:<6}{CASE_TITLES.get(case, case):<20}throughput {fmt(g['throughput'])}x "
+                    f"{front:<10}{CASE_TITLES.get(case, case):<20}throughput {fmt(g['throughput'])}x "
                     f"{span(g['throughput_spread'])}, CPU {fmt(g['cpu_per_message'])}x "
                     f"{span(g['cpu_spread'])}, added p50 {fmt(g['added_p50'])}x"
                 )

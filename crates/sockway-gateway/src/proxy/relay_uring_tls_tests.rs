@@ -1,6 +1,6 @@
 //! A client's TLS session on the io_uring relay, over real loopback sockets and a real
 //! rustls client: payloads of every size arrive intact both ways, keep-alive pings reach the
-//! client through its session, a close order hands the session back to tokio's tasks in
+//! client through its session, a key update is answered, a close order hands the session back to tokio's tasks in
 //! the middle of it, the client's `close_notify` ends its way like an end of stream, and a
 //! record that does not decrypt ends the session with an alert. Where the kernel refuses
 //! io_uring the relay runs on epoll and the tests say so instead of checking the ring.
@@ -160,6 +160,22 @@ async fn a_quiet_tls_client_is_pinged_through_its_session_and_its_pong_kept() {
     let mut s = session(Duration::from_secs(2), true, b"").await;
     both_ways(&mut s, &frame(0x82, b"hi", Some([1, 1, 1, 1])), b"").await;
     pinged_and_pong_kept(&mut s.client, &mut s.backend).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_s_key_update_is_answered_on_the_ring() {
+    let mut s = session(Duration::from_secs(60), false, b"").await;
+    both_ways(&mut s, &frame(0x82, b"hi", Some([1, 1, 1, 1])), b"").await;
+    // TLS 1.3 KeyUpdate with update_requested (RFC 8446 section 4.6.3): the gateway's side
+    // must answer with its own before it sends anything under new keys.
+    s.client.get_mut().1.refresh_traffic_keys().unwrap();
+    for i in 0..3 {
+        let up = frame(0x82, &payload(30_000, i), Some([3, 1, 4, 1]));
+        let down = frame(0x82, &payload(30_000, i + 1), None);
+        both_ways(&mut s, &up, &down).await;
+    }
+    let outcome = closed_both_ways(s.client, s.backend, s.relay).await;
+    assert_eq!(outcome.ended_by_gateway, None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
