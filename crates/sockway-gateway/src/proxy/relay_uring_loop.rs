@@ -45,7 +45,8 @@ const RECV_MULTISHOT: u16 = 2;
 /// The pool's buffers are at most this long; a larger `relayBufferBytes` reads this much at
 /// a time.
 const MAX_BUFFER: usize = 64 * 1024;
-/// Byte buffers a ring keeps for reuse ([`Ring::recycle`]).
+/// Byte buffers a ring keeps for reuse ([`Ring::recycle`]): at most this many, of at most
+/// `2 * MAX_BUFFER` bytes each (8 MiB at the very most; about 1 MiB under 16 KiB messages).
 const SPARE: usize = 64;
 /// Submission queue entries; the completion queue gets eight times as many (the kernel
 /// keeps completions that do not fit until there is room, `IORING_FEAT_NODROP`).
@@ -375,7 +376,7 @@ impl Ring {
                             at: 0,
                         },
                     };
-                    s.broken = opened.is_err();
+                    s.broken |= opened.is_err();
                     ended = opened.map_or(true, |o| o == Opened::Closed);
                 }
                 let way = &mut s.ways[w];

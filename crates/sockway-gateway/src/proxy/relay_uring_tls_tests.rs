@@ -1,5 +1,5 @@
 //! A client's TLS session on the io_uring relay, over real loopback sockets and a real
-//! rustls client: payloads of every size arrive intact both ways, keep-alive pings reach the
+//! rustls client: payloads of every size arrive intact both ways (TLS 1.3 and 1.2), keep-alive pings reach the
 //! client through its session, a key update is answered, a close order hands the session back to tokio's tasks in
 //! the middle of it, the client's `close_notify` ends its way like an end of stream, and a
 //! record that does not decrypt ends the session with an alert. Where the kernel refuses
@@ -37,8 +37,9 @@ struct Session {
     relay: JoinHandle<RelayOutcome>,
 }
 
-/// A server acceptor and a client connector that trusts it, for `localhost`.
-fn tls_pair() -> (TlsAcceptor, TlsConnector) {
+/// A server acceptor and a client connector that trusts it, for `localhost`; the client
+/// speaks only `version`.
+fn tls_pair(version: &'static rustls::SupportedProtocolVersion) -> (TlsAcceptor, TlsConnector) {
     let key = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
     let cert = CertificateDer::from(key.cert.der().to_vec());
     let private = PrivateKeyDer::try_from(key.signing_key.serialize_der()).unwrap();
@@ -48,7 +49,7 @@ fn tls_pair() -> (TlsAcceptor, TlsConnector) {
         .unwrap();
     let mut roots = rustls::RootCertStore::empty();
     roots.add(cert).unwrap();
-    let client = rustls::ClientConfig::builder()
+    let client = rustls::ClientConfig::builder_with_protocol_versions(&[version])
         .with_root_certificates(roots)
         .with_no_client_auth();
     (
@@ -60,9 +61,19 @@ fn tls_pair() -> (TlsAcceptor, TlsConnector) {
 /// A relay with io_uring on; `early` is sent by the client in its session before the relay
 /// starts and left unread on the gateway's side (decrypted there, but nobody read it yet).
 async fn session(idle: Duration, keep_alive: bool, early: &[u8]) -> Session {
+    session_over(&rustls::version::TLS13, idle, keep_alive, early).await
+}
+
+/// [`session`] with a client that speaks only `version`.
+async fn session_over(
+    version: &'static rustls::SupportedProtocolVersion,
+    idle: Duration,
+    keep_alive: bool,
+    early: &[u8],
+) -> Session {
     let (client, client_end) = pair().await;
     let (backend_end, backend) = pair().await;
-    let (acceptor, connector) = tls_pair();
+    let (acceptor, connector) = tls_pair(version);
     let name = ServerName::try_from("localhost").unwrap();
     let (client, front) = tokio::join!(
         connector.connect(name, client),
@@ -153,6 +164,20 @@ async fn payloads_of_every_size_cross_a_tls_session_on_the_ring() {
     want.extend_from_slice(&up);
     assert_eq!(outcome.bytes_up, (want.len() + CLOSES[0]) as u64);
     assert_eq!(outcome.bytes_down, (down.len() + CLOSES[1]) as u64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls12_client_is_relayed_on_the_ring_too() {
+    let mut s = session_over(&rustls::version::TLS12, Duration::from_secs(60), true, b"").await;
+    assert_eq!(
+        s.client.get_ref().1.protocol_version(),
+        Some(rustls::ProtocolVersion::TLSv1_2)
+    );
+    let up = large(Some([0x11, 0x22, 0x33, 0x44]));
+    let down = large(None);
+    both_ways(&mut s, &up, &down).await;
+    let outcome = closed_both_ways(s.client, s.backend, s.relay).await;
+    assert_eq!(outcome.bytes_up, (up.len() + CLOSES[0]) as u64);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
