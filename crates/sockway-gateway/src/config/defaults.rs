@@ -84,7 +84,8 @@ pub fn relay_buffer_bytes() -> usize {
     16 * 1024
 }
 
-/// Upgraded plain-TCP sessions are relayed on io_uring where the kernel allows it.
+/// Upgraded sessions (plain TCP, or TLS from the client) are relayed on io_uring where the
+/// kernel allows it.
 pub fn relay_io_uring() -> bool {
     true
 }

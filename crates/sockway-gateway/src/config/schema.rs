@@ -422,9 +422,9 @@ pub struct Limits {
     /// Buffer per direction of a relayed WebSocket session; default 16 KiB.
     #[serde(default = "defaults::relay_buffer_bytes")]
     pub relay_buffer_bytes: usize,
-    /// Relay upgraded plain-TCP WebSocket sessions on io_uring (Linux 6.1 or later): one
-    /// ring per worker thread submits every read and write of a loop turn in one system
-    /// call. On by default: on a quiet machine it cost 0.85-0.97× nginx's CPU per relayed
+    /// Relay upgraded WebSocket sessions on io_uring (Linux 6.1 or later; plain TCP to the
+    /// backend, plain TCP or the listener's TLS from the client): one ring per worker thread
+    /// submits every read and write of a loop turn in one system call. On by default: on a quiet machine it cost 0.85-0.97× nginx's CPU per relayed
     /// message where the epoll relay cost 1.01-1.07×, and kept 0.43× nginx's memory per idle
     /// session at 9,900 sessions (docs/benchmarks.md, relay changes 11-12). Where the kernel refuses
     /// io_uring (before Linux 6.1, or a seccomp filter that blocks it) the relay falls back

@@ -79,8 +79,9 @@ pub struct RelayConfig {
     pub close_grace: Duration,
     /// Ping quiet sides before the idle limit ([`super::heartbeat`]).
     pub keep_alive: bool,
-    /// Relay plain TCP sessions on the worker threads' io_uring loops (Linux;
-    /// `relay_uring.rs`) instead of tokio's epoll-driven sockets.
+    /// Relay sessions with a plain TCP backend (and a plain TCP or the listener's TLS client)
+    /// on the worker threads' io_uring loops (Linux; `relay_uring.rs`) instead of tokio's
+    /// epoll-driven sockets.
     pub io_uring: bool,
 }
 
@@ -323,8 +324,9 @@ pub async fn relay<T: Totals>(
 }
 
 /// Starts the two directions' tasks: on an io_uring loop when the setting asks for it and
-/// both ends are plain TCP (Linux; each task then waits until the loop hands its direction
-/// back, see `relay_uring.rs`), else on tokio's sockets.
+/// the loop can take both ends (Linux; plain TCP, or the listener's TLS from the client;
+/// each task then waits until the loop hands its direction back, see `relay_uring.rs`),
+/// else on tokio's sockets.
 fn spawn_directions<T: Totals>(
     client: Side,
     backend: Side,

@@ -1,4 +1,5 @@
-//! The relay on io_uring (Linux, plain TCP on both sides, the `relayIoUring` setting).
+//! The relay on io_uring (Linux, the `relayIoUring` setting): plain TCP to the backend, and
+//! plain TCP or the gateway's own TLS stream from the client (`relay_uring_tls.rs`).
 //!
 //! A relayed message costs the gateway one read and one write per direction, and at 20 B
 //! the system calls themselves, their entries and epoll's re-checks of each ready socket are
@@ -16,8 +17,10 @@
 //! `SPLICE_MIN` bytes come (their payloads are spliced on that path), the loop cancels what
 //! it has in flight and hands both directions back to their tasks ([`Handed`]), with their
 //! frame trackers, pong filters and any bytes read but not yet written; the tasks go on as
-//! if they had relayed from the start. The relay's own task keeps the idle limit and the
-//! close orders as before, and reaches the loop through the directions' wakers ([`Poke`]).
+//! if they had relayed from the start. A TLS client's session goes back with its stream
+//! whole (its socket parked underneath, `front_socket.rs`) and is never spliced. The
+//! relay's own task keeps the idle limit and the close orders as before, and reaches the
+//! loop through the directions' wakers ([`Poke`]).
 
 use std::any::Any;
 use std::os::fd::{AsFd, AsRawFd};

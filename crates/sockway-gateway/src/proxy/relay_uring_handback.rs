@@ -37,14 +37,13 @@ impl Ring {
         self.free.push(slot);
         let Session {
             ways,
-            client,
+            mut client,
             backend,
             back,
             runtime,
             broken,
             ..
         } = *s;
-        let mut client = client;
         let mut carries = Vec::with_capacity(2);
         let mut cut = false;
         for mut way in ways {

@@ -380,12 +380,14 @@ impl Ring {
                     ended = opened.map_or(true, |o| o == Opened::Closed);
                 }
                 let way = &mut s.ways[w];
-                if matches!(chunk, Out::Empty) {
-                } else if way.send || !matches!(way.out, Out::Empty) {
-                    self.hold(way, tag(slot, RECV + w as u64), chunk);
-                } else {
-                    let since = way.pump.shared.since(now);
-                    self.hear(way, chunk, since);
+                let busy = way.send || !matches!(way.out, Out::Empty);
+                match chunk {
+                    Out::Empty => {}
+                    chunk if busy => self.hold(way, tag(slot, RECV + w as u64), chunk),
+                    chunk => {
+                        let since = way.pump.shared.since(now);
+                        self.hear(way, chunk, since);
+                    }
                 }
                 if ended {
                     // The client closed its TLS session (or broke it): the tasks, or
@@ -558,7 +560,11 @@ impl Ring {
                 }
             }
             if w == DOWN && !way.sealed {
-                if let Some(conn) = s.client.tls() {
+                let tls = s.client.tls();
+                let due = |c: &&mut rustls::ServerConnection| {
+                    !matches!(way.out, Out::Empty) || c.wants_write()
+                };
+                if let Some(conn) = tls.filter(due) {
                     if self.seal(way, conn).is_err() {
                         s.broken = true;
                         return self.hand_back(s);
