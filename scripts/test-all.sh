@@ -2,7 +2,8 @@
 # The one command that installs everything the tests need and runs every test
 # (CI runs exactly this via .ci/run):
 #
-#   1. cargo fmt --check and clippy -D warnings  (cheap, fail fast)
+#   1. cargo fmt --check, clippy -D warnings and  (cheap, fail fast)
+#      rustdoc -D warnings (every intra-doc link resolves, private items too)
 #   2. cargo check of the side workspaces        (fuzz/ and benches/peers/, outside the
 #                                                 main build, so API changes reach them)
 #   3. scripts/install-peers.sh                  (Python websockets + kosoku, Node ws,
@@ -122,6 +123,8 @@ check_side_workspaces() {
 
 stage "cargo fmt" cargo fmt --all -- --check
 stage "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
+stage "cargo doc" env RUSTDOCFLAGS="-D warnings" \
+  cargo doc --workspace --no-deps --document-private-items --quiet
 stage "check fuzz + bench peers" check_side_workspaces
 stage "install peers" ./scripts/install-peers.sh
 stage "build sockway" cargo build --release -p sockway-cli

@@ -13,7 +13,7 @@
 //! `Connection: close`. Nothing of the refused request is passed on.
 //!
 //! The guard finds the end of each head with the core's
-//! [`find_head_end`](sockway_proto::handshake::find_head_end), exactly where httparse
+//! [`find_head_end`], exactly where httparse
 //! (hyper's parser) does, with CRLF or bare LF line endings in any mix, and refuses a head whose end the two could see
 //! differently: otherwise the next request hyper reads would be one the guard never checked.
 //! It also refuses a request with more than one `Host` (RFC 9112 section 3.2 requires 400).

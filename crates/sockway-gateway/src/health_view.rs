@@ -26,7 +26,7 @@ pub struct BackendHealth {
     pub healthy: bool,
     /// Azure's server health values where they apply: `Unknown` (no probe has ended yet),
     /// `Up`, `Down`; and `Ejected` (its probe passes, but real traffic failed too often in a
-    /// row: out of the rotation for a while, see [`crate::outlier`]).
+    /// row: out of the rotation for a while, see `outlier.rs`).
     pub state: &'static str,
     /// Open requests and sessions.
     pub active: usize,

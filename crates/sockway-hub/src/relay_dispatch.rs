@@ -1,4 +1,4 @@
-//! The hub service's side of the [`Relay`](crate::relay::Relay): requests of Server-Sent
+//! The hub service's side of the [`Relay`]: requests of Server-Sent
 //! Events and long polling that find no started connection on this server go to the one that
 //! holds it ([`dispatch`]), and requests relayed here are answered on this server's transports
 //! ([`handler`]). The types and the trait a backplane implements are in [`crate::relay`].

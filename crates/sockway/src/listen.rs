@@ -2,7 +2,7 @@
 //! give each thread a listener of its own and let the kernel spread new connections over
 //! them, as uWebSockets' processes and nginx's workers do: the async runner's
 //! [`Server::serve_per_core`](crate::server::Server::serve_per_core) and the event loop's
-//! [`EventLoopServer::start_per_worker`](crate::event_loop::EventLoopServer::start_per_worker).
+//! `EventLoopServer::start_per_worker` (the `event-loop` feature).
 
 use std::io;
 use std::net::SocketAddr;

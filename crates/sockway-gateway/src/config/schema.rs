@@ -52,7 +52,7 @@ pub struct GatewayConfig {
     #[serde(default)]
     pub admin: Option<Admin>,
     /// Peers (CIDRs or single addresses) whose forwarding headers are believed and extended;
-    /// everyone else's are replaced ([`crate::forwarding`]). Default empty: nobody.
+    /// everyone else's are replaced (`forwarding.rs`). Default empty: nobody.
     #[serde(default)]
     pub trusted_proxies: Vec<Cidr>,
     /// What the access log records.
@@ -69,7 +69,7 @@ pub struct GatewayConfig {
     pub custom_error_configurations: Vec<CustomErrorConfiguration>,
 }
 
-/// The access log's settings ([`crate::access_log`]).
+/// The access log's settings (`access_log.rs`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AccessLog {

@@ -24,8 +24,8 @@ pub(super) enum Heard {
 }
 
 impl<T: Totals + ?Sized> Pump<T> {
-    /// Notes that the source was heard now (the coarse activity clock, [`clock`], read once
-    /// per chunk, and, with keep-alive, its [`Heartbeat`]) and takes the pongs to the
+    /// Notes that the source was heard now (the coarse activity clock, [`clock`](super::clock), read once
+    /// per chunk, and, with keep-alive, its [`Heartbeat`](super::Heartbeat)) and takes the pongs to the
     /// gateway's pings out of `bytes`.
     pub(super) fn heard(
         &self,

@@ -21,7 +21,7 @@ pub struct ConnId {
     pub(super) generation: u32,
 }
 
-/// What a [`Sender`] asks a worker to do.
+/// What a [`Sender`](super::Sender) asks a worker to do.
 #[derive(Debug)]
 pub(super) enum Command {
     /// Send a message to one connection.

@@ -1,6 +1,7 @@
 //! Sending a whole message by writing its frame straight to the transport
-//! ([`sockway_proto::DirectFrame`]): when nothing is queued, the frame goes out in one write
-//! (a vectored one for a large payload), and only what the transport did not take is queued.
+//! ([`sockway_proto::connection::DirectFrame`]): when nothing is queued, the frame goes out
+//! in one write (a vectored one for a large payload), and only what the transport did not
+//! take is queued.
 //! An echo's frame is then never copied into the output buffer, nor a large payload's
 //! header and payload kept in the queue's runs between the write and the flush.
 
