@@ -297,6 +297,21 @@ pub(super) async fn close_code(side: &mut (impl AsyncRead + Unpin), masked: bool
     }
 }
 
+/// Orders the relay closed, as a gateway shutting down does.
+pub(super) fn shut_down(orders: &watch::Sender<Option<CloseOrder>>) {
+    let order = CloseOrder {
+        code: 1001,
+        reason: "shutdown",
+    };
+    orders.send_replace(Some(order));
+}
+
+/// Both sides get a close frame with 1001, going away (RFC 6455 section 7.4.1).
+pub(super) async fn both_hear_1001(client: &mut (impl AsyncRead + Unpin), backend: &mut TcpStream) {
+    assert_eq!(close_code(client, false).await, 1001);
+    assert_eq!(close_code(backend, true).await, 1001);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn close_orders_and_the_idle_limit_close_with_1001() {
     for idle in [false, true] {
@@ -309,14 +324,9 @@ async fn close_orders_and_the_idle_limit_close_with_1001() {
         )
         .await;
         if !idle {
-            let order = CloseOrder {
-                code: 1001,
-                reason: "shutdown",
-            };
-            s.orders.send_replace(Some(order));
+            shut_down(&s.orders);
         }
-        assert_eq!(close_code(&mut s.client, false).await, 1001);
-        assert_eq!(close_code(&mut s.backend, true).await, 1001);
+        both_hear_1001(&mut s.client, &mut s.backend).await;
         drop((s.client, s.backend));
         let outcome = ends(s.relay).await;
         let want = if idle { "idle timeout" } else { "shutdown" };
