@@ -241,12 +241,16 @@ pub(super) fn offer(
                 )));
             }
             let any: Box<dyn Any + Send> = stream;
-            let Ok(mut tls) = any.downcast::<FrontTls>() else {
-                unreachable!("the type was checked")
-            };
-            let prefix = with_decrypted(&mut tls, prefix);
-            let parked = tls.get_mut().0.park().is_some();
-            (parked.then_some(Front::Tls(tls)), prefix)
+            match any.downcast::<FrontTls>() {
+                Ok(mut tls) => {
+                    let prefix = with_decrypted(&mut tls, prefix);
+                    let parked = tls.get_mut().0.park().is_some();
+                    (parked.then_some(Front::Tls(tls)), prefix)
+                }
+                // Never (the type was checked above): the session would be lost, not the
+                // process.
+                Err(_) => (None, prefix),
+            }
         }
         client => return Err(Box::new((client, Side::tcp(backend, bp)))),
     };
