@@ -34,9 +34,14 @@
 # warm-up and the measured window are rounded to whole 4 s printouts; no latency, no fixed
 # load (--fixed-load is ignored), no compressed or TLS cases (built without them).
 #
+# --pin: a case with 1 server thread runs the server on CPU 0 and the generator on CPU 1
+# (`taskset`), so neither ever waits for the other's CPU and the scheduler cannot move them:
+# on a shared 2-CPU host single runs then move less between rounds. Cases with more server
+# threads stay unpinned (their threads share both CPUs with the generator by design).
+#
 # Usage: benches/compare.sh [--quick] [--reps R] [--duration S] [--warmup S]
 #                           [--servers "sockway node ..."] [--cases "c100x20b c10x1k ..."]
-#                           [--generator sockway|load_test]
+#                           [--generator sockway|load_test] [--pin]
 #                           [--no-build] [--no-instructions] [--fixed-load F]
 #   --quick: 1 repetition, 5 s per case (the default is 3 repetitions of 6 s + 2 s warm-up).
 #   --fixed-load F: after the saturation runs, run every case again with the load paced at
@@ -57,6 +62,7 @@ INSTRUCTIONS=1
 FIXED_LOAD=0.5
 GENERATOR_THREADS=2
 GENERATOR=sockway
+PIN=0
 # name:connections:payload:server-threads[:deflate]
 ALL_CASES="c100x20b:100:20:2 c10x1k:10:1024:2 c200x16k:200:16384:2 c500x16k:500:16384:2 c100x20b-1t:100:20:1 c10x1k-1t:10:1024:1 c200x16k-1t:200:16384:1 c500x16k-1t:500:16384:1 z10x1k:10:1024:2:deflate z100x16k:100:16384:2:deflate t100x20b:100:20:2:tls t200x16k:200:16384:2:tls"
 CASES=""
@@ -73,7 +79,8 @@ while (($#)); do
     --no-instructions) INSTRUCTIONS=0 ;;
     --fixed-load) FIXED_LOAD="$2"; shift ;;
     --generator) GENERATOR="$2"; shift ;;
-    -h|--help) sed -n '2,43p' "$0"; exit 0 ;;
+    --pin) PIN=1 ;;
+    -h|--help) sed -n '2,48p' "$0"; exit 0 ;;
     *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -103,13 +110,15 @@ started=$(date +%s)
 load_start="$(cut -d' ' -f1-3 /proc/loadavg)"
 echo "machine: $(machine_line); load average before: $load_start"
 echo "plan: $REPS repetition(s), ${WARMUP} s warm-up + ${DURATION} s measured per run, generator: $GENERATOR_NAME"
+((PIN)) && echo "pinned: 1-thread cases run the server on CPU 0 and the generator on CPU 1"
 # Runs the generator against the server started last: scheme $1, $2 connections of $3-byte
-# messages, labelled $4, writing JSON to $5; the rest are extra sockway bench flags.
+# messages, labelled $4, writing JSON to $5; the rest are extra sockway bench flags. It runs
+# under $GENERATOR_WRAPPER (a `taskset` with --pin) when that is set.
 run_generator() {
   local scheme="$1" conns="$2" payload="$3" label="$4" json="$5"
   shift 5
   if [[ "$GENERATOR" == load_test ]]; then
-    python3 "$(dirname "$0")/load_test.py" --load-test "$UWS_DIR/load_test" --port "$SERVER_PORT" \
+    $GENERATOR_WRAPPER python3 "$(dirname "$0")/load_test.py" --load-test "$UWS_DIR/load_test" --port "$SERVER_PORT" \
       --connections "$conns" --payload "$payload" --warmup "$WARMUP" --duration "$DURATION" \
       --pids "${SERVER_PIDS// /,}" --label "$label" --json "$json"
     return
@@ -117,7 +126,7 @@ run_generator() {
   local pid=(--server-pid "$SERVER_PID")
   # The generator reads one process's CPU time: none rather than a part of it.
   [[ "$SERVER_PIDS" == *" "* ]] && pid=()
-  "$SOCKWAY" bench "$scheme://127.0.0.1:$SERVER_PORT/ws" --connections "$conns" \
+  $GENERATOR_WRAPPER "$SOCKWAY" bench "$scheme://127.0.0.1:$SERVER_PORT/ws" --connections "$conns" \
     --payload "$payload" --duration "$DURATION" --warmup "$WARMUP" \
     --threads "$GENERATOR_THREADS" "${pid[@]}" --label "$label" "$@" --json "$json"
 }
@@ -147,13 +156,19 @@ run_round() {
       [[ -n "$rate" ]] || continue
       generator_flags+=(--rate "$rate")
     fi
+    SERVER_WRAPPER=""
+    GENERATOR_WRAPPER=""
+    if ((PIN)) && [[ "$threads" == 1 ]]; then
+      SERVER_WRAPPER="taskset -c 0"
+      GENERATOR_WRAPPER="taskset -c 1"
+    fi
     for server in $SERVERS; do
       if [[ "$mode" == deflate && " $DEFLATE_SERVERS " != *" $server "* ]] ||
         [[ "$mode" == tls && "$server" == uws ]] ||
         [[ "$mode" == tls && " $TLS_SERVERS " != *" $server "* ]]; then
         continue
       fi
-      start_server "$server" "$threads"
+      start_server "$server" "$threads" "$SERVER_WRAPPER"
       grep -qF "$SERVER_LINE" "$OUT/servers.txt" || echo "$SERVER_LINE" >>"$OUT/servers.txt"
       json="$dir/$case.$server.$rep.json"
       if ! run_generator "$scheme" "$conns" "$payload" "$server" "$json" \
@@ -209,6 +224,6 @@ instructions_report=()
 python3 "$(dirname "$0")/report.py" --runs "$RUNS" --out "$OUT" --machine "$(machine_line)" \
   --servers-file "$OUT/servers.txt" \
   "${instructions_report[@]}" "${fixed_report[@]}" \
-  --plan "$REPS x (${WARMUP} s warm-up + ${DURATION} s), generator $GENERATOR_NAME" \
+  --plan "$REPS x (${WARMUP} s warm-up + ${DURATION} s), generator $GENERATOR_NAME$( ((PIN)) && echo ", 1-thread cases pinned")" \
   --load "before $load_start, after $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "total time: $(( $(date +%s) - started )) s"

@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Summarises the runs of benches/compare.sh: medians per case and server, ratio tables
 (sockway / each other server, and sockway-loop / each other server when it ran) printed as text,
-the same at a fixed offered load when those runs are given (--fixed-runs), target/bench/compare.json, and an SVG bar chart drawn
-by hand (target/bench/compare.svg). Standard library only."""
+the same ratios paired by repetition (each round's runs of two servers ran back to back, so
+their ratio is steadier on a shared machine than the ratio of two medians), the same at a
+fixed offered load when those runs are given (--fixed-runs), target/bench/compare.json, and an
+SVG bar chart drawn by hand (target/bench/compare.svg). Standard library only."""
 
 import argparse
 import glob
@@ -13,13 +15,17 @@ from collections import defaultdict
 from xml.sax.saxutils import escape
 
 SERVER_ORDER = ["sockway", "sockway-loop", "tungstenite", "fastwebsockets", "tokio-websockets", "node", "uws"]
-CASE_ORDER = ["c100x20b", "c10x1k", "c200x16k", "c500x16k", "c100x20b-1t", "z10x1k", "z100x16k", "t100x20b", "t200x16k"]
+CASE_ORDER = ["c100x20b", "c10x1k", "c200x16k", "c500x16k", "c100x20b-1t", "c10x1k-1t", "c200x16k-1t",
+              "c500x16k-1t", "z10x1k", "z100x16k", "t100x20b", "t200x16k"]
 CASE_TITLES = {
     "c100x20b": "100 conns x 20 B",
     "c10x1k": "10 conns x 1 KiB",
     "c200x16k": "200 conns x 16 KiB",
     "c500x16k": "500 conns x 16 KiB",
     "c100x20b-1t": "100 x 20 B, 1 server thread",
+    "c10x1k-1t": "10 x 1 KiB, 1 server thread",
+    "c200x16k-1t": "200 x 16 KiB, 1 server thread",
+    "c500x16k-1t": "500 x 16 KiB, 1 server thread",
     "z10x1k": "deflate 10 x 1 KiB JSON",
     "z100x16k": "deflate 100 x 16 KiB JSON",
     "t100x20b": "TLS 100 x 20 B",
@@ -43,12 +49,15 @@ def order(items, preferred):
 
 
 def load_runs(directory):
-    """Every run's JSON, grouped by (case, server); file names are CASE.SERVER.REP.json."""
+    """Every run's JSON, grouped by (case, server); file names are CASE.SERVER.REP.json. Each
+    run also carries its repetition as "_rep", for the paired ratios."""
     runs = defaultdict(list)
     for path in sorted(glob.glob(os.path.join(directory, "*.json"))):
-        case, server, _rep = os.path.basename(path)[: -len(".json")].rsplit(".", 2)
+        case, server, rep = os.path.basename(path)[: -len(".json")].rsplit(".", 2)
         with open(path, encoding="utf-8") as handle:
-            runs[(case, server)].append(json.load(handle))
+            run = json.load(handle)
+        run["_rep"] = rep
+        runs[(case, server)].append(run)
     return runs
 
 
@@ -144,6 +153,74 @@ def ratio_table(summary, cases, servers, subject, cpu_only=False):
     return lines
 
 
+def throughput_of(run):
+    return run.get("messages_per_second")
+
+
+def cost_of(run):
+    return (run.get("server") or {}).get("cpu_seconds_per_million_messages")
+
+
+def paired(runs, case, subject, other, measure):
+    """`subject` / `other` of `measure` (a function of a run) in each repetition both ran:
+    the list of ratios."""
+    theirs = {r["_rep"]: measure(r) for r in runs.get((case, other), [])}
+    values = []
+    for mine in runs.get((case, subject), []):
+        value = ratio(measure(mine), theirs.get(mine["_rep"]))
+        if value is not None:
+            values.append(value)
+    return values
+
+
+def paired_ratios(runs, cases, servers, subject):
+    """Per case and other server: the paired ratios' median, lowest and highest, of
+    throughput and of CPU per message (only where at least two repetitions paired up)."""
+    result = {}
+    for case in cases:
+        row = {}
+        for other in servers:
+            if other == subject:
+                continue
+            rates = paired(runs, case, subject, other, throughput_of)
+            costs = paired(runs, case, subject, other, cost_of)
+            if len(rates) >= 2:
+                row[other] = {
+                    "pairs": len(rates),
+                    "throughput": [median(rates), min(rates), max(rates)],
+                    "cpu_per_message": [median(costs), min(costs), max(costs)] if costs else None,
+                }
+        if row:
+            result[case] = row
+    return result
+
+
+def paired_table(runs, cases, servers, subject):
+    """Lines of the paired table: `subject` / each other server, median [lowest-highest] of
+    the throughput ratios and the median of the CPU ratios of the repetitions."""
+    table = paired_ratios(runs, cases, servers, subject)
+    if not table:
+        return []
+    others = [s for s in servers if s != subject]
+    lines = [f"{subject} / other, paired by repetition: throughput ratio median [lowest-highest], "
+             f"CPU-per-message ratio median",
+             f"{'case':<30}" + "".join(f"{p:>28}" for p in others)]
+    for case in cases:
+        if case not in table:
+            continue
+        row = f"{CASE_TITLES.get(case, case):<30}"
+        for other in others:
+            cell = "-"
+            pair = table[case].get(other)
+            if pair:
+                middle, low, high = pair["throughput"]
+                cost = pair["cpu_per_message"]
+                cell = f"{times(middle)} [{low:.2f}-{high:.2f}] / {times(cost[0] if cost else None)}"
+            row += f"{cell:>28}"
+        lines.append(row)
+    return lines
+
+
 def ratios(summary, cases, servers, subject):
     """`subject` / each other server per case, for the JSON document."""
     return {
@@ -179,7 +256,7 @@ def rate_and_cost_rows(summary, cases, servers):
     return rows
 
 
-def text_tables(summary, cases, servers, instructions):
+def text_tables(summary, runs, cases, servers, instructions):
     """The tables printed at the end of the run."""
     lines = []
     lines.append("throughput, messages/s (median of repetitions) and server CPU us per message")
@@ -188,6 +265,12 @@ def text_tables(summary, cases, servers, instructions):
         if subject in servers and len(servers) > 1:
             lines.append("")
             lines.extend(ratio_table(summary, cases, servers, subject))
+    for subject in SUBJECTS:
+        if subject in servers and len(servers) > 1:
+            table = paired_table(runs, cases, servers, subject)
+            if table:
+                lines.append("")
+                lines.extend(table)
     if any(v.get("kernel_share") is not None for v in summary.values()):
         lines.append("")
         lines.append("share of each server's CPU time spent in the kernel (system calls)")
@@ -313,7 +396,7 @@ def main():
     print()
     if args.load:
         print(f"load average {args.load} (1, 5, 15 min; above 2 means other work shared the 2 CPUs)")
-    print(text_tables(summary, cases, servers, instructions))
+    print(text_tables(summary, runs, cases, servers, instructions))
     fixed = {}
     if args.fixed_runs:
         fixed_runs = load_runs(args.fixed_runs)
@@ -338,6 +421,8 @@ def main():
         },
         "ratios_sockway_over_peer": ratios(summary, cases, servers, "sockway"),
         "ratios_sockway_loop_over_peer": ratios(summary, cases, servers, "sockway-loop"),
+        "paired_ratios_sockway_over_peer": paired_ratios(runs, cases, servers, "sockway"),
+        "paired_ratios_sockway_loop_over_peer": paired_ratios(runs, cases, servers, "sockway-loop"),
         "instructions_per_message": instructions,
         "fixed_load": {
             case: {server: value for (c, server), value in fixed.items() if c == case}
