@@ -6,7 +6,8 @@
 //! most of its CPU (docs/benchmarks.md, "Gateway relay"). io_uring takes the calls out of
 //! the loop: one ring per worker thread ([`rings`]) keeps a receive armed on every session's
 //! sockets and submits all the sends and new receives of a loop turn with the wait for the
-//! next completions in one `io_uring_enter` (`relay_uring_loop.rs`). Reads land in a pool of
+//! next completions in one `io_uring_enter` (`relay_uring_loop.rs`), naming each session's
+//! sockets by the ring's registered descriptors (`relay_uring_files.rs`). Reads land in a pool of
 //! buffers the kernel picks from when data arrives (a provided-buffer ring), so an idle
 //! session holds no buffer, as on the epoll path (`scratch.rs`).
 //!

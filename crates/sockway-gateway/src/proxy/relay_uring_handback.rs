@@ -35,6 +35,8 @@ impl Ring {
             return;
         }
         self.free.push(slot);
+        self.files
+            .leave(&self.uring, [s.ways[0].src, s.ways[0].dst]);
         let Session {
             ways,
             mut client,

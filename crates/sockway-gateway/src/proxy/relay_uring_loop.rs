@@ -29,8 +29,11 @@ use super::super::{
 };
 use super::tls::{self, Opened};
 use super::{Front, Handed, Inbox, Msg, NewSession, Poke};
+use files::{Files, Target};
 use pool::{Pool, GROUP, POOL};
 
+#[path = "relay_uring_files.rs"]
+mod files;
 #[path = "relay_uring_handback.rs"]
 mod handback;
 #[path = "relay_uring_pool.rs"]
@@ -84,8 +87,8 @@ struct Way {
     /// The frames of the source's chunk in `out` (or `next`), when they were walked once
     /// for the filter and the tracker together: applied if one send writes it all.
     whole: Option<WholeFrames>,
-    src: i32,
-    dst: i32,
+    src: Target,
+    dst: Target,
     /// What the send in flight writes (or the next send will).
     out: Out,
     /// Bytes read while `out` was being written, to hear and write after it.
@@ -130,6 +133,8 @@ pub(in super::super) struct Ring {
     uring: IoUring,
     inbox: Arc<Inbox>,
     pool: Pool,
+    /// The sessions' registered descriptors.
+    files: Files,
     sessions: Vec<Option<Box<Session>>>,
     free: Vec<usize>,
     generation: u64,
@@ -159,10 +164,12 @@ impl Ring {
             .build(ENTRIES)
             .or_else(|_| IoUring::builder().setup_cqsize(ENTRIES * 8).build(ENTRIES))?;
         let pool = Pool::new(&uring, buffer.clamp(1024, MAX_BUFFER))?;
+        let files = Files::new(&uring);
         Ok(Self {
             uring,
             inbox,
             pool,
+            files,
             sessions: Vec::new(),
             free: Vec::new(),
             generation: 0,
@@ -258,8 +265,10 @@ impl Ring {
         });
         self.generation += 1;
         let key = (self.generation << 32) | slot as u64;
-        let client_fd = client.fd();
         let backend_fd = std::os::fd::AsRawFd::as_raw_fd(&backend);
+        let [client_fd, backend_fd] =
+            self.files
+                .enter(&self.uring, slot, [client.fd(), backend_fd]);
         let [up, down] = pumps;
         let way = |pump: Pump<dyn Totals>, src, dst| Way {
             filter: (pump.shared.heartbeat.as_ref()).map(|h| PongFilter::new(h.payload[pump.way])),
@@ -581,9 +590,8 @@ impl Ring {
             if let Some((ptr, len)) = pending {
                 way.send = true;
                 let flags = MsgFlags::MSG_NOSIGNAL.bits();
-                let send = opcode::Send::new(Fd(way.dst), ptr, len as u32).flags(flags);
-                let entry = send.build().user_data(tag(slot, SEND + w as u64));
-                self.push(entry);
+                let entry = files::send(way.dst, ptr, len as u32, flags);
+                self.push(entry.user_data(tag(slot, SEND + w as u64)));
             }
         }
         let way = &mut s.ways[w];
@@ -601,10 +609,7 @@ impl Ring {
                 true => (0, RECVSEND_POLL_FIRST | RECV_MULTISHOT),
                 false => (len as u32, RECVSEND_POLL_FIRST),
             };
-            let recv = opcode::Recv::new(Fd(way.src), std::ptr::null_mut(), len)
-                .buf_group(GROUP)
-                .ioprio(mode);
-            let entry = recv.build().flags(squeue::Flags::BUFFER_SELECT);
+            let entry = files::recv(way.src, len, GROUP, mode);
             self.push(entry.user_data(tag(slot, RECV + w as u64)));
         }
     }
