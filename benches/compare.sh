@@ -35,9 +35,10 @@
 # load (--fixed-load is ignored), no compressed or TLS cases (built without them).
 #
 # --pin: a case with 1 server thread runs the server on CPU 0 and the generator on CPU 1
-# (`taskset`), so neither ever waits for the other's CPU and the scheduler cannot move them:
-# on a shared 2-CPU host single runs then move less between rounds. Cases with more server
-# threads stay unpinned (their threads share both CPUs with the generator by design).
+# (`taskset`), so neither waits for the other's CPU and the scheduler cannot move them.
+# (On the shared 2-CPU host of docs/benchmarks.md this did not make single runs steadier.)
+# Cases with more server threads stay unpinned (their threads share both CPUs with the
+# generator by design).
 #
 # Usage: benches/compare.sh [--quick] [--reps R] [--duration S] [--warmup S]
 #                           [--servers "sockway node ..."] [--cases "c100x20b c10x1k ..."]
@@ -80,7 +81,7 @@ while (($#)); do
     --fixed-load) FIXED_LOAD="$2"; shift ;;
     --generator) GENERATOR="$2"; shift ;;
     --pin) PIN=1 ;;
-    -h|--help) sed -n '2,48p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,52p' "$0"; exit 0 ;;
     *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
   esac
   shift

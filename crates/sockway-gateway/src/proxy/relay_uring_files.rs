@@ -53,13 +53,10 @@ impl Files {
         let Some(first) = slot
             .checked_mul(2)
             .and_then(|i| u32::try_from(i).ok())
-            .filter(|&i| i.saturating_add(2) <= self.entries)
+            .filter(|&i| i.saturating_add(2) <= self.entries && !fds.contains(&-1))
         else {
             return raw;
         };
-        if fds.contains(&-1) {
-            return raw;
-        }
         match uring.submitter().register_files_update(first, &fds) {
             Ok(2) => [Target::Fixed(first), Target::Fixed(first + 1)],
             Ok(_) | Err(_) => {
@@ -82,25 +79,21 @@ impl Files {
 
 /// A send of `len` bytes at `ptr` to `to`.
 pub(super) fn send(to: Target, ptr: *const u8, len: u32, flags: i32) -> squeue::Entry {
-    match to {
-        Target::Fixed(i) => opcode::Send::new(Fixed(i), ptr, len).flags(flags).build(),
-        Target::Raw(fd) => opcode::Send::new(Fd(fd), ptr, len).flags(flags).build(),
-    }
+    let send = match to {
+        Target::Fixed(i) => opcode::Send::new(Fixed(i), ptr, len),
+        Target::Raw(fd) => opcode::Send::new(Fd(fd), ptr, len),
+    };
+    send.flags(flags).build()
 }
 
 /// A receive from `from` into a buffer of `group` (`len` 0: whole buffers), with `mode`'s
 /// flags (`IORING_RECV_MULTISHOT`, `IORING_RECVSEND_POLL_FIRST`).
 pub(super) fn recv(from: Target, len: u32, group: u16, mode: u16) -> squeue::Entry {
-    let entry = match from {
-        Target::Fixed(i) => opcode::Recv::new(Fixed(i), std::ptr::null_mut(), len)
-            .buf_group(group)
-            .ioprio(mode)
-            .build(),
-        Target::Raw(fd) => opcode::Recv::new(Fd(fd), std::ptr::null_mut(), len)
-            .buf_group(group)
-            .ioprio(mode)
-            .build(),
+    let recv = match from {
+        Target::Fixed(i) => opcode::Recv::new(Fixed(i), std::ptr::null_mut(), len),
+        Target::Raw(fd) => opcode::Recv::new(Fd(fd), std::ptr::null_mut(), len),
     };
+    let entry = recv.buf_group(group).ioprio(mode).build();
     entry.flags(squeue::Flags::BUFFER_SELECT)
 }
 
