@@ -11,10 +11,11 @@ only."""
 import argparse
 import json
 import os
+import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from report import CASE_TITLES, fmt, load_runs, order, ratio, summarise  # noqa: E402
+from report import CASE_TITLES, fmt, load_runs, median, order, ratio, summarise  # noqa: E402
 
 TARGETS = ["direct", "gateway", "gateway-uring", "nginx", "gateway-tls", "gateway-uring-tls", "nginx-tls"]
 # Front name -> (gateway target, nginx target); "uring", "uring-tls": the gateway relaying
@@ -83,6 +84,73 @@ def derive(summary, cases, runs):
     return table
 
 
+SHARE = re.compile(r"CPU over ([\d.]+) s .*?generator ([\d.]+) s.*?backend ([\d.]+) s(?:.*?proxy ([\d.]+) s)?")
+PARTS = ["generator", "backend", "proxy"]
+
+
+def machine_costs(directory, runs):
+    """Per case and target: the median CPU microseconds per message of the generator, the
+    backend and the proxy, from each run's .share file (CPU over the whole run, warm-up
+    included, divided by the run's throughput times its wall time: an approximation that is
+    the same for every target). On two CPUs shared by all three, throughput follows their
+    sum, so this says how far a cheaper proxy can move it."""
+    costs = {}
+    for (case, target), items in runs.items():
+        per_part = {part: [] for part in PARTS}
+        for run in items:
+            path = os.path.join(directory, f"{case}.{target}.{run['_rep']}.share")
+            try:
+                match = SHARE.search(open(path, encoding="utf-8").read())
+            except OSError:
+                match = None
+            messages = (rate(run) or 0) * float(match.group(1)) if match else 0
+            if not messages:
+                continue
+            for part, value in zip(PARTS, match.groups()[1:]):
+                if value is not None:
+                    per_part[part].append(float(value) / messages * 1e6)
+        costs[(case, target)] = {part: median(values) for part, values in per_part.items()}
+    return costs
+
+
+def costs_table(costs, summary, cases):
+    """The whole machine's CPU per message and how many of the 2 CPUs that kept busy
+    (throughput times the total); per front, what it bounds: the proxy CPU per message at
+    which the gateway would reach 1.2x nginx's throughput, with the machine as busy as in
+    nginx's runs and with both CPUs busy, the generator and backend costing what they cost
+    in the gateway's runs."""
+    lines = ["whole machine, CPU us per message (median; from the .share files): generator,"
+             " backend, proxy, total; busy CPUs (throughput x total)"]
+    busy = {}
+    for case in cases:
+        for target in TARGETS:
+            c, s = costs.get((case, target)), summary.get((case, target))
+            if not c or not s or None in (c["generator"], c["backend"]):
+                continue
+            total = sum(v for v in c.values() if v is not None)
+            busy[(case, target)] = s["messages_per_second"] * total / 1e6
+            lines.append(f"{CASE_TITLES.get(case, case):<20}{target:<18}{c['generator']:>7.2f}"
+                         f"{c['backend']:>7.2f}{fmt(c['proxy']):>7}{total:>8.2f}"
+                         f"{busy[(case, target)]:>7.2f}")
+    lines.append("proxy CPU us per message for 1.2x nginx's throughput: as busy as nginx's runs;"
+                 " both CPUs busy (ratio to nginx's proxy CPU)")
+    for front, (g_name, n_name) in FRONTS.items():
+        for case in cases:
+            g, n = costs.get((case, g_name)), costs.get((case, n_name))
+            if (case, g_name) not in busy or (case, n_name) not in busy or n["proxy"] is None:
+                continue
+            others = g["generator"] + g["backend"]
+            target_rate = 1.2 * summary[(case, n_name)]["messages_per_second"]
+            as_busy = busy[(case, n_name)] / target_rate * 1e6 - others
+            all_busy = 2.0 / target_rate * 1e6 - others
+            lines.append(
+                f"{front:<10}{CASE_TITLES.get(case, case):<20}{as_busy:>6.2f} us"
+                f" ({as_busy / n['proxy']:.2f}x); {all_busy:>6.2f} us ({all_busy / n['proxy']:.2f}x);"
+                f" the gateway's {g['proxy']:.2f} us, {busy[(case, g_name)]:.2f} CPUs busy"
+            )
+    return "\n".join(lines)
+
+
 def span(pair):
     return "[-]" if not pair else f"[{fmt(pair[0])}-{fmt(pair[1])}]"
 
@@ -144,6 +212,9 @@ def main():
     if args.load:
         print(f"load average {args.load} (1, 5, 15 min; 2 CPUs shared by generator, proxy and backend)")
     print(text_table(table))
+    costs = machine_costs(args.runs, runs)
+    print()
+    print(costs_table(costs, summary, cases))
     instructions = {}
     for item in filter(None, args.instructions.split(",")):
         proxy, count = item.split()
@@ -159,6 +230,7 @@ def main():
         "load_average": args.load,
         "cases": table,
         "instructions_per_message": instructions,
+        "machine_cpu_us_per_message": {f"{c}.{t}": v for (c, t), v in sorted(costs.items())},
         "runs": {f"{c}.{t}": items for (c, t), items in sorted(runs.items())},
     }
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
