@@ -237,6 +237,7 @@ run_target() {
   local status=$?
   python3 - "$started" "$(date +%s.%N)" "$base.time" "$backend_before" \
     "$(cpu_seconds "$BACKEND_PID")" "$proxy_before" "$(cpu_seconds "$proxy_pid")" >"$base.share" <<'PY'
+import os
 import sys
 start, end, timing, b0, b1, p0, p1 = sys.argv[1:]
 wall = float(end) - float(start)
@@ -247,8 +248,9 @@ except (OSError, ValueError):
 backend = float(b1) - float(b0) if b0 and b1 else None
 proxy = float(p1) - float(p0) if p0 and p1 else None
 parts = [("generator", generator), ("backend", backend), ("proxy", proxy)]
-shown = ", ".join(f"{name} {v:.2f} s ({v / wall / 2:.0%})" for name, v in parts if v is not None)
-print(f"CPU over {wall:.1f} s (share of 2 CPUs): {shown}")
+cpus = os.cpu_count() or 1
+shown = ", ".join(f"{name} {v:.2f} s ({v / wall / cpus:.0%})" for name, v in parts if v is not None)
+print(f"CPU over {wall:.1f} s (share of {cpus} CPUs): {shown}")
 PY
   return "$status"
 }

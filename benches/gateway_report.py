@@ -92,15 +92,16 @@ def machine_costs(directory, runs):
     """Per case and target: the median CPU microseconds per message of the generator, the
     backend and the proxy, from each run's .share file (CPU over the whole run, warm-up
     included, divided by the run's throughput times its wall time: an approximation that is
-    the same for every target). On two CPUs shared by all three, throughput follows their
-    sum, so this says how far a cheaper proxy can move it."""
+    the same for every target). On CPUs shared by all three, throughput follows their sum,
+    so this says how far a cheaper proxy can move it."""
     costs = {}
     for (case, target), items in runs.items():
         per_part = {part: [] for part in PARTS}
         for run in items:
             path = os.path.join(directory, f"{case}.{target}.{run['_rep']}.share")
             try:
-                match = SHARE.search(open(path, encoding="utf-8").read())
+                with open(path, encoding="utf-8") as handle:
+                    match = SHARE.search(handle.read())
             except OSError:
                 match = None
             messages = (rate(run) or 0) * float(match.group(1)) if match else 0
@@ -114,11 +115,12 @@ def machine_costs(directory, runs):
 
 
 def costs_table(costs, summary, cases):
-    """The whole machine's CPU per message and how many of the 2 CPUs that kept busy
+    """The whole machine's CPU per message and how many of its CPUs that kept busy
     (throughput times the total); per front, what it bounds: the proxy CPU per message at
     which the gateway would reach 1.2x nginx's throughput, with the machine as busy as in
-    nginx's runs and with both CPUs busy, the generator and backend costing what they cost
+    nginx's runs and with every CPU busy, the generator and backend costing what they cost
     in the gateway's runs."""
+    cpus = os.cpu_count() or 1
     lines = ["whole machine, CPU us per message (median; from the .share files): generator,"
              " backend, proxy, total; busy CPUs (throughput x total)"]
     busy = {}
@@ -133,7 +135,7 @@ def costs_table(costs, summary, cases):
                          f"{c['backend']:>7.2f}{fmt(c['proxy']):>7}{total:>8.2f}"
                          f"{busy[(case, target)]:>7.2f}")
     lines.append("proxy CPU us per message for 1.2x nginx's throughput: as busy as nginx's runs;"
-                 " both CPUs busy (ratio to nginx's proxy CPU)")
+                 f" all {cpus} CPUs busy (ratio to nginx's proxy CPU)")
     for front, (g_name, n_name) in FRONTS.items():
         for case in cases:
             g, n = costs.get((case, g_name)), costs.get((case, n_name))
@@ -142,7 +144,7 @@ def costs_table(costs, summary, cases):
             others = g["generator"] + g["backend"]
             target_rate = 1.2 * summary[(case, n_name)]["messages_per_second"]
             as_busy = busy[(case, n_name)] / target_rate * 1e6 - others
-            all_busy = 2.0 / target_rate * 1e6 - others
+            all_busy = cpus / target_rate * 1e6 - others
             lines.append(
                 f"{front:<10}{CASE_TITLES.get(case, case):<20}{as_busy:>6.2f} us"
                 f" ({as_busy / n['proxy']:.2f}x); {all_busy:>6.2f} us ({all_busy / n['proxy']:.2f}x);"
