@@ -54,11 +54,11 @@
 #     default $PEERS_BIN/sockway-echo, built when missing).
 # Every run also reports the CPU seconds of the generator (with /usr/bin/time, when
 # installed), the backend and the proxy over the whole run (warm-up included) and their
-# shares of the 2 CPUs: throughput is bound by the CPU the three share, so a proxy cheaper
-# by a factor gives more throughput only in proportion to its share of the total. The report
-# turns them into CPU us per message of each (medians) and, per front and case, the ceiling
-# (the throughput ratio to nginx of a proxy costing nothing) and the proxy CPU per message
-# that 1.2x nginx's throughput would take.
+# shares of the machine's CPUs: throughput is bound by the CPU the three share, so a proxy
+# cheaper by a factor gives more throughput only in proportion to its share of the total. The
+# report turns them into CPU us per message of each (medians) and the CPUs kept busy, and per
+# front and case the proxy CPU per message that 1.2x nginx's throughput would take (with the
+# machine as busy as in nginx's runs, and with every CPU busy).
 # GATEWAY_BIN=path runs another build of `sockway` as the gateway (an A/B of a relay change).
 # Needs nginx (Debian's `nginx` package): installed with apt-get when missing (as root or
 # through sudo), like scripts/install-peers.sh does for its peers.

@@ -212,7 +212,8 @@ def main():
     table = derive(summary, cases, runs)
     print()
     if args.load:
-        print(f"load average {args.load} (1, 5, 15 min; 2 CPUs shared by generator, proxy and backend)")
+        print(f"load average {args.load} (1, 5, 15 min; {os.cpu_count()} CPUs shared by generator,"
+              " proxy and backend)")
     print(text_table(table))
     costs = machine_costs(args.runs, runs)
     print()
