@@ -99,6 +99,9 @@ server_command() {
     # The same echo server with one single-threaded runtime per worker thread, each on its own
     # SO_REUSEPORT listener (uWebSockets' layout): no task ever moves between threads.
     sockway-percore) echo "$PEERS_BIN/sockway-echo 0 $2 --per-core" ;;
+    # One single-threaded runtime per worker thread on one listener, thread 0 dealing each
+    # connection to the thread with the fewest (Server::serve_threads), as the event loop does.
+    sockway-dealt) echo "$PEERS_BIN/sockway-echo 0 $2 --dealt" ;;
     # The event loop with a SO_REUSEPORT listener per worker (start_per_worker), the kernel
     # spreading the connections as over uWebSockets' processes, instead of dealing them.
     sockway-loop-percore) echo "$PEERS_BIN/sockway-loop-echo 0 $2 --per-core" ;;

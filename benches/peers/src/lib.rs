@@ -47,6 +47,9 @@ pub struct Args {
     /// of uWebSockets' processes, for the servers that can run that way
     /// ([`reuse_port_listeners`]); for the event loop, a listener per worker thread.
     pub per_core: bool,
+    /// One single-threaded runtime per worker thread on one listener, thread 0 dealing each
+    /// connection to the thread with the fewest (`--dealt`, `Server::serve_threads`).
+    pub dealt: bool,
 }
 
 /// Parses `PORT [THREADS] [--compression] [--tls DIR]` (THREADS defaults to 2), exiting with
@@ -56,7 +59,8 @@ pub fn args(name: &str, supports_compression: bool) -> Args {
     let mut argv: Vec<String> = std::env::args().skip(1).collect();
     let compression = argv.iter().any(|arg| arg == "--compression");
     let per_core = argv.iter().any(|arg| arg == "--per-core");
-    argv.retain(|arg| arg != "--compression" && arg != "--per-core");
+    let dealt = argv.iter().any(|arg| arg == "--dealt");
+    argv.retain(|arg| !matches!(arg.as_str(), "--compression" | "--per-core" | "--dealt"));
     let tls = argv.iter().position(|arg| arg == "--tls").map(|at| {
         let dir = argv.get(at + 1).cloned().unwrap_or_default();
         argv.drain(at..(at + 2).min(argv.len()));
@@ -81,11 +85,12 @@ pub fn args(name: &str, supports_compression: bool) -> Args {
                 compression,
                 tls,
                 per_core,
+                dealt,
             }
         }
         _ => {
             eprintln!(
-                "usage: {name} PORT [THREADS] [--compression] [--tls DIR] [--per-core]   \
+                "usage: {name} PORT [THREADS] [--compression] [--tls DIR] [--per-core | --dealt]   \
                  (PORT 0 picks a free port; THREADS >= 1; DIR holds cert.pem and key.pem)"
             );
             std::process::exit(2);
@@ -145,6 +150,21 @@ pub fn reuse_port_listeners(name: &str, args: &Args, layout: &str) -> Vec<std::n
         MAX_MESSAGE >> 20,
     );
     listeners
+}
+
+/// The one listener of a server whose thread 0 deals connections to its threads (`--dealt`),
+/// on 127.0.0.1; prints the startup line, naming `layout` (how the threads run).
+pub fn dealing_listener(name: &str, args: &Args, layout: &str) -> std::net::TcpListener {
+    let listener =
+        std::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], args.port))).expect("bind");
+    let address = listener.local_addr().expect("local address");
+    println!(
+        "{name} listening on {address} ({layout}, {} threads, one listener, thread 0 dealing, \
+         max message {} MiB, no compression, {ALLOCATOR_NAME})",
+        args.threads,
+        MAX_MESSAGE >> 20,
+    );
+    listener
 }
 
 /// Accepts the next connection with `TCP_NODELAY` set, retrying after transient errors

@@ -11,7 +11,9 @@ use sockway::server::{
     UpgradeInfo, WebSocketLayer,
 };
 use sockway::DeflateConfig;
-use sockway_bench_peers::{args, reuse_port_listeners, run, tls_pem, MAX_MESSAGE};
+use sockway_bench_peers::{
+    args, dealing_listener, reuse_port_listeners, run, tls_pem, MAX_MESSAGE,
+};
 
 /// Echoes every message back until the peer closes. Like the peers' handlers, which are
 /// given nothing of the request, it keeps nothing of it: the request's info (headers and all)
@@ -48,7 +50,13 @@ fn main() {
         let (cert, key) = tls_pem(dir);
         server = server.tls(ServerTls::from_pem(&cert, &key).expect("cert.pem and key.pem"));
     }
-    if args.per_core {
+    if args.dealt {
+        let layout = "Server::serve_threads: a tokio current_thread runtime per thread";
+        let listener = dealing_listener("sockway-echo", &args, layout);
+        server
+            .serve_threads(listener, args.threads, app)
+            .expect("server threads");
+    } else if args.per_core {
         let layout = "Server::serve_per_core: a tokio current_thread runtime per thread";
         let listeners = reuse_port_listeners("sockway-echo", &args, layout);
         server

@@ -21,7 +21,9 @@
 //!   ([`Server::tls`], feature `tls`) where ALPN (RFC 7301) picks the version per connection.
 //!   The same handler serves sockets of both versions; [`UpgradeInfo::http_version`] tells
 //!   which one a socket arrived over. [`Server::serve_per_core`] runs it as one
-//!   single-threaded runtime per thread on [`reuse_port_listeners`] instead.
+//!   single-threaded runtime per thread on [`reuse_port_listeners`] instead, and
+//!   [`Server::serve_threads`] as one per thread on one listener whose connections thread 0
+//!   deals to the thread with the fewest.
 //!
 //! The accepted socket is `Send + 'static`: keep it in the handler, or hand it to a background
 //! task (see the `broadcaster` example). Dropping an open socket closes it with 1001.
@@ -42,7 +44,7 @@ pub use info::{ConnectionInfo, TlsInfo, UpgradeInfo};
 pub use layer::{service_fn, ServiceFn, WebSocketLayer, WebSocketService};
 pub use options::AcceptOptions;
 pub use rejection::Rejection;
-pub use runner::{reuse_port_listeners, serve, Server, ServerOptions};
+pub use runner::{reuse_port_listeners, serve, HttpService, ResponseBody, Server, ServerOptions};
 #[cfg(feature = "tls")]
 pub use runner::{ServerTls, TlsConfigError};
 pub use shutdown::ShutdownHandle;

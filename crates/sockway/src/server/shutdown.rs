@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
 
@@ -198,6 +198,18 @@ impl ConnectionCounter {
         self.live.send_modify(|n| *n += 1);
         Arc::new(ConnectionPermit {
             live: self.live.clone(),
+            load: None,
+        })
+    }
+
+    /// As [`acquire`](Self::acquire), and counts the connection in `load` too (the load of
+    /// the thread it runs on) until the permit is dropped.
+    pub(crate) fn acquire_on(&self, load: &Arc<AtomicUsize>) -> Arc<ConnectionPermit> {
+        self.live.send_modify(|n| *n += 1);
+        load.fetch_add(1, Ordering::Relaxed);
+        Arc::new(ConnectionPermit {
+            live: self.live.clone(),
+            load: Some(load.clone()),
         })
     }
 
@@ -213,11 +225,16 @@ impl ConnectionCounter {
 #[derive(Debug)]
 pub(crate) struct ConnectionPermit {
     live: Arc<watch::Sender<usize>>,
+    /// The load of the thread the connection was dealt to, if it was dealt.
+    load: Option<Arc<AtomicUsize>>,
 }
 
 impl Drop for ConnectionPermit {
     fn drop(&mut self) {
         self.live.send_modify(|n| *n = n.saturating_sub(1));
+        if let Some(load) = &self.load {
+            load.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 

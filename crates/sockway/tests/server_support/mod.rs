@@ -10,7 +10,8 @@ use bytes::{Buf, BytesMut};
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use sockway::server::{
-    Body, Server, ServerOptions, ServerWebSocket, Service, ShutdownHandle, UpgradeInfo,
+    Body, HttpService, ResponseBody, Server, ServerOptions, ServerWebSocket, Service,
+    ShutdownHandle, UpgradeInfo,
 };
 use sockway::{Message, Role, WebSocket, WebSocketConfig};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -38,12 +39,8 @@ impl TestServer {
     /// Starts `service` with `options` (signal handling off) on 127.0.0.1, any port.
     pub async fn start<S, B>(options: ServerOptions, service: S) -> Self
     where
-        S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
-        S::Future: Send + 'static,
-        S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-        B: hyper::body::Body + Send + 'static,
-        B::Data: Send,
-        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+        S: HttpService<B>,
+        B: ResponseBody,
     {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");

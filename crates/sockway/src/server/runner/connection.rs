@@ -27,7 +27,7 @@ use tower_service::Service;
 use super::head::{read_head, HeadError, Rewind};
 use super::options::ServerOptions;
 use super::refuse::Refusal;
-use super::BoxError;
+use super::{HttpService, ResponseBody};
 use crate::server::info::{ConnectionInfo, TlsInfo};
 use crate::server::shutdown::{ConnectionPermit, Signal, Tracking, Waiter};
 
@@ -69,12 +69,8 @@ pub(super) async fn serve_connection<S, B>(
     info: ConnectionInfo,
     permit: Arc<ConnectionPermit>,
 ) where
-    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<BoxError>,
-    B: hyper::body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
+    S: HttpService<B>,
+    B: ResponseBody,
 {
     let shutdown = shared.shutdown.waiter();
     let service = ConnectionService {
@@ -107,12 +103,8 @@ async fn serve_tls<S, B>(
     // Polled by reference only while the TLS handshake and the preface are awaited.
     mut shutdown: Waiter,
 ) where
-    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<BoxError>,
-    B: hyper::body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
+    S: HttpService<B>,
+    B: ResponseBody,
 {
     let accept = tokio::time::timeout(
         shared.options.limits.handshake_timeout,
@@ -173,12 +165,8 @@ async fn serve_after_head<I, S, B>(
     h2c: bool,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<BoxError>,
-    B: hyper::body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
+    S: HttpService<B>,
+    B: ResponseBody,
 {
     let options = &shared.options;
     let peer = service.info.peer_addr;
@@ -268,12 +256,8 @@ async fn serve_http<I, S, B>(
     mut shutdown: Waiter,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<BoxError>,
-    B: hyper::body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
+    S: HttpService<B>,
+    B: ResponseBody,
 {
     let peer = service.info.peer_addr;
     let tls = service.tls.is_some();

@@ -16,9 +16,11 @@
 //! [`Server::serve`] runs on the caller's runtime; [`Server::serve_per_core`] instead runs one
 //! single-threaded runtime per thread, each accepting on a listener of its own on the same
 //! port (`SO_REUSEPORT`, [`reuse_port_listeners`]), so that no connection moves between
-//! threads, as in uWebSockets' and nginx's one loop per worker.
+//! threads, as in uWebSockets' and nginx's one loop per worker; [`Server::serve_threads`]
+//! runs the same on one listener, thread 0 dealing the connections.
 
 mod connection;
+mod deal;
 mod head;
 mod options;
 mod per_core;
@@ -41,10 +43,11 @@ use tokio::task::JoinSet;
 use tower_service::Service;
 
 use super::info::ConnectionInfo;
-use super::shutdown::{ConnectionCounter, ShutdownHandle, Signal};
+use super::shutdown::{ConnectionCounter, ConnectionPermit, ShutdownHandle, Signal};
 use super::signals::StopSignals;
 pub use crate::listen::reuse_port_listeners;
 use connection::{serve_connection, Shared};
+use deal::{Dealer, Dealing, Next, Source};
 pub(crate) use head::Rewind;
 pub use options::ServerOptions;
 use refuse::Refusal;
@@ -53,6 +56,44 @@ pub use tls::{ServerTls, TlsConfigError};
 
 /// The error type services may fail with.
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A tower service [`Server`] can run: it answers hyper's requests with [`ResponseBody`]
+/// responses, and is cloned for each connection and moved between threads. Every such
+/// service has it (an axum `Router`, a [`super::WebSocketLayer`] stack, a `service_fn`).
+pub trait HttpService<B>:
+    Service<
+        Request<Incoming>,
+        Response = Response<B>,
+        Error: Into<BoxError>,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + 'static
+{
+}
+
+impl<S, B> HttpService<B> for S
+where
+    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+{
+}
+
+/// A response body [`Server`] can send: hyper's body trait, with chunks and errors that can
+/// cross threads. Every such body has it (`Full`, axum's `Body`, [`super::Body`]).
+pub trait ResponseBody:
+    hyper::body::Body<Data: Send, Error: Into<BoxError>> + Send + 'static
+{
+}
+
+impl<B> ResponseBody for B
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+}
 
 /// Hyper's smallest allowed HTTP/1 buffer; its read buffer is clamped to at least this.
 const HYPER_MIN_BUF: usize = 8192;
@@ -129,12 +170,22 @@ impl Server {
     /// returns once every connection has closed or the drain deadline has passed.
     pub async fn serve<S, B>(self, listener: TcpListener, service: S)
     where
-        S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
-        S::Future: Send + 'static,
-        S::Error: Into<BoxError>,
-        B: hyper::body::Body + Send + 'static,
-        B::Data: Send,
-        B::Error: Into<BoxError>,
+        S: HttpService<B>,
+        B: ResponseBody,
+    {
+        let source = Source::Listener {
+            listener,
+            dealer: None,
+        };
+        self.serve_source(source, service).await;
+    }
+
+    /// The accept loop of [`Server::serve`] and of each thread of the per-core layouts:
+    /// serves the connections `source` yields until shutdown, then drains.
+    async fn serve_source<S, B>(self, mut source: Source, service: S)
+    where
+        S: HttpService<B>,
+        B: ResponseBody,
     {
         let Self {
             options,
@@ -154,9 +205,9 @@ impl Server {
             let stop = given.unwrap_or_else(StopSignals::install);
             tokio::spawn(watch_signals(stop, handle.clone(), force.clone()))
         });
-        let local_addr = listener
+        let local_addr = source
             .local_addr()
-            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
         let shared = Arc::new(Shared {
             http1: http1_builder(&options),
             http2: http2_builder(&options),
@@ -172,17 +223,26 @@ impl Server {
             tokio::select! {
                 biased;
                 () = &mut stop => break,
-                accepted = listener.accept() => match accepted {
-                    Ok((stream, peer_addr)) => {
+                next = source.next() => match next {
+                    Next::Accepted(stream, peer_addr) => {
                         let info = ConnectionInfo { peer_addr, local_addr };
-                        admit(&shared, &service, &counter, &refusing, &mut tasks, stream, info);
+                        let dealer = source.dealer();
+                        let admitted = admit(&shared, &counter, dealer, &refusing, stream, info);
+                        if let Some((stream, info, permit)) = admitted {
+                            let connection = serve_connection(shared.clone(), service.clone(), stream, info, permit);
+                            tasks.spawn(connection);
+                        }
                     }
-                    Err(error) => on_accept_error(error).await,
+                    Next::Dealt(stream, info, permit) => {
+                        let connection = serve_connection(shared.clone(), service.clone(), stream, info, permit);
+                        tasks.spawn(connection);
+                    }
+                    Next::Failed(error) => on_accept_error(error).await,
                 },
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             }
         }
-        drop(listener);
+        drop(source);
         drain(&shared.options, &counter, &force).await;
         tasks.shutdown().await;
         if let Some(signals) = signals {
@@ -194,12 +254,8 @@ impl Server {
 /// Serves `service` on `listener` with `options` until Ctrl-C/SIGTERM (see [`Server`]).
 pub async fn serve<S, B>(listener: TcpListener, service: S, options: ServerOptions)
 where
-    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<BoxError>,
-    B: hyper::body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
+    S: HttpService<B>,
+    B: ResponseBody,
 {
     Server::new(options).serve(listener, service).await;
 }
@@ -237,42 +293,33 @@ fn http2_builder(options: &ServerOptions) -> http2::Builder<TokioExecutor> {
     builder
 }
 
-/// Starts serving a new connection, or refuses it with 503 when the server is full.
-fn admit<S, B>(
-    shared: &Arc<Shared>,
-    service: &S,
+/// A connection this thread serves (counted), from a new one its listener accepted: `None`
+/// when it was dealt to another thread, or refused with 503 because the server is full.
+fn admit(
+    shared: &Shared,
     counter: &ConnectionCounter,
+    dealer: Option<&Dealer>,
     refusing: &Arc<AtomicUsize>,
-    tasks: &mut JoinSet<()>,
     stream: TcpStream,
     info: ConnectionInfo,
-) where
-    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<BoxError>,
-    B: hyper::body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
-{
+) -> Option<(TcpStream, ConnectionInfo, Arc<ConnectionPermit>)> {
     let _ = stream.set_nodelay(true);
     let options = &shared.options;
     if counter.live() < options.limits.max_connections {
-        let permit = counter.acquire();
-        tasks.spawn(serve_connection(
-            shared.clone(),
-            service.clone(),
-            stream,
-            info,
-            permit,
-        ));
-        return;
+        let Some(dealer) = dealer else {
+            return Some((stream, info, counter.acquire()));
+        };
+        return match dealer.deal(counter, stream, info) {
+            Dealing::Kept(stream, permit) => Some((stream, info, permit)),
+            Dealing::Passed => None,
+        };
     }
     // Refusals are short-lived tasks; bound them too, and beyond that just close.
     let limit = options.limits.max_connections.max(64);
     if refusing.fetch_add(1, Ordering::Relaxed) >= limit {
         refusing.fetch_sub(1, Ordering::Relaxed);
         tracing::debug!(peer = %info.peer_addr, "server full; connection closed");
-        return;
+        return None;
     }
     tracing::debug!(peer = %info.peer_addr, "server full; answering 503");
     let retry_after = options.retry_after.as_secs().max(1);
@@ -289,6 +336,7 @@ fn admit<S, B>(
         refusal.send(stream).await;
         refusing.fetch_sub(1, Ordering::Relaxed);
     });
+    None
 }
 
 /// Accept errors are not fatal: a connection reset before accept is skipped, and running out

@@ -1,22 +1,24 @@
-//! [`Server::serve_per_core`]: one single-threaded runtime per thread, each with a listener of
-//! its own on one port, so that no connection ever moves between threads.
+//! [`Server::serve_per_core`] and [`Server::serve_threads`]: one single-threaded runtime per
+//! thread, so that no connection ever moves between threads.
 //!
 //! A multi-threaded tokio runtime shares its tasks among its workers: a socket woken on one
 //! worker may be polled on another, and every wake-up goes through the scheduler's shared
 //! queues. uWebSockets (one event loop per process or thread) and nginx (one per worker
-//! process) instead let the kernel spread connections over several listeners bound to the
-//! same port with `SO_REUSEPORT` (Linux 3.9, `socket(7)`), and each loop keeps its
-//! connections for their whole life. This is that layout for [`Server`]: the same options,
-//! TLS, HTTP/2, limits and graceful shutdown, with one connection count for all threads.
+//! process) instead keep each connection on one loop for its whole life. These are that
+//! layout for [`Server`], with the same options, TLS, HTTP/2, limits and graceful shutdown,
+//! and one connection count for all threads. The two differ in who picks a connection's
+//! thread: with `serve_per_core` the kernel, spreading connections over listeners bound to
+//! the same port with `SO_REUSEPORT` (Linux 3.9, `socket(7)`) by a hash of their addresses,
+//! as uWebSockets' processes and nginx's workers do; with `serve_threads` thread 0, which
+//! accepts on the one listener and deals each connection to the thread with the fewest, as
+//! the event loop does, so that a few connections spread evenly too.
 
 use std::io;
 
-use http::{Request, Response};
-use hyper::body::Incoming;
 use tokio::net::TcpListener;
-use tower_service::Service;
 
-use super::{BoxError, Server};
+use super::deal::{Dealer, Source};
+use super::{HttpService, ResponseBody, Server};
 
 impl Server {
     /// Serves `service` on every listener in `listeners`, each on a thread of its own running
@@ -35,26 +37,58 @@ impl Server {
         service: S,
     ) -> io::Result<()>
     where
-        S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
-        S::Future: Send + 'static,
-        S::Error: Into<BoxError>,
-        B: hyper::body::Body + Send + 'static,
-        B::Data: Send,
-        B::Error: Into<BoxError>,
+        S: HttpService<B>,
+        B: ResponseBody,
     {
-        let threads = listeners
+        let sources = listeners.into_iter().map(ThreadSource::Own).collect();
+        self.serve_on_threads(sources, service)
+    }
+
+    /// Serves `service` on `listener` with `threads` threads (at least 1), each running a
+    /// single-threaded tokio runtime (timers and I/O enabled), until shutdown, then drains;
+    /// blocks the calling thread until every thread has finished. Thread 0 accepts every
+    /// connection and deals it to the thread with the fewest open connections (itself on a
+    /// tie), where it stays; so a few connections spread as evenly as many, which the
+    /// kernel's hash over [`serve_per_core`](Self::serve_per_core)'s listeners does not do.
+    ///
+    /// Everything [`Server::serve_per_core`] says about limits, shutdown, spawned tasks and
+    /// errors holds here too.
+    pub fn serve_threads<S, B>(
+        self,
+        listener: std::net::TcpListener,
+        threads: usize,
+        service: S,
+    ) -> io::Result<()>
+    where
+        S: HttpService<B>,
+        B: ResponseBody,
+    {
+        let (dealer, inboxes) = Dealer::new(threads);
+        let sources = std::iter::once(ThreadSource::Deals(listener, dealer))
+            .chain(inboxes.into_iter().map(ThreadSource::Dealt))
+            .collect();
+        self.serve_on_threads(sources, service)
+    }
+
+    /// Runs one thread with a single-threaded runtime per source, each serving what its
+    /// source yields; returns the first error once every thread has finished.
+    fn serve_on_threads<S, B>(self, sources: Vec<ThreadSource>, service: S) -> io::Result<()>
+    where
+        S: HttpService<B>,
+        B: ResponseBody,
+    {
+        let threads = sources
             .into_iter()
             .enumerate()
-            .map(|(index, listener)| {
+            .map(|(index, source)| {
                 let (server, service) = (self.clone(), service.clone());
                 std::thread::Builder::new()
                     .name(format!("sockway-server-{index}"))
                     .spawn(move || {
                         let handle = server.shutdown_handle();
-                        let served = start_runtime(&listener).and_then(|runtime| {
+                        let served = start_runtime().and_then(|runtime| {
                             runtime.block_on(async move {
-                                let listener = TcpListener::from_std(listener)?;
-                                server.serve(listener, service).await;
+                                server.serve_source(source.start()?, service).await;
                                 Ok(())
                             })
                         });
@@ -87,10 +121,39 @@ impl Server {
     }
 }
 
-/// The single-threaded runtime of one thread of [`Server::serve_per_core`], with its
-/// listener made non-blocking as tokio needs it.
-fn start_runtime(listener: &std::net::TcpListener) -> io::Result<tokio::runtime::Runtime> {
-    listener.set_nonblocking(true)?;
+/// Where the connections of one thread come from, before its runtime has started.
+enum ThreadSource {
+    /// A listener of its own ([`Server::serve_per_core`]).
+    Own(std::net::TcpListener),
+    /// The one listener, whose connections it deals ([`Server::serve_threads`]'s thread 0).
+    Deals(std::net::TcpListener, Dealer),
+    /// What thread 0 deals to it.
+    Dealt(tokio::sync::mpsc::UnboundedReceiver<super::deal::Dealt>),
+}
+
+impl ThreadSource {
+    /// The source on this thread's runtime (which a listener is registered with here).
+    fn start(self) -> io::Result<Source> {
+        let listener = |listener: std::net::TcpListener| {
+            listener.set_nonblocking(true)?;
+            TcpListener::from_std(listener)
+        };
+        Ok(match self {
+            ThreadSource::Own(own) => Source::Listener {
+                listener: listener(own)?,
+                dealer: None,
+            },
+            ThreadSource::Deals(one, dealer) => Source::Listener {
+                listener: listener(one)?,
+                dealer: Some(dealer),
+            },
+            ThreadSource::Dealt(inbox) => Source::Dealt(inbox),
+        })
+    }
+}
+
+/// The single-threaded runtime of one server thread.
+fn start_runtime() -> io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
