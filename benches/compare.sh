@@ -3,10 +3,11 @@
 # or uWebSockets' `load_test` (--generator load_test).
 #
 # Builds everything (release), then for every case runs every echo server (sockway,
-# tokio-tungstenite, fastwebsockets, tokio-websockets, Node ws, uWebSockets) round-robin, R repetitions,
-# each run: start the server, connect, warm up (discarded), measure, stop the server. The
-# generator reads the server's CPU time from /proc around the measured window, so every run
-# also gives the server's CPU seconds per million echoed messages. Then, unless
+# tokio-tungstenite, fastwebsockets, tokio-websockets, Node ws, uWebSockets) round-robin, R
+# repetitions, each repetition starting with the next server in turn; each run: start the
+# server, connect, warm up (discarded), measure, stop the server. The generator reads the
+# server's CPU time from /proc around the measured window, so every run also gives the
+# server's CPU seconds per million echoed messages. Then, unless
 # --no-instructions, each server runs under callgrind twice with a fixed number of messages
 # and the difference gives instructions per message (perf's hardware counters are not
 # available in this VM). Prints ratio tables (sockway / each peer) and writes
@@ -163,7 +164,7 @@ run_round() {
       SERVER_WRAPPER="taskset -c 0"
       GENERATOR_WRAPPER="taskset -c 1"
     fi
-    for server in $SERVERS; do
+    for server in $(rotated "$rep" $SERVERS); do
       if [[ "$mode" == deflate && " $DEFLATE_SERVERS " != *" $server "* ]] ||
         [[ "$mode" == tls && "$server" == uws ]] ||
         [[ "$mode" == tls && " $TLS_SERVERS " != *" $server "* ]]; then

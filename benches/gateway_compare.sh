@@ -12,8 +12,9 @@
 # 1, which runs the gateway on one thread, a tokio current-thread runtime, like one nginx
 # worker process). Access logs are off for both (the gateway runs with RUST_LOG=warn plus its probe's
 # health lines; nginx has access_log off). For every repetition and case the targets (direct,
-# gateway, nginx, gateway-tls, nginx-tls) run back to back (interleaved); each run connects, warms up (discarded), measures. The
-# generator reads the proxy's CPU time from /proc around the measured window (the gateway's
+# gateway, nginx, gateway-tls, nginx-tls) run back to back (interleaved), each repetition
+# starting with the next target in turn; each run connects, warms up (discarded), measures.
+# The generator reads the proxy's CPU time from /proc around the measured window (the gateway's
 # process, or the one nginx worker; with more than one nginx worker, nginx's CPU is not
 # reported).
 # Prints messages/s, the ratio to direct, p50/p99 round trips and what the proxy adds to
@@ -290,7 +291,7 @@ echo "plan: $REPS repetition(s), ${WARMUP} s warm-up + ${DURATION} s measured pe
 for rep in $(seq 1 "$REPS"); do
   for spec in $(selected_cases); do
     IFS=: read -r case conns payload <<<"$spec"
-    for target in $TARGETS; do
+    for target in $(rotated "$rep" $TARGETS); do
       target_url "$target"
       base="$RUNS/$case.$target.$rep"
       if ! run_target "$target" "$conns" "$payload" "$base"; then

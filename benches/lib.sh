@@ -90,6 +90,18 @@ for s in sockets:
 print(" ".join(str(s.getsockname()[1]) for s in sockets))' "$1"
 }
 
+# The words after $1, rotated left by $1 - 1 places: repetition $1 of an interleaved run
+# starts each case with a different server, so that none always runs first or last (after
+# the others' sockets and caches) and a drift in the machine's load does not land on one
+# server every time.
+rotated() {
+  local rep="$1"
+  shift
+  local words=("$@") by
+  by=$(((rep - 1) % $#))
+  echo "${words[@]:by}" "${words[@]:0:by}"
+}
+
 # The command line of server $1 with $2 worker threads, listening on a free port.
 server_command() {
   case "$1" in

@@ -47,12 +47,16 @@ impl Server {
     /// Serves `service` on `listener` with `threads` threads (at least 1), each running a
     /// single-threaded tokio runtime (timers and I/O enabled), until shutdown, then drains;
     /// blocks the calling thread until every thread has finished. Thread 0 accepts every
-    /// connection and deals it to the thread with the fewest open connections (itself on a
-    /// tie), where it stays; so a few connections spread as evenly as many, which the
-    /// kernel's hash over [`serve_per_core`](Self::serve_per_core)'s listeners does not do.
+    /// connection and deals it to the thread with the fewest open connections (the first of
+    /// them on a tie), where it stays; so a few connections spread as evenly as many, which
+    /// the kernel's hash over [`serve_per_core`](Self::serve_per_core)'s listeners does not do.
     ///
     /// Everything [`Server::serve_per_core`] says about limits, shutdown, spawned tasks and
-    /// errors holds here too.
+    /// errors holds here too. Against [`Server::serve`] on a multi-threaded runtime, both
+    /// per-thread layouts trade one cost for another: with many busy connections they avoid
+    /// the runtime's shared queues and sockets moving between threads; with a few connections
+    /// each thread's loop sleeps and wakes more often than the runtime's one shared poller
+    /// (`docs/benchmarks.md`, "The per-core layout on one listener", has the figures).
     pub fn serve_threads<S, B>(
         self,
         listener: std::net::TcpListener,
