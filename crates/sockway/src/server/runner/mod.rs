@@ -223,22 +223,23 @@ impl Server {
             tokio::select! {
                 biased;
                 () = &mut stop => break,
-                next = source.next() => match next {
-                    Next::Accepted(stream, peer_addr) => {
-                        let info = ConnectionInfo { peer_addr, local_addr };
-                        let dealer = source.dealer();
-                        let admitted = admit(&shared, &counter, dealer, &refusing, stream, info);
-                        if let Some((stream, info, permit)) = admitted {
-                            let connection = serve_connection(shared.clone(), service.clone(), stream, info, permit);
-                            tasks.spawn(connection);
+                next = source.next() => {
+                    let served_here = match next {
+                        Next::Accepted(stream, peer_addr) => {
+                            let info = ConnectionInfo { peer_addr, local_addr };
+                            admit(&shared, &counter, source.dealer(), &refusing, stream, info)
                         }
-                    }
-                    Next::Dealt(stream, info, permit) => {
+                        Next::Dealt(stream, info, permit) => Some((stream, info, permit)),
+                        Next::Failed(error) => {
+                            on_accept_error(error).await;
+                            None
+                        }
+                    };
+                    if let Some((stream, info, permit)) = served_here {
                         let connection = serve_connection(shared.clone(), service.clone(), stream, info, permit);
                         tasks.spawn(connection);
                     }
-                    Next::Failed(error) => on_accept_error(error).await,
-                },
+                }
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             }
         }
