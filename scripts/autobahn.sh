@@ -6,10 +6,9 @@
 #
 #   server role: kosoku -m fuzzingclient drives `sockway echo`;
 #                reports in target/autobahn/server
-#   event-loop role: the same against `sockway echo --event-loop` (the
-#                callback server of sockway::event_loop); it has no
-#                permessage-deflate, so cases 12.* and 13.* are left out;
-#                reports in target/autobahn/event-loop
+#   event-loop role: the same against `sockway echo --event-loop
+#                --compression` (the callback server of sockway::event_loop),
+#                every case; reports in target/autobahn/event-loop
 #   client role: kosoku -m fuzzingserver is driven by the autobahn_client
 #                example; reports in target/autobahn/client
 #
@@ -131,13 +130,10 @@ check_kosoku_status() {
 }
 
 # Server roles: kosoku connects to ws://127.0.0.1:PORT/ws once per case. $1 is the
-# role: "server" (the async runner, compression on) or "event-loop".
+# role: "server" (the async runner) or "event-loop"; compression on for both.
 run_server_role() {
-  local role="$1" dir="$OUT/$1" port server_pid status=0 cases flags=() skip=()
-  case "$role" in
-    server) flags=(--compression) ;;
-    event-loop) flags=(--event-loop) skip=(-x '12.*' -x '13.*') ;;
-  esac
+  local role="$1" dir="$OUT/$1" port server_pid status=0 cases flags=(--compression)
+  if [[ "$role" == event-loop ]]; then flags+=(--event-loop); fi
   [[ -x "$SOCKWAY_BIN" ]] || die "missing $SOCKWAY_BIN (cargo build --release -p sockway-cli)"
   rm -rf "$dir" && mkdir -p "$dir"
   port="$(free_port)"
@@ -150,7 +146,7 @@ run_server_role() {
   log "$role role: kosoku fuzzingclient -> ws://127.0.0.1:$port/ws (-p $PARALLELISM)"
   mapfile -t cases < <(case_args)
   timeout -k 5 "$ROLE_TIMEOUT" "$KOSOKU" -m fuzzingclient "ws://127.0.0.1:$port/ws" \
-    "${cases[@]}" "${skip[@]}" -p "$PARALLELISM" -o "$dir" >"$dir/kosoku.log" 2>&1 || status=$?
+    "${cases[@]}" -p "$PARALLELISM" -o "$dir" >"$dir/kosoku.log" 2>&1 || status=$?
   check_kosoku_status "$status" "$role role" "$dir/kosoku.log"
 
   # The server must have survived every case (a crash would otherwise only

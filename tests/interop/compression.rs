@@ -1,12 +1,15 @@
 //! permessage-deflate (RFC 7692) with real peers, both ways: Python `websockets` (its default
-//! compression) and Node `ws` (with and without context takeover) as clients of a sockway
-//! server that enables compression, and as servers for sockway's client offering it.
+//! compression) and Node `ws` (with and without context takeover) as clients of both sockway
+//! servers (the async one and the event loop) with compression enabled, and as servers for
+//! sockway's client offering it.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use sockway::client::ClientBuilder;
+use sockway::event_loop::{Conn, EventLoopOptions, EventLoopServer, Handler, OpenRequest};
 use sockway::server::AcceptOptions;
-use sockway::{CloseCode, Compression, DeflateConfig, Message};
+use sockway::{CloseCode, Compression, DeflateConfig, Message, WebSocketConfig};
 use sockway_tests::echo_server::EchoServer;
 use sockway_tests::payload;
 use tokio::process::Command;
@@ -135,4 +138,56 @@ async fn sockway_client_compresses_with_python_and_node_servers() {
         let (_node, addr) = start_peer_server(command, name).await;
         compressed_exchange(&addr, &format!("node ws server (deflate {extra:?})")).await;
     }
+}
+
+/// Echoes every message back, compressed when the client agreed to it.
+#[derive(Clone)]
+struct LoopEcho;
+
+impl Handler for LoopEcho {
+    type Session = ();
+
+    fn open(&mut self, _conn: &mut Conn<'_>, _request: &OpenRequest<'_>) {}
+
+    fn message(&mut self, conn: &mut Conn<'_>, _session: &mut (), message: Message) {
+        let _ = conn.send(&message);
+    }
+}
+
+/// The event-loop server compresses through the same core as the async server: Python
+/// `websockets`, Node `ws` (with and without context takeover) and sockway's own client agree
+/// to permessage-deflate with it and get every message back intact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_node_and_sockway_clients_compress_with_the_event_loop_server() {
+    let peers = peers();
+    let options = EventLoopOptions::default()
+        .threads(2)
+        .websocket(WebSocketConfig::for_server().max_message_size(64 << 20))
+        .compression(Some(DeflateConfig::default()));
+    let server = EventLoopServer::new(LoopEcho, options)
+        .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .expect("start the event-loop echo server");
+    let url = format!("ws://{}/ws", server.local_addr());
+    let mut python = Command::new(&peers.python);
+    python
+        .arg(peers_script("py_client.py"))
+        .arg("--compression");
+    run_peer_client(
+        python,
+        "python websockets client (deflate, event loop)",
+        &url,
+    )
+    .await;
+    for extra in [&[][..], &["--no-context-takeover"][..]] {
+        let mut node = Command::new("node");
+        node.arg(peers.node_dir.join("node_client.js"))
+            .arg("--compression")
+            .args(extra);
+        let what = format!("node ws client (deflate {extra:?}, event loop)");
+        run_peer_client(node, &what, &url).await;
+    }
+    let addr = server.local_addr().to_string();
+    compressed_exchange(&addr, "sockway client with the event loop (deflate)").await;
+    server.stop();
+    server.join().expect("the event-loop server stops");
 }

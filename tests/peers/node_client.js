@@ -15,8 +15,8 @@
 //   OK <n_messages>     on stdout, exit 0 (n_messages = messages echoed)
 //   FAIL: <reason>      on stdout, exit 1 (mismatch, error, or 30 s timeout)
 //
-// --compression offers permessage-deflate (off by default). Incoming messages
-// may be up to 64 MiB in up to 2**20 fragments.
+// --compression offers permessage-deflate (off by default) and fails unless the server
+// agrees to it. Incoming messages may be up to 64 MiB in up to 2**20 fragments.
 // Requires `npm ci` in this directory (scripts/install-peers.sh does it).
 'use strict';
 
@@ -111,6 +111,9 @@ async function exchange(url, compression) {
     ws.once('open', resolve);
     ws.once('error', reject);
   });
+  if (compression && !String(ws.extensions).includes('permessage-deflate')) {
+    throw new Error(`compression offered but not agreed: ${JSON.stringify(ws.extensions)}`);
+  }
   let count = 0;
   for (const size of SIZES) {
     for (const [kind, payload] of [['text', makeText(size)], ['binary', makeBinary(size)]]) {

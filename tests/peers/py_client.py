@@ -14,8 +14,9 @@ Output / exit status:
     OK <n_messages>     on stdout, exit 0 (n_messages = messages echoed)
     FAIL: <reason>      on stdout, exit 1 (mismatch, error, or 30 s timeout)
 
---compression offers permessage-deflate (off by default). Incoming messages
-may be up to 64 MiB in up to 2**20 fragments.
+--compression offers permessage-deflate (off by default) and fails unless the
+server agrees to it. Incoming messages may be up to 64 MiB in up to 2**20
+fragments.
 """
 
 import argparse
@@ -86,6 +87,9 @@ async def exchange(url, compression):
         ping_interval=None,
         open_timeout=TIMEOUT_S,
     ) as ws:
+        agreed = ws.response.headers.get("Sec-WebSocket-Extensions", "")
+        if compression and "permessage-deflate" not in agreed:
+            raise AssertionError(f"compression offered but not agreed: {agreed!r}")
         for size in SIZES:
             for kind, payload in (
                 ("text", make_text(size)),

@@ -104,10 +104,19 @@ pub struct EchoArgs {
     #[arg(long)]
     http1_only: bool,
     /// Echo on the event-loop server (callbacks on worker threads, no task per connection):
-    /// every WebSocket request on any path, whole messages; no page, TLS, HTTP/2 or
-    /// compression.
-    #[arg(long, conflicts_with_all = ["compression", "tls_cert", "tls_self_signed"])]
+    /// every WebSocket request on any path, whole messages; no page, TLS or HTTP/2.
+    #[arg(long, conflicts_with_all = ["tls_cert", "tls_self_signed"])]
     event_loop: bool,
+}
+
+/// The permessage-deflate terms `args` ask for, if any (both servers take the same).
+fn compression(args: &EchoArgs) -> Option<sockway::DeflateConfig> {
+    args.compression.then_some(sockway::DeflateConfig {
+        server_max_window_bits: args.server_max_window_bits,
+        server_no_context_takeover: args.server_no_context_takeover,
+        compression_level: args.compression_level,
+        ..Default::default()
+    })
 }
 
 /// Parses a non-negative number of seconds, fractions allowed (`0.2`).
@@ -130,12 +139,7 @@ pub async fn run(args: EchoArgs) -> Result<(), Box<dyn std::error::Error>> {
         .keep_alive_timeout(args.keep_alive_timeout)
         .max_message_size(args.max_message_size)
         .receive_buffer_size(args.receive_buffer_size)
-        .compression(args.compression.then_some(sockway::DeflateConfig {
-            server_max_window_bits: args.server_max_window_bits,
-            server_no_context_takeover: args.server_no_context_takeover,
-            compression_level: args.compression_level,
-            ..Default::default()
-        }));
+        .compression(compression(&args));
     accept.origins = origins;
     let server = ServerOptions::default()
         .handshake_timeout(args.handshake_timeout)

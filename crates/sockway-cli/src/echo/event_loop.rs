@@ -1,6 +1,7 @@
 //! `sockway echo --event-loop`: the echo on `sockway::event_loop` instead of the async
 //! runner. Every WebSocket request is echoed whole-message by whole-message, whatever its
-//! path; there is no test page, TLS, HTTP/2 or compression (the event-loop server has none).
+//! path, compressed when `--compression` allows it; there is no test page, TLS or HTTP/2 (the
+//! event-loop server has none).
 //! Ctrl-C or SIGTERM closes open sockets with 1001 and waits for the drain.
 
 use sockway::event_loop::{Conn, EventLoopOptions, EventLoopServer, Handler, OpenRequest};
@@ -37,7 +38,8 @@ fn options(args: &EchoArgs) -> EventLoopOptions {
         .max_connections(args.max_connections)
         .handshake_timeout(args.handshake_timeout)
         .max_header_bytes(args.max_header_bytes)
-        .drain_timeout(args.drain_timeout);
+        .drain_timeout(args.drain_timeout)
+        .compression(super::compression(args));
     if !args.allowed_origins.is_empty() {
         options = options.allowed_origins(args.allowed_origins.iter().cloned());
     }

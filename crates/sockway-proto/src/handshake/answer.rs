@@ -20,6 +20,7 @@ use super::response_status;
 use super::server::{
     response_headers, select_subprotocol, validate_request, ClientOffer, HandshakeError,
 };
+use crate::deflate::{accept_offer, DeflateConfig, DeflateParams};
 
 /// A refused handshake as the response that says why (RFC 6455 section 4.2.2 item 4: "an
 /// appropriate HTTP error code"): a status, the headers that status requires (`Allow` with
@@ -140,9 +141,11 @@ pub struct Accepted {
     pub offer: ClientOffer,
     /// The subprotocol chosen, if any.
     pub subprotocol: Option<String>,
+    /// The permessage-deflate terms, if the extension was accepted (RFC 7692 section 5).
+    pub compression: Option<DeflateParams>,
     /// `101 Switching Protocols` (RFC 6455 section 4.2.2 item 5.1).
     pub status: StatusCode,
-    /// `Upgrade`, `Connection`, `Sec-WebSocket-Accept` and the chosen subprotocol.
+    /// `Upgrade`, `Connection`, `Sec-WebSocket-Accept`, the chosen subprotocol and extension.
     pub headers: HeaderMap,
 }
 
@@ -154,9 +157,8 @@ impl Accepted {
     }
 }
 
-/// What a server accepts: the head limits, the origins and the subprotocols it speaks in order
-/// of preference. Extensions are not negotiated here (the event-loop server speaks none; the
-/// async server adds permessage-deflate to [`response_headers`] itself).
+/// What a server accepts: the head limits, the origins, the subprotocols it speaks in order
+/// of preference, and whether it takes permessage-deflate.
 #[derive(Debug, Clone, Copy)]
 pub struct ServerRules<'a, S> {
     /// Limits on the request head.
@@ -165,6 +167,9 @@ pub struct ServerRules<'a, S> {
     pub origins: &'a OriginPolicy,
     /// Subprotocols spoken, in order of preference (RFC 6455 section 4.2.2 item 5.4).
     pub subprotocols: &'a [S],
+    /// permessage-deflate (RFC 7692) on these terms when the client offers it; `None`
+    /// answers every offer without the extension (section 5 lets a server decline).
+    pub compression: Option<&'a DeflateConfig>,
 }
 
 /// Answers the HTTP/1.1 opening handshake at the start of `input` (the bytes received so far):
@@ -180,18 +185,57 @@ pub fn accept<S: AsRef<str>>(
     };
     let offer = validate_request(&head.method, head.version, &head.headers, None)
         .map_err(|e| Refusal::from_handshake(&e))?;
-    check_origin(&offer, rules.origins)?;
-    let subprotocol = select_subprotocol(&offer.subprotocols, rules.subprotocols);
-    let headers = response_headers(&offer, subprotocol, None)
-        .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let agreed = agree(&offer, rules.origins, rules.subprotocols, rules.compression)?;
     Ok(Some(Accepted {
         head_len: head.len,
         target: head.target,
-        subprotocol: subprotocol.map(str::to_owned),
-        status: response_status(offer.kind),
+        subprotocol: agreed.subprotocol,
+        compression: agreed.compression,
+        status: agreed.status,
         offer,
-        headers,
+        headers: agreed.headers,
     }))
+}
+
+/// What a server agreed to for a valid request ([`agree`]).
+#[derive(Debug, Clone)]
+pub struct Agreement {
+    /// The subprotocol chosen, if any.
+    pub subprotocol: Option<String>,
+    /// The permessage-deflate terms, if the extension was accepted.
+    pub compression: Option<DeflateParams>,
+    /// `101 Switching Protocols`, or `200 OK` for an HTTP/2 extended CONNECT (RFC 8441
+    /// section 5).
+    pub status: StatusCode,
+    /// `Upgrade`, `Connection`, `Sec-WebSocket-Accept`, the chosen subprotocol and extension.
+    pub headers: HeaderMap,
+}
+
+/// The answer to a request that [`validate_request`] passed, the one rule of every server
+/// whatever parsed the request (this crate's head parser, or hyper): the `Origin` against
+/// `origins` (403), then the first of `subprotocols` the client offered, then
+/// permessage-deflate on the terms of `compression` (RFC 7692 section 5: the first offer that
+/// can be honoured, or none), and the response headers that say so.
+pub fn agree<S: AsRef<str>>(
+    offer: &ClientOffer,
+    origins: &OriginPolicy,
+    subprotocols: &[S],
+    compression: Option<&DeflateConfig>,
+) -> Result<Agreement, Refusal> {
+    check_origin(offer, origins)?;
+    let subprotocol = select_subprotocol(&offer.subprotocols, subprotocols);
+    let deflate = compression.and_then(|config| accept_offer(&offer.extensions, config));
+    let extension = deflate
+        .as_ref()
+        .map(|(_, response)| response.to_header_value());
+    let headers = response_headers(offer, subprotocol, extension.as_deref())
+        .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+    Ok(Agreement {
+        subprotocol: subprotocol.map(str::to_owned),
+        compression: deflate.map(|(params, _)| params),
+        status: response_status(offer.kind),
+        headers,
+    })
 }
 
 /// The origin check alone, for servers that validated the request through another HTTP stack

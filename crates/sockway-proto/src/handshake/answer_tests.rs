@@ -2,6 +2,7 @@
 //! 426, 431) and headers.
 
 use super::*;
+use crate::deflate::DeflateConfig;
 
 const UPGRADE: &str = "GET /chat?x=1 HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\
     Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
@@ -13,6 +14,7 @@ fn rules<'a>(origins: &'a OriginPolicy, subprotocols: &'a [&'a str]) -> ServerRu
         limits: HeadLimits::default(),
         origins,
         subprotocols,
+        compression: None,
     }
 }
 
@@ -46,6 +48,43 @@ fn a_valid_upgrade_is_accepted_with_the_rfc_accept_key_and_subprotocol() {
     assert!(response.contains("sec-websocket-protocol: chat\r\n"));
     assert!(!response.contains("content-length"));
     assert!(response.ends_with("\r\n\r\n"));
+}
+
+#[test]
+fn permessage_deflate_is_agreed_only_when_the_rules_take_it() {
+    let any = OriginPolicy::Any;
+    let offer = UPGRADE.replace(
+        "\r\n\r\n",
+        "\r\nSec-WebSocket-Extensions: x-other, permessage-deflate; client_max_window_bits\r\n\r\n",
+    );
+    let declined = accept(offer.as_bytes(), &rules(&any, &[]))
+        .unwrap()
+        .unwrap();
+    assert_eq!(declined.compression, None);
+    assert!(!text(&declined.to_http1()).contains("sec-websocket-extensions"));
+
+    let config = DeflateConfig {
+        server_no_context_takeover: true,
+        ..DeflateConfig::default()
+    };
+    let taking = ServerRules {
+        compression: Some(&config),
+        ..rules(&any, &[])
+    };
+    let agreed = accept(offer.as_bytes(), &taking).unwrap().unwrap();
+    let params = agreed.compression.expect("agreed");
+    assert!(params.local_no_context_takeover);
+    assert_eq!(params.local_max_window_bits, 15);
+    let response = text(&agreed.to_http1());
+    assert!(
+        response.contains(
+            "sec-websocket-extensions: permessage-deflate; server_no_context_takeover\r\n"
+        ),
+        "{response}"
+    );
+    // No offer: nothing agreed, whatever the rules.
+    let plain = accept(UPGRADE.as_bytes(), &taking).unwrap().unwrap();
+    assert_eq!(plain.compression, None);
 }
 
 #[test]

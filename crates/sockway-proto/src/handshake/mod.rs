@@ -35,7 +35,9 @@ pub mod limits;
 pub mod origin;
 pub mod server;
 
-pub use answer::{accept, check_origin, mark_plain_text, Accepted, Refusal, ServerRules};
+pub use answer::{
+    accept, agree, check_origin, mark_plain_text, Accepted, Agreement, Refusal, ServerRules,
+};
 pub use head::{
     check_head, find_head_end, parse_request, parse_response, HeadError, RequestHead, ResponseHead,
     H2_PREFACE,

@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use sockway_proto::deflate::DeflateParams;
 use sockway_proto::error::SendError;
 use sockway_proto::{CloseCode, Connection, Message, MessageKind, MessageView, PreparedFrame};
 
@@ -177,6 +178,12 @@ impl Conn<'_> {
     /// This connection's name, for a [`Sender`] on any thread.
     pub fn id(&self) -> ConnId {
         self.id
+    }
+
+    /// The permessage-deflate terms agreed with this client, if any
+    /// ([`super::EventLoopOptions::compression`]).
+    pub fn compression(&self) -> Option<DeflateParams> {
+        self.protocol.compression()
     }
 
     /// A sender for every connection of this server (keep one in the handler to broadcast).

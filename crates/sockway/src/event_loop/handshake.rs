@@ -1,12 +1,14 @@
 //! The opening handshake of the event-loop server: the core's
 //! [`sockway_proto::handshake::accept`] reads the request head from the connection's input and
-//! answers it (RFC 6455 section 4.2, the origin by the one [`OriginPolicy`] rule), and this
-//! module turns its answer into the bytes to send.
+//! answers it (RFC 6455 section 4.2, the origin by the one [`OriginPolicy`] rule,
+//! permessage-deflate by RFC 7692 section 5 when the options allow it), and this module turns
+//! its answer into the bytes to send.
 //!
 //! [`OriginPolicy`]: sockway_proto::handshake::OriginPolicy
 
 use bytes::BytesMut;
 use http::{HeaderMap, StatusCode};
+use sockway_proto::deflate::DeflateParams;
 use sockway_proto::handshake::{self, Refusal, ServerRules};
 
 use super::options::EventLoopOptions;
@@ -24,6 +26,8 @@ pub(super) struct Accepted {
     pub(super) origin: Option<String>,
     /// The subprotocol chosen, if any.
     pub(super) subprotocol: Option<String>,
+    /// The permessage-deflate terms, if the client offered it and the server takes it.
+    pub(super) compression: Option<DeflateParams>,
 }
 
 /// Where the handshake stands after the bytes that arrived so far.
@@ -43,6 +47,7 @@ pub(super) fn examine(input: &[u8], options: &EventLoopOptions) -> Outcome {
         limits: options.limits.head(),
         origins: &options.origins,
         subprotocols: &options.subprotocols,
+        compression: options.compression.as_ref(),
     };
     match handshake::accept(input, &rules) {
         Ok(None) => Outcome::Incomplete,
@@ -52,6 +57,7 @@ pub(super) fn examine(input: &[u8], options: &EventLoopOptions) -> Outcome {
             path: accepted.target,
             origin: accepted.offer.origin,
             subprotocol: accepted.subprotocol,
+            compression: accepted.compression,
         }),
         Err(refusal) => Outcome::Refuse(refusal.to_http1()),
     }

@@ -28,9 +28,9 @@
 //! `docs/benchmarks.md` ("Fifth round").
 //!
 //! The protocol is the same sans-I/O core ([`sockway_proto::Connection`]) the async socket
-//! drives, so framing, masking, UTF-8 and close-code rules (RFC 6455) are identical. What it
-//! does not do (use [`crate::server`] for these): TLS, HTTP/2, permessage-deflate (an offer is
-//! answered without the extension, which RFC 7692 section 5 allows), routing of other HTTP
+//! drives, so framing, masking, UTF-8 and close-code rules (RFC 6455) and permessage-deflate
+//! (RFC 7692, off unless [`EventLoopOptions::compression`] is set) are identical. What it
+//! does not do (use [`crate::server`] for these): TLS, HTTP/2, routing of other HTTP
 //! requests (anything that is not a WebSocket handshake is answered 400, 405 or 426).
 //!
 //! ```no_run

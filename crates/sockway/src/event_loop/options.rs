@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use sockway_proto::deflate::DeflateConfig;
 use sockway_proto::handshake::OriginPolicy;
 
 use crate::config::WebSocketConfig;
@@ -39,6 +40,18 @@ pub struct EventLoopOptions {
     /// the CPU the clients need; with 1 thread it made no difference. A server on cores of its
     /// own may gain from a few: a thread that never went to sleep need not be woken.
     pub busy_polls: u32,
+    /// permessage-deflate (RFC 7692) on these terms when a client offers it; `None` (the
+    /// default, as uWebSockets' `DISABLED`) answers every offer without the extension.
+    /// Off by default for the reasons of the async server's `AcceptOptions::compression`:
+    /// over TLS, compressed sizes can leak secrets (CRIME/BREACH), and each compressing
+    /// connection keeps zlib's state between messages (about 300 KiB with a 15-bit window
+    /// unless `server_no_context_takeover` is set), against the 0.26 KiB of an idle one.
+    /// Compression and inflation are the core's ([`sockway_proto::Connection::with_deflate`]),
+    /// as on the async server; messages lent in place ([`super::Handler::lent_message`])
+    /// are those that came uncompressed, and published messages go out uncompressed to every
+    /// subscriber (RFC 7692 section 6 lets an endpoint send any message uncompressed), so a
+    /// publish still builds one frame for all.
+    pub compression: Option<DeflateConfig>,
     /// Most topics one connection may subscribe to ([`super::Conn::subscribe`]); each costs
     /// an entry in its worker's topic registry. Default 1,024.
     pub max_subscriptions: usize,
@@ -53,6 +66,7 @@ impl Default for EventLoopOptions {
             subprotocols: Vec::new(),
             origins: OriginPolicy::Any,
             busy_polls: 0,
+            compression: None,
             max_subscriptions: 1024,
         }
     }
@@ -121,6 +135,12 @@ impl EventLoopOptions {
     /// Sets [`EventLoopOptions::busy_polls`].
     pub fn busy_polls(mut self, polls: u32) -> Self {
         self.busy_polls = polls;
+        self
+    }
+
+    /// Sets [`EventLoopOptions::compression`].
+    pub fn compression(mut self, config: Option<DeflateConfig>) -> Self {
+        self.compression = config;
         self
     }
 

@@ -11,7 +11,7 @@ use http::header::UPGRADE;
 use http::request::Parts;
 use http::{Extensions, HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
 use hyper::upgrade::OnUpgrade;
-use sockway_proto::deflate::{self, DeflateParams};
+use sockway_proto::deflate::DeflateParams;
 use sockway_proto::handshake::{self, header_has_token, ClientOffer, RequestKind};
 use sockway_proto::Role;
 
@@ -181,25 +181,18 @@ impl Handshake {
             mut info,
             tracking,
         } = self;
-        handshake::check_origin(&offer, &options.origins)?;
-        let subprotocol = handshake::select_subprotocol(&offer.subprotocols, &options.subprotocols)
-            .map(str::to_owned);
-        let deflate = options
-            .compression
-            .as_ref()
-            .and_then(|config| deflate::accept_offer(&offer.extensions, config));
-        let extensions = deflate
-            .as_ref()
-            .map(|(_, response)| response.to_header_value());
-        let headers =
-            handshake::response_headers(&offer, subprotocol.as_deref(), extensions.as_deref())
-                .map_err(|e| Rejection::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+        let agreed = handshake::agree(
+            &offer,
+            &options.origins,
+            &options.subprotocols,
+            options.compression.as_ref(),
+        )?;
         let mut response = Response::new(Body::default());
-        *response.status_mut() = handshake::response_status(offer.kind);
-        *response.headers_mut() = headers;
+        *response.status_mut() = agreed.status;
+        *response.headers_mut() = agreed.headers;
         let parts = info.parts_mut();
-        parts.subprotocol = subprotocol;
-        parts.compression = deflate.map(|(params, _)| params);
+        parts.subprotocol = agreed.subprotocol;
+        parts.compression = agreed.compression;
         let pending = PendingWebSocket {
             upgrade: Upgrading {
                 on_upgrade,

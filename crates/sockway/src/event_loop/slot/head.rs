@@ -92,8 +92,11 @@ impl<S> Slot<S> {
             }
             Outcome::Accept(accepted) => {
                 input.advance(accepted.head_len);
-                let mut protocol =
-                    Connection::new(Role::Server, cx.options.websocket.protocol.clone());
+                let config = cx.options.websocket.protocol.clone();
+                let mut protocol = match accepted.compression {
+                    Some(params) => Connection::with_deflate(Role::Server, config, params),
+                    None => Connection::new(Role::Server, config),
+                };
                 // `flush` writes several runs at once, so large payloads (echoed or
                 // published) are written from where they are instead of copied.
                 protocol.set_vectored_output(true);
