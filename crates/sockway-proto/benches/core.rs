@@ -11,6 +11,7 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use sockway_proto::connection::Delivery;
+use sockway_proto::deflate::{Compressor, Decompressor};
 use sockway_proto::handshake::validate_request;
 use sockway_proto::mask::{apply_mask, apply_mask_naive};
 use sockway_proto::utf8::{validate, Utf8Validator};
@@ -179,5 +180,40 @@ fn handshake(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, mask, utf8, frame, handshake);
+/// A message compressed (zlib level 1, 15-bit window) and inflated again, with and without
+/// context takeover (RFC 7692 section 7.1.1): JSON-like records of 1 KiB, a different one
+/// each time, as a chat or telemetry server sends them.
+fn deflate(c: &mut Criterion) {
+    let records: Vec<Vec<u8>> = (0..8)
+        .map(|i| {
+            let record = format!(
+                "{{\"user\":\"user{i}\",\"event\":\"move\",\"x\":{}.5,\"y\":-{i}.25}},",
+                i * 37
+            );
+            record.repeat(1024 / record.len() + 1).into_bytes()[..1024].to_vec()
+        })
+        .collect();
+    let mut group = c.benchmark_group("deflate");
+    group.throughput(Throughput::Bytes(1024));
+    for (name, reset) in [("takeover", false), ("no_context_takeover", true)] {
+        let mut compressor = Compressor::new(15, reset);
+        let mut decompressor = Decompressor::new(reset);
+        let (mut wire, mut out, mut turn) = (Vec::new(), Vec::new(), 0);
+        group.bench_function(BenchmarkId::new("compress_and_inflate_1KiB", name), |b| {
+            b.iter(|| {
+                turn = (turn + 1) % records.len();
+                wire.clear();
+                out.clear();
+                compressor.compress(black_box(&records[turn]), true, &mut wire);
+                decompressor
+                    .decompress(&wire, true, 1 << 20, &mut out, &mut |_| true)
+                    .unwrap();
+                black_box(out.len())
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, mask, utf8, frame, handshake, deflate);
 criterion_main!(benches);

@@ -1,6 +1,8 @@
 //! Compressing and inflating message payloads (RFC 7692 section 7.2).
 
-use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
+use flate2::{Compress, Decompress, FlushCompress, FlushDecompress, Status};
+
+use super::reuse;
 
 /// The four bytes a sync flush ends with; removed from a compressed message's end on the way
 /// out and put back before inflating (section 7.2.1, 7.2.2).
@@ -11,9 +13,10 @@ const INFLATE_STEP: usize = 32 * 1024;
 
 /// A message's compressor, kept across messages unless context takeover is off.
 ///
-/// zlib's state is a few hundred KiB, so it is allocated on the first compressed message, not
-/// when the connection opens, and without context takeover it is freed after every message:
-/// an idle connection then holds none.
+/// zlib's state is a few hundred KiB, so it is taken on the first compressed message, not
+/// when the connection opens, and without context takeover it goes back to the thread's few
+/// after every message ([`reuse`]): an idle connection then holds none, and a message does
+/// not pay for building one.
 pub struct Compressor {
     deflate: Option<Compress>,
     window_bits: u8,
@@ -56,9 +59,9 @@ impl Compressor {
     pub fn compress(&mut self, input: &[u8], end_of_message: bool, out: &mut Vec<u8>) {
         let start_out = out.len();
         let (bits, level) = (self.window_bits, self.level);
-        let deflate = self.deflate.get_or_insert_with(|| {
-            Compress::new_with_window_bits(Compression::new(u32::from(level)), false, bits)
-        });
+        let deflate = self
+            .deflate
+            .get_or_insert_with(|| reuse::take_deflater(bits, level));
         let start_in = deflate.total_in();
         loop {
             out.reserve(input.len() / 2 + 64);
@@ -84,7 +87,9 @@ impl Compressor {
                 out.push(0x00);
             }
             if self.no_context_takeover {
-                self.deflate = None;
+                if let Some(deflate) = self.deflate.take() {
+                    reuse::give_deflater(bits, level, deflate);
+                }
             }
         }
     }
@@ -107,8 +112,8 @@ pub enum InflateError {
 /// A message's decompressor. It always uses a 32 KiB window, which decodes any window the
 /// peer may use.
 ///
-/// Like the [`Compressor`], its state is allocated on the first compressed message and, when
-/// the peer resets per message, freed after each one.
+/// Like the [`Compressor`], its state is taken on the first compressed message and, when the
+/// peer resets per message, given back to the thread's few after each one.
 pub struct Decompressor {
     inflate: Option<Decompress>,
     no_context_takeover: bool,
@@ -157,7 +162,9 @@ impl Decompressor {
                 self.feed(&SYNC_TAIL, limit, out, on_output)?;
             }
             if self.no_context_takeover || self.stream_ended {
-                self.inflate = None;
+                if let Some(inflate) = self.inflate.take() {
+                    reuse::give_inflater(inflate);
+                }
             }
             self.stream_ended = false;
         }
@@ -171,9 +178,7 @@ impl Decompressor {
         out: &mut Vec<u8>,
         on_output: &mut dyn FnMut(&[u8]) -> bool,
     ) -> Result<(), InflateError> {
-        let inflate = self
-            .inflate
-            .get_or_insert_with(|| Decompress::new_with_window_bits(false, 15));
+        let inflate = self.inflate.get_or_insert_with(reuse::take_inflater);
         let start_in = inflate.total_in();
         loop {
             let consumed = (inflate.total_in() - start_in) as usize;
@@ -334,7 +339,7 @@ mod tests {
     fn a_message_ending_the_stream_with_a_final_block_is_accepted_and_the_next_starts_afresh() {
         let mut decompressor = Decompressor::new(false);
         for _ in 0..3 {
-            let mut whole = Compress::new(Compression::default(), false);
+            let mut whole = Compress::new(flate2::Compression::default(), false);
             let mut wire = Vec::with_capacity(256);
             whole
                 .compress_vec(b"Hello, final block", &mut wire, FlushCompress::Finish)
@@ -376,5 +381,44 @@ mod tests {
             &mut |_| true,
         );
         assert_eq!(result, Err(InflateError::Corrupt));
+    }
+
+    #[test]
+    fn states_given_back_between_messages_compress_as_fresh_ones() {
+        let records = [
+            b"{\"user\":\"amber\",\"x\":1}".repeat(30),
+            b"{\"user\":\"basil\",\"y\":2}".repeat(30),
+            Vec::new(),
+        ];
+        // What a compressor built for each message alone writes.
+        let alone = |window: u8, level: u8, message: &[u8]| {
+            let mut wire = Vec::new();
+            Compressor::new(window, false)
+                .with_level(level)
+                .compress(message, true, &mut wire);
+            wire
+        };
+        // Two connections without context takeover, with different settings, taking turns
+        // on one thread: each message is compressed as if alone, and inflates back on a
+        // resetting inflater that also takes its state from the thread.
+        let mut small = Compressor::new(9, true).with_level(6);
+        let mut large = Compressor::new(15, true);
+        let mut inflater = Decompressor::new(true);
+        for _ in 0..3 {
+            for message in &records {
+                for (compressor, window, level) in [(&mut small, 9, 6), (&mut large, 15, 1)] {
+                    let mut wire = Vec::new();
+                    compressor.compress(message, true, &mut wire);
+                    assert_eq!(wire, alone(window, level, message));
+                    assert!(compressor.deflate.is_none(), "given back after the message");
+                    let mut out = Vec::new();
+                    inflater
+                        .decompress(&wire, true, 1 << 20, &mut out, &mut |_| true)
+                        .unwrap();
+                    assert_eq!(&out, message);
+                    assert!(inflater.inflate.is_none());
+                }
+            }
+        }
     }
 }

@@ -14,6 +14,7 @@
 
 mod codec;
 mod negotiate;
+mod reuse;
 
 pub use codec::{Compressor, Decompressor, InflateError};
 pub use negotiate::{
