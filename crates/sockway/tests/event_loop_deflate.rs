@@ -1,7 +1,8 @@
 //! permessage-deflate (RFC 7692) on the event-loop server, with sockway's client: declined
 //! unless the options enable it, then compressed both ways on the lent-message path, published
-//! messages going out uncompressed to compressing and plain subscribers alike, and a message
-//! that inflates past the limit refused with 1009 without inflating it all.
+//! messages compressed once for the subscribers that can share it and uncompressed for the
+//! others, and a message that inflates past the limit refused with 1009 without inflating it
+//! all.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -82,9 +83,14 @@ async fn an_offer_is_declined_unless_the_options_enable_compression() {
     stop(server);
 }
 
-#[tokio::test]
-async fn compressed_messages_are_echoed_and_published_uncompressed_to_every_subscriber() {
-    let server = start(EventLoopOptions::default().compression(Some(DeflateConfig::default())));
+/// Compressed echoes and a publish to a compressing and a plain subscriber, the server
+/// resetting its compressor after every message (`reset`) or keeping its context.
+async fn echo_and_publish(reset: bool) {
+    let config = DeflateConfig {
+        server_no_context_takeover: reset,
+        ..DeflateConfig::default()
+    };
+    let server = start(EventLoopOptions::default().compression(Some(config)));
     let mut compressing = connect(&server, true).await;
     let mut plain = connect(&server, false).await;
     assert!(compressing.compression().is_some());
@@ -105,12 +111,18 @@ async fn compressed_messages_are_echoed_and_published_uncompressed_to_every_subs
     let received = compressing.stats().bytes_received;
     assert!(received < payload / 10, "{received} bytes for {payload}");
 
-    // A publish is framed once, uncompressed (RSV1 clear), and reaches both.
+    // A publish is framed once and reaches both: compressed once for every connection
+    // whose compressor resets per message, uncompressed for the others (RFC 7692 sections
+    // 6 and 7.1.1.1).
     let news = Message::text(format!("publish {}", "news ".repeat(1_000)));
     compressing.send(news.clone()).await.unwrap();
     for socket in [&mut compressing, &mut plain] {
+        let before = socket.stats().bytes_received;
         let got = timeout(STEP, socket.recv()).await.unwrap().unwrap();
         assert_eq!(got, Some(news.clone()));
+        let wire = socket.stats().bytes_received - before;
+        let compressed = reset && socket.compression().is_some();
+        assert_eq!(wire < news.len() as u64 / 10, compressed, "{wire} bytes");
     }
     // And the compressing connection goes on compressing after it.
     echo(&mut compressing, Message::text("after ".repeat(2_000))).await;
@@ -119,6 +131,16 @@ async fn compressed_messages_are_echoed_and_published_uncompressed_to_every_subs
         socket.close(CloseCode::NORMAL, "").await.unwrap();
     }
     stop(server);
+}
+
+#[tokio::test]
+async fn with_context_takeover_a_publish_goes_uncompressed_to_every_subscriber() {
+    echo_and_publish(false).await;
+}
+
+#[tokio::test]
+async fn without_context_takeover_a_publish_is_compressed_once_for_compressing_subscribers() {
+    echo_and_publish(true).await;
 }
 
 #[tokio::test]

@@ -6,31 +6,59 @@
 //! as they are. uWebSockets' `publish` does the same (its topic tree formats the frame once
 //! per publish and writes the bytes to each subscriber).
 //!
-//! The frame is uncompressed: permessage-deflate keeps a compression context per
-//! connection, so a compressed frame cannot be shared, and RFC 7692 section 6 lets an
-//! endpoint send any message uncompressed (RSV1 clear) even when the extension was
-//! negotiated.
+//! With permessage-deflate (RFC 7692), a compressed frame can be shared only by connections
+//! whose compressor starts every message afresh (`server_no_context_takeover`, section
+//! 7.1.1.1): with context takeover, each connection's compressor and its peer's inflater keep
+//! a window of that connection's own earlier messages, which a shared frame would put out of
+//! step. So a prepared frame is compressed at most once, when it is first sent to such a
+//! connection, and that form goes to every such connection whose agreed window is at least
+//! the one it was compressed with (as uWebSockets' shared compressor publishes); every other
+//! connection gets the uncompressed frame, which section 6 allows whatever was negotiated.
+
+use std::sync::{Arc, OnceLock};
 
 use bytes::{Bytes, BytesMut};
 
 use super::write::Compression;
 use super::Connection;
+use crate::deflate::{Compressor, DeflateParams};
 use crate::error::SendError;
-use crate::frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
+use crate::frame::{FrameHeader, OpCode, MAX_HEADER_LEN, RSV1};
 use crate::message::{Message, MessageKind};
 use crate::Role;
 
 /// A whole data message encoded once as one final, unmasked, uncompressed frame (RFC 6455
 /// section 5.2), cheap to clone (the bytes are shared), for sending to many connections with
-/// [`Connection::send_prepared`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// [`Connection::send_prepared`]; compressed once more for the connections that can share a
+/// compressed frame (see the [module](self)).
+#[derive(Debug, Clone)]
 pub struct PreparedFrame {
     kind: MessageKind,
     /// Header and payload.
     frame: Bytes,
     /// Where the payload starts in `frame`.
     header_len: u8,
+    /// The compressed frame, made on first need; `None` inside when compression would not
+    /// make it smaller.
+    deflated: Arc<OnceLock<Option<Deflated>>>,
 }
+
+/// A prepared message compressed without context (RFC 7692 section 7.2.1) and framed with
+/// RSV1 set.
+#[derive(Debug)]
+struct Deflated {
+    /// The window it was compressed for: valid for a connection that agreed to at least this.
+    window_bits: u8,
+    frame: Bytes,
+}
+
+impl PartialEq for PreparedFrame {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind && self.frame == other.frame
+    }
+}
+
+impl Eq for PreparedFrame {}
 
 impl PreparedFrame {
     /// Frames `message` (text stays text, binary stays binary).
@@ -53,27 +81,37 @@ impl PreparedFrame {
     }
 
     fn encode(kind: MessageKind, payload: &[u8]) -> Self {
-        let header = FrameHeader {
-            fin: true,
-            rsv: 0,
-            opcode: match kind {
-                MessageKind::Text => OpCode::Text,
-                MessageKind::Binary => OpCode::Binary,
-            },
-            mask: None,
-            payload_len: payload.len() as u64,
-        };
-        let mut raw = [0u8; MAX_HEADER_LEN];
-        let header_len = header.encode(&mut raw);
-        let mut frame = BytesMut::with_capacity(header_len + payload.len());
-        frame.extend_from_slice(&raw[..header_len]);
-        frame.extend_from_slice(payload);
+        let (frame, header_len) = server_frame(kind, 0, payload);
         Self {
             kind,
-            frame: frame.freeze(),
-            // A header is at most 14 bytes (section 5.2).
-            header_len: header_len as u8,
+            frame,
+            header_len,
+            deflated: Arc::default(),
         }
+    }
+
+    /// The compressed frame for a connection that agreed to `params`, if it can share one
+    /// and compression makes this message smaller. The first such connection's window and
+    /// level compress it.
+    fn deflated_for(&self, params: DeflateParams) -> Option<&Bytes> {
+        if !params.local_no_context_takeover {
+            return None;
+        }
+        let deflated = self.deflated.get_or_init(|| {
+            let mut compressed = Vec::with_capacity(self.payload().len() / 2 + 16);
+            Compressor::new(params.local_max_window_bits, true)
+                .with_level(params.local_compression_level)
+                .compress(self.payload(), true, &mut compressed);
+            let (frame, _) = server_frame(self.kind, RSV1, &compressed);
+            (frame.len() < self.frame.len()).then_some(Deflated {
+                window_bits: params.local_max_window_bits,
+                frame,
+            })
+        });
+        deflated
+            .as_ref()
+            .filter(|d| d.window_bits <= params.local_max_window_bits)
+            .map(|d| &d.frame)
     }
 
     /// The message's kind.
@@ -102,11 +140,33 @@ impl PreparedFrame {
     }
 }
 
+/// A final, unmasked data frame of `kind` around `payload`, with these RSV bits, and the
+/// length of its header (at most 14 bytes, RFC 6455 section 5.2).
+fn server_frame(kind: MessageKind, rsv: u8, payload: &[u8]) -> (Bytes, u8) {
+    let header = FrameHeader {
+        fin: true,
+        rsv,
+        opcode: match kind {
+            MessageKind::Text => OpCode::Text,
+            MessageKind::Binary => OpCode::Binary,
+        },
+        mask: None,
+        payload_len: payload.len() as u64,
+    };
+    let mut raw = [0u8; MAX_HEADER_LEN];
+    let header_len = header.encode(&mut raw);
+    let mut frame = BytesMut::with_capacity(header_len + payload.len());
+    frame.extend_from_slice(&raw[..header_len]);
+    frame.extend_from_slice(payload);
+    (frame.freeze(), header_len as u8)
+}
+
 impl Connection {
     /// Queues a prepared message: a server queues its frame's bytes as they are (shared, not
     /// copied, when large and the output is vectored; see
-    /// [`Connection::set_vectored_output`]), uncompressed even when permessage-deflate was
-    /// negotiated (RFC 7692 section 6). A client must mask every frame with a fresh key
+    /// [`Connection::set_vectored_output`]): the compressed form when this connection agreed
+    /// to permessage-deflate without context takeover and the form fits its window, the
+    /// uncompressed frame otherwise (RFC 7692 section 6; see the [module](self)). A client must mask every frame with a fresh key
     /// (RFC 6455 section 5.3), so in that role the payload is framed anew, as
     /// [`Connection::send`] would. The same rules as [`Connection::send`] apply: the
     /// connection must be open and no fragmented message in progress (section 5.4).
@@ -118,7 +178,12 @@ impl Connection {
             return Err(SendError::MessageInProgress);
         }
         if self.role == Role::Server {
-            self.writer.push_encoded(&prepared.frame);
+            let frame = self
+                .writer
+                .compression()
+                .and_then(|params| prepared.deflated_for(params))
+                .unwrap_or(&prepared.frame);
+            self.writer.push_encoded(frame);
             return Ok(());
         }
         let message = match prepared.kind {
@@ -138,6 +203,7 @@ mod tests {
     use super::*;
     use crate::config::Config;
     use crate::connection::{Delivery, Event};
+    use bytes::BytesMut;
 
     /// Feeds everything `from` has queued to `to` and returns the events.
     fn relay(from: &mut Connection, to: &mut Connection) -> Vec<Event> {
@@ -238,5 +304,107 @@ mod tests {
         server.send_prepared(&prepared).unwrap();
         server.close(crate::CloseCode::NORMAL, "").unwrap();
         assert_eq!(server.send_prepared(&prepared), Err(SendError::Closed));
+    }
+
+    /// A server that agreed to permessage-deflate with `window` bits, with or without
+    /// context takeover on its side, and the client at its other end.
+    fn deflating_pair(window: u8, reset: bool) -> (Connection, Connection) {
+        let server = DeflateParams {
+            local_max_window_bits: window,
+            local_no_context_takeover: reset,
+            remote_no_context_takeover: false,
+            local_compression_level: 1,
+        };
+        let client = DeflateParams {
+            local_max_window_bits: 15,
+            local_no_context_takeover: false,
+            remote_no_context_takeover: reset,
+            local_compression_level: 1,
+        };
+        let mut server = Connection::with_deflate(Role::Server, Config::default(), server);
+        server.set_vectored_output(true);
+        let client = Connection::with_deflate(Role::Client, Config::default(), client);
+        (server, client)
+    }
+
+    /// What `server` queued, taken.
+    fn queued(server: &mut Connection) -> Vec<u8> {
+        server.take_output().to_vec()
+    }
+
+    #[test]
+    fn connections_without_context_takeover_share_one_compressed_frame() {
+        let text = "{\"room\":\"lobby\",\"says\":\"hello\"},".repeat(100);
+        let prepared = PreparedFrame::text(&text);
+        let (mut first, mut first_client) = deflating_pair(15, true);
+        let (mut second, mut second_client) = deflating_pair(15, true);
+        first.send_prepared(&prepared).unwrap();
+        second.send_prepared(&prepared).unwrap();
+        let (a, b) = (queued(&mut first), queued(&mut second));
+        assert_eq!(a, b);
+        assert_eq!(a[0], 0x80 | RSV1 << 4 | 0x1, "final, RSV1, text");
+        assert!(
+            a.len() < prepared.len() / 4,
+            "{} of {}",
+            a.len(),
+            prepared.len()
+        );
+        // Each client inflates it; the connections' own messages before and after it, with
+        // their compressor, stay readable.
+        for (server, client) in [
+            (&mut first, &mut first_client),
+            (&mut second, &mut second_client),
+        ] {
+            server.send_text(&text).unwrap();
+            server.send_prepared(&prepared).unwrap();
+            server.send_text("after").unwrap();
+            let mut input = BytesMut::from(&a[..]);
+            input.extend_from_slice(&server.take_output());
+            let mut events = Vec::new();
+            while let Some(event) = client.read_event(&mut input, Delivery::Messages).unwrap() {
+                events.push(event);
+            }
+            let text = Event::Message(Message::text(text.clone()));
+            let after = Event::Message(Message::text("after"));
+            assert_eq!(events, vec![text.clone(), text.clone(), text, after]);
+        }
+    }
+
+    #[test]
+    fn others_get_the_uncompressed_frame() {
+        let text = "abc".repeat(1_000);
+        let prepared = PreparedFrame::text(&text);
+        // With context takeover: the shared frame would put its window out of step.
+        let (mut keeps_context, _) = deflating_pair(15, false);
+        keeps_context.send_prepared(&prepared).unwrap();
+        assert_eq!(queued(&mut keeps_context), prepared.frame()[..]);
+        // Compressed for a 15-bit window first: too wide for a connection that agreed to 10.
+        let (mut wide, _) = deflating_pair(15, true);
+        let (mut narrow, _) = deflating_pair(10, true);
+        wide.send_prepared(&prepared).unwrap();
+        narrow.send_prepared(&prepared).unwrap();
+        assert!(queued(&mut wide).len() < prepared.len());
+        assert_eq!(queued(&mut narrow), prepared.frame()[..]);
+        // Compressed for 10 bits first: valid for 15 too.
+        let prepared = PreparedFrame::text(&text);
+        let (mut narrow, _) = deflating_pair(10, true);
+        let (mut wide, _) = deflating_pair(15, true);
+        narrow.send_prepared(&prepared).unwrap();
+        wide.send_prepared(&prepared).unwrap();
+        assert_eq!(queued(&mut narrow), queued(&mut wide));
+        // A message compression would not shrink goes out as it is.
+        let mut state = 0x9E37_79B9u32;
+        let noise: Vec<u8> = (0..4_000)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                state as u8
+            })
+            .collect();
+        let prepared = PreparedFrame::binary(&noise);
+        let (mut server, _) = deflating_pair(15, true);
+        server.send_prepared(&prepared).unwrap();
+        assert_eq!(queued(&mut server), prepared.frame()[..]);
     }
 }

@@ -48,9 +48,10 @@ pub struct EventLoopOptions {
     /// unless `server_no_context_takeover` is set), against the 0.26 KiB of an idle one.
     /// Compression and inflation are the core's ([`sockway_proto::Connection::with_deflate`]),
     /// as on the async server; messages lent in place ([`super::Handler::lent_message`])
-    /// are those that came uncompressed, and published messages go out uncompressed to every
-    /// subscriber (RFC 7692 section 6 lets an endpoint send any message uncompressed), so a
-    /// publish still builds one frame for all.
+    /// are those that came uncompressed. A publish is compressed once for every subscriber
+    /// whose compressor resets per message (`server_no_context_takeover`) and goes out
+    /// uncompressed to the others (RFC 7692 section 6 allows it), as
+    /// [`sockway_proto::PreparedFrame`] says.
     pub compression: Option<DeflateConfig>,
     /// Most topics one connection may subscribe to ([`super::Conn::subscribe`]); each costs
     /// an entry in its worker's topic registry. Default 1,024.
