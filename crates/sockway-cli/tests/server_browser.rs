@@ -93,6 +93,35 @@ async fn chromium_negotiates_compression_and_traffic_is_compressed_both_ways() {
     );
 }
 
+/// Chromium, on the async server's page, connects to the event-loop echo instead
+/// (`--ws-url`): it offers permessage-deflate as every browser does, the event loop agrees,
+/// and a large compressible text comes back whole.
+#[tokio::test]
+async fn chromium_compresses_with_the_event_loop_server() {
+    let Some(peers) = peers_dir() else {
+        return;
+    };
+    let page_server = start_echo(&[]).await;
+    let mut event_loop = start_echo(&["--event-loop", "--compression"]).await;
+    let page = format!("http://{}/", page_server.addr);
+    let ws_url = format!("ws://{}/", event_loop.addr);
+    let screenshot = screenshot_path("echo-event-loop-deflate.png");
+    let node_args = ["--compressible", "--ws-url", ws_url.as_str()];
+    let stdout = run_browser_page(&peers, &page, &screenshot, &node_args, "other server").await;
+    assert!(
+        stdout.contains("extensions: permessage-deflate"),
+        "the page reports the negotiated Sec-WebSocket-Extensions:\n{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("connected to {ws_url}")),
+        "{stdout}"
+    );
+    assert!(
+        event_loop.child.try_wait().unwrap().is_none(),
+        "the event loop is still up"
+    );
+}
+
 #[tokio::test]
 async fn the_echo_page_works_in_headless_chromium() {
     browser_run(&[], "echo.png", "HTTP/1.1", "HTTP/1.1").await;
