@@ -7,13 +7,17 @@
 //!   `read_event` reads back identically (messages, and fragments with their boundaries);
 //! - **interleaving**: pings and pongs between the fragments of messages leave every message
 //!   intact, are reported in order, and every ping is answered by a pong with the same payload,
-//!   in order.
+//!   in order;
+//! - **shared compressed frames**: a prepared frame sent, among a connection's own compressed
+//!   messages, to deflating clients of every window, level and takeover mode reaches each
+//!   intact (RFC 7692 sections 6 and 7.1.1).
 
 use bytes::BytesMut;
 use proptest::prelude::*;
 use proptest::sample::Index;
 use sockway_proto::connection::Delivery;
-use sockway_proto::{Config, Connection, Event, Message, MessageKind, Role};
+use sockway_proto::deflate::DeflateParams;
+use sockway_proto::{Config, Connection, Event, Message, MessageKind, PreparedFrame, Role};
 
 /// A control frame slipped between frames.
 #[derive(Debug, Clone)]
@@ -70,6 +74,15 @@ fn binary_payload() -> impl Strategy<Value = Vec<u8>> {
         6 => prop::collection::vec(any::<u8>(), 0..300),
         1 => (126usize..70_000, any::<u32>())
             .prop_map(|(len, seed)| sockway_tests::payload::bytes(len, seed)),
+    ]
+}
+
+/// Payload bytes that deflate shrinks (a short random run repeated) or, sometimes, does not.
+fn compressible_payload() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        3 => (prop::collection::vec(any::<u8>(), 1..24), 0usize..3_000)
+            .prop_map(|(run, times)| run.repeat(times)),
+        1 => binary_payload(),
     ]
 }
 
@@ -339,5 +352,43 @@ proptest! {
             .collect::<Result<_, _>>()
             .map_err(TestCaseError::fail)?;
         prop_assert_eq!(pongs, pings(&items));
+    }
+
+    /// One prepared frame sent to servers of any agreed window, level and takeover mode,
+    /// between each one's own compressed messages: every client reads every message intact,
+    /// whichever server compressed the shared form first.
+    #[test]
+    fn a_prepared_frame_reaches_every_deflating_client_intact(
+        shared in compressible_payload(),
+        own in compressible_payload(),
+        servers in prop::collection::vec((8u8..=15, 0u8..=9, any::<bool>()), 1..5),
+    ) {
+        let prepared = PreparedFrame::binary(&shared);
+        for (window, level, reset) in servers {
+            let server_params = DeflateParams {
+                local_max_window_bits: window,
+                local_no_context_takeover: reset,
+                remote_no_context_takeover: false,
+                local_compression_level: level,
+            };
+            let client_params = DeflateParams {
+                local_max_window_bits: 15,
+                local_no_context_takeover: false,
+                remote_no_context_takeover: reset,
+                local_compression_level: 1,
+            };
+            let mut server = Connection::with_deflate(Role::Server, Config::default(), server_params);
+            let mut client = Connection::with_deflate(Role::Client, Config::default(), client_params);
+            server.send(&Message::binary(own.clone())).unwrap();
+            server.send_prepared(&prepared).unwrap();
+            server.send(&Message::binary(own.clone())).unwrap();
+            let bytes = server.take_output();
+            let events = feed(&mut client, &bytes, &[], Delivery::Messages);
+            let expected: Vec<Event> = [&own, &shared, &own]
+                .into_iter()
+                .map(|payload| Event::Message(Message::binary(payload.clone())))
+                .collect();
+            prop_assert_eq!(events, expected, "window {} level {} reset {}", window, level, reset);
+        }
     }
 }
