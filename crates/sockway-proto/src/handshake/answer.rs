@@ -5,7 +5,8 @@
 //!
 //! The order of checks, shared by every server: the head's limits (431), its syntax (400),
 //! the WebSocket rules of [`validate_request`] (400, 405, 426), then the `Origin`
-//! ([`OriginPolicy`], 403); the subprotocol is chosen last ([`select_subprotocol`]).
+//! ([`OriginPolicy`], 403); then the subprotocol is chosen ([`select_subprotocol`]) and
+//! permessage-deflate agreed or declined ([`agree`], which the async server calls too).
 
 use std::fmt::Write as _;
 
