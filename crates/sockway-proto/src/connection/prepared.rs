@@ -29,8 +29,12 @@ use crate::Role;
 
 /// A whole data message encoded once as one final, unmasked, uncompressed frame (RFC 6455
 /// section 5.2), cheap to clone (the bytes are shared), for sending to many connections with
-/// [`Connection::send_prepared`]; compressed once more for the connections that can share a
-/// compressed frame (see the [module](self)).
+/// [`Connection::send_prepared`]. With permessage-deflate it is compressed once more, on its
+/// first send to a connection whose compressor resets per message (`server_no_context_takeover`,
+/// RFC 7692 section 7.1.1.1), and that form goes to every such connection whose agreed window
+/// is at least the one it was compressed for; with context takeover a shared compressed frame
+/// would put the connection's windows out of step, so the others get the uncompressed frame
+/// (section 6 allows it).
 #[derive(Debug, Clone)]
 pub struct PreparedFrame {
     kind: MessageKind,
@@ -166,7 +170,7 @@ impl Connection {
     /// copied, when large and the output is vectored; see
     /// [`Connection::set_vectored_output`]): the compressed form when this connection agreed
     /// to permessage-deflate without context takeover and the form fits its window, the
-    /// uncompressed frame otherwise (RFC 7692 section 6; see the [module](self)). A client must mask every frame with a fresh key
+    /// uncompressed frame otherwise (RFC 7692 section 6; see [`PreparedFrame`]). A client must mask every frame with a fresh key
     /// (RFC 6455 section 5.3), so in that role the payload is framed anew, as
     /// [`Connection::send`] would. The same rules as [`Connection::send`] apply: the
     /// connection must be open and no fragmented message in progress (section 5.4).

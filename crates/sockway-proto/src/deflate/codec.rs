@@ -15,8 +15,8 @@ const INFLATE_STEP: usize = 32 * 1024;
 ///
 /// zlib's state is a few hundred KiB, so it is taken on the first compressed message, not
 /// when the connection opens, and without context takeover it goes back to the thread's few
-/// after every message ([`reuse`]): an idle connection then holds none, and a message does
-/// not pay for building one.
+/// after every message (at most two kept per thread, reset between messages): an idle
+/// connection then holds none, and a message does not pay for building one.
 pub struct Compressor {
     deflate: Option<Compress>,
     window_bits: u8,
