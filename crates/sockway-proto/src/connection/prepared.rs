@@ -170,10 +170,11 @@ impl Connection {
     /// copied, when large and the output is vectored; see
     /// [`Connection::set_vectored_output`]): the compressed form when this connection agreed
     /// to permessage-deflate without context takeover and the form fits its window, the
-    /// uncompressed frame otherwise (RFC 7692 section 6; see [`PreparedFrame`]). A client must mask every frame with a fresh key
-    /// (RFC 6455 section 5.3), so in that role the payload is framed anew, as
-    /// [`Connection::send`] would. The same rules as [`Connection::send`] apply: the
-    /// connection must be open and no fragmented message in progress (section 5.4).
+    /// uncompressed frame otherwise (RFC 7692 section 6; see [`PreparedFrame`]). A client
+    /// must mask every frame with a fresh key (RFC 6455 section 5.3), so in that role the
+    /// payload is framed anew, as [`Connection::send`] would. The same rules as
+    /// [`Connection::send`] apply: the connection must be open and no fragmented message in
+    /// progress (section 5.4).
     pub fn send_prepared(&mut self, prepared: &PreparedFrame) -> Result<(), SendError> {
         if self.state != super::ConnectionState::Open {
             return Err(SendError::Closed);
