@@ -82,6 +82,10 @@ pub struct EchoArgs {
     /// With --compression: reset the server's compressor after every message.
     #[arg(long)]
     server_no_context_takeover: bool,
+    /// With --compression: ask clients to reset their compressor after every message too, so
+    /// that the server's inflater holds nothing between messages (RFC 7692 section 7.1.1.2).
+    #[arg(long)]
+    client_no_context_takeover: bool,
     /// With --compression: zlib level, 0 (stored) to 9 (smallest, slowest); 1 is fastest.
     #[arg(long, value_name = "LEVEL", default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=9))]
     compression_level: u8,
@@ -114,6 +118,7 @@ fn compression(args: &EchoArgs) -> Option<sockway::DeflateConfig> {
     args.compression.then_some(sockway::DeflateConfig {
         server_max_window_bits: args.server_max_window_bits,
         server_no_context_takeover: args.server_no_context_takeover,
+        client_no_context_takeover: args.client_no_context_takeover,
         compression_level: args.compression_level,
         ..Default::default()
     })

@@ -131,6 +131,42 @@ async fn the_page_the_endpoint_and_origins() {
     );
 }
 
+/// `--compression` and its takeover flags reach the handshake of both servers: a browser's
+/// offer is answered with permessage-deflate and both resets (RFC 7692 section 7.1.1).
+#[tokio::test]
+async fn compression_flags_are_agreed_by_both_servers() {
+    let flags = [
+        "--compression",
+        "--server-no-context-takeover",
+        "--client-no-context-takeover",
+    ];
+    for event_loop in [false, true] {
+        let mut args = flags.to_vec();
+        if event_loop {
+            args.push("--event-loop");
+        }
+        let server = start_echo(&args).await;
+        let offer =
+            handshake("Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n");
+        let (status, head, _stream) = exchange(&server, &offer).await;
+        assert_eq!(status, 101, "{head}");
+        let agreed = head
+            .lines()
+            .find(|l| {
+                l.to_ascii_lowercase()
+                    .starts_with("sec-websocket-extensions:")
+            })
+            .unwrap_or_else(|| panic!("no extension agreed (event loop: {event_loop}): {head}"));
+        for part in [
+            "permessage-deflate",
+            "server_no_context_takeover",
+            "client_no_context_takeover",
+        ] {
+            assert!(agreed.contains(part), "{agreed} (event loop: {event_loop})");
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_silent_peer_is_closed_within_interval_plus_timeout() {
     let mut server = start_echo(&[
