@@ -3,6 +3,7 @@
 
 use crate::error::ProtocolError;
 use crate::mask::apply_mask;
+use crate::message::MessageKind;
 
 /// The largest header: 2 fixed bytes, 8 bytes of extended length, 4 bytes of masking key.
 pub const MAX_HEADER_LEN: usize = 14;
@@ -229,9 +230,20 @@ impl RawFrameHeader {
 /// closing both ends of a relayed session on their behalf; a connection writes its frames
 /// into its own output buffer instead.
 pub fn encode_frame(opcode: OpCode, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
+    encode_whole_frame(opcode, 0, payload, mask).0
+}
+
+/// [`encode_frame`] with these RSV bits (RSV1 marks a compressed message, RFC 7692 section
+/// 6), also returning the header's length (at most [`MAX_HEADER_LEN`]).
+pub(crate) fn encode_whole_frame(
+    opcode: OpCode,
+    rsv: u8,
+    payload: &[u8],
+    mask: Option<[u8; 4]>,
+) -> (Vec<u8>, usize) {
     let header = FrameHeader {
         fin: true,
-        rsv: 0,
+        rsv,
         opcode,
         mask,
         payload_len: payload.len() as u64,
@@ -244,7 +256,17 @@ pub fn encode_frame(opcode: OpCode, payload: &[u8], mask: Option<[u8; 4]>) -> Ve
     if let Some(key) = mask {
         apply_mask(&mut frame[len..], key, 0);
     }
-    frame
+    (frame, len)
+}
+
+/// A data message's opcode (RFC 6455 section 5.6).
+impl From<MessageKind> for OpCode {
+    fn from(kind: MessageKind) -> Self {
+        match kind {
+            MessageKind::Text => OpCode::Text,
+            MessageKind::Binary => OpCode::Binary,
+        }
+    }
 }
 
 #[cfg(test)]

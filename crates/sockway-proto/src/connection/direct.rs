@@ -40,10 +40,7 @@ impl Connection {
         if self.state != ConnectionState::Open || !self.writer.may_write_direct() {
             return None;
         }
-        let opcode = match kind {
-            MessageKind::Text => OpCode::Text,
-            MessageKind::Binary => OpCode::Binary,
-        };
+        let opcode = OpCode::from(kind);
         let header = FrameHeader {
             fin: true,
             rsv: 0,

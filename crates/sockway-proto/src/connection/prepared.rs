@@ -17,13 +17,13 @@
 
 use std::sync::{Arc, OnceLock};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 use super::write::Compression;
 use super::Connection;
 use crate::deflate::{Compressor, DeflateParams};
 use crate::error::SendError;
-use crate::frame::{FrameHeader, OpCode, MAX_HEADER_LEN, RSV1};
+use crate::frame::{encode_whole_frame, RSV1};
 use crate::message::{Message, MessageKind};
 use crate::Role;
 
@@ -147,22 +147,8 @@ impl PreparedFrame {
 /// A final, unmasked data frame of `kind` around `payload`, with these RSV bits, and the
 /// length of its header (at most 14 bytes, RFC 6455 section 5.2).
 fn server_frame(kind: MessageKind, rsv: u8, payload: &[u8]) -> (Bytes, u8) {
-    let header = FrameHeader {
-        fin: true,
-        rsv,
-        opcode: match kind {
-            MessageKind::Text => OpCode::Text,
-            MessageKind::Binary => OpCode::Binary,
-        },
-        mask: None,
-        payload_len: payload.len() as u64,
-    };
-    let mut raw = [0u8; MAX_HEADER_LEN];
-    let header_len = header.encode(&mut raw);
-    let mut frame = BytesMut::with_capacity(header_len + payload.len());
-    frame.extend_from_slice(&raw[..header_len]);
-    frame.extend_from_slice(payload);
-    (frame.freeze(), header_len as u8)
+    let (frame, header_len) = encode_whole_frame(kind.into(), rsv, payload, None);
+    (Bytes::from(frame), header_len as u8)
 }
 
 impl Connection {

@@ -565,11 +565,7 @@ impl Connection {
             return Err(SendError::MessageInProgress);
         }
         if self.role == Role::Server && self.writer.deflating.is_none() {
-            let opcode = match kind {
-                MessageKind::Text => OpCode::Text,
-                MessageKind::Binary => OpCode::Binary,
-            };
-            self.writer.write_server_frame(opcode, payload);
+            self.writer.write_server_frame(kind.into(), payload);
             return Ok(());
         }
         self.writer
