@@ -9,6 +9,9 @@
 #   event-loop role: the same against `sockway echo --event-loop
 #                --compression` (the callback server of sockway::event_loop),
 #                every case; reports in target/autobahn/event-loop
+#   event-loop-tls role: the same over TLS (`--tls-self-signed`), kosoku
+#                reaching it through scripts/tls_relay.py (kosoku speaks only
+#                ws://); reports in target/autobahn/event-loop-tls
 #   client role: kosoku -m fuzzingserver is driven by the autobahn_client
 #                example; reports in target/autobahn/client
 #
@@ -23,7 +26,8 @@
 # Environment (all optional):
 #   AUTOBAHN_CASES        cases to run instead of all, e.g. "1.* 5.1 9.7.*"
 #                         (space or comma separated; each is passed as -i)
-#   AUTOBAHN_ROLES        "server event-loop client" (default), or some of them
+#   AUTOBAHN_ROLES        "server event-loop event-loop-tls client" (default), or
+#                         some of them
 #   AUTOBAHN_PARALLELISM  concurrent cases in the server role (default 4)
 #   AUTOBAHN_TIMEOUT      seconds allowed per role (default 900)
 #   SOCKWAY_BIN           server binary (default target/release/sockway)
@@ -36,7 +40,7 @@ KOSOKU="$VENV/bin/kosoku"
 OUT="$ROOT/target/autobahn"
 SOCKWAY_BIN="${SOCKWAY_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/sockway}"
 AUTOBAHN_CLIENT_BIN="${AUTOBAHN_CLIENT_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/autobahn_client}"
-ROLES="${AUTOBAHN_ROLES:-server event-loop client}"
+ROLES="${AUTOBAHN_ROLES:-server event-loop event-loop-tls client}"
 PARALLELISM="${AUTOBAHN_PARALLELISM:-4}"
 ROLE_TIMEOUT="${AUTOBAHN_TIMEOUT:-900}"
 STARTUP_TIMEOUT=30
@@ -130,10 +134,14 @@ check_kosoku_status() {
 }
 
 # Server roles: kosoku connects to ws://127.0.0.1:PORT/ws once per case. $1 is the
-# role: "server" (the async runner) or "event-loop"; compression on for both.
+# role: "server" (the async runner), "event-loop", or "event-loop-tls" (the event
+# loop over TLS, kosoku's plain connections carried to it by scripts/tls_relay.py);
+# compression on for all.
 run_server_role() {
   local role="$1" dir="$OUT/$1" port server_pid status=0 cases flags=(--compression)
-  if [[ "$role" == event-loop ]]; then flags+=(--event-loop); fi
+  local target relay_pid=""
+  if [[ "$role" == event-loop* ]]; then flags+=(--event-loop); fi
+  if [[ "$role" == event-loop-tls ]]; then flags+=(--tls-self-signed); fi
   [[ -x "$SOCKWAY_BIN" ]] || die "missing $SOCKWAY_BIN (cargo build --release -p sockway-cli)"
   rm -rf "$dir" && mkdir -p "$dir"
   port="$(free_port)"
@@ -142,6 +150,15 @@ run_server_role() {
   server_pid=$!
   wait_for_port "$port" "$server_pid" ||
     { show_log "$dir/sockway.log"; die "sockway echo did not start listening on $port"; }
+  if [[ "$role" == event-loop-tls ]]; then
+    target="$port"
+    port="$(free_port)"
+    timeout -k 5 "$ROLE_TIMEOUT" python3 "$ROOT/scripts/tls_relay.py" "$port" "$target" \
+      >"$dir/relay.log" 2>&1 &
+    relay_pid=$!
+    wait_for_port "$port" "$relay_pid" ||
+      { show_log "$dir/relay.log"; die "the TLS relay did not start listening on $port"; }
+  fi
 
   log "$role role: kosoku fuzzingclient -> ws://127.0.0.1:$port/ws (-p $PARALLELISM)"
   mapfile -t cases < <(case_args)
@@ -155,6 +172,10 @@ run_server_role() {
     { show_log "$dir/sockway.log"; die "sockway echo exited during the run"; }
   kill -TERM "$server_pid" 2>/dev/null || true
   wait "$server_pid" 2>/dev/null || true
+  if [[ -n "$relay_pid" ]]; then
+    kill -TERM "$relay_pid" 2>/dev/null || true
+    wait "$relay_pid" 2>/dev/null || true
+  fi
 }
 
 # Client role: kosoku listens; the client fetches /getCaseCount, runs
@@ -195,7 +216,7 @@ main() {
   for role in $ROLES; do
     start=$SECONDS
     case "$role" in
-      server | event-loop) run_server_role "$role" ;;
+      server | event-loop | event-loop-tls) run_server_role "$role" ;;
       client) run_client_role ;;
       *) die "unknown role '$role' in AUTOBAHN_ROLES" ;;
     esac

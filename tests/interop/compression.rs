@@ -142,7 +142,7 @@ async fn sockway_client_compresses_with_python_and_node_servers() {
 
 /// Echoes every message back, compressed when the client agreed to it.
 #[derive(Clone)]
-struct LoopEcho;
+pub(super) struct LoopEcho;
 
 impl Handler for LoopEcho {
     type Session = ();

@@ -12,6 +12,7 @@
 //! them the tests fail and say so: they never pass silently.
 
 mod compression;
+mod tls;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -2,7 +2,7 @@
 // Interop client built on npm `ws`.
 //
 // Usage:
-//   node node_client.js URL [--compression [--no-context-takeover]]
+//   node node_client.js URL [--compression [--no-context-takeover]] [--ca FILE]
 //
 // Connects to URL (e.g. ws://127.0.0.1:PORT/ws) and, for each payload size in
 // SIZES, sends a text message (valid UTF-8 of exactly that many bytes, mixing
@@ -16,10 +16,12 @@
 //   FAIL: <reason>      on stdout, exit 1 (mismatch, error, or 30 s timeout)
 //
 // --compression offers permessage-deflate (off by default) and fails unless the server
-// agrees to it. Incoming messages may be up to 64 MiB in up to 2**20 fragments.
+// agrees to it. Incoming messages may be up to 64 MiB in up to 2**20 fragments. --ca trusts
+// the certificate(s) in FILE (PEM) for a wss:// URL instead of Node's own list.
 // Requires `npm ci` in this directory (scripts/install-peers.sh does it).
 'use strict';
 
+const fs = require('fs');
 const WebSocket = require('ws');
 
 const SIZES = [0, 1, 125, 126, 127, 65535, 65536, 1048576];
@@ -101,8 +103,9 @@ function checkEcho(kind, size, sent, got) {
   }
 }
 
-async function exchange(url, compression) {
+async function exchange(url, compression, ca) {
   const ws = new WebSocket(url, {
+    ca,
     maxPayload: MAX_PAYLOAD,
     maxFragments: MAX_FRAGMENTS,
     perMessageDeflate: compression,
@@ -131,7 +134,9 @@ async function exchange(url, compression) {
 
 async function main() {
   const args = process.argv.slice(2);
-  const positional = args.filter((a) => !a.startsWith('--'));
+  const caAt = args.indexOf('--ca');
+  const ca = caAt >= 0 ? fs.readFileSync(args[caAt + 1]) : undefined;
+  const positional = args.filter((a, i) => !a.startsWith('--') && (caAt < 0 || i !== caAt + 1));
   if (positional.length !== 1) {
     console.error('usage: node_client.js URL [--compression]');
     process.exit(2);
@@ -143,7 +148,7 @@ async function main() {
     const perMessageDeflate = compression && args.includes('--no-context-takeover')
       ? { serverNoContextTakeover: true, clientNoContextTakeover: true }
       : compression;
-    const count = await exchange(positional[0], perMessageDeflate);
+    const count = await exchange(positional[0], perMessageDeflate, ca);
     console.log(`OK ${count}`);
     process.exit(0);
   } catch (err) {

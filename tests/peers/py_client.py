@@ -2,7 +2,7 @@
 """Interop client built on Python `websockets` (asyncio API).
 
 Usage:
-    py_client.py URL [--compression]
+    py_client.py URL [--compression] [--ca FILE]
 
 Connects to URL (e.g. ws://127.0.0.1:PORT/ws) and, for each payload size in
 SIZES, sends a text message (valid UTF-8 of exactly that many bytes, mixing
@@ -15,13 +15,15 @@ Output / exit status:
     FAIL: <reason>      on stdout, exit 1 (mismatch, error, or 30 s timeout)
 
 --compression offers permessage-deflate (off by default) and fails unless the
-server agrees to it. Incoming messages may be up to 64 MiB in up to 2**20
+server agrees to it. --ca trusts the certificate(s) in FILE (PEM) for a wss://
+URL instead of the system's. Incoming messages may be up to 64 MiB in up to 2**20
 fragments.
 """
 
 import argparse
 import asyncio
 import os
+import ssl
 import sys
 
 # websockets 17 caps a fragmented message at 4096 frames (read from this
@@ -78,10 +80,12 @@ def describe_mismatch(sent, got):
     return f"content differs at index {first}"
 
 
-async def exchange(url, compression):
+async def exchange(url, compression, ca):
     count = 0
+    tls = ssl.create_default_context(cafile=ca) if ca else None
     async with connect(
         url,
+        ssl=tls,
         max_size=MAX_SIZE,
         compression="deflate" if compression else None,
         ping_interval=None,
@@ -110,10 +114,11 @@ async def main():
     parser = argparse.ArgumentParser(description="websockets interop client")
     parser.add_argument("url")
     parser.add_argument("--compression", action="store_true")
+    parser.add_argument("--ca")
     args = parser.parse_args()
     try:
         async with asyncio.timeout(TIMEOUT_S):
-            count = await exchange(args.url, args.compression)
+            count = await exchange(args.url, args.compression, args.ca)
     except TimeoutError:
         print(f"FAIL: timed out after {TIMEOUT_S} s")
         return 1

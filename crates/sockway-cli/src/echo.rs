@@ -26,8 +26,8 @@ use http::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use sockway::server::{
-    service_fn, AcceptOptions, Body, Layer, OriginPolicy, Server, ServerOptions, ServerWebSocket,
-    StopSignals, TlsInfo, UpgradeInfo, WebSocketLayer,
+    service_fn, AcceptOptions, Body, Layer, OriginPolicy, Server, ServerOptions, ServerTls,
+    ServerWebSocket, StopSignals, TlsInfo, UpgradeInfo, WebSocketLayer,
 };
 use sockway::Error;
 use tokio::net::TcpListener;
@@ -108,8 +108,9 @@ pub struct EchoArgs {
     #[arg(long)]
     http1_only: bool,
     /// Echo on the event-loop server (callbacks on worker threads, no task per connection):
-    /// every WebSocket request on any path, whole messages; no page, TLS or HTTP/2.
-    #[arg(long, conflicts_with_all = ["tls_cert", "tls_self_signed"])]
+    /// every WebSocket request on any path, whole messages, over TLS with the --tls-* flags;
+    /// no page or HTTP/2.
+    #[arg(long)]
     event_loop: bool,
 }
 
@@ -122,6 +123,22 @@ fn compression(args: &EchoArgs) -> Option<sockway::DeflateConfig> {
         compression_level: args.compression_level,
         ..Default::default()
     })
+}
+
+/// The TLS identity `args` ask for (both servers take the same).
+fn identity(args: &EchoArgs) -> Result<Option<ServerTls>, Box<dyn std::error::Error>> {
+    Ok(match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::from_files(cert, key)?),
+        _ if args.tls_self_signed => Some(tls::self_signed(args.listen.ip())?),
+        _ => None,
+    })
+}
+
+/// Logs the certificate's fingerprint, after the listening address, for a user to compare
+/// with what the browser shows.
+fn announce(tls: &ServerTls, args: &EchoArgs) {
+    let sha256 = tls::fingerprint(tls).unwrap_or_else(|| "unknown".into());
+    tracing::info!(%sha256, self_signed = args.tls_self_signed, "TLS certificate");
 }
 
 /// Parses a non-negative number of seconds, fractions allowed (`0.2`).
@@ -152,11 +169,7 @@ pub async fn run(args: EchoArgs) -> Result<(), Box<dyn std::error::Error>> {
         .max_header_bytes(args.max_header_bytes)
         .drain_timeout(args.drain_timeout)
         .http2(!args.http1_only);
-    let tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => Some(tls::from_files(cert, key)?),
-        _ if args.tls_self_signed => Some(tls::self_signed(args.listen.ip())?),
-        _ => None,
-    };
+    let tls = identity(&args)?;
 
     // Before the address is announced, so a Ctrl-C or SIGTERM sent right after it closes
     // the open sockets instead of ending the process on the spot.
@@ -176,8 +189,7 @@ pub async fn run(args: EchoArgs) -> Result<(), Box<dyn std::error::Error>> {
     );
     let mut runner = Server::new(server).signals(stop_signals);
     if let Some(tls) = tls {
-        let sha256 = tls::fingerprint(&tls).unwrap_or_else(|| "unknown".into());
-        tracing::info!(%sha256, self_signed = args.tls_self_signed, "TLS certificate");
+        announce(&tls, &args);
         runner = runner.tls(tls);
     }
     let sockets = Sockets::default();

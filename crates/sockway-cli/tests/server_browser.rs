@@ -122,6 +122,34 @@ async fn chromium_compresses_with_the_event_loop_server() {
     );
 }
 
+/// Chromium, on the async server's `https://` page, connects to the event-loop echo over TLS
+/// (`wss://`, both with throwaway certificates this Chromium run ignores) and compresses with it.
+#[tokio::test]
+async fn chromium_connects_over_wss_to_the_event_loop_server() {
+    let Some(peers) = peers_dir() else {
+        return;
+    };
+    let page_server = start_echo(&["--tls-self-signed"]).await;
+    let mut event_loop = start_echo(&["--event-loop", "--tls-self-signed", "--compression"]).await;
+    let page = format!("https://{}/", page_server.addr);
+    let ws_url = format!("wss://localhost:{}/", event_loop.addr.port());
+    let screenshot = screenshot_path("echo-event-loop-wss.png");
+    let node_args = ["--compressible", "--ws-url", ws_url.as_str()];
+    let stdout = run_browser_page(&peers, &page, &screenshot, &node_args, "other server").await;
+    assert!(
+        stdout.contains(&format!("connected to {ws_url}")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("extensions: permessage-deflate"),
+        "{stdout}"
+    );
+    assert!(
+        event_loop.child.try_wait().unwrap().is_none(),
+        "the event loop is still up"
+    );
+}
+
 #[tokio::test]
 async fn the_echo_page_works_in_headless_chromium() {
     browser_run(&[], "echo.png", "HTTP/1.1", "HTTP/1.1").await;

@@ -1,7 +1,8 @@
 //! `sockway echo` over TLS and HTTP/2: the self-signed certificate and its logged
 //! fingerprint, PEM files, ALPN choosing HTTP/2 for sockway's client (several sockets on one
 //! connection, each logged with `http=HTTP/2.0`), `--http1-only`, h2c prior knowledge, and
-//! the `/info` endpoint the page uses to show a socket's HTTP version.
+//! the `/info` endpoint the page uses to show a socket's HTTP version; the event loop's echo
+//! over TLS with the same flags.
 
 mod echo_support;
 
@@ -217,4 +218,24 @@ async fn refusals_over_http2() {
     .expect("extended CONNECT answered");
     assert_eq!(response.status(), 400);
     assert_eq!(response.headers()["sec-websocket-version"], "13");
+}
+
+#[tokio::test]
+async fn the_event_loop_echo_serves_wss_with_the_same_flags() {
+    let mut server = start_echo(&["--event-loop", "--tls-self-signed", "--compression"]).await;
+    let logged = server.wait_for_log("TLS certificate").await;
+    let (mut socket, info) = wss(&server, "/any/path")
+        .compression(Some(sockway::DeflateConfig::default()))
+        .connect()
+        .await
+        .unwrap();
+    assert_eq!(info.http_version, Version::HTTP_11);
+    let sha256 = fingerprint(&info.peer_certificates[0]);
+    assert!(logged.contains(&format!("sha256={sha256}")), "{logged}");
+    assert!(socket.compression().is_some());
+    echo_once(&mut socket, "over TLS on the event loop").await;
+    let big = Message::binary(vec![0xa5u8; 1 << 20]);
+    socket.send(big.clone()).await.unwrap();
+    let echoed = tokio::time::timeout(STEP, socket.recv()).await.unwrap();
+    assert_eq!(echoed.unwrap(), Some(big));
 }

@@ -25,6 +25,8 @@ mod listen;
 #[cfg(feature = "server")]
 pub mod server;
 mod socket;
+#[cfg(all(feature = "tls", any(feature = "server", feature = "event-loop")))]
+mod tls;
 pub mod topics;
 
 pub use config::{KeepAlive, WebSocketConfig};

@@ -4,43 +4,16 @@
 //! others, and a message that inflates past the limit refused with 1009 without inflating it
 //! all.
 
+mod event_loop_support;
+
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use sockway::client::{ClientBuilder, ClientStream};
-use sockway::event_loop::{
-    Conn, EventLoopOptions, EventLoopServer, Handler, LentMessage, OpenRequest, RunningServer,
-};
+use sockway::event_loop::{EventLoopOptions, EventLoopServer, RunningServer};
 use sockway::{CloseCode, DeflateConfig, Message, WebSocket, WebSocketConfig};
 use tokio::time::timeout;
 
-/// A bound on every step, so a bug fails the test instead of hanging it.
-const STEP: Duration = Duration::from_secs(10);
-
-/// Echoes lent messages; "publish ..." is published to every connection (all subscribe to
-/// one topic when they open).
-#[derive(Clone)]
-struct EchoAndPublish;
-
-impl Handler for EchoAndPublish {
-    type Session = ();
-
-    fn open(&mut self, conn: &mut Conn<'_>, _request: &OpenRequest<'_>) {
-        conn.subscribe("all").unwrap();
-    }
-
-    fn message(&mut self, _conn: &mut Conn<'_>, _session: &mut (), _message: Message) {
-        panic!("lent_message is overridden, so message is never called");
-    }
-
-    fn lent_message(&mut self, conn: &mut Conn<'_>, _session: &mut (), message: LentMessage<'_>) {
-        if message.as_bytes().starts_with(b"publish") {
-            conn.publish("all", &message.into_owned()).unwrap();
-        } else {
-            conn.send_lent(&message).unwrap();
-        }
-    }
-}
+use event_loop_support::{EchoAndPublish, STEP};
 
 fn start(options: EventLoopOptions) -> RunningServer {
     let options = options

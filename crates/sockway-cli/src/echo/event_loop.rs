@@ -1,7 +1,7 @@
 //! `sockway echo --event-loop`: the echo on `sockway::event_loop` instead of the async
 //! runner. Every WebSocket request is echoed whole-message by whole-message, whatever its
-//! path, compressed when `--compression` allows it; there is no test page, TLS or HTTP/2 (the
-//! event-loop server has none).
+//! path, compressed when `--compression` allows it, over TLS with the `--tls-*` flags; there
+//! is no test page or HTTP/2 (the event-loop server has neither).
 //! Ctrl-C or SIGTERM closes open sockets with 1001 and waits for the drain.
 
 use sockway::event_loop::{Conn, EventLoopOptions, EventLoopServer, Handler, OpenRequest};
@@ -50,12 +50,22 @@ fn options(args: &EchoArgs) -> EventLoopOptions {
 pub async fn run(args: EchoArgs) -> Result<(), Box<dyn std::error::Error>> {
     // Before the listener opens, so a signal sent once it is announced is never lost.
     let mut stop_signals = StopSignals::install();
-    let server = EventLoopServer::new(Echo, options(&args)).bind(args.listen)?;
+    let mut options = options(&args);
+    let tls = super::identity(&args)?;
+    if let Some(tls) = &tls {
+        options = options.tls(tls.clone());
+    }
+    let scheme = if tls.is_some() { "wss" } else { "ws" };
+    let threads = options.threads;
+    let server = EventLoopServer::new(Echo, options).bind(args.listen)?;
     tracing::info!(
-        websocket = %format!("ws://{}/", server.local_addr()),
-        threads = options(&args).threads,
+        websocket = %format!("{scheme}://{}/", server.local_addr()),
+        threads,
         "echo server listening (event loop)"
     );
+    if let Some(tls) = &tls {
+        super::announce(tls, &args);
+    }
     let stop = server.stop_handle();
     let mut workers = tokio::task::spawn_blocking(move || server.join());
     tokio::select! {

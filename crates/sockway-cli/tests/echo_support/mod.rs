@@ -98,7 +98,7 @@ pub async fn lines_until(log: &mut UnboundedReceiver<String>, needle: &str) -> V
 
 /// Starts `sockway echo --listen 127.0.0.1:0 ARGS...` and waits for its "listening" line
 /// (`page=http://...` or, with TLS, `page=https://...`; with `--event-loop`,
-/// `websocket=ws://...`).
+/// `websocket=ws://...` or `websocket=wss://...`).
 pub async fn start_echo(args: &[&str]) -> EchoProcess {
     let mut all = vec!["echo", "--listen", "127.0.0.1:0"];
     all.extend_from_slice(args);
@@ -115,7 +115,8 @@ pub async fn start_echo(args: &[&str]) -> EchoProcess {
                 .split("page=https://")
                 .nth(1)
                 .or_else(|| line.split("page=http://").nth(1))
-                .or_else(|| line.split("websocket=ws://").nth(1));
+                .or_else(|| line.split("websocket=ws://").nth(1))
+                .or_else(|| line.split("websocket=wss://").nth(1));
             if let Some(rest) = page {
                 let addr = rest.split('/').next().unwrap_or_default();
                 break addr.parse::<SocketAddr>().expect("listening address");

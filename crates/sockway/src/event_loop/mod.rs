@@ -29,9 +29,12 @@
 //!
 //! The protocol is the same sans-I/O core ([`sockway_proto::Connection`]) the async socket
 //! drives, so framing, masking, UTF-8 and close-code rules (RFC 6455) and permessage-deflate
-//! (RFC 7692, off unless [`EventLoopOptions::compression`] is set) are identical. What it
-//! does not do (use [`crate::server`] for these): TLS, HTTP/2, routing of other HTTP
-//! requests (anything that is not a WebSocket handshake is answered 400, 405 or 426).
+//! (RFC 7692, off unless [`EventLoopOptions::compression`] is set) are identical. With
+//! `EventLoopOptions::tls` (feature `tls`) it serves `wss://`: a rustls session sits between
+//! each socket and its connection, on the same worker (uWebSockets' `SSLApp`); a plain
+//! server's connections carry nothing for it. What it does not do (use [`crate::server`] for
+//! these): HTTP/2, routing of other HTTP requests (anything that is not a WebSocket handshake
+//! is answered 400, 405 or 426).
 //!
 //! ```no_run
 //! use sockway::event_loop::{Conn, EventLoopOptions, EventLoopServer, Handler, OpenRequest};
@@ -64,6 +67,7 @@ mod slot;
 mod slots;
 mod sys;
 mod topics;
+mod transport;
 mod worker;
 
 use std::io;
@@ -74,12 +78,15 @@ use std::thread::JoinHandle;
 
 use mio::{Interest, Poll, Waker};
 
+#[cfg(feature = "tls")]
+pub use crate::tls::{ServerTls, TlsConfigError};
 pub use handler::{Conn, Handler, LentMessage, OpenRequest};
 pub use options::EventLoopOptions;
 pub use sender::{SendRefused, Sender};
 pub use shared::ConnId;
 use shared::Shared;
 pub use topics::SubscribeRefused;
+use transport::{Plain, Transport};
 use worker::{Worker, LISTENER, WAKER};
 
 /// A callback-driven WebSocket server; see the module documentation.
@@ -149,11 +156,27 @@ impl<H: Handler> EventLoopServer<H> {
     }
 
     /// Starts a worker per entry of `listeners`, each registering the listener it is given;
-    /// `deals` as the workers' (see `Worker::deals`).
+    /// `deals` as the workers' (see `Worker::deals`); over TLS when the options have it, with
+    /// `http/1.1` as the only ALPN protocol (RFC 7301): the event loop speaks no HTTP/2.
     fn launch(
         self,
         listeners: Vec<Option<std::net::TcpListener>>,
         deals: bool,
+    ) -> io::Result<RunningServer> {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.options.tls {
+            let config = tls.config_with_alpn(&[crate::tls::ALPN_HTTP11]);
+            return self.launch_over::<transport::tls::Tls>(listeners, deals, config);
+        }
+        self.launch_over::<Plain>(listeners, deals, ())
+    }
+
+    /// [`launch`](Self::launch) with every connection over transport `T`, made with `setup`.
+    fn launch_over<T: Transport>(
+        self,
+        listeners: Vec<Option<std::net::TcpListener>>,
+        deals: bool,
+        setup: T::Setup,
     ) -> io::Result<RunningServer> {
         let mut local_addr = None;
         let mut workers = Vec::with_capacity(listeners.len());
@@ -188,13 +211,16 @@ impl<H: Handler> EventLoopServer<H> {
         let mut threads = Vec::with_capacity(workers.len());
         for (index, (poll, listener)) in workers.into_iter().enumerate() {
             let (options, shared) = (Arc::clone(&options), Arc::clone(&shared));
-            let handler = self.handler.clone();
+            let (handler, setup) = (self.handler.clone(), setup.clone());
             // The worker is made on its thread: sessions never cross threads, so they need
             // not be `Send`.
             let spawned = std::thread::Builder::new()
                 .name(format!("sockway-loop-{index}"))
                 .spawn(move || {
-                    Worker::new(index, poll, listener, deals, handler, options, shared).run()
+                    Worker::<H, T>::new(
+                        index, poll, listener, deals, handler, options, shared, setup,
+                    )
+                    .run()
                 });
             match spawned {
                 Ok(thread) => threads.push(thread),

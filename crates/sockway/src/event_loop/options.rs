@@ -9,7 +9,7 @@ use crate::config::WebSocketConfig;
 use crate::limits::ServerLimits;
 
 /// Settings for an [`super::EventLoopServer`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct EventLoopOptions {
     /// Worker threads, each with its own poller and connections (worker 0 also accepts);
     /// default: the number of CPUs; 1 to 65,535.
@@ -56,6 +56,14 @@ pub struct EventLoopOptions {
     /// Most topics one connection may subscribe to ([`super::Conn::subscribe`]); each costs
     /// an entry in its worker's topic registry. Default 1,024.
     pub max_subscriptions: usize,
+    /// Serve `wss://` with this identity (feature `tls`): every connection does its TLS
+    /// handshake (rustls, TLS 1.2 and 1.3, ALPN `http/1.1` only) on its worker before its
+    /// request head, within [`ServerLimits::handshake_timeout`]. Default `None`: plain
+    /// `ws://`. A connection over the connection limit is closed without the 503 a plain one
+    /// gets, which a TLS client could not read. Each TLS connection keeps rustls' session
+    /// (some KiB) besides the plain connection's state.
+    #[cfg(feature = "tls")]
+    pub tls: Option<crate::tls::ServerTls>,
 }
 
 impl Default for EventLoopOptions {
@@ -69,6 +77,8 @@ impl Default for EventLoopOptions {
             busy_polls: 0,
             compression: None,
             max_subscriptions: 1024,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -154,6 +164,13 @@ impl EventLoopOptions {
     /// Sets the drain deadline ([`ServerLimits::drain_timeout`]).
     pub fn drain_timeout(mut self, timeout: Duration) -> Self {
         self.limits = self.limits.drain_timeout(timeout);
+        self
+    }
+
+    /// Sets [`EventLoopOptions::tls`].
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, tls: crate::tls::ServerTls) -> Self {
+        self.tls = Some(tls);
         self
     }
 }

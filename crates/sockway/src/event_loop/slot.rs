@@ -12,12 +12,10 @@
 //! this struct and the [`Connection`] in it, behind one allocation.
 
 use std::io::{self, Read};
-use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::{Buf, BytesMut};
-use mio::net::TcpStream;
 use sockway_proto::connection::{Delivery, Timeout};
 use sockway_proto::{CloseCode, Connection, ConnectionState, Event, Message, PreparedFrame};
 
@@ -27,6 +25,7 @@ use super::held::Held;
 use super::options::EventLoopOptions;
 use super::shared::{ConnId, Shared};
 use super::topics::Topics;
+use super::transport::Transport;
 
 mod head;
 mod output;
@@ -126,9 +125,9 @@ enum Phase<S> {
     Open(Open<S>),
 }
 
-/// One connection.
-pub(super) struct Slot<S> {
-    stream: TcpStream,
+/// One connection, over transport `T`.
+pub(super) struct Slot<S, T> {
+    transport: T,
     /// The slot's key in its worker and its generation (see [`ConnId`]; the worker is the
     /// one serving it, so its index is not kept here).
     key: u32,
@@ -144,11 +143,11 @@ pub(super) struct Slot<S> {
     phase: Phase<S>,
 }
 
-impl<S> Slot<S> {
+impl<S, T: Transport> Slot<S, T> {
     /// A connection just accepted, waiting for its request head.
-    pub(super) fn new(stream: TcpStream, peer_addr: SocketAddr, id: ConnId, now: u32) -> Self {
+    pub(super) fn new(transport: T, peer_addr: SocketAddr, id: ConnId, now: u32) -> Self {
         Self {
-            stream,
+            transport,
             key: id.key,
             generation: id.generation,
             held: Held::default(),
@@ -219,8 +218,8 @@ impl<S> Slot<S> {
     }
 
     /// The socket, for (de)registration.
-    pub(super) fn stream(&mut self) -> &mut TcpStream {
-        &mut self.stream
+    pub(super) fn stream(&mut self) -> &mut mio::net::TcpStream {
+        self.transport.socket()
     }
 
     /// The socket became readable and/or writable.
@@ -231,6 +230,9 @@ impl<S> Slot<S> {
         writable: bool,
     ) -> Next {
         if self.draining {
+            if self.transport.flush_pending().is_err() {
+                return Next::Remove;
+            }
             return self.discard_input();
         }
         // Readiness is edge-triggered with both interests, so nearly every event says
@@ -344,7 +346,7 @@ impl<S> Slot<S> {
     /// it was told already.
     pub(super) fn finish<H: Handler<Session = S>>(mut self, handler: &mut H) {
         self.end_session(handler);
-        let _ = self.stream.shutdown(std::net::Shutdown::Write);
+        let _ = self.transport.shutdown_write();
     }
 
     /// Tells the handler, once, how the connection ended: when the slot goes, or as soon as
@@ -412,7 +414,7 @@ impl<S> Slot<S> {
                 };
                 (&mut *cx.scratch, room)
             };
-            match read_into(&self.stream, buffer, room) {
+            match self.transport.receive(buffer, room) {
                 Ok(0) => {
                     if let Phase::Open(open) = &mut self.phase {
                         open.protocol.receive_eof();
@@ -432,7 +434,7 @@ impl<S> Slot<S> {
                             cx.scratch.clear();
                         }
                     }
-                    if n < room {
+                    if n < room && self.transport.drained() {
                         return self.after_io();
                     }
                 }
@@ -516,13 +518,19 @@ impl<S> Slot<S> {
         }
         match &self.phase {
             Phase::Handshake { .. } => Next::Keep,
-            Phase::Refusing { .. } if self.held.is_empty() => self.drain(),
+            Phase::Refusing { .. } if self.held.is_empty() && !self.transport.has_pending() => {
+                self.drain()
+            }
             Phase::Refusing { .. } => Next::Keep,
             Phase::Open(open) => match open.protocol.state() {
                 ConnectionState::Open => Next::Keep,
                 // The core's close timeout bounds the rest (see `on_tick`).
                 ConnectionState::CloseSent => Next::Keep,
-                ConnectionState::Closed if !open.protocol.has_output() => self.drain(),
+                ConnectionState::Closed
+                    if !open.protocol.has_output() && !self.transport.has_pending() =>
+                {
+                    self.drain()
+                }
                 ConnectionState::Closed => Next::Keep,
             },
         }
@@ -534,7 +542,7 @@ impl<S> Slot<S> {
         if !self.draining {
             self.draining = true;
             self.held.clear();
-            if self.stream.shutdown(std::net::Shutdown::Write).is_err() {
+            if self.transport.shutdown_write().is_err() {
                 return Next::Remove;
             }
         }
@@ -545,7 +553,7 @@ impl<S> Slot<S> {
     fn discard_input(&mut self) -> Next {
         let mut sink = [0u8; 1024];
         loop {
-            match (&self.stream).read(&mut sink) {
+            match self.transport.socket().read(&mut sink) {
                 Ok(0) => return Next::Remove,
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Next::Keep,
@@ -554,18 +562,6 @@ impl<S> Slot<S> {
             }
         }
     }
-}
-
-/// Reads up to `room` bytes onto the end of `buffer`.
-#[inline]
-fn read_into(stream: &TcpStream, buffer: &mut BytesMut, room: usize) -> io::Result<usize> {
-    buffer.reserve(room);
-    let spare: &mut [MaybeUninit<u8>] = &mut buffer.spare_capacity_mut()[..room];
-    let n = super::sys::recv(stream, spare)?;
-    // SAFETY: `recv` initialised the first `n` bytes of the spare capacity, which start at
-    // `buffer.len()`, and `n <= room <= spare capacity`.
-    unsafe { buffer.set_len(buffer.len() + n) };
-    Ok(n)
 }
 
 /// A duration in whole milliseconds, saturating at the worker clock's range.
@@ -584,11 +580,11 @@ mod tests {
     /// rounded up to 16).
     #[test]
     fn a_slot_fits_a_224_byte_chunk() {
-        let size = std::mem::size_of::<Slot<()>>();
+        let size = std::mem::size_of::<Slot<(), super::super::transport::Plain>>();
         println!(
-            "Slot<()>: {size} bytes, Connection: {} bytes",
+            "Slot<(), Plain>: {size} bytes, Connection: {} bytes",
             std::mem::size_of::<Connection>()
         );
-        assert!(size <= 216, "Slot<()> is {size} bytes");
+        assert!(size <= 216, "Slot<(), Plain> is {size} bytes");
     }
 }

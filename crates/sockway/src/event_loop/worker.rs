@@ -32,6 +32,7 @@ use super::shared::{lock, Command, ConnId, Shared};
 use super::slot::{millis, Context, Next, Slot};
 use super::slots::Slots;
 use super::topics::Topics;
+use super::transport::Transport;
 
 /// The listener's token.
 pub(super) const LISTENER: Token = Token(usize::MAX - 1);
@@ -41,8 +42,8 @@ pub(super) const WAKER: Token = Token(usize::MAX - 2);
 const FULL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; \
     charset=utf-8\r\nconnection: close\r\nretry-after: 5\r\ncontent-length: 11\r\n\r\nserver full";
 
-/// One worker's state.
-pub(super) struct Worker<H: Handler> {
+/// One worker's state, serving its connections over transport `T`.
+pub(super) struct Worker<H: Handler, T: Transport> {
     /// This worker's index in [`Shared::workers`].
     index: usize,
     pub(super) poll: Poll,
@@ -53,8 +54,10 @@ pub(super) struct Worker<H: Handler> {
     pub(super) handler: H,
     pub(super) options: Arc<EventLoopOptions>,
     pub(super) shared: Arc<Shared>,
+    /// What each connection's transport is made with.
+    setup: T::Setup,
     /// Connections by the key of their token.
-    slots: Slots<Slot<H::Session>>,
+    slots: Slots<Slot<H::Session, T>>,
     /// The generation the next adopted connection gets (see [`ConnId`]).
     next_generation: u32,
     scratch: BytesMut,
@@ -70,9 +73,11 @@ pub(super) struct Worker<H: Handler> {
     started: Instant,
 }
 
-impl<H: Handler> Worker<H> {
+impl<H: Handler, T: Transport> Worker<H, T> {
     /// Worker `index` over `poll`, which has its waker (and the listener, if given)
-    /// registered; `deals` as [`Worker::deals`].
+    /// registered; `deals` as [`Worker::deals`]; its connections' transports made with
+    /// `setup`.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
         index: usize,
         poll: Poll,
@@ -81,6 +86,7 @@ impl<H: Handler> Worker<H> {
         handler: H,
         options: Arc<EventLoopOptions>,
         shared: Arc<Shared>,
+        setup: T::Setup,
     ) -> Self {
         let max_subscriptions = options.max_subscriptions;
         Self {
@@ -91,6 +97,7 @@ impl<H: Handler> Worker<H> {
             handler,
             options,
             shared,
+            setup,
             slots: Slots::default(),
             next_generation: 0,
             scratch: BytesMut::new(),
@@ -210,9 +217,12 @@ impl<H: Handler> Worker<H> {
             if open >= self.options.limits.max_connections {
                 self.shared.connections.fetch_sub(1, Ordering::AcqRel);
                 // Whatever of the request already arrived is read first: closing a socket
-                // with unread input would reset the connection under the 503.
+                // with unread input would reset the connection under the 503. A TLS client
+                // would read the plain 503 as a broken handshake: it is only closed.
                 let _ = stream.read(&mut [0u8; 4096]);
-                let _ = stream.write(FULL);
+                if T::PLAIN {
+                    let _ = stream.write(FULL);
+                }
                 let _ = stream.shutdown(std::net::Shutdown::Write);
                 continue;
             }
@@ -241,7 +251,7 @@ impl<H: Handler> Worker<H> {
     }
 
     /// Registers a connection dealt to this worker (and counted) and starts its handshake.
-    fn adopt(&mut self, mut stream: TcpStream, peer_addr: SocketAddr) {
+    fn adopt(&mut self, stream: TcpStream, peer_addr: SocketAddr) {
         if self.shared.stopping.load(Ordering::Acquire) {
             // Dealt just before shutdown: closed unanswered, like a connection in the
             // listener's backlog.
@@ -254,8 +264,12 @@ impl<H: Handler> Worker<H> {
             self.uncount();
             return;
         };
+        let Some(mut transport) = T::new(stream, &self.setup) else {
+            self.uncount();
+            return;
+        };
         let registered = self.poll.registry().register(
-            &mut stream,
+            transport.socket(),
             Token(key as usize),
             Interest::READABLE | Interest::WRITABLE,
         );
@@ -270,7 +284,7 @@ impl<H: Handler> Worker<H> {
         };
         self.next_generation = self.next_generation.wrapping_add(1);
         self.slots
-            .insert(Box::new(Slot::new(stream, peer_addr, id, now)));
+            .insert(Box::new(Slot::new(transport, peer_addr, id, now)));
     }
 
     /// Carries out what [`super::Sender`]s queued for this worker's connections.
@@ -362,7 +376,7 @@ impl<H: Handler> Worker<H> {
 
     /// The connections, and what a connection needs from the worker while it works (the
     /// clock read at most once per loop turn).
-    fn parts(&mut self) -> (&mut Slots<Slot<H::Session>>, Context<'_, H>) {
+    fn parts(&mut self) -> (&mut Slots<Slot<H::Session, T>>, Context<'_, H>) {
         let clock = match self.turn_clock {
             Some(clock) => clock,
             None => {
@@ -416,7 +430,7 @@ impl<H: Handler> Worker<H> {
     /// Runs `step` on every connection, removing those it is done with.
     fn for_each_slot<F>(&mut self, mut step: F)
     where
-        F: FnMut(&mut Slot<H::Session>, &mut Context<'_, H>) -> Next,
+        F: FnMut(&mut Slot<H::Session, T>, &mut Context<'_, H>) -> Next,
     {
         let (slots, mut cx) = self.parts();
         let mut done = Vec::new();

@@ -13,9 +13,10 @@ use bytes::{Buf, BytesMut};
 use sockway_proto::{Connection, Role};
 
 use super::output::warm_cork;
-use super::{read_into, Context, Next, Open, Phase, Slot, HEAD_READ};
+use super::{Context, Next, Open, Phase, Slot, HEAD_READ};
 use crate::event_loop::handler::{Conn, Handler, OpenRequest};
 use crate::event_loop::handshake::{self, Outcome};
+use crate::event_loop::transport::Transport;
 
 /// How far a read of the request head went.
 enum Head {
@@ -25,7 +26,7 @@ enum Head {
     Opened,
 }
 
-impl<S> Slot<S> {
+impl<S, T: Transport> Slot<S, T> {
     /// Reads the request head; answers it once it is complete.
     pub(super) fn read_head<H: Handler<Session = S>>(
         &mut self,
@@ -69,13 +70,13 @@ impl<S> Slot<S> {
         let limit = cx.options.limits.max_header_bytes + 1;
         loop {
             let room = limit.saturating_sub(input.len()).clamp(1, HEAD_READ);
-            match read_into(&self.stream, input, room) {
+            match self.transport.receive(input, room) {
                 Ok(0) => return Head::Done(Next::Remove),
                 Ok(n) => {
                     if let Phase::Handshake { heard_at, .. } = &mut self.phase {
                         *heard_at = cx.now;
                     }
-                    if n < room || input.len() >= limit {
+                    if (n < room && self.transport.drained()) || input.len() >= limit {
                         break;
                     }
                 }

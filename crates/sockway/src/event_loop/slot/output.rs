@@ -10,11 +10,12 @@
 //!
 //! [`Connection::trade_output_buffer`]: sockway_proto::Connection::trade_output_buffer
 
-use std::io::{self, IoSlice, Write};
+use std::io::{self, IoSlice};
 
 use bytes::BytesMut;
 
 use super::{Phase, Slot, CORK_KEEP, CORK_SIZE, WRITE_SLICES};
+use crate::event_loop::transport::Transport;
 
 /// Empties the cork buffer, and gives it room again when the last one stayed with a
 /// connection whose output the socket did not take.
@@ -26,7 +27,7 @@ pub(super) fn warm_cork(cork: &mut BytesMut) {
     }
 }
 
-impl<S> Slot<S> {
+impl<S, T: Transport> Slot<S, T> {
     /// Lends the worker's cork buffer to an open connection with no output waiting; whether
     /// it was lent.
     #[inline]
@@ -54,9 +55,13 @@ impl<S> Slot<S> {
         }
     }
 
-    /// Whether a refusal or protocol output waits to be written.
+    /// Whether a refusal, protocol output or the transport's own bytes (TLS records) wait to
+    /// be written.
     #[inline]
     pub(super) fn has_output(&self) -> bool {
+        if self.transport.has_pending() {
+            return true;
+        }
         match &self.phase {
             Phase::Open(open) => open.protocol.has_output(),
             Phase::Refusing { .. } => !self.held.is_empty(),
@@ -64,13 +69,15 @@ impl<S> Slot<S> {
         }
     }
 
-    /// Writes the held refusal, or the protocol's output, until the socket stops taking it.
+    /// Writes the transport's own bytes, then the held refusal or the protocol's output,
+    /// until the socket stops taking them.
     pub(super) fn flush(&mut self) -> io::Result<()> {
+        self.transport.flush_pending()?;
         match &mut self.phase {
             Phase::Handshake { .. } => Ok(()),
             Phase::Refusing { .. } => {
                 while !self.held.is_empty() {
-                    match (&self.stream).write(&self.held) {
+                    match self.transport.send(&self.held) {
                         Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                         Ok(n) => self.held.advance(n),
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
@@ -86,11 +93,11 @@ impl<S> Slot<S> {
                 while protocol.has_output() {
                     let run = protocol.output();
                     let written = if run.len() == protocol.output_len() {
-                        super::super::sys::send(&self.stream, run)
+                        self.transport.send(run)
                     } else {
                         let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
                         let count = protocol.output_slices(&mut slices);
-                        super::super::sys::writev(&self.stream, &slices[..count])
+                        self.transport.send_vectored(&slices[..count])
                     };
                     match written {
                         Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
