@@ -13,7 +13,7 @@ use sockway::event_loop::{EventLoopOptions, EventLoopServer, RunningServer};
 use sockway::{CloseCode, DeflateConfig, Message, WebSocket, WebSocketConfig};
 use tokio::time::timeout;
 
-use event_loop_support::{EchoAndPublish, STEP};
+use event_loop_support::{echo, stop, EchoAndPublish, STEP};
 
 fn start(options: EventLoopOptions) -> RunningServer {
     let options = options
@@ -32,17 +32,6 @@ async fn connect(server: &RunningServer, compression: bool) -> WebSocket<ClientS
         .await
         .unwrap();
     socket
-}
-
-async fn echo(socket: &mut WebSocket<ClientStream>, message: Message) {
-    socket.send(message.clone()).await.unwrap();
-    let echoed = timeout(STEP, socket.recv()).await.unwrap().unwrap();
-    assert_eq!(echoed, Some(message));
-}
-
-fn stop(server: RunningServer) {
-    server.stop();
-    server.join().unwrap();
 }
 
 #[tokio::test]

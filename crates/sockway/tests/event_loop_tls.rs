@@ -20,7 +20,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
-use event_loop_support::{EchoAndPublish, STEP};
+use event_loop_support::{echo, stop, EchoAndPublish, STEP};
 
 fn start(pki: &Pki, options: EventLoopOptions) -> RunningServer {
     let tls = ServerTls::from_pem_files(&pki.server_cert_file, &pki.server_key_file).unwrap();
@@ -43,18 +43,6 @@ async fn connect(server: &RunningServer, pki: &Pki, compression: bool) -> WebSoc
         .connect();
     let (socket, _) = timeout(STEP, connect).await.unwrap().unwrap();
     socket
-}
-
-async fn echo(socket: &mut WebSocket<ClientStream>, message: Message) {
-    socket.send(message.clone()).await.unwrap();
-    let echoed = timeout(STEP, socket.recv()).await.unwrap().unwrap();
-    assert_eq!(echoed, Some(message));
-}
-
-/// Stops the server and waits for its workers: every connection is gone by then.
-fn stop(server: RunningServer) {
-    server.stop();
-    server.join().unwrap();
 }
 
 /// Waits until the server counts `open` connections (it notices a vanished client on its

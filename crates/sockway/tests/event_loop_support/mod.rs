@@ -1,10 +1,12 @@
 //! What the event-loop server's integration tests share: an echo handler that also publishes,
-//! and a bound on every step.
+//! one echo from sockway's client, stopping a server, and a bound on every step.
 
 use std::time::Duration;
 
-use sockway::event_loop::{Conn, Handler, LentMessage, OpenRequest};
-use sockway::Message;
+use sockway::client::ClientStream;
+use sockway::event_loop::{Conn, Handler, LentMessage, OpenRequest, RunningServer};
+use sockway::{Message, WebSocket};
+use tokio::time::timeout;
 
 /// A bound on every step, so a bug fails the test instead of hanging it.
 pub const STEP: Duration = Duration::from_secs(10);
@@ -32,4 +34,17 @@ impl Handler for EchoAndPublish {
             conn.send_lent(&message).unwrap();
         }
     }
+}
+
+/// Sends `message` and expects it back.
+pub async fn echo(socket: &mut WebSocket<ClientStream>, message: Message) {
+    socket.send(message.clone()).await.unwrap();
+    let echoed = timeout(STEP, socket.recv()).await.unwrap().unwrap();
+    assert_eq!(echoed, Some(message));
+}
+
+/// Stops the server and waits for its workers: every connection is gone by then.
+pub fn stop(server: RunningServer) {
+    server.stop();
+    server.join().unwrap();
 }
