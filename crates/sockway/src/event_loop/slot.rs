@@ -105,6 +105,70 @@ impl<S> Open<S> {
             handler.lent_message(&mut conn, session, message);
         }
     }
+
+    /// Hands every event in `input` (the worker's shared read buffer when `None`) to the
+    /// handler; marks backpressure. Messages from the worker's shared buffer (`shared`) are
+    /// lent as such ([`LentMessage`]), so that one the handler keeps is copied out of it
+    /// rather than keeping the whole buffer alive. (The connection's, not the slot's: it
+    /// never touches the transport, so one copy serves plain and TLS workers alike.)
+    fn handle_input<H: Handler<Session = S>>(
+        &mut self,
+        cx: &mut Context<'_, H>,
+        input: Option<&mut BytesMut>,
+        shared: bool,
+        id: ConnId,
+    ) {
+        let input = match input {
+            Some(input) => input,
+            None => &mut *cx.scratch,
+        };
+        self.protocol.heard(cx.clock);
+        if shared {
+            // Small whole messages are lent where they lie, and the bytes they took are
+            // dropped once for the whole batch (cleared when it was all of the input).
+            let mut used = 0;
+            while let Some(read) = Some(&mut input[used..])
+                .filter(|rest| !rest.is_empty())
+                .and_then(|rest| self.protocol.read_message_in_place(rest, DETACH_BELOW - 1))
+            {
+                let Ok((view, taken)) = read else {
+                    input.clear();
+                    return;
+                };
+                self.lend(
+                    cx.handler,
+                    cx.shared,
+                    cx.topics,
+                    id,
+                    LentMessage::view(view),
+                );
+                used += taken;
+            }
+            if used == input.len() {
+                input.clear();
+            } else if used > 0 {
+                input.advance(used);
+            }
+        }
+        loop {
+            match self.protocol.read_event(input, Delivery::Messages) {
+                Ok(Some(Event::Message(message))) => {
+                    self.lend(
+                        cx.handler,
+                        cx.shared,
+                        cx.topics,
+                        id,
+                        LentMessage::new(message, shared),
+                    );
+                }
+                Ok(Some(Event::Close(_))) | Ok(None) | Err(_) => break,
+                Ok(Some(_)) => {}
+            }
+        }
+        if self.protocol.output_len() > cx.options.websocket.write_buffer_limit {
+            self.paused = true;
+        }
+    }
 }
 
 /// The phase a connection is in. The whole slot is boxed and nearly every slot is `Open`,
@@ -446,9 +510,8 @@ impl<S, T: Transport> Slot<S, T> {
     }
 
     /// Hands every event in `input` (the worker's shared read buffer when `None`) to the
-    /// handler; marks backpressure. Messages from the worker's shared buffer (`shared`) are
-    /// lent as such ([`LentMessage`]), so that one the handler keeps is copied out of it
-    /// rather than keeping the whole buffer alive.
+    /// handler ([`Open::handle_input`]).
+    #[inline]
     pub(super) fn handle_input<H: Handler<Session = S>>(
         &mut self,
         cx: &mut Context<'_, H>,
@@ -456,58 +519,8 @@ impl<S, T: Transport> Slot<S, T> {
         shared: bool,
     ) {
         let id = self.id(cx.worker);
-        let Phase::Open(open) = &mut self.phase else {
-            return;
-        };
-        let input = match input {
-            Some(input) => input,
-            None => &mut *cx.scratch,
-        };
-        open.protocol.heard(cx.clock);
-        if shared {
-            // Small whole messages are lent where they lie, and the bytes they took are
-            // dropped once for the whole batch (cleared when it was all of the input).
-            let mut used = 0;
-            while let Some(read) = Some(&mut input[used..])
-                .filter(|rest| !rest.is_empty())
-                .and_then(|rest| open.protocol.read_message_in_place(rest, DETACH_BELOW - 1))
-            {
-                let Ok((view, taken)) = read else {
-                    input.clear();
-                    return;
-                };
-                open.lend(
-                    cx.handler,
-                    cx.shared,
-                    cx.topics,
-                    id,
-                    LentMessage::view(view),
-                );
-                used += taken;
-            }
-            if used == input.len() {
-                input.clear();
-            } else if used > 0 {
-                input.advance(used);
-            }
-        }
-        loop {
-            match open.protocol.read_event(input, Delivery::Messages) {
-                Ok(Some(Event::Message(message))) => {
-                    open.lend(
-                        cx.handler,
-                        cx.shared,
-                        cx.topics,
-                        id,
-                        LentMessage::new(message, shared),
-                    );
-                }
-                Ok(Some(Event::Close(_))) | Ok(None) | Err(_) => break,
-                Ok(Some(_)) => {}
-            }
-        }
-        if open.protocol.output_len() > cx.options.websocket.write_buffer_limit {
-            open.paused = true;
+        if let Phase::Open(open) = &mut self.phase {
+            open.handle_input(cx, input, shared, id);
         }
     }
 
