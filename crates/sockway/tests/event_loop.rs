@@ -614,3 +614,39 @@ async fn a_ping_flood_from_a_peer_that_never_reads_does_not_stop_the_server_read
     drop((reader, writer));
     stop(server);
 }
+
+/// A peer whose last bytes and end of stream arrive together (one readiness event, a short
+/// read) is still seen to have gone: the server reads on to the end of stream instead of
+/// taking the short read for "nothing more", and forgets the connection at once rather than
+/// at the next keep-alive ping (here none).
+#[tokio::test]
+async fn a_peer_that_sends_its_last_bytes_and_leaves_is_forgotten_at_once() {
+    let options = EventLoopOptions::default()
+        .websocket(WebSocketConfig::for_server().keep_alive(None))
+        .threads(1);
+    let (server, recorder) = start(options);
+    for _ in 0..20 {
+        let (mut stream, head) = handshake(server.local_addr(), "/gone", "").await;
+        assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
+        // Half of a masked frame's header, and the end of the stream right behind it.
+        stream.write_all(&[0x82, 0xfe]).await.unwrap();
+        stream.shutdown().await.unwrap();
+        drop(stream);
+    }
+    let gone = timeout(STEP, async {
+        while server.connections() != 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(gone.is_ok(), "{} connections left", server.connections());
+    let closes = recorder
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|line| line.starts_with("close /gone"))
+        .count();
+    assert_eq!(closes, 20);
+    stop(server);
+}

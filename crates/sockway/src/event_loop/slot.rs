@@ -286,11 +286,14 @@ impl<S, T: Transport> Slot<S, T> {
         self.transport.socket()
     }
 
-    /// The socket became readable and/or writable.
+    /// The socket became readable and/or writable; `ended` when the event also says the
+    /// peer's stream ended (or the socket failed), so reading must go on to the end of
+    /// stream: no later event will say it again.
     pub(super) fn on_ready<H: Handler<Session = S>>(
         &mut self,
         cx: &mut Context<'_, H>,
         readable: bool,
+        ended: bool,
         writable: bool,
     ) -> Next {
         if self.draining {
@@ -311,7 +314,7 @@ impl<S, T: Transport> Slot<S, T> {
                 let read = readable || open.paused;
                 let lent = self.lend_cork(cx.cork);
                 let next = if read {
-                    self.read_open(cx)
+                    self.read_open(cx, ended)
                 } else {
                     self.after_io()
                 };
@@ -321,7 +324,7 @@ impl<S, T: Transport> Slot<S, T> {
             Phase::Handshake { peer_addr, .. } if readable => {
                 // An accepted handshake lends itself the cork buffer, with the 101 response
                 // in it.
-                let next = self.read_head(cx, peer_addr);
+                let next = self.read_head(cx, peer_addr, ended);
                 let opened = matches!(self.phase, Phase::Open(_));
                 self.return_cork(opened, cx.cork);
                 next
@@ -387,7 +390,7 @@ impl<S, T: Transport> Slot<S, T> {
             open.protocol.release_idle_output(0);
         }
         if open.paused {
-            return self.read_open(cx);
+            return self.read_open(cx, false);
         }
         self.after_io()
     }
@@ -430,8 +433,10 @@ impl<S, T: Transport> Slot<S, T> {
     }
 
     /// Reads frames until the socket has nothing more (or backpressure stops it), handing
-    /// each event to the handler, then writes what they produced.
-    fn read_open<H: Handler<Session = S>>(&mut self, cx: &mut Context<'_, H>) -> Next {
+    /// each event to the handler, then writes what they produced. A read that returns less
+    /// than it asked for means nothing more for now, unless the peer's stream `ended`: then
+    /// only the end of stream (or `WouldBlock`) stops the reading.
+    fn read_open<H: Handler<Session = S>>(&mut self, cx: &mut Context<'_, H>, ended: bool) -> Next {
         loop {
             let limit = cx.options.websocket.write_buffer_limit;
             let Phase::Open(open) = &mut self.phase else {
@@ -498,7 +503,7 @@ impl<S, T: Transport> Slot<S, T> {
                             cx.scratch.clear();
                         }
                     }
-                    if n < room && self.transport.drained() {
+                    if n < room && !ended && self.transport.drained() {
                         return self.after_io();
                     }
                 }

@@ -144,9 +144,9 @@ impl<H: Handler, T: Transport> Worker<H, T> {
                         self.run_commands();
                     }
                     Token(key) => {
-                        let readable =
-                            event.is_readable() || event.is_read_closed() || event.is_error();
-                        self.ready(key, readable, event.is_writable());
+                        let ended = event.is_read_closed() || event.is_error();
+                        let readable = event.is_readable() || ended;
+                        self.ready(key, readable, ended, event.is_writable());
                     }
                 }
             }
@@ -399,14 +399,15 @@ impl<H: Handler, T: Transport> Worker<H, T> {
         (&mut self.slots, cx)
     }
 
-    /// Lets connection `key` handle readiness.
-    fn ready(&mut self, key: usize, readable: bool, writable: bool) {
+    /// Lets connection `key` handle readiness (`ended`: the peer's end of stream or an error
+    /// came with it).
+    fn ready(&mut self, key: usize, readable: bool, ended: bool, writable: bool) {
         let (slots, mut cx) = self.parts();
         let Some(slot) = slots.get_mut(key) else {
             return;
         };
         // `settle`, without looking the slot up again.
-        match slot.on_ready(&mut cx, readable, writable) {
+        match slot.on_ready(&mut cx, readable, ended, writable) {
             Next::Keep if slot.is_draining() => slot.end_session(cx.handler),
             Next::Keep => {}
             Next::Remove => self.remove(key),

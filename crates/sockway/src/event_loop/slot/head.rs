@@ -27,11 +27,13 @@ enum Head {
 }
 
 impl<S, T: Transport> Slot<S, T> {
-    /// Reads the request head; answers it once it is complete.
+    /// Reads the request head; answers it once it is complete (`ended` as for
+    /// [`Slot::on_ready`], for the frames that may follow it).
     pub(super) fn read_head<H: Handler<Session = S>>(
         &mut self,
         cx: &mut Context<'_, H>,
         peer_addr: SocketAddr,
+        ended: bool,
     ) -> Next {
         let own = !self.held.is_empty();
         let mut input = if own {
@@ -55,7 +57,7 @@ impl<S, T: Transport> Slot<S, T> {
         }
         match head {
             Head::Done(next) => next,
-            Head::Opened => self.read_open(cx),
+            Head::Opened => self.read_open(cx, ended),
         }
     }
 

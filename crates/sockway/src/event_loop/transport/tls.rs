@@ -4,13 +4,15 @@
 //! rustls is sans-I/O like the WebSocket core: records read from the socket go in, decrypted
 //! bytes come out of its reader; application bytes go into its writer and records come out
 //! for the socket. Two rules keep memory bounded and readiness exact. Reading drains the
-//! decrypted bytes before reading more records, and reads records until the socket would
-//! block (edge-triggered readiness), so nothing is left waiting without an event to come back
-//! for it. Writing gives rustls new bytes only once its last records are on the socket, so
-//! what the socket does not take stays in the WebSocket's own output, where the write buffer
-//! limit and backpressure already count it, and rustls holds at most one write's records.
+//! decrypted bytes before reading more records, and reads records until the socket has no
+//! more (edge-triggered readiness), so nothing is left waiting without an event to come back
+//! for; as on the plain path, a read that returns fewer bytes than it asked for says so, and
+//! no further read is spent learning that the socket would block. Writing gives rustls new
+//! bytes only once its last records are on the socket, so what the socket does not take stays
+//! in the WebSocket's own output, where the write buffer limit and backpressure already count
+//! it, and rustls holds at most one write's records.
 
-use std::io::{self, BufRead, IoSlice, Write};
+use std::io::{self, BufRead, IoSlice, Read, Write};
 use std::sync::Arc;
 
 use bytes::BytesMut;
@@ -27,18 +29,45 @@ pub(in crate::event_loop) struct Tls {
     closed: bool,
 }
 
+/// How far one read of records went.
+enum Records {
+    /// The socket would block: nothing was read.
+    None,
+    /// Records were read and processed; `drained` when the read came back short.
+    Read { drained: bool },
+}
+
+/// The socket as rustls reads it, noting whether the last read returned fewer bytes than it
+/// asked for.
+struct Noting<'a> {
+    stream: &'a TcpStream,
+    short: bool,
+}
+
+impl Read for Noting<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = (&mut &*self.stream).read(buf)?;
+        self.short = n < buf.len();
+        Ok(n)
+    }
+}
+
 impl Tls {
-    /// Reads records from the socket once and processes them; `Ok(false)` when the socket
-    /// would block.
-    fn read_records(&mut self) -> io::Result<bool> {
+    /// Reads records from the socket once and processes them.
+    fn read_records(&mut self) -> io::Result<Records> {
+        let mut socket = Noting {
+            stream: &self.stream,
+            short: false,
+        };
         loop {
-            match self.session.read_tls(&mut &self.stream) {
+            match self.session.read_tls(&mut socket) {
                 Ok(_) => break,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Records::None),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
         }
+        let drained = socket.short;
         if let Err(error) = self.session.process_new_packets() {
             // rustls queued the alert that tells the peer why (RFC 8446 section 6.2).
             let _ = self.flush_pending();
@@ -46,7 +75,7 @@ impl Tls {
         }
         // Handshake messages, session tickets, key updates.
         self.flush_pending()?;
-        Ok(true)
+        Ok(Records::Read { drained })
     }
 }
 
@@ -70,6 +99,7 @@ impl Transport for Tls {
 
     fn receive(&mut self, buffer: &mut BytesMut, room: usize) -> io::Result<usize> {
         let mut filled = 0;
+        let mut drained = false;
         loop {
             let mut reader = self.session.reader();
             while filled < room {
@@ -99,12 +129,19 @@ impl Transport for Tls {
             if filled == room || self.closed {
                 return Ok(filled);
             }
-            if !self.read_records()? {
-                return match filled {
-                    0 => Err(io::ErrorKind::WouldBlock.into()),
-                    _ => Ok(filled),
-                };
+            if !drained {
+                match self.read_records()? {
+                    Records::Read { drained: short } => {
+                        drained = short;
+                        continue;
+                    }
+                    Records::None => {}
+                }
             }
+            return match filled {
+                0 => Err(io::ErrorKind::WouldBlock.into()),
+                _ => Ok(filled),
+            };
         }
     }
 
