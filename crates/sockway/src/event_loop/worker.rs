@@ -144,8 +144,9 @@ impl<H: Handler, T: Transport> Worker<H, T> {
                         self.run_commands();
                     }
                     Token(key) => {
-                        let ended = event.is_read_closed() || event.is_error();
-                        let readable = event.is_readable() || ended;
+                        // `|`, not `||`: flag tests without branches.
+                        let ended = event.is_read_closed() | event.is_error();
+                        let readable = event.is_readable() | ended;
                         self.ready(key, readable, ended, event.is_writable());
                     }
                 }
