@@ -214,3 +214,41 @@ async fn a_client_that_vanishes_mid_message_is_forgotten() {
     wait_for_connections(&server, 0).await;
     stop(server);
 }
+
+/// Many TLS handshakes at once on one worker make long loop turns, in which a connection
+/// accepted late in a turn used to be stamped with a clock reading later than the one its
+/// turn's deadline check used, read as a handshake that timed out long ago, and closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_handshakes_is_answered_whole() {
+    let pki = Arc::new(pki(&["localhost"]));
+    let tls = ServerTls::from_pem_files(&pki.server_cert_file, &pki.server_key_file).unwrap();
+    // A short close timeout makes the worker check deadlines every 10 ms, during the burst.
+    let websocket = WebSocketConfig::for_server().close_timeout(Duration::from_millis(40));
+    let options = EventLoopOptions::default()
+        .threads(1)
+        .tls(tls)
+        .websocket(websocket);
+    let server = EventLoopServer::new(EchoAndPublish, options)
+        .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .unwrap();
+    let server = Arc::new(server);
+    let mut clients = Vec::new();
+    for client in 0..150 {
+        let (server, pki) = (Arc::clone(&server), Arc::clone(&pki));
+        clients.push(tokio::spawn(async move {
+            let mut socket = connect(&server, &pki, false).await;
+            echo(&mut socket, Message::text(format!("client {client}"))).await;
+            socket
+        }));
+    }
+    let mut sockets = Vec::new();
+    for client in clients {
+        sockets.push(timeout(STEP * 3, client).await.unwrap().unwrap());
+    }
+    drop(sockets);
+    wait_for_connections(&server, 0).await;
+    let Ok(server) = Arc::try_unwrap(server) else {
+        panic!("the clients still hold the server");
+    };
+    stop(server);
+}

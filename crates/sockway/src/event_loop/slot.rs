@@ -341,14 +341,14 @@ impl<S, T: Transport> Slot<S, T> {
         match &mut self.phase {
             Phase::Refusing { since } => {
                 let close_ms = millis(options.websocket.close_timeout);
-                if cx.now.wrapping_sub(*since) >= close_ms {
+                if elapsed(cx.now, *since) >= close_ms {
                     Next::Remove
                 } else {
                     Next::Keep
                 }
             }
             Phase::Handshake { heard_at, .. } => {
-                if cx.now.wrapping_sub(*heard_at) < millis(options.limits.handshake_timeout) {
+                if elapsed(cx.now, *heard_at) < millis(options.limits.handshake_timeout) {
                     return Next::Keep;
                 }
                 let response = handshake::refusal(
@@ -582,6 +582,18 @@ impl<S, T: Transport> Slot<S, T> {
     }
 }
 
+/// Milliseconds from `since` to `now` on the wrapping worker clock; 0 when `since` is the
+/// later one (a time stamp taken after the reading it is compared with), which would
+/// otherwise read as a deadline passed long ago.
+fn elapsed(now: u32, since: u32) -> u32 {
+    let passed = now.wrapping_sub(since);
+    if passed > u32::MAX / 2 {
+        0
+    } else {
+        passed
+    }
+}
+
 /// A duration in whole milliseconds, saturating at the worker clock's range.
 pub(super) fn millis(duration: std::time::Duration) -> u32 {
     u32::try_from(duration.as_millis())
@@ -596,6 +608,13 @@ mod tests {
     /// An idle connection's memory is this box and one pointer in the worker's slots: at
     /// most 216 bytes keeps it in a 224-byte glibc chunk (the size plus an 8-byte header,
     /// rounded up to 16).
+    #[test]
+    fn a_time_stamp_later_than_the_clock_reading_is_no_time_passed() {
+        assert_eq!(elapsed(1_000, 400), 600);
+        assert_eq!(elapsed(400, 401), 0);
+        assert_eq!(elapsed(5, u32::MAX - 4), 10);
+    }
+
     #[test]
     fn a_slot_fits_a_224_byte_chunk() {
         let size = std::mem::size_of::<Slot<(), super::super::transport::Plain>>();

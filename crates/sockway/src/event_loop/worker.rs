@@ -260,7 +260,9 @@ impl<H: Handler, T: Transport> Worker<H, T> {
             return;
         }
         let _ = stream.set_nodelay(true);
-        let now = self.now();
+        // The turn's clock, which the deadlines are checked against at the end of this turn:
+        // a fresh reading could be later than it and read as a deadline long past.
+        let now = self.turn_clock() as u32;
         let Some(key) = self.slots.next_key() else {
             self.uncount();
             return;
@@ -367,6 +369,16 @@ impl<H: Handler, T: Transport> Worker<H, T> {
         }
     }
 
+    /// The worker clock as of this loop turn, read on first use in the turn.
+    fn turn_clock(&mut self) -> u64 {
+        if let Some(clock) = self.turn_clock {
+            return clock;
+        }
+        let clock = self.clock();
+        self.turn_clock = Some(clock);
+        clock
+    }
+
     /// One connection of this worker is gone.
     fn uncount(&self) {
         self.shared.connections.fetch_sub(1, Ordering::AcqRel);
@@ -378,14 +390,7 @@ impl<H: Handler, T: Transport> Worker<H, T> {
     /// The connections, and what a connection needs from the worker while it works (the
     /// clock read at most once per loop turn).
     fn parts(&mut self) -> (&mut Slots<Slot<H::Session, T>>, Context<'_, H>) {
-        let clock = match self.turn_clock {
-            Some(clock) => clock,
-            None => {
-                let clock = self.clock();
-                self.turn_clock = Some(clock);
-                clock
-            }
-        };
+        let clock = self.turn_clock();
         let cx = Context {
             handler: &mut self.handler,
             options: &self.options,
