@@ -18,22 +18,24 @@
 # (sockway, Node ws), each started with --compression: window 15, context takeover, level 1, every
 # message compressed.
 #
-# TLS cases (names starting with t) run wss:// against the servers that have TLS (all but
-# sockway-loop), each started with --tls and a throwaway ECDSA P-256 certificate (openssl):
-# the Rust servers share one rustls configuration (ring), Node uses its https module; the
-# generator trusts the certificate (--ca-file).
+# TLS cases (names starting with t) run wss:// against the servers that have TLS (all of
+# them), each started with --tls and a throwaway ECDSA P-256 certificate (openssl): the Rust
+# servers share one rustls configuration (ring), Node uses its https module, uWebSockets
+# OpenSSL (its SSLApp); the generator trusts the certificate (--ca-file; load_test checks
+# none).
 #
 # uWebSockets (server `uws`: uws-echo, built with its generators from the snapshot in
 # ../shared/peers/uwebsockets, g++ and zlib1g-dev installed with apt-get when missing) is
 # single-threaded: a case with T server threads runs T uws-echo processes on one port
-# (SO_REUSEPORT). It has no TLS here and is left out of the TLS cases. Under sockway bench its
-# CPU per message is given only with one process (the generator reads one process's CPU).
+# (SO_REUSEPORT). Under sockway bench its CPU per message is given only with one process (the
+# generator reads one process's CPU).
 #
 # --generator load_test: uWebSockets' C generator (the one the fastwebsockets and
 # tokio-websockets benchmarks publish with; cheaper per message than sockway bench, so the
 # servers set the pace) through benches/load_test.py: it prints a rate every 4 s, so the
 # warm-up and the measured window are rounded to whole 4 s printouts; no latency, no fixed
-# load (--fixed-load is ignored), no compressed or TLS cases (built without them).
+# load (--fixed-load is ignored), no compressed cases (built without permessage-deflate); the
+# TLS cases run its OpenSSL build (load_test-tls).
 #
 # --pin: a case with 1 server thread runs the server on CPU 0 and the generator on CPU 1
 # (`taskset`), so neither waits for the other's CPU and the scheduler cannot move them.
@@ -66,7 +68,7 @@ GENERATOR_THREADS=2
 GENERATOR=sockway
 PIN=0
 # name:connections:payload:server-threads[:deflate]
-ALL_CASES="c100x20b:100:20:2 c10x1k:10:1024:2 c200x16k:200:16384:2 c500x16k:500:16384:2 c100x20b-1t:100:20:1 c10x1k-1t:10:1024:1 c200x16k-1t:200:16384:1 c500x16k-1t:500:16384:1 z10x1k:10:1024:2:deflate z100x16k:100:16384:2:deflate t100x20b:100:20:2:tls t200x16k:200:16384:2:tls"
+ALL_CASES="c100x20b:100:20:2 c10x1k:10:1024:2 c200x16k:200:16384:2 c500x16k:500:16384:2 c100x20b-1t:100:20:1 c10x1k-1t:10:1024:1 c200x16k-1t:200:16384:1 c500x16k-1t:500:16384:1 z10x1k:10:1024:2:deflate z100x16k:100:16384:2:deflate t100x20b:100:20:2:tls t10x1k:10:1024:2:tls t200x16k:200:16384:2:tls"
 CASES=""
 
 while (($#)); do
@@ -120,9 +122,11 @@ run_generator() {
   local scheme="$1" conns="$2" payload="$3" label="$4" json="$5"
   shift 5
   if [[ "$GENERATOR" == load_test ]]; then
-    $GENERATOR_WRAPPER python3 "$(dirname "$0")/load_test.py" --load-test "$UWS_DIR/load_test" --port "$SERVER_PORT" \
+    local binary=load_test tls=()
+    [[ "$scheme" == wss ]] && binary=load_test-tls tls=(--tls)
+    $GENERATOR_WRAPPER python3 "$(dirname "$0")/load_test.py" --load-test "$UWS_DIR/$binary" --port "$SERVER_PORT" \
       --connections "$conns" --payload "$payload" --warmup "$WARMUP" --duration "$DURATION" \
-      --pids "${SERVER_PIDS// /,}" --label "$label" --json "$json"
+      --pids "${SERVER_PIDS// /,}" --label "$label" --json "$json" "${tls[@]}"
     return
   fi
   local pid=(--server-pid "$SERVER_PID")
@@ -150,7 +154,7 @@ run_round() {
       generator_flags=(--ca-file "$(tls_dir)/cert.pem")
       SERVER_FLAGS="--tls $(tls_dir)"
     fi
-    if [[ "$GENERATOR" == load_test && -n "$mode" ]]; then
+    if [[ "$GENERATOR" == load_test && "$mode" == deflate ]]; then
       continue
     fi
     if [[ -n "$rates" ]]; then
@@ -166,7 +170,6 @@ run_round() {
     fi
     for server in $(rotated "$rep" $SERVERS); do
       if [[ "$mode" == deflate && " $DEFLATE_SERVERS " != *" $server "* ]] ||
-        [[ "$mode" == tls && "$server" == uws ]] ||
         [[ "$mode" == tls && " $TLS_SERVERS " != *" $server "* ]]; then
         continue
       fi

@@ -22,9 +22,9 @@ UWS_BIN="${UWS_BIN:-$UWS_DIR}"
 ALL_SERVERS="sockway sockway-loop tungstenite fastwebsockets tokio-websockets node uws"
 # The servers whose library has permessage-deflate (the compressed cases run only these).
 DEFLATE_SERVERS="sockway node sockway-baseline"
-# The servers that can serve TLS (the TLS cases run only these; sockway-loop has none).
-# (uws: its snapshot is built without TLS.)
-TLS_SERVERS="sockway tungstenite fastwebsockets tokio-websockets node sockway-baseline"
+# The servers that can serve TLS (the TLS cases run only these). uws: uws-echo-tls, the echo
+# as an SSLApp, built by build_uws with OpenSSL beside the plain peers.
+TLS_SERVERS="sockway sockway-loop tungstenite fastwebsockets tokio-websockets node uws sockway-baseline"
 # Extra arguments for the next start_server (e.g. --compression); empty by default.
 SERVER_FLAGS=""
 
@@ -46,20 +46,23 @@ build_all() {
 
 # Installs what build_uws needs (g++, zlib headers) with apt-get when missing.
 uws_prerequisites() {
-  if command -v g++ >/dev/null && command -v gcc >/dev/null && [[ -f /usr/include/zlib.h ]]; then
+  if command -v g++ >/dev/null && command -v gcc >/dev/null && [[ -f /usr/include/zlib.h ]] &&
+    [[ -f /usr/include/openssl/ssl.h ]]; then
     return 0
   fi
   local sudo=""
   ((EUID == 0)) || sudo="sudo"
-  echo "installing g++ and zlib1g-dev for uWebSockets" >&2
-  $sudo apt-get update -qq >/dev/null && $sudo apt-get install -y -qq g++ gcc zlib1g-dev >/dev/null
+  echo "installing g++, zlib1g-dev and libssl-dev for uWebSockets" >&2
+  $sudo apt-get update -qq >/dev/null &&
+    $sudo apt-get install -y -qq g++ gcc zlib1g-dev libssl-dev >/dev/null
 }
 
 # Builds uWebSockets' peers (see UWS_DIR) once; again when the snapshot changes.
 build_uws() {
   local stamp="$UWS_DIR/stamp" hash
   hash="$(cat "$UWS_SOURCE"/build.sh "$UWS_SOURCE"/uwebsockets-*.tar.gz | sha256sum | cut -d' ' -f1)"
-  if [[ -x "$UWS_DIR/load_test" && -x "$UWS_DIR-v3/uws-echo" && -f "$stamp" && "$(cat "$stamp")" == "$hash" ]]; then
+  if [[ -x "$UWS_DIR/load_test" && -x "$UWS_DIR/load_test-tls" && -x "$UWS_DIR-v3/uws-echo" &&
+    -f "$stamp" && "$(cat "$stamp")" == "$hash" ]]; then
     return 0
   fi
   uws_prerequisites
@@ -71,7 +74,32 @@ build_uws() {
   sed "s/-march=native/-march=x86-64-v3/g; s|^here=.*|here=\"$UWS_SOURCE\"|" "$UWS_SOURCE/build.sh" >"$v3"
   bash "$v3" "$UWS_DIR-v3" >/dev/null
   rm -f "$v3"
+  build_uws_tls
   echo "$hash" >"$stamp"
+}
+
+# The TLS peers beside the plain ones in UWS_DIR, from the same snapshot with uSockets' OpenSSL
+# support (WITH_OPENSSL=1): uws-echo-tls PORT --tls DIR (the echo as an SSLApp with DIR/cert.pem
+# and DIR/key.pem, as the Rust peers take --tls) and load_test-tls (load_test whose SSL
+# argument works).
+build_uws_tls() {
+  local work
+  work="$(mktemp -d)"
+  tar xzf "$UWS_SOURCE"/uwebsockets-*.tar.gz -C "$work"
+  (
+    cd "$work/uWebSockets" || exit 1
+    make -s -C uSockets WITH_OPENSSL=1 >/dev/null 2>&1
+    # The echo's App becomes an SSLApp whose files come from argv[3] (after "--tls").
+    sed -e 's|uWS::App()|uWS::SSLApp({.key_file_name = key.c_str(), .cert_file_name = cert.c_str()})|' \
+      -e 's|^\( *int port = .*\)$|\1\n    std::string dir = argc > 3 ? argv[3] : ".", cert = dir + "/cert.pem", key = dir + "/key.pem";|' \
+      -e 's|(1 thread, no compression)|(1 thread, no compression, TLS)|' \
+      EchoServerPort.cpp >EchoServerTls.cpp
+    g++ -O3 -march=native -std=c++2b -Isrc -IuSockets/src -w -DLIBUS_USE_OPENSSL \
+      EchoServerTls.cpp uSockets/uSockets.a -lz -lssl -lcrypto -o "$UWS_DIR/uws-echo-tls"
+    gcc -O3 -march=native -DLIBUS_USE_OPENSSL -IuSockets/src benchmarks/load_test.c \
+      uSockets/uSockets.a -lz -lssl -lcrypto -lstdc++ -o "$UWS_DIR/load_test-tls"
+  )
+  rm -rf "$work"
 }
 
 # A free TCP port on 127.0.0.1 (for servers that cannot be given port 0, like uws-echo,
@@ -125,7 +153,12 @@ server_command() {
     node) echo "node $NODE_DIR/echo.js 0" ;;
     # uWebSockets: one thread per process; with $2 > 1, start_server starts $2 processes on
     # one port (uSockets sets SO_REUSEPORT, so the kernel spreads the connections).
-    uws) echo "$UWS_BIN/uws-echo ${UWS_PORT:-$(free_port)}" ;;
+    # Over TLS (SERVER_FLAGS --tls DIR, which start_server appends), its SSLApp build.
+    uws)
+      local binary=uws-echo
+      [[ "$SERVER_FLAGS" == --tls* ]] && binary=uws-echo-tls
+      echo "$UWS_BIN/$binary ${UWS_PORT:-$(free_port)}"
+      ;;
     uws-broadcast) echo "$UWS_BIN/uws-broadcast ${UWS_PORT:-$(free_port)}" ;;
     # Fan-out peers for broadcast.sh: every message published to every client (one topic).
     sockway-loop-broadcast) echo "$PEERS_BIN/sockway-loop-broadcast 0 $2" ;;

@@ -55,6 +55,8 @@ def main():
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--connections", type=int, required=True)
     parser.add_argument("--payload", type=int, required=True)
+    parser.add_argument("--tls", action="store_true",
+                        help="connect over TLS (a load_test built with OpenSSL)")
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--duration", type=float, default=6.0)
     parser.add_argument("--pids", default="", help="the server's process ids, comma-separated")
@@ -68,7 +70,7 @@ def main():
     # Connecting and the discarded printouts, then the counted ones, with room to spare.
     deadline = time.monotonic() + 30 + INTERVAL * (discard + count + 2)
     command = ["stdbuf", "-oL", args.load_test, str(args.connections), "127.0.0.1",
-               str(args.port), "0", "0", str(args.payload)]
+               str(args.port), "1" if args.tls else "0", "0", str(args.payload)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                text=True)
     rates, start, end, errors, first_error = [], None, None, 0, None

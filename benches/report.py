@@ -16,7 +16,7 @@ from xml.sax.saxutils import escape
 
 SERVER_ORDER = ["sockway", "sockway-loop", "tungstenite", "fastwebsockets", "tokio-websockets", "node", "uws"]
 CASE_ORDER = ["c100x20b", "c10x1k", "c200x16k", "c500x16k", "c100x20b-1t", "c10x1k-1t", "c200x16k-1t",
-              "c500x16k-1t", "z10x1k", "z100x16k", "t100x20b", "t200x16k"]
+              "c500x16k-1t", "z10x1k", "z100x16k", "t100x20b", "t10x1k", "t200x16k"]
 CASE_TITLES = {
     "c100x20b": "100 conns x 20 B",
     "c10x1k": "10 conns x 1 KiB",
@@ -29,6 +29,7 @@ CASE_TITLES = {
     "z10x1k": "deflate 10 x 1 KiB JSON",
     "z100x16k": "deflate 100 x 16 KiB JSON",
     "t100x20b": "TLS 100 x 20 B",
+    "t10x1k": "TLS 10 x 1 KiB",
     "t200x16k": "TLS 200 x 16 KiB",
 }
 COLORS = {

@@ -252,3 +252,25 @@ async fn a_burst_of_handshakes_is_answered_whole() {
     };
     stop(server);
 }
+
+#[tokio::test]
+async fn a_request_that_is_no_websocket_handshake_is_refused_over_tls() {
+    let pki = pki(&["localhost"]);
+    let server = start(&pki, EventLoopOptions::default());
+    let mut tls = raw_tls(&server, &pki).await;
+    tls.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    // The refusal, then the server's close_notify and end of stream.
+    timeout(STEP, tls.read_to_end(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 4"), "{answer}");
+    // The server keeps the socket until this side's end of stream (or its close timeout).
+    drop(tls);
+    wait_for_connections(&server, 0).await;
+    stop(server);
+}
