@@ -274,3 +274,63 @@ async fn a_request_that_is_no_websocket_handshake_is_refused_over_tls() {
     wait_for_connections(&server, 0).await;
     stop(server);
 }
+
+/// Forwards connections on a new loopback port to `server`, the client's bytes one at a time
+/// (each its own TCP segment), the server's as they come; returns the port's address.
+async fn trickle_to(server: SocketAddr) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(upstream) = TcpStream::connect(server).await else {
+                return;
+            };
+            let _ = (client.set_nodelay(true), upstream.set_nodelay(true));
+            let (mut client_read, mut client_write) = client.into_split();
+            let (mut upstream_read, mut upstream_write) = upstream.into_split();
+            tokio::spawn(async move {
+                let mut byte = [0u8; 1];
+                while let Ok(1) = client_read.read(&mut byte).await {
+                    if upstream_write.write_all(&byte).await.is_err() {
+                        break;
+                    }
+                    tokio::task::yield_now().await;
+                }
+                let _ = upstream_write.shutdown().await;
+            });
+            tokio::spawn(async move {
+                let _ = tokio::io::copy(&mut upstream_read, &mut client_write).await;
+                let _ = client_write.shutdown().await;
+            });
+        }
+    });
+    addr
+}
+
+/// TLS records that reach the server a byte at a time: every read is short, every record
+/// arrives in pieces across many readiness events, and nothing is lost or waits for an event
+/// that does not come.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_that_arrive_a_byte_at_a_time_are_read_whole() {
+    let pki = pki(&["localhost"]);
+    let server = start(&pki, EventLoopOptions::default());
+    let trickle = trickle_to(server.local_addr()).await;
+    let url = format!("wss://localhost:{}/", trickle.port());
+    let connect = ClientBuilder::new(url)
+        .webpki_roots(false)
+        .ca_file(&pki.ca_file)
+        .resolve_to(vec![trickle])
+        .connect();
+    let (mut socket, _) = timeout(STEP, connect).await.unwrap().unwrap();
+    for size in [0, 1, 125, 126, 2_000, 20_000] {
+        echo(&mut socket, Message::binary(vec![size as u8; size])).await;
+    }
+    let closed = timeout(STEP, socket.close(CloseCode::NORMAL, ""))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(closed.code, CloseCode::NORMAL);
+    drop(socket);
+    wait_for_connections(&server, 0).await;
+    stop(server);
+}
