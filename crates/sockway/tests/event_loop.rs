@@ -47,8 +47,8 @@ impl Handler for Recorder {
 
     fn open(&mut self, _conn: &mut Conn<'_>, request: &OpenRequest<'_>) -> String {
         let line = format!(
-            "open {} origin={:?} protocol={:?}",
-            request.path, request.origin, request.subprotocol
+            "open {} origin={:?} protocol={:?} secure={} sni={:?}",
+            request.path, request.origin, request.subprotocol, request.secure, request.server_name
         );
         let thread = std::thread::current().name().unwrap_or("?").to_owned();
         let mut log = self.log.lock().unwrap();
@@ -201,7 +201,8 @@ async fn tells_the_handler_the_request_and_the_close_code() {
     let opened = recorder.wait_for("open /room").await;
     assert_eq!(
         opened,
-        "open /room?id=7 origin=Some(\"https://a.example\") protocol=Some(\"chat\")"
+        "open /room?id=7 origin=Some(\"https://a.example\") protocol=Some(\"chat\") secure=false \
+         sni=None"
     );
     ws.close(CloseCode::from(4000), "bye").await.unwrap();
     assert_eq!(

@@ -334,3 +334,45 @@ async fn records_that_arrive_a_byte_at_a_time_are_read_whole() {
     wait_for_connections(&server, 0).await;
     stop(server);
 }
+
+/// Tells each client, as its first message, what `OpenRequest` said about its TLS.
+#[derive(Clone)]
+struct TellsTls;
+
+impl sockway::event_loop::Handler for TellsTls {
+    type Session = ();
+
+    fn open(
+        &mut self,
+        conn: &mut sockway::event_loop::Conn<'_>,
+        request: &sockway::event_loop::OpenRequest<'_>,
+    ) {
+        let told = format!("secure={} sni={:?}", request.secure, request.server_name);
+        conn.send(&Message::text(told)).unwrap();
+    }
+
+    fn message(&mut self, _conn: &mut sockway::event_loop::Conn<'_>, _: &mut (), _: Message) {}
+}
+
+#[tokio::test]
+async fn the_handler_learns_the_connection_is_secure_and_the_name_asked_for() {
+    let pki = pki(&["localhost", "chat.example"]);
+    let tls = ServerTls::from_pem_files(&pki.server_cert_file, &pki.server_key_file).unwrap();
+    let server = EventLoopServer::new(TellsTls, EventLoopOptions::default().threads(1).tls(tls))
+        .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .unwrap();
+    for name in ["localhost", "chat.example"] {
+        let url = format!("wss://{name}:{}/", server.local_addr().port());
+        let connect = ClientBuilder::new(url)
+            .webpki_roots(false)
+            .ca_file(&pki.ca_file)
+            .resolve_to(vec![server.local_addr()])
+            .connect();
+        let (mut socket, _) = timeout(STEP, connect).await.unwrap().unwrap();
+        let told = timeout(STEP, socket.recv()).await.unwrap().unwrap();
+        let expected = format!("secure=true sni=Some({name:?})");
+        assert_eq!(told, Some(Message::text(expected)));
+    }
+    server.stop();
+    let _ = tokio::task::spawn_blocking(move || server.join()).await;
+}

@@ -162,6 +162,12 @@ pub struct OpenRequest<'a> {
     pub subprotocol: Option<&'a str>,
     /// The client's address.
     pub peer_addr: SocketAddr,
+    /// Whether the connection came over TLS (`wss://`, [`super::EventLoopOptions`]' `tls`).
+    pub secure: bool,
+    /// The host name the client asked for in its TLS handshake (SNI, RFC 6066 section 3),
+    /// if it was a TLS client that sent one: a server with one certificate for several names
+    /// can tell them apart before the request's `Host` header, which the client chose too.
+    pub server_name: Option<&'a str>,
 }
 
 /// One connection, lent to a callback: what it sends is queued and written when the

@@ -29,6 +29,9 @@ pub(super) trait Transport: Sized {
     /// The socket, for (de)registration and shutdown.
     fn socket(&mut self) -> &mut TcpStream;
 
+    /// The host name a TLS client asked for (SNI); `None` without TLS.
+    fn server_name(&self) -> Option<&str>;
+
     /// Reads at most `room` application bytes onto the end of `buffer`; how many (0 at the
     /// end of the stream). A short count means everything available was read when
     /// [`Transport::drained`] says so.
@@ -71,6 +74,10 @@ impl Transport for Plain {
     #[inline]
     fn socket(&mut self) -> &mut TcpStream {
         &mut self.0
+    }
+
+    fn server_name(&self) -> Option<&str> {
+        None
     }
 
     #[inline]

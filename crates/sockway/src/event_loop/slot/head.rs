@@ -112,6 +112,8 @@ impl<S, T: Transport> Slot<S, T> {
                     origin: accepted.origin.as_deref(),
                     subprotocol: accepted.subprotocol.as_deref(),
                     peer_addr,
+                    secure: !T::PLAIN,
+                    server_name: self.transport.server_name(),
                 };
                 let session = cx.handler.open(
                     &mut Conn {

@@ -97,6 +97,10 @@ impl Transport for Tls {
         &mut self.stream
     }
 
+    fn server_name(&self) -> Option<&str> {
+        self.session.server_name()
+    }
+
     fn receive(&mut self, buffer: &mut BytesMut, room: usize) -> io::Result<usize> {
         let mut filled = 0;
         let mut drained = false;
