@@ -95,17 +95,25 @@ async fn chromium_negotiates_compression_and_traffic_is_compressed_both_ways() {
 
 /// Chromium, on the async server's page, connects to the event-loop echo instead
 /// (`--ws-url`): it offers permessage-deflate as every browser does, the event loop agrees,
-/// and a large compressible text comes back whole.
-#[tokio::test]
-async fn chromium_compresses_with_the_event_loop_server() {
+/// and a large compressible text comes back whole. With `tls`, the page is `https://` and the
+/// socket `wss://` (both with throwaway certificates this Chromium run ignores).
+async fn chromium_compresses_with_the_event_loop(tls: bool, screenshot: &str) {
     let Some(peers) = peers_dir() else {
         return;
     };
-    let page_server = start_echo(&[]).await;
-    let mut event_loop = start_echo(&["--event-loop", "--compression"]).await;
-    let page = format!("http://{}/", page_server.addr);
-    let ws_url = format!("ws://{}/", event_loop.addr);
-    let screenshot = screenshot_path("echo-event-loop-deflate.png");
+    let tls_flag: &[&str] = if tls { &["--tls-self-signed"] } else { &[] };
+    let page_server = start_echo(tls_flag).await;
+    let mut loop_args = vec!["--event-loop", "--compression"];
+    loop_args.extend_from_slice(tls_flag);
+    let mut event_loop = start_echo(&loop_args).await;
+    let (page, ws_url) = if tls {
+        let ws_url = format!("wss://localhost:{}/", event_loop.addr.port());
+        (format!("https://{}/", page_server.addr), ws_url)
+    } else {
+        let ws_url = format!("ws://{}/", event_loop.addr);
+        (format!("http://{}/", page_server.addr), ws_url)
+    };
+    let screenshot = screenshot_path(screenshot);
     let node_args = ["--compressible", "--ws-url", ws_url.as_str()];
     let stdout = run_browser_page(&peers, &page, &screenshot, &node_args, "other server").await;
     assert!(
@@ -122,32 +130,14 @@ async fn chromium_compresses_with_the_event_loop_server() {
     );
 }
 
-/// Chromium, on the async server's `https://` page, connects to the event-loop echo over TLS
-/// (`wss://`, both with throwaway certificates this Chromium run ignores) and compresses with it.
+#[tokio::test]
+async fn chromium_compresses_with_the_event_loop_server() {
+    chromium_compresses_with_the_event_loop(false, "echo-event-loop-deflate.png").await;
+}
+
 #[tokio::test]
 async fn chromium_connects_over_wss_to_the_event_loop_server() {
-    let Some(peers) = peers_dir() else {
-        return;
-    };
-    let page_server = start_echo(&["--tls-self-signed"]).await;
-    let mut event_loop = start_echo(&["--event-loop", "--tls-self-signed", "--compression"]).await;
-    let page = format!("https://{}/", page_server.addr);
-    let ws_url = format!("wss://localhost:{}/", event_loop.addr.port());
-    let screenshot = screenshot_path("echo-event-loop-wss.png");
-    let node_args = ["--compressible", "--ws-url", ws_url.as_str()];
-    let stdout = run_browser_page(&peers, &page, &screenshot, &node_args, "other server").await;
-    assert!(
-        stdout.contains(&format!("connected to {ws_url}")),
-        "{stdout}"
-    );
-    assert!(
-        stdout.contains("extensions: permessage-deflate"),
-        "{stdout}"
-    );
-    assert!(
-        event_loop.child.try_wait().unwrap().is_none(),
-        "the event loop is still up"
-    );
+    chromium_compresses_with_the_event_loop(true, "echo-event-loop-wss.png").await;
 }
 
 #[tokio::test]

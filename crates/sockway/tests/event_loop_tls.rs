@@ -34,11 +34,22 @@ fn start(pki: &Pki, options: EventLoopOptions) -> RunningServer {
 }
 
 async fn connect(server: &RunningServer, pki: &Pki, compression: bool) -> WebSocket<ClientStream> {
-    let url = format!("wss://localhost:{}/", server.local_addr().port());
+    connect_as("localhost", server.local_addr(), pki, compression).await
+}
+
+/// A `wss://` client of `name` (its SNI and the certificate name checked against the test
+/// CA), connecting to `addr`.
+async fn connect_as(
+    name: &str,
+    addr: SocketAddr,
+    pki: &Pki,
+    compression: bool,
+) -> WebSocket<ClientStream> {
+    let url = format!("wss://{name}:{}/", addr.port());
     let connect = ClientBuilder::new(url)
         .webpki_roots(false)
         .ca_file(&pki.ca_file)
-        .resolve_to(vec![server.local_addr()])
+        .resolve_to(vec![addr])
         .compression(compression.then(DeflateConfig::default))
         .connect();
     let (socket, _) = timeout(STEP, connect).await.unwrap().unwrap();
@@ -315,13 +326,7 @@ async fn records_that_arrive_a_byte_at_a_time_are_read_whole() {
     let pki = pki(&["localhost"]);
     let server = start(&pki, EventLoopOptions::default());
     let trickle = trickle_to(server.local_addr()).await;
-    let url = format!("wss://localhost:{}/", trickle.port());
-    let connect = ClientBuilder::new(url)
-        .webpki_roots(false)
-        .ca_file(&pki.ca_file)
-        .resolve_to(vec![trickle])
-        .connect();
-    let (mut socket, _) = timeout(STEP, connect).await.unwrap().unwrap();
+    let mut socket = connect_as("localhost", trickle, &pki, false).await;
     for size in [0, 1, 125, 126, 2_000, 20_000] {
         echo(&mut socket, Message::binary(vec![size as u8; size])).await;
     }
@@ -362,13 +367,7 @@ async fn the_handler_learns_the_connection_is_secure_and_the_name_asked_for() {
         .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
         .unwrap();
     for name in ["localhost", "chat.example"] {
-        let url = format!("wss://{name}:{}/", server.local_addr().port());
-        let connect = ClientBuilder::new(url)
-            .webpki_roots(false)
-            .ca_file(&pki.ca_file)
-            .resolve_to(vec![server.local_addr()])
-            .connect();
-        let (mut socket, _) = timeout(STEP, connect).await.unwrap().unwrap();
+        let mut socket = connect_as(name, server.local_addr(), &pki, false).await;
         let told = timeout(STEP, socket.recv()).await.unwrap().unwrap();
         let expected = format!("secure=true sni=Some({name:?})");
         assert_eq!(told, Some(Message::text(expected)));
