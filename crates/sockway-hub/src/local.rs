@@ -4,6 +4,7 @@
 use std::borrow::Borrow;
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
+use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -28,15 +29,79 @@ pub struct LocalLifetimeManager {
 struct State {
     /// Each connection's sink, with the groups it is in.
     connections: HashMap<Connected, Groups>,
-    groups: HashMap<String, HashSet<String>>,
-    users: HashMap<String, HashSet<String>>,
+    /// Each group's members.
+    groups: HashMap<String, Members>,
+    /// Each user's connections.
+    users: HashMap<String, Members>,
+}
+
+impl State {
+    /// Calls `write` with the sink of every connection `target` names, each once, until it
+    /// breaks. Members of one group or one user are distinct already; several groups, users
+    /// or ids are deduplicated by sink.
+    fn for_each_target(
+        &self,
+        target: &Target,
+        write: &mut dyn FnMut(&ConnectionSink) -> ControlFlow<()>,
+    ) -> ControlFlow<()> {
+        let by_ids =
+            |ids: &mut dyn Iterator<Item = &String>,
+             write: &mut dyn FnMut(&ConnectionSink) -> ControlFlow<()>| {
+                let sinks = ids.filter_map(|id| self.connections.get_key_value(id.as_str()));
+                each_once(&mut sinks.map(|(connected, _)| connected), write)
+            };
+        match target {
+            Target::All => self.connections.keys().try_for_each(|c| write(&c.0)),
+            Target::AllExcept(excluded) => self
+                .connections
+                .keys()
+                .filter(|c| !excluded.iter().any(|id| id.as_str() == c.0.connection_id()))
+                .try_for_each(|c| write(&c.0)),
+            Target::Connection(id) => match self.connections.get_key_value(id.as_str()) {
+                Some((connected, _)) => write(&connected.0),
+                None => ControlFlow::Continue(()),
+            },
+            Target::Connections(ids) => by_ids(&mut ids.iter(), write),
+            Target::Group(group) => members(self.groups.get(group)).try_for_each(|c| write(&c.0)),
+            Target::Groups(groups) => each_once(
+                &mut groups
+                    .iter()
+                    .flat_map(|group| members(self.groups.get(group))),
+                write,
+            ),
+            Target::GroupExcept(group, excluded) => members(self.groups.get(group))
+                .filter(|c| !excluded.iter().any(|id| id.as_str() == c.0.connection_id()))
+                .try_for_each(|c| write(&c.0)),
+            Target::User(user) => members(self.users.get(user)).try_for_each(|c| write(&c.0)),
+            Target::Users(users) => each_once(
+                &mut users.iter().flat_map(|user| members(self.users.get(user))),
+                write,
+            ),
+        }
+    }
+}
+
+/// The members of a set that may be missing.
+fn members(set: Option<&Members>) -> impl Iterator<Item = &Connected> {
+    set.into_iter().flatten()
+}
+
+/// Calls `write` with each distinct sink of `sinks`, until it breaks.
+fn each_once<'a>(
+    sinks: &mut dyn Iterator<Item = &'a Connected>,
+    write: &mut dyn FnMut(&ConnectionSink) -> ControlFlow<()>,
+) -> ControlFlow<()> {
+    let mut seen = HashSet::new();
+    sinks
+        .filter(|c| seen.insert(Arc::as_ptr(&c.0)))
+        .try_for_each(|c| write(&c.0))
 }
 
 /// A connection's sink as the key of [`State::connections`], found by the connection's id:
 /// the map keeps no copy of the id, and each entry is two pointers (a `String` key and a
 /// `HashSet` beside the sink made every idle connection pay about 130 bytes of table;
 /// docs/hub.md, "Idle memory").
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Connected(Arc<ConnectionSink>);
 
 impl Borrow<str> for Connected {
@@ -62,6 +127,11 @@ impl Hash for Connected {
 
 /// The groups a connection is in; no allocation until it joins one.
 type Groups = Option<Box<HashSet<String>>>;
+
+/// The connections of a group or of a user: their sinks, so that a message to a group of a
+/// thousand goes to its members without looking each one up by id (one pointer per member,
+/// found by id as [`Connected`] is).
+type Members = HashSet<Connected>;
 
 /// A client-result invocation waiting for the client's `Completion`.
 #[derive(Debug)]
@@ -95,67 +165,37 @@ impl LocalLifetimeManager {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The sinks `target` names, each once, collected under the lock and written outside it.
-    fn resolve(&self, target: &Target) -> Vec<Arc<ConnectionSink>> {
-        let state = self.read();
-        let by_ids = |ids: &mut dyn Iterator<Item = &String>| -> Vec<Arc<ConnectionSink>> {
-            let mut seen = HashSet::new();
-            ids.filter(|id| seen.insert(id.as_str()))
-                .filter_map(|id| state.connections.get_key_value(id.as_str()))
-                .map(|(connected, _)| connected.0.clone())
-                .collect()
-        };
-        match target {
-            Target::All => state.connections.keys().map(|c| c.0.clone()).collect(),
-            Target::AllExcept(excluded) => state
-                .connections
-                .keys()
-                .filter(|c| !excluded.iter().any(|id| id.as_str() == c.0.connection_id()))
-                .map(|c| c.0.clone())
-                .collect(),
-            Target::Connection(id) => by_ids(&mut std::iter::once(id)),
-            Target::Connections(ids) => by_ids(&mut ids.iter()),
-            Target::Group(group) => by_ids(&mut state.groups.get(group).into_iter().flatten()),
-            Target::Groups(groups) => by_ids(
-                &mut groups
-                    .iter()
-                    .filter_map(|group| state.groups.get(group))
-                    .flatten(),
-            ),
-            Target::GroupExcept(group, excluded) => by_ids(
-                &mut state
-                    .groups
-                    .get(group)
-                    .into_iter()
-                    .flatten()
-                    .filter(|id| !excluded.contains(id)),
-            ),
-            Target::User(user) => by_ids(&mut state.users.get(user).into_iter().flatten()),
-            Target::Users(users) => by_ids(
-                &mut users
-                    .iter()
-                    .filter_map(|user| state.users.get(user))
-                    .flatten(),
-            ),
-        }
-    }
-
+    /// Writes `message` to every connection `target` names, each once. The writes happen
+    /// under the read lock: a sink never waits (one that cannot take the message closes its
+    /// connection, which leaves this manager later, from the connection's own task), so the
+    /// lock is held only for the loop, and a group's members are written without a copy of
+    /// the member list or a count taken and dropped on each sink.
     fn send_now(&self, target: &Target, message: &SerializedMessage) -> Result<(), HubError> {
-        for sink in self.resolve(target) {
-            if let Err(SendError::Encode(error)) = sink.send_shared(message) {
-                return Err(HubError::new(error));
+        let state = self.read();
+        let mut result = Ok(());
+        let mut write = |sink: &ConnectionSink| match sink.send_shared(message) {
+            Err(SendError::Encode(error)) => {
+                result = Err(HubError::new(error));
+                ControlFlow::Break(())
             }
-        }
-        Ok(())
+            Ok(()) | Err(SendError::Closed) => ControlFlow::Continue(()),
+        };
+        let _ = state.for_each_target(target, &mut write);
+        result
     }
 
     fn connect(&self, sink: Arc<ConnectionSink>) {
         let mut state = self.write();
-        if let Some(user) = sink.user() {
-            let id = sink.connection_id().to_owned();
-            state.users.entry(user.to_owned()).or_default().insert(id);
+        let connected = Connected(sink);
+        if let Some(user) = connected.0.user() {
+            let user = user.to_owned();
+            state
+                .users
+                .entry(user)
+                .or_default()
+                .insert(connected.clone());
         }
-        state.connections.insert(Connected(sink), None);
+        state.connections.insert(connected, None);
     }
 
     fn disconnect(&self, connection_id: &str) {
@@ -176,15 +216,21 @@ impl LocalLifetimeManager {
 
     fn join(&self, connection_id: &str, group: &str) {
         let mut state = self.write();
-        let Some(groups) = state.connections.get_mut(connection_id) else {
+        let Some(member) = state
+            .connections
+            .get_key_value(connection_id)
+            .map(|(c, _)| c.clone())
+        else {
             return;
         };
-        groups.get_or_insert_default().insert(group.to_owned());
+        if let Some(groups) = state.connections.get_mut(connection_id) {
+            groups.get_or_insert_default().insert(group.to_owned());
+        }
         state
             .groups
             .entry(group.to_owned())
             .or_default()
-            .insert(connection_id.to_owned());
+            .insert(member);
     }
 
     fn leave(&self, connection_id: &str, group: &str) {
@@ -292,7 +338,7 @@ fn null(protocol: Protocol) -> Value {
     }
 }
 
-fn remove_member(map: &mut HashMap<String, HashSet<String>>, key: &str, member: &str) {
+fn remove_member(map: &mut HashMap<String, Members>, key: &str, member: &str) {
     if let Some(members) = map.get_mut(key) {
         members.remove(member);
         if members.is_empty() {
@@ -366,9 +412,11 @@ impl HubLifetimeManager for LocalLifetimeManager {
     }
 }
 
-/// The ids of a set, sorted (none for a missing set).
-fn sorted(ids: Option<&HashSet<String>>) -> Vec<String> {
-    let mut ids: Vec<String> = ids.into_iter().flatten().cloned().collect();
+/// The connection ids of a set, sorted (none for a missing set).
+fn sorted(set: Option<&Members>) -> Vec<String> {
+    let mut ids: Vec<String> = members(set)
+        .map(|c| c.0.connection_id().to_owned())
+        .collect();
     ids.sort();
     ids
 }

@@ -139,6 +139,27 @@ async fn keep_alive_pings_an_idle_client() {
 }
 
 #[tokio::test]
+async fn keep_alive_sends_no_ping_while_messages_flow() {
+    // Checked every 200 ms; a reply every 40 ms or so.
+    let hub = chat_hub_with(HubOptions {
+        keep_alive_interval: Duration::from_millis(400),
+        ..HubOptions::default()
+    });
+    let mut client = connect(&hub, "a").await;
+    for n in 0..25 {
+        let id = n.to_string();
+        client.invoke(&id, "Echo", json!([n])).await;
+        let reply = client.next_any().await;
+        assert_eq!(
+            reply["invocationId"], id,
+            "no ping between replies: {reply}"
+        );
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+    assert_eq!(client.next_any().await, json!({"type": 6}), "idle again");
+}
+
+#[tokio::test]
 async fn a_silent_client_times_out_with_an_error() {
     let hub = chat_hub_with(HubOptions {
         client_timeout_interval: Duration::from_millis(200),

@@ -365,11 +365,14 @@ async fn talk(
     // and leave the ticker's list of waiters, one lock shared by every connection of the
     // runtime, for each frame written.
     let mut next_tick = std::pin::pin!(tick(ticker.as_deref()));
+    // Made once, as the tick: a wait made anew each turn would join and leave the
+    // connection's list of waiters for every frame.
+    let mut release = std::pin::pin!(connection.released(link.number));
     loop {
         let open = session.is_open();
         let ticking = open && ticker.is_some();
         tokio::select! {
-            release = connection.released(link.number) => return released(release),
+            release = &mut release => return released(release),
             frame = outbound.recv() => {
                 if open && outbound.is_closed() {
                     stop_hub(shared, connection, session, Stop::CLOSED);
@@ -508,9 +511,11 @@ async fn serve(link: &mut Link<'_>, reconnect: bool) -> End {
 async fn pump(link: &mut Link<'_>, outbound: &mut OutboundLease, inbound: &Sender<Inbound>) -> End {
     let connection = link.connection;
     let signal = outbound.close_signal();
+    // Made once, not per frame (see `talk`).
+    let mut release = std::pin::pin!(connection.released(link.number));
     loop {
         tokio::select! {
-            release = connection.released(link.number) => return released(release),
+            release = &mut release => return released(release),
             frame = outbound.recv() => {
                 let Some(frame) = frame else {
                     return End::HubClosed;
