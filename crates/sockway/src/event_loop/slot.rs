@@ -605,9 +605,6 @@ pub(super) fn millis(duration: std::time::Duration) -> u32 {
 mod tests {
     use super::*;
 
-    /// An idle connection's memory is this box and one pointer in the worker's slots: at
-    /// most 216 bytes keeps it in a 224-byte glibc chunk (the size plus an 8-byte header,
-    /// rounded up to 16).
     #[test]
     fn a_time_stamp_later_than_the_clock_reading_is_no_time_passed() {
         assert_eq!(elapsed(1_000, 400), 600);
@@ -615,6 +612,9 @@ mod tests {
         assert_eq!(elapsed(5, u32::MAX - 4), 10);
     }
 
+    /// An idle connection's memory is this box and one pointer in the worker's slots: at
+    /// most 216 bytes keeps it in a 224-byte glibc chunk (the size plus an 8-byte header,
+    /// rounded up to 16).
     #[test]
     fn a_slot_fits_a_224_byte_chunk() {
         let size = std::mem::size_of::<Slot<(), super::super::transport::Plain>>();
