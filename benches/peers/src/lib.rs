@@ -98,18 +98,29 @@ pub fn args(name: &str, supports_compression: bool) -> Args {
     }
 }
 
-/// Runs `serve` on a tokio multi-threaded runtime with `args.threads` workers, after binding
-/// the listener and printing the startup line (`NAME listening on ADDR (...)`) on stdout.
+/// Runs `serve` on a tokio runtime with `args.threads` threads, after binding the listener and
+/// printing the startup line (`NAME listening on ADDR (...)`) on stdout. One thread is a
+/// current-thread runtime, as `sockway echo --threads 1` runs: a multi-threaded runtime with
+/// one worker would run the accept loop on a second thread (the one in `block_on`) and pay
+/// for work-stealing it cannot use.
 pub fn run<F, Fut>(name: &str, args: Args, serve: F)
 where
     F: FnOnce(TcpListener) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.threads)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let mut builder = if args.threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(args.threads);
+        builder
+    };
+    let runtime = builder.enable_all().build().expect("tokio runtime");
+    let flavor = if args.threads == 1 {
+        "tokio current_thread".to_owned()
+    } else {
+        format!("tokio multi_thread, {} worker threads", args.threads)
+    };
     let tls = args
         .tls
         .as_ref()
@@ -120,9 +131,8 @@ where
             .expect("bind");
         let address = listener.local_addr().expect("local address");
         println!(
-            "{name} listening on {address} (tokio multi_thread, {} worker threads, \
-             max message {} MiB, {}{}, {ALLOCATOR_NAME})",
-            args.threads,
+            "{name} listening on {address} ({flavor}, max message {} MiB, {}{}, \
+             {ALLOCATOR_NAME})",
             MAX_MESSAGE >> 20,
             if args.compression {
                 "permessage-deflate: window 15, context takeover, level 1, every message"
