@@ -5,6 +5,7 @@
 use sockway_proto::deflate::DeflateConfig;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+#[cfg(feature = "tls")]
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -170,7 +171,9 @@ impl ClientBuilder {
     /// Binds outgoing TCP connections to the source address `ip`, the port chosen by the OS
     /// (default: the OS picks the address too). Useful to leave through a given interface, or
     /// to open more connections to one server than one source address has ephemeral ports
-    /// (spread them over several builders with different addresses). An address of the other
+    /// (spread them over several builders with different addresses). On Linux the port is
+    /// picked when connecting (`IP_BIND_ADDRESS_NO_PORT`), so connections to other servers
+    /// and sockets in TIME_WAIT do not use up the address's ports. An address of the other
     /// family than the server's fails that attempt ([`ClientError::Unreachable`]).
     pub fn local_address(mut self, ip: IpAddr) -> Self {
         self.settings.local_address = Some(ip);

@@ -33,6 +33,7 @@ pub(crate) enum Alpn {
 
 impl Alpn {
     /// The identifiers to offer, in order of preference.
+    #[cfg(feature = "tls")]
     pub(crate) fn protocols(self) -> &'static [&'static [u8]] {
         match self {
             Alpn::Http1 => &[b"http/1.1"],

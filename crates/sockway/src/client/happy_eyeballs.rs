@@ -87,8 +87,37 @@ fn bind_source(socket: &TcpSocket, ip: IpAddr, target: SocketAddr) -> io::Result
             format!("the local address {ip} and the target {target} are of different families"),
         ));
     }
+    leave_port_to_connect(socket);
     socket.bind(SocketAddr::new(ip, 0))
 }
+
+/// Asks the kernel to pick the source port at `connect` rather than at `bind`
+/// (`IP_BIND_ADDRESS_NO_PORT`, Linux 4.2). A port bound before the destination is known
+/// must differ from every other socket's on that address, those in TIME_WAIT included, so
+/// bind-then-connect runs out after about 28,000 connections per source address in all;
+/// picked at connect, a port need only make the four-tuple unique, as when no source
+/// address is given (nginx sets the same option for `proxy_bind` without a port). Best
+/// effort: where the option is missing, `bind` picks the port as before.
+#[cfg(target_os = "linux")]
+fn leave_port_to_connect(socket: &TcpSocket) {
+    use std::os::fd::AsRawFd;
+    let on: libc::c_int = 1;
+    // SAFETY: the descriptor is the socket's own, open for this call, and the option value
+    // is an `int` passed with its size, as setsockopt(2) asks.
+    let _ = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+}
+
+/// Without `IP_BIND_ADDRESS_NO_PORT`, `bind` picks the port.
+#[cfg(not(target_os = "linux"))]
+fn leave_port_to_connect(_socket: &TcpSocket) {}
 
 /// Races connections to `addrs` (already ordered by [`interleave`]); the first to connect
 /// wins. Fails with [`ClientError::Refused`] when every address refused, else
@@ -169,6 +198,25 @@ mod tests {
         assert_eq!(interleave(&addrs, 3), vec![v6(1), v4(1), v6(2)]);
         assert_eq!(interleave(&[v4(1), v4(1), v6(1)], 5), vec![v4(1), v6(1)]);
         assert!(interleave(&[], 5).is_empty());
+    }
+
+    /// Binding a source address reserves no port: the port is picked by `connect`, so that
+    /// TIME_WAIT sockets and connections to other servers do not use up the address's ports.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_bound_source_leaves_the_port_to_connect() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let target = listener.local_addr().unwrap();
+        let source = IpAddr::from([127, 0, 0, 1]);
+        let socket = TcpSocket::new_v4().unwrap();
+        bind_source(&socket, source, target).unwrap();
+        assert_eq!(socket.local_addr().unwrap(), SocketAddr::new(source, 0));
+        let stream = socket.connect(target).await.unwrap();
+        let local = stream.local_addr().unwrap();
+        assert_eq!(local.ip(), source);
+        assert_ne!(local.port(), 0);
+        let (_accepted, peer) = listener.accept().await.unwrap();
+        assert_eq!(peer, local);
     }
 
     #[tokio::test]

@@ -26,6 +26,7 @@ use engine::Engine;
 use ops::{EngineAccess, Sends};
 use recv::Leftover;
 
+#[cfg(feature = "server")]
 pub(crate) use engine::CloseRequest;
 pub use engine::Stats;
 pub use recv::{Fragment, ReceiveResult, ReceivedKind};
@@ -300,6 +301,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 
     /// Lets `request` close this socket (the server runner's graceful shutdown); see
     /// [`CloseRequest`].
+    #[cfg(feature = "server")]
     pub(crate) fn set_close_request(&mut self, request: Box<dyn CloseRequest>) {
         self.inner.engine.close_request = Some(request);
     }
