@@ -4,6 +4,7 @@
 #
 #   1. cargo fmt --check, clippy -D warnings and  (cheap, fail fast)
 #      rustdoc -D warnings (every intra-doc link resolves, private items too)
+#      and clippy of the library with each of its features alone (and none)
 #   2. cargo check of the side workspaces        (fuzz/ and benches/peers/, outside the
 #                                                 main build, so API changes reach them)
 #   3. scripts/install-peers.sh                  (Python websockets + kosoku, Node ws,
@@ -122,10 +123,21 @@ check_side_workspaces() {
   rm -rf target/side-check
 }
 
+# The library's features one at a time (and none): code used by one feature only must not
+# leave warnings, or fail to build, where a user turns the others off.
+check_feature_sets() {
+  local features
+  for features in "" client "client,tls" tls server event-loop; do
+    cargo clippy --quiet -p sockway --lib --no-default-features --features "$features" \
+      -- -D warnings
+  done
+}
+
 stage "cargo fmt" cargo fmt --all -- --check
 stage "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
 stage "cargo doc" env RUSTDOCFLAGS="-D warnings" \
   cargo doc --workspace --no-deps --document-private-items --quiet
+stage "clippy per feature set" check_feature_sets
 stage "check fuzz + bench peers" check_side_workspaces
 stage "install peers" ./scripts/install-peers.sh
 stage "build sockway" cargo build --release -p sockway-cli
