@@ -108,19 +108,16 @@ where
     F: FnOnce(TcpListener) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    let mut builder = if args.threads == 1 {
-        tokio::runtime::Builder::new_current_thread()
+    let (mut builder, flavor) = if args.threads == 1 {
+        let builder = tokio::runtime::Builder::new_current_thread();
+        (builder, "tokio current_thread".to_owned())
     } else {
         let mut builder = tokio::runtime::Builder::new_multi_thread();
         builder.worker_threads(args.threads);
-        builder
+        let flavor = format!("tokio multi_thread, {} worker threads", args.threads);
+        (builder, flavor)
     };
     let runtime = builder.enable_all().build().expect("tokio runtime");
-    let flavor = if args.threads == 1 {
-        "tokio current_thread".to_owned()
-    } else {
-        format!("tokio multi_thread, {} worker threads", args.threads)
-    };
     let tls = args
         .tls
         .as_ref()
