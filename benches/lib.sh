@@ -165,9 +165,10 @@ server_command() {
     # Not a WebSocket server: a task and a socket per connection and nothing else, the floor
     # of idle memory for any task-per-connection tokio server (idle_memory.sh --fresh only).
     tokio-floor) echo "$PEERS_BIN/tokio-floor 0 $2" ;;
-    # sockway's echo server built from another tree (BASELINE_BIN=that build's release
+    # sockway's echo servers built from another tree (BASELINE_BIN=that build's release
     # directory), to measure a change A/B under the same interleaving.
     sockway-baseline) echo "${BASELINE_BIN:?set BASELINE_BIN for sockway-baseline}/sockway-echo 0 $2" ;;
+    sockway-loop-baseline) echo "${BASELINE_BIN:?set BASELINE_BIN for sockway-loop-baseline}/sockway-loop-echo 0 $2" ;;
     *) echo "unknown server: $1" >&2; return 1 ;;
   esac
 }
