@@ -112,14 +112,27 @@ fn mask_words(buf: &mut [u8], key: [u8; 4]) {
     }
 }
 
+/// [`mask_words`] over whole `BLOCK`s first (a fixed length, so each becomes straight-line
+/// vector code), then the rest. Every block is a multiple of four bytes, so the key stays
+/// lined up. Inlined into [`mask_words_avx2`] and [`mask_words_avx512`], which compile it for
+/// their registers.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn mask_blocks<const BLOCK: usize>(buf: &mut [u8], key: [u8; 4]) {
+    let mut blocks = buf.chunks_exact_mut(BLOCK);
+    for block in &mut blocks {
+        mask_words(block, key);
+    }
+    mask_words(blocks.into_remainder(), key);
+}
+
 /// How many bytes [`mask_words_avx2`] masks per step of its main loop: sixteen 256-bit
 /// registers' worth, so that the loop's own counting and branching is a small part of it.
 #[cfg(target_arch = "x86_64")]
 const AVX2_BLOCK: usize = 512;
 
-/// [`mask_words`] compiled for CPUs with AVX2, so that the compiler can use 256-bit registers:
-/// whole [`AVX2_BLOCK`]s first (a fixed length, so each becomes straight-line vector code),
-/// then the rest. Every block is a multiple of four bytes, so the key stays lined up.
+/// [`mask_words`] compiled for CPUs with AVX2, so that the compiler can use 256-bit
+/// registers, in [`AVX2_BLOCK`]s.
 ///
 /// # Safety
 ///
@@ -127,11 +140,7 @@ const AVX2_BLOCK: usize = 512;
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn mask_words_avx2(buf: &mut [u8], key: [u8; 4]) {
-    let mut blocks = buf.chunks_exact_mut(AVX2_BLOCK);
-    for block in &mut blocks {
-        mask_words(block, key);
-    }
-    mask_words(blocks.into_remainder(), key);
+    mask_blocks::<AVX2_BLOCK>(buf, key);
 }
 
 /// Below this many bytes, [`apply_mask`] leaves a buffer to the AVX2 loop: the 512-bit loop
@@ -144,8 +153,8 @@ const AVX512_MIN_LEN: usize = AVX512_BLOCK;
 #[cfg(target_arch = "x86_64")]
 const AVX512_BLOCK: usize = 1024;
 
-/// [`mask_words`] compiled for CPUs with AVX-512F, for 512-bit registers, in the same blocks
-/// as [`mask_words_avx2`].
+/// [`mask_words`] compiled for CPUs with AVX-512F, for 512-bit registers, in
+/// [`AVX512_BLOCK`]s.
 ///
 /// # Safety
 ///
@@ -153,11 +162,7 @@ const AVX512_BLOCK: usize = 1024;
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn mask_words_avx512(buf: &mut [u8], key: [u8; 4]) {
-    let mut blocks = buf.chunks_exact_mut(AVX512_BLOCK);
-    for block in &mut blocks {
-        mask_words(block, key);
-    }
-    mask_words(blocks.into_remainder(), key);
+    mask_blocks::<AVX512_BLOCK>(buf, key);
 }
 
 #[cfg(test)]
