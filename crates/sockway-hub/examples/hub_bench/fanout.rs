@@ -167,7 +167,7 @@ async fn receive(mut client: HubClient, shared: Arc<Shared>, stop: CancellationT
             continue;
         };
         let previous = shared.delivered.fetch_add(1, Ordering::AcqRel);
-        if (previous + 1) % shared.receivers == 0 {
+        if (previous + 1).is_multiple_of(shared.receivers) {
             shared.progress.notify_one();
         }
         if shared.measuring.load(Ordering::Relaxed) {

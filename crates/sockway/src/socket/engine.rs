@@ -663,7 +663,8 @@ mod clock {
     /// deadline never wakes before the core counts it as come).
     pub(super) fn now() -> u64 {
         let elapsed = Instant::now().saturating_duration_since(epoch());
-        let millis = elapsed.as_millis() + u128::from(elapsed.subsec_nanos() % 1_000_000 != 0);
+        let millis =
+            elapsed.as_millis() + u128::from(!elapsed.subsec_nanos().is_multiple_of(1_000_000));
         u64::try_from(millis).unwrap_or(u64::MAX)
     }
 
