@@ -10,9 +10,10 @@
 //! The compiler vectorises that loop with the SSE2 instructions every x86_64 CPU has; on x86_64
 //! CPUs with AVX2 (detected at run time) the same loop is compiled a second time for 256-bit
 //! registers, which measured about 20-30% faster on buffers of a kilobyte or more, and on CPUs
-//! with AVX-512F a third time for 512-bit registers, another 29% faster on 1 and 16 KiB
-//! buffers (`cargo bench -p sockway-proto --bench core -- mask`, Intel Xeon model 207) and
-//! what a C++ server built with `-march=native` (uWebSockets) gets on such a CPU.
+//! with AVX-512F that keep their clock speed under it a third time for 512-bit registers,
+//! another 29% faster on 1 and 16 KiB buffers (`cargo bench -p sockway-proto --bench core --
+//! mask`, Intel Xeon model 207), and what a C++ server built with `-march=native`
+//! (uWebSockets) gets on such a CPU.
 //!
 //! Payloads often arrive in several reads. The `offset` argument says where in the payload the
 //! buffer starts, so each piece can be unmasked as it arrives, without copying it together
@@ -38,9 +39,9 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
     let key = rotate_key(key, offset);
 
     #[cfg(target_arch = "x86_64")]
-    if buf.len() >= AVX512_MIN_LEN && std::arch::is_x86_feature_detected!("avx512f") {
+    if buf.len() >= AVX512_MIN_LEN && avx512_keeps_the_clock() {
         // SAFETY: `mask_words_avx512` only requires that the CPU supports AVX-512F, which
-        // `is_x86_feature_detected!` has just confirmed. It does nothing else unsafe.
+        // `avx512_keeps_the_clock` has just confirmed. It does nothing else unsafe.
         unsafe { mask_words_avx512(buf, key) };
         return;
     }
@@ -147,6 +148,18 @@ unsafe fn mask_words_avx2(buf: &mut [u8], key: [u8; 4]) {
 /// pays off on whole blocks.
 #[cfg(target_arch = "x86_64")]
 const AVX512_MIN_LEN: usize = AVX512_BLOCK;
+
+/// Whether to mask with 512-bit registers: the CPU has AVX-512F and also AVX-VNNI. Intel
+/// cores with both (Sapphire Rapids and later) keep their clock speed while 512-bit loads and
+/// stores run, which is the rule glibc's string functions follow (`Prefer_No_AVX512` unless
+/// AVX-VNNI). Elsewhere the AVX2 loop is used: Intel's earlier AVX-512 cores (Skylake-SP to
+/// Ice Lake) lower their clock for a while after such instructions, slowing everything else
+/// the thread runs, and AMD's Zen 4 runs them as two 256-bit halves.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn avx512_keeps_the_clock() -> bool {
+    std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avxvnni")
+}
 
 /// How many bytes [`mask_words_avx512`] masks per step of its main loop: sixteen 512-bit
 /// registers' worth, as [`AVX2_BLOCK`] is for 256-bit ones.
