@@ -20,7 +20,7 @@
 #
 # TLS cases (names starting with t) run wss:// against the servers that have TLS (all of
 # them), each started with --tls and a throwaway ECDSA P-256 certificate (openssl): the Rust
-# servers share one rustls configuration (ring), Node uses its https module, uWebSockets
+# servers share one rustls configuration (aws-lc-rs), Node uses its https module, uWebSockets
 # OpenSSL (its SSLApp); the generator trusts the certificate (--ca-file; load_test checks
 # none).
 #

@@ -121,7 +121,7 @@ where
     let tls = args
         .tls
         .as_ref()
-        .map(|dir| format!(", TLS (rustls, ring) with {}", dir.display()));
+        .map(|dir| format!(", TLS (rustls, aws-lc-rs) with {}", dir.display()));
     runtime.block_on(async move {
         let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], args.port)))
             .await
@@ -203,7 +203,7 @@ pub fn tls_pem(dir: &std::path::Path) -> (Vec<u8>, Vec<u8>) {
     (read("cert.pem"), read("key.pem"))
 }
 
-/// The TLS acceptor every Rust peer uses with `--tls DIR`: rustls with ring, TLS 1.2 and 1.3,
+/// The TLS acceptor every Rust peer uses with `--tls DIR`: rustls with `sockway::crypto_provider` (aws-lc-rs), TLS 1.2 and 1.3,
 /// ALPN `http/1.1`, the certificate and key of `dir`.
 pub fn tls_acceptor(dir: &std::path::Path) -> TlsAcceptor {
     let (cert, key) = tls_pem(dir);
@@ -211,7 +211,7 @@ pub fn tls_acceptor(dir: &std::path::Path) -> TlsAcceptor {
         .collect::<Result<Vec<_>, _>>()
         .expect("cert.pem holds PEM certificates");
     let key = PrivateKeyDer::from_pem_slice(&key).expect("key.pem holds a PEM private key");
-    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let provider = sockway::crypto_provider();
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .expect("TLS versions")

@@ -36,7 +36,7 @@ async fn echo_once(
 
 /// The SHA-256 fingerprint of DER bytes, in the form the server logs.
 fn fingerprint(der: &[u8]) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, der);
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der);
     digest
         .as_ref()
         .iter()

@@ -1,4 +1,4 @@
-//! TLS on both sides, with rustls (ring provider): listener certificates chosen by SNI among
+//! TLS on both sides, with rustls (`sockway::crypto_provider`): listener certificates chosen by SNI among
 //! the listeners that share a port (multi-site; an unknown name is refused unless a listener
 //! without host names catches it), and client configurations for `Https`
 //! backends that trust either the settings' `trustedRootCertificate` or the web PKI roots.
@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use rustls::client::ClientConfig;
-use rustls::crypto::CryptoProvider;
 use rustls::server::{ClientHello, ResolvesServerCert, ServerConfig};
 use rustls::sign::CertifiedKey;
 use rustls::RootCertStore;
@@ -17,13 +16,6 @@ use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use crate::config::HttpListener;
 use crate::routing::wildcard_matches;
-
-fn provider() -> Arc<CryptoProvider> {
-    static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
-    PROVIDER
-        .get_or_init(|| Arc::new(rustls::crypto::ring::default_provider()))
-        .clone()
-}
 
 /// Loads a PEM certificate chain and key into a signing key.
 pub fn load_certified_key(cert_file: &str, key_file: &str) -> Result<CertifiedKey, String> {
@@ -35,7 +27,8 @@ pub fn load_certified_key(cert_file: &str, key_file: &str) -> Result<CertifiedKe
         return Err(format!("{cert_file}: no certificate in the file"));
     }
     let key = PrivateKeyDer::from_pem_file(key_file).map_err(|e| format!("{key_file}: {e}"))?;
-    CertifiedKey::from_der(certs, key, &provider()).map_err(|e| format!("{key_file}: {e}"))
+    CertifiedKey::from_der(certs, key, &sockway::crypto_provider())
+        .map_err(|e| format!("{key_file}: {e}"))
 }
 
 /// Picks a listener's certificate by SNI: exact host name, then the longest `*.domain` that
@@ -95,7 +88,7 @@ pub fn acceptor(listeners: &[&HttpListener]) -> Result<TlsAcceptor, String> {
     if listeners.is_empty() {
         return Err("no Https listener".to_owned());
     }
-    let mut config = ServerConfig::builder_with_provider(provider())
+    let mut config = ServerConfig::builder_with_provider(sockway::crypto_provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
         .with_no_client_auth()
@@ -127,7 +120,7 @@ pub fn connector(trusted_root: Option<&str>) -> Result<TlsConnector, String> {
         }
         None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
     }
-    let mut config = ClientConfig::builder_with_provider(provider())
+    let mut config = ClientConfig::builder_with_provider(sockway::crypto_provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
         .with_root_certificates(roots)

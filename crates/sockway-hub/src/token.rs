@@ -15,10 +15,10 @@
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use aws_lc_rs::hmac;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use rand::RngCore as _;
-use ring::hmac;
 
 /// The bytes of a connection id: 128 random bits, like ASP.NET Core's ids.
 pub const CONNECTION_ID_BYTES: usize = 16;

@@ -15,6 +15,8 @@
 #[cfg(feature = "client")]
 pub mod client;
 pub mod config;
+#[cfg(feature = "tls")]
+mod crypto;
 pub mod error;
 #[cfg(feature = "event-loop")]
 pub mod event_loop;
@@ -30,6 +32,8 @@ mod tls;
 pub mod topics;
 
 pub use config::{KeepAlive, WebSocketConfig};
+#[cfg(feature = "tls")]
+pub use crypto::crypto_provider;
 pub use error::{CloseInfo, Error};
 #[cfg(any(feature = "server", feature = "event-loop"))]
 pub use limits::ServerLimits;

@@ -46,7 +46,7 @@ impl fmt::Debug for ServerTls {
 
 impl ServerTls {
     /// A certificate chain (end entity first) and its private key (PKCS#8, PKCS#1 or SEC1),
-    /// both PEM text, with rustls' safe defaults (TLS 1.2 and 1.3, ring).
+    /// both PEM text, with rustls' safe defaults (TLS 1.2 and 1.3, [`crate::crypto_provider`]).
     pub fn from_pem(cert_chain: &[u8], key: &[u8]) -> Result<Self, TlsConfigError> {
         let chain = CertificateDer::pem_slice_iter(cert_chain)
             .collect::<Result<Vec<_>, _>>()
@@ -83,8 +83,7 @@ impl ServerTls {
         if chain.is_empty() {
             return Err(TlsConfigError("no certificate found".into()));
         }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = ServerConfig::builder_with_provider(provider)
+        let config = ServerConfig::builder_with_provider(crate::crypto_provider())
             .with_safe_default_protocol_versions()
             .map_err(|e| TlsConfigError(e.to_string()))?
             .with_no_client_auth()

@@ -37,7 +37,7 @@ pub fn self_signed(listen_ip: IpAddr) -> Result<ServerTls, Box<dyn std::error::E
 /// (the form browsers show); `None` when the chain is unknown.
 pub fn fingerprint(tls: &ServerTls) -> Option<String> {
     let leaf = tls.certificate_chain().first()?;
-    let digest = ring::digest::digest(&ring::digest::SHA256, leaf.as_ref());
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, leaf.as_ref());
     let mut out = String::with_capacity(95);
     for (i, byte) in digest.as_ref().iter().enumerate() {
         if i > 0 {

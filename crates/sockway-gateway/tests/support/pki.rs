@@ -67,7 +67,7 @@ pub fn client_tls_offering(ca: &PathBuf, alpn: &[&[u8]]) -> tokio_rustls::TlsCon
         roots.add(cert.unwrap()).unwrap();
     }
     let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
+        rustls::crypto::aws_lc_rs::default_provider(),
     ))
     .with_safe_default_protocol_versions()
     .unwrap()

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
@@ -56,10 +56,6 @@ fn setting_error(what: impl std::fmt::Display) -> ClientError {
     ClientError::InvalidSetting(what.to_string())
 }
 
-fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
 impl TlsSettings {
     /// Builds the rustls configuration offering `alpn` (RFC 7301), in order of preference.
     /// A custom configuration is used as given, with its ALPN list replaced.
@@ -73,7 +69,7 @@ impl TlsSettings {
             config.alpn_protocols = alpn;
             return Ok(Arc::new(config));
         }
-        let provider = provider();
+        let provider = crate::crypto_provider();
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(setting_error)?;

@@ -85,7 +85,7 @@ pub fn pki(names: &[&str]) -> Pki {
 /// A rustls server configuration from the PKI; with `require_client_cert`, clients must
 /// present a certificate from the same CA.
 pub fn server_config(pki: &Pki, require_client_cert: bool) -> Arc<rustls::ServerConfig> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let chain = vec![CertificateDer::from_pem_file(&pki.server_cert_file).unwrap()];
     let key = PrivateKeyDer::from_pem_file(&pki.server_key_file).unwrap();
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())

@@ -256,7 +256,7 @@ pub fn insecure_client_config(alpn: &[&[u8]]) -> std::sync::Arc<rustls::ClientCo
             self.0.supported_schemes()
         }
     }
-    let provider = rustls::crypto::ring::default_provider();
+    let provider = rustls::crypto::aws_lc_rs::default_provider();
     let algorithms = provider.signature_verification_algorithms;
     let mut config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(provider))
         .with_safe_default_protocol_versions()
