@@ -1,6 +1,6 @@
-//! TLS on both sides, with rustls (`sockway::crypto_provider`): listener certificates chosen by SNI among
-//! the listeners that share a port (multi-site; an unknown name is refused unless a listener
-//! without host names catches it), and client configurations for `Https`
+//! TLS on both sides, with rustls and `sockway::crypto_provider`: listener certificates
+//! chosen by SNI among the listeners that share a port (multi-site; an unknown name is refused
+//! unless a listener without host names catches it), and client configurations for `Https`
 //! backends that trust either the settings' `trustedRootCertificate` or the web PKI roots.
 
 use std::collections::HashMap;
