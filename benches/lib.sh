@@ -24,7 +24,7 @@ ALL_SERVERS="sockway sockway-loop tungstenite fastwebsockets tokio-websockets no
 DEFLATE_SERVERS="sockway node sockway-baseline"
 # The servers that can serve TLS (the TLS cases run only these). uws: uws-echo-tls, the echo
 # as an SSLApp, built by build_uws with OpenSSL beside the plain peers.
-TLS_SERVERS="sockway sockway-loop tungstenite fastwebsockets tokio-websockets node uws sockway-baseline"
+TLS_SERVERS="sockway sockway-loop tungstenite fastwebsockets tokio-websockets node uws sockway-baseline sockway-loop-baseline"
 # Extra arguments for the next start_server (e.g. --compression); empty by default.
 SERVER_FLAGS=""
 
