@@ -39,7 +39,7 @@
 #     `--reps 0 --syscalls` runs only that part.
 #   --uring: adds the target gateway-uring: a second gateway, the same build with
 #     `"relayIoUring": true` in its limits (plain TCP sessions relayed on io_uring, relay
-#     change 6 in docs/benchmarks.md; the default since relay change 11, while the target
+#     change 6 in docs/benchmarks/gateway-1.md; the default since relay change 11, while the target
 #     gateway always runs the epoll relay, `"relayIoUring": false`), run interleaved with
 #     the others on the plain front, and with a TLS front as gateway-uring-tls (a client's
 #     TLS session on the ring, relay change 15),

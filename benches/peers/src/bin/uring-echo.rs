@@ -1,6 +1,6 @@
 //! An experiment, not one of the compared servers: sockway's sans-I/O core driven by io_uring
 //! instead of epoll, to measure what completion-based I/O would save before building it into
-//! `sockway::event_loop` (see docs/benchmarks.md, "Sixth round").
+//! `sockway::event_loop` (see docs/benchmarks/rounds-1-6.md, "Sixth round").
 //!
 //! One thread per ring, each with its own `SO_REUSEPORT` listener (the kernel spreads the
 //! connections), a multishot accept, and per connection one receive and at most one send in

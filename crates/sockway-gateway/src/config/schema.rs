@@ -426,7 +426,7 @@ pub struct Limits {
     /// backend, plain TCP or the listener's TLS from the client): one ring per worker thread
     /// submits every read and write of a loop turn in one system call. On by default: on a quiet machine it cost 0.85-0.97× nginx's CPU per relayed
     /// message where the epoll relay cost 1.01-1.07×, and kept 0.43× nginx's memory per idle
-    /// session at 9,900 sessions (docs/benchmarks.md, relay changes 11-12). Where the kernel refuses
+    /// session at 9,900 sessions (docs/benchmarks/gateway-2.md, relay changes 11-12). Where the kernel refuses
     /// io_uring (before Linux 6.1, or a seccomp filter that blocks it) the relay falls back
     /// to epoll and logs a warning; `false` keeps every session on epoll.
     #[serde(default = "defaults::relay_io_uring")]

@@ -1,15 +1,15 @@
 //! The relay on io_uring (Linux, the `relayIoUring` setting): plain TCP to the backend, and
 //! plain TCP or the gateway's own TLS stream from the client (`relay_uring_tls.rs`).
 //!
-//! A relayed message costs the gateway one read and one write per direction, and at 20 B
-//! the system calls themselves, their entries and epoll's re-checks of each ready socket are
-//! most of its CPU (docs/benchmarks.md, "Gateway relay"). io_uring takes the calls out of
-//! the loop: one ring per worker thread ([`rings`]) keeps a receive armed on every session's
-//! sockets and submits all the sends and new receives of a loop turn with the wait for the
-//! next completions in one `io_uring_enter` (`relay_uring_loop.rs`), naming each session's
-//! sockets by the ring's registered descriptors (`relay_uring_files.rs`). Reads land in a pool of
-//! buffers the kernel picks from when data arrives (a provided-buffer ring), so an idle
-//! session holds no buffer, as on the epoll path (`scratch.rs`).
+//! A relayed message costs the gateway one read and one write per direction, and at 20 B the system
+//! calls themselves, their entries and epoll's re-checks of each ready socket are most of its CPU
+//! (`docs/benchmarks/gateway-1.md`, "Gateway relay"). io_uring takes the calls out of the loop: one
+//! ring per worker thread ([`rings`]) keeps a receive armed on every session's sockets and submits
+//! all the sends and new receives of a loop turn with the wait for the next completions in one
+//! `io_uring_enter` (`relay_uring_loop.rs`), naming each session's sockets by the ring's registered
+//! descriptors (`relay_uring_files.rs`). Reads land in a pool of buffers the kernel picks from when
+//! data arrives (a provided-buffer ring), so an idle session holds no buffer, as on the epoll path
+//! (`scratch.rs`).
 //!
 //! The loop only does the steady copy: read, note the activity, filter pongs, write, track
 //! frames, count, and write a wanted keep-alive ping at a frame boundary. Everything else is

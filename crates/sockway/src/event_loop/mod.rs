@@ -25,7 +25,7 @@
 //! cores are shared with other busy processes the `async` server can therefore be faster
 //! with several threads (tokio lets idle workers sleep and keeps the work on fewer threads);
 //! with one thread this one costs the least CPU per message. Figures in
-//! `docs/benchmarks.md` ("Fifth round").
+//! `docs/benchmarks/rounds-1-6.md` ("Fifth round").
 //!
 //! The protocol is the same sans-I/O core ([`sockway_proto::Connection`]) the async socket
 //! drives, so framing, masking, UTF-8 and close-code rules (RFC 6455) and permessage-deflate

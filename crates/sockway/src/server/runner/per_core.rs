@@ -56,7 +56,7 @@ impl Server {
     /// per-thread layouts trade one cost for another: with many busy connections they avoid
     /// the runtime's shared queues and sockets moving between threads; with a few connections
     /// each thread's loop sleeps and wakes more often than the runtime's one shared poller
-    /// (`docs/benchmarks.md`, "The per-core layout on one listener", has the figures).
+    /// (`docs/benchmarks/amd-host.md`, "The per-core layout on one listener", has the figures).
     pub fn serve_threads<S, B>(
         self,
         listener: std::net::TcpListener,
