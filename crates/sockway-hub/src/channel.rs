@@ -5,7 +5,7 @@
 //! lines, when it is created: about 1.5 KB per channel whether anything is ever queued. A hub
 //! holds two queues per connection, and most connections are idle most of the time, so these
 //! queues keep their items in a `VecDeque` that is allocated by the first item and freed
-//! again when the receiver takes the last one (docs/hub.md, "Idle memory").
+//! again when the receiver takes the last one (docs/benchmarks/hub.md, "Idle memory").
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -208,7 +208,7 @@ impl<T, X> Receiver<T, X> {
     /// Like [`recv`](Self::recv), but `None` as soon as `stop` holds while nothing is queued
     /// (checked again whenever a sender calls [`Sender::wake_receiver`]): one wait where a
     /// select over this and a second wake-up would hold two, for each idle connection
-    /// (docs/hub.md, "Idle memory").
+    /// (docs/benchmarks/hub.md, "Idle memory").
     pub async fn recv_unless(&mut self, stop: impl Fn() -> bool) -> Option<T> {
         self.shared.recv_unless(stop).await
     }

@@ -266,7 +266,7 @@ impl Connection {
 
 /// A connection in the store, found by its token: the set's entries need no copy of the token
 /// (a map keyed by it would hold a second copy of every token, about 100 bytes per
-/// connection; docs/hub.md, "Idle memory").
+/// connection; docs/benchmarks/hub.md, "Idle memory").
 #[derive(Debug)]
 struct Held(Arc<Connection>);
 

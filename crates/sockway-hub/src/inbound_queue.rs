@@ -5,7 +5,7 @@
 //! sends to the hub's own task through this queue. A WebSocket without stateful reconnect
 //! feeds the hub in its own loop (`transport/websocket.rs`) and never uses it, so making it
 //! up front would cost each such idle connection the queue's shared state for nothing
-//! (docs/hub.md, "Idle memory").
+//! (docs/benchmarks/hub.md, "Idle memory").
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 

@@ -72,8 +72,9 @@ pub trait ConnectionHandler: Send + Sync + 'static {
 
     /// The hub, when this handler is one (`None` by default). A WebSocket without stateful
     /// reconnect then runs the hub's message loop in the socket's own loop, with no queue of
-    /// inbound events and no second future (docs/hub.md, "Idle memory", change 12); any other
-    /// handler gets [`run`](Self::run) and the queues of a [`LinkedConnection`].
+    /// inbound events and no second future (docs/benchmarks/hub.md, "Idle memory", change
+    /// 12); any other handler gets [`run`](Self::run) and the queues of a
+    /// [`LinkedConnection`].
     fn hub(&self) -> Option<&crate::Hub> {
         None
     }
@@ -131,7 +132,7 @@ pub struct OutboundLease {
 
 /// What the hub and the transports share beside the frames, in the frame queue's own
 /// allocation: three allocations (the queue, this, and a lock around the receiver) cost
-/// each idle connection some 100 bytes more (docs/hub.md, "Idle memory").
+/// each idle connection some 100 bytes more (docs/benchmarks/hub.md, "Idle memory").
 #[derive(Debug)]
 struct Shared {
     closed: AtomicBool,

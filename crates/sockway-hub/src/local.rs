@@ -100,7 +100,7 @@ fn each_once<'a>(
 /// A connection's sink as the key of [`State::connections`], found by the connection's id:
 /// the map keeps no copy of the id, and each entry is two pointers (a `String` key and a
 /// `HashSet` beside the sink made every idle connection pay about 130 bytes of table;
-/// docs/hub.md, "Idle memory").
+/// docs/benchmarks/hub.md, "Idle memory").
 #[derive(Debug, Clone)]
 struct Connected(Arc<ConnectionSink>);
 

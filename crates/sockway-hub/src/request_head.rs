@@ -3,10 +3,10 @@
 //!
 //! An `http::Uri` and an `http::HeaderMap` cost an idle connection some 500 bytes (the map's
 //! bucket array, its entries, each value's `Bytes`, the URI's parts); the same text in one
-//! boxed byte buffer costs its length and a few bytes of lengths (docs/hub.md, "Idle memory
-//! per hub connection"). Header names are kept lower-case, as HTTP/2 sends them and as
-//! `http::HeaderName` stores them; lookups ignore case (RFC 9110 section 5.1: field names
-//! are case-insensitive).
+//! boxed byte buffer costs its length and a few bytes of lengths (docs/benchmarks/hub.md,
+//! "Idle memory per hub connection"). Header names are kept lower-case, as HTTP/2 sends them
+//! and as `http::HeaderName` stores them; lookups ignore case (RFC 9110 section 5.1: field
+//! names are case-insensitive).
 
 use std::fmt;
 

@@ -97,7 +97,7 @@ impl Default for HttpOptions {
             connection_claims: None,
             authenticator: None,
             // A hub connection is idle most of its life: its socket keeps no output room
-            // between sends (docs/hub.md, "Idle memory").
+            // between sends (docs/benchmarks/hub.md, "Idle memory").
             websocket: AcceptOptions::default()
                 .socket_config(sockway::WebSocketConfig::for_server().idle_output_room(0)),
             cors: CorsPolicy::default(),
@@ -319,7 +319,7 @@ impl HubShared {
     /// The hub's run of the connection, for the caller to drive, if no transport has started
     /// it yet: a WebSocket without stateful reconnect, whose connection ends with its socket,
     /// runs it inside its own task, which spares each connection a task and its header
-    /// (docs/hub.md, "Idle memory"). It ends with the store told that the hub is done.
+    /// (docs/benchmarks/hub.md, "Idle memory"). It ends with the store told that the hub is done.
     pub fn hub_run(
         &self,
         connection: &Arc<Connection>,

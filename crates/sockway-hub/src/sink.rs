@@ -35,7 +35,7 @@ pub struct ConnectionSink {
     /// Wakes the connection's message loop when the sink closes.
     wake_loop: Option<Waker<Inbound>>,
     /// Boxed: most connections have no stateful reconnect, and the state inline would cost
-    /// each of them some 100 bytes (docs/hub.md, "Idle memory").
+    /// each of them some 100 bytes (docs/benchmarks/hub.md, "Idle memory").
     replay: Option<Box<Mutex<Replay>>>,
     /// Wakes senders waiting for room in the replay buffer, and the connection's loop when the
     /// sink closes.

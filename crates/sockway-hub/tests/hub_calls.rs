@@ -1,7 +1,7 @@
 //! What a connection keeps for its calls, made on first use and dropped while idle
-//! (docs/hub.md, "Idle memory per hub connection"): items stay with the connection across
-//! calls, idle times and hooks, and every context (a running call's, a hook's, one an
-//! application kept) sees the connection end as a cancellation.
+//! (docs/benchmarks/hub.md, "Idle memory per hub connection"): items stay with the
+//! connection across calls, idle times and hooks, and every context (a running call's, a
+//! hook's, one an application kept) sees the connection end as a cancellation.
 
 mod hub_support;
 

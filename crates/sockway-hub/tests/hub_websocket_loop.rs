@@ -1,5 +1,5 @@
 //! The hub's message loop run in the socket's own loop (a WebSocket without stateful
-//! reconnect, docs/hub.md "Idle memory" changes 12-13), against a real server and a real
+//! reconnect, docs/benchmarks/hub.md "Idle memory" changes 12-13), against a real server and a real
 //! WebSocket client: the handshake and its timeout, invocations, the keep-alive `Ping` and the
 //! client timeout from the shared ticker, a protocol error's `Close`, the disconnect hook, and
 //! a client result that needs the socket written while the hub waits.

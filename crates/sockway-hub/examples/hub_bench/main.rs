@@ -1,4 +1,4 @@
-//! The hub's load tool (docs/hub.md, "Figures"): a server mode and two client modes that
+//! The hub's load tool (docs/benchmarks/hub.md): a server mode and two client modes that
 //! speak the hub protocol over raw WebSockets (`sockway::client` and the crate's own codec),
 //! so measuring costs the server, not a general-purpose client.
 //!

@@ -1,7 +1,7 @@
 //! What a connection keeps for its calls: the invocation slots, the running calls, the items
 //! and the client-to-server streams. Most connections sit idle between calls, so none of it
 //! exists until a call or hook needs it, and it goes again once nothing uses it: an idle
-//! connection holds no semaphore, map or items (docs/hub.md, "Idle memory per hub
+//! connection holds no semaphore, map or items (docs/benchmarks/hub.md, "Idle memory per hub
 //! connection", change 21).
 
 use std::collections::HashMap;

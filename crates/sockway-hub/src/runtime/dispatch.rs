@@ -296,7 +296,7 @@ async fn pump(
 }
 
 /// Forgets the call `invocation_id` ended; the map's memory goes with its last call, so an
-/// idle connection holds none (docs/hub.md, "Idle memory").
+/// idle connection holds none (docs/benchmarks/hub.md, "Idle memory").
 fn finished(running: &RunningMap, invocation_id: &str) {
     if let Ok(mut running) = running.lock() {
         running.remove(invocation_id);

@@ -2,7 +2,7 @@
 //! without stateful reconnect (`transport::websocket`). The socket's loop hands each message
 //! it reads to [`Session::received`], calls [`Session::tick`] at each tick of the runtime's
 //! shared [`Ticker`](super::Ticker), and writes what the hub queues; there is no queue of
-//! inbound events and no second future with its own waits (docs/hub.md, "Idle memory",
+//! inbound events and no second future with its own waits (docs/benchmarks/hub.md, "Idle memory",
 //! change 12). Everything else (the handshake, the hooks, the routing layer, the timers'
 //! rules) is the same as in [`Connection::run`](super::Connection).
 

@@ -5,7 +5,7 @@
 //! (`HubOptions::tick`). A tokio `interval` per connection costs every idle connection its
 //! boxed `Sleep` (112 bytes of heap) and a timer entry; instead, the connections of one
 //! runtime that tick at the same period wait on one [`Ticker`], whose single task wakes them
-//! all at each tick (docs/hub.md, "Idle memory", change 13). A connection's wait is a
+//! all at each tick (docs/benchmarks/hub.md, "Idle memory", change 13). A connection's wait is a
 //! `Notified` inside its own future: no heap at all.
 
 use std::sync::{Arc, Mutex, PoisonError, Weak};

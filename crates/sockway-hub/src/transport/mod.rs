@@ -113,7 +113,7 @@ pub(crate) fn connection_info<B>(
 /// The WebSocket handshake's own headers (RFC 6455 section 4.1, and RFC 7692's extension
 /// offer), left out of [`ConnectionInfo::request`]: they say nothing to the hub once the
 /// socket is open, and each kept costs a connection memory for as long as it lasts
-/// (docs/hub.md, "Idle memory").
+/// (docs/benchmarks/hub.md, "Idle memory").
 static HANDSHAKE_HEADERS: [http::HeaderName; 5] = [
     http::header::CONNECTION,
     http::header::UPGRADE,

@@ -218,7 +218,7 @@ enum End {
 
 /// Runs the socket once hyper hands it over. Not an `async fn`: an async fn keeps its
 /// arguments twice for its whole life, and the pending socket (48 bytes) would stay in the
-/// task of every connection (docs/hub.md, "Idle memory").
+/// task of every connection (docs/benchmarks/hub.md, "Idle memory").
 fn run(
     shared: Arc<HubShared>,
     connection: Arc<Connection>,
@@ -521,7 +521,7 @@ async fn pump(link: &mut Link<'_>, outbound: &mut OutboundLease, inbound: &Sende
                     return End::HubClosed;
                 };
                 // Boxed: the write's state would otherwise double the room every idle
-                // connection's task keeps for this loop (docs/hub.md, "Idle memory").
+                // connection's task keeps for this loop (docs/benchmarks/hub.md, "Idle memory").
                 let close_timeout = link.close_timeout;
                 let write = write_or_give_up(link.socket, outbound, frame, &signal, connection, close_timeout);
                 if let Err(end) = Box::pin(write).await {
