@@ -68,6 +68,43 @@ pub enum HubMessage<V> {
     },
 }
 
+impl<V> HubMessage<V> {
+    /// The same message with each value it carries (arguments, stream item, completion
+    /// result) turned by `convert`: for instance a received message made into one to send,
+    /// `message.map_values(|value| Payload::new(value))`, to pass it on.
+    pub fn map_values<W>(self, mut convert: impl FnMut(V) -> W) -> HubMessage<W> {
+        let mut invocation = |call: Invocation<V>| Invocation {
+            invocation_id: call.invocation_id,
+            target: call.target,
+            arguments: call.arguments.into_iter().map(&mut convert).collect(),
+            stream_ids: call.stream_ids,
+        };
+        match self {
+            HubMessage::Invocation(call) => HubMessage::Invocation(invocation(call)),
+            HubMessage::StreamInvocation(call) => HubMessage::StreamInvocation(invocation(call)),
+            HubMessage::StreamItem(item) => HubMessage::StreamItem(StreamItem {
+                invocation_id: item.invocation_id,
+                item: convert(item.item),
+            }),
+            HubMessage::Completion(completion) => HubMessage::Completion(Completion {
+                invocation_id: completion.invocation_id,
+                outcome: match completion.outcome {
+                    Outcome::Void => Outcome::Void,
+                    Outcome::Result(value) => Outcome::Result(convert(value)),
+                    Outcome::Error(error) => Outcome::Error(error),
+                },
+            }),
+            HubMessage::CancelInvocation { invocation_id } => {
+                HubMessage::CancelInvocation { invocation_id }
+            }
+            HubMessage::Ping => HubMessage::Ping,
+            HubMessage::Close(close) => HubMessage::Close(close),
+            HubMessage::Ack { sequence_id } => HubMessage::Ack { sequence_id },
+            HubMessage::Sequence { sequence_id } => HubMessage::Sequence { sequence_id },
+        }
+    }
+}
+
 /// A call of `target` with `arguments` (`Invocation` and `StreamInvocation`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Invocation<V> {

@@ -107,46 +107,14 @@ pub(super) fn samples() -> Vec<Outgoing> {
 /// A message with its values as JSON values, so written and read messages compare.
 type Plain = HubMessage<serde_json::Value>;
 
-fn plain<V>(message: HubMessage<V>, convert: impl Fn(V) -> serde_json::Value) -> Plain {
-    let invocation = |invocation: Invocation<V>| Invocation {
-        invocation_id: invocation.invocation_id,
-        target: invocation.target,
-        arguments: invocation.arguments.into_iter().map(&convert).collect(),
-        stream_ids: invocation.stream_ids,
-    };
-    match message {
-        HubMessage::Invocation(i) => HubMessage::Invocation(invocation(i)),
-        HubMessage::StreamInvocation(i) => HubMessage::StreamInvocation(invocation(i)),
-        HubMessage::StreamItem(item) => HubMessage::StreamItem(StreamItem {
-            invocation_id: item.invocation_id,
-            item: convert(item.item),
-        }),
-        HubMessage::Completion(c) => HubMessage::Completion(Completion {
-            invocation_id: c.invocation_id,
-            outcome: match c.outcome {
-                Outcome::Void => Outcome::Void,
-                Outcome::Result(result) => Outcome::Result(convert(result)),
-                Outcome::Error(error) => Outcome::Error(error),
-            },
-        }),
-        HubMessage::CancelInvocation { invocation_id } => {
-            HubMessage::CancelInvocation { invocation_id }
-        }
-        HubMessage::Ping => HubMessage::Ping,
-        HubMessage::Close(close) => HubMessage::Close(close),
-        HubMessage::Ack { sequence_id } => HubMessage::Ack { sequence_id },
-        HubMessage::Sequence { sequence_id } => HubMessage::Sequence { sequence_id },
-    }
-}
-
 fn plain_out(message: &Outgoing) -> Plain {
-    plain(message.clone(), |payload| {
-        serde_json::to_value(payload).unwrap()
-    })
+    message
+        .clone()
+        .map_values(|payload| serde_json::to_value(payload).unwrap())
 }
 
 fn plain_in(message: Incoming) -> Plain {
-    plain(message, |value| value.bind::<serde_json::Value>().unwrap())
+    message.map_values(|value| value.bind::<serde_json::Value>().unwrap())
 }
 
 fn written(protocol: Protocol, messages: &[Outgoing]) -> Vec<u8> {
