@@ -1,23 +1,5 @@
 use super::*;
-
-fn frame(opcode: OpCode, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
-    let header = FrameHeader {
-        fin: true,
-        rsv: 0,
-        opcode,
-        mask,
-        payload_len: payload.len() as u64,
-    };
-    let mut head = [0u8; MAX_HEADER_LEN];
-    let n = header.encode(&mut head);
-    let mut out = head[..n].to_vec();
-    let start = out.len();
-    out.extend_from_slice(payload);
-    if let Some(key) = mask {
-        apply_mask(&mut out[start..], key, 0);
-    }
-    out
-}
+use sockway_proto::frame::encode_frame;
 
 /// Feeds `input` in chunks of `size` and joins what is relayed.
 fn relayed(filter: &mut PongFilter, input: &[u8], size: usize) -> Vec<u8> {
@@ -37,13 +19,13 @@ fn pongs_answering_the_gateway_are_taken_out_whatever_the_split() {
     for mask in [None, Some([1, 2, 3, 4])] {
         let big = vec![b'x'; 70_000];
         let parts = [
-            frame(OpCode::Text, b"hello", mask),
-            frame(OpCode::Pong, &ours, mask),
-            frame(OpCode::Pong, b"theirs", mask),
-            frame(OpCode::Binary, &big, mask),
-            frame(OpCode::Pong, &[], mask),
-            frame(OpCode::Pong, &ours, mask),
-            frame(OpCode::Ping, b"p", mask),
+            encode_frame(OpCode::Text, b"hello", mask),
+            encode_frame(OpCode::Pong, &ours, mask),
+            encode_frame(OpCode::Pong, b"theirs", mask),
+            encode_frame(OpCode::Binary, &big, mask),
+            encode_frame(OpCode::Pong, &[], mask),
+            encode_frame(OpCode::Pong, &ours, mask),
+            encode_frame(OpCode::Ping, b"p", mask),
         ];
         let input: Vec<u8> = parts.concat();
         let expected: Vec<u8> = [
@@ -67,7 +49,7 @@ fn pongs_answering_the_gateway_are_taken_out_whatever_the_split() {
 #[test]
 fn chunks_without_pongs_pass_untouched() {
     let mut filter = PongFilter::new([7; PAYLOAD_LEN]);
-    let text = frame(OpCode::Text, b"hello", None);
+    let text = encode_frame(OpCode::Text, b"hello", None);
     assert_eq!(filter.scan(&text), Scanned::Pass);
     assert_eq!(filter.scan(&text[..3]), Scanned::Pass);
     assert_eq!(filter.scan(&text[3..]), Scanned::Pass);
@@ -96,7 +78,7 @@ fn ping_frames_are_masked_towards_the_backend_only() {
         assert_eq!(payload, beat.payload[side]);
         // The side's answer is what the filter takes out.
         let mut filter = PongFilter::new(beat.payload[side]);
-        let answer = frame(OpCode::Pong, &payload, (side == CLIENT).then_some([9; 4]));
+        let answer = encode_frame(OpCode::Pong, &payload, (side == CLIENT).then_some([9; 4]));
         assert_eq!(filter.scan(&answer), Scanned::Edited(Vec::new()));
     }
 }
@@ -124,7 +106,7 @@ fn skipped_payload_keeps_the_filter_in_step() {
     let ours = [7u8; PAYLOAD_LEN];
     let mut filter = PongFilter::new(ours);
     assert!(filter.at_boundary());
-    let big = frame(OpCode::Binary, &vec![b'x'; 20_000], Some([1, 2, 3, 4]));
+    let big = encode_frame(OpCode::Binary, &vec![b'x'; 20_000], Some([1, 2, 3, 4]));
     // The header and a few payload bytes are scanned, the rest passes unscanned.
     assert_eq!(filter.scan(&big[..20]), Scanned::Pass);
     assert_eq!(filter.payload_left(), 20_000 - 12);
@@ -133,7 +115,7 @@ fn skipped_payload_keeps_the_filter_in_step() {
     assert!(filter.at_boundary());
     assert_eq!(filter.payload_left(), 0);
     // The pong after it is still taken out.
-    let pong = frame(OpCode::Pong, &ours, Some([5, 6, 7, 8]));
+    let pong = encode_frame(OpCode::Pong, &ours, Some([5, 6, 7, 8]));
     assert_eq!(filter.scan(&pong[..3]), Scanned::Edited(Vec::new()));
     assert_eq!(filter.payload_left(), 0);
     assert!(!filter.at_boundary());

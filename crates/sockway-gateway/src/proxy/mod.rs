@@ -18,6 +18,8 @@ pub mod http;
 pub mod keepalive;
 mod redirect;
 pub mod relay;
+#[cfg(test)]
+mod relay_props;
 mod retry;
 pub mod rewrite;
 mod scratch;
