@@ -78,19 +78,47 @@ fn values(message: &Incoming) -> Vec<Value> {
     }
 }
 
+/// A hub method's argument of the usual shapes: a struct with optional, nested and enum
+/// fields (serde's derive, as applications write them).
+#[derive(Debug, serde::Deserialize)]
+#[allow(dead_code)]
+struct Note {
+    user: String,
+    text: Option<String>,
+    tags: Vec<String>,
+    at: u64,
+    score: f32,
+    kind: Kind,
+    extra: std::collections::BTreeMap<String, Option<Vec<u8>>>,
+}
+
+/// An enum of every variant shape.
+#[derive(Debug, serde::Deserialize)]
+#[allow(dead_code)]
+enum Kind {
+    Plain,
+    Count(i32),
+    Pair(u8, bool),
+    Place { x: i16, y: i16 },
+}
+
 fn bind_each(value: Value) {
     let _ = value.clone().bind::<String>();
     let _ = value.clone().bind::<i64>();
     let _ = value.clone().bind::<u8>();
     let _ = value.clone().bind::<f64>();
     let _ = value.clone().bind::<bool>();
+    let _ = value.clone().bind::<char>();
     let _ = value.clone().bind::<Vec<u8>>();
     let _ = value.clone().bind::<Vec<String>>();
     let _ = value.clone().bind::<Option<i32>>();
     let _ = value
         .clone()
         .bind::<std::collections::HashMap<String, i64>>();
-    let _ = value.bind::<(String, Vec<f32>)>();
+    let _ = value.clone().bind::<(String, Vec<f32>)>();
+    let _ = value.clone().bind::<Kind>();
+    let _ = value.clone().bind::<Vec<Note>>();
+    let _ = value.bind::<Note>();
 }
 
 /// Whether a value reads back equal to itself: not so for NaN (unequal to itself) nor for
