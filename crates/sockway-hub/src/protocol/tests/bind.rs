@@ -205,3 +205,78 @@ fn mismatches_are_refused_with_serdes_words() {
         Err("1 array elements left over".into())
     );
 }
+
+/// A float either protocol writes as itself: finite (JSON has no NaN or infinities).
+fn finite32() -> impl proptest::strategy::Strategy<Value = f32> {
+    use proptest::prelude::*;
+    prop_oneof![
+        any::<f32>().prop_filter("finite", |f| f.is_finite()),
+        Just(f32::MIN_POSITIVE),
+        Just(f32::MAX),
+        Just(-0.0),
+    ]
+}
+
+fn any_kind() -> impl proptest::strategy::Strategy<Value = Kind> {
+    use proptest::prelude::*;
+    prop_oneof![
+        Just(Kind::Plain),
+        any::<u32>().prop_map(Kind::Sized),
+        (any::<i8>(), any::<String>()).prop_map(|(a, b)| Kind::Pair(a, b)),
+        (
+            any::<f64>().prop_filter("finite", |f| f.is_finite()),
+            proptest::collection::vec(any::<String>(), 0..3)
+        )
+            .prop_map(|(x, tags)| Kind::Named { x, tags }),
+    ]
+}
+
+fn any_everything() -> impl proptest::strategy::Strategy<Value = Everything> {
+    use proptest::collection::{btree_map, vec};
+    use proptest::prelude::*;
+    let leaf = (
+        (any::<bool>(), any::<u8>(), any::<i64>(), finite32()),
+        (any::<String>(), any::<char>()),
+        (vec(any::<u8>(), 0..40), vec(any::<u8>(), 0..40)),
+        vec(any_kind(), 0..4),
+        btree_map(any::<String>(), any::<i32>(), 0..4),
+        (any::<u16>(), any::<String>()),
+    )
+        .prop_map(
+            |((flag, small, signed, float), (text, letter), (blob, raw), kinds, table, tuple)| {
+                Everything {
+                    flag,
+                    small,
+                    signed,
+                    float,
+                    text,
+                    letter,
+                    blob,
+                    raw,
+                    kinds,
+                    maybe: None,
+                    table,
+                    tuple,
+                    unit: (),
+                }
+            },
+        )
+        .boxed();
+    (leaf.clone(), proptest::option::of(leaf)).prop_map(|(mut outer, inner)| {
+        outer.maybe = inner.map(Box::new);
+        outer
+    })
+}
+
+proptest::proptest! {
+    /// Whatever value of these shapes the hub writes, in either protocol, binds back to the
+    /// very same value (floats to the bit, through JSON's decimal text too).
+    #[test]
+    fn arbitrary_values_bind_back_in_both_protocols(value in any_everything()) {
+        for protocol in [Protocol::Json, Protocol::MessagePack] {
+            let back = through(protocol, value.clone());
+            proptest::prop_assert_eq!(back.float.to_bits(), value.float.to_bits(), "{:?}", protocol);
+            proptest::prop_assert_eq!(&back, &value, "{:?}", protocol);
+        }
+    }
+}
