@@ -12,6 +12,11 @@
 #   event-loop-tls role: the same over TLS (`--tls-self-signed`), kosoku
 #                reaching it through scripts/tls_relay.py (kosoku speaks only
 #                ws://); reports in target/autobahn/event-loop-tls
+#   gateway role: kosoku drives `sockway echo --compression` through `sockway
+#                gateway` (an Http listener, one pool with the echo, the relay
+#                on its default, io_uring where the kernel has it): the relay
+#                must carry every case's bytes and closes unchanged; reports in
+#                target/autobahn/gateway
 #   client role: kosoku -m fuzzingserver is driven by the autobahn_client
 #                example; reports in target/autobahn/client
 #
@@ -26,8 +31,8 @@
 # Environment (all optional):
 #   AUTOBAHN_CASES        cases to run instead of all, e.g. "1.* 5.1 9.7.*"
 #                         (space or comma separated; each is passed as -i)
-#   AUTOBAHN_ROLES        "server event-loop event-loop-tls client" (default), or
-#                         some of them
+#   AUTOBAHN_ROLES        "server event-loop event-loop-tls gateway client" (default),
+#                         or some of them
 #   AUTOBAHN_PARALLELISM  concurrent cases in the server role (default 4)
 #   AUTOBAHN_TIMEOUT      seconds allowed per role (default 900)
 #   SOCKWAY_BIN           server binary (default target/release/sockway)
@@ -40,7 +45,7 @@ KOSOKU="$VENV/bin/kosoku"
 OUT="$ROOT/target/autobahn"
 SOCKWAY_BIN="${SOCKWAY_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/sockway}"
 AUTOBAHN_CLIENT_BIN="${AUTOBAHN_CLIENT_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/autobahn_client}"
-ROLES="${AUTOBAHN_ROLES:-server event-loop event-loop-tls client}"
+ROLES="${AUTOBAHN_ROLES:-server event-loop event-loop-tls gateway client}"
 PARALLELISM="${AUTOBAHN_PARALLELISM:-4}"
 ROLE_TIMEOUT="${AUTOBAHN_TIMEOUT:-900}"
 STARTUP_TIMEOUT=30
@@ -133,38 +138,53 @@ check_kosoku_status() {
   fi
 }
 
+# Starts `sockway echo` with flags "$@" on a free port, logging to $1/sockway.log; sets
+# ECHO_PORT and ECHO_PID once it listens.
+start_echo() {
+  local dir="$1"
+  shift
+  [[ -x "$SOCKWAY_BIN" ]] || die "missing $SOCKWAY_BIN (cargo build --release -p sockway-cli)"
+  ECHO_PORT="$(free_port)"
+  timeout -k 5 "$ROLE_TIMEOUT" "$SOCKWAY_BIN" echo --listen "127.0.0.1:$ECHO_PORT" \
+    --max-message-size 16777216 "$@" >"$dir/sockway.log" 2>&1 &
+  ECHO_PID=$!
+  wait_for_port "$ECHO_PORT" "$ECHO_PID" ||
+    { show_log "$dir/sockway.log"; die "sockway echo did not start listening on $ECHO_PORT"; }
+}
+
+# Runs kosoku's fuzzing client for role $1 against ws://127.0.0.1:$3/ws, reports in $2.
+run_fuzzingclient() {
+  local role="$1" dir="$2" port="$3" status=0 cases
+  log "$role role: kosoku fuzzingclient -> ws://127.0.0.1:$port/ws (-p $PARALLELISM)"
+  mapfile -t cases < <(case_args)
+  timeout -k 5 "$ROLE_TIMEOUT" "$KOSOKU" -m fuzzingclient "ws://127.0.0.1:$port/ws" \
+    "${cases[@]}" -p "$PARALLELISM" -o "$dir" >"$dir/kosoku.log" 2>&1 || status=$?
+  check_kosoku_status "$status" "$role role" "$dir/kosoku.log"
+}
+
 # Server roles: kosoku connects to ws://127.0.0.1:PORT/ws once per case. $1 is the
 # role: "server" (the async runner), "event-loop", or "event-loop-tls" (the event
 # loop over TLS, kosoku's plain connections carried to it by scripts/tls_relay.py);
 # compression on for all.
 run_server_role() {
-  local role="$1" dir="$OUT/$1" port server_pid status=0 cases flags=(--compression)
-  local target relay_pid=""
+  local role="$1" dir="$OUT/$1" port server_pid flags=(--compression)
+  local relay_pid=""
   if [[ "$role" == event-loop* ]]; then flags+=(--event-loop); fi
   if [[ "$role" == event-loop-tls ]]; then flags+=(--tls-self-signed); fi
-  [[ -x "$SOCKWAY_BIN" ]] || die "missing $SOCKWAY_BIN (cargo build --release -p sockway-cli)"
   rm -rf "$dir" && mkdir -p "$dir"
-  port="$(free_port)"
-  timeout -k 5 "$ROLE_TIMEOUT" "$SOCKWAY_BIN" echo --listen "127.0.0.1:$port" \
-    --max-message-size 16777216 "${flags[@]}" >"$dir/sockway.log" 2>&1 &
-  server_pid=$!
-  wait_for_port "$port" "$server_pid" ||
-    { show_log "$dir/sockway.log"; die "sockway echo did not start listening on $port"; }
+  start_echo "$dir" "${flags[@]}"
+  server_pid="$ECHO_PID"
+  port="$ECHO_PORT"
   if [[ "$role" == event-loop-tls ]]; then
-    target="$port"
     port="$(free_port)"
-    timeout -k 5 "$ROLE_TIMEOUT" python3 "$ROOT/scripts/tls_relay.py" "$port" "$target" \
+    timeout -k 5 "$ROLE_TIMEOUT" python3 "$ROOT/scripts/tls_relay.py" "$port" "$ECHO_PORT" \
       >"$dir/relay.log" 2>&1 &
     relay_pid=$!
     wait_for_port "$port" "$relay_pid" ||
       { show_log "$dir/relay.log"; die "the TLS relay did not start listening on $port"; }
   fi
 
-  log "$role role: kosoku fuzzingclient -> ws://127.0.0.1:$port/ws (-p $PARALLELISM)"
-  mapfile -t cases < <(case_args)
-  timeout -k 5 "$ROLE_TIMEOUT" "$KOSOKU" -m fuzzingclient "ws://127.0.0.1:$port/ws" \
-    "${cases[@]}" -p "$PARALLELISM" -o "$dir" >"$dir/kosoku.log" 2>&1 || status=$?
-  check_kosoku_status "$status" "$role role" "$dir/kosoku.log"
+  run_fuzzingclient "$role" "$dir" "$port"
 
   # The server must have survived every case (a crash would otherwise only
   # show up as a pile of connection failures).
@@ -176,6 +196,57 @@ run_server_role() {
     kill -TERM "$relay_pid" 2>/dev/null || true
     wait "$relay_pid" 2>/dev/null || true
   fi
+}
+
+# Wait until log file $1 has a line matching $2, failing early if process $3 died or
+# STARTUP_TIMEOUT passes.
+wait_for_line() {
+  local logfile="$1" pattern="$2" pid="$3" deadline=$((SECONDS + STARTUP_TIMEOUT))
+  until grep -q "$pattern" "$logfile" 2>/dev/null; do
+    kill -0 "$pid" 2>/dev/null || return 1
+    ((SECONDS < deadline)) || return 1
+    sleep 0.1
+  done
+}
+
+# Gateway role: kosoku connects to ws://127.0.0.1:PORT/ws on `sockway gateway`, which relays
+# each case to `sockway echo --compression` (the async server). The request timeout, the
+# gateway's idle limit for WebSocket sessions, is 60 s, so its own keep-alive pings (after
+# 30 s of quiet) stay out of the cases' frame sequences.
+run_gateway_role() {
+  local dir="$OUT/gateway" echo_port port echo_pid gateway_pid
+  rm -rf "$dir" && mkdir -p "$dir"
+  start_echo "$dir" --compression
+  echo_port="$ECHO_PORT"
+  echo_pid="$ECHO_PID"
+  port="$(free_port)"
+  cat >"$dir/gateway.json" <<CONFIG
+{
+  "httpListeners": [{"name": "web", "protocol": "Http", "port": $port, "bindAddress": "127.0.0.1"}],
+  "backendAddressPools": [{"name": "echo",
+    "backendAddresses": [{"ipAddress": "127.0.0.1", "port": $echo_port}]}],
+  "backendHttpSettingsCollection": [{"name": "plain", "port": $echo_port, "protocol": "Http",
+    "requestTimeout": 60, "probe": "page"}],
+  "probes": [{"name": "page", "path": "/", "interval": 10, "timeout": 5}],
+  "requestRoutingRules": [{"name": "all", "ruleType": "Basic", "httpListener": "web",
+    "backendAddressPool": "echo", "backendHttpSettings": "plain"}]
+}
+CONFIG
+  RUST_LOG=warn,sockway_gateway::probe=info timeout -k 5 "$ROLE_TIMEOUT" "$SOCKWAY_BIN" \
+    gateway --config "$dir/gateway.json" >"$dir/gateway.log" 2>&1 &
+  gateway_pid=$!
+  wait_for_line "$dir/gateway.log" "backend is healthy" "$gateway_pid" ||
+    { show_log "$dir/gateway.log"; die "sockway gateway did not find its backend healthy"; }
+
+  run_fuzzingclient gateway "$dir" "$port"
+
+  # Both must have survived every case.
+  kill -0 "$gateway_pid" 2>/dev/null ||
+    { show_log "$dir/gateway.log"; die "sockway gateway exited during the run"; }
+  kill -0 "$echo_pid" 2>/dev/null ||
+    { show_log "$dir/sockway.log"; die "sockway echo exited during the run"; }
+  kill -TERM "$gateway_pid" "$echo_pid" 2>/dev/null || true
+  wait "$gateway_pid" "$echo_pid" 2>/dev/null || true
 }
 
 # Client role: kosoku listens; the client fetches /getCaseCount, runs
@@ -217,6 +288,7 @@ main() {
     start=$SECONDS
     case "$role" in
       server | event-loop | event-loop-tls) run_server_role "$role" ;;
+      gateway) run_gateway_role ;;
       client) run_client_role ;;
       *) die "unknown role '$role' in AUTOBAHN_ROLES" ;;
     esac

@@ -12,7 +12,8 @@
 #   4. release builds of the sockway binary and the autobahn_client example
 #   5. cargo test --workspace --all-targets      (unit, integration and interop tests)
 #   6. scripts/autobahn.sh                       (Autobahn cases 1-13: async server, event
-#                                                 loop plain and over TLS, client)
+#                                                 loop plain and over TLS, the async server
+#                                                 through the gateway, client)
 #
 # Every stage is timed; the durations are printed at the end (and on failure).
 # Needs only cargo, python3 (with venv) and node/npm on PATH, plus network
