@@ -17,6 +17,10 @@
 #                on its default, io_uring where the kernel has it): the relay
 #                must carry every case's bytes and closes unchanged; reports in
 #                target/autobahn/gateway
+#   gateway-tls role: the same through the gateway's Https listener (a
+#                throwaway certificate made by openssl), kosoku reaching it
+#                through scripts/tls_relay.py; reports in
+#                target/autobahn/gateway-tls
 #   client role: kosoku -m fuzzingserver is driven by the autobahn_client
 #                example; reports in target/autobahn/client
 #
@@ -31,8 +35,8 @@
 # Environment (all optional):
 #   AUTOBAHN_CASES        cases to run instead of all, e.g. "1.* 5.1 9.7.*"
 #                         (space or comma separated; each is passed as -i)
-#   AUTOBAHN_ROLES        "server event-loop event-loop-tls gateway client" (default),
-#                         or some of them
+#   AUTOBAHN_ROLES        "server event-loop event-loop-tls gateway gateway-tls client"
+#                         (default), or some of them
 #   AUTOBAHN_PARALLELISM  concurrent cases in the server role (default 4)
 #   AUTOBAHN_TIMEOUT      seconds allowed per role (default 900)
 #   SOCKWAY_BIN           server binary (default target/release/sockway)
@@ -45,7 +49,7 @@ KOSOKU="$VENV/bin/kosoku"
 OUT="$ROOT/target/autobahn"
 SOCKWAY_BIN="${SOCKWAY_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/sockway}"
 AUTOBAHN_CLIENT_BIN="${AUTOBAHN_CLIENT_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/autobahn_client}"
-ROLES="${AUTOBAHN_ROLES:-server event-loop event-loop-tls gateway client}"
+ROLES="${AUTOBAHN_ROLES:-server event-loop event-loop-tls gateway gateway-tls client}"
 PARALLELISM="${AUTOBAHN_PARALLELISM:-4}"
 ROLE_TIMEOUT="${AUTOBAHN_TIMEOUT:-900}"
 STARTUP_TIMEOUT=30
@@ -162,6 +166,18 @@ run_fuzzingclient() {
   check_kosoku_status "$status" "$role role" "$dir/kosoku.log"
 }
 
+# Starts scripts/tls_relay.py from a free plain port to the TLS port $2, logging to
+# $1/relay.log; sets RELAY_PORT and RELAY_PID once it listens.
+start_tls_relay() {
+  local dir="$1" target="$2"
+  RELAY_PORT="$(free_port)"
+  timeout -k 5 "$ROLE_TIMEOUT" python3 "$ROOT/scripts/tls_relay.py" "$RELAY_PORT" "$target" \
+    >"$dir/relay.log" 2>&1 &
+  RELAY_PID=$!
+  wait_for_port "$RELAY_PORT" "$RELAY_PID" ||
+    { show_log "$dir/relay.log"; die "the TLS relay did not start listening on $RELAY_PORT"; }
+}
+
 # Server roles: kosoku connects to ws://127.0.0.1:PORT/ws once per case. $1 is the
 # role: "server" (the async runner), "event-loop", or "event-loop-tls" (the event
 # loop over TLS, kosoku's plain connections carried to it by scripts/tls_relay.py);
@@ -176,12 +192,9 @@ run_server_role() {
   server_pid="$ECHO_PID"
   port="$ECHO_PORT"
   if [[ "$role" == event-loop-tls ]]; then
-    port="$(free_port)"
-    timeout -k 5 "$ROLE_TIMEOUT" python3 "$ROOT/scripts/tls_relay.py" "$port" "$ECHO_PORT" \
-      >"$dir/relay.log" 2>&1 &
-    relay_pid=$!
-    wait_for_port "$port" "$relay_pid" ||
-      { show_log "$dir/relay.log"; die "the TLS relay did not start listening on $port"; }
+    start_tls_relay "$dir" "$ECHO_PORT"
+    port="$RELAY_PORT"
+    relay_pid="$RELAY_PID"
   fi
 
   run_fuzzingclient "$role" "$dir" "$port"
@@ -209,23 +222,33 @@ wait_for_line() {
   done
 }
 
-# Gateway role: kosoku connects to ws://127.0.0.1:PORT/ws on `sockway gateway`, which relays
-# each case to `sockway echo --compression` (the async server). The request timeout, the
-# gateway's idle limit for WebSocket sessions, is 60 s, so its own keep-alive pings (after
-# 30 s of quiet) stay out of the cases' frame sequences.
+# Gateway roles: kosoku connects to ws://127.0.0.1:PORT/ws on `sockway gateway`, which relays
+# each case to `sockway echo --compression` (the async server); $1 is "gateway" (an Http
+# listener) or "gateway-tls" (an Https listener, kosoku's plain connections carried to it by
+# scripts/tls_relay.py). The request timeout, the gateway's idle limit for WebSocket
+# sessions, is 60 s, so its own keep-alive pings (after 30 s of quiet) stay out of the
+# cases' frame sequences.
 run_gateway_role() {
-  local dir="$OUT/gateway" echo_port port echo_pid gateway_pid
+  local role="$1" dir="$OUT/$1" port echo_pid gateway_pid listener relay_pid=""
   rm -rf "$dir" && mkdir -p "$dir"
   start_echo "$dir" --compression
-  echo_port="$ECHO_PORT"
   echo_pid="$ECHO_PID"
   port="$(free_port)"
+  listener="\"protocol\": \"Http\""
+  if [[ "$role" == gateway-tls ]]; then
+    command -v openssl >/dev/null || die "missing openssl (run scripts/install-peers.sh)"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
+      -subj "/CN=localhost" -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+      -keyout "$dir/key.pem" -out "$dir/cert.pem" 2>"$dir/openssl.log" ||
+      { show_log "$dir/openssl.log"; die "openssl could not make the gateway's certificate"; }
+    listener="\"protocol\": \"Https\", \"certificateFile\": \"$dir/cert.pem\", \"keyFile\": \"$dir/key.pem\""
+  fi
   cat >"$dir/gateway.json" <<CONFIG
 {
-  "httpListeners": [{"name": "web", "protocol": "Http", "port": $port, "bindAddress": "127.0.0.1"}],
+  "httpListeners": [{"name": "web", $listener, "port": $port, "bindAddress": "127.0.0.1"}],
   "backendAddressPools": [{"name": "echo",
-    "backendAddresses": [{"ipAddress": "127.0.0.1", "port": $echo_port}]}],
-  "backendHttpSettingsCollection": [{"name": "plain", "port": $echo_port, "protocol": "Http",
+    "backendAddresses": [{"ipAddress": "127.0.0.1", "port": $ECHO_PORT}]}],
+  "backendHttpSettingsCollection": [{"name": "plain", "port": $ECHO_PORT, "protocol": "Http",
     "requestTimeout": 60, "probe": "page"}],
   "probes": [{"name": "page", "path": "/", "interval": 10, "timeout": 5}],
   "requestRoutingRules": [{"name": "all", "ruleType": "Basic", "httpListener": "web",
@@ -237,16 +260,21 @@ CONFIG
   gateway_pid=$!
   wait_for_line "$dir/gateway.log" "backend is healthy" "$gateway_pid" ||
     { show_log "$dir/gateway.log"; die "sockway gateway did not find its backend healthy"; }
+  if [[ "$role" == gateway-tls ]]; then
+    start_tls_relay "$dir" "$port"
+    port="$RELAY_PORT"
+    relay_pid="$RELAY_PID"
+  fi
 
-  run_fuzzingclient gateway "$dir" "$port"
+  run_fuzzingclient "$role" "$dir" "$port"
 
   # Both must have survived every case.
   kill -0 "$gateway_pid" 2>/dev/null ||
     { show_log "$dir/gateway.log"; die "sockway gateway exited during the run"; }
   kill -0 "$echo_pid" 2>/dev/null ||
     { show_log "$dir/sockway.log"; die "sockway echo exited during the run"; }
-  kill -TERM "$gateway_pid" "$echo_pid" 2>/dev/null || true
-  wait "$gateway_pid" "$echo_pid" 2>/dev/null || true
+  kill -TERM "$gateway_pid" "$echo_pid" $relay_pid 2>/dev/null || true
+  wait "$gateway_pid" "$echo_pid" $relay_pid 2>/dev/null || true
 }
 
 # Client role: kosoku listens; the client fetches /getCaseCount, runs
@@ -288,7 +316,7 @@ main() {
     start=$SECONDS
     case "$role" in
       server | event-loop | event-loop-tls) run_server_role "$role" ;;
-      gateway) run_gateway_role ;;
+      gateway | gateway-tls) run_gateway_role "$role" ;;
       client) run_client_role ;;
       *) die "unknown role '$role' in AUTOBAHN_ROLES" ;;
     esac

@@ -11,7 +11,9 @@
 #     tests, through apt-get when it is missing;
 #   - redis-server (Debian package `redis-server`) for the hub's scale-out
 #     tests, which start their own instance on a free loopback port, through
-#     apt-get when it is missing.
+#     apt-get when it is missing;
+#   - openssl (Debian package `openssl`), which makes the gateway's throwaway
+#     certificate for the Autobahn run through its TLS front, likewise.
 #
 # Idempotent and fast when nothing changed: each half writes a stamp file
 # holding the hash of its pinned inputs and is skipped while that hash matches.
@@ -82,14 +84,15 @@ install_node() {
   echo "$hash" >"$stamp"
 }
 
-# The headless browser of the echo page test. Skipped when it is already there;
+# Debian package $2, which provides command $1: skipped when the command is already there;
 # otherwise installed with apt-get (as root, or through sudo).
-install_chromium() {
-  if command -v chromium >/dev/null 2>&1; then
+install_debian_package() {
+  local command="$1" package="$2"
+  if command -v "$command" >/dev/null 2>&1; then
     return 0
   fi
   if ! command -v apt-get >/dev/null 2>&1; then
-    echo "install-peers: chromium is missing and apt-get is not available; install it by hand" >&2
+    echo "install-peers: $command is missing and apt-get is not available; install $package by hand" >&2
     return 1
   fi
   local sudo=()
@@ -97,27 +100,12 @@ install_chromium() {
     sudo=(sudo)
   fi
   quietly "${sudo[@]}" apt-get update
-  quietly "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
-}
-
-install_redis() {
-  if command -v redis-server >/dev/null 2>&1; then
-    return 0
-  fi
-  if ! command -v apt-get >/dev/null 2>&1; then
-    echo "install-peers: redis-server is missing and apt-get is not available; install it by hand" >&2
-    return 1
-  fi
-  local sudo=()
-  if [[ "$(id -u)" != 0 ]]; then
-    sudo=(sudo)
-  fi
-  quietly "${sudo[@]}" apt-get update
-  quietly "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server
+  quietly "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "$package"
 }
 
 install_python
 install_node
-install_chromium
-install_redis
+install_debian_package chromium chromium
+install_debian_package redis-server redis-server
+install_debian_package openssl openssl
 echo "peers: python=$VENV/bin/python kosoku=$VENV/bin/kosoku node_modules=$PEERS_DIR/node_modules chromium=$(command -v chromium) redis-server=$(command -v redis-server)"

@@ -13,7 +13,8 @@
 #   5. cargo test --workspace --all-targets      (unit, integration and interop tests)
 #   6. scripts/autobahn.sh                       (Autobahn cases 1-13: async server, event
 #                                                 loop plain and over TLS, the async server
-#                                                 through the gateway, client)
+#                                                 through the gateway's plain and TLS fronts,
+#                                                 client)
 #
 # Every stage is timed; the durations are printed at the end (and on failure).
 # Needs only cargo, python3 (with venv) and node/npm on PATH, plus network
