@@ -56,6 +56,7 @@ fn read_all(protocol: Protocol, pieces: &[&[u8]], limit: usize) -> Vec<Step> {
     steps
 }
 
+/// A value read, as one to send again.
 fn payload(value: Value) -> Payload {
     match value {
         Value::Json(value) => Payload::new(value),
