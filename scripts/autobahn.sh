@@ -156,6 +156,20 @@ start_echo() {
     { show_log "$dir/sockway.log"; die "sockway echo did not start listening on $ECHO_PORT"; }
 }
 
+# Dies, showing log file $2, unless process $1 (named $3) is still running: a crash would
+# otherwise only show up as a pile of failed cases.
+check_alive() {
+  kill -0 "$1" 2>/dev/null || { show_log "$2"; die "$3 exited during the run"; }
+}
+
+# Stops the processes "$@" (empty words are skipped) and waits for them.
+stop_all() {
+  local pids=() pid
+  for pid in "$@"; do [[ -n "$pid" ]] && pids+=("$pid"); done
+  kill -TERM "${pids[@]}" 2>/dev/null || true
+  wait "${pids[@]}" 2>/dev/null || true
+}
+
 # Runs kosoku's fuzzing client for role $1 against ws://127.0.0.1:$3/ws, reports in $2.
 run_fuzzingclient() {
   local role="$1" dir="$2" port="$3" status=0 cases
@@ -198,17 +212,8 @@ run_server_role() {
   fi
 
   run_fuzzingclient "$role" "$dir" "$port"
-
-  # The server must have survived every case (a crash would otherwise only
-  # show up as a pile of connection failures).
-  kill -0 "$server_pid" 2>/dev/null ||
-    { show_log "$dir/sockway.log"; die "sockway echo exited during the run"; }
-  kill -TERM "$server_pid" 2>/dev/null || true
-  wait "$server_pid" 2>/dev/null || true
-  if [[ -n "$relay_pid" ]]; then
-    kill -TERM "$relay_pid" 2>/dev/null || true
-    wait "$relay_pid" 2>/dev/null || true
-  fi
+  check_alive "$server_pid" "$dir/sockway.log" "sockway echo"
+  stop_all "$server_pid" "$relay_pid"
 }
 
 # Wait until log file $1 has a line matching $2, failing early if process $3 died or
@@ -267,14 +272,9 @@ CONFIG
   fi
 
   run_fuzzingclient "$role" "$dir" "$port"
-
-  # Both must have survived every case.
-  kill -0 "$gateway_pid" 2>/dev/null ||
-    { show_log "$dir/gateway.log"; die "sockway gateway exited during the run"; }
-  kill -0 "$echo_pid" 2>/dev/null ||
-    { show_log "$dir/sockway.log"; die "sockway echo exited during the run"; }
-  kill -TERM "$gateway_pid" "$echo_pid" $relay_pid 2>/dev/null || true
-  wait "$gateway_pid" "$echo_pid" $relay_pid 2>/dev/null || true
+  check_alive "$gateway_pid" "$dir/gateway.log" "sockway gateway"
+  check_alive "$echo_pid" "$dir/sockway.log" "sockway echo"
+  stop_all "$gateway_pid" "$echo_pid" "$relay_pid"
 }
 
 # Client role: kosoku listens; the client fetches /getCaseCount, runs
