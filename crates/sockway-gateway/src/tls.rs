@@ -98,6 +98,13 @@ pub fn acceptor(listeners: &[&HttpListener]) -> Result<TlsAcceptor, String> {
             catch_all,
         }));
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // The relay's io_uring loops take TLS 1.3 sessions over from rustls after the upgrade
+    // (proxy/tls13_records.rs): they need the keys, and the secrets for key updates.
+    #[cfg(target_os = "linux")]
+    {
+        config.enable_secret_extraction = true;
+        config.key_log = crate::proxy::tls13_secrets::secret_log();
+    }
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 

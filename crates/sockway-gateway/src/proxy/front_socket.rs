@@ -8,6 +8,12 @@
 //! put back ([`unpark`]). Encrypted bytes the loop had not finished writing when it gave the
 //! session back go out first ([`leave_unsent`]): the TLS record stream cannot skip them.
 //!
+//!
+//! On Linux the socket also follows the client's TLS records as they are read
+//! ([`RecordScan`]): the relay takes a TLS 1.3 session from rustls only at a record
+//! boundary, with the secrets its key log recorded under the ClientHello's random
+//! (`tls13_secrets.rs`), which the socket drops when it closes.
+//!
 //! [`park`]: FrontSocket::park
 //! [`unpark`]: FrontSocket::unpark
 //! [`leave_unsent`]: FrontSocket::leave_unsent
@@ -18,6 +24,9 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+
+#[cfg(target_os = "linux")]
+use super::record_scan::RecordScan;
 
 /// Where the socket is.
 #[derive(Debug)]
@@ -37,6 +46,9 @@ pub struct FrontSocket {
     place: Place,
     /// Encrypted bytes to write before any other.
     unsent: Vec<u8>,
+    /// The client's records so far.
+    #[cfg(target_os = "linux")]
+    scan: RecordScan,
 }
 
 impl FrontSocket {
@@ -45,7 +57,21 @@ impl FrontSocket {
         Self {
             place: Place::Tokio(tcp),
             unsent: Vec::new(),
+            #[cfg(target_os = "linux")]
+            scan: RecordScan::default(),
         }
+    }
+
+    /// Whether what was read from the client ends at the end of a TLS record.
+    #[cfg(target_os = "linux")]
+    pub(super) fn at_record_boundary(&self) -> bool {
+        self.scan.at_boundary()
+    }
+
+    /// The random of the client's ClientHello, once read.
+    #[cfg(target_os = "linux")]
+    pub(super) fn client_random(&self) -> Option<[u8; 32]> {
+        self.scan.client_random()
     }
 
     /// Takes the socket out of tokio's reactor for an io_uring loop: its descriptor, or
@@ -125,7 +151,7 @@ impl FrontSocket {
     /// Writes what is left unsent; ready once none is.
     fn poll_unsent(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while !self.unsent.is_empty() {
-            let Self { place, unsent } = self;
+            let Self { place, unsent, .. } = self;
             let Place::Tokio(tcp) = place else {
                 return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
             };
@@ -146,7 +172,22 @@ impl AsyncRead for FrontSocket {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(self.get_mut().tcp()?).poll_read(cx, buf)
+        let this = self.get_mut();
+        #[cfg(target_os = "linux")]
+        let before = buf.filled().len();
+        std::task::ready!(Pin::new(this.tcp()?).poll_read(cx, buf))?;
+        #[cfg(target_os = "linux")]
+        this.scan.feed(&buf.filled()[before..]);
+        Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(target_os = "linux")]
+impl Drop for FrontSocket {
+    fn drop(&mut self) {
+        if let Some(random) = self.scan.client_random() {
+            super::tls13_secrets::secret_log().forget(&random);
+        }
     }
 }
 

@@ -16,6 +16,8 @@ pub mod headers;
 pub mod heartbeat;
 pub mod http;
 pub mod keepalive;
+#[cfg(target_os = "linux")]
+mod record_scan;
 mod redirect;
 pub mod relay;
 #[cfg(test)]
@@ -25,6 +27,16 @@ pub mod rewrite;
 mod scratch;
 #[cfg(target_os = "linux")]
 mod splice;
+#[cfg(target_os = "linux")]
+mod tls13_keys;
+#[cfg(target_os = "linux")]
+mod tls13_records;
+#[cfg(target_os = "linux")]
+pub mod tls13_secrets;
+#[cfg(target_os = "linux")]
+pub mod tls13_stream;
+#[cfg(all(test, target_os = "linux"))]
+mod tls_test_support;
 pub mod upgraded;
 pub mod websocket;
 

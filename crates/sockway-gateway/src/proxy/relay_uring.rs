@@ -33,6 +33,13 @@ use bytes::Bytes;
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use tokio::sync::oneshot;
 
+use rustls::{CipherSuite, ProtocolVersion};
+
+use super::super::front_socket::FrontSocket;
+use super::super::tls13_keys::TrafficKeys;
+use super::super::tls13_records::Records;
+use super::super::tls13_secrets::secret_log;
+use super::super::tls13_stream::RecordStream;
 use super::super::upgraded::FrontTls;
 use super::{Carry, Pump, ReadSide, Side, Totals, WriteSide};
 
@@ -43,6 +50,8 @@ mod tls;
 
 /// Sessions the io_uring loops took over since the process started (for tests and logs).
 pub(super) static TAKEN: AtomicU64 = AtomicU64::new(0);
+/// TLS sessions among them that went on as records, without rustls (for tests and logs).
+pub(super) static AS_RECORDS: AtomicU64 = AtomicU64::new(0);
 
 /// What a ring hands back to one direction's task.
 pub(super) struct Handed {
@@ -51,11 +60,13 @@ pub(super) struct Handed {
     carry: Carry,
 }
 
-/// The client's end on a ring: its socket, or its TLS stream (whose socket is parked,
-/// [`FrontSocket::park`](super::super::front_socket::FrontSocket::park)).
+/// The client's end on a ring: its socket, its TLS stream, or its socket and the records
+/// layer of a TLS 1.3 session taken over from rustls ([`take_over`]); a TLS client's socket
+/// is parked ([`FrontSocket::park`]).
 enum Front {
     Tcp(std::net::TcpStream),
     Tls(Box<FrontTls>),
+    Records(Box<(FrontSocket, Records)>),
 }
 
 impl Front {
@@ -64,14 +75,25 @@ impl Front {
         match self {
             Front::Tcp(tcp) => tcp.as_fd().as_raw_fd(),
             Front::Tls(tls) => tls.get_ref().0.parked_fd().unwrap_or(-1),
+            Front::Records(front) => front.0.parked_fd().unwrap_or(-1),
         }
     }
 
-    /// The TLS session's connection, if the client speaks TLS.
-    fn tls(&mut self) -> Option<&mut rustls::ServerConnection> {
+    /// The TLS session, if the client speaks TLS.
+    fn tls(&mut self) -> Option<tls::Cipher<'_>> {
         match self {
             Front::Tcp(_) => None,
-            Front::Tls(tls) => Some(tls.get_mut().1),
+            Front::Tls(tls) => Some(tls::Cipher::Rustls(tls.get_mut().1)),
+            Front::Records(front) => Some(tls::Cipher::Records(&mut front.1)),
+        }
+    }
+
+    /// Takes the client's socket out of tokio's reactor; false if it was lost.
+    fn park(&mut self) -> bool {
+        match self {
+            Front::Tcp(_) => true,
+            Front::Tls(tls) => tls.get_mut().0.park().is_some(),
+            Front::Records(front) => front.0.park().is_some(),
         }
     }
 }
@@ -245,8 +267,8 @@ pub(super) fn offer(
             match any.downcast::<FrontTls>() {
                 Ok(mut tls) => {
                     let prefix = with_decrypted(&mut tls, prefix);
-                    let parked = tls.get_mut().0.park().is_some();
-                    (parked.then_some(Front::Tls(tls)), prefix)
+                    let front = take_over(tls).and_then(|mut front| front.park().then_some(front));
+                    (front, prefix)
                 }
                 // Never (the type was checked above): the session would be lost, not the
                 // process.
@@ -275,6 +297,47 @@ pub(super) fn offer(
         _ => tracing::debug!("a relayed socket could not leave the runtime"),
     }
     Ok([up_rx, down_rx])
+}
+
+/// The client's TLS session as the ring relays it: a TLS 1.3 session goes on as records
+/// (`tls13_records.rs`) when rustls holds nothing of it but its keys (the handshake done,
+/// nothing to send, no part of a record read, its plaintext taken) and the key log has its
+/// secrets; any other stays with rustls. `None` if rustls refused the keys (its session
+/// had failed) or its suite is not one of TLS 1.3's.
+fn take_over(mut tls: Box<FrontTls>) -> Option<Front> {
+    let (socket, conn) = tls.get_mut();
+    let suite = conn.negotiated_cipher_suite().map(|s| s.suite());
+    let ready = conn.protocol_version() == Some(ProtocolVersion::TLSv1_3)
+        && matches!(
+            suite,
+            Some(
+                CipherSuite::TLS13_AES_128_GCM_SHA256
+                    | CipherSuite::TLS13_AES_256_GCM_SHA384
+                    | CipherSuite::TLS13_CHACHA20_POLY1305_SHA256
+            )
+        )
+        && !conn.is_handshaking()
+        && !conn.wants_write()
+        && conn
+            .process_new_packets()
+            .is_ok_and(|state| !state.peer_has_closed() && state.plaintext_bytes_to_read() == 0)
+        && socket.at_record_boundary();
+    // The key log has the secrets only where the listener's configuration logs them, and it
+    // also lets rustls hand the keys over there (`tls.rs`).
+    let secrets = socket
+        .client_random()
+        .filter(|_| ready)
+        .and_then(|random| secret_log().take(&random))
+        .filter(|pair| pair.client.is_some() && pair.server.is_some());
+    let Some(secrets) = secrets else {
+        return Some(Front::Tls(tls));
+    };
+    let (socket, conn) = (*tls).into_inner();
+    let extracted = conn.dangerous_extract_secrets().ok()?;
+    let rx = TrafficKeys::new(extracted.rx.0, extracted.rx.1, secrets.client)?;
+    let tx = TrafficKeys::new(extracted.tx.0, extracted.tx.1, secrets.server)?;
+    AS_RECORDS.fetch_add(1, Ordering::Relaxed);
+    Some(Front::Records(Box::new((socket, Records::new(rx, tx)))))
 }
 
 /// `prefix` followed by the plaintext the client's TLS connection decrypted and nobody has
@@ -336,6 +399,14 @@ fn into_runtime(
                 return None;
             }
             let side = Side::other(tls, Bytes::new());
+            (side.read, side.write)
+        }
+        Front::Records(front) => {
+            let (mut socket, records) = *front;
+            if !socket.unpark(runtime) {
+                return None;
+            }
+            let side = Side::other(Box::new(RecordStream::new(socket, records)), Bytes::new());
             (side.read, side.write)
         }
     };

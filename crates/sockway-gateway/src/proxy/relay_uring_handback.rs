@@ -54,8 +54,10 @@ impl Ring {
                 // Records the client has part of: the rest goes before anything else.
                 let mut rest = Vec::new();
                 self.drain(std::mem::take(&mut way.out), &mut rest);
-                if let Front::Tls(tls) = &mut client {
-                    tls.get_mut().0.leave_unsent(&rest);
+                match &mut client {
+                    Front::Tls(tls) => tls.get_mut().0.leave_unsent(&rest),
+                    Front::Records(front) => front.0.leave_unsent(&rest),
+                    Front::Tcp(_) => {}
                 }
                 way.pinging = false;
             }
@@ -119,15 +121,23 @@ impl Ring {
     }
 }
 
-/// Ends a session whose client broke its TLS session: the alert its connection queued is
-/// sent as far as the socket takes it at once, and both sockets close as they are dropped
-/// (the tasks' receivers with them, which ends the relay).
+/// Ends a session whose client broke its TLS session: the alert its connection or records
+/// layer has for it is sent as far as the socket takes it at once, and both sockets close
+/// as they are dropped (the tasks' receivers with them, which ends the relay).
 fn end_broken(client: Front) {
-    if let Front::Tls(mut tls) = client {
-        let (socket, conn) = tls.get_mut();
-        let mut alert = Vec::new();
-        let _ = tls::queued(conn, &mut alert);
-        socket.send_last(&alert);
+    let mut alert = Vec::new();
+    match client {
+        Front::Tls(mut tls) => {
+            let (socket, conn) = tls.get_mut();
+            let _ = tls::queued(conn, &mut alert);
+            socket.send_last(&alert);
+        }
+        Front::Records(mut front) => {
+            let (socket, records) = &mut *front;
+            records.final_alert(&mut alert);
+            socket.send_last(&alert);
+        }
+        Front::Tcp(_) => {}
     }
     tracing::debug!("a client's TLS session failed; session ended");
 }

@@ -371,9 +371,9 @@ impl Ring {
                     end: n as usize,
                 };
                 let mut ended = false;
-                if let (UP, Some(conn)) = (w, s.client.tls()) {
+                if let (UP, Some(mut conn)) = (w, s.client.tls()) {
                     let mut plain = self.spare.pop().unwrap_or_default();
-                    let opened = tls::open(conn, self.pool.bytes(bid, n as usize), &mut plain);
+                    let opened = conn.open(self.pool.bytes(bid, n as usize), &mut plain);
                     self.give(bid);
                     chunk = match plain.is_empty() {
                         true => {
@@ -570,9 +570,7 @@ impl Ring {
             }
             if w == DOWN && !way.sealed {
                 let tls = s.client.tls();
-                let due = |c: &&mut rustls::ServerConnection| {
-                    !matches!(way.out, Out::Empty) || c.wants_write()
-                };
+                let due = |c: &tls::Cipher<'_>| !matches!(way.out, Out::Empty) || c.wants_write();
                 if let Some(conn) = tls.filter(due) {
                     if self.seal(way, conn).is_err() {
                         s.broken = true;
@@ -616,14 +614,14 @@ impl Ring {
 
     /// Encrypts for a TLS client what `way` writes next (after what the connection queued of
     /// its own), and counts its plaintext as written: the records cannot be taken back.
-    fn seal(&mut self, way: &mut Way, conn: &mut rustls::ServerConnection) -> io::Result<()> {
+    fn seal(&mut self, way: &mut Way, mut conn: tls::Cipher<'_>) -> io::Result<()> {
         let plain = match &way.out {
             Out::Empty => &[][..],
             Out::Pool { bid, at, end } => &self.pool.bytes(*bid, *end)[*at..],
             Out::Own { bytes, at } => &bytes[*at..],
         };
         let mut cipher = self.spare.pop().unwrap_or_default();
-        tls::seal(conn, plain, &mut cipher)?;
+        conn.seal(plain, &mut cipher)?;
         if cipher.is_empty() {
             self.recycle(cipher);
             return Ok(());

@@ -1,20 +1,51 @@
 //! A client's TLS session on an io_uring loop: the loop receives and sends the encrypted
-//! bytes, and these steps turn them into the relay's plaintext and back through the
-//! session's rustls connection (its buffered API, as `tokio_rustls` drives it, so that the
-//! session can go back to `tokio_rustls` at any point in between).
+//! bytes, and these steps turn them into the relay's plaintext and back, through the
+//! session's records layer once the loop took a TLS 1.3 session over from rustls
+//! (`tls13_records.rs`), or else through its rustls connection (its buffered API, as
+//! `tokio_rustls` drives it, so that the session can go back to `tokio_rustls` at any
+//! point in between).
 
 use std::io::{self, BufRead};
 
 use rustls::ServerConnection;
 
-/// What the client's encrypted bytes came to.
-#[derive(Debug, PartialEq, Eq)]
-pub(super) enum Opened {
-    /// Plaintext (possibly none: a record not complete yet, or one of TLS's own).
-    Data,
-    /// The client closed its side of the TLS session (`close_notify`, RFC 8446 section
-    /// 6.1); what it sent after that is ignored.
-    Closed,
+pub(super) use super::super::super::tls13_records::Opened;
+use super::super::super::tls13_records::Records;
+
+/// The client's TLS session as the loop drives it.
+pub(super) enum Cipher<'a> {
+    /// rustls' connection (TLS 1.2, or a session not taken over).
+    Rustls(&'a mut ServerConnection),
+    /// The records layer of a TLS 1.3 session taken over.
+    Records(&'a mut Records),
+}
+
+impl Cipher<'_> {
+    /// Decrypts `cipher`, received from the client, appending its plaintext to `plain`; an
+    /// error is the client's.
+    pub(super) fn open(&mut self, cipher: &[u8], plain: &mut Vec<u8>) -> io::Result<Opened> {
+        match self {
+            Cipher::Rustls(conn) => open(conn, cipher, plain),
+            Cipher::Records(records) => records.open(cipher, plain),
+        }
+    }
+
+    /// Encrypts `plain` for the client, appending the records (after any of TLS's own that
+    /// wait) to `cipher`.
+    pub(super) fn seal(&mut self, plain: &[u8], cipher: &mut Vec<u8>) -> io::Result<()> {
+        match self {
+            Cipher::Rustls(conn) => seal(conn, plain, cipher),
+            Cipher::Records(records) => records.seal(plain, cipher),
+        }
+    }
+
+    /// Whether records of TLS's own wait to be sent.
+    pub(super) fn wants_write(&self) -> bool {
+        match self {
+            Cipher::Rustls(conn) => conn.wants_write(),
+            Cipher::Records(records) => records.wants_write(),
+        }
+    }
 }
 
 /// Decrypts `cipher`, received from the client, appending its plaintext to `plain`. An
@@ -89,44 +120,22 @@ pub(super) fn queued(conn: &mut ServerConnection, cipher: &mut Vec<u8>) -> io::R
 mod tests {
     use super::*;
     use std::io::Read;
-    use std::sync::Arc;
 
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-    use rustls::{ClientConfig, ClientConnection, RootCertStore, ServerConfig};
+    use rustls::{ClientConfig, ClientConnection, ServerConfig};
 
-    /// A client and a server connection with the handshake done between them in memory.
+    use super::super::super::super::tls_test_support::{handshaken, localhost};
+
+    /// A client and a server connection handshaken in memory.
     fn connected() -> (ClientConnection, ServerConnection) {
-        let key = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
-        let cert = CertificateDer::from(key.cert.der().to_vec());
-        let private = PrivateKeyDer::try_from(key.signing_key.serialize_der()).unwrap();
+        let (cert, private, roots) = localhost();
         let server = ServerConfig::builder()
             .with_no_client_auth()
-            .with_single_cert(vec![cert.clone()], private)
+            .with_single_cert(vec![cert], private)
             .unwrap();
-        let mut roots = RootCertStore::empty();
-        roots.add(cert).unwrap();
         let client = ClientConfig::builder()
             .with_root_certificates(roots)
             .with_no_client_auth();
-        let name = ServerName::try_from("localhost").unwrap();
-        let mut c = ClientConnection::new(Arc::new(client), name).unwrap();
-        let mut s = ServerConnection::new(Arc::new(server)).unwrap();
-        while c.is_handshaking() || s.is_handshaking() || c.wants_write() || s.wants_write() {
-            let mut wire = Vec::new();
-            while c.wants_write() {
-                c.write_tls(&mut wire).unwrap();
-            }
-            let mut plain = Vec::new();
-            open(&mut s, &wire, &mut plain).unwrap();
-            let mut back = Vec::new();
-            queued(&mut s, &mut back).unwrap();
-            let mut rd = &back[..];
-            while !rd.is_empty() {
-                c.read_tls(&mut rd).unwrap();
-                c.process_new_packets().unwrap();
-            }
-        }
-        (c, s)
+        handshaken(client, server)
     }
 
     #[test]

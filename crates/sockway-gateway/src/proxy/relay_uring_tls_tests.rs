@@ -1,5 +1,7 @@
 //! A client's TLS session on the io_uring relay, over real loopback sockets and a real
-//! rustls client: payloads of every size arrive intact both ways (TLS 1.3 and 1.2),
+//! rustls client, as records once rustls handed the keys over (the gateway's listeners'
+//! configuration) or through rustls' connection (TLS 1.2, or keys not handed over):
+//! payloads of every size arrive intact both ways (TLS 1.3 and 1.2),
 //! keep-alive pings reach the client through its session, a key update is answered,
 //! records a hand-back cut reach a slow client whole, a close order hands the session back
 //! to tokio's tasks in the middle of it, the client's `close_notify` ends its way like an
@@ -12,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -21,13 +23,14 @@ use tokio_rustls::client::TlsStream;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use super::super::super::front_socket::FrontSocket;
+use super::super::super::tls_test_support::localhost;
 use super::super::tests::{frame, pair, payload, NoTotals};
 use super::super::{relay, Counters, RelayConfig, RelayOutcome, Side};
 use super::tests::{
     both_hear_1001, close_code, closed_both_ways, ends, exchange, large, pinged_and_pong_kept,
     shut_down, CLOSES,
 };
-use super::{rings, TAKEN};
+use super::{rings, AS_RECORDS, TAKEN};
 use crate::drain::CloseOrder;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -40,18 +43,31 @@ struct Session {
     relay: JoinHandle<RelayOutcome>,
 }
 
+/// How the ring relays a TLS 1.3 session.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Path {
+    /// As records: the server's configuration logs the secrets and hands the keys over,
+    /// as the gateway's listeners' does.
+    Records,
+    /// Through rustls' connection.
+    Rustls,
+}
+
 /// A server acceptor and a client connector that trusts it, for `localhost`; the client
-/// speaks only `version`.
-fn tls_pair(version: &'static rustls::SupportedProtocolVersion) -> (TlsAcceptor, TlsConnector) {
-    let key = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
-    let cert = CertificateDer::from(key.cert.der().to_vec());
-    let private = PrivateKeyDer::try_from(key.signing_key.serialize_der()).unwrap();
-    let server = rustls::ServerConfig::builder()
+/// speaks only `version`, the server is set up for `path`.
+fn tls_pair(
+    version: &'static rustls::SupportedProtocolVersion,
+    path: Path,
+) -> (TlsAcceptor, TlsConnector) {
+    let (cert, private, roots) = localhost();
+    let mut server = rustls::ServerConfig::builder()
         .with_no_client_auth()
-        .with_single_cert(vec![cert.clone()], private)
+        .with_single_cert(vec![cert], private)
         .unwrap();
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(cert).unwrap();
+    if path == Path::Records {
+        server.enable_secret_extraction = true;
+        server.key_log = crate::proxy::tls13_secrets::secret_log();
+    }
     let client = rustls::ClientConfig::builder_with_protocol_versions(&[version])
         .with_root_certificates(roots)
         .with_no_client_auth();
@@ -64,19 +80,28 @@ fn tls_pair(version: &'static rustls::SupportedProtocolVersion) -> (TlsAcceptor,
 /// A relay with io_uring on; `early` is sent by the client in its session before the relay
 /// starts and left unread on the gateway's side (decrypted there, but nobody read it yet).
 async fn session(idle: Duration, keep_alive: bool, early: &[u8]) -> Session {
-    session_over(&rustls::version::TLS13, idle, keep_alive, early).await
+    session_over(
+        &rustls::version::TLS13,
+        Path::Records,
+        idle,
+        keep_alive,
+        early,
+    )
+    .await
 }
 
-/// [`session`] with a client that speaks only `version`.
+/// [`session`] with a client that speaks only `version`, relayed by `path` (TLS 1.2 is
+/// always relayed through rustls).
 async fn session_over(
     version: &'static rustls::SupportedProtocolVersion,
+    path: Path,
     idle: Duration,
     keep_alive: bool,
     early: &[u8],
 ) -> Session {
     let (client, client_end) = pair().await;
     let (backend_end, backend) = pair().await;
-    let (acceptor, connector) = tls_pair(version);
+    let (acceptor, connector) = tls_pair(version, path);
     let name = ServerName::try_from("localhost").unwrap();
     let (client, front) = tokio::join!(
         connector.connect(name, client),
@@ -113,6 +138,7 @@ async fn session_over(
     };
     let (orders, receiver) = watch::channel(None);
     let taken = TAKEN.load(Ordering::Relaxed);
+    let as_records = AS_RECORDS.load(Ordering::Relaxed);
     let relay = tokio::spawn(relay(
         Side::other(Box::new(front), Bytes::new()),
         Side::tcp(backend_end, Bytes::new()),
@@ -130,6 +156,12 @@ async fn session_over(
         tokio::time::timeout(WAIT, on_ring)
             .await
             .expect("a ring takes the TLS session within 30 s");
+        // Other tests' sessions may be taken over meanwhile: only "none" tells.
+        let records = AS_RECORDS.load(Ordering::Relaxed) > as_records;
+        let tls13 = version == &rustls::version::TLS13;
+        if path == Path::Records && tls13 {
+            assert!(records, "the ring relays the session as records");
+        }
     } else {
         eprintln!("io_uring unavailable here: the relay ran on epoll");
     }
@@ -148,8 +180,18 @@ async fn both_ways(s: &mut Session, up: &[u8], down: &[u8]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn payloads_of_every_size_cross_a_tls_session_on_the_ring() {
+    payloads_of_every_size_cross(Path::Records).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payloads_of_every_size_cross_a_tls_session_on_the_ring_through_rustls() {
+    payloads_of_every_size_cross(Path::Rustls).await;
+}
+
+async fn payloads_of_every_size_cross(path: Path) {
     let early = frame(0x81, b"early", Some([9, 8, 7, 6]));
-    let mut s = session(Duration::from_secs(60), true, &early).await;
+    let tls13 = &rustls::version::TLS13;
+    let mut s = session_over(tls13, path, Duration::from_secs(60), true, &early).await;
     let mut want = early.clone();
     let mut got = vec![0u8; want.len()];
     tokio::time::timeout(WAIT, s.backend.read_exact(&mut got))
@@ -171,7 +213,14 @@ async fn payloads_of_every_size_cross_a_tls_session_on_the_ring() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tls12_client_is_relayed_on_the_ring_too() {
-    let mut s = session_over(&rustls::version::TLS12, Duration::from_secs(60), true, b"").await;
+    let mut s = session_over(
+        &rustls::version::TLS12,
+        Path::Records,
+        Duration::from_secs(60),
+        true,
+        b"",
+    )
+    .await;
     assert_eq!(
         s.client.get_ref().1.protocol_version(),
         Some(rustls::ProtocolVersion::TLSv1_2)
@@ -192,7 +241,17 @@ async fn a_quiet_tls_client_is_pinged_through_its_session_and_its_pong_kept() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_s_key_update_is_answered_on_the_ring() {
-    let mut s = session(Duration::from_secs(60), false, b"").await;
+    a_client_s_key_update_is_answered(Path::Records).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_s_key_update_is_answered_on_the_ring_through_rustls() {
+    a_client_s_key_update_is_answered(Path::Rustls).await;
+}
+
+async fn a_client_s_key_update_is_answered(path: Path) {
+    let tls13 = &rustls::version::TLS13;
+    let mut s = session_over(tls13, path, Duration::from_secs(60), false, b"").await;
     both_ways(&mut s, &frame(0x82, b"hi", Some([1, 1, 1, 1])), b"").await;
     // TLS 1.3 KeyUpdate with update_requested (RFC 8446 section 4.6.3): the gateway's side
     // must answer with its own before it sends anything under new keys.
