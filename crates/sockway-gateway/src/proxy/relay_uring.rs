@@ -19,7 +19,9 @@
 //! it has in flight and hands both directions back to their tasks ([`Handed`]), with their
 //! frame trackers, pong filters and any bytes read but not yet written; the tasks go on as
 //! if they had relayed from the start. A TLS client's session goes back with its stream
-//! whole (its socket parked underneath, `front_socket.rs`) and is never spliced. The
+//! whole (its socket parked underneath, `front_socket.rs`), or, a TLS 1.3 session the ring
+//! took over from rustls ([`take_over`], `tls13_records.rs`), as a
+//! [`RecordStream`] over the same records layer; it is never spliced. The
 //! relay's own task keeps the idle limit and the close orders as before, and reaches the
 //! loop through the directions' wakers ([`Poke`]).
 
@@ -337,6 +339,7 @@ fn take_over(mut tls: Box<FrontTls>) -> Option<Front> {
     let rx = TrafficKeys::new(extracted.rx.0, extracted.rx.1, secrets.client)?;
     let tx = TrafficKeys::new(extracted.tx.0, extracted.tx.1, secrets.server)?;
     AS_RECORDS.fetch_add(1, Ordering::Relaxed);
+    tracing::debug!(?suite, "a TLS 1.3 session goes on as records");
     Some(Front::Records(Box::new((socket, Records::new(rx, tx)))))
 }
 

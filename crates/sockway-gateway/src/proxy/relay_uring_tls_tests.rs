@@ -23,6 +23,7 @@ use tokio_rustls::client::TlsStream;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use super::super::super::front_socket::FrontSocket;
+use super::super::super::tls13_stream::RecordStream;
 use super::super::super::tls_test_support::localhost;
 use super::super::tests::{frame, pair, payload, NoTotals};
 use super::super::{relay, Counters, RelayConfig, RelayOutcome, Side};
@@ -30,7 +31,7 @@ use super::tests::{
     both_hear_1001, close_code, closed_both_ways, ends, exchange, large, pinged_and_pong_kept,
     shut_down, CLOSES,
 };
-use super::{rings, AS_RECORDS, TAKEN};
+use super::{rings, take_over, Front, AS_RECORDS, TAKEN};
 use crate::drain::CloseOrder;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -356,4 +357,92 @@ async fn a_record_that_does_not_decrypt_ends_the_session_with_an_alert() {
         "the backend's connection ends within 30 s"
     );
     ends(s.relay).await;
+}
+
+/// A TLS 1.3 session handshaken over loopback with the gateway's configuration and taken
+/// over as records, as a [`RecordStream`] again (what a hand-back gives the tasks), and the
+/// client's end.
+async fn record_stream() -> (RecordStream, TlsStream<TcpStream>) {
+    let (client, client_end) = pair().await;
+    let (acceptor, connector) = tls_pair(&rustls::version::TLS13, Path::Records);
+    let name = ServerName::try_from("localhost").unwrap();
+    let (client, front) = tokio::join!(
+        connector.connect(name, client),
+        acceptor.accept(FrontSocket::new(client_end))
+    );
+    let Some(Front::Records(front)) = take_over(Box::new(front.unwrap())) else {
+        panic!("a finished TLS 1.3 session with its secrets logged is taken over");
+    };
+    let (socket, records) = *front;
+    (RecordStream::new(socket, records), client.unwrap())
+}
+
+#[tokio::test]
+async fn a_session_handed_back_as_records_reads_writes_follows_key_updates_and_closes() {
+    let (mut stream, mut client) = record_stream().await;
+    let up = payload(100_000, 1);
+    let down = payload(150_000, 2);
+    let (sent, got) = tokio::join!(
+        async {
+            client.write_all(&up).await.unwrap();
+            client.flush().await.unwrap();
+            let mut got = vec![0u8; down.len()];
+            client.read_exact(&mut got).await.unwrap();
+            got
+        },
+        async {
+            let mut got = vec![0u8; up.len()];
+            stream.read_exact(&mut got).await.unwrap();
+            stream.write_all(&down).await.unwrap();
+            stream.flush().await.unwrap();
+            got
+        }
+    );
+    assert!(sent == down && got == up, "bytes changed on the way");
+
+    // The client's key update (it asks for one back): both directions go on.
+    client.get_mut().1.refresh_traffic_keys().unwrap();
+    client.write_all(b"after").await.unwrap();
+    client.flush().await.unwrap();
+    let mut after = [0u8; 5];
+    stream.read_exact(&mut after).await.unwrap();
+    assert_eq!(&after, b"after");
+    stream.write_all(b"answer").await.unwrap();
+    stream.flush().await.unwrap();
+    let mut answer = [0u8; 6];
+    client.read_exact(&mut answer).await.unwrap();
+    assert_eq!(&answer, b"answer");
+
+    // The gateway's close: close_notify, a clean end for the client.
+    stream.shutdown().await.unwrap();
+    let mut rest = Vec::new();
+    tokio::time::timeout(WAIT, client.read_to_end(&mut rest))
+        .await
+        .expect("the end within 30 s")
+        .expect("a clean end (close_notify)");
+    assert!(rest.is_empty());
+}
+
+#[tokio::test]
+async fn a_session_handed_back_as_records_answers_garbage_with_an_alert() {
+    let (mut stream, mut client) = record_stream().await;
+    let garbage = [
+        23u8, 3, 3, 0, 20, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20,
+    ];
+    client.get_mut().0.write_all(&garbage).await.unwrap();
+    let mut one = [0u8; 1];
+    let read = tokio::time::timeout(WAIT, stream.read(&mut one))
+        .await
+        .unwrap();
+    assert_eq!(read.unwrap_err().kind(), std::io::ErrorKind::InvalidData);
+    drop(stream);
+    let mut rest = Vec::new();
+    let heard = tokio::time::timeout(WAIT, client.read_to_end(&mut rest))
+        .await
+        .unwrap();
+    let error = heard.expect_err("the client hears an alert");
+    assert!(
+        error.to_string().contains("BadRecordMac"),
+        "bad_record_mac (RFC 8446 section 5.2): {error}"
+    );
 }

@@ -323,3 +323,35 @@ fn without_the_secret_a_key_update_is_refused_and_nothing_else_changes() {
     let wire = client_writes(&mut c, b"after");
     assert!(r.open(&wire, &mut Vec::new()).is_err());
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// Whatever follows a valid record, in whatever pieces, the records layer never panics:
+    /// the valid record's plaintext comes out, and once an error was returned nothing more
+    /// is read.
+    #[test]
+    fn arbitrary_bytes_after_a_record_never_panic(
+        tail in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..3000),
+        piece in 1usize..700,
+        header in proptest::prelude::any::<bool>(),
+    ) {
+        let (mut c, mut r) = session(None, false);
+        let mut wire = client_writes(&mut c, b"valid");
+        if header {
+            // A plausible header in front of the garbage.
+            wire.extend_from_slice(&[23, 3, 3, (tail.len() >> 8) as u8, tail.len() as u8]);
+        }
+        wire.extend_from_slice(&tail);
+        let mut plain = Vec::new();
+        let mut failed = false;
+        for chunk in wire.chunks(piece) {
+            match r.open(chunk, &mut plain) {
+                Ok(Opened::Closed) => proptest::prop_assert!(failed),
+                Ok(Opened::Data) => proptest::prop_assert!(!failed),
+                Err(_) => failed = true,
+            }
+        }
+        proptest::prop_assert_eq!(&plain[..], b"valid");
+    }
+}

@@ -85,7 +85,15 @@ impl AsyncRead for RecordStream {
             }
             this.plain.clear();
             this.plain_at = 0;
-            let opened = this.records.open(read.filled(), &mut this.plain)?;
+            let opened = match this.records.open(read.filled(), &mut this.plain) {
+                Ok(opened) => opened,
+                Err(e) => {
+                    // The alert that ends the session, as far as the socket takes it now.
+                    this.records.final_alert(&mut this.out);
+                    let _ = this.poll_out(cx);
+                    return Poll::Ready(Err(e));
+                }
+            };
             this.read_closed = opened == Opened::Closed;
             if this.records.wants_write() {
                 // A key update's answer: out now, as far as the socket takes it.
