@@ -70,33 +70,15 @@ impl TrafficKeys {
         secrets: ConnectionTrafficSecrets,
         logged: Option<Secret>,
     ) -> Option<Self> {
-        let (suite, key, iv) = match &secrets {
-            ConnectionTrafficSecrets::Aes128Gcm { key, iv } => (
-                Suite {
-                    aead: &aead::AES_128_GCM,
-                    hkdf: hkdf::HKDF_SHA256,
-                },
-                key.as_ref(),
-                iv.as_ref(),
-            ),
-            ConnectionTrafficSecrets::Aes256Gcm { key, iv } => (
-                Suite {
-                    aead: &aead::AES_256_GCM,
-                    hkdf: hkdf::HKDF_SHA384,
-                },
-                key.as_ref(),
-                iv.as_ref(),
-            ),
-            ConnectionTrafficSecrets::Chacha20Poly1305 { key, iv } => (
-                Suite {
-                    aead: &aead::CHACHA20_POLY1305,
-                    hkdf: hkdf::HKDF_SHA256,
-                },
-                key.as_ref(),
-                iv.as_ref(),
-            ),
+        use ConnectionTrafficSecrets::{Aes128Gcm, Aes256Gcm, Chacha20Poly1305};
+        let (aead, hkdf, key, iv) = match &secrets {
+            Aes128Gcm { key, iv } => (&aead::AES_128_GCM, hkdf::HKDF_SHA256, key, iv),
+            Aes256Gcm { key, iv } => (&aead::AES_256_GCM, hkdf::HKDF_SHA384, key, iv),
+            Chacha20Poly1305 { key, iv } => (&aead::CHACHA20_POLY1305, hkdf::HKDF_SHA256, key, iv),
             _ => return None,
         };
+        let suite = Suite { aead, hkdf };
+        let (key, iv) = (key.as_ref(), iv.as_ref());
         let iv: [u8; IV_LEN] = iv.try_into().ok()?;
         let secret = logged.filter(|secret| {
             let (derived_key, derived_iv) = derive(suite, &secret.0);
