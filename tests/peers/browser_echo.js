@@ -7,12 +7,14 @@
 // use a self-signed certificate (certificate errors are ignored for this run).
 //
 // Usage: node browser_echo.js PAGE_URL [SCREENSHOT_PATH] [--compressible] [--map-host NAME]
-//                               [--ws-url URL]
+//                               [--ws-url URL] [--http1]
 //   --compressible   also echo a large, very compressible text
 //   --ws-url URL     connect the page to this WebSocket URL (another server, such as the
 //                    event-loop echo) instead of the page's own /ws
 //   --map-host NAME  Chromium resolves NAME to 127.0.0.1 (a page at https://NAME:PORT/
 //                    then sends NAME as its TLS server name, SNI)
+//   --http1          Chromium offers no HTTP/2 (ALPN http/1.1 only): the page and its socket
+//                    arrive over HTTP/1.1 even where the server speaks HTTP/2
 // Env:   CHROMIUM (default /usr/bin/chromium)
 // Exit:  0 on success, 1 with a message on stderr otherwise.
 "use strict";
@@ -29,6 +31,7 @@ const mapHostAt = process.argv.indexOf("--map-host");
 const mapHost = mapHostAt > 0 ? process.argv[mapHostAt + 1] : null;
 const wsUrlAt = process.argv.indexOf("--ws-url");
 const wsUrl = wsUrlAt > 0 ? process.argv[wsUrlAt + 1] : null;
+const http1 = process.argv.includes("--http1");
 
 if (!pageUrl) {
   console.error("usage: node browser_echo.js PAGE_URL [SCREENSHOT_PATH]");
@@ -76,6 +79,7 @@ async function main() {
         "--disable-sync",
         "--ignore-certificate-errors",
         ...(mapHost ? [`--host-resolver-rules=MAP ${mapHost} 127.0.0.1`] : []),
+        ...(http1 ? ["--disable-http2"] : []),
       ],
       ignoreHTTPSErrors: true,
       timeout: 30000,

@@ -1,4 +1,6 @@
-//! Chromium over HTTP/2 through the gateway to an HTTP/1.1 backend (issue #7, item 10).
+//! Chromium over HTTP/2 through the gateway to an HTTP/1.1 backend (issue #7, item 10),
+//! and over HTTP/1.1, where the gateway's io_uring relay protects the TLS 1.3 session's
+//! records itself after rustls' handshake (relay change 17): BoringSSL as the peer.
 //!
 //! `sockway gateway` runs an HTTPS listener for one host name (certificate chosen by SNI,
 //! ALPN `h2`) in front of one `sockway echo` served over plain HTTP/1.1. Headless Chromium
@@ -17,9 +19,11 @@ mod echo_support;
 use std::path::PathBuf;
 
 use echo_support::{
-    lines_until, peers_dir, run_browser_page, screenshot_path, spawn_logged, start_echo,
-    wait_gateway_ready,
+    lines_until, peers_dir, run_browser_page, screenshot_path, spawn_logged_at, start_echo,
+    wait_gateway_ready, EchoProcess,
 };
+use tokio::process::Child;
+use tokio::sync::mpsc::UnboundedReceiver;
 
 /// The site's name: Chromium resolves it to 127.0.0.1 and sends it as SNI.
 const HOST: &str = "gateway.sockway.test";
@@ -66,14 +70,22 @@ fn gateway_config(dir: &std::path::Path, port: u16, backend: u16) -> String {
     )
 }
 
-#[tokio::test]
-async fn chromium_over_http2_through_the_gateway_reaches_an_http1_backend() {
-    let Some(peers) = peers_dir() else {
-        return;
-    };
-    let dir = TempDir(
-        std::env::temp_dir().join(format!("sockway-gateway-browser-{}", std::process::id())),
-    );
+/// The gateway serving [`HOST`] over HTTPS in front of an echo that lets only the page's
+/// origin in, and what the test needs of them.
+struct Site {
+    _dir: TempDir,
+    origin: String,
+    backend: EchoProcess,
+    _gateway: Child,
+    log: UnboundedReceiver<String>,
+}
+
+/// Starts the site in a directory named after `name`, the gateway logging at `filter`.
+async fn site(name: &str, filter: &str) -> Site {
+    let dir = TempDir(std::env::temp_dir().join(format!(
+        "sockway-gateway-browser-{name}-{}",
+        std::process::id()
+    )));
     std::fs::create_dir_all(&dir.0).expect("temp dir");
     let certified = rcgen::generate_simple_self_signed(vec![HOST.to_owned()]).expect("cert");
     std::fs::write(dir.0.join("cert.pem"), certified.cert.pem()).expect("write cert");
@@ -82,12 +94,29 @@ async fn chromium_over_http2_through_the_gateway_reaches_an_http1_backend() {
     let port = free_port();
     let origin = format!("https://{HOST}:{port}");
     // The backend only lets the page's origin in: the gateway must pass `Origin` on.
-    let mut backend = start_echo(&["--allowed-origin", &origin]).await;
+    let backend = start_echo(&["--allowed-origin", &origin]).await;
     let config = dir.0.join("gateway.json");
     std::fs::write(&config, gateway_config(&dir.0, port, backend.addr.port())).expect("config");
     let config = config.to_str().expect("UTF-8 path");
-    let (_gateway, mut log) = spawn_logged(&["gateway", "--config", config]);
+    let (gateway, mut log) = spawn_logged_at(&["gateway", "--config", config], filter);
     wait_gateway_ready(&mut log, port, 1).await;
+    Site {
+        _dir: dir,
+        origin,
+        backend,
+        _gateway: gateway,
+        log,
+    }
+}
+
+#[tokio::test]
+async fn chromium_over_http2_through_the_gateway_reaches_an_http1_backend() {
+    let Some(peers) = peers_dir() else {
+        return;
+    };
+    // Bound whole: the gateway and the directory live as long as the test.
+    let mut site = site("h2", "info").await;
+    let (origin, backend, log) = (site.origin.clone(), &mut site.backend, &mut site.log);
 
     // The page reports the HTTP version the backend saw the socket arrive over.
     let page = format!("{origin}/");
@@ -103,7 +132,7 @@ async fn chromium_over_http2_through_the_gateway_reaches_an_http1_backend() {
 
     // The gateway: the page and the socket came over HTTP/2, the socket as an extended
     // CONNECT answered 200; the session ended with 1000 from both sides, not by the gateway.
-    let lines = lines_until(&mut log, "websocket session").await;
+    let lines = lines_until(log, "websocket session").await;
     let access: Vec<&String> = lines
         .iter()
         .filter(|l| l.contains("sockway_gateway::access"))
@@ -134,7 +163,11 @@ async fn chromium_over_http2_through_the_gateway_reaches_an_http1_backend() {
         assert!(session.contains(needle), "{needle} in {session}");
     }
 
-    // The backend: an HTTP/1.1 upgrade from the page's origin, closed with 1000.
+    backend_saw_the_page_close(backend, &origin).await;
+}
+
+/// The backend had an HTTP/1.1 upgrade from the page's origin, closed with 1000.
+async fn backend_saw_the_page_close(backend: &mut EchoProcess, origin: &str) {
     let opened = backend.wait_for_log("WebSocket opened").await;
     assert!(opened.contains("http=HTTP/1.1"), "{opened}");
     assert!(
@@ -143,4 +176,38 @@ async fn chromium_over_http2_through_the_gateway_reaches_an_http1_backend() {
     );
     let closed = backend.wait_for_log("WebSocket closed").await;
     assert!(closed.contains("code=1000"), "{closed}");
+}
+
+#[tokio::test]
+async fn chromium_over_http1_tls_through_the_gateway_is_relayed_as_records() {
+    let Some(peers) = peers_dir() else {
+        return;
+    };
+    let filter = "info,sockway_gateway::proxy::relay=debug";
+    let mut site = site("h1", filter).await;
+    let (origin, backend, log) = (site.origin.clone(), &mut site.backend, &mut site.log);
+    let page = format!("{origin}/");
+    let screenshot = screenshot_path("gateway-h1-tls.png");
+    let args = ["--map-host", HOST, "--http1"];
+    run_browser_page(&peers, &page, &screenshot, &args, "HTTP/1.1").await;
+
+    // The socket's session went on as records on the ring, and ended with 1000 both ways.
+    let lines = lines_until(log, "websocket session").await;
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("a TLS 1.3 session goes on as records")),
+        "the relay took the session over: {lines:#?}"
+    );
+    let session = lines.last().expect("the session line");
+    for needle in [
+        "http=HTTP/1.1",
+        "target_uri=/ws",
+        "client_close=1000",
+        "backend_close=1000",
+        r#"ended_by_gateway="-""#,
+    ] {
+        assert!(session.contains(needle), "{needle} in {session}");
+    }
+    backend_saw_the_page_close(backend, &origin).await;
 }

@@ -29,9 +29,14 @@ pub struct EchoProcess {
 /// Starts `sockway ARGS...` with `RUST_LOG=info`; its stderr lines (colour codes removed)
 /// arrive on the returned channel. The process is killed when the child is dropped.
 pub fn spawn_logged(args: &[&str]) -> (Child, UnboundedReceiver<String>) {
+    spawn_logged_at(args, "info")
+}
+
+/// [`spawn_logged`] with `RUST_LOG` set to `filter`.
+pub fn spawn_logged_at(args: &[&str], filter: &str) -> (Child, UnboundedReceiver<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_sockway"))
         .args(args)
-        .env("RUST_LOG", "info")
+        .env("RUST_LOG", filter)
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
