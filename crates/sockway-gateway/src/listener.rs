@@ -181,13 +181,24 @@ async fn connection(
                 }
                 Err(_) => return,
             };
-            let alpn = stream.get_ref().1.alpn_protocol();
-            let h2 = alpn == Some(b"h2");
+            let mut stream = stream;
+            let alpn = stream.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
+            let h2 = alpn.as_deref() == Some(b"h2");
             // A client that chose HTTP/1.1 by ALPN speaks nothing else on this connection
             // (RFC 7301 section 3.2): hyper's HTTP/1 server directly, whose upgrades the
-            // relay can take apart (see `upgraded.rs`). Without ALPN the automatic server
-            // still tells the two apart by the preface.
-            let http1_only = alpn == Some(b"http/1.1");
+            // relay can take apart (see `upgraded.rs`). Without ALPN its first bytes tell, as
+            // on plain TCP; the automatic server decides what they cannot.
+            let http1_only = match alpn.as_deref() {
+                Some(protocol) => protocol == b"http/1.1",
+                None => {
+                    let sniff = preface::sniff_tls(&mut stream);
+                    let sniff = tokio::time::timeout(limits.header_read_timeout, sniff);
+                    tokio::select! {
+                        first = sniff => first.unwrap_or(Preface::Unknown) == Preface::Http1,
+                        _ = shutdown.wait_for(|s| *s) => return,
+                    }
+                }
+            };
             let sni = stream.get_ref().1.server_name().map(str::to_owned);
             let how = Serve {
                 secure: true,

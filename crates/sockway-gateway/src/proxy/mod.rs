@@ -36,7 +36,7 @@ pub mod tls13_secrets;
 #[cfg(target_os = "linux")]
 pub mod tls13_stream;
 #[cfg(all(test, target_os = "linux"))]
-mod tls_test_support;
+pub(crate) mod tls_test_support;
 pub mod upgraded;
 pub mod websocket;
 

@@ -7,7 +7,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, ServerConfig, ServerConnection};
 
 /// A self-signed certificate for `localhost`, its key, and roots that trust it.
-pub(super) fn localhost() -> (
+pub(crate) fn localhost() -> (
     CertificateDer<'static>,
     PrivateKeyDer<'static>,
     RootCertStore,
@@ -22,7 +22,7 @@ pub(super) fn localhost() -> (
 
 /// A client and a server connection with the handshake done between them in memory, and
 /// what either had to send after it delivered.
-pub(super) fn handshaken(
+pub(crate) fn handshaken(
     client: ClientConfig,
     server: ServerConfig,
 ) -> (ClientConnection, ServerConnection) {
