@@ -19,7 +19,8 @@
 #                target/autobahn/gateway
 #   gateway-tls role: the same through the gateway's Https listener (a
 #                throwaway certificate made by openssl), kosoku reaching it
-#                through scripts/tls_relay.py; reports in
+#                through scripts/tls_relay.py (TLS 1.3 without ALPN: relayed on
+#                io_uring as records where the kernel has it); reports in
 #                target/autobahn/gateway-tls
 #   client role: kosoku -m fuzzingserver is driven by the autobahn_client
 #                example; reports in target/autobahn/client
