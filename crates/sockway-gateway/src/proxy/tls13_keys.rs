@@ -7,6 +7,7 @@ use aws_lc_rs::error::Unspecified;
 use aws_lc_rs::hkdf::KeyType;
 use aws_lc_rs::{aead, hkdf};
 use rustls::ConnectionTrafficSecrets;
+use zeroize::Zeroizing;
 
 /// The length of a TLS 1.3 record's nonce, and of every suite's IV (RFC 8446 section 5.3).
 const IV_LEN: usize = 12;
@@ -35,27 +36,18 @@ struct Suite {
 }
 
 /// A traffic secret's bytes, wiped when dropped.
-pub(super) struct Secret(Vec<u8>);
+pub(super) struct Secret(Zeroizing<Vec<u8>>);
 
 impl Secret {
     /// A copy of `bytes`.
     pub(super) fn new(bytes: &[u8]) -> Self {
-        Self(bytes.to_vec())
+        Self(Zeroizing::new(bytes.to_vec()))
     }
 }
 
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Secret(..)")
-    }
-}
-
-impl Drop for Secret {
-    fn drop(&mut self) {
-        for byte in &mut self.0 {
-            // Volatile: a plain store to memory about to be freed may be left out.
-            unsafe { std::ptr::write_volatile(byte, 0) };
-        }
     }
 }
 
@@ -82,7 +74,7 @@ impl TrafficKeys {
         let iv: [u8; IV_LEN] = iv.try_into().ok()?;
         let secret = logged.filter(|secret| {
             let (derived_key, derived_iv) = derive(suite, &secret.0);
-            derived_key == key && derived_iv == iv
+            derived_key.as_slice() == key && derived_iv == iv
         });
         Some(Self {
             key: less_safe_key(suite, key)?,
@@ -185,7 +177,7 @@ impl TrafficKeys {
             iv,
             seq: self.seq,
             suite: self.suite,
-            secret: Some(Secret(secret.0.clone())),
+            secret: Some(Secret::new(&secret.0)),
         }
     }
 }
@@ -198,7 +190,7 @@ fn less_safe_key(suite: Suite, key: &[u8]) -> Option<aead::LessSafeKey> {
 }
 
 /// The traffic key and IV of a traffic secret (RFC 8446 section 7.3).
-fn derive(suite: Suite, secret: &[u8]) -> (Vec<u8>, [u8; IV_LEN]) {
+fn derive(suite: Suite, secret: &[u8]) -> (Zeroizing<Vec<u8>>, [u8; IV_LEN]) {
     let key = expand_label(suite.hkdf, secret, b"key", suite.aead.key_len());
     let mut iv = [0u8; IV_LEN];
     iv.copy_from_slice(&expand_label(suite.hkdf, secret, b"iv", IV_LEN));
@@ -206,7 +198,12 @@ fn derive(suite: Suite, secret: &[u8]) -> (Vec<u8>, [u8; IV_LEN]) {
 }
 
 /// `HKDF-Expand-Label(secret, label, "", len)` (RFC 8446 section 7.1).
-fn expand_label(algorithm: hkdf::Algorithm, secret: &[u8], label: &[u8], len: usize) -> Vec<u8> {
+fn expand_label(
+    algorithm: hkdf::Algorithm,
+    secret: &[u8],
+    label: &[u8],
+    len: usize,
+) -> Zeroizing<Vec<u8>> {
     /// An output length for `Prk::expand`.
     struct Len(usize);
     impl hkdf::KeyType for Len {
@@ -218,7 +215,7 @@ fn expand_label(algorithm: hkdf::Algorithm, secret: &[u8], label: &[u8], len: us
     let label_len = [(6 + label.len()) as u8];
     // The empty context: its length byte.
     let info: [&[u8]; 5] = [&length, &label_len, b"tls13 ", label, &[0]];
-    let mut out = vec![0u8; len];
+    let mut out = Zeroizing::new(vec![0u8; len]);
     let prk = hkdf::Prk::new_less_safe(algorithm, secret);
     // The lengths asked for here (at most 48 bytes) are far below HKDF's limit.
     if let Ok(okm) = prk.expand(&info, Len(len)) {
@@ -247,7 +244,7 @@ mod tests {
             hkdf: hkdf::HKDF_SHA256,
         };
         let (key, iv) = derive(suite, &secret);
-        assert_eq!(key, hex("9f02283b6c9c07efc26bb9f2ac92e356"));
+        assert_eq!(*key, hex("9f02283b6c9c07efc26bb9f2ac92e356"));
         assert_eq!(iv.to_vec(), hex("cf782b88dd83549aadf1e984"));
     }
 }
