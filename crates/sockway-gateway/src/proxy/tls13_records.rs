@@ -1,9 +1,9 @@
 //! A client's TLS 1.3 session after its handshake, as records (RFC 8446 section 5): the
 //! relay decrypts what the client sends and encrypts what goes to it without rustls'
 //! buffers, which copy each record's bytes three more times on the way in and once more on
-//! the way out (`docs/benchmarks/gateway-2.md`). rustls did the handshake and hands over
-//! the keys ([`TrafficKeys`]); this is the rest of the protocol a server sees afterwards:
-//! application data, alerts, and the client's key updates (section 4.6.3).
+//! the way out (`docs/benchmarks/gateway-3.md`, relay change 17). rustls did the handshake
+//! and hands over the keys ([`TrafficKeys`]); this is the rest of the protocol a server sees
+//! afterwards: application data, alerts, and the client's key updates (section 4.6.3).
 
 use std::io;
 
