@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use rustls::{ClientConfig, ClientConnection, KeyLog, ServerConfig};
 
-use super::super::tls_test_support::{handshaken, localhost};
+use super::super::tls_test_support::{handshaken, localhost, sent};
 
 use super::super::tls13_keys::{Secret, TrafficKeys};
 use super::*;
@@ -25,16 +25,6 @@ impl KeyLog for Logged {
 impl Logged {
     fn get(&self, label: &str) -> Option<Vec<u8>> {
         self.0.lock().unwrap().get(label).cloned()
-    }
-}
-
-/// Moves what `from` has to send into `to` and processes it.
-fn pump(
-    from: &mut impl std::ops::DerefMut<Target = rustls::ConnectionCommon<impl Sized>>,
-    wire: &mut Vec<u8>,
-) {
-    while from.wants_write() {
-        from.write_tls(wire).unwrap();
     }
 }
 
@@ -103,7 +93,7 @@ fn client_writes(c: &mut ClientConnection, mut plain: &[u8]) -> Vec<u8> {
     loop {
         let n = c.writer().write(plain).unwrap();
         plain = &plain[n..];
-        pump(c, &mut wire);
+        wire.extend_from_slice(&sent(c));
         if plain.is_empty() {
             return wire;
         }
@@ -221,8 +211,7 @@ fn close_notify_ends_and_what_follows_is_not_read() {
     let (mut c, mut r) = session(None, false);
     c.writer().write_all(b"last").unwrap();
     c.send_close_notify();
-    let mut wire = Vec::new();
-    pump(&mut c, &mut wire);
+    let mut wire = sent(&mut c);
     wire.extend_from_slice(&[23, 3, 3, 0, 20]);
     let mut plain = Vec::new();
     assert_eq!(r.open(&wire, &mut plain).unwrap(), Opened::Closed);

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use rustls::{ClientConfig, ClientConnection, RootCertStore, ServerConfig, ServerConnection};
+use rustls::{
+    ClientConfig, ClientConnection, ConnectionCommon, RootCertStore, ServerConfig, ServerConnection,
+};
 
 /// A self-signed certificate for `localhost`, its key, and roots that trust it.
 pub(crate) fn localhost() -> (
@@ -30,24 +32,27 @@ pub(crate) fn handshaken(
     let mut c = ClientConnection::new(Arc::new(client), name).unwrap();
     let mut s = ServerConnection::new(Arc::new(server)).unwrap();
     while c.is_handshaking() || s.is_handshaking() || c.wants_write() || s.wants_write() {
-        let mut wire = Vec::new();
-        while c.wants_write() {
-            c.write_tls(&mut wire).unwrap();
-        }
-        let mut rd = &wire[..];
-        while !rd.is_empty() {
-            s.read_tls(&mut rd).unwrap();
-            s.process_new_packets().unwrap();
-        }
-        let mut back = Vec::new();
-        while s.wants_write() {
-            s.write_tls(&mut back).unwrap();
-        }
-        let mut rd = &back[..];
-        while !rd.is_empty() {
-            c.read_tls(&mut rd).unwrap();
-            c.process_new_packets().unwrap();
-        }
+        deliver(&mut c, &mut s);
+        deliver(&mut s, &mut c);
     }
     (c, s)
+}
+
+/// What `from` has to send, written out.
+pub(crate) fn sent<T>(from: &mut ConnectionCommon<T>) -> Vec<u8> {
+    let mut wire = Vec::new();
+    while from.wants_write() {
+        from.write_tls(&mut wire).unwrap();
+    }
+    wire
+}
+
+/// What `from` has to send, read and processed by `to`.
+fn deliver<A, B>(from: &mut ConnectionCommon<A>, to: &mut ConnectionCommon<B>) {
+    let wire = sent(from);
+    let mut rd = &wire[..];
+    while !rd.is_empty() {
+        to.read_tls(&mut rd).unwrap();
+        to.process_new_packets().unwrap();
+    }
 }
