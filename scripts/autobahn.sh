@@ -12,18 +12,23 @@
 #   event-loop-tls role: the same over TLS (`--tls-self-signed`), kosoku
 #                reaching it through scripts/tls_relay.py (kosoku speaks only
 #                ws://); reports in target/autobahn/event-loop-tls
-#   gateway role: kosoku drives `sockway echo --compression` through `sockway
-#                gateway` (an Http listener, one pool with the echo, the relay
-#                on its default, io_uring where the kernel has it): the relay
-#                must carry every case's bytes and closes unchanged; reports in
-#                target/autobahn/gateway
+#   gateway role: kosoku drives `sockway echo --compression --whole-messages`
+#                through `sockway gateway` (an Http listener, one pool with the
+#                echo, the relay on its default, io_uring where the kernel has
+#                it): the relay must carry every case's bytes and closes
+#                unchanged; reports in target/autobahn/gateway. The echo answers
+#                whole messages: kosoku does costly work for every frame it
+#                receives, and a frame-by-frame echo of the compression cases'
+#                256-octet fragments (a server role's job) tripled this role's
+#                time without testing more of the relay
 #   gateway-tls role: the same through the gateway's Https listener (a
 #                throwaway certificate made by openssl), kosoku reaching it
 #                through scripts/tls_relay.py (TLS 1.3 without ALPN: relayed on
 #                io_uring as records where the kernel has it); reports in
 #                target/autobahn/gateway-tls
 #   client role: kosoku -m fuzzingserver is driven by the autobahn_client
-#                example; reports in target/autobahn/client
+#                example, AUTOBAHN_PARALLELISM cases at once; reports in
+#                target/autobahn/client
 #
 # Then scripts/autobahn_summary.py judges both reports (strict: only OK and
 # INFORMATIONAL pass) and this script exits non-zero on any failure.
@@ -38,7 +43,7 @@
 #                         (space or comma separated; each is passed as -i)
 #   AUTOBAHN_ROLES        "server event-loop event-loop-tls gateway gateway-tls client"
 #                         (default), or some of them
-#   AUTOBAHN_PARALLELISM  concurrent cases in the server role (default 4)
+#   AUTOBAHN_PARALLELISM  concurrent cases in each role (default 4)
 #   AUTOBAHN_TIMEOUT      seconds allowed per role (default 900)
 #   SOCKWAY_BIN           server binary (default target/release/sockway)
 #   AUTOBAHN_CLIENT_BIN   client binary (default target/release/examples/autobahn_client)
@@ -229,15 +234,15 @@ wait_for_line() {
 }
 
 # Gateway roles: kosoku connects to ws://127.0.0.1:PORT/ws on `sockway gateway`, which relays
-# each case to `sockway echo --compression` (the async server); $1 is "gateway" (an Http
-# listener) or "gateway-tls" (an Https listener, kosoku's plain connections carried to it by
-# scripts/tls_relay.py). The request timeout, the gateway's idle limit for WebSocket
+# each case to `sockway echo --compression --whole-messages` (the async server); $1 is
+# "gateway" (an Http listener) or "gateway-tls" (an Https listener, kosoku's plain
+# connections carried to it by scripts/tls_relay.py). The request timeout, the gateway's idle limit for WebSocket
 # sessions, is 60 s, so its own keep-alive pings (after 30 s of quiet) stay out of the
 # cases' frame sequences.
 run_gateway_role() {
   local role="$1" dir="$OUT/$1" port echo_pid gateway_pid listener relay_pid=""
   rm -rf "$dir" && mkdir -p "$dir"
-  start_echo "$dir" --compression
+  start_echo "$dir" --compression --whole-messages
   echo_pid="$ECHO_PID"
   port="$(free_port)"
   listener="\"protocol\": \"Http\""
@@ -294,9 +299,9 @@ run_client_role() {
   port="$(kosoku_port "$dir/kosoku.log" "$kosoku_pid")" ||
     { show_log "$dir/kosoku.log"; die "kosoku fuzzingserver did not start"; }
 
-  log "client role: autobahn_client -> kosoku fuzzingserver ws://127.0.0.1:$port"
-  timeout -k 5 "$ROLE_TIMEOUT" "$AUTOBAHN_CLIENT_BIN" "ws://127.0.0.1:$port" \
-    >"$dir/client.log" 2>&1 || client_status=$?
+  log "client role: autobahn_client -> kosoku fuzzingserver ws://127.0.0.1:$port (-p $PARALLELISM)"
+  timeout -k 5 "$ROLE_TIMEOUT" "$AUTOBAHN_CLIENT_BIN" "ws://127.0.0.1:$port" sockway \
+    "$PARALLELISM" >"$dir/client.log" 2>&1 || client_status=$?
   if ((client_status != 0)); then
     show_log "$dir/client.log"
     die "autobahn_client exited with status $client_status"

@@ -118,11 +118,12 @@ count_results() {
 
 # The fuzz targets and the benchmark's echo servers are workspaces of their own (kept out of
 # the default build); type-check them so that a library change cannot silently break them.
+# They share the main target directory and its dev profile, so the dependencies clippy checked
+# are not checked again (104 s alone, 30 s shared).
 check_side_workspaces() {
-  cargo check --quiet --manifest-path fuzz/Cargo.toml --target-dir target/side-check --bins
-  cargo check --quiet --manifest-path benches/peers/Cargo.toml --target-dir target/side-check
-  # Half a gigabyte that nothing later reads.
-  rm -rf target/side-check
+  local target="${CARGO_TARGET_DIR:-$ROOT/target}"
+  cargo check --quiet --manifest-path fuzz/Cargo.toml --target-dir "$target" --bins
+  cargo check --quiet --manifest-path benches/peers/Cargo.toml --target-dir "$target"
 }
 
 # The library's features one at a time (and none): code used by one feature only must not

@@ -17,11 +17,12 @@ use sockway_hub::protocol::{
 static TOKEN_KEY: std::sync::LazyLock<sockway_hub::token::TokenKey> =
     std::sync::LazyLock::new(sockway_hub::token::TokenKey::random);
 
-/// What one read of the buffer came to.
+/// What one read of the buffer came to. Two readings are compared by their `Debug` text,
+/// which is where the refusal's error is read.
 #[derive(Debug)]
 enum Step {
     Message(Incoming),
-    Refused(ProtocolError),
+    Refused(#[allow(dead_code)] ProtocolError),
 }
 
 /// Reads everything `pieces` deliver, appending each piece to one buffer and taking every

@@ -112,6 +112,11 @@ pub struct EchoArgs {
     /// no page or HTTP/2.
     #[arg(long)]
     event_loop: bool,
+    /// Echo each message once it is whole, as one frame, instead of frame by frame. A test
+    /// driver that does work for every frame it receives (Autobahn's, behind a gateway whose
+    /// relay is what is under test) then spends its time on the cases, not on the framing.
+    #[arg(long, conflicts_with = "event_loop")]
+    whole_messages: bool,
 }
 
 /// The permessage-deflate terms `args` ask for, if any (both servers take the same).
@@ -194,10 +199,13 @@ pub async fn run(args: EchoArgs) -> Result<(), Box<dyn std::error::Error>> {
     }
     let sockets = Sockets::default();
     let registry = sockets.clone();
-    let app = WebSocketLayer::new(move |socket, info| echo(socket, info, registry.clone()))
-        .path("/ws")
-        .options(accept)
-        .layer(service_fn(move |request| pages(request, sockets.clone())));
+    let whole_messages = args.whole_messages;
+    let app = WebSocketLayer::new(move |socket, info| {
+        echo(socket, info, registry.clone(), whole_messages)
+    })
+    .path("/ws")
+    .options(accept)
+    .layer(service_fn(move |request| pages(request, sockets.clone())));
     runner.serve(listener, app).await;
     tracing::info!("echo server stopped");
     Ok(())
@@ -290,10 +298,15 @@ fn text(status: StatusCode, body: &'static str) -> Response<Body> {
     response
 }
 
-/// Echoes every frame back as it arrives, keeping message boundaries, and logs one line when
-/// the socket opens and one when it ends, each with the HTTP version it arrived over
-/// (`http=HTTP/1.1` or `http=HTTP/2.0`).
-async fn echo(mut socket: ServerWebSocket, info: UpgradeInfo, sockets: Sockets) {
+/// Echoes every frame back as it arrives, keeping message boundaries (or each message once
+/// whole, with `whole_messages`), and logs one line when the socket opens and one when it
+/// ends, each with the HTTP version it arrived over (`http=HTTP/1.1` or `http=HTTP/2.0`).
+async fn echo(
+    mut socket: ServerWebSocket,
+    info: UpgradeInfo,
+    sockets: Sockets,
+    whole_messages: bool,
+) {
     let started = Instant::now();
     let peer = info
         .peer_addr()
@@ -307,7 +320,11 @@ async fn echo(mut socket: ServerWebSocket, info: UpgradeInfo, sockets: Sockets) 
     tracing::info!(%peer, %http, origin = info.origin().unwrap_or("-"), %compression, "WebSocket opened");
     let id = socket_id(info.uri().query()).filter(|id| sockets.open(id, info.http_version()));
     let mut payload = 0u64;
-    let result = echo_frames(&mut socket, &mut payload).await;
+    let result = if whole_messages {
+        echo_messages(&mut socket, &mut payload).await
+    } else {
+        echo_frames(&mut socket, &mut payload).await
+    };
     let stats = socket.stats();
     // Payload echoed versus bytes on the wire each way: with compression the wire carries less.
     let traffic = format!(
@@ -339,12 +356,26 @@ async fn echo_frames(socket: &mut ServerWebSocket, payload: &mut u64) -> Result<
         let sent = socket
             .send_fragment(piece.kind, &piece.data, piece.end_of_message)
             .await;
-        match sent {
-            Ok(()) => {}
-            // The server is closing (shutdown): stop echoing but finish the close handshake.
-            Err(Error::Send(_)) if socket.state() != sockway::proto::ConnectionState::Open => {}
-            Err(error) => return Err(error),
-        }
+        echoed(socket, sent)?;
     }
     Ok(())
+}
+
+/// Echoes whole messages until the socket closes, adding the payload bytes echoed to `payload`.
+async fn echo_messages(socket: &mut ServerWebSocket, payload: &mut u64) -> Result<(), Error> {
+    while let Some(message) = socket.recv().await? {
+        *payload += message.len() as u64;
+        let sent = socket.send(message).await;
+        echoed(socket, sent)?;
+    }
+    Ok(())
+}
+
+/// What a failed echo means: once the server is closing (shutdown), stop echoing but finish
+/// the close handshake; anything else ends the socket.
+fn echoed(socket: &ServerWebSocket, sent: Result<(), Error>) -> Result<(), Error> {
+    match sent {
+        Err(Error::Send(_)) if socket.state() != sockway::proto::ConnectionState::Open => Ok(()),
+        other => other,
+    }
 }

@@ -1,6 +1,7 @@
 //! `sockway echo` probed from outside as a user (or a checker) would: the page, 400 on a plain
 //! GET to /ws, origins (allowed, refused, absent), the 431/503/slowloris limits, a silent peer
-//! closed by keep-alive, and Ctrl-C closing open sockets with 1001.
+//! closed by keep-alive, Ctrl-C closing open sockets with 1001, and the echo's framing (frame
+//! by frame, or whole messages).
 
 mod echo_support;
 
@@ -247,6 +248,34 @@ async fn limits_answer_431_408_and_503() {
 #[tokio::test]
 async fn ctrl_c_closes_open_sockets_with_1001_and_exits() {
     ctrl_c_closes_and_exits(&[]).await;
+}
+
+/// A text message sent in two fragments comes back in the same two frames by default, and as
+/// one frame with `--whole-messages`.
+#[tokio::test]
+async fn the_echo_keeps_the_framing_or_answers_whole_messages() {
+    // "he" then a continuation "llo", masked with 1, 2, 3, 4.
+    let first = [0x01, 0x82, 1, 2, 3, 4, b'h' ^ 1, b'e' ^ 2];
+    let rest = [0x80, 0x83, 1, 2, 3, 4, b'l' ^ 1, b'l' ^ 2, b'o' ^ 3];
+    for (args, expected) in [
+        (&[][..], vec![(0x1, b"he".to_vec()), (0x0, b"llo".to_vec())]),
+        (&["--whole-messages"][..], vec![(0x1, b"hello".to_vec())]),
+    ] {
+        let server = start_echo(args).await;
+        let (status, _, mut stream) = exchange(&server, &handshake("")).await;
+        assert_eq!(status, 101);
+        stream.write_all(&first).await.unwrap();
+        stream.write_all(&rest).await.unwrap();
+        let mut frames = Vec::new();
+        for _ in 0..expected.len() {
+            let frame = tokio::time::timeout(STEP, read_frame(&mut stream))
+                .await
+                .expect("echo timed out")
+                .expect("a frame");
+            frames.push(frame);
+        }
+        assert_eq!(frames, expected, "sockway echo {args:?}");
+    }
 }
 
 /// The same on one thread (`--worker-threads 1`: a current-thread runtime), echoing first.

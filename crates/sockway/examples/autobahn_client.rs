@@ -1,9 +1,11 @@
 //! Drives the Autobahn TestSuite's fuzzing server (or kosoku's re-implementation) in the
-//! client role: `autobahn_client ws://127.0.0.1:9001 [AGENT]`.
+//! client role: `autobahn_client ws://127.0.0.1:9001 [AGENT] [PARALLEL]`.
 //!
 //! 1. `GET /getCaseCount`: one text message with the number of cases.
 //! 2. For each case N, `/runCase?case=N&agent=AGENT`: echo every message back, whole, until
 //!    the server closes (the fuzzing server judges how the client handles what it sends).
+//!    Up to PARALLEL cases (default 1) run at once, each on a connection of its own, as the
+//!    fuzzing client runs cases side by side in the server role.
 //! 3. `/updateReports?agent=AGENT`: the server writes its reports.
 //!
 //! Messages up to 64 MiB are accepted (the largest cases send 16 MiB). Exits non-zero only when
@@ -78,15 +80,23 @@ async fn update_reports(base: &str, agent: &str) -> Result<(), ClientError> {
     Ok(())
 }
 
-async fn run(base: &str, agent: &str) -> Result<(), ClientError> {
+async fn run(base: &str, agent: &str, parallel: usize) -> Result<(), ClientError> {
     let started = Instant::now();
     let count = case_count(base).await?;
-    eprintln!("autobahn_client: {count} cases");
+    eprintln!("autobahn_client: {count} cases, up to {parallel} at once");
+    let mut running = tokio::task::JoinSet::new();
     for case in 1..=count {
-        if let Err(error) = run_case(base, case, agent).await {
-            eprintln!("autobahn_client: case {case}: could not connect: {error}");
+        if running.len() >= parallel {
+            running.join_next().await;
         }
+        let (base, agent) = (base.to_owned(), agent.to_owned());
+        running.spawn(async move {
+            if let Err(error) = run_case(&base, case, &agent).await {
+                eprintln!("autobahn_client: case {case}: could not connect: {error}");
+            }
+        });
     }
+    while running.join_next().await.is_some() {}
     update_reports(base, agent).await?;
     eprintln!(
         "autobahn_client: ran {count} cases in {:.1} s",
@@ -104,12 +114,21 @@ fn main() -> ExitCode {
         .init();
     let mut args = std::env::args().skip(1);
     let Some(base) = args.next() else {
-        eprintln!("usage: autobahn_client ws://HOST:PORT [AGENT]");
+        eprintln!("usage: autobahn_client ws://HOST:PORT [AGENT] [PARALLEL]");
         return ExitCode::from(2);
     };
     let base = base.trim_end_matches('/').to_owned();
     let agent = args.next().unwrap_or_else(|| "sockway".into());
-    let runtime = match tokio::runtime::Builder::new_current_thread()
+    let parallel = match args.next().map(|n| n.parse::<usize>()) {
+        None => 1,
+        Some(Ok(n)) if n > 0 => n,
+        Some(_) => {
+            eprintln!("autobahn_client: PARALLEL must be a whole number above 0");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(parallel.min(2))
         .enable_all()
         .build()
     {
@@ -119,7 +138,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(&base, &agent)) {
+    match runtime.block_on(run(&base, &agent, parallel)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("autobahn_client: {error}");
