@@ -1,7 +1,7 @@
 //! `sockway echo`: the sample app of ASP.NET Core's WebSockets documentation. `/` serves a test
 //! page (URL box, Connect, Send, Close Socket, connection state, the HTTP version of the socket,
 //! Communication Log); a WebSocket on `/ws` is echoed frame by frame, preserving message
-//! boundaries; a plain request on `/ws` gets 400; `/info` tells, as JSON, the HTTP version of that
+//! boundaries (or a whole message at a time, with `--whole-messages`); a plain request on `/ws` gets 400; `/info` tells, as JSON, the HTTP version of that
 //! request and, given `?socket=ID`, of the page's open socket. It runs on the
 //! [`sockway::server::Server`] runner: connection limits, and a graceful shutdown on Ctrl-C that
 //! closes open sockets with 1001.
@@ -112,10 +112,11 @@ pub struct EchoArgs {
     /// no page or HTTP/2.
     #[arg(long)]
     event_loop: bool,
-    /// Echo each message once it is whole, as one frame, instead of frame by frame. A test
-    /// driver that does work for every frame it receives (Autobahn's, behind a gateway whose
-    /// relay is what is under test) then spends its time on the cases, not on the framing.
-    #[arg(long, conflicts_with = "event_loop")]
+    /// Echo each message once it is whole, as one frame, instead of frame by frame (the
+    /// event loop always does). A test driver that does work for every frame it receives
+    /// (Autobahn's, behind a gateway whose relay is what is under test) then spends its time
+    /// on the cases, not on the framing.
+    #[arg(long)]
     whole_messages: bool,
 }
 
