@@ -1,8 +1,9 @@
 //! `sockway echo`: the sample app of ASP.NET Core's WebSockets documentation. `/` serves a test
 //! page (URL box, Connect, Send, Close Socket, connection state, the HTTP version of the socket,
 //! Communication Log); a WebSocket on `/ws` is echoed frame by frame, preserving message
-//! boundaries (or a whole message at a time, with `--whole-messages`); a plain request on `/ws` gets 400; `/info` tells, as JSON, the HTTP version of that
-//! request and, given `?socket=ID`, of the page's open socket. It runs on the
+//! boundaries (or a whole message at a time, with `--whole-messages`); a plain request on `/ws`
+//! gets 400; `/info` tells, as JSON, the HTTP version of that request and, given `?socket=ID`,
+//! of the page's open socket. It runs on the
 //! [`sockway::server::Server`] runner: connection limits, and a graceful shutdown on Ctrl-C that
 //! closes open sockets with 1001.
 //!

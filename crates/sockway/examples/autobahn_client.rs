@@ -127,6 +127,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Cases side by side echo on up to two threads: enough to keep the fuzzing server busy.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(parallel.min(2))
         .enable_all()
